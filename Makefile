@@ -1,0 +1,37 @@
+# genesis: every target creates the virtualenv it needs; nothing but python3 is assumed.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export GENESIS_DB ?= genesis.db
+
+.PHONY: help venv install test demo run migrate clean
+
+help:
+	@echo "make demo     set up, then run a TWAP on the embedded simulated venue (under a minute)"
+	@echo "make test     set up, then run the test suite"
+	@echo "make run      the daemon in the foreground on the simulated venue"
+	@echo "make migrate  alembic upgrade head on \$$GENESIS_DB (default ./genesis.db)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+run: $(STAMP)
+	$(BIN)/genesis run --venue sim
+
+migrate: $(STAMP)
+	$(BIN)/alembic -x db=$(GENESIS_DB) upgrade head
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache demo.db demo.db-* demo.pid

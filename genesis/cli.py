@@ -1,0 +1,203 @@
+"""``genesis`` command line. Every command takes ``--db`` and ``--config``."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from genesis.config import ConfigError, RuntimeConfig, load_config
+from genesis.requests import RequestError, validate_submit
+
+DEFAULT_CONFIG = Path("config/runtime.yaml")
+
+
+class Context:
+    def __init__(self, db: str, config: str | None):
+        self.db_path = Path(db)
+        self.config_path = Path(config) if config else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+
+    def config(self) -> RuntimeConfig:
+        try:
+            return load_config(self.config_path)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    def engine(self):  # type: ignore[no-untyped-def]
+        from genesis.store import migrate
+        from genesis.store.db import sync_engine
+
+        migrate.upgrade(self.db_path)
+        return sync_engine(self.db_path)
+
+
+def common(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--db`` and ``--config`` to a command and pass a ``Context`` as ``ctx``."""
+    @click.option("--db", "db", default=lambda: os.environ.get("GENESIS_DB", "genesis.db"), show_default="$GENESIS_DB or ./genesis.db",
+                  help="SQLite database file.")
+    @click.option("--config", "config", default=None, help="Runtime config YAML (default config/runtime.yaml).")
+    @functools.wraps(fn)
+    def wrapper(db: str, config: str | None, **kwargs: Any) -> Any:
+        return fn(Context(db, config), **kwargs)
+    return wrapper
+
+
+@click.group()
+@click.version_option(package_name="genesis")
+def main() -> None:
+    """genesis: works large parent orders into the market with TWAP, event-sourced in SQLite."""
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@common
+def db_upgrade(ctx: Context) -> None:
+    """Run Alembic migrations to head."""
+    from genesis.store import migrate
+
+    migrate.upgrade(ctx.db_path)
+    click.echo(f"{ctx.db_path}: at revision {migrate.current_revision(ctx.db_path)}")
+
+
+@db.command("rebuild-projections")
+@common
+def db_rebuild(ctx: Context) -> None:
+    """Rebuild the query tables from the event log (stop the daemon first)."""
+    from genesis.store import migrate
+    from genesis.store.db import async_engine
+    from genesis.store.projector import rebuild
+
+    migrate.upgrade(ctx.db_path)
+
+    async def go() -> int:
+        engine = async_engine(ctx.db_path)
+        try:
+            async with engine.begin() as conn:
+                return await rebuild(conn)
+        finally:
+            await engine.dispose()
+
+    click.echo(f"replayed {asyncio.run(go())} events into the projections")
+
+
+def _parse_iso(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO-8601 time like 2025-06-10T13:00:00Z",
+                                 param_hint="--sim-start") from None
+
+
+@main.command()
+@common
+@click.option("--venue", default="sim", show_default=True, help="Where orders go: sim (embedded simulated venue).")
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="Simulated clock speed: N virtual seconds per wall second.")
+@click.option("--sim-start", default=None, help="ISO-8601 time in the shipped candles where the simulated market starts.")
+@click.option("--no-pidfile", is_flag=True, help="Do not write <db>.pid.")
+def run(ctx: Context, venue: str, speed: float, sim_start: str | None, no_pidfile: bool) -> None:
+    """Run the daemon in the foreground."""
+    from genesis.engine.daemon import DaemonError, DaemonOptions, run_daemon
+    from genesis.log import configure_logging
+
+    if not (speed > 0 and speed < float("inf")):
+        raise click.BadParameter("must be a finite number > 0", param_hint="--speed")
+    config = ctx.config()
+    configure_logging(config.logging.level)
+    options = DaemonOptions(ctx.db_path, ctx.config_path, venue, speed, _parse_iso(sim_start), not no_pidfile)
+    try:
+        sys.exit(run_daemon(options, config))
+    except DaemonError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@common
+@click.option("--symbol", required=True, help="Unified symbol, e.g. BTC/USDT.")
+@click.option("--side", required=True, help="buy or sell.")
+@click.option("--qty", required=True, help="Parent quantity in base currency, e.g. 2.5.")
+@click.option("--algo", default="twap", show_default=True, help="Execution algorithm.")
+@click.option("--duration", default=None, help="Window, e.g. 15m, 900s, 4h (default from the config).")
+@click.option("--slices", type=int, default=None, help="Number of child slices (default: one per minute).")
+@click.option("--limit-price", default=None, help="Worst price for every child order.")
+@click.option("--id", "request_id", default=None, help="Client request id: resubmitting it returns the same execution.")
+def submit(ctx: Context, symbol: str, side: str, qty: str, algo: str, duration: str | None, slices: int | None,
+           limit_price: str | None, request_id: str | None) -> None:
+    """Durably record a parent order; prints its execution id."""
+    from genesis.store.inbox import enqueue_submit
+    from genesis.venue.instruments import SIM_INSTRUMENTS
+
+    config = ctx.config()
+    try:
+        req = validate_submit(symbol=symbol, side=side, qty=qty, algo=algo, duration=duration, slices=slices,
+                              limit_price=limit_price, request_id=request_id, instruments=SIM_INSTRUMENTS,
+                              config=config)
+        execution_id, _created = enqueue_submit(ctx.engine(), req)
+    except RequestError as exc:
+        raise click.UsageError(f"--{exc.field.replace('_', '-')}: {str(exc).split(': ', 1)[1]}") from None
+    click.echo(execution_id)
+
+
+def _control(kind: str) -> Callable[..., None]:
+    @common
+    @click.argument("execution_id")
+    def command(ctx: Context, execution_id: str) -> None:
+        from genesis.store.inbox import enqueue_control
+
+        try:
+            enqueue_control(ctx.engine(), kind, execution_id)
+        except RequestError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"{kind} requested for {execution_id}")
+    command.__doc__ = f"Durably request {kind} of one execution (the daemon applies it)."
+    return command
+
+
+for _kind in ("pause", "resume", "cancel"):
+    main.command(_kind)(_control(_kind))
+
+
+@main.command()
+@common
+@click.argument("execution_id", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(ctx: Context, execution_id: str | None, as_json: bool) -> None:
+    """Executions with state, filled/target, average price and progress."""
+    from genesis.store.queries import execution_status
+
+    rows = execution_status(ctx.engine(), execution_id)
+    if execution_id and not rows:
+        raise click.ClickException(f"no execution {execution_id!r}")
+    if as_json:
+        click.echo(json.dumps(rows if not execution_id else rows[0], indent=2))
+        return
+    _print_status(rows)
+
+
+def _print_status(rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("execution", "state", "algo", "symbol", "side", "filled/target", "progress", "avg price",
+                "arrival", "IS bps", "slices"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["execution_id"], r["state"], r.get("algo") or "", r.get("symbol") or "", r.get("side") or "",
+                      f"{r['filled_qty']}/{r['target_qty']}", f"{r['progress_pct']:.1f}%", r.get("avg_price") or "-",
+                      r.get("arrival_price") or "-", r.get("implementation_shortfall_bps") or "-",
+                      f"{r.get('slices_done', 0)}/{r.get('slice_count') or '-'}")
+    Console(width=160).print(table)

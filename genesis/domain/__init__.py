@@ -1,0 +1,1 @@
+"""Pure domain: no asyncio, no database, no logging."""

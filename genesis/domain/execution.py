@@ -1,0 +1,226 @@
+"""The execution aggregate: its state is a fold over its events.
+
+``Execution.apply`` is the only way state changes; it holds no I/O. The engine asks it what
+to do next (which slice, how much is left, which child orders have an unknown outcome) and
+appends events; the store's projector writes the same facts into query tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Iterable
+
+from genesis.domain import events as ev
+from genesis.domain.orders import Side
+from genesis.domain.state import ExecutionState, Trigger, transition
+
+BPS = Decimal(10_000)
+
+
+@dataclass(slots=True)
+class ChildOrder:
+    client_order_id: str
+    slice_index: int
+    attempt: int
+    qty: Decimal
+    order_type: str
+    time_in_force: str
+    limit_price: Decimal | None
+    reference_price: Decimal
+    status: str = "intended"  # intended, open, filled, cancelled, rejected, not_found
+    filled_qty: Decimal = Decimal(0)
+
+    @property
+    def outcome_known(self) -> bool:
+        return self.status in ("filled", "cancelled", "rejected", "not_found")
+
+
+@dataclass(slots=True)
+class SliceState:
+    index: int
+    scheduled_at: datetime
+    planned_qty: Decimal
+    closed: bool = False
+    status: str = "planned"
+    filled_qty: Decimal = Decimal(0)
+
+
+@dataclass(slots=True)
+class Execution:
+    execution_id: str
+    version: int = 0
+    state: ExecutionState = ExecutionState.PENDING
+    request_id: str = ""
+    symbol: str = ""
+    side: Side = Side.BUY
+    qty: Decimal = Decimal(0)
+    algo: str = "twap"
+    duration_seconds: int = 0
+    slice_count: int | None = None
+    limit_price: Decimal | None = None
+    execution_style: str = "twap"
+    params: dict[str, str] = field(default_factory=dict)
+    submitted_at: datetime | None = None
+    started_at: datetime | None = None
+    end_at: datetime | None = None
+    ended_at: datetime | None = None
+    paused_at: datetime | None = None
+    paused_seconds: float = 0.0
+    arrival_price: Decimal | None = None
+    slices: dict[int, SliceState] = field(default_factory=dict)
+    orders: dict[str, ChildOrder] = field(default_factory=dict)
+    trade_ids: set[str] = field(default_factory=set)
+    filled_qty: Decimal = Decimal(0)
+    filled_notional: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
+    completion_reason: str | None = None
+
+    @classmethod
+    def replay(cls, execution_id: str, history: Iterable[ev.Event]) -> "Execution":
+        agg = cls(execution_id)
+        for e in history:
+            agg.apply(e)
+        return agg
+
+    # -- queries ---------------------------------------------------------------------------
+
+    @property
+    def remaining_qty(self) -> Decimal:
+        return self.qty - self.filled_qty
+
+    @property
+    def avg_price(self) -> Decimal | None:
+        return self.filled_notional / self.filled_qty if self.filled_qty else None
+
+    @property
+    def implementation_shortfall_bps(self) -> Decimal | None:
+        """Signed, positive = worse than the arrival price for us."""
+        return slippage_bps(self.side, self.avg_price, self.arrival_price)
+
+    def open_slices(self) -> list[SliceState]:
+        return sorted((s for s in self.slices.values() if not s.closed), key=lambda s: s.index)
+
+    def unresolved_orders(self) -> list[ChildOrder]:
+        """Child orders whose outcome the store does not know: reconcile before acting."""
+        return [o for o in self.orders.values() if not o.outcome_known]
+
+    def attempts_for(self, slice_index: int) -> int:
+        return sum(1 for o in self.orders.values() if o.slice_index == slice_index)
+
+    # -- the fold --------------------------------------------------------------------------
+
+    def apply(self, e: ev.Event) -> None:
+        handler = _HANDLERS.get(type(e))
+        if handler is None:
+            raise TypeError(f"Execution cannot apply {type(e).__name__}")
+        handler(self, e)
+        self.version += 1
+
+    def _submitted(self, e: ev.ExecutionSubmitted) -> None:
+        self.request_id, self.symbol, self.side = e.request_id, e.symbol, Side(e.side)
+        self.qty, self.algo, self.duration_seconds = e.qty, e.algo, e.duration_seconds
+        self.slice_count, self.limit_price = e.slice_count, e.limit_price
+        self.execution_style, self.params = e.execution_style, dict(e.params)
+        self.submitted_at = e.occurred_at
+
+    def _started(self, e: ev.ExecutionStarted) -> None:
+        self.state = transition(self.state, Trigger.START)
+        self.started_at, self.arrival_price, self.end_at = e.occurred_at, e.arrival_price, e.end_at
+        self.slices = {p.index: SliceState(p.index, p.scheduled_at, p.qty) for p in e.slices}
+
+    def _replanned(self, e: ev.ScheduleReplanned) -> None:
+        self.end_at = e.end_at
+        for p in e.slices:
+            old = self.slices.get(p.index)
+            if old is not None and old.closed:
+                raise ValueError(f"replan touches closed slice {p.index}")
+            self.slices[p.index] = SliceState(p.index, p.scheduled_at, p.qty)
+
+    def _paused(self, e: ev.ExecutionPaused) -> None:
+        self.state = transition(self.state, Trigger.PAUSE)
+        self.paused_at = e.occurred_at
+
+    def _resumed(self, e: ev.ExecutionResumed) -> None:
+        self.state = transition(self.state, Trigger.RESUME)
+        if self.paused_at is not None:
+            self.paused_seconds += (e.occurred_at - self.paused_at).total_seconds()
+        self.paused_at = None
+
+    def _risk_denied(self, e: ev.RiskDenied) -> None:
+        pass  # the slice closes with its TwapSliceExecuted(status="denied")
+
+    def _intended(self, e: ev.OrderIntended) -> None:
+        if e.client_order_id in self.orders:
+            raise ValueError(f"client order id {e.client_order_id} intended twice")
+        self.orders[e.client_order_id] = ChildOrder(
+            e.client_order_id, e.slice_index, e.attempt, e.qty, e.order_type, e.time_in_force,
+            e.limit_price, e.reference_price)
+
+    def _acknowledged(self, e: ev.OrderAcknowledged) -> None:
+        order = self.orders[e.client_order_id]
+        if not order.outcome_known:
+            order.status = "open"
+
+    def _fill(self, e: ev.FillRecorded) -> None:
+        if e.trade_id in self.trade_ids:
+            raise ValueError(f"fill {e.trade_id} recorded twice")
+        self.trade_ids.add(e.trade_id)
+        self.orders[e.client_order_id].filled_qty += e.qty
+        self.filled_qty += e.qty
+        self.filled_notional += e.qty * e.price
+        self.fees += e.fee
+        if e.slice_index in self.slices:
+            self.slices[e.slice_index].filled_qty += e.qty
+
+    def _order_closed(self, e: ev.OrderClosed) -> None:
+        self.orders[e.client_order_id].status = e.status
+
+    def _slice_executed(self, e: ev.TwapSliceExecuted) -> None:
+        s = self.slices[e.slice_index]
+        s.closed, s.status = True, e.status
+
+    def _completed(self, e: ev.TwapCompleted) -> None:
+        self.state = transition(self.state, Trigger.COMPLETE)
+        self.ended_at, self.completion_reason = e.occurred_at, e.reason
+
+    def _cancelled(self, e: ev.ExecutionCancelled) -> None:
+        self.state = transition(self.state, Trigger.CANCEL)
+        self.ended_at, self.completion_reason = e.occurred_at, f"cancelled: {e.reason}"
+        self._close_pause(e.occurred_at)
+
+    def _failed(self, e: ev.ExecutionFailed) -> None:
+        self.state = transition(self.state, Trigger.FAIL)
+        self.ended_at, self.completion_reason = e.occurred_at, f"failed: {e.reason}"
+        self._close_pause(e.occurred_at)
+
+    def _close_pause(self, at: datetime) -> None:
+        if self.paused_at is not None:
+            self.paused_seconds += (at - self.paused_at).total_seconds()
+            self.paused_at = None
+
+
+_HANDLERS = {
+    ev.ExecutionSubmitted: Execution._submitted,
+    ev.ExecutionStarted: Execution._started,
+    ev.ScheduleReplanned: Execution._replanned,
+    ev.ExecutionPaused: Execution._paused,
+    ev.ExecutionResumed: Execution._resumed,
+    ev.RiskDenied: Execution._risk_denied,
+    ev.OrderIntended: Execution._intended,
+    ev.OrderAcknowledged: Execution._acknowledged,
+    ev.FillRecorded: Execution._fill,
+    ev.OrderClosed: Execution._order_closed,
+    ev.TwapSliceExecuted: Execution._slice_executed,
+    ev.TwapCompleted: Execution._completed,
+    ev.ExecutionCancelled: Execution._cancelled,
+    ev.ExecutionFailed: Execution._failed,
+}
+
+
+def slippage_bps(side: Side, price: Decimal | None, benchmark: Decimal | None) -> Decimal | None:
+    """Signed slippage of ``price`` against ``benchmark`` in basis points; positive = worse for us."""
+    if price is None or benchmark is None or benchmark == 0:
+        return None
+    return (side.sign * (price - benchmark) / benchmark * BPS).quantize(Decimal("0.0001"))

@@ -1,0 +1,125 @@
+"""TWAP schedules: pure functions from (quantity, window, instrument) to planned slices.
+
+Invariants (tested): slices are on the instrument's step, each tradable at the reference
+price (min qty and min notional), strictly increasing times inside the window, and their
+quantities sum exactly to the parent quantity.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from genesis.domain.events import PlannedSlice
+from genesis.domain.instrument import Instrument
+
+DEFAULT_SLICE_SECONDS = 60
+
+
+class ScheduleError(ValueError):
+    """The parent cannot be scheduled as asked (too small for even one slice, ...)."""
+
+
+def feasible_slice_count(qty: Decimal, wanted: int, instrument: Instrument, price: Decimal) -> int:
+    """Largest count <= ``wanted`` whose equal slices each meet min qty and min notional.
+
+    Deterministic: the count is reduced until ``qty / count`` is tradable. Returns 1 when
+    even two slices are too small; raises ``ScheduleError`` when the whole is not tradable.
+    """
+    smallest = instrument.min_qty_at(price)
+    if qty < smallest:
+        raise ScheduleError(
+            f"qty {qty} is below the smallest tradable quantity {smallest} "
+            f"({instrument.symbol} at {price}: min qty {instrument.min_qty}, "
+            f"min notional {instrument.min_notional} {instrument.quote})"
+        )
+    by_size = int(qty // smallest)
+    return max(1, min(wanted, by_size))
+
+
+def split_equal(qty: Decimal, count: int, instrument: Instrument) -> list[Decimal]:
+    """``count`` quantities on the step, as equal as possible, summing exactly to ``qty``.
+
+    The rounding remainder is given one step at a time to the earliest slices, so no slice
+    differs from another by more than one step (plus whatever of ``qty`` is below the step,
+    which lands on the last slice).
+    """
+    if count < 1:
+        raise ValueError("count must be >= 1")
+    step = instrument.step_size
+    base = instrument.round_qty_down(qty / count)
+    parts = [base] * count
+    leftover = qty - base * count
+    i = 0
+    while leftover >= step and count > 1:
+        parts[i % count] += step
+        leftover -= step
+        i += 1
+    parts[-1] += leftover
+    return parts
+
+
+def plan_twap(
+    qty: Decimal,
+    start: datetime,
+    duration_seconds: int,
+    instrument: Instrument,
+    price: Decimal,
+    slice_count: int | None = None,
+    first_index: int = 0,
+) -> tuple[PlannedSlice, ...]:
+    """Equal slices at equal intervals over ``[start, start + duration)``; slice 0 at ``start``.
+
+    Without ``slice_count``, one slice per ``DEFAULT_SLICE_SECONDS``. The count is reduced
+    (deterministically) when slices would fall below the instrument's minimums.
+    """
+    if duration_seconds <= 0:
+        raise ScheduleError("duration_seconds must be > 0")
+    wanted = slice_count or max(1, duration_seconds // DEFAULT_SLICE_SECONDS)
+    count = feasible_slice_count(qty, wanted, instrument, price)
+    interval = timedelta(seconds=duration_seconds / count)
+    return tuple(
+        PlannedSlice(first_index + i, start + interval * i, q)
+        for i, q in enumerate(split_equal(qty, count, instrument))
+    )
+
+
+def respread(
+    remaining_qty: Decimal,
+    remaining_indices: list[int],
+    start: datetime,
+    end: datetime,
+    instrument: Instrument,
+) -> tuple[PlannedSlice, ...]:
+    """Re-spread what is left over the slices not yet executed, evenly in ``[start, end)``.
+
+    Used on resume and restart. Keeps the original slice indices (and so the client order ids
+    of slices already sent stay unique). Quantities are indicative: each slice is sized again
+    from the venue-reported remainder when it runs.
+    """
+    if not remaining_indices:
+        return ()
+    count = len(remaining_indices)
+    span = max((end - start).total_seconds(), 0.0)
+    interval = timedelta(seconds=span / count)
+    qtys = split_equal(remaining_qty, count, instrument) if remaining_qty > 0 else [Decimal(0)] * count
+    return tuple(
+        PlannedSlice(idx, start + interval * i, q)
+        for i, (idx, q) in enumerate(zip(remaining_indices, qtys))
+    )
+
+
+def next_slice_qty(remaining_qty: Decimal, slices_left: int, instrument: Instrument, price: Decimal) -> Decimal:
+    """Quantity for the next slice: an equal share of what remains, on the step.
+
+    The last slice takes everything left. A share too small to trade is 0 (carried forward)
+    unless it is the last slice.
+    """
+    if remaining_qty <= 0:
+        return Decimal(0)
+    if slices_left <= 1:
+        return remaining_qty
+    share = instrument.round_qty_down(remaining_qty / slices_left)
+    if share < instrument.min_qty_at(price):
+        return Decimal(0)
+    return share

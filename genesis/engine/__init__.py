@@ -1,0 +1,1 @@
+"""The asyncio engine: execution runners, their supervisor and the daemon around them."""

@@ -1,0 +1,171 @@
+"""Owns the execution runners: strong references to named tasks, failures recorded as events.
+
+The supervisor accepts submissions (appending ``ExecutionSubmitted``), starts a runner per
+live execution, forwards pause/resume/cancel to runners, and drains them on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import structlog
+
+from genesis.clock import Clock
+from genesis.domain import events as ev
+from genesis.domain.ids import new_execution_id
+from genesis.domain.instrument import Instrument
+from genesis.domain.risk import RiskEngine
+from genesis.domain.schedule import ScheduleError, feasible_slice_count
+from genesis.engine.control import Control, Desire
+from genesis.engine.positions import PositionBook
+from genesis.engine.runner import ExecutionRunner, RunnerSettings
+from genesis.requests import SubmitRequest
+from genesis.store.eventstore import EventStore
+from genesis.venue.base import Venue
+
+log = structlog.get_logger("genesis.supervisor")
+
+
+class SubmissionRejected(Exception):
+    """The daemon refused a submission (reason in the message); nothing runs."""
+
+
+@dataclass(slots=True)
+class _Entry:
+    runner: ExecutionRunner
+    control: Control
+    task: asyncio.Task[None]
+
+
+@dataclass(slots=True)
+class Supervisor:
+    store: EventStore
+    venue: Venue
+    clock: Clock
+    instruments: dict[str, Instrument]
+    risk: RiskEngine
+    settings: RunnerSettings = RunnerSettings()
+    positions: PositionBook = field(default_factory=PositionBook)
+    _entries: dict[str, _Entry] = field(default_factory=dict)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    # -- submissions -----------------------------------------------------------------------
+
+    async def submit(self, req: SubmitRequest, execution_id: str | None = None,
+                     command_id: int | None = None) -> str:
+        """Accept a validated request: durable ``ExecutionSubmitted``, then a runner."""
+        execution_id = execution_id or new_execution_id(req.request_id)
+        existing = await self.store.load(execution_id)
+        if existing.version > 0:
+            if command_id is not None:
+                await self.store.mark_commands([(command_id, "duplicate", "execution exists")])
+            return execution_id
+        top = await self.venue.book_top(req.symbol)
+        self._check_acceptable(req, top.mid)
+        now = self.clock.now()
+        event = ev.ExecutionSubmitted(
+            execution_id, now, req.request_id or execution_id, req.symbol, req.side.value, req.qty,
+            req.algo, req.duration_seconds, req.slice_count, req.limit_price,
+            execution_style="twap" if (req.slice_count or 2) > 1 else "single")
+        done = [(command_id, "accepted", None)] if command_id is not None else []
+        await self.store.append([event], expected_version=0, done_commands=done)
+        log.info("execution_submitted", execution_id=execution_id, symbol=req.symbol, side=req.side.value,
+                 qty=str(req.qty), algo=req.algo, duration_seconds=req.duration_seconds)
+        self._spawn(execution_id, req.symbol, Control())
+        return execution_id
+
+    def _check_acceptable(self, req: SubmitRequest, price: Decimal) -> None:
+        instrument = self.instruments.get(req.symbol)
+        if instrument is None:
+            raise SubmissionRejected(f"symbol: {req.symbol} is not listed on {self.venue.name}")
+        try:
+            feasible_slice_count(req.qty, req.slice_count or 1, instrument, price)
+        except ScheduleError as exc:
+            raise SubmissionRejected(f"qty: {exc}") from None
+        decision = self.risk.check_parent(req.symbol, req.qty, price)
+        if not decision.approved:
+            raise SubmissionRejected(f"risk: {decision.reason}")
+
+    # -- runners ---------------------------------------------------------------------------
+
+    async def recover(self) -> list[str]:
+        """Start a runner for every live execution in the store. Paused ones stay paused."""
+        ids = await self.store.live_execution_ids()
+        for execution_id in ids:
+            if execution_id in self._entries:
+                continue
+            agg = await self.store.load(execution_id)
+            control = Control()
+            if agg.state.value == "paused":
+                control.desire = Desire.PAUSE
+            self._spawn(execution_id, agg.symbol, control)
+        return ids
+
+    def _spawn(self, execution_id: str, symbol: str, control: Control) -> None:
+        runner = ExecutionRunner(
+            execution_id, store=self.store, venue=self.venue, clock=self.clock,
+            instrument=self.instruments[symbol], risk=self.risk,
+            positions=self.positions, control=control, settings=self.settings)
+        task = asyncio.create_task(self._guarded(runner), name=f"execution-{execution_id}")
+        self._entries[execution_id] = _Entry(runner, control, task)
+        task.add_done_callback(lambda t, eid=execution_id: self._on_done(eid, t))
+
+    async def _guarded(self, runner: ExecutionRunner) -> None:
+        try:
+            await runner.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # task boundary: one execution's crash becomes its recorded failure
+            reason = f"{type(exc).__name__}: {exc}"
+            runner.log.exception("execution_crashed")
+            self.failures.append((runner.execution_id, reason))
+            agg = await self.store.load(runner.execution_id)
+            if not agg.state.is_terminal:
+                await self.store.append([ev.ExecutionFailed(runner.execution_id, self.clock.now(), reason)])
+
+    def _on_done(self, execution_id: str, task: asyncio.Task[None]) -> None:
+        entry = self._entries.get(execution_id)
+        if entry is not None and entry.task is task:
+            del self._entries[execution_id]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("runner_task_failed", execution_id=execution_id, error=repr(task.exception()))
+
+    # -- control ---------------------------------------------------------------------------
+
+    def control(self, execution_id: str, desire: Desire, reason: str, command_id: int | None = None) -> bool:
+        """Forward a desire to a live runner. False when there is none (terminal or unknown)."""
+        entry = self._entries.get(execution_id)
+        if entry is None:
+            return False
+        entry.control.request(desire, reason, command_id)
+        return True
+
+    def pause_all(self, reason: str) -> int:
+        return sum(self.control(eid, Desire.PAUSE, reason) for eid in list(self._entries))
+
+    def resume_all(self, reason: str) -> int:
+        return sum(self.control(eid, Desire.RUN, reason) for eid in list(self._entries))
+
+    @property
+    def active_ids(self) -> list[str]:
+        return list(self._entries)
+
+    async def wait_all(self) -> None:
+        """Run to completion: wait until every runner has exited (tests, backtests)."""
+        while self._entries:
+            await asyncio.gather(*(e.task for e in list(self._entries.values())), return_exceptions=True)
+
+    async def shutdown(self, timeout_seconds: float) -> None:
+        """Graceful stop: no new slices; in-flight venue calls get ``timeout_seconds`` to finish."""
+        for entry in self._entries.values():
+            entry.control.request(Desire.STOP, "shutdown")
+        tasks = [e.task for e in self._entries.values()]
+        if not tasks:
+            return
+        done, pending = await asyncio.wait(tasks, timeout=timeout_seconds)
+        for task in pending:
+            log.warning("runner_cancelled_at_shutdown", task=task.get_name())
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)

@@ -1,0 +1,107 @@
+"""Calling a venue safely: retries, unknown outcomes resolved by client order id.
+
+The rules (see ``genesis.venue.base``): retry only what certainly did not happen; after an
+unknown outcome look the order up before anything else and re-send with the *same* client
+order id only when the venue says it never saw it; never guess when the venue is unreachable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Awaitable, Callable, TypeVar
+
+import structlog
+
+from genesis.clock import Clock
+from genesis.domain.orders import OrderReport, OrderRequest, OrderStatus
+from genesis.venue.base import (DuplicateOrderError, PermanentVenueError, RetryableVenueError,
+                                UnknownOutcomeError, Venue, VenueError)
+
+T = TypeVar("T")
+
+
+class VenueUnavailable(Exception):
+    """Gave up waiting for the venue because the runner was asked to stop."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    base_seconds: float = 1.0
+    max_seconds: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.max_seconds, self.base_seconds * (2 ** min(attempt, 16)))
+
+
+class VenueCaller:
+    """Wraps one venue for one runner; ``should_stop`` lets a shutdown end the waiting."""
+
+    def __init__(self, venue: Venue, clock: Clock, policy: RetryPolicy,
+                 should_stop: Callable[[], bool], log: structlog.typing.FilteringBoundLogger):
+        self.venue, self.clock, self.policy = venue, clock, policy
+        self._should_stop, self._log = should_stop, log
+
+    async def _backoff(self, attempt: int, at_least: float = 0.0) -> None:
+        if self._should_stop():
+            raise VenueUnavailable("stopping while the venue was unavailable")
+        delay = max(at_least, self.policy.delay(attempt))
+        await self.clock.sleep_until(self.clock.now() + timedelta(seconds=delay))
+
+    async def call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """A read-only call (book, lookup): retried until it answers; permanent errors raise."""
+        attempt = 0
+        while True:
+            try:
+                return await fn()
+            except PermanentVenueError:
+                raise
+            except RetryableVenueError as exc:
+                self._log.warning("venue_retry", call=what, error=str(exc), attempt=attempt)
+                await self._backoff(attempt, exc.retry_after_seconds)
+            except VenueError as exc:
+                self._log.warning("venue_unavailable", call=what, error=str(exc), attempt=attempt)
+                await self._backoff(attempt)
+            attempt += 1
+
+    async def lookup(self, symbol: str, client_order_id: str) -> OrderReport:
+        return await self.call("fetch_order", lambda: self.venue.fetch_order(symbol, client_order_id))
+
+    async def place(self, request: OrderRequest) -> OrderReport:
+        """Place ``request`` exactly once. Returns the venue's report; a permanent refusal is a
+        ``REJECTED`` report with the reason, not an exception."""
+        attempt = 0
+        while True:
+            try:
+                return await self.venue.place_order(request)
+            except PermanentVenueError as exc:
+                return OrderReport(request.client_order_id, None, OrderStatus.REJECTED, Decimal(0),
+                                   reason=str(exc))
+            except RetryableVenueError as exc:
+                self._log.warning("order_retry_before_send", client_order_id=request.client_order_id,
+                                  error=str(exc), attempt=attempt)
+                await self._backoff(attempt, exc.retry_after_seconds)
+            except (UnknownOutcomeError, DuplicateOrderError, VenueError) as exc:
+                # any other venue error may have reached the venue: treat it as unknown
+                self._log.warning("order_outcome_unknown", client_order_id=request.client_order_id,
+                                  error=f"{type(exc).__name__}: {exc}", attempt=attempt)
+                report = await self.lookup(request.symbol, request.client_order_id)
+                if report.status is not OrderStatus.NOT_FOUND:
+                    return report
+                if isinstance(exc, DuplicateOrderError):
+                    # the venue says it exists but cannot show it yet: look again, never re-send
+                    await self._backoff(attempt)
+                    report = await self.lookup(request.symbol, request.client_order_id)
+                    if report.status is not OrderStatus.NOT_FOUND:
+                        return report
+                await self._backoff(attempt)
+            attempt += 1
+
+    async def finish(self, request: OrderRequest, report: OrderReport) -> OrderReport:
+        """Make sure the order is over: cancel what still rests, return the final report."""
+        if report.status.is_final:
+            return report
+        return await self.call("cancel_order",
+                               lambda: self.venue.cancel_order(request.symbol, request.client_order_id))
+

@@ -1,0 +1,109 @@
+"""Validation of a submission, shared by ``genesis submit`` and the daemon.
+
+Pure: input is plain values, output is a ``SubmitRequest`` or a ``RequestError`` that names
+the field and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from genesis.config import RuntimeConfig
+from genesis.domain.instrument import Instrument
+from genesis.domain.orders import Side
+
+ALGOS = ("twap",)
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+MAX_SLICES = 10_000
+
+
+class RequestError(ValueError):
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitRequest:
+    symbol: str
+    side: Side
+    qty: Decimal
+    algo: str
+    duration_seconds: int
+    slice_count: int | None
+    limit_price: Decimal | None
+    request_id: str | None
+
+    def payload(self) -> dict[str, str | int | None]:
+        return {"symbol": self.symbol, "side": self.side.value, "qty": str(self.qty), "algo": self.algo,
+                "duration_seconds": self.duration_seconds, "slice_count": self.slice_count,
+                "limit_price": None if self.limit_price is None else str(self.limit_price),
+                "request_id": self.request_id}
+
+
+def parse_duration(text: str) -> int:
+    """``90``, ``90s``, ``15m``, ``4h``, ``1d`` to whole seconds."""
+    m = _DURATION_RE.match(str(text))
+    if not m:
+        raise RequestError("duration", f"{text!r} is not a duration; use e.g. 900s, 15m or 4h")
+    seconds = Decimal(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    if seconds != seconds.to_integral_value():
+        raise RequestError("duration", f"{text!r} is not a whole number of seconds")
+    return int(seconds)
+
+
+def parse_decimal(field: str, text: str | Decimal | int) -> Decimal:
+    try:
+        value = Decimal(str(text).strip())
+    except (InvalidOperation, ValueError):
+        raise RequestError(field, f"{text!r} is not a number") from None
+    if not value.is_finite():
+        raise RequestError(field, f"{text!r} is not a finite number")
+    return value
+
+
+def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, duration: str | int | None,
+                    slices: int | None, limit_price: str | Decimal | None, request_id: str | None,
+                    instruments: dict[str, Instrument], config: RuntimeConfig) -> SubmitRequest:
+    instrument = instruments.get(symbol)
+    if instrument is None:
+        raise RequestError("symbol", f"unknown symbol {symbol!r}; known: {', '.join(sorted(instruments))}")
+    try:
+        side_v = Side(str(side).lower())
+    except ValueError:
+        raise RequestError("side", f"{side!r} must be 'buy' or 'sell'") from None
+    if algo not in ALGOS:
+        raise RequestError("algo", f"{algo!r} is not supported; choose one of: {', '.join(ALGOS)}")
+    qty_v = parse_decimal("qty", qty)
+    if qty_v <= 0:
+        raise RequestError("qty", f"must be > 0, got {qty_v}")
+    if qty_v < instrument.min_qty:
+        raise RequestError("qty", f"{qty_v} is below the {symbol} minimum quantity {instrument.min_qty}")
+    if instrument.max_qty is not None and qty_v > instrument.max_qty:
+        raise RequestError("qty", f"{qty_v} is above the {symbol} maximum quantity {instrument.max_qty}")
+    if qty_v != instrument.round_qty_down(qty_v):
+        raise RequestError("qty", f"{qty_v} is not a multiple of the {symbol} step size {instrument.step_size}; "
+                                  f"use e.g. {instrument.round_qty_down(qty_v)}")
+    bounds = config.twap
+    duration_s = bounds.default_duration_seconds if duration is None else (
+        duration if isinstance(duration, int) and not isinstance(duration, bool) else parse_duration(str(duration)))
+    if not bounds.min_duration_seconds <= duration_s <= bounds.max_duration_seconds:
+        raise RequestError("duration", f"{duration_s}s is outside what {algo} allows "
+                                       f"({bounds.min_duration_seconds}s to {bounds.max_duration_seconds}s; "
+                                       f"widen twap.min/max_duration_seconds in the config)")
+    if slices is not None and not (1 <= slices <= MAX_SLICES):
+        raise RequestError("slices", f"must be between 1 and {MAX_SLICES}, got {slices}")
+    price_v = None
+    if limit_price is not None:
+        price_v = parse_decimal("limit_price", limit_price)
+        if price_v <= 0:
+            raise RequestError("limit_price", f"must be > 0, got {price_v}")
+        if price_v != instrument.round_price(price_v):
+            raise RequestError("limit_price", f"{price_v} is not on the {symbol} tick size {instrument.tick_size}")
+    if request_id is not None and not _REQUEST_ID_RE.match(request_id):
+        raise RequestError("id", "use 1-128 characters from A-Z a-z 0-9 . _ : -")
+    return SubmitRequest(symbol, side_v, qty_v, algo, duration_s, slices, price_v, request_id)

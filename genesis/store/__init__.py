@@ -1,0 +1,1 @@
+"""Persistence: the append-only event store, its projections and the command inbox."""

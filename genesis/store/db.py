@@ -1,0 +1,38 @@
+"""Engine construction with the SQLite settings genesis relies on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from genesis.store.migrate import create_private_file, sqlite_url
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")  # a commit that returned survives power loss
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def async_engine(db_path: str | Path) -> AsyncEngine:
+    """Async engine (aiosqlite) for the daemon: the writer and the readers."""
+    create_private_file(db_path)
+    engine = create_async_engine(sqlite_url(db_path, "aiosqlite"))
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def sync_engine(db_path: str | Path) -> Engine:
+    """Blocking engine for short-lived CLI commands (never used on the daemon's event loop)."""
+    create_private_file(db_path)
+    engine = create_engine(sqlite_url(db_path))
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine

@@ -1,0 +1,82 @@
+"""The command inbox: durable requests written by the CLI, read and settled by the daemon.
+
+The CLI only ever inserts here (it is not an event writer); the daemon turns each command
+into events, marking it processed in the same transaction as those events.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from genesis.domain.ids import new_execution_id
+from genesis.requests import RequestError, SubmitRequest
+from genesis.store import tables as t
+
+CONTROL_KINDS = ("pause", "resume", "cancel")
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    command_id: int
+    kind: str
+    execution_id: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+def enqueue_submit(engine: Engine, req: SubmitRequest) -> tuple[str, bool]:
+    """Record a submission. Returns ``(execution_id, created)``; the same ``request_id`` always
+    maps to the same execution, and reusing it for a different order is an error."""
+    execution_id = new_execution_id(req.request_id)
+    payload = req.payload()
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(t.commands), {
+                "request_id": req.request_id, "kind": "submit", "execution_id": execution_id,
+                "payload": json.dumps(payload, sort_keys=True), "created_at": datetime.now(timezone.utc)})
+        return execution_id, True
+    except IntegrityError:
+        if req.request_id is None:
+            raise
+        with engine.connect() as conn:
+            row = conn.execute(select(t.commands.c.execution_id, t.commands.c.payload)
+                               .where(t.commands.c.request_id == req.request_id)).one()
+        if json.loads(row.payload) != payload:
+            raise RequestError("id", f"request id {req.request_id!r} was already used for a different order "
+                                     f"(execution {row.execution_id}); choose a new --id") from None
+        return row.execution_id, False
+
+
+def enqueue_control(engine: Engine, kind: str, execution_id: str) -> int:
+    if kind not in CONTROL_KINDS:
+        raise ValueError(f"unknown command kind {kind!r}")
+    with engine.begin() as conn:
+        if not _known(conn, execution_id):
+            raise RequestError("id", f"no execution {execution_id!r} (see `genesis status`)")
+        result = conn.execute(insert(t.commands), {
+            "kind": kind, "execution_id": execution_id, "payload": "{}",
+            "created_at": datetime.now(timezone.utc)})
+        return int(result.inserted_primary_key[0])
+
+
+def _known(conn: Connection, execution_id: str) -> bool:
+    if conn.execute(select(t.executions.c.execution_id).where(t.executions.c.execution_id == execution_id)).first():
+        return True
+    return conn.execute(select(t.commands.c.command_id).where(
+        (t.commands.c.execution_id == execution_id) & (t.commands.c.kind == "submit"))).first() is not None
+
+
+async def pending_commands(conn: AsyncConnection, limit: int = 500) -> list[Command]:
+    rows = await conn.execute(
+        select(t.commands.c.command_id, t.commands.c.kind, t.commands.c.execution_id, t.commands.c.payload,
+               t.commands.c.created_at)
+        .where(t.commands.c.processed_at.is_(None)).order_by(t.commands.c.command_id).limit(limit))
+    return [Command(r.command_id, r.kind, r.execution_id, json.loads(r.payload), r.created_at) for r in rows]

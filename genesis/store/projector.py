@@ -1,0 +1,175 @@
+"""Projections: the tables people query, derived from events.
+
+``project`` runs inside the writer's transaction, right after the events are inserted, with
+the aggregate already folded over them; ``rebuild`` replays the whole event log through the
+same code. Only INSERT and UPDATE are used, so the SQL stays portable.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from genesis.domain import events as ev
+from genesis.domain.events import decode
+from genesis.domain.execution import Execution
+from genesis.store import tables as t
+
+ZERO = Decimal(0)
+
+
+def execution_row(agg: Execution) -> dict[str, Any]:
+    """The ``executions`` row of an aggregate: a pure function of its state."""
+    closed = [s for s in agg.slices.values() if s.closed]
+    return {
+        "execution_id": agg.execution_id,
+        "request_id": agg.request_id,
+        "algo": agg.algo,
+        "execution_style": agg.execution_style,
+        "symbol": agg.symbol,
+        "side": agg.side.value,
+        "state": agg.state.value,
+        "target_qty": agg.qty,
+        "filled_qty": agg.filled_qty,
+        "remaining_qty": agg.remaining_qty,
+        "avg_price": agg.avg_price,
+        "arrival_price": agg.arrival_price,
+        "limit_price": agg.limit_price,
+        "notional_usdt": agg.filled_notional,
+        "fees_usdt": agg.fees,
+        "implementation_shortfall_bps": agg.implementation_shortfall_bps,
+        "duration_seconds": agg.duration_seconds,
+        "slice_count": len(agg.slices) or agg.slice_count,
+        "slices_executed": sum(1 for s in closed if s.filled_qty > 0),
+        "slices_denied": sum(1 for s in closed if s.status == "denied"),
+        "submitted_at": agg.submitted_at,
+        "started_at": agg.started_at,
+        "end_at": agg.end_at,
+        "ended_at": agg.ended_at,
+        "paused_at": agg.paused_at,
+        "paused_seconds": agg.paused_seconds,
+        "completion_reason": agg.completion_reason,
+        "version": agg.version,
+    }
+
+
+async def project(conn: AsyncConnection, agg: Execution, events: list[ev.Event]) -> None:
+    """Write what ``events`` (already folded into ``agg``) change in the projection tables."""
+    row = execution_row(agg)
+    if isinstance(events[0], ev.ExecutionSubmitted):
+        await conn.execute(insert(t.executions), row)
+    else:
+        await conn.execute(update(t.executions).where(t.executions.c.execution_id == agg.execution_id), row)
+    for e in events:
+        handler = _HANDLERS.get(type(e))
+        if handler is not None:
+            await handler(conn, agg, e)
+
+
+def _slice_key(execution_id: str, index: int):  # type: ignore[no-untyped-def]
+    s = t.execution_slices.c
+    return (s.execution_id == execution_id) & (s.slice_index == index)
+
+
+async def _started(conn: AsyncConnection, agg: Execution, e: ev.ExecutionStarted) -> None:
+    rows = [{
+        "execution_id": agg.execution_id, "slice_index": p.index, "scheduled_at": p.scheduled_at,
+        "planned_qty": p.qty, "status": "planned", "filled_qty": ZERO, "fee": ZERO, "attempts": 0,
+    } for p in e.slices]
+    if rows:
+        await conn.execute(insert(t.execution_slices), rows)
+
+
+async def _replanned(conn: AsyncConnection, agg: Execution, e: ev.ScheduleReplanned) -> None:
+    for p in e.slices:
+        await conn.execute(update(t.execution_slices).where(_slice_key(agg.execution_id, p.index)),
+                           {"scheduled_at": p.scheduled_at, "planned_qty": p.qty})
+
+
+async def _risk_denied(conn: AsyncConnection, agg: Execution, e: ev.RiskDenied) -> None:
+    await conn.execute(update(t.execution_slices).where(_slice_key(agg.execution_id, e.slice_index)),
+                       {"risk_reason": e.reason, "reference_price": e.reference_price})
+
+
+async def _intended(conn: AsyncConnection, agg: Execution, e: ev.OrderIntended) -> None:
+    await conn.execute(insert(t.child_orders), {
+        "client_order_id": e.client_order_id, "execution_id": agg.execution_id,
+        "slice_index": e.slice_index, "attempt": e.attempt, "order_type": e.order_type,
+        "time_in_force": e.time_in_force, "qty": e.qty, "limit_price": e.limit_price,
+        "reference_price": e.reference_price, "status": "intended", "filled_qty": ZERO,
+        "intended_at": e.occurred_at,
+    })
+    await conn.execute(update(t.execution_slices).where(_slice_key(agg.execution_id, e.slice_index)), {
+        "status": "sent", "client_order_id": e.client_order_id,
+        "attempts": agg.attempts_for(e.slice_index),
+    })
+
+
+async def _acknowledged(conn: AsyncConnection, agg: Execution, e: ev.OrderAcknowledged) -> None:
+    await conn.execute(update(t.child_orders).where(t.child_orders.c.client_order_id == e.client_order_id),
+                       {"venue_order_id": e.venue_order_id, "status": agg.orders[e.client_order_id].status})
+
+
+async def _fill(conn: AsyncConnection, agg: Execution, e: ev.FillRecorded) -> None:
+    await conn.execute(insert(t.fills), {
+        "execution_id": agg.execution_id, "trade_id": e.trade_id, "client_order_id": e.client_order_id,
+        "slice_index": e.slice_index, "qty": e.qty, "price": e.price, "fee": e.fee,
+        "fee_asset": e.fee_asset, "liquidity": e.liquidity, "filled_at": e.filled_at,
+    })
+    await conn.execute(update(t.child_orders).where(t.child_orders.c.client_order_id == e.client_order_id),
+                       {"filled_qty": agg.orders[e.client_order_id].filled_qty})
+
+
+async def _closed(conn: AsyncConnection, agg: Execution, e: ev.OrderClosed) -> None:
+    await conn.execute(update(t.child_orders).where(t.child_orders.c.client_order_id == e.client_order_id),
+                       {"status": e.status, "reason": e.reason, "closed_at": e.occurred_at})
+
+
+async def _slice_executed(conn: AsyncConnection, agg: Execution, e: ev.TwapSliceExecuted) -> None:
+    await conn.execute(update(t.execution_slices).where(_slice_key(agg.execution_id, e.slice_index)), {
+        "status": e.status, "executed_at": e.occurred_at, "filled_qty": e.filled_qty,
+        "avg_price": e.avg_price, "reference_price": e.reference_price,
+        "slippage_bps": e.slippage_bps, "fee": e.fee, "market_volume": e.market_volume,
+        "participation": e.participation, "reason": e.reason,
+    })
+
+
+_HANDLERS = {
+    ev.ExecutionStarted: _started,
+    ev.ScheduleReplanned: _replanned,
+    ev.RiskDenied: _risk_denied,
+    ev.OrderIntended: _intended,
+    ev.OrderAcknowledged: _acknowledged,
+    ev.FillRecorded: _fill,
+    ev.OrderClosed: _closed,
+    ev.TwapSliceExecuted: _slice_executed,
+}
+
+
+async def rebuild(conn: AsyncConnection, batch_size: int = 5000) -> int:
+    """Empty the projection tables and replay every event through ``project``. Returns the
+    number of events replayed. Runs in the caller's transaction."""
+    for table in t.PROJECTION_TABLES:
+        await conn.execute(delete(table))
+    aggregates: dict[str, Execution] = {}
+    count = 0
+    last_seq = 0
+    while True:
+        rows = (await conn.execute(
+            select(t.events.c.sequence_number, t.events.c.event_type, t.events.c.aggregate_id,
+                   t.events.c.event_data)
+            .where(t.events.c.sequence_number > last_seq)
+            .order_by(t.events.c.sequence_number).limit(batch_size)
+        )).all()
+        if not rows:
+            return count
+        for seq, etype, agg_id, data in rows:
+            event = decode(etype, data)
+            agg = aggregates.setdefault(agg_id, Execution(agg_id))
+            agg.apply(event)
+            await project(conn, agg, [event])
+            last_seq = seq
+            count += 1

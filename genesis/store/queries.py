@@ -1,0 +1,65 @@
+"""Read models for the CLI (blocking; never called on the daemon's event loop)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from genesis.store import tables as t
+
+
+def _pct(filled: Decimal, target: Decimal) -> float:
+    return float(filled / target * 100) if target else 0.0
+
+
+def execution_status(engine: Engine, execution_id: str | None = None) -> list[dict[str, Any]]:
+    """One dict per execution (projection), plus submissions the daemon has not taken yet
+    (state ``queued``) or refused (state ``rejected``)."""
+    e = t.executions.c
+    q = select(t.executions).order_by(e.submitted_at)
+    if execution_id:
+        q = q.where(e.execution_id == execution_id)
+    out: list[dict[str, Any]] = []
+    with engine.connect() as conn:
+        known = set()
+        for r in conn.execute(q).mappings():
+            known.add(r["execution_id"])
+            out.append({
+                "execution_id": r["execution_id"], "state": r["state"], "algo": r["algo"],
+                "symbol": r["symbol"], "side": r["side"], "target_qty": str(r["target_qty"]),
+                "filled_qty": str(r["filled_qty"]), "progress_pct": round(_pct(r["filled_qty"], r["target_qty"]), 2),
+                "avg_price": _s(r["avg_price"]), "arrival_price": _s(r["arrival_price"]),
+                "implementation_shortfall_bps": _s(r["implementation_shortfall_bps"]),
+                "slices_done": r["slices_executed"], "slice_count": r["slice_count"],
+                "fees_usdt": str(r["fees_usdt"]), "submitted_at": _t(r["submitted_at"]),
+                "started_at": _t(r["started_at"]), "end_at": _t(r["end_at"]), "ended_at": _t(r["ended_at"]),
+                "paused_seconds": r["paused_seconds"], "completion_reason": r["completion_reason"],
+            })
+        c = t.commands.c
+        q2 = select(t.commands).where(c.kind == "submit").order_by(c.command_id)
+        if execution_id:
+            q2 = q2.where(c.execution_id == execution_id)
+        for r in conn.execute(q2).mappings():
+            if r["execution_id"] in known:
+                continue
+            p = json.loads(r["payload"])
+            state = "queued" if r["processed_at"] is None else (r["outcome"] or "processed")
+            out.append({
+                "execution_id": r["execution_id"], "state": state, "algo": p.get("algo"),
+                "symbol": p.get("symbol"), "side": p.get("side"), "target_qty": p.get("qty"),
+                "filled_qty": "0", "progress_pct": 0.0, "submitted_at": _t(r["created_at"]),
+                "detail": r["detail"],
+            })
+    return out
+
+
+def _s(v: Decimal | None) -> str | None:
+    return None if v is None else str(v)
+
+
+def _t(v) -> str | None:  # type: ignore[no-untyped-def]
+    return None if v is None else v.isoformat()

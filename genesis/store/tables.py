@@ -1,0 +1,138 @@
+"""Table definitions (SQLAlchemy Core). Alembic migrations create them; this module is what
+the code reads and writes through. Keep the two in step (``tests/test_migrations.py`` checks)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text,
+                        UniqueConstraint)
+
+from genesis.store.types import Money, UtcDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+events = Table(
+    "events", metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("sequence_number", Integer, nullable=False, unique=True),
+    Column("event_type", String(64), nullable=False),
+    Column("aggregate_id", String(64), nullable=False),
+    Column("aggregate_version", Integer, nullable=False),
+    Column("event_data", Text, nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("aggregate_id", "aggregate_version"),
+)
+
+commands = Table(
+    "commands", metadata,
+    Column("command_id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(128), unique=True, nullable=True),
+    Column("kind", String(32), nullable=False),
+    Column("execution_id", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("processed_at", UtcDateTime, nullable=True),
+    Column("outcome", String(16), nullable=True),
+    Column("detail", Text, nullable=True),
+    Index("ix_commands_pending", "processed_at", "command_id"),
+)
+
+executions = Table(
+    "executions", metadata,
+    Column("execution_id", String(64), primary_key=True),
+    Column("request_id", String(128), nullable=False),
+    Column("algo", String(16), nullable=False),
+    Column("execution_style", String(16), nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("target_qty", Money, nullable=False),
+    Column("filled_qty", Money, nullable=False),
+    Column("remaining_qty", Money, nullable=False),
+    Column("avg_price", Money),
+    Column("arrival_price", Money),
+    Column("limit_price", Money),
+    Column("notional_usdt", Money, nullable=False),
+    Column("fees_usdt", Money, nullable=False),
+    Column("implementation_shortfall_bps", Money),
+    Column("duration_seconds", Integer, nullable=False),
+    Column("slice_count", Integer),
+    Column("slices_executed", Integer, nullable=False),
+    Column("slices_denied", Integer, nullable=False),
+    Column("submitted_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime),
+    Column("end_at", UtcDateTime),
+    Column("ended_at", UtcDateTime),
+    Column("paused_at", UtcDateTime),
+    Column("paused_seconds", Float, nullable=False),
+    Column("completion_reason", Text),
+    Column("version", Integer, nullable=False),
+    Index("ix_executions_state", "state"),
+    Index("ix_executions_symbol_submitted", "symbol", "submitted_at"),
+)
+
+execution_slices = Table(
+    "execution_slices", metadata,
+    Column("execution_id", String(64), ForeignKey("executions.execution_id"), primary_key=True),
+    Column("slice_index", Integer, primary_key=True),
+    Column("scheduled_at", UtcDateTime, nullable=False),
+    Column("planned_qty", Money, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("executed_at", UtcDateTime),
+    Column("filled_qty", Money, nullable=False),
+    Column("avg_price", Money),
+    Column("reference_price", Money),
+    Column("slippage_bps", Money),
+    Column("fee", Money, nullable=False),
+    Column("market_volume", Money),
+    Column("participation", Money),
+    Column("attempts", Integer, nullable=False),
+    Column("client_order_id", String(64)),
+    Column("risk_reason", Text),
+    Column("reason", Text),
+)
+
+child_orders = Table(
+    "child_orders", metadata,
+    Column("client_order_id", String(64), primary_key=True),
+    Column("execution_id", String(64), ForeignKey("executions.execution_id"), nullable=False),
+    Column("slice_index", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("order_type", String(16), nullable=False),
+    Column("time_in_force", String(16), nullable=False),
+    Column("qty", Money, nullable=False),
+    Column("limit_price", Money),
+    Column("reference_price", Money, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("venue_order_id", String(64)),
+    Column("filled_qty", Money, nullable=False),
+    Column("reason", Text),
+    Column("intended_at", UtcDateTime, nullable=False),
+    Column("closed_at", UtcDateTime),
+    Index("ix_child_orders_execution", "execution_id", "slice_index"),
+)
+
+fills = Table(
+    "fills", metadata,
+    Column("execution_id", String(64), ForeignKey("executions.execution_id"), primary_key=True),
+    Column("trade_id", String(64), primary_key=True),
+    Column("client_order_id", String(64), ForeignKey("child_orders.client_order_id"), nullable=False),
+    Column("slice_index", Integer, nullable=False),
+    Column("qty", Money, nullable=False),
+    Column("price", Money, nullable=False),
+    Column("fee", Money, nullable=False),
+    Column("fee_asset", String(16), nullable=False),
+    Column("liquidity", String(8), nullable=False),
+    Column("filled_at", UtcDateTime, nullable=False),
+    Index("ix_fills_client_order", "client_order_id"),
+)
+
+PROJECTION_TABLES = (fills, child_orders, execution_slices, executions)  # delete order (FKs)

@@ -1,0 +1,1 @@
+"""Venues: where child orders go. The engine only sees the ``Venue`` protocol."""

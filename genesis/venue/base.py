@@ -1,0 +1,101 @@
+"""The venue contract the engine relies on, and the error classes every venue maps onto.
+
+Error classes tell the engine what it may do next:
+
+* ``RetryableVenueError``: the request certainly did not take effect (rate limit before
+  send, ...). Retrying with the same client order id is safe.
+* ``UnknownOutcomeError``: the request may have reached the venue (timeout, dropped
+  connection, 5xx). The engine must look the order up by client order id before anything else.
+* ``DuplicateOrderError``: the venue already has an order with this client id: fetch it.
+* ``PermanentVenueError``: the venue refused the order for good (insufficient funds,
+  invalid order, unknown symbol, auth). The slice fails with the reason recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+from genesis.domain.instrument import Instrument
+from genesis.domain.orders import BookTop, OrderReport, OrderRequest
+
+
+class VenueError(Exception):
+    """Base of every error a venue raises towards the engine."""
+
+
+class RetryableVenueError(VenueError):
+    """Nothing happened on the venue; the same request may be retried after ``retry_after_seconds``."""
+
+    def __init__(self, message: str, retry_after_seconds: float = 1.0):
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class UnknownOutcomeError(VenueError):
+    """The request may or may not have taken effect: resolve by client order id first."""
+
+
+class DuplicateOrderError(VenueError):
+    """An order with this client order id already exists on the venue."""
+
+
+class PermanentVenueError(VenueError):
+    """The venue refused the request; retrying it unchanged cannot succeed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """One OHLCV bar. ``open_time`` is the bar's start (UTC); ``volume`` is in base currency."""
+
+    open_time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+    @property
+    def typical_price(self) -> Decimal:
+        return (self.high + self.low + self.close) / 3
+
+
+@runtime_checkable
+class Venue(Protocol):
+    """What the engine needs from an exchange. All prices and quantities are ``Decimal``."""
+
+    name: str
+
+    async def instruments(self) -> dict[str, Instrument]:
+        """Trading rules of every symbol the venue lists, keyed by unified symbol (``BTC/USDT``)."""
+        ...
+
+    async def book_top(self, symbol: str) -> BookTop:
+        """Best bid/ask now."""
+        ...
+
+    async def place_order(self, request: OrderRequest) -> OrderReport:
+        """Place a child order. Raises a ``VenueError`` subclass on failure."""
+        ...
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> OrderReport:
+        """Cancel an open order; returns its final report (fills included)."""
+        ...
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport:
+        """Look an order up by client order id; status ``NOT_FOUND`` when the venue never saw it."""
+        ...
+
+    async def equity_usdt(self) -> Decimal:
+        """Account equity valued in USDT (used by the tier gate)."""
+        ...
+
+    async def candles(self, symbol: str, start: datetime, end: datetime) -> list[Candle]:
+        """1-minute candles with ``start <= open_time < end`` that have closed by now."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...

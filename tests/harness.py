@@ -1,0 +1,84 @@
+"""In-process engine for tests: a migrated SQLite file, the event store, the simulated venue
+on a virtual clock and a supervisor, wired like the daemon wires them."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import AsyncIterator
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from genesis.bus import EventBus
+from genesis.clock import VirtualClock
+from genesis.config import RuntimeConfig
+from genesis.domain.risk import RiskEngine
+from genesis.engine.daemon import build_sim_venue
+from genesis.engine.runner import RunnerSettings
+from genesis.engine.supervisor import Supervisor
+from genesis.engine.venue_calls import RetryPolicy
+from genesis.requests import SubmitRequest, validate_submit
+from genesis.store import migrate
+from genesis.store import tables as t
+from genesis.store.db import async_engine
+from genesis.store.eventstore import EventStore
+from genesis.venue.instruments import SIM_INSTRUMENTS
+
+SIM_START = datetime(2025, 6, 10, 13, 0, tzinfo=timezone.utc)
+
+
+@dataclass
+class Harness:
+    engine: AsyncEngine
+    bus: EventBus
+    store: EventStore
+    clock: VirtualClock
+    venue: object
+    supervisor: Supervisor
+    config: RuntimeConfig
+
+    def request(self, **overrides: object) -> SubmitRequest:
+        fields: dict[str, object] = dict(symbol="BTC/USDT", side="buy", qty="2.5", algo="twap",
+                                         duration="15m", slices=None, limit_price=None, request_id=None)
+        fields.update(overrides)
+        return validate_submit(**fields, instruments=SIM_INSTRUMENTS, config=self.config)  # type: ignore[arg-type]
+
+    async def rows(self, table) -> list[dict]:  # type: ignore[no-untyped-def]
+        async with self.engine.connect() as conn:
+            return [dict(r) for r in (await conn.execute(select(table))).mappings()]
+
+    async def execution_row(self, execution_id: str) -> dict:
+        async with self.engine.connect() as conn:
+            return dict((await conn.execute(
+                select(t.executions).where(t.executions.c.execution_id == execution_id))).mappings().one())
+
+
+@asynccontextmanager
+async def harness(db_path: Path, config: RuntimeConfig | None = None, start: datetime = SIM_START,
+                  venue: object | None = None) -> AsyncIterator[Harness]:
+    config = config or RuntimeConfig()
+    migrate.upgrade(db_path)
+    engine = async_engine(db_path)
+    bus = EventBus()
+    store = EventStore(engine, bus)
+    await store.start()
+    clock = VirtualClock(start)
+    venue = venue or build_sim_venue(clock, config)
+    supervisor = Supervisor(store, venue, clock, SIM_INSTRUMENTS, RiskEngine(config.risk.limits()),  # type: ignore[arg-type]
+                            RunnerSettings(pause_policy=config.twap.pause_policy,
+                                           retry=RetryPolicy(base_seconds=1.0)))
+    try:
+        yield Harness(engine, bus, store, clock, venue, supervisor, config)
+    finally:
+        await supervisor.shutdown(1.0)
+        await store.stop()
+        await bus.close()
+        await engine.dispose()
+
+
+def dec(value: object) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))

@@ -1,0 +1,45 @@
+"""TWAP end to end on the simulated venue with the virtual clock."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from genesis.domain import events as ev
+from genesis.domain.execution import Execution
+from genesis.store.projector import execution_row
+from tests.harness import harness
+
+
+async def test_twap_fills_parent_exactly_and_projections_match_events(db_path):
+    async with harness(db_path) as h:
+        req = h.request(qty="2.5", duration="15m")
+        execution_id = await h.supervisor.submit(req)
+        start = h.clock.now()
+        await h.supervisor.wait_all()
+
+        history = [s.event for s in await h.store.read(execution_id)]
+        agg = Execution.replay(execution_id, history)
+        assert agg.state.value == "completed"
+        assert agg.filled_qty == Decimal("2.5")
+
+        slices = [e for e in history if isinstance(e, ev.TwapSliceExecuted)]
+        assert len(slices) == 15  # one per minute by default
+        assert sum(s.filled_qty for s in slices) == Decimal("2.5")
+        assert all(s.status == "filled" for s in slices)
+        fills = [e for e in history if isinstance(e, ev.FillRecorded)]
+        assert sum(f.qty for f in fills) == Decimal("2.5")
+        # the window is respected on the virtual clock: last slice starts 14 minutes in
+        assert (slices[-1].occurred_at - start).total_seconds() == 14 * 60
+        # every order's intent precedes its fills
+        order_of = {e.client_order_id: i for i, e in enumerate(history) if isinstance(e, ev.OrderIntended)}
+        for i, e in enumerate(history):
+            if isinstance(e, ev.FillRecorded):
+                assert order_of[e.client_order_id] < i
+
+        row = await h.execution_row(execution_id)
+        expected = execution_row(agg)
+        assert {k: row[k] for k in expected} == expected
+        completed = history[-1]
+        assert isinstance(completed, ev.TwapCompleted) and completed.reason == "filled"
+        assert completed.avg_price == agg.avg_price
+        assert row["implementation_shortfall_bps"] == agg.implementation_shortfall_bps
