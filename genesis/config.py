@@ -9,12 +9,15 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from genesis.domain.risk import RiskLimits
+
+if TYPE_CHECKING:
+    from genesis.domain.twap import TwapParams
 
 
 class ConfigError(ValueError):
@@ -66,6 +69,24 @@ class TwapAlgoConfig(_Strict):
     max_duration_seconds: int = Field(1800, gt=0)
     default_duration_seconds: int = Field(900, gt=0)
     pause_policy: Literal["extend", "compress"] = "extend"
+    participation_cap: Decimal = Field(Decimal("0.10"), gt=0, le=1)
+    jitter_fraction: float = Field(0.3, ge=0, le=0.9)
+    size_variation: Decimal = Field(Decimal("0.2"), ge=0, lt=1)
+    early_completion_bps: Decimal = Field(Decimal("20"), ge=0)
+    early_interval_seconds: int = Field(10, ge=0)
+    anomaly_ratio: float = Field(5.0, gt=1)
+    anomaly_participation_factor: Decimal = Field(Decimal("0.5"), gt=0, le=1)
+    volume_lookback_days: int = Field(20, ge=1, le=60)
+
+    _fin = field_validator("participation_cap", "size_variation", "early_completion_bps",
+                           "anomaly_participation_factor", "jitter_fraction", "anomaly_ratio")(_finite)
+
+    def params(self) -> "TwapParams":
+        from genesis.domain.twap import TwapParams
+
+        return TwapParams(self.jitter_fraction, self.size_variation, self.participation_cap,
+                          self.early_completion_bps, self.early_interval_seconds, self.anomaly_ratio,
+                          self.anomaly_participation_factor)
 
     @model_validator(mode="after")
     def _bounds(self) -> "TwapAlgoConfig":
@@ -74,6 +95,50 @@ class TwapAlgoConfig(_Strict):
         if not self.min_duration_seconds <= self.default_duration_seconds <= self.max_duration_seconds:
             raise ValueError("default_duration_seconds must lie between min and max")
         return self
+
+
+class TWAPConfig(_Strict):
+    """``router.twap`` (patch v7.4_C1): when the router splits an order into a short TWAP.
+    Missing keys take the patch's defaults (disabled); ``slices`` below 1 is clamped to 1."""
+
+    enabled: bool = False
+    min_notional_usd: Decimal = Field(Decimal("0"), ge=0)
+    slices: int = 1
+    interval_seconds: float = Field(0.0, ge=0, le=3600)
+
+    _fin = field_validator("min_notional_usd", "interval_seconds")(_finite)
+
+    @field_validator("enabled", mode="before")
+    @classmethod
+    def _strict_bool(cls, v: Any) -> Any:
+        if not isinstance(v, bool):
+            raise ValueError("must be true or false")
+        return v
+
+    @field_validator("slices", mode="before")
+    @classmethod
+    def _clamp_slices(cls, v: Any) -> Any:
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            raise ValueError("must be a whole number")
+        try:
+            n = int(str(v))
+        except ValueError:
+            raise ValueError("must be a whole number") from None
+        return max(1, min(n, 1000))
+
+
+class RouterConfig(_Strict):
+    twap: TWAPConfig = TWAPConfig()
+    maker_first: bool = True
+    maker_timeout_seconds: float = Field(5.0, ge=0, le=600)
+
+    _fin = field_validator("maker_timeout_seconds")(_finite)
+
+
+class TiersConfig(_Strict):
+    strategist_min_equity_usdt: Decimal = Field(Decimal("10000"), ge=0)
+
+    _fin = field_validator("strategist_min_equity_usdt")(_finite)
 
 
 class SimConfig(_Strict):
@@ -95,6 +160,8 @@ class RuntimeConfig(_Strict):
     engine: EngineConfig = EngineConfig()
     risk: RiskConfig = RiskConfig()
     twap: TwapAlgoConfig = TwapAlgoConfig()
+    router: RouterConfig = RouterConfig()
+    tiers: TiersConfig = TiersConfig()
     sim: SimConfig = SimConfig()
     logging: LoggingConfig = LoggingConfig()
 
@@ -138,3 +205,8 @@ def _describe(exc: ValidationError) -> str:
             msg = "unknown key (check the spelling; see config/runtime.yaml for the known keys)"
         parts.append(f"{key}: {msg}")
     return "; ".join(parts)
+
+
+def get_twap_config(config: RuntimeConfig) -> TWAPConfig:
+    """The router's TWAP settings (defaults when the section is missing or partial)."""
+    return config.router.twap

@@ -14,7 +14,8 @@ from genesis.config import RuntimeConfig
 from genesis.domain.instrument import Instrument
 from genesis.domain.orders import Side
 
-ALGOS = ("twap",)
+ALGOS = ("twap", "auto", "single")
+WINDOWED_ALGOS = ("twap",)  # algorithms whose --duration is bounded by the config
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -91,7 +92,9 @@ def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, du
     bounds = config.twap
     duration_s = bounds.default_duration_seconds if duration is None else (
         duration if isinstance(duration, int) and not isinstance(duration, bool) else parse_duration(str(duration)))
-    if not bounds.min_duration_seconds <= duration_s <= bounds.max_duration_seconds:
+    if algo not in WINDOWED_ALGOS:
+        duration_s = 0 if duration is None else duration_s  # the router sets auto/single timing
+    elif not bounds.min_duration_seconds <= duration_s <= bounds.max_duration_seconds:
         raise RequestError("duration", f"{duration_s}s is outside what {algo} allows "
                                        f"({bounds.min_duration_seconds}s to {bounds.max_duration_seconds}s; "
                                        f"widen twap.min/max_duration_seconds in the config)")

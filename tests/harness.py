@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,11 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from genesis.bus import EventBus
 from genesis.clock import VirtualClock
 from genesis.config import RuntimeConfig
-from genesis.domain.risk import RiskEngine
 from genesis.engine.daemon import build_sim_venue
-from genesis.engine.runner import RunnerSettings
-from genesis.engine.supervisor import Supervisor
-from genesis.engine.venue_calls import RetryPolicy
+from genesis.engine.supervisor import Supervisor, build_supervisor
 from genesis.requests import SubmitRequest, validate_submit
 from genesis.store import migrate
 from genesis.store import tables as t
@@ -59,7 +56,8 @@ class Harness:
 
 @asynccontextmanager
 async def harness(db_path: Path, config: RuntimeConfig | None = None, start: datetime = SIM_START,
-                  venue: object | None = None) -> AsyncIterator[Harness]:
+                  venue: Callable[[VirtualClock], object] | None = None) -> AsyncIterator[Harness]:
+    """``venue`` builds the venue on the harness' clock (default: the shipped-candle simulator)."""
     config = config or RuntimeConfig()
     migrate.upgrade(db_path)
     engine = async_engine(db_path)
@@ -67,12 +65,10 @@ async def harness(db_path: Path, config: RuntimeConfig | None = None, start: dat
     store = EventStore(engine, bus)
     await store.start()
     clock = VirtualClock(start)
-    venue = venue or build_sim_venue(clock, config)
-    supervisor = Supervisor(store, venue, clock, SIM_INSTRUMENTS, RiskEngine(config.risk.limits()),  # type: ignore[arg-type]
-                            RunnerSettings(pause_policy=config.twap.pause_policy,
-                                           retry=RetryPolicy(base_seconds=1.0)))
+    venue_obj = venue(clock) if venue else build_sim_venue(clock, config)
+    supervisor = build_supervisor(store, venue_obj, clock, SIM_INSTRUMENTS, config)  # type: ignore[arg-type]
     try:
-        yield Harness(engine, bus, store, clock, venue, supervisor, config)
+        yield Harness(engine, bus, store, clock, venue_obj, supervisor, config)
     finally:
         await supervisor.shutdown(1.0)
         await store.stop()

@@ -109,6 +109,10 @@ class OrderIntended(Event):
     qty: Decimal
     limit_price: Decimal | None
     reference_price: Decimal
+    execution_style: str = "twap"
+    slice_count: int | None = None
+    parent_gross_usd: Decimal | None = None
+    twap_config: dict[str, str] = field(default_factory=dict)
 
     priority: ClassVar[EventPriority] = EventPriority.NORMAL
 
@@ -164,11 +168,27 @@ class TwapSliceExecuted(Event):
     participation: Decimal | None = None
     execution_style: str = "twap"
     reason: str | None = None
+    maker_qty: Decimal = Decimal(0)
+    taker_qty: Decimal = Decimal(0)
+    scheduled_at: datetime | None = None
+    cap_bound: bool = False
+    volume_anomaly: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyCompletionTriggered(Event):
+    """The market is better than arrival by the threshold: the remainder is finished faster
+    (still inside the participation cap)."""
+
+    price: Decimal
+    arrival_price: Decimal
+    improvement_bps: Decimal
 
 
 @dataclass(frozen=True, slots=True)
 class TwapCompleted(Event):
-    """Execution finished its schedule. ``reason``: ``filled`` or ``window_ended`` (with quantity left)."""
+    """Execution finished its schedule. ``reason``: ``filled`` (state completed) or
+    ``window_ended`` (state expired: quantity was left, see ``remaining_qty``)."""
 
     filled_qty: Decimal
     remaining_qty: Decimal
@@ -195,6 +215,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ExecutionSubmitted, ExecutionStarted, ScheduleReplanned, ExecutionPaused,
         ExecutionResumed, RiskDenied, OrderIntended, OrderAcknowledged, FillRecorded,
         OrderClosed, TwapSliceExecuted, TwapCompleted, ExecutionCancelled, ExecutionFailed,
+        EarlyCompletionTriggered,
     )
 }
 

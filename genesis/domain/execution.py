@@ -31,6 +31,7 @@ class ChildOrder:
     reference_price: Decimal
     status: str = "intended"  # intended, open, filled, cancelled, rejected, not_found
     filled_qty: Decimal = Decimal(0)
+    reason: str | None = None
 
     @property
     def outcome_known(self) -> bool:
@@ -45,6 +46,13 @@ class SliceState:
     closed: bool = False
     status: str = "planned"
     filled_qty: Decimal = Decimal(0)
+    filled_notional: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
+    maker_qty: Decimal = Decimal(0)
+
+    @property
+    def avg_price(self) -> Decimal | None:
+        return self.filled_notional / self.filled_qty if self.filled_qty else None
 
 
 @dataclass(slots=True)
@@ -76,6 +84,8 @@ class Execution:
     filled_notional: Decimal = Decimal(0)
     fees: Decimal = Decimal(0)
     completion_reason: str | None = None
+    early_completion_at: datetime | None = None
+    maker_qty: Decimal = Decimal(0)
 
     @classmethod
     def replay(cls, execution_id: str, history: Iterable[ev.Event]) -> "Execution":
@@ -101,6 +111,9 @@ class Execution:
 
     def open_slices(self) -> list[SliceState]:
         return sorted((s for s in self.slices.values() if not s.closed), key=lambda s: s.index)
+
+    def orders_of(self, slice_index: int) -> list[ChildOrder]:
+        return [o for o in self.orders.values() if o.slice_index == slice_index]
 
     def unresolved_orders(self) -> list[ChildOrder]:
         """Child orders whose outcome the store does not know: reconcile before acting."""
@@ -136,7 +149,10 @@ class Execution:
             old = self.slices.get(p.index)
             if old is not None and old.closed:
                 raise ValueError(f"replan touches closed slice {p.index}")
-            self.slices[p.index] = SliceState(p.index, p.scheduled_at, p.qty)
+            if old is not None:
+                old.scheduled_at, old.planned_qty = p.scheduled_at, p.qty
+            else:
+                self.slices[p.index] = SliceState(p.index, p.scheduled_at, p.qty)
 
     def _paused(self, e: ev.ExecutionPaused) -> None:
         self.state = transition(self.state, Trigger.PAUSE)
@@ -171,18 +187,29 @@ class Execution:
         self.filled_qty += e.qty
         self.filled_notional += e.qty * e.price
         self.fees += e.fee
-        if e.slice_index in self.slices:
-            self.slices[e.slice_index].filled_qty += e.qty
+        if e.liquidity == "maker":
+            self.maker_qty += e.qty
+        s = self.slices.get(e.slice_index)
+        if s is not None:
+            s.filled_qty += e.qty
+            s.filled_notional += e.qty * e.price
+            s.fees += e.fee
+            if e.liquidity == "maker":
+                s.maker_qty += e.qty
 
     def _order_closed(self, e: ev.OrderClosed) -> None:
-        self.orders[e.client_order_id].status = e.status
+        order = self.orders[e.client_order_id]
+        order.status, order.reason = e.status, e.reason
 
     def _slice_executed(self, e: ev.TwapSliceExecuted) -> None:
         s = self.slices[e.slice_index]
         s.closed, s.status = True, e.status
 
+    def _early(self, e: ev.EarlyCompletionTriggered) -> None:
+        self.early_completion_at = e.occurred_at
+
     def _completed(self, e: ev.TwapCompleted) -> None:
-        self.state = transition(self.state, Trigger.COMPLETE)
+        self.state = transition(self.state, Trigger.COMPLETE if e.reason == "filled" else Trigger.EXPIRE)
         self.ended_at, self.completion_reason = e.occurred_at, e.reason
 
     def _cancelled(self, e: ev.ExecutionCancelled) -> None:
@@ -214,6 +241,7 @@ _HANDLERS = {
     ev.OrderClosed: Execution._order_closed,
     ev.TwapSliceExecuted: Execution._slice_executed,
     ev.TwapCompleted: Execution._completed,
+    ev.EarlyCompletionTriggered: Execution._early,
     ev.ExecutionCancelled: Execution._cancelled,
     ev.ExecutionFailed: Execution._failed,
 }

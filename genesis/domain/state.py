@@ -12,6 +12,7 @@ class ExecutionState(str, enum.Enum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     FAILED = "failed"
+    EXPIRED = "expired"  # the window ended with quantity left (participation cap, limit price...)
 
     @property
     def is_terminal(self) -> bool:
@@ -25,9 +26,11 @@ class Trigger(str, enum.Enum):
     COMPLETE = "complete"
     CANCEL = "cancel"
     FAIL = "fail"
+    EXPIRE = "expire"
 
 
-TERMINAL_STATES = frozenset({ExecutionState.COMPLETED, ExecutionState.CANCELLED, ExecutionState.FAILED})
+TERMINAL_STATES = frozenset({ExecutionState.COMPLETED, ExecutionState.CANCELLED, ExecutionState.FAILED,
+                             ExecutionState.EXPIRED})
 
 S, T = ExecutionState, Trigger
 TRANSITIONS: dict[tuple[ExecutionState, Trigger], ExecutionState] = {
@@ -39,6 +42,7 @@ TRANSITIONS: dict[tuple[ExecutionState, Trigger], ExecutionState] = {
     (S.RUNNING, T.COMPLETE): S.COMPLETED,
     (S.RUNNING, T.CANCEL): S.CANCELLED,
     (S.RUNNING, T.FAIL): S.FAILED,
+    (S.RUNNING, T.EXPIRE): S.EXPIRED,
     (S.PAUSED, T.RESUME): S.RUNNING,
     (S.PAUSED, T.CANCEL): S.CANCELLED,
     (S.PAUSED, T.FAIL): S.FAILED,

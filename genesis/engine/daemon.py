@@ -22,12 +22,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from genesis.bus import EventBus
 from genesis.clock import Clock, ScaledClock, utc
 from genesis.config import ConfigError, RuntimeConfig, load_config
-from genesis.domain.risk import RiskEngine
 from genesis.engine.control import Desire
-from genesis.engine.runner import RunnerSettings
-from genesis.engine.supervisor import SubmissionRejected, Supervisor
+from genesis.engine.supervisor import SubmissionRejected, apply_config, build_supervisor
 from genesis.engine.systemd import SystemdNotifier
-from genesis.engine.venue_calls import RetryPolicy
 from genesis.requests import RequestError, validate_submit
 from genesis.store import migrate
 from genesis.store import tables as t
@@ -97,8 +94,7 @@ class Daemon:
             self.clock = await self._make_clock()
             self.venue = self._make_venue()
             instruments = await self.venue.instruments()
-            self.supervisor = Supervisor(self.store, self.venue, self.clock, instruments,
-                                         RiskEngine(self.config.risk.limits()), self._runner_settings())
+            self.supervisor = build_supervisor(self.store, self.venue, self.clock, instruments, self.config)
             recovered = await self.supervisor.recover()
             self._install_signals()
             self._spawn(self._poll_commands(), "command-poller")
@@ -112,11 +108,6 @@ class Daemon:
             return 0
         finally:
             self._release_lock()
-
-    def _runner_settings(self) -> RunnerSettings:
-        e = self.config.engine
-        return RunnerSettings(pause_policy=self.config.twap.pause_policy,
-                              retry=RetryPolicy(base_seconds=e.venue_retry_seconds))
 
     async def _make_clock(self) -> Clock:
         if self.options.venue != "sim":
@@ -173,7 +164,7 @@ class Daemon:
             log.error("config_reload_rejected", error=str(exc), note="the previous config stays in force")
             return
         self.config = new
-        self.supervisor.risk.limits = new.risk.limits()
+        apply_config(self.supervisor, new)
         log.info("config_reloaded", path=str(path), kill_switch=new.risk.kill_switch)
 
     # -- commands --------------------------------------------------------------------------

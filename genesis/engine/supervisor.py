@@ -9,21 +9,28 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import structlog
 
 from genesis.clock import Clock
+from genesis.config import TWAPConfig
 from genesis.domain import events as ev
 from genesis.domain.ids import new_execution_id
 from genesis.domain.instrument import Instrument
 from genesis.domain.risk import RiskEngine
+from genesis.domain.router import RouteDecision, decide_route
 from genesis.domain.schedule import ScheduleError, feasible_slice_count
 from genesis.engine.control import Control, Desire
+from genesis.engine.market_data import MarketData
 from genesis.engine.positions import PositionBook
 from genesis.engine.runner import ExecutionRunner, RunnerSettings
 from genesis.requests import SubmitRequest
 from genesis.store.eventstore import EventStore
 from genesis.venue.base import Venue
+
+if TYPE_CHECKING:
+    from genesis.config import RuntimeConfig
 
 log = structlog.get_logger("genesis.supervisor")
 
@@ -47,7 +54,10 @@ class Supervisor:
     instruments: dict[str, Instrument]
     risk: RiskEngine
     settings: RunnerSettings = RunnerSettings()
+    router_twap: TWAPConfig = TWAPConfig()
+    strategist_min_equity_usdt: Decimal = Decimal("10000")
     positions: PositionBook = field(default_factory=PositionBook)
+    market: MarketData | None = None
     _entries: dict[str, _Entry] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)
 
@@ -64,17 +74,52 @@ class Supervisor:
             return execution_id
         top = await self.venue.book_top(req.symbol)
         self._check_acceptable(req, top.mid)
+        algo, style, duration, slices, params = req.algo, "twap", req.duration_seconds, req.slice_count, {}
+        if req.algo in ("auto", "single"):
+            route = self._route(req, top.mid)
+            style, slices = route.execution_style, route.slices
+            algo = "twap" if style == "twap" else "single"
+            duration = route.duration_seconds if style == "twap" else 0
+            if style == "twap":
+                params = {"router_interval_seconds": str(route.interval_seconds),
+                          "router_min_notional_usd": str(self.router_twap.min_notional_usd),
+                          "router_slices": str(self.router_twap.slices)}
+        if algo != "single":
+            await self._check_tier(algo)
         now = self.clock.now()
         event = ev.ExecutionSubmitted(
             execution_id, now, req.request_id or execution_id, req.symbol, req.side.value, req.qty,
-            req.algo, req.duration_seconds, req.slice_count, req.limit_price,
-            execution_style="twap" if (req.slice_count or 2) > 1 else "single")
+            algo, duration, slices, req.limit_price, execution_style=style, params=params)
         done = [(command_id, "accepted", None)] if command_id is not None else []
         await self.store.append([event], expected_version=0, done_commands=done)
         log.info("execution_submitted", execution_id=execution_id, symbol=req.symbol, side=req.side.value,
-                 qty=str(req.qty), algo=req.algo, duration_seconds=req.duration_seconds)
+                 qty=str(req.qty), algo=algo, execution_style=style, duration_seconds=duration)
         self._spawn(execution_id, req.symbol, Control())
         return execution_id
+
+    def _route(self, req: SubmitRequest, price: Decimal) -> RouteDecision:
+        cfg = self.router_twap
+        if req.algo == "single":
+            return RouteDecision("single", 1, 0.0, req.qty * price)
+        route = decide_route(req.qty, price, self.instruments[req.symbol], enabled=cfg.enabled,
+                             min_notional_usd=cfg.min_notional_usd, slices=cfg.slices,
+                             interval_seconds=cfg.interval_seconds)
+        if route.warning:
+            log.warning("router_min_notional_sanity", symbol=req.symbol, qty=str(req.qty), detail=route.warning)
+        return route
+
+    async def _check_tier(self, algo: str) -> None:
+        """Algorithmic execution needs the Strategist tier: venue equity >= the threshold."""
+        equity = await self.venue.equity_usdt()
+        if equity < self.strategist_min_equity_usdt:
+            raise SubmissionRejected(
+                f"tier: {algo} execution requires the Strategist tier (account equity >= "
+                f"{self.strategist_min_equity_usdt} USDT, tiers.strategist_min_equity_usdt); "
+                f"this account has {equity:.2f} USDT")
+
+    def __post_init__(self) -> None:
+        if self.market is None:
+            self.market = MarketData(self.venue)
 
     def _check_acceptable(self, req: SubmitRequest, price: Decimal) -> None:
         instrument = self.instruments.get(req.symbol)
@@ -107,7 +152,7 @@ class Supervisor:
         runner = ExecutionRunner(
             execution_id, store=self.store, venue=self.venue, clock=self.clock,
             instrument=self.instruments[symbol], risk=self.risk,
-            positions=self.positions, control=control, settings=self.settings)
+            positions=self.positions, control=control, settings=self.settings, market=self.market)
         task = asyncio.create_task(self._guarded(runner), name=f"execution-{execution_id}")
         self._entries[execution_id] = _Entry(runner, control, task)
         task.add_done_callback(lambda t, eid=execution_id: self._on_done(eid, t))
@@ -169,3 +214,31 @@ class Supervisor:
             log.warning("runner_cancelled_at_shutdown", task=task.get_name())
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+def runner_settings(config: "RuntimeConfig") -> RunnerSettings:
+    from genesis.engine.slicer import RoutingSettings
+    from genesis.engine.venue_calls import RetryPolicy
+
+    return RunnerSettings(
+        pause_policy=config.twap.pause_policy,
+        retry=RetryPolicy(base_seconds=config.engine.venue_retry_seconds),
+        routing=RoutingSettings(config.router.maker_first, config.router.maker_timeout_seconds),
+        twap=config.twap.params())
+
+
+def build_supervisor(store: EventStore, venue: Venue, clock: Clock, instruments: dict[str, Instrument],
+                     config: "RuntimeConfig") -> Supervisor:
+    """The supervisor as the daemon, tests and backtests wire it from a config."""
+    return Supervisor(store, venue, clock, instruments, RiskEngine(config.risk.limits()), runner_settings(config),
+                      router_twap=config.router.twap,
+                      strategist_min_equity_usdt=config.tiers.strategist_min_equity_usdt,
+                      market=MarketData(venue, config.twap.volume_lookback_days))
+
+
+def apply_config(supervisor: Supervisor, config: "RuntimeConfig") -> None:
+    """SIGHUP: new limits and settings for slices from now on (running runners keep theirs)."""
+    supervisor.risk.limits = config.risk.limits()
+    supervisor.settings = runner_settings(config)
+    supervisor.router_twap = config.router.twap
+    supervisor.strategist_min_equity_usdt = config.tiers.strategist_min_equity_usdt

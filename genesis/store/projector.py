@@ -53,6 +53,8 @@ def execution_row(agg: Execution) -> dict[str, Any]:
         "paused_seconds": agg.paused_seconds,
         "completion_reason": agg.completion_reason,
         "version": agg.version,
+        "early_completion_at": agg.early_completion_at,
+        "maker_qty": agg.maker_qty,
     }
 
 
@@ -133,7 +135,8 @@ async def _slice_executed(conn: AsyncConnection, agg: Execution, e: ev.TwapSlice
         "status": e.status, "executed_at": e.occurred_at, "filled_qty": e.filled_qty,
         "avg_price": e.avg_price, "reference_price": e.reference_price,
         "slippage_bps": e.slippage_bps, "fee": e.fee, "market_volume": e.market_volume,
-        "participation": e.participation, "reason": e.reason,
+        "participation": e.participation, "reason": e.reason, "maker_qty": e.maker_qty,
+        "taker_qty": e.taker_qty, "cap_bound": e.cap_bound, "volume_anomaly": e.volume_anomaly,
     })
 
 

@@ -3,8 +3,8 @@ the code reads and writes through. Keep the two in step (``tests/test_migrations
 
 from __future__ import annotations
 
-from sqlalchemy import (Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint)
+from sqlalchemy import (Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text,
+                        UniqueConstraint, false)
 
 from genesis.store.types import Money, UtcDateTime
 
@@ -75,6 +75,8 @@ executions = Table(
     Column("paused_seconds", Float, nullable=False),
     Column("completion_reason", Text),
     Column("version", Integer, nullable=False),
+    Column("early_completion_at", UtcDateTime),
+    Column("maker_qty", Money, nullable=False, server_default="0"),
     Index("ix_executions_state", "state"),
     Index("ix_executions_symbol_submitted", "symbol", "submitted_at"),
 )
@@ -98,6 +100,10 @@ execution_slices = Table(
     Column("client_order_id", String(64)),
     Column("risk_reason", Text),
     Column("reason", Text),
+    Column("maker_qty", Money, nullable=False, server_default="0"),
+    Column("taker_qty", Money, nullable=False, server_default="0"),
+    Column("cap_bound", Boolean, nullable=False, server_default=false()),
+    Column("volume_anomaly", Boolean, nullable=False, server_default=false()),
 )
 
 child_orders = Table(

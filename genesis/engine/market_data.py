@@ -1,0 +1,78 @@
+"""Market data for the executors, from whichever venue the daemon runs on: prices, the
+expected volume profile of a window, the recent traded volume and the anomaly flag.
+
+History is fetched once per (symbol, window) and kept in memory; live figures come from the
+venue's closed candles, so nothing here looks ahead.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from genesis.domain.orders import BookTop
+from genesis.venue.base import Venue
+
+MINUTE = timedelta(minutes=1)
+
+
+def floor_minute(t: datetime) -> datetime:
+    return t.replace(second=0, microsecond=0)
+
+
+@dataclass(slots=True)
+class MarketData:
+    venue: Venue
+    lookback_days: int = 20
+    _usual: dict[tuple[str, int], Decimal] = field(default_factory=dict)  # (symbol, minute of day)
+
+    async def book_top(self, symbol: str) -> BookTop:
+        return await self.venue.book_top(symbol)
+
+    async def window_profile(self, symbol: str, start: datetime, minutes: int, lead_minutes: int = 5) -> list[float]:
+        """Expected volume of each minute of ``[start, start + minutes)``: the median of the
+        same minutes of day over the last ``lookback_days`` days (days without data are
+        skipped). The usual volumes of those minutes, and of the ``lead_minutes`` before the
+        window, are kept for the anomaly check."""
+        first = floor_minute(start) - MINUTE * lead_minutes
+        span = minutes + lead_minutes
+        per_minute: list[list[float]] = [[] for _ in range(span)]
+        for day in range(1, self.lookback_days + 1):
+            day_start = first - timedelta(days=day)
+            for candle in await self.venue.candles(symbol, day_start, day_start + MINUTE * span):
+                k = int((candle.open_time - day_start) / MINUTE)
+                if 0 <= k < span:
+                    per_minute[k].append(float(candle.volume))
+        profile = []
+        for k, volumes in enumerate(per_minute):
+            usual = statistics.median(volumes) if volumes else 0.0
+            at = first + MINUTE * k
+            self._usual[(symbol, at.hour * 60 + at.minute)] = Decimal(str(round(usual, 8)))
+            if k >= lead_minutes:
+                profile.append(usual)
+        return profile
+
+    def usual_minute_volume(self, symbol: str, at: datetime) -> Decimal | None:
+        """The usual volume of ``at``'s minute of day, if a window profile covered it."""
+        m = floor_minute(at)
+        return self._usual.get((symbol, m.hour * 60 + m.minute))
+
+    async def last_minute(self, symbol: str, now: datetime) -> tuple[datetime, Decimal] | None:
+        """The most recent closed minute and its volume."""
+        end = floor_minute(now)
+        candles = await self.venue.candles(symbol, end - MINUTE, end)
+        return (candles[-1].open_time, candles[-1].volume) if candles else None
+
+    async def volume_rate(self, symbol: str, now: datetime, minutes: int = 5) -> Decimal | None:
+        """Base volume traded per second over the last ``minutes`` closed minutes (None if unknown)."""
+        end = floor_minute(now)
+        candles = await self.venue.candles(symbol, end - MINUTE * minutes, end)
+        if not candles:
+            return None
+        return sum((c.volume for c in candles), Decimal(0)) / (60 * len(candles))
+
+    async def traded_volume(self, symbol: str, start: datetime, end: datetime) -> Decimal:
+        """Volume of the closed minutes in ``[start, end)`` (post-trade participation)."""
+        return sum((c.volume for c in await self.venue.candles(symbol, floor_minute(start), end)), Decimal(0))

@@ -1,0 +1,143 @@
+"""One slice: size it, check risk, work it maker-first, record every step.
+
+Maker-first (patch v7.4_C1): a post-only limit at the touch waits up to the maker timeout,
+is cancelled, and the remainder is taken as taker. Each child order's intent is a durable
+event before the venue sees it; the slice closes with ``TwapSliceExecuted``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from genesis.domain import events as ev
+from genesis.domain.execution import Execution, SliceState, slippage_bps
+from genesis.domain.ids import client_order_id
+from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderStatus, OrderType, Side, TimeInForce
+from genesis.domain.risk import SliceRiskInput
+from genesis.engine.algos import SliceSizing
+
+if TYPE_CHECKING:
+    from genesis.engine.runner import ExecutionRunner
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingSettings:
+    maker_first: bool = True
+    maker_timeout_seconds: float = 5.0
+
+
+def passive_price(top: BookTop, side: Side, limit: Decimal | None) -> Decimal:
+    """At the touch, never through the parent's limit price."""
+    price = top.touch(side)
+    if limit is None:
+        return price
+    return min(price, limit) if side is Side.BUY else max(price, limit)
+
+
+class SliceWorker:
+    """Executes slices for one runner (shares its store, venue, clock and logger)."""
+
+    def __init__(self, runner: "ExecutionRunner", routing: RoutingSettings):
+        self.r, self.routing = runner, routing
+
+    async def execute(self, agg: Execution, s: SliceState, slices_left: int, interval_seconds: float) -> None:
+        r = self.r
+        top = await r.calls.call("book_top", lambda: r.venue.book_top(agg.symbol))
+        ref = top.mid
+        sizing = await r.policy.size(agg, s, slices_left, ref, interval_seconds, r.clock.now())
+        if sizing.volume_anomaly:
+            r.log.warning("volume_anomaly", slice_index=s.index, participation_reduced=True)
+        if sizing.qty <= 0:
+            reason = ("participation cap: interval volume too small" if sizing.cap_bound
+                      else "share below the instrument minimum; carried forward")
+            await r.append([self._closed(agg, s, "skipped", ref, sizing, reason)])
+            return
+        order_price = agg.limit_price if agg.limit_price is not None else top.far(agg.side)
+        decision = r.risk.check_slice(SliceRiskInput(
+            agg.symbol, agg.side, sizing.qty, ref, order_price, agg.qty, r.positions.get(agg.symbol)))
+        if not decision.approved:
+            r.log.warning("risk_denied", slice_index=s.index, reason=decision.reason)
+            await r.append([ev.RiskDenied(r.execution_id, r.clock.now(), s.index, sizing.qty, ref, decision.reason or ""),
+                            self._closed(agg, s, "denied", ref, sizing, decision.reason)])
+            return
+        remaining = sizing.qty
+        if self.routing.maker_first:
+            price = passive_price(top, agg.side, agg.limit_price)
+            request = self._request(agg, s, OrderType.LIMIT, remaining, price, TimeInForce.POST_ONLY)
+            agg = await self.intend(agg, s, request, ref, sizing)
+            report = await r.calls.place(request)
+            if not report.status.is_final:
+                await r.clock.sleep_until(r.clock.now() + timedelta(seconds=self.routing.maker_timeout_seconds))
+            agg = await self.record(agg, s, request, report)
+            remaining -= agg.orders[request.client_order_id].filled_qty
+        if remaining > 0 and remaining >= r.instrument.min_qty_at(ref):
+            if agg.limit_price is not None:
+                request = self._request(agg, s, OrderType.LIMIT, remaining, agg.limit_price, TimeInForce.IOC)
+            else:
+                request = self._request(agg, s, OrderType.MARKET, remaining, None, TimeInForce.GTC)
+            agg = await self.intend(agg, s, request, ref, sizing)
+            report = await r.calls.place(request)
+            agg = await self.record(agg, s, request, report)
+        await self.close(agg, s, ref, sizing)
+
+    def _request(self, agg: Execution, s: SliceState, order_type: OrderType, qty: Decimal,
+                 price: Decimal | None, tif: TimeInForce) -> OrderRequest:
+        coid = client_order_id(self.r.execution_id, s.index, agg.attempts_for(s.index))
+        return OrderRequest(coid, agg.symbol, agg.side, order_type, qty, price, tif)
+
+    async def intend(self, agg: Execution, s: SliceState, request: OrderRequest, ref: Decimal,
+                     sizing: SliceSizing) -> Execution:
+        """The durable intent: after this returns, and only then, may the venue see the order."""
+        r = self.r
+        _, _, attempt = request.client_order_id.rpartition("-")
+        return await r.append([ev.OrderIntended(
+            r.execution_id, r.clock.now(), s.index, int(attempt), request.client_order_id,
+            request.order_type.value, request.time_in_force.value, request.qty, request.limit_price, ref,
+            execution_style=agg.execution_style, slice_count=len(agg.slices),
+            parent_gross_usd=(agg.qty * agg.arrival_price) if agg.arrival_price else None,
+            twap_config=dict(agg.params))])
+
+    async def record(self, agg: Execution, s: SliceState, request: OrderRequest, report: OrderReport) -> Execution:
+        """Make the order final (cancel what rests) and record its fills and end."""
+        r = self.r
+        report = await r.calls.finish(request, report)
+        coid, now = request.client_order_id, r.clock.now()
+        events: list[ev.Event] = [
+            ev.FillRecorded(r.execution_id, now, f.client_order_id, s.index, f.trade_id, f.qty, f.price, f.fee,
+                            f.fee_asset, f.liquidity.value, f.timestamp)
+            for f in report.fills if f.trade_id not in agg.trade_ids]
+        events.append(ev.OrderAcknowledged(r.execution_id, now, coid, report.venue_order_id, report.status.value))
+        events.append(ev.OrderClosed(r.execution_id, now, coid, report.status.value, report.filled_qty, report.reason))
+        agg = await r.append(events)
+        filled = sum((f.qty for f in report.fills), ZERO)
+        r.positions.add(agg.symbol, agg.side, filled)
+        r.log.info("child_order_done", slice_index=s.index, client_order_id=coid, type=request.order_type.value,
+                   tif=request.time_in_force.value, qty=str(request.qty), filled=str(filled),
+                   avg_price=str(report.avg_price), status=report.status.value)
+        return agg
+
+    async def close(self, agg: Execution, s: SliceState, ref: Decimal | None, sizing: SliceSizing | None) -> None:
+        st = agg.slices[s.index]
+        rejected = any(o.status == "rejected" for o in agg.orders_of(s.index))
+        wanted = sizing.qty if sizing else st.planned_qty
+        status = ("filled" if st.filled_qty >= wanted and st.filled_qty > 0 else "partial" if st.filled_qty > 0
+                  else "failed" if rejected else "unfilled")
+        reasons = [o.reason for o in agg.orders_of(s.index) if o.reason]
+        await self.r.append([self._closed(agg, st, status, ref, sizing, "; ".join(reasons) or None)])
+
+    def _closed(self, agg: Execution, s: SliceState, status: str, ref: Decimal | None, sizing: SliceSizing | None,
+                reason: str | None) -> ev.TwapSliceExecuted:
+        avg = s.avg_price
+        volume = sizing.market_volume if sizing else None
+        return ev.TwapSliceExecuted(
+            self.r.execution_id, self.r.clock.now(), s.index, len(agg.slices), status, s.planned_qty, s.filled_qty,
+            avg, ref, slippage_bps(agg.side, avg, ref), s.fees, market_volume=volume,
+            participation=(s.filled_qty / volume).quantize(Decimal("0.000001")) if volume else None,
+            execution_style=agg.execution_style, reason=reason, maker_qty=s.maker_qty,
+            taker_qty=s.filled_qty - s.maker_qty, scheduled_at=s.scheduled_at,
+            cap_bound=bool(sizing and sizing.cap_bound), volume_anomaly=bool(sizing and sizing.volume_anomaly))
