@@ -31,7 +31,7 @@ run: $(STAMP)
 	$(BIN)/genesis run --venue sim
 
 migrate: $(STAMP)
-	$(BIN)/alembic -x db=$(GENESIS_DB) upgrade head
+	$(BIN)/genesis db upgrade --db $(GENESIS_DB)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache demo.db demo.db-* demo.pid
+	rm -rf $(VENV) build *.egg-info .pytest_cache demo.db demo.db-* demo.pid demo.log

@@ -97,6 +97,23 @@ class TwapAlgoConfig(_Strict):
         return self
 
 
+class VwapAlgoConfig(_Strict):
+    min_duration_seconds: int = Field(300, gt=0)
+    max_duration_seconds: int = Field(86_400, gt=0)
+    default_duration_seconds: int = Field(14_400, gt=0)
+    interval_seconds: int = Field(60, ge=10, le=3600)
+    behind_tolerance: Decimal = Field(Decimal("0.05"), ge=0, le=1)
+    intraday_adjustment: bool = False
+
+    _fin = field_validator("behind_tolerance")(_finite)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "VwapAlgoConfig":
+        if not self.min_duration_seconds <= self.default_duration_seconds <= self.max_duration_seconds:
+            raise ValueError("need min_duration_seconds <= default_duration_seconds <= max_duration_seconds")
+        return self
+
+
 class TWAPConfig(_Strict):
     """``router.twap`` (patch v7.4_C1): when the router splits an order into a short TWAP.
     Missing keys take the patch's defaults (disabled); ``slices`` below 1 is clamped to 1."""
@@ -160,6 +177,7 @@ class RuntimeConfig(_Strict):
     engine: EngineConfig = EngineConfig()
     risk: RiskConfig = RiskConfig()
     twap: TwapAlgoConfig = TwapAlgoConfig()
+    vwap: VwapAlgoConfig = VwapAlgoConfig()
     router: RouterConfig = RouterConfig()
     tiers: TiersConfig = TiersConfig()
     sim: SimConfig = SimConfig()

@@ -14,8 +14,9 @@ from genesis.config import RuntimeConfig
 from genesis.domain.instrument import Instrument
 from genesis.domain.orders import Side
 
-ALGOS = ("twap", "auto", "single")
-WINDOWED_ALGOS = ("twap",)  # algorithms whose --duration is bounded by the config
+ALGOS = ("twap", "vwap", "auto", "single")
+WINDOWED_ALGOS = ("twap", "vwap")
+URGENCIES = ("low", "medium", "high", "critical", "emergency")  # algorithms whose --duration is bounded by the config
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -38,9 +39,11 @@ class SubmitRequest:
     slice_count: int | None
     limit_price: Decimal | None
     request_id: str | None
+    urgency: str = "low"
 
     def payload(self) -> dict[str, str | int | None]:
         return {"symbol": self.symbol, "side": self.side.value, "qty": str(self.qty), "algo": self.algo,
+                **({"urgency": self.urgency} if self.algo == "vwap" else {}),
                 "duration_seconds": self.duration_seconds, "slice_count": self.slice_count,
                 "limit_price": None if self.limit_price is None else str(self.limit_price),
                 "request_id": self.request_id}
@@ -69,7 +72,7 @@ def parse_decimal(field: str, text: str | Decimal | int) -> Decimal:
 
 def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, duration: str | int | None,
                     slices: int | None, limit_price: str | Decimal | None, request_id: str | None,
-                    instruments: dict[str, Instrument], config: RuntimeConfig) -> SubmitRequest:
+                    instruments: dict[str, Instrument], config: RuntimeConfig, urgency: str | None = None) -> SubmitRequest:
     instrument = instruments.get(symbol)
     if instrument is None:
         raise RequestError("symbol", f"unknown symbol {symbol!r}; known: {', '.join(sorted(instruments))}")
@@ -89,7 +92,11 @@ def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, du
     if qty_v != instrument.round_qty_down(qty_v):
         raise RequestError("qty", f"{qty_v} is not a multiple of the {symbol} step size {instrument.step_size}; "
                                   f"use e.g. {instrument.round_qty_down(qty_v)}")
-    bounds = config.twap
+    bounds = config.vwap if algo == "vwap" else config.twap
+    if urgency is not None and urgency not in URGENCIES:
+        raise RequestError("urgency", f"{urgency!r} must be one of: {', '.join(URGENCIES)}")
+    if urgency is not None and algo != "vwap":
+        raise RequestError("urgency", f"urgency applies to --algo vwap, not {algo}")
     duration_s = bounds.default_duration_seconds if duration is None else (
         duration if isinstance(duration, int) and not isinstance(duration, bool) else parse_duration(str(duration)))
     if algo not in WINDOWED_ALGOS:
@@ -97,7 +104,7 @@ def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, du
     elif not bounds.min_duration_seconds <= duration_s <= bounds.max_duration_seconds:
         raise RequestError("duration", f"{duration_s}s is outside what {algo} allows "
                                        f"({bounds.min_duration_seconds}s to {bounds.max_duration_seconds}s; "
-                                       f"widen twap.min/max_duration_seconds in the config)")
+                                       f"widen {'vwap' if algo == 'vwap' else 'twap'}.min/max_duration_seconds in the config)")
     if slices is not None and not (1 <= slices <= MAX_SLICES):
         raise RequestError("slices", f"must be between 1 and {MAX_SLICES}, got {slices}")
     price_v = None
@@ -109,4 +116,4 @@ def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, du
             raise RequestError("limit_price", f"{price_v} is not on the {symbol} tick size {instrument.tick_size}")
     if request_id is not None and not _REQUEST_ID_RE.match(request_id):
         raise RequestError("id", "use 1-128 characters from A-Z a-z 0-9 . _ : -")
-    return SubmitRequest(symbol, side_v, qty_v, algo, duration_s, slices, price_v, request_id)
+    return SubmitRequest(symbol, side_v, qty_v, algo, duration_s, slices, price_v, request_id, urgency or "low")

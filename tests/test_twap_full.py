@@ -101,7 +101,7 @@ async def test_arrival_price_and_twap_price_are_exact(db_path):
         qty = sum(f["qty"] for f in fills)
         twap_price = sum(f["qty"] * f["price"] for f in fills) / qty
         row = await h.execution_row(execution_id)
-        assert row["avg_price"] == twap_price and row["filled_qty"] == qty == D("0.5")
+        assert row["avg_price"] == twap_price.quantize(D("0.00000001")) and row["filled_qty"] == qty == D("0.5")
         expected_is = (twap_price - arrival_expected) / arrival_expected * 10000
         assert row["implementation_shortfall_bps"] == expected_is.quantize(D("0.0001"))
 

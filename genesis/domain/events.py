@@ -17,7 +17,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Any, ClassVar
 
@@ -173,6 +173,30 @@ class TwapSliceExecuted(Event):
     scheduled_at: datetime | None = None
     cap_bound: bool = False
     volume_anomaly: bool = False
+    market_vwap: Decimal | None = None  # market VWAP over the window so far (typical price)
+    slippage_vs_vwap_bps: Decimal | None = None  # our average so far vs market_vwap, + = worse
+
+
+@dataclass(frozen=True, slots=True)
+class VwapSliceExecuted(TwapSliceExecuted):
+    """A VWAP slice is over (same facts as a TWAP slice, plus the urgency it ran at)."""
+
+    urgency: str = "low"
+
+
+@dataclass(frozen=True, slots=True)
+class UrgencyChanged(Event):
+    urgency: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyLiquidationStarted(Event):
+    """Emergency mode: everything left goes now, overriding the participation cap and the
+    schedule (never the hard risk limits)."""
+
+    reason: str
+    remaining_qty: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +221,13 @@ class TwapCompleted(Event):
     implementation_shortfall_bps: Decimal | None
     fees: Decimal
     reason: str
+    market_vwap: Decimal | None = None
+    slippage_vs_vwap_bps: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VwapCompleted(TwapCompleted):
+    """A VWAP execution finished its window (same facts as ``TwapCompleted``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +246,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ExecutionSubmitted, ExecutionStarted, ScheduleReplanned, ExecutionPaused,
         ExecutionResumed, RiskDenied, OrderIntended, OrderAcknowledged, FillRecorded,
         OrderClosed, TwapSliceExecuted, TwapCompleted, ExecutionCancelled, ExecutionFailed,
-        EarlyCompletionTriggered,
+        EarlyCompletionTriggered, VwapSliceExecuted, UrgencyChanged, EmergencyLiquidationStarted,
+        VwapCompleted,
     )
 }
 
@@ -233,7 +265,10 @@ def decode(event_type: str, data: str | dict[str, Any]) -> Event:
     cls = EVENT_TYPES.get(event_type)
     if cls is None:
         raise CodecError(f"unknown event type {event_type!r}")
-    raw = json.loads(data) if isinstance(data, str) else data
+    try:
+        raw = json.loads(data) if isinstance(data, str) else data
+    except ValueError as exc:
+        raise CodecError(f"{event_type}: not JSON: {exc}") from None
     return _from_plain(cls, raw)
 
 
@@ -259,6 +294,8 @@ def _hints(cls: type) -> dict[str, Any]:
 
 
 def _from_plain(cls: type, raw: dict[str, Any]) -> Any:
+    if not isinstance(raw, dict):
+        raise CodecError(f"{cls.__name__}: expected an object, got {raw!r}")
     hints = _hints(cls)
     kwargs = {}
     for f in dataclasses.fields(cls):
@@ -279,19 +316,38 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         return _convert(inner[0], value, where)
     if origin is tuple:
         (item_tp, _ellipsis) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise CodecError(f"{where}: expected a list, got {value!r}")
         return tuple(_convert(item_tp, v, where) for v in value)
     if origin is dict:
-        return dict(value)
+        if not isinstance(value, dict):
+            raise CodecError(f"{where}: expected an object, got {value!r}")
+        key_tp, value_tp = typing.get_args(tp)
+        return {_convert(key_tp, k, where): _convert(value_tp, v, where) for k, v in value.items()}
     if tp is Decimal:
-        return Decimal(value)
+        # only the exact text encode() writes: a JSON number would be a binary float
+        if not isinstance(value, str):
+            raise CodecError(f"{where}: expected a decimal string, got {value!r}")
+        try:
+            return Decimal(value)
+        except InvalidOperation:
+            raise CodecError(f"{where}: {value!r} is not a decimal") from None
     if tp is datetime:
-        return utc(datetime.fromisoformat(value))
+        if not isinstance(value, str):
+            raise CodecError(f"{where}: expected an ISO-8601 string, got {value!r}")
+        try:
+            return utc(datetime.fromisoformat(value))
+        except ValueError:
+            raise CodecError(f"{where}: {value!r} is not an ISO-8601 time") from None
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _from_plain(tp, value)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return tp(value)
+        try:
+            return tp(value)
+        except ValueError:
+            raise CodecError(f"{where}: {value!r} is not a {tp.__name__}") from None
     if tp in (int, str, bool, float):
-        if not isinstance(value, tp):
+        if not isinstance(value, tp) or (isinstance(value, bool) and tp is not bool):
             raise CodecError(f"{where}: expected {tp.__name__}, got {value!r}")
         return value
     raise CodecError(f"{where}: unsupported type {tp!r}")

@@ -86,6 +86,10 @@ class Execution:
     completion_reason: str | None = None
     early_completion_at: datetime | None = None
     maker_qty: Decimal = Decimal(0)
+    urgency: str = "low"
+    emergency_at: datetime | None = None
+    market_vwap: Decimal | None = None
+    slippage_vs_vwap_bps: Decimal | None = None
 
     @classmethod
     def replay(cls, execution_id: str, history: Iterable[ev.Event]) -> "Execution":
@@ -137,6 +141,7 @@ class Execution:
         self.slice_count, self.limit_price = e.slice_count, e.limit_price
         self.execution_style, self.params = e.execution_style, dict(e.params)
         self.submitted_at = e.occurred_at
+        self.urgency = self.params.get("urgency", "low")
 
     def _started(self, e: ev.ExecutionStarted) -> None:
         self.state = transition(self.state, Trigger.START)
@@ -204,12 +209,22 @@ class Execution:
     def _slice_executed(self, e: ev.TwapSliceExecuted) -> None:
         s = self.slices[e.slice_index]
         s.closed, s.status = True, e.status
+        if e.market_vwap is not None:
+            self.market_vwap, self.slippage_vs_vwap_bps = e.market_vwap, e.slippage_vs_vwap_bps
+
+    def _urgency(self, e: ev.UrgencyChanged) -> None:
+        self.urgency = e.urgency
+
+    def _emergency(self, e: ev.EmergencyLiquidationStarted) -> None:
+        self.urgency, self.emergency_at = "emergency", e.occurred_at
 
     def _early(self, e: ev.EarlyCompletionTriggered) -> None:
         self.early_completion_at = e.occurred_at
 
     def _completed(self, e: ev.TwapCompleted) -> None:
         self.state = transition(self.state, Trigger.COMPLETE if e.reason == "filled" else Trigger.EXPIRE)
+        if e.market_vwap is not None:
+            self.market_vwap, self.slippage_vs_vwap_bps = e.market_vwap, e.slippage_vs_vwap_bps
         self.ended_at, self.completion_reason = e.occurred_at, e.reason
 
     def _cancelled(self, e: ev.ExecutionCancelled) -> None:
@@ -242,6 +257,10 @@ _HANDLERS = {
     ev.TwapSliceExecuted: Execution._slice_executed,
     ev.TwapCompleted: Execution._completed,
     ev.EarlyCompletionTriggered: Execution._early,
+    ev.VwapSliceExecuted: Execution._slice_executed,
+    ev.VwapCompleted: Execution._completed,
+    ev.UrgencyChanged: Execution._urgency,
+    ev.EmergencyLiquidationStarted: Execution._emergency,
     ev.ExecutionCancelled: Execution._cancelled,
     ev.ExecutionFailed: Execution._failed,
 }

@@ -77,10 +77,10 @@ def plan_twap(
         raise ScheduleError("duration_seconds must be > 0")
     wanted = slice_count or max(1, duration_seconds // DEFAULT_SLICE_SECONDS)
     count = feasible_slice_count(qty, wanted, instrument, price)
-    interval = timedelta(seconds=duration_seconds / count)
+    times = _spread(start, timedelta(seconds=duration_seconds), count)
     return tuple(
-        PlannedSlice(first_index + i, start + interval * i, q)
-        for i, q in enumerate(split_equal(qty, count, instrument))
+        PlannedSlice(first_index + i, at, q)
+        for i, (at, q) in enumerate(zip(times, split_equal(qty, count, instrument)))
     )
 
 
@@ -100,13 +100,19 @@ def respread(
     if not remaining_indices:
         return ()
     count = len(remaining_indices)
-    span = max((end - start).total_seconds(), 0.0)
-    interval = timedelta(seconds=span / count)
+    times = _spread(start, end - start, count)
     qtys = split_equal(remaining_qty, count, instrument) if remaining_qty > 0 else [Decimal(0)] * count
-    return tuple(
-        PlannedSlice(idx, start + interval * i, q)
-        for i, (idx, q) in enumerate(zip(remaining_indices, qtys))
-    )
+    return tuple(PlannedSlice(idx, at, q) for idx, at, q in zip(remaining_indices, times, qtys))
+
+
+def _spread(start: datetime, span: timedelta, count: int) -> list[datetime]:
+    """``count`` evenly spaced times in ``[start, start + span)``, the first at ``start``.
+
+    Integer microseconds: a float interval rounded to the microsecond, multiplied by a large
+    count, can push the last slices past the end of the window.
+    """
+    span_us = max(span // timedelta(microseconds=1), 0)
+    return [start + timedelta(microseconds=span_us * i // count) for i in range(count)]
 
 
 def next_slice_qty(remaining_qty: Decimal, slices_left: int, instrument: Instrument, price: Decimal) -> Decimal:

@@ -14,6 +14,8 @@ from genesis.domain.execution import Execution, SliceState
 from genesis.domain.instrument import Instrument
 from genesis.domain.schedule import next_slice_qty, plan_twap, split_equal
 from genesis.domain.twap import TwapParams, calculate_time_slices, cap_slice_qty, is_volume_anomaly
+from genesis.domain.vwap import (ExecutionScheduler, Urgency, intraday_volume_scale, is_behind_schedule, plan_vwap,
+                                 scheduled_done_qty)
 from genesis.engine.market_data import MarketData
 
 ZERO = Decimal(0)
@@ -26,6 +28,8 @@ class SliceSizing:
     market_volume: Decimal | None  # expected market volume in the slice's interval
     cap_bound: bool = False
     volume_anomaly: bool = False
+    taker_fallback: bool = True  # after the maker leg, take the rest (False: carry it forward)
+    maker_first: bool = True  # False: straight to taker (emergency)
 
 
 class AlgoPolicy(Protocol):
@@ -74,7 +78,7 @@ class TwapPolicy:
 
     async def size(self, agg: Execution, s: SliceState, slices_left: int, ref: Decimal,
                    interval_seconds: float, now: datetime) -> SliceSizing:
-        wanted = next_slice_qty(agg.remaining_qty, slices_left, self.instrument, ref)
+        wanted = planned_share(agg, s, self.instrument, ref)
         if not self.capped or wanted <= 0:
             return SliceSizing(wanted, wanted, None)
         rate = await self.market.volume_rate(agg.symbol, now)
@@ -93,6 +97,19 @@ class TwapPolicy:
         return SliceSizing(qty, wanted, volume, cap_bound=qty < wanted, volume_anomaly=anomaly)
 
 
+def planned_share(agg: Execution, s: SliceState, instrument: Instrument, ref: Decimal) -> Decimal:
+    """This slice's planned proportion of what is left, applied to what the venue reports left:
+    keeps the plan's size variation while absorbing partial fills and skipped slices."""
+    open_slices = agg.open_slices()
+    if len(open_slices) <= 1:
+        return agg.remaining_qty
+    planned_left = sum((o.planned_qty for o in open_slices), ZERO)
+    if planned_left <= 0:
+        return next_slice_qty(agg.remaining_qty, len(open_slices), instrument, ref)
+    share = instrument.round_qty_down(agg.remaining_qty * s.planned_qty / planned_left)
+    return share if share >= instrument.min_qty_at(ref) else ZERO
+
+
 @dataclass(slots=True)
 class SinglePolicy:
     """One child order, now (router ``single`` or ``--algo single``)."""
@@ -107,7 +124,61 @@ class SinglePolicy:
         return SliceSizing(agg.remaining_qty, agg.remaining_qty, None)
 
 
-def policy_for(agg: Execution, market: MarketData, instrument: Instrument, params: TwapParams) -> AlgoPolicy:
+@dataclass(frozen=True, slots=True)
+class VwapSettings:
+    interval_seconds: int = 60
+    behind_tolerance: Decimal = Decimal("0.05")
+    intraday_adjustment: bool = False
+
+
+@dataclass(slots=True)
+class VwapPolicy:
+    """Story 10.4.1 VWAP: child quantities follow the intraday volume curve over the window,
+    paced by the urgency, capped at the participation limit of the interval's expected volume,
+    the remainder re-spread over the rest of the curve before every slice. Passive (maker)
+    by default; taker only when behind schedule beyond ``behind_tolerance`` (or on the last
+    slice, or in emergency)."""
+
+    market: MarketData
+    instrument: Instrument
+    params: TwapParams
+    interval_seconds: int = 60
+    behind_tolerance: Decimal = Decimal("0.05")
+    intraday_adjustment: bool = False
+
+    async def plan(self, agg: Execution, now: datetime, arrival: Decimal) -> tuple[tuple[PlannedSlice, ...], datetime]:
+        end_at = now + timedelta(seconds=agg.duration_seconds)
+        curve = await self.market.volume_curve(agg.symbol, now)
+        return plan_vwap(agg.qty, now, end_at, curve, self.instrument, arrival, self.interval_seconds), end_at
+
+    async def size(self, agg: Execution, s: SliceState, slices_left: int, ref: Decimal,
+                   interval_seconds: float, now: datetime) -> SliceSizing:
+        assert agg.end_at is not None and agg.started_at is not None
+        urgency = Urgency(agg.urgency)
+        curve = await self.market.volume_curve(agg.symbol, now)
+        scale = 1.0
+        if self.intraday_adjustment:
+            scale = intraday_volume_scale(await self.market.volume_today(agg.symbol, now), curve,
+                                          curve.typical_daily_volume, now)
+        scheduler = ExecutionScheduler(curve, self.instrument, Decimal(str(curve.typical_daily_volume)),
+                                       self.params.participation_cap)
+        end = now + timedelta(seconds=interval_seconds)
+        last = slices_left <= 1 or end >= agg.end_at
+        target = scheduler.next_slice(remaining_qty=agg.remaining_qty, interval_start=now,
+                                      interval_end=min(end, agg.end_at) if not last else agg.end_at,
+                                      window_end=agg.end_at, price=ref, urgency=urgency, volume_scale=scale)
+        volume = scheduler.expected_interval_volume(now, end, scale)
+        done = scheduled_done_qty(agg.qty, curve, agg.started_at, agg.end_at, now + timedelta(seconds=interval_seconds),
+                                  urgency)
+        behind = is_behind_schedule(done, agg.filled_qty + target.qty, agg.qty, self.behind_tolerance)
+        emergency = urgency is Urgency.EMERGENCY
+        return SliceSizing(target.qty, target.desired_qty, volume, cap_bound=target.cap_bound,
+                           taker_fallback=behind or last or emergency or urgency is Urgency.CRITICAL,
+                           maker_first=not emergency)
+
+
+def policy_for(agg: Execution, market: MarketData, instrument: Instrument, params: TwapParams,
+               vwap: "VwapSettings | None" = None) -> AlgoPolicy:
     if agg.algo == "single" or agg.execution_style == "single":
         return SinglePolicy(instrument)
     if agg.algo == "twap":
@@ -116,4 +187,7 @@ def policy_for(agg: Execution, market: MarketData, instrument: Instrument, param
             # volume-profile timing and no cap (its slices are far below a minute's volume)
             return TwapPolicy(market, instrument, params, adaptive=False, capped=False)
         return TwapPolicy(market, instrument, params)
+    if agg.algo == "vwap":
+        v = vwap or VwapSettings()
+        return VwapPolicy(market, instrument, params, v.interval_seconds, v.behind_tolerance, v.intraday_adjustment)
     raise ValueError(f"unknown algorithm {agg.algo!r}")

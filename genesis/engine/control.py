@@ -20,6 +20,7 @@ class Control:
     reason: str = ""
     command_ids: list[int] = field(default_factory=list)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    urgency: tuple[str, str, int | None] | None = None  # (level, reason, command id) not yet applied
 
     def request(self, desire: Desire, reason: str, command_id: int | None = None) -> None:
         """Ask the runner to move to ``desire`` at its next safe point. Cancel and stop win
@@ -36,3 +37,8 @@ class Control:
     def take_commands(self) -> list[int]:
         ids, self.command_ids = self.command_ids, []
         return ids
+
+    def request_urgency(self, level: str, reason: str, command_id: int | None = None) -> None:
+        """Ask the runner to change its urgency (VWAP) before its next slice."""
+        self.urgency = (level, reason, command_id)
+        self.wake.set()

@@ -112,6 +112,10 @@ class Daemon:
     async def _make_clock(self) -> Clock:
         if self.options.venue != "sim":
             raise DaemonError(f"--venue {self.options.venue!r} is not available yet; use --venue sim")
+        from genesis.venue.candles import shipped_candles, shipped_symbols
+
+        for symbol in shipped_symbols():  # load the market before its clock starts ticking
+            shipped_candles(symbol)
         start = utc(self.options.sim_start) if self.options.sim_start else default_sim_start()
         # the simulated market never runs backwards across restarts: continue after the last event
         async with self.engine.connect() as conn:

@@ -12,8 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import numpy as np
+
+from genesis.domain import benchmarks
 from genesis.domain.orders import BookTop
-from genesis.venue.base import Venue
+from genesis.domain.volume_curve import CurveCache, VolumeCurve, VolumeCurveEstimator, day_start
+from genesis.store.candle_cache import CandleCache
+from genesis.venue.base import Candle, Venue
 
 MINUTE = timedelta(minutes=1)
 
@@ -26,7 +31,46 @@ def floor_minute(t: datetime) -> datetime:
 class MarketData:
     venue: Venue
     lookback_days: int = 20
+    cache: CandleCache | None = None
     _usual: dict[tuple[str, int], Decimal] = field(default_factory=dict)  # (symbol, minute of day)
+    _curves: CurveCache = field(default_factory=CurveCache)
+
+    async def history(self, symbol: str, start: datetime, end: datetime) -> list[Candle]:
+        """Closed 1-minute candles in ``[start, end)``, from the SQLite cache when it has them
+        all, else from the venue (and then cached)."""
+        expected = int((end - start) / MINUTE)
+        if self.cache is not None:
+            cached = await self.cache.load(symbol, start, end)
+            if len(cached) >= expected:
+                return cached
+        candles = await self.venue.candles(symbol, start, end)
+        if self.cache is not None:
+            await self.cache.save(symbol, candles)
+        return candles
+
+    async def volume_curve(self, symbol: str, as_of: datetime) -> VolumeCurve:
+        """The intraday volume curve for ``as_of``'s UTC day from the ``lookback_days`` full days
+        before it (cached per symbol and day; recomputed once the day moves on)."""
+        curve = self._curves.get(symbol, as_of)
+        if curve is not None:
+            return curve
+        end = day_start(as_of)
+        candles = await self.history(symbol, end - timedelta(days=self.lookback_days), end)
+        times = np.fromiter((int(c.open_time.timestamp() * 1000) for c in candles), dtype=np.int64, count=len(candles))
+        volumes = np.fromiter((float(c.volume) for c in candles), dtype=np.float64, count=len(candles))
+        estimator = VolumeCurveEstimator(history_days=self.lookback_days,
+                                         min_days=max(1, min(10, self.lookback_days)))
+        curve = estimator.estimate(times, volumes, as_of)
+        self._curves.put(symbol, curve)
+        return curve
+
+    async def market_vwap(self, symbol: str, start: datetime, now: datetime) -> Decimal | None:
+        """Market VWAP (typical price, volume weighted) of the closed minutes in ``[start, now)``."""
+        return benchmarks.market_vwap(await self.venue.candles(symbol, floor_minute(start), now))
+
+    async def volume_today(self, symbol: str, now: datetime) -> Decimal:
+        """Volume traded since UTC midnight (closed minutes)."""
+        return await self.traded_volume(symbol, day_start(now), now)
 
     async def book_top(self, symbol: str) -> BookTop:
         return await self.venue.book_top(symbol)

@@ -18,5 +18,8 @@ class PositionBook:
         if qty:
             self._net[symbol] = self.get(symbol) + side.sign * qty
 
+    def set(self, symbol: str, net: Decimal) -> None:
+        self._net[symbol] = net
+
     def snapshot(self) -> dict[str, Decimal]:
         return dict(self._net)

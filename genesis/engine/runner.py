@@ -15,6 +15,7 @@ import structlog
 
 from genesis.clock import Clock
 from genesis.domain import events as ev
+from genesis.domain.benchmarks import RunningVwap, slippage_vs_vwap_bps
 from genesis.domain.execution import Execution
 from genesis.domain.instrument import Instrument
 from genesis.domain.orders import OrderRequest, OrderStatus, OrderType, TimeInForce
@@ -22,12 +23,12 @@ from genesis.domain.risk import RiskEngine
 from genesis.domain.schedule import respread
 from genesis.domain.state import ExecutionState
 from genesis.domain.twap import TwapParams, check_early_completion
-from genesis.engine.algos import AlgoPolicy, policy_for
+from genesis.engine.algos import AlgoPolicy, VwapSettings, policy_for
 from genesis.engine.control import Control, Desire
 from genesis.engine.market_data import MarketData
 from genesis.engine.positions import PositionBook
 from genesis.engine.slicer import RoutingSettings, SliceWorker
-from genesis.engine.venue_calls import RetryPolicy, VenueCaller
+from genesis.engine.venue_calls import RetryPolicy, VenueCaller, VenueUnavailable
 from genesis.store.eventstore import EventStore, StorageError
 from genesis.venue.base import Venue
 
@@ -41,6 +42,7 @@ class RunnerSettings:
     storage_retry_seconds: float = 1.0
     routing: RoutingSettings = RoutingSettings()
     twap: TwapParams = field(default_factory=TwapParams)
+    vwap: VwapSettings = field(default_factory=VwapSettings)
 
 
 class ExecutionRunner:
@@ -57,6 +59,7 @@ class ExecutionRunner:
         self.calls = VenueCaller(venue, clock, settings.retry, self._stopping, self.log)
         self.worker = SliceWorker(self, settings.routing)
         self.policy: AlgoPolicy | None = None
+        self._vwap: tuple[datetime, RunningVwap] | None = None  # market VWAP of the window so far
 
     def _stopping(self) -> bool:
         return self.control.desire in (Desire.STOP, Desire.CANCEL)
@@ -76,11 +79,21 @@ class ExecutionRunner:
     async def run(self) -> None:
         async with self.clock.actor():
             agg = await self.store.load(self.execution_id)
-            self.policy = policy_for(agg, self.market, self.instrument, self.settings.twap)
+            self.policy = policy_for(agg, self.market, self.instrument, self.settings.twap, self.settings.vwap)
             self.log.info("runner_started", state=agg.state.value, filled=str(agg.filled_qty))
-            await self._reconcile(agg)
-            while not await self._step():
-                pass
+            try:
+                await self._reconcile(agg)
+                while not await self._step():
+                    pass
+            except VenueUnavailable:
+                # asked to stop or cancel while the venue was unreachable: never a failure
+                if self.control.desire is Desire.CANCEL:
+                    agg = await self.store.load(self.execution_id)
+                    if not agg.state.is_terminal:
+                        await self.append([ev.ExecutionCancelled(self.execution_id, self.clock.now(),
+                                                                 self.control.reason)], self.control.take_commands())
+                else:
+                    self.log.warning("runner_stopped_while_venue_unavailable")
             agg = await self.store.load(self.execution_id)
             self.log.info("runner_finished", state=agg.state.value, filled=str(agg.filled_qty))
 
@@ -113,6 +126,9 @@ class ExecutionRunner:
             return False
         if agg.state is ExecutionState.PENDING:
             await self._start(agg, now)
+            return False
+        if self.control.urgency is not None:
+            await self._apply_urgency(agg, now)
             return False
         await self._ack_noop("already running")
         open_slices = agg.open_slices()
@@ -178,13 +194,55 @@ class ExecutionRunner:
                            self._replan(agg, now, end_at, "early completion: price better than arrival")])
         return True
 
+    async def _apply_urgency(self, agg: Execution, now: datetime) -> None:
+        level, reason, command_id = self.control.urgency  # type: ignore[misc]
+        self.control.urgency = None
+        commands = [command_id] if command_id is not None else []
+        if agg.algo != "vwap":
+            if commands:
+                await self.store.mark_commands([(command_id, "rejected", f"urgency applies to vwap, not {agg.algo}")])
+            return
+        if level == "emergency":
+            self.log.critical("EMERGENCY_LIQUIDATION", reason=reason, remaining=str(agg.remaining_qty),
+                              note="participation cap and schedule overridden; hard risk limits still apply")
+            events: list[ev.Event] = [ev.EmergencyLiquidationStarted(self.execution_id, now, reason, agg.remaining_qty)]
+            indices = [s.index for s in agg.open_slices()]
+            if indices:  # everything left goes in the next slice, now
+                events.append(ev.ScheduleReplanned(self.execution_id, now, agg.end_at or now,
+                                                   respread(agg.remaining_qty, indices[:1], now, now, self.instrument),
+                                                   "emergency liquidation"))
+            await self.append(events, commands)
+            return
+        self.log.info("urgency_changed", urgency=level, reason=reason)
+        await self.append([ev.UrgencyChanged(self.execution_id, now, level, reason)], commands)
+
+    async def benchmark(self, agg: Execution) -> tuple[Decimal | None, Decimal | None]:
+        """Market VWAP over the window so far and our average against it (bps, + = worse)."""
+        if agg.started_at is None:
+            return None, None
+        now = self.clock.now()
+        since, acc = self._vwap or (agg.started_at, RunningVwap())
+        if now > since:
+            bars = await self.venue.candles(agg.symbol, since, now)
+            if bars:
+                acc = acc.add(bars)
+                since = bars[-1].open_time + timedelta(minutes=1)
+            self._vwap = (since, acc)
+        vwap = acc.value
+        if vwap is None:
+            return None, None
+        q = Decimal("0.00000001")
+        return vwap.quantize(q), slippage_vs_vwap_bps(agg.side, agg.avg_price, vwap)
+
     async def _complete(self, agg: Execution, now: datetime) -> None:
         reason = "filled" if agg.remaining_qty == 0 else "window_ended"
         if reason != "filled":
             self.log.warning("window_ended_with_quantity_left", remaining=str(agg.remaining_qty))
-        await self.append([ev.TwapCompleted(
+        vwap, vs_vwap = await self.benchmark(agg)
+        cls = ev.VwapCompleted if agg.algo == "vwap" else ev.TwapCompleted
+        await self.append([cls(
             self.execution_id, now, agg.filled_qty, agg.remaining_qty, agg.avg_price, agg.arrival_price,
-            agg.implementation_shortfall_bps, agg.fees, reason)])
+            agg.implementation_shortfall_bps, agg.fees, reason, vwap, vs_vwap)])
         self.log.info("execution_completed", reason=reason, filled=str(agg.filled_qty),
                       avg_price=str(agg.avg_price), is_bps=str(agg.implementation_shortfall_bps))
 

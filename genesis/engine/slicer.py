@@ -66,7 +66,7 @@ class SliceWorker:
                             self._closed(agg, s, "denied", ref, sizing, decision.reason)])
             return
         remaining = sizing.qty
-        if self.routing.maker_first:
+        if self.routing.maker_first and sizing.maker_first:
             price = passive_price(top, agg.side, agg.limit_price)
             request = self._request(agg, s, OrderType.LIMIT, remaining, price, TimeInForce.POST_ONLY)
             agg = await self.intend(agg, s, request, ref, sizing)
@@ -75,7 +75,8 @@ class SliceWorker:
                 await r.clock.sleep_until(r.clock.now() + timedelta(seconds=self.routing.maker_timeout_seconds))
             agg = await self.record(agg, s, request, report)
             remaining -= agg.orders[request.client_order_id].filled_qty
-        if remaining > 0 and remaining >= r.instrument.min_qty_at(ref):
+        take = sizing.taker_fallback or not (self.routing.maker_first and sizing.maker_first)
+        if take and remaining > 0 and remaining >= r.instrument.min_qty_at(ref):
             if agg.limit_price is not None:
                 request = self._request(agg, s, OrderType.LIMIT, remaining, agg.limit_price, TimeInForce.IOC)
             else:
@@ -127,17 +128,20 @@ class SliceWorker:
         wanted = sizing.qty if sizing else st.planned_qty
         status = ("filled" if st.filled_qty >= wanted and st.filled_qty > 0 else "partial" if st.filled_qty > 0
                   else "failed" if rejected else "unfilled")
-        reasons = [o.reason for o in agg.orders_of(s.index) if o.reason]
-        await self.r.append([self._closed(agg, st, status, ref, sizing, "; ".join(reasons) or None)])
+        reasons = [o.reason for o in agg.orders_of(s.index) if o.reason and o.status == "rejected"]
+        bench = await self.r.benchmark(agg)
+        await self.r.append([self._closed(agg, st, status, ref, sizing, "; ".join(reasons) or None, bench)])
 
     def _closed(self, agg: Execution, s: SliceState, status: str, ref: Decimal | None, sizing: SliceSizing | None,
-                reason: str | None) -> ev.TwapSliceExecuted:
+                reason: str | None, bench: tuple[Decimal | None, Decimal | None] = (None, None)) -> ev.TwapSliceExecuted:
         avg = s.avg_price
         volume = sizing.market_volume if sizing else None
-        return ev.TwapSliceExecuted(
+        cls, extra = (ev.VwapSliceExecuted, {"urgency": agg.urgency}) if agg.algo == "vwap" else (ev.TwapSliceExecuted, {})
+        return cls(
             self.r.execution_id, self.r.clock.now(), s.index, len(agg.slices), status, s.planned_qty, s.filled_qty,
             avg, ref, slippage_bps(agg.side, avg, ref), s.fees, market_volume=volume,
             participation=(s.filled_qty / volume).quantize(Decimal("0.000001")) if volume else None,
             execution_style=agg.execution_style, reason=reason, maker_qty=s.maker_qty,
             taker_qty=s.filled_qty - s.maker_qty, scheduled_at=s.scheduled_at,
-            cap_bound=bool(sizing and sizing.cap_bound), volume_anomaly=bool(sizing and sizing.volume_anomaly))
+            cap_bound=bool(sizing and sizing.cap_bound), volume_anomaly=bool(sizing and sizing.volume_anomaly),
+            market_vwap=bench[0], slippage_vs_vwap_bps=bench[1], **extra)

@@ -74,7 +74,8 @@ class Supervisor:
             return execution_id
         top = await self.venue.book_top(req.symbol)
         self._check_acceptable(req, top.mid)
-        algo, style, duration, slices, params = req.algo, "twap", req.duration_seconds, req.slice_count, {}
+        algo, style, duration, slices = req.algo, req.algo, req.duration_seconds, req.slice_count
+        params = {"urgency": req.urgency} if req.algo == "vwap" else {}
         if req.algo in ("auto", "single"):
             route = self._route(req, top.mid)
             style, slices = route.execution_style, route.slices
@@ -137,6 +138,8 @@ class Supervisor:
 
     async def recover(self) -> list[str]:
         """Start a runner for every live execution in the store. Paused ones stay paused."""
+        for symbol, net in (await self.store.net_positions()).items():
+            self.positions.set(symbol, net)
         ids = await self.store.live_execution_ids()
         for execution_id in ids:
             if execution_id in self._entries:
@@ -187,6 +190,13 @@ class Supervisor:
         entry.control.request(desire, reason, command_id)
         return True
 
+    def set_urgency(self, execution_id: str, level: str, reason: str, command_id: int | None = None) -> bool:
+        entry = self._entries.get(execution_id)
+        if entry is None:
+            return False
+        entry.control.request_urgency(level, reason, command_id)
+        return True
+
     def pause_all(self, reason: str) -> int:
         return sum(self.control(eid, Desire.PAUSE, reason) for eid in list(self._entries))
 
@@ -217,6 +227,7 @@ class Supervisor:
 
 
 def runner_settings(config: "RuntimeConfig") -> RunnerSettings:
+    from genesis.engine.algos import VwapSettings
     from genesis.engine.slicer import RoutingSettings
     from genesis.engine.venue_calls import RetryPolicy
 
@@ -224,7 +235,8 @@ def runner_settings(config: "RuntimeConfig") -> RunnerSettings:
         pause_policy=config.twap.pause_policy,
         retry=RetryPolicy(base_seconds=config.engine.venue_retry_seconds),
         routing=RoutingSettings(config.router.maker_first, config.router.maker_timeout_seconds),
-        twap=config.twap.params())
+        twap=config.twap.params(),
+        vwap=VwapSettings(config.vwap.interval_seconds, config.vwap.behind_tolerance, config.vwap.intraday_adjustment))
 
 
 def build_supervisor(store: EventStore, venue: Venue, clock: Clock, instruments: dict[str, Instrument],

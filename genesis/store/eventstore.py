@@ -13,6 +13,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Sequence
 
 import structlog
@@ -84,7 +85,7 @@ class EventStore:
 
     async def start(self) -> None:
         async with self._engine.connect() as conn:
-            self._next_seq = (await conn.scalar(select(func.max(t.events.c.sequence_number))) or 0) + 1
+            self._next_seq = await _next_sequence(conn)
         self._writer = asyncio.create_task(self._write_loop(), name="eventstore-writer")
 
     async def stop(self) -> None:
@@ -131,15 +132,23 @@ class EventStore:
         await item.future
 
     async def _write_loop(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                await self._commit_batch(batch)
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+        try:
+            while True:
+                batch = [await self._queue.get()]
+                while len(batch) < self._max_batch and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                try:
+                    await self._commit_batch(batch)
+                finally:
+                    for _ in batch:
+                        self._queue.task_done()
+        finally:
+            # whatever ends the writer, nobody may wait forever on a queued append (or in stop())
+            while not self._queue.empty():
+                item = self._queue.get_nowait()
+                if not item.future.done():
+                    item.future.set_exception(StoreClosedError("the event store writer stopped"))
+                self._queue.task_done()
 
     async def _commit_batch(self, batch: list[_Pending]) -> None:
         accepted: list[tuple[_Pending, list[StoredEvent]]] = []
@@ -147,6 +156,8 @@ class EventStore:
         try:
             async with self._engine.begin() as conn:
                 now = datetime.now(timezone.utc)
+                if self._next_seq is None:  # unknown after a failed commit
+                    self._next_seq = await _next_sequence(conn)
                 folded: list[tuple[_Pending, Execution, list[int]]] = []
                 poisoned: set[str] = set()
                 for item in batch:
@@ -161,6 +172,8 @@ class EventStore:
                             poisoned.add(item.aggregate_id)
                     else:
                         folded.append((item, agg, versions))
+                for agg_id in poisoned:  # a later item may have re-cached it with refused events
+                    self._aggregates.pop(agg_id, None)
                 rows: list[dict] = []
                 projections: list[tuple[Execution, list[Event]]] = []
                 assert self._next_seq is not None
@@ -232,20 +245,10 @@ class EventStore:
         for item in batch:
             if not item.future.done():
                 item.future.set_exception(exc)
-        asyncio.get_running_loop().create_task(self._reload_sequence(), name="eventstore-reseq")
-
-    async def _reload_sequence(self) -> None:
-        try:
-            async with self._engine.connect() as conn:
-                self._next_seq = (await conn.scalar(select(func.max(t.events.c.sequence_number))) or 0) + 1
-        except (DBAPIError, SQLAlchemyError, OSError) as exc:
-            log.error("storage_unreadable", error=str(exc))
 
     async def _aggregate(self, conn: AsyncConnection, aggregate_id: str) -> Execution:
         agg = self._aggregates.get(aggregate_id)
         if agg is None:
-            if self._next_seq is None:
-                self._next_seq = (await conn.scalar(select(func.max(t.events.c.sequence_number))) or 0) + 1
             agg = Execution.replay(aggregate_id, [s.event for s in await _read(conn, aggregate_id)])
             self._aggregates[aggregate_id] = agg
         return agg
@@ -271,6 +274,15 @@ class EventStore:
         async with self._engine.connect() as conn:
             return await _read(conn, aggregate_id, after_sequence, limit)
 
+    async def net_positions(self) -> dict[str, Decimal]:
+        """Signed net quantity genesis has filled per symbol (buys minus sells), from the projection."""
+        c = t.executions.c
+        out: dict[str, Decimal] = {}
+        async with self._engine.connect() as conn:
+            for symbol, side, filled in await conn.execute(select(c.symbol, c.side, c.filled_qty)):
+                out[symbol] = out.get(symbol, Decimal(0)) + (filled if side == "buy" else -filled)
+        return out
+
     async def live_execution_ids(self) -> list[str]:
         """Executions whose projection is not in a terminal state."""
         async with self._engine.connect() as conn:
@@ -279,6 +291,10 @@ class EventStore:
                 .where(t.executions.c.state.in_(("pending", "running", "paused")))
                 .order_by(t.executions.c.submitted_at))
             return [r[0] for r in rows]
+
+
+async def _next_sequence(conn: AsyncConnection) -> int:
+    return (await conn.scalar(select(func.max(t.events.c.sequence_number))) or 0) + 1
 
 
 async def _read(conn: AsyncConnection, aggregate_id: str | None, after_sequence: int = 0,

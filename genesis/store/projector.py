@@ -35,7 +35,7 @@ def execution_row(agg: Execution) -> dict[str, Any]:
         "target_qty": agg.qty,
         "filled_qty": agg.filled_qty,
         "remaining_qty": agg.remaining_qty,
-        "avg_price": agg.avg_price,
+        "avg_price": _q8(agg.avg_price),
         "arrival_price": agg.arrival_price,
         "limit_price": agg.limit_price,
         "notional_usdt": agg.filled_notional,
@@ -55,7 +55,14 @@ def execution_row(agg: Execution) -> dict[str, Any]:
         "version": agg.version,
         "early_completion_at": agg.early_completion_at,
         "maker_qty": agg.maker_qty,
+        "urgency": agg.urgency,
+        "market_vwap": agg.market_vwap,
+        "slippage_vs_vwap_bps": agg.slippage_vs_vwap_bps,
     }
+
+
+def _q8(v: Decimal | None) -> Decimal | None:
+    return None if v is None else v.quantize(Decimal("0.00000001"))
 
 
 async def project(conn: AsyncConnection, agg: Execution, events: list[ev.Event]) -> None:
@@ -133,10 +140,11 @@ async def _closed(conn: AsyncConnection, agg: Execution, e: ev.OrderClosed) -> N
 async def _slice_executed(conn: AsyncConnection, agg: Execution, e: ev.TwapSliceExecuted) -> None:
     await conn.execute(update(t.execution_slices).where(_slice_key(agg.execution_id, e.slice_index)), {
         "status": e.status, "executed_at": e.occurred_at, "filled_qty": e.filled_qty,
-        "avg_price": e.avg_price, "reference_price": e.reference_price,
+        "avg_price": _q8(e.avg_price), "reference_price": e.reference_price,
         "slippage_bps": e.slippage_bps, "fee": e.fee, "market_volume": e.market_volume,
         "participation": e.participation, "reason": e.reason, "maker_qty": e.maker_qty,
         "taker_qty": e.taker_qty, "cap_bound": e.cap_bound, "volume_anomaly": e.volume_anomaly,
+        "market_vwap": e.market_vwap, "urgency": getattr(e, "urgency", None),
     })
 
 
@@ -149,6 +157,7 @@ _HANDLERS = {
     ev.FillRecorded: _fill,
     ev.OrderClosed: _closed,
     ev.TwapSliceExecuted: _slice_executed,
+    ev.VwapSliceExecuted: _slice_executed,
 }
 
 

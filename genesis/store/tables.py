@@ -77,6 +77,9 @@ executions = Table(
     Column("version", Integer, nullable=False),
     Column("early_completion_at", UtcDateTime),
     Column("maker_qty", Money, nullable=False, server_default="0"),
+    Column("urgency", String(16), nullable=False, server_default="low"),
+    Column("market_vwap", Money),
+    Column("slippage_vs_vwap_bps", Money),
     Index("ix_executions_state", "state"),
     Index("ix_executions_symbol_submitted", "symbol", "submitted_at"),
 )
@@ -104,6 +107,19 @@ execution_slices = Table(
     Column("taker_qty", Money, nullable=False, server_default="0"),
     Column("cap_bound", Boolean, nullable=False, server_default=false()),
     Column("volume_anomaly", Boolean, nullable=False, server_default=false()),
+    Column("market_vwap", Money),
+    Column("urgency", String(16)),
+)
+
+candles = Table(
+    "candles", metadata,
+    Column("symbol", String(32), primary_key=True),
+    Column("open_time", UtcDateTime, primary_key=True),
+    Column("open", Money, nullable=False),
+    Column("high", Money, nullable=False),
+    Column("low", Money, nullable=False),
+    Column("close", Money, nullable=False),
+    Column("volume", Money, nullable=False),
 )
 
 child_orders = Table(

@@ -1,0 +1,105 @@
+"""``genesis paper-exchange`` (also ``python -m genesis.paper``): run the paper exchange.
+
+API key and secret: ``--key``/``--secret``, else ``GENESIS_API_KEY``/``GENESIS_API_SECRET``,
+else the pair stored in the state file (generated on first start). The pair is written to
+``<state>.credentials.json`` (mode 0600) so the daemon can use it with
+``GENESIS_CREDENTIALS_FILE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from genesis.paper.faults import Faults
+from genesis.paper.store import PaperStore
+
+
+def paper_credentials(state_path: Path, key: str | None, secret: str | None) -> tuple[str, str, Path]:
+    """Resolve the API key pair (see module docstring) and write the 0600 credentials file."""
+    store = PaperStore(state_path)
+    try:
+        with store.transaction():
+            key = key or os.environ.get("GENESIS_API_KEY") or store.get_meta("api_key") or (
+                secrets.token_hex(16))
+            secret = secret or os.environ.get("GENESIS_API_SECRET") or (
+                store.get_meta("api_secret") or secrets.token_hex(32))
+            store.set_meta("api_key", key)
+            store.set_meta("api_secret", secret)
+    finally:
+        store.close()
+    path = state_path.with_name(state_path.name + ".credentials.json")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"apiKey": key, "secret": secret}, fh)
+    return key, secret, path
+
+
+def _parse_start(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO-8601 time", param_hint="--start") from None
+
+
+@click.command("paper-exchange")
+@click.option("--port", type=int, default=8765, show_default=True, help="TCP port (0: any free).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind; the admin API is unauthenticated, keep it local.")
+@click.option("--state", "state", default="paper.db", show_default=True,
+              help="The exchange's own SQLite file (orders, trades, balances).")
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="Simulated seconds per wall second.")
+@click.option("--start", default=None, help="ISO-8601 simulated start time (default: 20 days "
+              "into the shipped candles; a restart continues after the stored time).")
+@click.option("--key", default=None,
+              help="API key clients must send (default: $GENESIS_API_KEY, else generated once and "
+                   "kept in the state file).")
+@click.option("--secret", default=None,
+              help="API secret for HMAC-SHA256 signatures (default: $GENESIS_API_SECRET, else "
+                   "generated once).")
+@click.option("--faults", "faults_text", default="",
+              help='Fault injection, e.g. "p_5xx=0.05,p_429=0.02,seed=7" (see docs).')
+def main(port: int, host: str, state: str, speed: float, start: str | None, key: str | None,
+         secret: str | None, faults_text: str) -> None:
+    """Run a local Binance-compatible paper exchange over the shipped candles."""
+    if not (0 < speed < float("inf")):
+        raise click.BadParameter("must be a finite number > 0", param_hint="--speed")
+    try:
+        faults = Faults.parse(faults_text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--faults") from None
+    from genesis.log import configure_logging
+
+    configure_logging("info")
+    state_path = Path(state)
+    key, secret, cred_path = paper_credentials(state_path, key, secret)
+    click.echo(f"paper exchange credentials: {cred_path} "
+               f"(daemon: GENESIS_CREDENTIALS_FILE={cred_path})", err=True)
+
+    from genesis.paper.server import serve  # aiohttp and the candles: only when serving
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(port, state_path, speed, _parse_start(start), key, secret, faults, host, stop)
+
+    asyncio.run(run())
+    sys.exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,279 @@
+"""``CcxtVenue``: any ccxt exchange (``genesis run --venue ccxt:binance``) behind the ``Venue``
+protocol. See ``docs/ccxt.md``.
+
+* Spot only: Binance is told to load spot markets only and not to fetch currencies (both would
+  call extra endpoints); other exchanges get ``defaultType: spot`` and non-spot markets are
+  dropped.
+* Client order ids are the domain's deterministic ids, sent in Binance's ``newClientOrderId``
+  (ccxt ``clientOrderId`` elsewhere) and used to look orders up (``origClientOrderId``).
+* Fills come from the order's own trades (``fetch_my_trades`` filtered by order id; at
+  placement, the fills of Binance's FULL response). A final report always carries fills that
+  add up to the filled quantity, or the call fails as retryable / unknown outcome.
+* Every number is converted to ``Decimal`` through its shortest string form, never used as float.
+* Errors: ``genesis.venue.ccxt_errors``. New orders first take a token from the account's
+  shared ``OrderBudget``; ccxt's own request limiter stays on.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Awaitable, Callable, TypeVar
+
+import ccxt.async_support as ccxt
+import structlog
+
+from genesis.clock import Clock, WallClock
+from genesis.domain.instrument import Instrument
+from genesis.domain.orders import (BookTop, Fill, OrderReport, OrderRequest, OrderStatus,
+                                   OrderType, TimeInForce)
+from genesis.venue.base import (Candle, PermanentVenueError, RetryableVenueError,
+                                UnknownOutcomeError)
+from genesis.venue.ccxt_errors import RATE_LIMITED, describe, map_ccxt_error
+from genesis.venue.ccxt_support import (build_exchange, dec, dt_to_ms, market_to_instrument,
+                                        ms_to_dt, trade_to_fill)
+from genesis.venue.credentials import Credentials
+from genesis.venue.order_budget import OrderBudget, shared_budget
+
+log = structlog.get_logger("genesis.venue.ccxt")
+T = TypeVar("T")
+
+BINANCE_CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
+_OHLCV_PAGE = 1000
+_TRADES_PAGE = 1000
+_EQUITY_QUANTUM = Decimal("0.00000001")
+_STATUS = {"closed": OrderStatus.FILLED, "canceled": OrderStatus.CANCELLED,
+           "cancelled": OrderStatus.CANCELLED, "expired": OrderStatus.CANCELLED,
+           "rejected": OrderStatus.REJECTED}
+
+
+class CcxtVenue:
+    """A ccxt exchange as a ``Venue`` (see module docstring).
+
+    ``exchange`` may be injected; otherwise it is built from ``exchange_id``, ``credentials``,
+    ``exchange_url``, ``timeout_ms``, ccxt ``options`` and other ccxt constructor ``config``
+    (tests shorten ``rateLimit``). ``budget`` defaults to the account's
+    process-wide ``OrderBudget``. ``clock`` stamps book tops and decides which candles closed.
+    """
+
+    def __init__(self, exchange_id: str, *, credentials: Credentials | None = None,
+                 exchange_url: str | None = None, clock: Clock | None = None,
+                 budget: OrderBudget | None = None, timeout_ms: int = 10_000,
+                 options: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
+                 exchange: ccxt.Exchange | None = None):
+        self.exchange_id = exchange_id
+        self.name = f"ccxt:{exchange_id}"
+        self.clock: Clock = clock or WallClock()
+        self.ex = exchange or build_exchange(exchange_id, credentials, exchange_url, timeout_ms,
+                                             options, config)
+        self.budget = budget or shared_budget(exchange_id, credentials.api_key if credentials else None)
+        self._binance = exchange_id.startswith("binance")
+        self._log = log.bind(venue=self.name)
+
+    # ------------------------------------------------------------------ market data
+    async def instruments(self) -> dict[str, Instrument]:
+        """Spot markets' trading rules, keyed by unified symbol."""
+        markets = await self._call("load_markets", lambda: self.ex.load_markets())
+        out: dict[str, Instrument] = {}
+        for symbol, m in markets.items():
+            if m.get("spot") and m.get("active") is not False:
+                try:
+                    out[symbol] = self.instrument_from_market(m)
+                except (ValueError, TypeError, ArithmeticError) as exc:
+                    self._log.debug("market_skipped", symbol=symbol, reason=str(exc))
+        return out
+
+    def instrument_from_market(self, market: dict[str, Any]) -> Instrument:
+        """The domain's trading rules of one ccxt market (see ``market_to_instrument``)."""
+        return market_to_instrument(market, self.ex.precisionMode == ccxt.TICK_SIZE)
+
+    async def book_top(self, symbol: str) -> BookTop:
+        """Best bid/ask from a 5-level order book."""
+        book = await self._call("fetch_order_book", lambda: self.ex.fetch_order_book(symbol, 5))
+        if not book.get("bids") or not book.get("asks"):
+            raise RetryableVenueError(f"{symbol}: empty side in the order book")
+        stamp = ms_to_dt(book["timestamp"]) if book.get("timestamp") else self.clock.now()
+        return BookTop(dec(book["bids"][0][0]), dec(book["asks"][0][0]), stamp)
+
+    async def candles(self, symbol: str, start: datetime, end: datetime,
+                      timeframe: str = "1m") -> list[Candle]:
+        """Closed candles with ``start <= open_time < end``, paging ``fetch_ohlcv``."""
+        step_ms = int(self.ex.parse_timeframe(timeframe) * 1000)
+        now_ms = dt_to_ms(self.clock.now())
+        since, end_ms, out = dt_to_ms(start), dt_to_ms(end), []
+        while since < end_ms:
+            page = await self._call("fetch_ohlcv", lambda s=since: self.ex.fetch_ohlcv(
+                symbol, timeframe, s, _OHLCV_PAGE, {"until": end_ms - 1}))
+            rows = [r for r in page if since <= r[0] < end_ms]
+            out += [Candle(ms_to_dt(r[0]), dec(r[1]), dec(r[2]), dec(r[3]), dec(r[4]), dec(r[5]))
+                    for r in rows if r[0] + step_ms <= now_ms]
+            if not rows or len(page) < _OHLCV_PAGE:
+                break
+            since = rows[-1][0] + step_ms
+        return out
+
+    async def equity_usdt(self) -> Decimal:
+        """Total balances valued at last prices of ``ASSET/USDT``; assets without such a market
+        are left out (logged)."""
+        balance = await self._call("fetch_balance", lambda: self.ex.fetch_balance())
+        totals = {a: dec(v) for a, v in (balance.get("total") or {}).items() if v}
+        markets = self.ex.markets or {}
+        symbols = [f"{a}/USDT" for a in totals if a != "USDT" and f"{a}/USDT" in markets]
+        tickers = (await self._call("fetch_tickers", lambda: self.ex.fetch_tickers(symbols))
+                   if symbols else {})
+        total = totals.get("USDT", Decimal(0))
+        for asset, amount in totals.items():
+            if asset == "USDT":
+                continue
+            t = tickers.get(f"{asset}/USDT") or {}
+            price = t.get("last") or t.get("close") or t.get("bid")
+            if price is None:
+                self._log.warning("equity_asset_unpriced", asset=asset, amount=str(amount))
+                continue
+            total += amount * dec(price)
+        return total.quantize(_EQUITY_QUANTUM)
+
+    async def balances(self) -> dict[str, Decimal]:
+        """Total balance per asset (free + locked)."""
+        balance = await self._call("fetch_balance", lambda: self.ex.fetch_balance())
+        return {a: dec(v) for a, v in (balance.get("total") or {}).items() if v is not None}
+
+    # ------------------------------------------------------------------ orders
+    async def place_order(self, request: OrderRequest) -> OrderReport:
+        """Send one order with the request's client order id (see ``ccxt_errors`` for failures).
+
+        A post-only order that would take comes back as a ``REJECTED`` report."""
+        cid = request.client_order_id
+        if self._binance and not BINANCE_CLIENT_ID_RE.match(cid):
+            raise PermanentVenueError(f"client order id {cid!r} breaks Binance's rule "
+                                      f"{BINANCE_CLIENT_ID_RE.pattern}")
+        params: dict[str, Any] = {"newClientOrderId" if self._binance else "clientOrderId": cid}
+        price = None
+        if request.order_type is OrderType.LIMIT:
+            if request.limit_price is None:
+                raise PermanentVenueError("limit order without a limit price")
+            price = str(request.limit_price)
+            if request.time_in_force is TimeInForce.POST_ONLY:
+                params["postOnly"] = True
+            else:
+                params["timeInForce"] = "IOC" if request.time_in_force is TimeInForce.IOC else "GTC"
+        await self.budget.acquire()
+        try:
+            order = await self._call("create_order", lambda: self.ex.create_order(
+                request.symbol, request.order_type.value, request.side.value, str(request.qty),
+                price, params), changes_state=True, raw=True)
+        except ccxt.OrderImmediatelyFillable as exc:
+            if request.time_in_force is not TimeInForce.POST_ONLY:
+                raise map_ccxt_error(exc, changes_state=True) from exc
+            return OrderReport(cid, None, OrderStatus.REJECTED, Decimal(0),
+                               reason=f"post-only order would take liquidity ({describe(exc)})")
+        except ccxt.BaseError as exc:
+            raise self._mapped(exc, changes_state=True) from exc
+        try:
+            return await self._report(request.symbol, cid, order, at_placement=True)
+        except (RetryableVenueError, PermanentVenueError) as exc:
+            # the order was accepted: whatever failed while completing its report, re-sending
+            # is wrong; the engine must look it up
+            raise UnknownOutcomeError(f"{cid} accepted, report incomplete: {exc}") from exc
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport:
+        """The order found by client order id (fills included); ``NOT_FOUND`` when unknown."""
+        try:
+            order = await self._call("fetch_order", lambda: self.ex.fetch_order(
+                "", symbol, self._cid_params(client_order_id)), raw=True)
+        except ccxt.OrderNotFound:
+            return OrderReport(client_order_id, None, OrderStatus.NOT_FOUND, Decimal(0))
+        except ccxt.BaseError as exc:
+            raise self._mapped(exc, changes_state=False) from exc
+        return await self._report(symbol, client_order_id, order)
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> OrderReport:
+        """Cancel by client order id and return the final report. An order that is already
+        final (Binance answers -2011 "Unknown order sent.") or unknown is fetched instead."""
+        try:
+            order = await self._call("cancel_order", lambda: self.ex.cancel_order(
+                "", symbol, self._cid_params(client_order_id)), changes_state=True, raw=True)
+        except ccxt.OrderNotFound:
+            return await self.fetch_order(symbol, client_order_id)
+        except ccxt.BaseError as exc:
+            raise self._mapped(exc, changes_state=True) from exc
+        return await self._report(symbol, client_order_id, order)
+
+    async def fetch_fills(self, symbol: str, venue_order_id: str,
+                          client_order_id: str = "") -> list[Fill]:
+        """Every trade of one order (paged), as ``Fill``s keyed by the exchange's trade id."""
+        params: dict[str, Any] = {"orderId": venue_order_id}
+        fills: list[Fill] = []
+        while True:
+            page = await self._call("fetch_my_trades", lambda p=dict(params): self.ex.fetch_my_trades(
+                symbol, None, _TRADES_PAGE, p))
+            mine = [t for t in page if str(t.get("order")) == str(venue_order_id)]
+            fills += [self.fill_from_trade(t, client_order_id) for t in mine]
+            if len(page) < _TRADES_PAGE or not self._binance:
+                return fills
+            params["fromId"] = str(int(page[-1]["id"]) + 1)
+
+    def fill_from_trade(self, trade: dict[str, Any], client_order_id: str) -> Fill:
+        """ccxt unified trade -> ``Fill`` (see ``trade_to_fill``)."""
+        return trade_to_fill(trade, client_order_id, self.clock.now())
+
+    async def _report(self, symbol: str, cid: str, order: dict[str, Any],
+                      at_placement: bool = False) -> OrderReport:
+        filled = dec(order.get("filled") or 0)
+        status = _STATUS.get(order.get("status") or "", OrderStatus.OPEN)
+        if status is OrderStatus.OPEN and filled > 0:
+            status = OrderStatus.PARTIALLY_FILLED
+        fills: list[Fill] = []
+        if filled > 0:
+            # fills in a placement response are the order's immediate (taker) executions
+            fills = [self.fill_from_trade(t, cid) for t in order.get("trades") or [] if t.get("id")]
+            if sum((f.qty for f in fills), Decimal(0)) != filled:
+                fills = await self.fetch_fills(symbol, order["id"], cid)
+            got = sum((f.qty for f in fills), Decimal(0))
+            if got != filled:
+                message = (f"{cid}: exchange reports {filled} filled but its trades add up to "
+                           f"{got}; look again")
+                if at_placement:
+                    raise UnknownOutcomeError(message)
+                raise RetryableVenueError(message)
+        reason = {"expired": "expired: IOC remainder not marketable", "canceled": "cancelled",
+                  "rejected": f"rejected by {self.exchange_id}"}.get(order.get("status") or "")
+        return OrderReport(cid, str(order["id"]) if order.get("id") else None, status, filled,
+                           tuple(fills), reason)
+
+    def _cid_params(self, client_order_id: str) -> dict[str, str]:
+        return {"origClientOrderId" if self._binance else "clientOrderId": client_order_id}
+
+    # ------------------------------------------------------------------ plumbing
+    async def _call(self, what: str, fn: Callable[[], Awaitable[T]], *,
+                    changes_state: bool = False, raw: bool = False) -> T:
+        """Run one ccxt call. ``raw``: let ccxt errors through (the caller handles specific
+        classes first, then ``_mapped``); otherwise map them. Timestamp errors resync first."""
+        try:
+            return await fn()
+        except ccxt.InvalidNonce as exc:
+            await self._resync_time(exc)
+            raise self._mapped(exc, changes_state) from exc
+        except ccxt.BaseError as exc:
+            if raw:
+                raise
+            raise self._mapped(exc, changes_state) from exc
+
+    def _mapped(self, exc: Exception, changes_state: bool) -> Exception:
+        headers = getattr(self.ex, "last_response_headers", None)
+        mapped = map_ccxt_error(exc, changes_state=changes_state,
+                                headers=headers if isinstance(exc, RATE_LIMITED) else None)
+        self._log.warning("venue_error", error=describe(exc), mapped=type(mapped).__name__)
+        return mapped
+
+    async def _resync_time(self, exc: Exception) -> None:
+        try:
+            offset = await self.ex.load_time_difference()
+            self._log.warning("venue_time_resynced", time_difference_ms=offset, error=describe(exc))
+        except ccxt.BaseError as again:
+            self._log.warning("venue_time_resync_failed", error=describe(again))
+
+    async def close(self) -> None:
+        """Close the ccxt HTTP session."""
+        await self.ex.close()
