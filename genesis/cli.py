@@ -74,21 +74,11 @@ def db_upgrade(ctx: Context) -> None:
 @common
 def db_rebuild(ctx: Context) -> None:
     """Rebuild the query tables from the event log (stop the daemon first)."""
-    from genesis.store import migrate
-    from genesis.store.db import async_engine
-    from genesis.store.projector import rebuild
+    from genesis.store.projector import rebuild_sync
 
-    migrate.upgrade(ctx.db_path)
-
-    async def go() -> int:
-        engine = async_engine(ctx.db_path)
-        try:
-            async with engine.begin() as conn:
-                return await rebuild(conn)
-        finally:
-            await engine.dispose()
-
-    click.echo(f"replayed {asyncio.run(go())} events into the projections")
+    with ctx.engine().begin() as conn:
+        count = rebuild_sync(conn)
+    click.echo(f"replayed {count} events into the projections")
 
 
 def _parse_iso(value: str | None) -> datetime | None:

@@ -337,7 +337,6 @@ async def test_storage_error_when_the_database_refuses_writes(db_path: Path) -> 
     read_only = {"on": False}
     engine = async_engine(db_path)
 
-    @sa_event.listens_for(engine.sync_engine, "connect")
     def _query_only(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
         if read_only["on"]:
             cur = dbapi_conn.cursor()
@@ -345,6 +344,8 @@ async def test_storage_error_when_the_database_refuses_writes(db_path: Path) -> 
             cur.close()
 
     store = EventStore(engine, max_batch=1)
+    for target in (engine.sync_engine, store.writer_engine):  # readers and the writer thread
+        sa_event.listen(target, "connect", _query_only)
     await store.start()
     try:
         for eid in ("a", "b", "c"):
@@ -354,6 +355,7 @@ async def test_storage_error_when_the_database_refuses_writes(db_path: Path) -> 
 
         read_only["on"] = True
         await engine.dispose()  # new connections pick up query_only
+        store.writer_engine.dispose()
         results = await asyncio.gather(
             store.append([paused("a")], done_commands=[(cmd, "accepted", None)]),
             store.append([paused("b")]),
@@ -367,6 +369,7 @@ async def test_storage_error_when_the_database_refuses_writes(db_path: Path) -> 
 
         read_only["on"] = False
         await engine.dispose()
+        store.writer_engine.dispose()
         assert await store.read() == before
         assert (await command_row(engine, cmd))["processed_at"] is None
 

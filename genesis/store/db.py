@@ -32,7 +32,22 @@ def async_engine(db_path: str | Path, durable: bool = True) -> AsyncEngine:
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     if not durable:
         event.listen(engine.sync_engine, "connect", _no_fsync)
+    _DURABLE[id(engine)] = durable
     return engine
+
+
+_DURABLE: dict[int, bool] = {}
+
+
+def writer_engine(engine: AsyncEngine) -> Engine:
+    """A blocking engine on the same SQLite file with the same settings, for the event store's
+    writer thread: a whole group-commit transaction runs in one call off the event loop."""
+    url = engine.url.set(drivername="sqlite+pysqlite")
+    sync = create_engine(url, pool_size=1, max_overflow=0)
+    event.listen(sync, "connect", _sqlite_pragmas)
+    if not _DURABLE.get(id(engine), True):
+        event.listen(sync, "connect", _no_fsync)
+    return sync
 
 
 def _no_fsync(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

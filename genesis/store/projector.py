@@ -1,17 +1,19 @@
 """Projections: the tables people query, derived from events.
 
-``project`` runs inside the writer's transaction, right after the events are inserted, with
-the aggregate already folded over them; ``rebuild`` replays the whole event log through the
-same code. Only INSERT and UPDATE are used, so the SQL stays portable.
+``statements`` plans the SQL that ``events`` (already folded into the aggregate) imply; the
+writer runs it in the same transaction as the event insert. ``rebuild`` replays the whole
+event log through the same code. Only INSERT and UPDATE are used, so the SQL stays portable.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, Iterator
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Executable
 
 from genesis.domain import events as ev
 from genesis.domain.events import decode
@@ -19,6 +21,8 @@ from genesis.domain.execution import Execution
 from genesis.store import tables as t
 
 ZERO = Decimal(0)
+
+Statement = tuple[Executable, dict[str, Any] | list[dict[str, Any]]]
 
 
 def execution_row(agg: Execution) -> dict[str, Any]:
@@ -65,17 +69,24 @@ def _q8(v: Decimal | None) -> Decimal | None:
     return None if v is None else v.quantize(Decimal("0.00000001"))
 
 
-async def project(conn: AsyncConnection, agg: Execution, events: list[ev.Event]) -> None:
-    """Write what ``events`` (already folded into ``agg``) change in the projection tables."""
+def statements(agg: Execution, events: list[ev.Event]) -> list[Statement]:
+    """The projection writes for ``events``, already folded into ``agg``."""
     row = execution_row(agg)
+    out: list[Statement] = []
     if isinstance(events[0], ev.ExecutionSubmitted):
-        await conn.execute(insert(t.executions), row)
+        out.append((insert(t.executions), row))
     else:
-        await conn.execute(update(t.executions).where(t.executions.c.execution_id == agg.execution_id), row)
+        out.append((update(t.executions).where(t.executions.c.execution_id == agg.execution_id), row))
     for e in events:
         handler = _HANDLERS.get(type(e))
         if handler is not None:
-            await handler(conn, agg, e)
+            out.extend(handler(agg, e))
+    return out
+
+
+def execute(conn: Connection, planned: list[Statement]) -> None:
+    for stmt, params in planned:
+        conn.execute(stmt, params)
 
 
 def _slice_key(execution_id: str, index: int):  # type: ignore[no-untyped-def]
@@ -83,62 +94,62 @@ def _slice_key(execution_id: str, index: int):  # type: ignore[no-untyped-def]
     return (s.execution_id == execution_id) & (s.slice_index == index)
 
 
-async def _started(conn: AsyncConnection, agg: Execution, e: ev.ExecutionStarted) -> None:
+def _started(agg: Execution, e: ev.ExecutionStarted) -> Iterator[Statement]:
     rows = [{
         "execution_id": agg.execution_id, "slice_index": p.index, "scheduled_at": p.scheduled_at,
         "planned_qty": p.qty, "status": "planned", "filled_qty": ZERO, "fee": ZERO, "attempts": 0,
     } for p in e.slices]
     if rows:
-        await conn.execute(insert(t.execution_slices), rows)
+        yield (insert(t.execution_slices), rows)
 
 
-async def _replanned(conn: AsyncConnection, agg: Execution, e: ev.ScheduleReplanned) -> None:
+def _replanned(agg: Execution, e: ev.ScheduleReplanned) -> Iterator[Statement]:
     for p in e.slices:
-        await conn.execute(update(t.execution_slices).where(_slice_key(agg.execution_id, p.index)),
+        yield (update(t.execution_slices).where(_slice_key(agg.execution_id, p.index)),
                            {"scheduled_at": p.scheduled_at, "planned_qty": p.qty})
 
 
-async def _risk_denied(conn: AsyncConnection, agg: Execution, e: ev.RiskDenied) -> None:
-    await conn.execute(update(t.execution_slices).where(_slice_key(agg.execution_id, e.slice_index)),
+def _risk_denied(agg: Execution, e: ev.RiskDenied) -> Iterator[Statement]:
+    yield (update(t.execution_slices).where(_slice_key(agg.execution_id, e.slice_index)),
                        {"risk_reason": e.reason, "reference_price": e.reference_price})
 
 
-async def _intended(conn: AsyncConnection, agg: Execution, e: ev.OrderIntended) -> None:
-    await conn.execute(insert(t.child_orders), {
+def _intended(agg: Execution, e: ev.OrderIntended) -> Iterator[Statement]:
+    yield (insert(t.child_orders), {
         "client_order_id": e.client_order_id, "execution_id": agg.execution_id,
         "slice_index": e.slice_index, "attempt": e.attempt, "order_type": e.order_type,
         "time_in_force": e.time_in_force, "qty": e.qty, "limit_price": e.limit_price,
         "reference_price": e.reference_price, "status": "intended", "filled_qty": ZERO,
         "intended_at": e.occurred_at,
     })
-    await conn.execute(update(t.execution_slices).where(_slice_key(agg.execution_id, e.slice_index)), {
+    yield (update(t.execution_slices).where(_slice_key(agg.execution_id, e.slice_index)), {
         "status": "sent", "client_order_id": e.client_order_id,
         "attempts": agg.attempts_for(e.slice_index),
     })
 
 
-async def _acknowledged(conn: AsyncConnection, agg: Execution, e: ev.OrderAcknowledged) -> None:
-    await conn.execute(update(t.child_orders).where(t.child_orders.c.client_order_id == e.client_order_id),
+def _acknowledged(agg: Execution, e: ev.OrderAcknowledged) -> Iterator[Statement]:
+    yield (update(t.child_orders).where(t.child_orders.c.client_order_id == e.client_order_id),
                        {"venue_order_id": e.venue_order_id, "status": agg.orders[e.client_order_id].status})
 
 
-async def _fill(conn: AsyncConnection, agg: Execution, e: ev.FillRecorded) -> None:
-    await conn.execute(insert(t.fills), {
+def _fill(agg: Execution, e: ev.FillRecorded) -> Iterator[Statement]:
+    yield (insert(t.fills), {
         "execution_id": agg.execution_id, "trade_id": e.trade_id, "client_order_id": e.client_order_id,
         "slice_index": e.slice_index, "qty": e.qty, "price": e.price, "fee": e.fee,
         "fee_asset": e.fee_asset, "liquidity": e.liquidity, "filled_at": e.filled_at,
     })
-    await conn.execute(update(t.child_orders).where(t.child_orders.c.client_order_id == e.client_order_id),
+    yield (update(t.child_orders).where(t.child_orders.c.client_order_id == e.client_order_id),
                        {"filled_qty": agg.orders[e.client_order_id].filled_qty})
 
 
-async def _closed(conn: AsyncConnection, agg: Execution, e: ev.OrderClosed) -> None:
-    await conn.execute(update(t.child_orders).where(t.child_orders.c.client_order_id == e.client_order_id),
+def _closed(agg: Execution, e: ev.OrderClosed) -> Iterator[Statement]:
+    yield (update(t.child_orders).where(t.child_orders.c.client_order_id == e.client_order_id),
                        {"status": e.status, "reason": e.reason, "closed_at": e.occurred_at})
 
 
-async def _slice_executed(conn: AsyncConnection, agg: Execution, e: ev.TwapSliceExecuted) -> None:
-    await conn.execute(update(t.execution_slices).where(_slice_key(agg.execution_id, e.slice_index)), {
+def _slice_executed(agg: Execution, e: ev.TwapSliceExecuted) -> Iterator[Statement]:
+    yield (update(t.execution_slices).where(_slice_key(agg.execution_id, e.slice_index)), {
         "status": e.status, "executed_at": e.occurred_at, "filled_qty": e.filled_qty,
         "avg_price": _q8(e.avg_price), "reference_price": e.reference_price,
         "slippage_bps": e.slippage_bps, "fee": e.fee, "market_volume": e.market_volume,
@@ -161,27 +172,32 @@ _HANDLERS = {
 }
 
 
-async def rebuild(conn: AsyncConnection, batch_size: int = 5000) -> int:
-    """Empty the projection tables and replay every event through ``project``. Returns the
-    number of events replayed. Runs in the caller's transaction."""
+def rebuild_sync(conn: Connection, batch_size: int = 5000) -> int:
+    """Empty the projection tables and replay every event through ``statements``. Returns
+    the number of events replayed. Runs in the caller's transaction."""
     for table in t.PROJECTION_TABLES:
-        await conn.execute(delete(table))
+        conn.execute(delete(table))
     aggregates: dict[str, Execution] = {}
     count = 0
     last_seq = 0
     while True:
-        rows = (await conn.execute(
+        rows = conn.execute(
             select(t.events.c.sequence_number, t.events.c.event_type, t.events.c.aggregate_id,
                    t.events.c.event_data)
             .where(t.events.c.sequence_number > last_seq)
             .order_by(t.events.c.sequence_number).limit(batch_size)
-        )).all()
+        ).all()
         if not rows:
             return count
         for seq, etype, agg_id, data in rows:
             event = decode(etype, data)
             agg = aggregates.setdefault(agg_id, Execution(agg_id))
             agg.apply(event)
-            await project(conn, agg, [event])
+            execute(conn, statements(agg, [event]))
             last_seq = seq
             count += 1
+
+
+async def rebuild(conn: AsyncConnection, batch_size: int = 5000) -> int:
+    """``rebuild_sync`` on an async connection."""
+    return await conn.run_sync(rebuild_sync, batch_size)
