@@ -207,9 +207,9 @@ class ExecutionRunner:
                               note="participation cap and schedule overridden; hard risk limits still apply")
             events: list[ev.Event] = [ev.EmergencyLiquidationStarted(self.execution_id, now, reason, agg.remaining_qty)]
             indices = [s.index for s in agg.open_slices()]
-            if indices:  # everything left goes in the next slice, now
+            if indices:  # every open slice is due now: the first takes everything, the rest skip
                 events.append(ev.ScheduleReplanned(self.execution_id, now, agg.end_at or now,
-                                                   respread(agg.remaining_qty, indices[:1], now, now, self.instrument),
+                                                   respread(agg.remaining_qty, indices, now, now, self.instrument),
                                                    "emergency liquidation"))
             await self.append(events, commands)
             return
