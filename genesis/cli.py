@@ -20,8 +20,9 @@ DEFAULT_CONFIG = Path("config/runtime.yaml")
 
 
 class Context:
-    def __init__(self, db: str, config: str | None):
+    def __init__(self, db: str, config: str | None, db_explicit: bool = False):
         self.db_path = Path(db)
+        self.db_explicit = db_explicit
         self.config_path = Path(config) if config else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
 
     def config(self) -> RuntimeConfig:
@@ -45,7 +46,8 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--config", "config", default=None, help="Runtime config YAML (default config/runtime.yaml).")
     @functools.wraps(fn)
     def wrapper(db: str, config: str | None, **kwargs: Any) -> Any:
-        return fn(Context(db, config), **kwargs)
+        explicit = click.get_current_context().get_parameter_source("db") is click.core.ParameterSource.COMMANDLINE
+        return fn(Context(db, config, explicit), **kwargs)
     return wrapper
 
 
@@ -81,14 +83,14 @@ def db_rebuild(ctx: Context) -> None:
     click.echo(f"replayed {count} events into the projections")
 
 
-def _parse_iso(value: str | None) -> datetime | None:
+def _parse_iso(value: str | None, option: str = "--sim-start") -> datetime | None:
     if value is None:
         return None
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise click.BadParameter(f"{value!r} is not an ISO-8601 time like 2025-06-10T13:00:00Z",
-                                 param_hint="--sim-start") from None
+                                 param_hint=option) from None
 
 
 @main.command()
@@ -119,13 +121,15 @@ def run(ctx: Context, venue: str, speed: float, sim_start: str | None, no_pidfil
 @click.option("--symbol", required=True, help="Unified symbol, e.g. BTC/USDT.")
 @click.option("--side", required=True, help="buy or sell.")
 @click.option("--qty", required=True, help="Parent quantity in base currency, e.g. 2.5.")
-@click.option("--algo", default="twap", show_default=True, help="Execution algorithm.")
+@click.option("--algo", default="twap", show_default=True,
+              help="twap, vwap, auto (the router decides single vs TWAP) or single.")
 @click.option("--duration", default=None, help="Window, e.g. 15m, 900s, 4h (default from the config).")
 @click.option("--slices", type=int, default=None, help="Number of child slices (default: one per minute).")
 @click.option("--limit-price", default=None, help="Worst price for every child order.")
 @click.option("--id", "request_id", default=None, help="Client request id: resubmitting it returns the same execution.")
+@click.option("--urgency", default=None, help="VWAP only: low, medium, high, critical or emergency.")
 def submit(ctx: Context, symbol: str, side: str, qty: str, algo: str, duration: str | None, slices: int | None,
-           limit_price: str | None, request_id: str | None) -> None:
+           limit_price: str | None, request_id: str | None, urgency: str | None) -> None:
     """Durably record a parent order; prints its execution id."""
     from genesis.store.inbox import enqueue_submit
     from genesis.venue.instruments import SIM_INSTRUMENTS
@@ -134,7 +138,7 @@ def submit(ctx: Context, symbol: str, side: str, qty: str, algo: str, duration: 
     try:
         req = validate_submit(symbol=symbol, side=side, qty=qty, algo=algo, duration=duration, slices=slices,
                               limit_price=limit_price, request_id=request_id, instruments=SIM_INSTRUMENTS,
-                              config=config)
+                              config=config, urgency=urgency)
         execution_id, _created = enqueue_submit(ctx.engine(), req)
     except RequestError as exc:
         raise click.UsageError(f"--{exc.field.replace('_', '-')}: {str(exc).split(': ', 1)[1]}") from None
@@ -175,6 +179,73 @@ def status(ctx: Context, execution_id: str | None, as_json: bool) -> None:
         click.echo(json.dumps(rows if not execution_id else rows[0], indent=2))
         return
     _print_status(rows)
+
+
+@main.command()
+@common
+@click.argument("execution_id")
+@click.argument("level", type=click.Choice(["low", "medium", "high", "critical", "emergency"]))
+def urgency(ctx: Context, execution_id: str, level: str) -> None:
+    """Change a running VWAP's urgency (emergency: liquidate the rest now, overriding the
+    participation cap but not hard risk limits). Recorded as an event by the daemon."""
+    from genesis.store.inbox import enqueue_control
+
+    try:
+        enqueue_control(ctx.engine(), "urgency", execution_id, {"urgency": level})
+    except RequestError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"urgency {level} requested for {execution_id}")
+
+
+@main.command()
+@common
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def metrics(ctx: Context, as_json: bool) -> None:
+    """Router metrics: TWAP vs single child trades and their average slippage (bps)."""
+    from genesis.store.queries import router_metrics
+
+    m = router_metrics(ctx.engine())
+    if as_json:
+        click.echo(json.dumps(m, indent=2))
+        return
+    for key, value in m.items():
+        click.echo(f"{key:26} {value if value is not None else '-'}")
+
+
+@main.command()
+@common
+@click.option("--candles", "candles_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="1-minute candles: CSV or CSV.gz with header timestamp,open,high,low,close,volume.")
+@click.option("--symbol", required=True)
+@click.option("--side", required=True)
+@click.option("--qty", required=True)
+@click.option("--algo", required=True, type=click.Choice(["twap", "vwap"]))
+@click.option("--start", required=True, help="Window start, ISO-8601 (e.g. 2025-07-01T00:00:00Z).")
+@click.option("--duration", required=True, help="Window length, e.g. 4h or 1d.")
+@click.option("--history-days", type=int, default=20, show_default=True, help="Candles before --start used as history.")
+@click.option("--urgency", default="low", show_default=True, type=click.Choice(["low", "medium", "high", "critical"]))
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def backtest(ctx: Context, candles_path: str, symbol: str, side: str, qty: str, algo: str, start: str,
+             duration: str, history_days: int, urgency: str, seed: int, as_json: bool) -> None:
+    """Run the real executor over a candle file on a virtual clock (temporary database unless --db)."""
+    from genesis.backtest import BacktestError, BacktestSpec, run_backtest
+    from genesis.log import configure_logging
+    from genesis.requests import parse_duration
+
+    configure_logging("error")
+    try:
+        spec = BacktestSpec(Path(candles_path), symbol, side, qty, algo, _parse_iso(start, "--start"),
+                            parse_duration(duration), history_days, urgency, seed)
+        db_path = ctx.db_path if ctx.db_explicit else None
+        result = asyncio.run(run_backtest(spec, ctx.config(), db_path))
+    except (BacktestError, RequestError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    for key, value in result.items():
+        click.echo(f"{key:30} {value}")
 
 
 def _print_status(rows: list[dict[str, Any]]) -> None:

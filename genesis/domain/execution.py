@@ -7,6 +7,7 @@ appends events; the store's projector writes the same facts into query tables.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -90,6 +91,12 @@ class Execution:
     emergency_at: datetime | None = None
     market_vwap: Decimal | None = None
     slippage_vs_vwap_bps: Decimal | None = None
+    # running indexes, so that queries stay O(1) on executions with thousands of slices
+    slices_executed: int = 0
+    slices_denied: int = 0
+    _open: list[int] = field(default_factory=list)  # indices of open slices, ascending
+    _orders_by_slice: dict[int, list[ChildOrder]] = field(default_factory=dict)
+    _unresolved: dict[str, ChildOrder] = field(default_factory=dict)
 
     @classmethod
     def replay(cls, execution_id: str, history: Iterable[ev.Event]) -> "Execution":
@@ -114,17 +121,26 @@ class Execution:
         return slippage_bps(self.side, self.avg_price, self.arrival_price)
 
     def open_slices(self) -> list[SliceState]:
-        return sorted((s for s in self.slices.values() if not s.closed), key=lambda s: s.index)
+        """Slices not yet executed, by index."""
+        return [self.slices[i] for i in self._open]
+
+    @property
+    def open_count(self) -> int:
+        return len(self._open)
+
+    def next_open(self, k: int = 0) -> SliceState | None:
+        """The ``k``-th open slice (0: the next one), or None."""
+        return self.slices[self._open[k]] if k < len(self._open) else None
 
     def orders_of(self, slice_index: int) -> list[ChildOrder]:
-        return [o for o in self.orders.values() if o.slice_index == slice_index]
+        return list(self._orders_by_slice.get(slice_index, ()))
 
     def unresolved_orders(self) -> list[ChildOrder]:
         """Child orders whose outcome the store does not know: reconcile before acting."""
-        return [o for o in self.orders.values() if not o.outcome_known]
+        return list(self._unresolved.values())
 
     def attempts_for(self, slice_index: int) -> int:
-        return sum(1 for o in self.orders.values() if o.slice_index == slice_index)
+        return len(self._orders_by_slice.get(slice_index, ()))
 
     # -- the fold --------------------------------------------------------------------------
 
@@ -147,6 +163,7 @@ class Execution:
         self.state = transition(self.state, Trigger.START)
         self.started_at, self.arrival_price, self.end_at = e.occurred_at, e.arrival_price, e.end_at
         self.slices = {p.index: SliceState(p.index, p.scheduled_at, p.qty) for p in e.slices}
+        self._open = sorted(self.slices)
 
     def _replanned(self, e: ev.ScheduleReplanned) -> None:
         self.end_at = e.end_at
@@ -158,6 +175,7 @@ class Execution:
                 old.scheduled_at, old.planned_qty = p.scheduled_at, p.qty
             else:
                 self.slices[p.index] = SliceState(p.index, p.scheduled_at, p.qty)
+                bisect.insort(self._open, p.index)
 
     def _paused(self, e: ev.ExecutionPaused) -> None:
         self.state = transition(self.state, Trigger.PAUSE)
@@ -175,9 +193,11 @@ class Execution:
     def _intended(self, e: ev.OrderIntended) -> None:
         if e.client_order_id in self.orders:
             raise ValueError(f"client order id {e.client_order_id} intended twice")
-        self.orders[e.client_order_id] = ChildOrder(
-            e.client_order_id, e.slice_index, e.attempt, e.qty, e.order_type, e.time_in_force,
-            e.limit_price, e.reference_price)
+        order = ChildOrder(e.client_order_id, e.slice_index, e.attempt, e.qty, e.order_type, e.time_in_force,
+                           e.limit_price, e.reference_price)
+        self.orders[e.client_order_id] = order
+        self._orders_by_slice.setdefault(e.slice_index, []).append(order)
+        self._unresolved[e.client_order_id] = order
 
     def _acknowledged(self, e: ev.OrderAcknowledged) -> None:
         order = self.orders[e.client_order_id]
@@ -205,10 +225,17 @@ class Execution:
     def _order_closed(self, e: ev.OrderClosed) -> None:
         order = self.orders[e.client_order_id]
         order.status, order.reason = e.status, e.reason
+        if order.outcome_known:
+            self._unresolved.pop(e.client_order_id, None)
 
     def _slice_executed(self, e: ev.TwapSliceExecuted) -> None:
         s = self.slices[e.slice_index]
+        if s.closed:
+            raise ValueError(f"slice {e.slice_index} closed twice")
         s.closed, s.status = True, e.status
+        self._open.remove(e.slice_index)
+        self.slices_executed += s.filled_qty > 0
+        self.slices_denied += e.status == "denied"
         if e.market_vwap is not None:
             self.market_vwap, self.slippage_vs_vwap_bps = e.market_vwap, e.slippage_vs_vwap_bps
 

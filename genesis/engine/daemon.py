@@ -202,6 +202,12 @@ class Daemon:
                 bound.warning("submission_rejected", reason=str(exc))
                 await self.store.mark_commands([(cmd.command_id, "rejected", str(exc))])
             return
+        if cmd.kind == "urgency":
+            self._delivered.add(cmd.command_id)
+            level = str(cmd.payload.get("urgency", ""))
+            if not self.supervisor.set_urgency(cmd.execution_id, level, "command urgency", cmd.command_id):
+                await self.store.mark_commands([(cmd.command_id, "ignored", "execution is not live")])
+            return
         desire = {"pause": Desire.PAUSE, "resume": Desire.RUN, "cancel": Desire.CANCEL}.get(cmd.kind)
         if desire is None:
             await self.store.mark_commands([(cmd.command_id, "rejected", f"unknown command {cmd.kind!r}")])

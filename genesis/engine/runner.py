@@ -131,20 +131,20 @@ class ExecutionRunner:
             await self._apply_urgency(agg, now)
             return False
         await self._ack_noop("already running")
-        open_slices = agg.open_slices()
-        if not open_slices:
+        nxt = agg.next_open()
+        if nxt is None:
             await self._complete(agg, now)
             return False
-        nxt = open_slices[0]
         if nxt.scheduled_at > now:
             await self.clock.wait_event(self.control.wake, until=nxt.scheduled_at)
             return False
         if await self._maybe_finish_early(agg, now):
             return False
-        following = open_slices[1].scheduled_at if len(open_slices) > 1 else agg.end_at
-        interval = max(60.0, ((following or now) - now).total_seconds()) if len(open_slices) == 1 else \
-            max(1.0, ((following or now) - now).total_seconds())
-        await self.worker.execute(agg, nxt, len(open_slices), interval)
+        after = agg.next_open(1)
+        following = after.scheduled_at if after is not None else agg.end_at
+        gap = ((following or now) - now).total_seconds()
+        interval = max(1.0, gap) if after is not None else max(60.0, gap)
+        await self.worker.execute(agg, nxt, agg.open_count, interval)
         return False
 
     async def _ack_noop(self, detail: str) -> None:
@@ -181,13 +181,13 @@ class ExecutionRunner:
         """Story 4.3 AC5: price better than arrival by the threshold: compress what is left."""
         params = self.settings.twap
         if (agg.algo != "twap" or agg.early_completion_at is not None or agg.arrival_price is None
-                or "router_interval_seconds" in agg.params or len(agg.open_slices()) < 2):
+                or "router_interval_seconds" in agg.params or agg.open_count < 2):
             return False
         top = await self.calls.call("book_top", lambda: self.venue.book_top(agg.symbol))
         if not check_early_completion(agg.side, top.mid, agg.arrival_price, params.early_completion_bps):
             return False
         improvement = (-agg.side.sign * (top.mid - agg.arrival_price) / agg.arrival_price * BPS).quantize(Decimal("0.01"))
-        n = len(agg.open_slices())
+        n = agg.open_count
         end_at = min(agg.end_at or now, now + timedelta(seconds=params.early_interval_seconds * n))
         self.log.info("early_completion", price=str(top.mid), arrival=str(agg.arrival_price), improvement_bps=str(improvement))
         await self.append([ev.EarlyCompletionTriggered(self.execution_id, now, top.mid, agg.arrival_price, improvement),
@@ -216,8 +216,10 @@ class ExecutionRunner:
         self.log.info("urgency_changed", urgency=level, reason=reason)
         await self.append([ev.UrgencyChanged(self.execution_id, now, level, reason)], commands)
 
-    async def benchmark(self, agg: Execution) -> tuple[Decimal | None, Decimal | None]:
-        """Market VWAP over the window so far and our average against it (bps, + = worse)."""
+    async def benchmark(self, agg: Execution, extra_fills: list[ev.FillRecorded] = ()  # type: ignore[assignment]
+                        ) -> tuple[Decimal | None, Decimal | None]:
+        """Market VWAP over the window so far and our average against it (bps, + = worse);
+        ``extra_fills``: fills about to be appended, counted in our average."""
         if agg.started_at is None:
             return None, None
         now = self.clock.now()
@@ -232,7 +234,9 @@ class ExecutionRunner:
         if vwap is None:
             return None, None
         q = Decimal("0.00000001")
-        return vwap.quantize(q), slippage_vs_vwap_bps(agg.side, agg.avg_price, vwap)
+        qty = agg.filled_qty + sum((f.qty for f in extra_fills), Decimal(0))
+        notional = agg.filled_notional + sum((f.qty * f.price for f in extra_fills), Decimal(0))
+        return vwap.quantize(q), slippage_vs_vwap_bps(agg.side, notional / qty if qty else None, vwap)
 
     async def _complete(self, agg: Execution, now: datetime) -> None:
         reason = "filled" if agg.remaining_qty == 0 else "window_ended"
@@ -271,6 +275,6 @@ class ExecutionRunner:
         agg = await self.store.load(self.execution_id)
         now = self.clock.now()
         if agg.state is ExecutionState.RUNNING and agg.end_at is not None:
-            open_slices = agg.open_slices()
-            if open_slices and open_slices[0].scheduled_at < now - timedelta(seconds=1):
+            nxt = agg.next_open()
+            if nxt is not None and nxt.scheduled_at < now - timedelta(seconds=1):
                 await self.append([self._replan(agg, now, agg.end_at, "restart: remaining re-spread over remaining time")])

@@ -7,6 +7,7 @@ event before the venue sees it; the slice closes with ``TwapSliceExecuted``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -39,6 +40,18 @@ def passive_price(top: BookTop, side: Side, limit: Decimal | None) -> Decimal:
     return min(price, limit) if side is Side.BUY else max(price, limit)
 
 
+def with_fills(st: SliceState, fills: list[ev.FillRecorded]) -> SliceState:
+    """A copy of ``st`` with ``fills`` counted (the fold of those fills, ahead of the append)."""
+    out = dataclasses.replace(st)
+    for f in fills:
+        out.filled_qty += f.qty
+        out.filled_notional += f.qty * f.price
+        out.fees += f.fee
+        if f.liquidity == "maker":
+            out.maker_qty += f.qty
+    return out
+
+
 class SliceWorker:
     """Executes slices for one runner (shares its store, venue, clock and logger)."""
 
@@ -66,6 +79,7 @@ class SliceWorker:
                             self._closed(agg, s, "denied", ref, sizing, decision.reason)])
             return
         remaining = sizing.qty
+        pending: list[ev.Event] = []  # an order's outcome, appended with the next intent or the close
         if self.routing.maker_first and sizing.maker_first:
             price = passive_price(top, agg.side, agg.limit_price)
             request = self._request(agg, s, OrderType.LIMIT, remaining, price, TimeInForce.POST_ONLY)
@@ -73,18 +87,20 @@ class SliceWorker:
             report = await r.calls.place(request)
             if not report.status.is_final:
                 await r.clock.sleep_until(r.clock.now() + timedelta(seconds=self.routing.maker_timeout_seconds))
-            agg = await self.record(agg, s, request, report)
-            remaining -= agg.orders[request.client_order_id].filled_qty
+            report = await r.calls.finish(request, report)
+            pending = self.outcome(agg, s, request, report)
+            remaining -= report.filled_qty
         take = sizing.taker_fallback or not (self.routing.maker_first and sizing.maker_first)
         if take and remaining > 0 and remaining >= r.instrument.min_qty_at(ref):
             if agg.limit_price is not None:
                 request = self._request(agg, s, OrderType.LIMIT, remaining, agg.limit_price, TimeInForce.IOC)
             else:
                 request = self._request(agg, s, OrderType.MARKET, remaining, None, TimeInForce.GTC)
-            agg = await self.intend(agg, s, request, ref, sizing)
+            agg = await self.intend(agg, s, request, ref, sizing, before=pending)
             report = await r.calls.place(request)
-            agg = await self.record(agg, s, request, report)
-        await self.close(agg, s, ref, sizing)
+            report = await r.calls.finish(request, report)
+            pending = self.outcome(agg, s, request, report)
+        await self.close(agg, s, ref, sizing, before=pending)
 
     def _request(self, agg: Execution, s: SliceState, order_type: OrderType, qty: Decimal,
                  price: Decimal | None, tif: TimeInForce) -> OrderRequest:
@@ -92,21 +108,21 @@ class SliceWorker:
         return OrderRequest(coid, agg.symbol, agg.side, order_type, qty, price, tif)
 
     async def intend(self, agg: Execution, s: SliceState, request: OrderRequest, ref: Decimal,
-                     sizing: SliceSizing) -> Execution:
-        """The durable intent: after this returns, and only then, may the venue see the order."""
+                     sizing: SliceSizing, before: list[ev.Event] = ()) -> Execution:  # type: ignore[assignment]
+        """The durable intent: after this returns, and only then, may the venue see the order.
+        ``before``: a previous order's outcome, committed in the same transaction."""
         r = self.r
         _, _, attempt = request.client_order_id.rpartition("-")
-        return await r.append([ev.OrderIntended(
+        return await r.append([*before, ev.OrderIntended(
             r.execution_id, r.clock.now(), s.index, int(attempt), request.client_order_id,
             request.order_type.value, request.time_in_force.value, request.qty, request.limit_price, ref,
             execution_style=agg.execution_style, slice_count=len(agg.slices),
             parent_gross_usd=(agg.qty * agg.arrival_price) if agg.arrival_price else None,
             twap_config=dict(agg.params))])
 
-    async def record(self, agg: Execution, s: SliceState, request: OrderRequest, report: OrderReport) -> Execution:
-        """Make the order final (cancel what rests) and record its fills and end."""
+    def outcome(self, agg: Execution, s: SliceState, request: OrderRequest, report: OrderReport) -> list[ev.Event]:
+        """The events that record a final order: its new fills, acknowledgement and end."""
         r = self.r
-        report = await r.calls.finish(request, report)
         coid, now = request.client_order_id, r.clock.now()
         events: list[ev.Event] = [
             ev.FillRecorded(r.execution_id, now, f.client_order_id, s.index, f.trade_id, f.qty, f.price, f.fee,
@@ -114,23 +130,37 @@ class SliceWorker:
             for f in report.fills if f.trade_id not in agg.trade_ids]
         events.append(ev.OrderAcknowledged(r.execution_id, now, coid, report.venue_order_id, report.status.value))
         events.append(ev.OrderClosed(r.execution_id, now, coid, report.status.value, report.filled_qty, report.reason))
-        agg = await r.append(events)
-        filled = sum((f.qty for f in report.fills), ZERO)
-        r.positions.add(agg.symbol, agg.side, filled)
         r.log.info("child_order_done", slice_index=s.index, client_order_id=coid, type=request.order_type.value,
-                   tif=request.time_in_force.value, qty=str(request.qty), filled=str(filled),
+                   tif=request.time_in_force.value, qty=str(request.qty), filled=str(report.filled_qty),
                    avg_price=str(report.avg_price), status=report.status.value)
+        return events
+
+    async def record(self, agg: Execution, s: SliceState, request: OrderRequest, report: OrderReport) -> Execution:
+        """Make the order final (cancel what rests) and record its fills and end."""
+        report = await self.r.calls.finish(request, report)
+        return await self._commit(self.outcome(agg, s, request, report))
+
+    async def _commit(self, events: list[ev.Event]) -> Execution:
+        """Append, then count the new fills in the position book (only once they are durable)."""
+        agg = await self.r.append(events)
+        filled = sum((e.qty for e in events if isinstance(e, ev.FillRecorded)), ZERO)
+        self.r.positions.add(agg.symbol, agg.side, filled)
         return agg
 
-    async def close(self, agg: Execution, s: SliceState, ref: Decimal | None, sizing: SliceSizing | None) -> None:
-        st = agg.slices[s.index]
-        rejected = any(o.status == "rejected" for o in agg.orders_of(s.index))
+    async def close(self, agg: Execution, s: SliceState, ref: Decimal | None, sizing: SliceSizing | None,
+                    before: list[ev.Event] = ()) -> None:  # type: ignore[assignment]
+        """Close the slice with its figures, in one transaction with ``before`` (the last order's
+        outcome, whose fills the figures already include)."""
+        st = with_fills(agg.slices[s.index], [e for e in before if isinstance(e, ev.FillRecorded)])
+        closing = {e.client_order_id: e for e in before if isinstance(e, ev.OrderClosed)}
+        ended = [(o.status, o.reason) for o in agg.orders_of(s.index) if o.client_order_id not in closing]
+        ended += [(e.status, e.reason) for e in closing.values()]
         wanted = sizing.qty if sizing else st.planned_qty
         status = ("filled" if st.filled_qty >= wanted and st.filled_qty > 0 else "partial" if st.filled_qty > 0
-                  else "failed" if rejected else "unfilled")
-        reasons = [o.reason for o in agg.orders_of(s.index) if o.reason and o.status == "rejected"]
-        bench = await self.r.benchmark(agg)
-        await self.r.append([self._closed(agg, st, status, ref, sizing, "; ".join(reasons) or None, bench)])
+                  else "failed" if any(st_ == "rejected" for st_, _ in ended) else "unfilled")
+        reasons = "; ".join(r for st_, r in ended if r and st_ == "rejected") or None
+        bench = await self.r.benchmark(agg, extra_fills=[e for e in before if isinstance(e, ev.FillRecorded)])
+        await self._commit([*before, self._closed(agg, st, status, ref, sizing, reasons, bench)])
 
     def _closed(self, agg: Execution, s: SliceState, status: str, ref: Decimal | None, sizing: SliceSizing | None,
                 reason: str | None, bench: tuple[Decimal | None, Decimal | None] = (None, None)) -> ev.TwapSliceExecuted:

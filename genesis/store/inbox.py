@@ -20,7 +20,7 @@ from genesis.domain.ids import new_execution_id
 from genesis.requests import RequestError, SubmitRequest
 from genesis.store import tables as t
 
-CONTROL_KINDS = ("pause", "resume", "cancel")
+CONTROL_KINDS = ("pause", "resume", "cancel", "urgency")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +55,14 @@ def enqueue_submit(engine: Engine, req: SubmitRequest) -> tuple[str, bool]:
         return row.execution_id, False
 
 
-def enqueue_control(engine: Engine, kind: str, execution_id: str) -> int:
+def enqueue_control(engine: Engine, kind: str, execution_id: str, payload: dict[str, Any] | None = None) -> int:
     if kind not in CONTROL_KINDS:
         raise ValueError(f"unknown command kind {kind!r}")
     with engine.begin() as conn:
         if not _known(conn, execution_id):
             raise RequestError("id", f"no execution {execution_id!r} (see `genesis status`)")
         result = conn.execute(insert(t.commands), {
-            "kind": kind, "execution_id": execution_id, "payload": "{}",
+            "kind": kind, "execution_id": execution_id, "payload": json.dumps(payload or {}, sort_keys=True),
             "created_at": datetime.now(timezone.utc)})
         return int(result.inserted_primary_key[0])
 

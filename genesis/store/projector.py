@@ -27,7 +27,6 @@ Statement = tuple[Executable, dict[str, Any] | list[dict[str, Any]]]
 
 def execution_row(agg: Execution) -> dict[str, Any]:
     """The ``executions`` row of an aggregate: a pure function of its state."""
-    closed = [s for s in agg.slices.values() if s.closed]
     return {
         "execution_id": agg.execution_id,
         "request_id": agg.request_id,
@@ -47,8 +46,8 @@ def execution_row(agg: Execution) -> dict[str, Any]:
         "implementation_shortfall_bps": agg.implementation_shortfall_bps,
         "duration_seconds": agg.duration_seconds,
         "slice_count": len(agg.slices) or agg.slice_count,
-        "slices_executed": sum(1 for s in closed if s.filled_qty > 0),
-        "slices_denied": sum(1 for s in closed if s.status == "denied"),
+        "slices_executed": agg.slices_executed,
+        "slices_denied": agg.slices_denied,
         "submitted_at": agg.submitted_at,
         "started_at": agg.started_at,
         "end_at": agg.end_at,

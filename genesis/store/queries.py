@@ -6,7 +6,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 
 from genesis.store import tables as t
@@ -28,7 +28,8 @@ def execution_status(engine: Engine, execution_id: str | None = None) -> list[di
         known = set()
         for r in conn.execute(q).mappings():
             known.add(r["execution_id"])
-            out.append({
+            live = _live_figures(conn, r["execution_id"], r["end_at"])
+            out.append({**live, 
                 "execution_id": r["execution_id"], "state": r["state"], "algo": r["algo"],
                 "symbol": r["symbol"], "side": r["side"], "target_qty": str(r["target_qty"]),
                 "filled_qty": str(r["filled_qty"]), "progress_pct": round(_pct(r["filled_qty"], r["target_qty"]), 2),
@@ -38,6 +39,8 @@ def execution_status(engine: Engine, execution_id: str | None = None) -> list[di
                 "fees_usdt": str(r["fees_usdt"]), "submitted_at": _t(r["submitted_at"]),
                 "started_at": _t(r["started_at"]), "end_at": _t(r["end_at"]), "ended_at": _t(r["ended_at"]),
                 "paused_seconds": r["paused_seconds"], "completion_reason": r["completion_reason"],
+                "remaining_qty": str(r["remaining_qty"]), "urgency": r["urgency"],
+                "slippage_vs_vwap_bps": _s(r["slippage_vs_vwap_bps"]),
             })
         c = t.commands.c
         q2 = select(t.commands).where(c.kind == "submit").order_by(c.command_id)
@@ -55,6 +58,34 @@ def execution_status(engine: Engine, execution_id: str | None = None) -> list[di
                 "detail": r["detail"],
             })
     return out
+
+
+def _live_figures(conn, execution_id: str, end_at) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Story 4.3 AC7: market price, participation and time remaining, as of the execution's
+    latest event (the daemon's clock: virtual on the simulator, wall time live)."""
+    s = t.execution_slices.c
+    last_slice = conn.execute(
+        select(s.reference_price, s.market_vwap).where((s.execution_id == execution_id) & s.executed_at.is_not(None))
+        .order_by(s.executed_at.desc()).limit(1)).first()
+    parts = [p for (p,) in conn.execute(select(s.participation).where(
+        (s.execution_id == execution_id) & s.participation.is_not(None)))]
+    as_of = conn.scalar(select(func.max(t.events.c.occurred_at)).where(t.events.c.aggregate_id == execution_id))
+    remaining = max(0.0, (end_at - as_of).total_seconds()) if end_at and as_of else None
+    return {
+        "market_price": _s(last_slice[0]) if last_slice else None,
+        "market_vwap": _s(last_slice[1]) if last_slice else None,
+        "participation_avg": _s((sum(parts) / len(parts)).quantize(Decimal("0.000001"))) if parts else None,
+        "participation_max": _s(max(parts)) if parts else None,
+        "time_remaining_seconds": remaining,
+        "as_of": _t(as_of),
+    }
+
+
+def router_metrics(engine: Engine) -> dict[str, Any]:
+    """The ``router_metrics`` view: TWAP vs single counts and average slippage (bps)."""
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT * FROM router_metrics")).mappings().one()
+    return {k: (row[k] if row[k] is not None else (0 if k.endswith("count") else None)) for k in row.keys()}
 
 
 def _s(v: Decimal | None) -> str | None:
