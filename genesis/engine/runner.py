@@ -8,6 +8,7 @@ filled, never from what was hoped.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -43,6 +44,8 @@ class RunnerSettings:
     routing: RoutingSettings = RoutingSettings()
     twap: TwapParams = field(default_factory=TwapParams)
     vwap: VwapSettings = field(default_factory=VwapSettings)
+    # called with the seconds each child decision took (sizing + risk check); bench only
+    decision_timer: Callable[[float], None] | None = None
 
 
 class ExecutionRunner:

@@ -8,6 +8,7 @@ event before the venue sees it; the slice closes with ``TwapSliceExecuted``.
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -60,6 +61,7 @@ class SliceWorker:
 
     async def execute(self, agg: Execution, s: SliceState, slices_left: int, interval_seconds: float) -> None:
         r = self.r
+        started = time.perf_counter()
         top = await r.calls.call("book_top", lambda: r.venue.book_top(agg.symbol))
         ref = top.mid
         sizing = await r.policy.size(agg, s, slices_left, ref, interval_seconds, r.clock.now())
@@ -73,6 +75,8 @@ class SliceWorker:
         order_price = agg.limit_price if agg.limit_price is not None else top.far(agg.side)
         decision = r.risk.check_slice(SliceRiskInput(
             agg.symbol, agg.side, sizing.qty, ref, order_price, agg.qty, r.positions.get(agg.symbol)))
+        if r.settings.decision_timer is not None:
+            r.settings.decision_timer(time.perf_counter() - started)
         if not decision.approved:
             r.log.warning("risk_denied", slice_index=s.index, reason=decision.reason)
             await r.append([ev.RiskDenied(r.execution_id, r.clock.now(), s.index, sizing.qty, ref, decision.reason or ""),

@@ -25,12 +25,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from genesis.bus import EventBus
-from genesis.domain.events import Event, decode, encode
+from genesis.domain.events import Event, ExecutionSubmitted, decode, encode
 from genesis.domain.execution import Execution
 from genesis.domain.state import IllegalTransition
 from genesis.store import tables as t
 from genesis.store.db import writer_engine
-from genesis.store.projector import Statement, execute, statements
+from genesis.store.projector import Statement, execute, execution_row, statements, update_executions
 
 log = structlog.get_logger("genesis.store")
 
@@ -77,6 +77,7 @@ class EventStore:
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._aggregates: dict[str, Execution] = {}
+        self._rows: dict[str, dict] = {}  # executions rows as last written, to update only changes
         self._next_seq: int | None = None
         self._writer: asyncio.Task[None] | None = None
         self.commits = 0  # transactions committed (group commit makes this << events)
@@ -187,6 +188,8 @@ class EventStore:
             now = datetime.now(timezone.utc)
             rows: list[dict] = []
             planned: list[Statement] = []
+            row_updates: dict[str, Execution] = {}
+            written: dict[str, dict] = {}
             seq = self._next_seq
             for item, agg, versions in folded:
                 if item.aggregate_id in poisoned:
@@ -204,7 +207,17 @@ class EventStore:
                     })
                     seq += 1
                 accepted.append((item, stored))
-                planned.extend(statements(agg, item.events))
+                planned.extend(statements(agg, item.events, execution_row_update=False))
+                if isinstance(item.events[0], ExecutionSubmitted):
+                    written[item.aggregate_id] = execution_row(agg)
+                else:
+                    row_updates[item.aggregate_id] = agg
+            updates = []
+            for agg_id, agg in row_updates.items():  # one UPDATE per aggregate, changed columns only
+                stmt, written[agg_id] = update_executions(agg, self._rows.get(agg_id))
+                updates.append(stmt)
+            updates.sort(key=lambda st: tuple(st[1]))  # same column sets side by side: executemany
+            planned.extend(updates)
             for item, _ in accepted:
                 for cmd_id, outcome, detail in item.command_ids:
                     planned.append((update(t.commands).where(t.commands.c.command_id == cmd_id),
@@ -219,6 +232,7 @@ class EventStore:
             raise
         self.commits += 1
         self._next_seq = seq
+        self._rows.update(written)
         for item, stored in accepted:
             if not item.future.done():
                 item.future.set_result(stored)
@@ -255,6 +269,7 @@ class EventStore:
     def _fail(self, batch: list[_Pending], touched: set[str], exc: Exception) -> None:
         for agg_id in touched:
             self._aggregates.pop(agg_id, None)
+            self._rows.pop(agg_id, None)
         self._next_seq = None
         for item in batch:
             if not item.future.done():

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Iterator
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
@@ -68,14 +68,15 @@ def _q8(v: Decimal | None) -> Decimal | None:
     return None if v is None else v.quantize(Decimal("0.00000001"))
 
 
-def statements(agg: Execution, events: list[ev.Event]) -> list[Statement]:
-    """The projection writes for ``events``, already folded into ``agg``."""
-    row = execution_row(agg)
+def statements(agg: Execution, events: list[ev.Event], execution_row_update: bool = True) -> list[Statement]:
+    """The projection writes for ``events``, already folded into ``agg``. With
+    ``execution_row_update=False`` the ``executions`` UPDATE is left to the caller (the writer
+    coalesces it: one row per aggregate per transaction)."""
     out: list[Statement] = []
     if isinstance(events[0], ev.ExecutionSubmitted):
-        out.append((insert(t.executions), row))
-    else:
-        out.append((update(t.executions).where(t.executions.c.execution_id == agg.execution_id), row))
+        out.append((insert(t.executions), execution_row(agg)))
+    elif execution_row_update:
+        out.append(update_executions(agg)[0])
     for e in events:
         handler = _HANDLERS.get(type(e))
         if handler is not None:
@@ -83,9 +84,35 @@ def statements(agg: Execution, events: list[ev.Event]) -> list[Statement]:
     return out
 
 
+_EXECUTION_UPDATE = update(t.executions).where(t.executions.c.execution_id == bindparam("_execution_id"))
+
+
+def update_executions(agg: Execution, previous: dict[str, Any] | None = None) -> tuple[Statement, dict[str, Any]]:
+    """The ``executions`` row UPDATE of one aggregate, and the row it writes. With the row last
+    written (``previous``) only the changed columns are set: updates that change the same
+    columns share one statement shape and go to the database as one executemany."""
+    row = execution_row(agg)
+    changed = row if previous is None else {k: v for k, v in row.items() if previous.get(k) != v}
+    return (_EXECUTION_UPDATE, {"_execution_id": agg.execution_id, **changed}), row
+
+
 def execute(conn: Connection, planned: list[Statement]) -> None:
-    for stmt, params in planned:
-        conn.execute(stmt, params)
+    """Run ``planned`` in order; consecutive statements of the same shape go as one executemany."""
+    i = 0
+    while i < len(planned):
+        stmt, params = planned[i]
+        if isinstance(params, list):
+            conn.execute(stmt, params)
+            i += 1
+            continue
+        run = [params]
+        j = i + 1
+        while j < len(planned) and planned[j][0] is stmt and isinstance(planned[j][1], dict) \
+                and planned[j][1].keys() == params.keys():
+            run.append(planned[j][1])  # type: ignore[arg-type]
+            j += 1
+        conn.execute(stmt, run if len(run) > 1 else params)
+        i = j
 
 
 def _slice_key(execution_id: str, index: int):  # type: ignore[no-untyped-def]
