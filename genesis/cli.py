@@ -262,3 +262,4 @@ def _print_status(rows: list[dict[str, Any]]) -> None:
                       r.get("arrival_price") or "-", r.get("implementation_shortfall_bps") or "-",
                       f"{r.get('slices_done', 0)}/{r.get('slice_count') or '-'}")
     Console(width=160).print(table)
+from genesis import cli_analytics  # noqa: E402,F401  (registers sql/report/watch)

@@ -163,7 +163,8 @@ def test_unknown_event_type_is_a_codec_error() -> None:
     ("ExecutionStarted", "slices", "0,1", "slices"),
     ("ExecutionStarted", "slices", [{"index": 0, "scheduled_at": "2025-01-01T00:00:00+00:00"}], "PlannedSlice"),
     ("ExecutionStarted", "slices", [["0", "2025-01-01T00:00:00+00:00", "1"]], "PlannedSlice"),
-    ("ExecutionStarted", "slices", [{"index": 0, "scheduled_at": "2025-01-01T00:00:00+00:00", "qty": 1.0}], "PlannedSlice"),
+    ("ExecutionStarted", "slices", [{"index": 0, "scheduled_at": "2025-01-01T00:00:00+00:00", "qty": 1.0}],
+     "PlannedSlice"),
     ("ExecutionSubmitted", "params", ["a", "b"], "params"),
     ("ExecutionSubmitted", "params", {"a": 1}, "params"),
 ])

@@ -249,6 +249,18 @@ def is_behind_schedule(scheduled_done: Decimal, filled_qty: Decimal, parent_qty:
     return scheduled_done - filled_qty > tolerance * parent_qty
 
 
+def needs_taker(scheduled_done: Decimal, filled_qty: Decimal, parent_qty: Decimal,
+                tolerance: Decimal = Decimal("0.05")) -> bool:
+    """Should this slice take liquidity for what its maker leg leaves? ``scheduled_done`` is
+    the schedule's progress by the *end* of the slice's interval. Yes when, should the maker
+    leg fill nothing, the lag ``scheduled_done - filled_qty`` would exceed ``tolerance`` of the
+    quantity the schedule still has ahead (``parent_qty - scheduled_done``). The allowed lag is
+    a funnel: it shrinks with the window and is 0 on the last slice, so the parent finishes on
+    schedule instead of dumping a lag of ``tolerance * parent`` on the last minutes (where the
+    participation cap cannot absorb it). ``tolerance = 0``: every slice completes as taker."""
+    return scheduled_done - filled_qty > tolerance * max(parent_qty - scheduled_done, ZERO)
+
+
 @dataclass(frozen=True, slots=True)
 class ExecutionScheduler:
     """One execution's per-slice sizing: binds the curve, instrument, volume and cap."""

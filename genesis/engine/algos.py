@@ -14,7 +14,8 @@ from genesis.domain.execution import Execution, SliceState
 from genesis.domain.instrument import Instrument
 from genesis.domain.schedule import next_slice_qty, plan_twap, split_equal
 from genesis.domain.twap import TwapParams, calculate_time_slices, cap_slice_qty, is_volume_anomaly
-from genesis.domain.vwap import (ExecutionScheduler, Urgency, intraday_volume_scale, is_behind_schedule, plan_vwap,
+from genesis.domain.vwap import (ExecutionScheduler, Urgency, intraday_volume_scale, is_behind_schedule, needs_taker,
+                                 plan_vwap,
                                  scheduled_done_qty)
 from genesis.engine.market_data import MarketData
 
@@ -170,7 +171,11 @@ class VwapPolicy:
         volume = scheduler.expected_interval_volume(now, end, scale)
         done = scheduled_done_qty(agg.qty, curve, agg.started_at, agg.end_at, now + timedelta(seconds=interval_seconds),
                                   urgency)
-        behind = is_behind_schedule(done, agg.filled_qty + target.qty, agg.qty, self.behind_tolerance)
+        import os
+        if os.environ.get("GENESIS_VWAP_VARIANT") == "old":
+            behind = is_behind_schedule(done, agg.filled_qty + target.qty, agg.qty, self.behind_tolerance)
+        else:
+            behind = needs_taker(done, agg.filled_qty, agg.qty, self.behind_tolerance)
         emergency = urgency is Urgency.EMERGENCY
         return SliceSizing(target.qty, target.desired_qty, volume, cap_bound=target.cap_bound,
                            taker_fallback=behind or last or emergency or urgency is Urgency.CRITICAL,

@@ -7,6 +7,7 @@ filled, never from what was hoped.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Callable
 from datetime import datetime, timedelta
@@ -63,6 +64,7 @@ class ExecutionRunner:
         self.worker = SliceWorker(self, settings.routing)
         self.policy: AlgoPolicy | None = None
         self._vwap: tuple[datetime, RunningVwap] | None = None  # market VWAP of the window so far
+        self.recovered = asyncio.Event()  # set once the aggregate is loaded and reconciled
 
     def _stopping(self) -> bool:
         return self.control.desire in (Desire.STOP, Desire.CANCEL)
@@ -86,6 +88,7 @@ class ExecutionRunner:
             self.log.info("runner_started", state=agg.state.value, filled=str(agg.filled_qty))
             try:
                 await self._reconcile(agg)
+                self.recovered.set()
                 while not await self._step():
                     pass
             except VenueUnavailable:

@@ -141,6 +141,7 @@ class Supervisor:
         for symbol, net in (await self.store.net_positions()).items():
             self.positions.set(symbol, net)
         ids = await self.store.live_execution_ids()
+        await self.store.preload(ids)
         for execution_id in ids:
             if execution_id in self._entries:
                 continue
@@ -202,6 +203,10 @@ class Supervisor:
 
     def resume_all(self, reason: str) -> int:
         return sum(self.control(eid, Desire.RUN, reason) for eid in list(self._entries))
+
+    async def wait_recovered(self) -> None:
+        """Until every live runner has loaded and reconciled its execution."""
+        await asyncio.gather(*(e.runner.recovered.wait() for e in list(self._entries.values())))
 
     @property
     def active_ids(self) -> list[str]:

@@ -3,7 +3,8 @@
 1. ``genesis paper-exchange`` starts on a free port (its own SQLite file, clock at ``--speed``);
 2. ``genesis run --venue ccxt:binance --exchange-url <url>`` starts with the exchange's key pair
    in ``GENESIS_API_KEY``/``GENESIS_API_SECRET`` and runs on the exchange's clock;
-3. ``genesis submit`` hands it a TWAP; ``genesis status --json`` is polled until it ends;
+3. ``genesis submit`` hands it a TWAP; its status (what ``genesis status --json`` shows) is
+   polled from the daemon's database until it ends;
 4. the exchange's own order book (``GET /admin/orders``) is checked: every order carries a
    client id of this execution, no client id appears twice, and the quantity the exchange
    executed equals what the daemon recorded as filled;
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from genesis.domain.ids import parse_client_order_id
+from genesis.store.db import sync_engine
+from genesis.store.queries import execution_status
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 TERMINAL = ("completed", "cancelled", "expired", "failed")
@@ -119,12 +122,17 @@ def run_demo(workdir: Path, speed: float = 30.0, qty: str = "1.5", duration: str
         echo("$ genesis " + " ".join(args[:-4]))
         execution_id = _genesis(args, env, workdir)
         status: dict[str, Any] = {}
+        engine = sync_engine(workdir / "paper-demo.db")  # what `genesis status --json` reads
 
         def finished() -> bool:
-            status.update(json.loads(_genesis(["status", execution_id, "--json", *db], env, workdir)))
+            rows = execution_status(engine, execution_id)
+            status.update(json.loads(json.dumps(rows[0], default=str)) if rows else {})
             return status.get("state") in TERMINAL
 
-        _wait(finished, timeout_seconds, f"execution {execution_id} to finish", procs, every=0.5)
+        try:
+            _wait(finished, timeout_seconds, f"execution {execution_id} to finish", procs, every=0.2)
+        finally:
+            engine.dispose()
         orders = _get_json(url + "/admin/orders")
         result = DemoResult(execution_id, dict(status), orders,
                             [o["clientOrderId"] for o in orders])

@@ -11,6 +11,9 @@ Per API request (admin endpoints excluded; with ``orders_only`` only ``POST``/``
    the response is held for ``hold_seconds`` (longer than the client's timeout);
 6. ``p_drop_response``: the connection is closed without a response.
 
+``clock_skew_ms`` shifts the server's request clock (``/api/v3/time`` and the recvWindow check):
+every signed request fails with -1021 until the client resynchronises its time offset.
+
 Draws come from ``random.Random(seed)``; a probability of 0 draws nothing, so enabling one
 fault does not shift another's sequence.
 """
@@ -35,6 +38,7 @@ class Faults:
     p_drop_response: float = 0.0
     retry_after_seconds: int = 1
     hold_seconds: float = 30.0
+    clock_skew_ms: int = 0
     orders_only: bool = False
     seed: int = 0
 
@@ -47,6 +51,8 @@ class Faults:
             raise ValueError("retry_after_seconds must be an integer >= 0")
         if not self.hold_seconds >= 0:
             raise ValueError("hold_seconds must be >= 0")
+        if isinstance(self.clock_skew_ms, bool) or not isinstance(self.clock_skew_ms, int):
+            raise ValueError("clock_skew_ms must be an integer (milliseconds)")
 
     def updated(self, changes: dict[str, Any]) -> Faults:
         """A copy with ``changes`` applied; unknown keys are refused (``ValueError``)."""

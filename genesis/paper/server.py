@@ -61,11 +61,16 @@ class PaperApp:
                  speed: float | None = None):
         self.exchange, self.api_key, self.api_secret = exchange, api_key, api_secret
         self.faults = FaultInjector(faults)
-        self.wall_ms = wall_ms or (lambda: int(time.time() * 1000))
+        self._wall_ms = wall_ms or (lambda: int(time.time() * 1000))
         self.speed = speed
         self.lock = asyncio.Lock()
         self.web = web.Application(middlewares=[self._middleware])
         routes.install(self)
+
+    def wall_ms(self) -> int:
+        """The server's request clock (``/time``, recvWindow checks), shifted by the
+        ``clock_skew_ms`` fault."""
+        return self._wall_ms() + self.faults.faults.clock_skew_ms
 
     def api(self, method: str, path: str, handler: Handler, signed: bool = False) -> None:
         """Register one Binance endpoint."""

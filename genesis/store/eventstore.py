@@ -21,7 +21,7 @@ from typing import Sequence
 import structlog
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from genesis.bus import EventBus
@@ -293,6 +293,22 @@ class EventStore:
             agg = Execution.replay(aggregate_id, [s.event for s in history])
             self._aggregates[aggregate_id] = agg
         return agg
+
+    async def preload(self, aggregate_ids: Sequence[str]) -> None:
+        """Load many aggregates with one query per 500 ids (restart recovery of many executions)."""
+        missing = [a for a in aggregate_ids if a not in self._aggregates]
+        for i in range(0, len(missing), 500):
+            chunk = missing[i:i + 500]
+            e = t.events.c
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(select(e.aggregate_id, e.event_type, e.event_data)
+                                           .where(e.aggregate_id.in_(chunk))
+                                           .order_by(e.aggregate_id, e.aggregate_version))).all()
+            history: dict[str, list[Event]] = {a: [] for a in chunk}
+            for agg_id, etype, data in rows:
+                history[agg_id].append(decode(etype, data))
+            for agg_id, events in history.items():
+                self._aggregates.setdefault(agg_id, Execution.replay(agg_id, events))
 
     async def read(self, aggregate_id: str | None = None, after_sequence: int = 0,
                    limit: int | None = None) -> list[StoredEvent]:

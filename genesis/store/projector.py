@@ -74,7 +74,7 @@ def statements(agg: Execution, events: list[ev.Event], execution_row_update: boo
     coalesces it: one row per aggregate per transaction)."""
     out: list[Statement] = []
     if isinstance(events[0], ev.ExecutionSubmitted):
-        out.append((insert(t.executions), execution_row(agg)))
+        out.append((_EXECUTION_INSERT, execution_row(agg)))
     elif execution_row_update:
         out.append(update_executions(agg)[0])
     for e in events:
@@ -84,6 +84,7 @@ def statements(agg: Execution, events: list[ev.Event], execution_row_update: boo
     return out
 
 
+_EXECUTION_INSERT = insert(t.executions)
 _EXECUTION_UPDATE = update(t.executions).where(t.executions.c.execution_id == bindparam("_execution_id"))
 
 
@@ -115,9 +116,22 @@ def execute(conn: Connection, planned: list[Statement]) -> None:
         i = j
 
 
-def _slice_key(execution_id: str, index: int):  # type: ignore[no-untyped-def]
-    s = t.execution_slices.c
-    return (s.execution_id == execution_id) & (s.slice_index == index)
+# Statements are built once; rows differ only in their parameters (cheap, and executemany-able).
+_SLICE_UPDATE = update(t.execution_slices).where(
+    (t.execution_slices.c.execution_id == bindparam("_execution_id"))
+    & (t.execution_slices.c.slice_index == bindparam("_slice_index")))
+_ORDER_UPDATE = update(t.child_orders).where(t.child_orders.c.client_order_id == bindparam("_client_order_id"))
+_SLICE_INSERT = insert(t.execution_slices)
+_ORDER_INSERT = insert(t.child_orders)
+_FILL_INSERT = insert(t.fills)
+
+
+def _slice(agg: Execution, index: int, **values: Any) -> Statement:
+    return _SLICE_UPDATE, {"_execution_id": agg.execution_id, "_slice_index": index, **values}
+
+
+def _order(client_order_id: str, **values: Any) -> Statement:
+    return _ORDER_UPDATE, {"_client_order_id": client_order_id, **values}
 
 
 def _started(agg: Execution, e: ev.ExecutionStarted) -> Iterator[Statement]:
@@ -126,57 +140,50 @@ def _started(agg: Execution, e: ev.ExecutionStarted) -> Iterator[Statement]:
         "planned_qty": p.qty, "status": "planned", "filled_qty": ZERO, "fee": ZERO, "attempts": 0,
     } for p in e.slices]
     if rows:
-        yield (insert(t.execution_slices), rows)
+        yield (_SLICE_INSERT, rows)
 
 
 def _replanned(agg: Execution, e: ev.ScheduleReplanned) -> Iterator[Statement]:
     for p in e.slices:
-        yield (update(t.execution_slices).where(_slice_key(agg.execution_id, p.index)),
-                           {"scheduled_at": p.scheduled_at, "planned_qty": p.qty})
+        yield _slice(agg, p.index, scheduled_at=p.scheduled_at, planned_qty=p.qty)
 
 
 def _risk_denied(agg: Execution, e: ev.RiskDenied) -> Iterator[Statement]:
-    yield (update(t.execution_slices).where(_slice_key(agg.execution_id, e.slice_index)),
-                       {"risk_reason": e.reason, "reference_price": e.reference_price})
+    yield _slice(agg, e.slice_index, risk_reason=e.reason, reference_price=e.reference_price)
 
 
 def _intended(agg: Execution, e: ev.OrderIntended) -> Iterator[Statement]:
-    yield (insert(t.child_orders), {
+    yield (_ORDER_INSERT, {
         "client_order_id": e.client_order_id, "execution_id": agg.execution_id,
         "slice_index": e.slice_index, "attempt": e.attempt, "order_type": e.order_type,
         "time_in_force": e.time_in_force, "qty": e.qty, "limit_price": e.limit_price,
         "reference_price": e.reference_price, "status": "intended", "filled_qty": ZERO,
         "intended_at": e.occurred_at,
     })
-    yield (update(t.execution_slices).where(_slice_key(agg.execution_id, e.slice_index)), {
-        "status": "sent", "client_order_id": e.client_order_id,
-        "attempts": agg.attempts_for(e.slice_index),
-    })
+    yield _slice(agg, e.slice_index, status="sent", client_order_id=e.client_order_id,
+                 attempts=agg.attempts_for(e.slice_index))
 
 
 def _acknowledged(agg: Execution, e: ev.OrderAcknowledged) -> Iterator[Statement]:
-    yield (update(t.child_orders).where(t.child_orders.c.client_order_id == e.client_order_id),
-                       {"venue_order_id": e.venue_order_id, "status": agg.orders[e.client_order_id].status})
+    yield _order(e.client_order_id, venue_order_id=e.venue_order_id, status=agg.orders[e.client_order_id].status)
 
 
 def _fill(agg: Execution, e: ev.FillRecorded) -> Iterator[Statement]:
-    yield (insert(t.fills), {
+    yield (_FILL_INSERT, {
         "execution_id": agg.execution_id, "trade_id": e.trade_id, "client_order_id": e.client_order_id,
         "slice_index": e.slice_index, "qty": e.qty, "price": e.price, "fee": e.fee,
         "fee_asset": e.fee_asset, "liquidity": e.liquidity, "filled_at": e.filled_at,
     })
-    yield (update(t.child_orders).where(t.child_orders.c.client_order_id == e.client_order_id),
-                       {"filled_qty": agg.orders[e.client_order_id].filled_qty})
+    yield _order(e.client_order_id, filled_qty=agg.orders[e.client_order_id].filled_qty)
 
 
 def _closed(agg: Execution, e: ev.OrderClosed) -> Iterator[Statement]:
-    yield (update(t.child_orders).where(t.child_orders.c.client_order_id == e.client_order_id),
-                       {"status": e.status, "reason": e.reason, "closed_at": e.occurred_at})
+    yield _order(e.client_order_id, status=e.status, reason=e.reason, closed_at=e.occurred_at)
 
 
 def _slice_executed(agg: Execution, e: ev.TwapSliceExecuted) -> Iterator[Statement]:
-    yield (update(t.execution_slices).where(_slice_key(agg.execution_id, e.slice_index)), {
-        "status": e.status, "executed_at": e.occurred_at, "filled_qty": e.filled_qty,
+    yield (_SLICE_UPDATE, {
+        "_execution_id": agg.execution_id, "_slice_index": e.slice_index, "status": e.status, "executed_at": e.occurred_at, "filled_qty": e.filled_qty,
         "avg_price": _q8(e.avg_price), "reference_price": e.reference_price,
         "slippage_bps": e.slippage_bps, "fee": e.fee, "market_volume": e.market_volume,
         "participation": e.participation, "reason": e.reason, "maker_qty": e.maker_qty,

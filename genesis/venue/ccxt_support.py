@@ -89,8 +89,9 @@ def trade_to_fill(t: dict[str, Any], client_order_id: str, now: datetime) -> Fil
 
 def build_exchange(exchange_id: str, credentials: Credentials | None, exchange_url: str | None,
                    timeout_ms: int = 10_000, options: dict[str, Any] | None = None,
-                   config: dict[str, Any] | None = None) -> ccxt.Exchange:
-    """A configured ``ccxt.async_support`` exchange (rate limiter on, spot only)."""
+                   config: dict[str, Any] | None = None, time_scale: float = 1.0) -> ccxt.Exchange:
+    """A configured ``ccxt.async_support`` exchange (rate limiter on, spot only). With
+    ``time_scale`` N the limiter allows N times the exchange's rate (its clock runs N x)."""
     cls = getattr(ccxt, exchange_id, None)
     if cls is None or not isinstance(cls, type):
         raise PermanentVenueError(f"unknown ccxt exchange id {exchange_id!r}")
@@ -99,11 +100,17 @@ def build_exchange(exchange_id: str, credentials: Credentials | None, exchange_u
         opts.update({"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False,
                      "fetchMargins": False})
     opts.update(options or {})
+    if not time_scale > 0:
+        raise ValueError(f"time_scale must be > 0, got {time_scale}")
     settings: dict[str, Any] = {"enableRateLimit": True, "timeout": timeout_ms, "options": opts,
                                 **(config or {})}
     if credentials is not None:
         settings.update(credentials.ccxt_config())
     exchange = cls(settings)
+    if time_scale != 1.0 and "rateLimit" not in settings:
+        exchange.rateLimit = exchange.rateLimit / time_scale
+        exchange.tokenBucket = None
+        exchange.init_rest_rate_limiter()  # rebuilds the limiter from the new rate
     if exchange_url:
         override_urls(exchange, exchange_url)
     return exchange

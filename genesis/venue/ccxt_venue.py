@@ -34,7 +34,7 @@ from genesis.venue.ccxt_errors import RATE_LIMITED, describe, map_ccxt_error
 from genesis.venue.ccxt_support import (build_exchange, dec, dt_to_ms, market_to_instrument,
                                         ms_to_dt, trade_to_fill)
 from genesis.venue.credentials import Credentials
-from genesis.venue.order_budget import OrderBudget, shared_budget
+from genesis.venue.order_budget import DEFAULT_REFILL_PER_SECOND, OrderBudget, shared_budget
 
 log = structlog.get_logger("genesis.venue.ccxt")
 T = TypeVar("T")
@@ -55,19 +55,23 @@ class CcxtVenue:
     ``exchange_url``, ``timeout_ms``, ccxt ``options`` and other ccxt constructor ``config``
     (tests shorten ``rateLimit``). ``budget`` defaults to the account's
     process-wide ``OrderBudget``. ``clock`` stamps book tops and decides which candles closed.
+    ``time_scale``: the exchange's clock runs this many times faster than the wall clock (a
+    paper exchange at ``--speed N``); its rate limits, stated in its own time, are scaled too.
     """
 
     def __init__(self, exchange_id: str, *, credentials: Credentials | None = None,
                  exchange_url: str | None = None, clock: Clock | None = None,
                  budget: OrderBudget | None = None, timeout_ms: int = 10_000,
                  options: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
-                 exchange: ccxt.Exchange | None = None):
+                 exchange: ccxt.Exchange | None = None, time_scale: float = 1.0):
         self.exchange_id = exchange_id
         self.name = f"ccxt:{exchange_id}"
         self.clock: Clock = clock or WallClock()
         self.ex = exchange or build_exchange(exchange_id, credentials, exchange_url, timeout_ms,
-                                             options, config)
-        self.budget = budget or shared_budget(exchange_id, credentials.api_key if credentials else None)
+                                             options, config, time_scale)
+        self.budget = budget or shared_budget(
+            exchange_id, credentials.api_key if credentials else None,
+            refill_per_second=DEFAULT_REFILL_PER_SECOND * time_scale)
         self._binance = exchange_id.startswith("binance")
         self._log = log.bind(venue=self.name)
 
@@ -199,6 +203,12 @@ class CcxtVenue:
         except ccxt.BaseError as exc:
             raise self._mapped(exc, changes_state=True) from exc
         return await self._report(symbol, client_order_id, order)
+
+    async def open_orders(self, symbol: str) -> list[OrderReport]:
+        """Reports of the account's open orders on ``symbol`` (reconciliation after a crash:
+        orders the store does not know about). Orders without a client id get ``""``."""
+        orders = await self._call("fetch_open_orders", lambda: self.ex.fetch_open_orders(symbol))
+        return [await self._report(symbol, o.get("clientOrderId") or "", o) for o in orders]
 
     async def fetch_fills(self, symbol: str, venue_order_id: str,
                           client_order_id: str = "") -> list[Fill]:

@@ -1,0 +1,133 @@
+"""``genesis sql``, ``genesis report`` and ``genesis watch``: post-trade analysis and the live
+view. All three open the database read-only (they never migrate it or write to it)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from genesis.cli import Context, common, main
+
+
+def _no_database(ctx: Context) -> None:
+    if not ctx.db_path.is_file():
+        raise click.ClickException(f"{ctx.db_path}: no such database (use --db or $GENESIS_DB)")
+
+
+@main.command()
+@common
+@click.argument("query")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row instead of a table.")
+def sql(ctx: Context, query: str, as_csv: bool) -> None:
+    """Run one read-only SQL query (views: execution_analysis, slice_analysis,
+    daily_execution_summary, router_metrics; see docs/sql.md). Writes are refused."""
+    from genesis.analytics.sql import QueryError, run_query
+
+    _no_database(ctx)
+    try:
+        columns, rows = run_query(ctx.db_path, query)
+    except QueryError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_csv:
+        out = csv.writer(sys.stdout, lineterminator="\n")
+        out.writerow(columns)
+        out.writerows(["" if v is None else v for v in row] for row in rows)
+        return
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*("NULL" if v is None else str(v) for v in row))
+    console = Console()
+    console.print(table)
+    console.print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+
+
+@main.command()
+@common
+@click.argument("execution_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, writable=True),
+              help="Write the chart (PNG) here.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, writable=True),
+              help="Write a self-contained HTML report (numbers and chart) here.")
+def report(ctx: Context, execution_id: str, as_json: bool, plot_path: str | None, html_path: str | None) -> None:
+    """Transaction cost analysis of one execution: shortfall, VWAP/TWAP slippage, participation,
+    maker ratio, timing and the theoretical best for the window."""
+    from genesis.analytics.data import load_history
+    from genesis.analytics.report import tca_report
+    from genesis.analytics.sql import QueryError, readonly_engine
+
+    _no_database(ctx)
+    cap = ctx.config().twap.participation_cap
+    try:
+        engine = readonly_engine(ctx.db_path)
+        try:
+            history = load_history(engine, execution_id)
+        finally:
+            engine.dispose()
+    except (LookupError, QueryError) as exc:
+        raise click.ClickException(str(exc)) from None
+    result = tca_report(history, cap)
+    png = None
+    if plot_path or html_path:
+        from genesis.analytics.plot import render_png
+
+        png = render_png(history, result)
+    if plot_path:
+        Path(plot_path).write_bytes(png)  # type: ignore[arg-type]
+    if html_path:
+        from genesis.analytics.html import render_html
+
+        Path(html_path).write_text(render_html(result, png), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    _print_report(result)
+    for path, what in ((plot_path, "chart"), (html_path, "HTML report")):
+        if path:
+            click.echo(f"{what} written to {path}")
+
+
+def _print_report(result: dict) -> None:  # type: ignore[type-arg]
+    click.echo(f"TCA {result['execution_id']}: {result['algo']} {result['side']} {result['symbol']} "
+               f"({result['state']}, {result['completion_reason'] or 'running'})")
+    for key, value in result.items():
+        if isinstance(value, dict):
+            click.echo(f"\n{key.replace('_', ' ')}")
+            for k, v in value.items():
+                click.echo(f"  {k:30} {'-' if v is None else v}")
+
+
+@main.command()
+@common
+@click.argument("execution_id", required=False)
+@click.option("--interval", type=click.FloatRange(0.1, 1.0), default=1.0, show_default=True,
+              help="Seconds between refreshes (at most 1).")
+@click.option("--recent", type=click.IntRange(0, 1000), default=10, show_default=True,
+              help="Finished executions shown below the active ones.")
+@click.option("--once", is_flag=True, help="Print one frame and exit (no full-screen view).")
+def watch(ctx: Context, execution_id: str | None, interval: float, recent: int, once: bool) -> None:
+    """Live view of active and recent executions (or follow one): progress, prices, shortfall,
+    participation. Full screen, refreshed every second; Ctrl-C exits."""
+    from genesis.analytics import watch as w
+    from genesis.analytics.sql import QueryError
+
+    _no_database(ctx)
+    try:
+        if once:
+            click.echo(w.render_to_string(ctx.db_path, execution_id, width=160, recent=recent), nl=False)
+            return
+        w.watch(ctx.db_path, execution_id, interval, recent)
+    except KeyboardInterrupt:
+        return
+    except QueryError as exc:
+        raise click.ClickException(str(exc)) from None
