@@ -32,11 +32,23 @@ class Context:
             raise click.ClickException(str(exc)) from None
 
     def engine(self):  # type: ignore[no-untyped-def]
-        from genesis.store import migrate
+        """The database migrated to head, or a clear error (not a database, unknown revision...)."""
         from genesis.store.db import sync_engine
 
-        migrate.upgrade(self.db_path)
+        self.upgrade()
         return sync_engine(self.db_path)
+
+    def upgrade(self) -> None:
+        from alembic.util import CommandError
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from genesis.store import migrate
+
+        try:
+            migrate.upgrade(self.db_path)
+        except (SQLAlchemyError, CommandError, OSError) as exc:
+            reason = getattr(exc, "orig", None) or exc
+            raise click.ClickException(f"{self.db_path}: cannot open or migrate the database: {reason}") from None
 
 
 def common(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -68,7 +80,7 @@ def db_upgrade(ctx: Context) -> None:
     """Run Alembic migrations to head."""
     from genesis.store import migrate
 
-    migrate.upgrade(ctx.db_path)
+    ctx.upgrade()
     click.echo(f"{ctx.db_path}: at revision {migrate.current_revision(ctx.db_path)}")
 
 
@@ -76,8 +88,12 @@ def db_upgrade(ctx: Context) -> None:
 @common
 def db_rebuild(ctx: Context) -> None:
     """Rebuild the query tables from the event log (stop the daemon first)."""
+    from genesis.engine.daemon import running_daemon_pid
     from genesis.store.projector import rebuild_sync
 
+    pid = running_daemon_pid(ctx.db_path)
+    if pid is not None:
+        raise click.ClickException(f"a genesis daemon (pid {pid}) is running on {ctx.db_path}; stop it first")
     with ctx.engine().begin() as conn:
         count = rebuild_sync(conn)
     click.echo(f"replayed {count} events into the projections")
@@ -95,21 +111,32 @@ def _parse_iso(value: str | None, option: str = "--sim-start") -> datetime | Non
 
 @main.command()
 @common
-@click.option("--venue", default="sim", show_default=True, help="Where orders go: sim (embedded simulated venue).")
+@click.option("--venue", default="sim", show_default=True,
+              help="Where orders go: sim (embedded simulated venue) or ccxt:<exchange id>, e.g. ccxt:binance.")
+@click.option("--exchange-url", default=None,
+              help="ccxt venues: base URL replacing the exchange's REST host, e.g. http://127.0.0.1:8765 "
+                   "(the paper exchange; the daemon then runs on its clock).")
 @click.option("--speed", type=float, default=1.0, show_default=True,
               help="Simulated clock speed: N virtual seconds per wall second.")
 @click.option("--sim-start", default=None, help="ISO-8601 time in the shipped candles where the simulated market starts.")
 @click.option("--no-pidfile", is_flag=True, help="Do not write <db>.pid.")
-def run(ctx: Context, venue: str, speed: float, sim_start: str | None, no_pidfile: bool) -> None:
+def run(ctx: Context, venue: str, exchange_url: str | None, speed: float, sim_start: str | None,
+        no_pidfile: bool) -> None:
     """Run the daemon in the foreground."""
+    if not (speed > 0 and speed < float("inf")):
+        raise click.BadParameter("must be a finite number > 0", param_hint="--speed")
+    if venue != "sim" and not (venue.startswith("ccxt:") and len(venue) > 5):
+        raise click.BadParameter("use sim or ccxt:<exchange id>, e.g. ccxt:binance", param_hint="--venue")
+    if exchange_url and venue == "sim":
+        raise click.BadParameter("only for --venue ccxt:<exchange id>", param_hint="--exchange-url")
+    start = _parse_iso(sim_start)
+    config = ctx.config()  # options and config are checked before the (slow) engine import
+
     from genesis.engine.daemon import DaemonError, DaemonOptions, run_daemon
     from genesis.log import configure_logging
 
-    if not (speed > 0 and speed < float("inf")):
-        raise click.BadParameter("must be a finite number > 0", param_hint="--speed")
-    config = ctx.config()
     configure_logging(config.logging.level)
-    options = DaemonOptions(ctx.db_path, ctx.config_path, venue, speed, _parse_iso(sim_start), not no_pidfile)
+    options = DaemonOptions(ctx.db_path, ctx.config_path, venue, speed, start, not no_pidfile, exchange_url)
     try:
         sys.exit(run_daemon(options, config))
     except DaemonError as exc:
@@ -263,3 +290,12 @@ def _print_status(rows: list[dict[str, Any]]) -> None:
                       f"{r.get('slices_done', 0)}/{r.get('slice_count') or '-'}")
     Console(width=160).print(table)
 from genesis import cli_analytics  # noqa: E402,F401  (registers sql/report/watch)
+
+
+def _paper_exchange() -> click.Command:
+    from genesis.paper.command import main as paper_exchange  # light: aiohttp loads when serving
+
+    return paper_exchange
+
+
+main.add_command(_paper_exchange(), "paper-exchange")

@@ -25,7 +25,17 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        # pydantic would read `max_venue_retries: true` as 1; a boolean where a number belongs is a mistake
+        if isinstance(data, dict):
+            for name, info in cls.model_fields.items():
+                if isinstance(data.get(name), bool) and info.annotation in (int, float, Decimal):
+                    raise ValueError(f"{name}: must be a number, not {str(data[name]).lower()}")
+        return data
 
 
 def _finite(v: Any) -> Any:
@@ -47,7 +57,7 @@ class RiskConfig(_Strict):
     kill_switch: bool = False
     max_parent_notional_usdt: Decimal = Field(Decimal("5000000"), gt=0)
     max_position_base: dict[str, Decimal] = Field(default_factory=dict)
-    price_collar_bps: Decimal = Field(Decimal("200"), gt=0)
+    price_collar_bps: Decimal = Field(Decimal("200"), gt=0, le=10_000)
 
     _fin = field_validator("max_parent_notional_usdt", "price_collar_bps")(_finite)
 
@@ -159,14 +169,22 @@ class TiersConfig(_Strict):
 
 
 class SimConfig(_Strict):
-    half_spread_bps: Decimal = Field(Decimal("1"), ge=0)
-    impact_coefficient_bps: Decimal = Field(Decimal("10"), ge=0)
+    half_spread_bps: Decimal = Field(Decimal("1"), ge=0, le=1000)
+    impact_coefficient_bps: Decimal = Field(Decimal("10"), ge=0, le=10_000)
     limit_fill_share: Decimal = Field(Decimal("0.25"), gt=0, le=1)
     seed: int = 0
     balances: dict[str, Decimal] = Field(default_factory=lambda: {
         "USDT": Decimal("10000000"), "BTC": Decimal("100"), "ETH": Decimal("2000")})
 
     _fin = field_validator("half_spread_bps", "impact_coefficient_bps", "limit_fill_share")(_finite)
+
+    @field_validator("balances")
+    @classmethod
+    def _non_negative(cls, v: dict[str, Decimal]) -> dict[str, Decimal]:
+        for asset, amount in v.items():
+            if amount < 0:
+                raise ValueError(f"balance of {asset} must be >= 0, got {amount}")
+        return v
 
 
 class LoggingConfig(_Strict):
@@ -207,18 +225,41 @@ def load_config(path: str | Path | None) -> RuntimeConfig:
         raise ConfigError(f"{p}: config file not found (pass --config PATH)") from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: not valid YAML: nested too deeply") from None
     return parse_config(data, str(p))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML would keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:
+                continue  # unhashable key: the base class reports it
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark, f"found duplicate key {key!r}",
+                    key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         key = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see config/runtime.yaml for the known keys)"
         parts.append(f"{key}: {msg}")

@@ -8,6 +8,8 @@ import sys
 
 import structlog
 
+from genesis.venue.credentials import redact_secrets
+
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
@@ -19,6 +21,7 @@ def configure_logging(level: str = "info", json: bool | None = None, stream=None
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,  # API keys, secrets and request signatures never reach a log line
     ]
     if json:
         processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 
 from genesis.config import RuntimeConfig
 from genesis.domain.instrument import Instrument
@@ -21,6 +22,7 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_SLICES = 10_000
+MAX_MAGNITUDE_DIGITS = 15  # quantities and prices are below 10**15
 
 
 class RequestError(ValueError):
@@ -54,8 +56,8 @@ def parse_duration(text: str) -> int:
     m = _DURATION_RE.match(str(text))
     if not m:
         raise RequestError("duration", f"{text!r} is not a duration; use e.g. 900s, 15m or 4h")
-    seconds = Decimal(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-    if seconds != seconds.to_integral_value():
+    seconds = Fraction(m.group(1)) * _UNIT_SECONDS[m.group(2)]  # exact: no rounding to 28 digits
+    if seconds.denominator != 1:
         raise RequestError("duration", f"{text!r} is not a whole number of seconds")
     return int(seconds)
 
@@ -67,6 +69,8 @@ def parse_decimal(field: str, text: str | Decimal | int) -> Decimal:
         raise RequestError(field, f"{text!r} is not a number") from None
     if not value.is_finite():
         raise RequestError(field, f"{text!r} is not a finite number")
+    if value and value.adjusted() >= MAX_MAGNITUDE_DIGITS:  # beyond any market; would overflow rounding
+        raise RequestError(field, f"{text!r} is too large")
     return value
 
 
@@ -114,6 +118,6 @@ def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, du
             raise RequestError("limit_price", f"must be > 0, got {price_v}")
         if price_v != instrument.round_price(price_v):
             raise RequestError("limit_price", f"{price_v} is not on the {symbol} tick size {instrument.tick_size}")
-    if request_id is not None and not _REQUEST_ID_RE.match(request_id):
+    if request_id is not None and not _REQUEST_ID_RE.fullmatch(request_id):
         raise RequestError("id", "use 1-128 characters from A-Z a-z 0-9 . _ : -")
     return SubmitRequest(symbol, side_v, qty_v, algo, duration_s, slices, price_v, request_id, urgency or "low")

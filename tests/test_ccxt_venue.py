@@ -28,14 +28,15 @@ from genesis.domain.orders import (BookTop, Fill, Liquidity, OrderRequest, Order
 from genesis.venue.base import (DuplicateOrderError, PermanentVenueError, RetryableVenueError,
                                 UnknownOutcomeError)
 from genesis.venue.ccxt_errors import map_ccxt_error, retry_after_seconds
-from genesis.venue.ccxt_support import dec, override_urls
+from genesis.venue.ccxt_support import build_exchange, dec, override_urls
 from genesis.venue.ccxt_venue import CcxtVenue
 from genesis.venue.credentials import (REDACTED, Credentials, CredentialsError, load_credentials,
                                        redact_secrets, register_secret)
 from genesis.venue.order_budget import OrderBudget, account_key, shared_budget
 
 CASSETTES = Path(__file__).parent / "cassettes"
-SHARED = Path(os.environ.get("GENESIS_SHARED_DATA", "/work/shared/data/exchange_responses"))
+SHARED = Path(os.environ.get("GENESIS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared"
+                             / "data" / "exchange_responses"))  # ../shared next to the repo
 AIOBINANCE = SHARED / "vcr_cassettes" / "aiobinance_binance"
 SKIP_KEYS = {"timestamp", "recvWindow", "signature", "newClientOrderId", "newClientStrategyId"}
 PER_PATH_SKIP = {"/api/v3/depth": {"limit"}, "/api/v3/klines": {"startTime", "endTime", "limit"}}
@@ -316,6 +317,11 @@ def test_decimal_conversion_and_url_override() -> None:
     assert ex.urls["api"]["sapi"] == "http://127.0.0.1:8765/sapi/v1"
     assert ex.urls["api"]["fapiPublic"].startswith("https://fapi.binance.com")
     asyncio.run(ex.close())
+    fast = build_exchange("binance", None, None, time_scale=50.0)  # a paper exchange at 50x
+    assert (fast.rateLimit, fast.tokenBucket["refillRate"]) == (1.0, 1.0)  # 50 ms / 50
+    assert fast.enableRateLimit
+    fast.timeout_on_exit = 0
+    asyncio.run(fast.close())
 
 
 # ---------------------------------------------------------------------- order budget

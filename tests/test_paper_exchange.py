@@ -139,13 +139,17 @@ async def test_endpoints_ccxt_calls_are_all_served(paper) -> None:  # type: igno
     await venue.place_order(order("gcccccccccccc-1-0", Side.BUY, "3", "99.90", TimeInForce.POST_ONLY))
     clock.advance_to(minute(3))
     assert (await venue.fetch_order(BTC, "gcccccccccccc-1-0")).filled_qty == D("2.5")
+    (resting,) = await venue.open_orders(BTC)
+    assert (resting.client_order_id, resting.status, resting.filled_qty, len(resting.fills)) == (
+        "gcccccccccccc-1-0", OrderStatus.PARTIALLY_FILLED, D("2.5"), 1)
     await venue.cancel_order(BTC, "gcccccccccccc-1-0")
     await venue.equity_usdt()
     await venue.candles(BTC, minute(0), minute(3))
     assert sorted(set(calls)) == [
         ("DELETE", "/api/v3/order"), ("GET", "/api/v3/account"), ("GET", "/api/v3/depth"),
         ("GET", "/api/v3/exchangeInfo"), ("GET", "/api/v3/klines"), ("GET", "/api/v3/myTrades"),
-        ("GET", "/api/v3/order"), ("GET", "/api/v3/ticker/24hr"), ("POST", "/api/v3/order")]
+        ("GET", "/api/v3/openOrders"), ("GET", "/api/v3/order"), ("GET", "/api/v3/ticker/24hr"),
+        ("POST", "/api/v3/order")]
     stored = {o.client_order_id: o for o in server.exchange.store.all_orders()}
     assert (stored["gcccccccccccc-1-0"].type, stored["gcccccccccccc-1-0"].status) == (
         "LIMIT_MAKER", "CANCELED")
@@ -234,6 +238,17 @@ async def test_clock_skew_is_resynced_after_one_retryable_error(paper) -> None: 
     with pytest.raises(RetryableVenueError, match="InvalidNonce"):
         await venue.place_order(order("geeeeeeeeeeee-1-0", Side.BUY, "0.1"))
     report = await venue.place_order(order("geeeeeeeeeeee-1-0", Side.BUY, "0.1"))
+    assert report.status is OrderStatus.FILLED
+
+
+async def test_server_clock_skew_fault_is_survived_by_resyncing(paper) -> None:  # type: ignore[no-untyped-def]
+    server, venue, _ = paper
+    await venue.instruments()
+    server.set_faults(Faults(clock_skew_ms=-90_000))  # the server's clock 90 s behind ours
+    with pytest.raises(RetryableVenueError, match="InvalidNonce"):
+        await venue.place_order(order("geeeeeeeeeeee-2-0", Side.BUY, "0.1"))
+    assert abs(venue.ex.options["timeDifference"] - 90_000) < 5_000  # resynced from /time
+    report = await venue.place_order(order("geeeeeeeeeeee-2-0", Side.BUY, "0.1"))
     assert report.status is OrderStatus.FILLED
 
 
@@ -350,7 +365,7 @@ def test_daemon_and_paper_exchange_processes_complete_a_twap(tmp_path: Path) -> 
     this execution, none twice, and the exchange executed exactly what the daemon recorded."""
     from genesis.paper.demo import run_demo
 
-    result = run_demo(tmp_path, speed=60.0, qty="1.2", duration="5m", echo=lambda *_: None)
+    result = run_demo(tmp_path, speed=120.0, qty="1.2", duration="5m", echo=lambda *_: None)
     assert result.status["state"] == "completed" and D(result.status["filled_qty"]) == D("1.2")
     assert len(result.client_ids) == len(set(result.client_ids)) >= 5
     assert {cid.split("-")[0] for cid in result.client_ids} == {"g" + result.execution_id}

@@ -81,6 +81,10 @@ def best_execution(side: Side, candles: list[Candle], qty: Decimal, cap: Decimal
             "capped_best_feasible": left <= 0}
 
 
+def _mean(xs: list[Decimal]) -> Decimal | None:
+    return sum(xs, ZERO) / len(xs) if xs else None
+
+
 def tracking(h: ExecutionHistory) -> tuple[Decimal | None, Decimal | None]:
     """(schedule tracking error, volume-curve tracking error); None without candles/fills."""
     if not h.candles or h.window_end is None:
@@ -98,8 +102,7 @@ def tracking(h: ExecutionHistory) -> tuple[Decimal | None, Decimal | None]:
             vs_plan.append(abs(filled - planned) / target)
         if filled_total and volume_total:
             vs_curve.append(abs(filled / filled_total - cum_volume / volume_total))
-    mean = (lambda xs: sum(xs, ZERO) / len(xs) if xs else None)
-    return mean(vs_plan), mean(vs_curve)
+    return _mean(vs_plan), _mean(vs_curve)
 
 
 def timing_split(h: ExecutionHistory, side: Side, avg: Decimal | None,
@@ -142,7 +145,8 @@ def tca_report(h: ExecutionHistory, participation_cap: Decimal = Decimal("0.10")
     timing, execution_cost = timing_split(h, side, avg, arrival)
     best = best_execution(side, h.candles, filled, participation_cap)
     end = h.window_end
-    count = (lambda status: sum(1 for s in h.slices if s["status"] == status))
+    statuses = [s["status"] for s in h.slices]
+    count = statuses.count
     return {
         "execution_id": e["execution_id"], "algo": e["algo"], "execution_style": e["execution_style"],
         "symbol": e["symbol"], "side": side.value, "state": e["state"], "urgency": e["urgency"],

@@ -3,8 +3,8 @@
 Read from the store over a read-only connection, so it runs next to the daemon (or over
 SSH on the box) without touching it. Times are the daemon's (``daemon_now``): the wall clock
 for a daemon on wall time, the latest event's time for a simulation on a virtual clock;
-elapsed and remaining are measured from it. ``render`` is pure (rows in, a rich renderable out); ``render_to_string`` draws one
-frame without a terminal; ``watch`` is the refresh loop.
+elapsed and remaining are measured from it. ``render`` is pure (rows in, a rich renderable
+out); ``render_to_string`` draws one frame without a terminal; ``watch`` is the refresh loop.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import structlog
+from alembic.util import CommandError
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -23,7 +24,7 @@ from genesis.bus import EventBus
 from genesis.clock import Clock, ScaledClock, utc
 from genesis.config import ConfigError, RuntimeConfig, load_config
 from genesis.engine.control import Desire
-from genesis.engine.supervisor import SubmissionRejected, apply_config, build_supervisor
+from genesis.engine.supervisor import SubmissionRejected, Supervisor, apply_config, build_supervisor
 from genesis.engine.systemd import SystemdNotifier
 from genesis.requests import RequestError, validate_submit
 from genesis.store import migrate
@@ -31,7 +32,7 @@ from genesis.store import tables as t
 from genesis.store.db import async_engine
 from genesis.store.eventstore import EventStore
 from genesis.store.inbox import Command, pending_commands
-from genesis.venue.base import Venue
+from genesis.venue.base import PermanentVenueError, Venue, VenueError
 
 log = structlog.get_logger("genesis.daemon")
 
@@ -48,6 +49,7 @@ class DaemonOptions:
     speed: float = 1.0
     sim_start: datetime | None = None
     pidfile: bool = True
+    exchange_url: str | None = None  # ccxt venues: base URL replacing the exchange's REST host
 
 
 def default_sim_start() -> datetime:
@@ -70,6 +72,25 @@ def build_sim_venue(clock: Clock, config: RuntimeConfig) -> Venue:
                           seed=sim.seed)
 
 
+def build_ccxt_venue(exchange_id: str, exchange_url: str | None, clock: Clock) -> Venue:
+    from genesis.venue.ccxt_venue import CcxtVenue
+    from genesis.venue.credentials import CredentialsError, load_credentials
+
+    try:
+        credentials = load_credentials(exchange_id)
+    except CredentialsError as exc:
+        raise DaemonError(str(exc)) from None
+    if credentials is None:
+        raise DaemonError(f"no API credentials for {exchange_id}: set GENESIS_API_KEY and GENESIS_API_SECRET "
+                          f"(or GENESIS_CREDENTIALS_FILE, a mode-0600 file)")
+    try:
+        # a paper exchange's clock runs --speed times faster: so do its rate limits
+        return CcxtVenue(exchange_id, credentials=credentials, exchange_url=exchange_url, clock=clock,
+                         time_scale=getattr(clock, "speed", 1.0))
+    except PermanentVenueError as exc:
+        raise DaemonError(str(exc)) from None
+
+
 class Daemon:
     def __init__(self, options: DaemonOptions, config: RuntimeConfig):
         self.options, self.config = options, config
@@ -78,25 +99,44 @@ class Daemon:
         self._tasks: set[asyncio.Task[None]] = set()
         self._delivered: set[int] = set()
         self._lock_fd: int | None = None
+        self.supervisor: Supervisor | None = None
+        self._early_signals: list[str] = []  # SIGUSR1/2 that arrived before the supervisor existed
+        self._task_failed = False
 
     @property
     def pid_path(self) -> Path:
         return self.options.db_path.with_suffix(".pid")
 
     async def run(self) -> int:
+        """Start, serve until SIGTERM/SIGINT, drain. Exit code 0, or 1 when a daemon task died."""
+        # handlers first: a signal during start-up must not kill the process half-way
+        self._install_signals()
         self._take_lock()
         try:
-            await asyncio.to_thread(migrate.upgrade, self.options.db_path)
+            self._sim_window = self._check_options()  # bad options fail before the database is touched
+            try:
+                await asyncio.to_thread(migrate.upgrade, self.options.db_path)
+            except (SQLAlchemyError, CommandError) as exc:
+                raise DaemonError(f"{self.options.db_path}: cannot open or migrate the database: "
+                                  f"{getattr(exc, 'orig', None) or exc}") from None
             self.engine = async_engine(self.options.db_path)
             self.bus = EventBus()
             self.store = EventStore(self.engine, self.bus)
             await self.store.start()
             self.clock = await self._make_clock()
             self.venue = self._make_venue()
-            instruments = await self.venue.instruments()
+            try:
+                instruments = await self.venue.instruments()
+            except VenueError as exc:
+                await self.venue.close()
+                raise DaemonError(f"venue {self.venue.name}: cannot load its markets: {exc}") from None
             self.supervisor = build_supervisor(self.store, self.venue, self.clock, instruments, self.config)
             recovered = await self.supervisor.recover()
-            self._install_signals()
+            for kind in self._early_signals:
+                if kind == "pause":
+                    self._signal_pause()
+                else:
+                    self._signal_resume()
             self._spawn(self._poll_commands(), "command-poller")
             if self.notifier.watchdog_seconds:
                 self._spawn(self._watchdog(), "systemd-watchdog")
@@ -105,26 +145,50 @@ class Daemon:
                      clock=self.clock.now().isoformat(), recovered=len(recovered), pid=os.getpid())
             await self.stop_event.wait()
             await self._shutdown()
-            return 0
+            return 1 if self._task_failed else 0
         finally:
             self._release_lock()
 
-    async def _make_clock(self) -> Clock:
+    def _check_options(self) -> tuple[datetime, datetime]:
+        """Validate the venue and ``--sim-start``; the shipped candles' common ``(first, end)``."""
+        if self.options.venue.startswith("ccxt:") and len(self.options.venue) > 5:
+            return datetime.min.replace(tzinfo=timezone.utc), datetime.max.replace(tzinfo=timezone.utc)
         if self.options.venue != "sim":
-            raise DaemonError(f"--venue {self.options.venue!r} is not available yet; use --venue sim")
+            raise DaemonError(f"--venue {self.options.venue!r} is not available; use sim or ccxt:<exchange id>")
         from genesis.venue.candles import shipped_candles, shipped_symbols
 
-        for symbol in shipped_symbols():  # load the market before its clock starts ticking
-            shipped_candles(symbol)
+        series = [shipped_candles(symbol) for symbol in shipped_symbols()]  # load before the clock ticks
+        first = max(s.first_open_time for s in series)
+        end = min(s.end_time for s in series)
+        if self.options.sim_start is not None and not first <= utc(self.options.sim_start) < end:
+            raise DaemonError(f"--sim-start {utc(self.options.sim_start).isoformat()} is outside the shipped "
+                              f"candles ({first.isoformat()} to {end.isoformat()})")
+        return first, end
+
+    async def _make_clock(self) -> Clock:
+        if self.options.venue.startswith("ccxt:"):
+            # a paper exchange's own simulated clock, or the wall clock for a real exchange
+            from genesis.paper.clock import ExchangeUnreachable, exchange_clock
+
+            try:
+                return await exchange_clock(self.options.exchange_url)
+            except ExchangeUnreachable as exc:
+                raise DaemonError(str(exc)) from None
+        _first, end = self._sim_window
         start = utc(self.options.sim_start) if self.options.sim_start else default_sim_start()
         # the simulated market never runs backwards across restarts: continue after the last event
         async with self.engine.connect() as conn:
             last = await conn.scalar(select(func.max(t.events.c.occurred_at)))
         if last is not None and last > start:
             start = last
+            if start >= end:
+                raise DaemonError(f"the simulated market in {self.options.db_path} has reached the end of the "
+                                  f"shipped candles ({end.isoformat()}); use a new database")
         return ScaledClock(start, self.options.speed)
 
     def _make_venue(self) -> Venue:
+        if self.options.venue.startswith("ccxt:"):
+            return build_ccxt_venue(self.options.venue.split(":", 1)[1], self.options.exchange_url, self.clock)
         return build_sim_venue(self.clock, self.config)
 
     def _spawn(self, coro, name: str) -> None:  # type: ignore[no-untyped-def]
@@ -136,6 +200,7 @@ class Daemon:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("daemon_task_failed", task=task.get_name(), error=repr(task.exception()))
+            self._task_failed = True
             self.stop_event.set()
 
     # -- signals ---------------------------------------------------------------------------
@@ -149,10 +214,18 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self._reload_config(), "config-reload"))
 
     def _signal_pause(self) -> None:
+        if self.supervisor is None:
+            self._early_signals.append("pause")
+            log.info("signal_deferred", signal="SIGUSR1", note="applied once executions are recovered")
+            return
         n = self.supervisor.pause_all("signal SIGUSR1")
         log.info("signal_pause_all", signal="SIGUSR1", executions=n)
 
     def _signal_resume(self) -> None:
+        if self.supervisor is None:
+            self._early_signals.append("resume")
+            log.info("signal_deferred", signal="SIGUSR2", note="applied once executions are recovered")
+            return
         n = self.supervisor.resume_all("signal SIGUSR2")
         log.info("signal_resume_all", signal="SIGUSR2", executions=n)
 
@@ -168,7 +241,8 @@ class Daemon:
             log.error("config_reload_rejected", error=str(exc), note="the previous config stays in force")
             return
         self.config = new
-        apply_config(self.supervisor, new)
+        if self.supervisor is not None:  # else build_supervisor reads self.config when it gets there
+            apply_config(self.supervisor, new)
         log.info("config_reloaded", path=str(path), kill_switch=new.risk.kill_switch)
 
     # -- commands --------------------------------------------------------------------------
@@ -195,12 +269,16 @@ class Daemon:
                 req = validate_submit(symbol=p["symbol"], side=p["side"], qty=p["qty"], algo=p["algo"],
                                       duration=int(p["duration_seconds"]), slices=p.get("slice_count"),
                                       limit_price=p.get("limit_price"), request_id=p.get("request_id"),
-                                      instruments=self.supervisor.instruments, config=self.config)
+                                      instruments=self.supervisor.instruments, config=self.config,
+                                      urgency=p.get("urgency"))
                 self._delivered.add(cmd.command_id)
                 await self.supervisor.submit(req, cmd.execution_id, cmd.command_id)
-            except (RequestError, SubmissionRejected, KeyError, TypeError, ValueError) as exc:
+            except (RequestError, SubmissionRejected, PermanentVenueError, KeyError, TypeError, ValueError) as exc:
                 bound.warning("submission_rejected", reason=str(exc))
                 await self.store.mark_commands([(cmd.command_id, "rejected", str(exc))])
+            except VenueError as exc:  # transient (nothing was recorded): the next poll tries again
+                bound.warning("submission_deferred", reason=f"{type(exc).__name__}: {exc}")
+                self._delivered.discard(cmd.command_id)
             return
         if cmd.kind == "urgency":
             self._delivered.add(cmd.command_id)
@@ -241,14 +319,26 @@ class Daemon:
     def _take_lock(self) -> None:
         """One daemon per database: an exclusive lock on ``<db>.pid`` (written when enabled)."""
         path = self.pid_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise DaemonError(f"another genesis daemon (pid {other}) is running on {self.options.db_path}") from None
+        while True:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise DaemonError(f"cannot create the lock file {path}: {exc.strerror}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                other = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise DaemonError(f"another genesis daemon (pid {other}) is running on {self.options.db_path}; "
+                                  f"stop it first (lock file {path})") from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # the previous daemon removed the file between our open and our lock: retry
         os.ftruncate(fd, 0)
         if self.options.pidfile:
             os.write(fd, f"{os.getpid()}\n".encode())
@@ -261,6 +351,21 @@ class Daemon:
             finally:
                 os.close(self._lock_fd)
                 self._lock_fd = None
+
+
+def running_daemon_pid(db_path: Path) -> str | None:
+    """The pid recorded by a daemon that holds the lock on ``db_path``; None when none runs."""
+    try:
+        fd = os.open(db_path.with_suffix(".pid"), os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+    finally:
+        os.close(fd)
+    return None
 
 
 def run_daemon(options: DaemonOptions, config: RuntimeConfig) -> int:

@@ -1,6 +1,6 @@
 """``make paper-demo``: a TWAP through the real ccxt client against the local paper exchange.
 
-1. ``genesis paper-exchange`` starts on a free port (its own SQLite file, clock at ``--speed``);
+1. ``genesis paper-exchange`` starts on a free port (its own SQLite file, clock at 60x);
 2. ``genesis run --venue ccxt:binance --exchange-url <url>`` starts with the exchange's key pair
    in ``GENESIS_API_KEY``/``GENESIS_API_SECRET`` and runs on the exchange's clock;
 3. ``genesis submit`` hands it a TWAP; its status (what ``genesis status --json`` shows) is
@@ -90,7 +90,7 @@ class _Proc:
             raise DemoError(f"{self.name} did not stop within {timeout:.0f} s of SIGTERM") from None
 
 
-def run_demo(workdir: Path, speed: float = 30.0, qty: str = "1.5", duration: str = "5m",
+def run_demo(workdir: Path, speed: float = 60.0, qty: str = "1.5", duration: str = "5m",
              start: str = "2025-06-10T13:00:00Z", timeout_seconds: float = 90.0,
              echo: Any = print) -> DemoResult:
     """Run the whole demo in ``workdir`` (files: paper-demo*.db, paper-demo*.log)."""

@@ -171,7 +171,9 @@ class EventStore:
                     self._next_seq = await _next_sequence(conn)
             folded: list[tuple[_Pending, Execution, list[int]]] = []
             poisoned: set[str] = set()
-            for item in batch:
+            for n, item in enumerate(batch):
+                if n and n % 64 == 0:
+                    await asyncio.sleep(0)  # a big batch must not hold the event loop for long
                 if not item.events:
                     accepted.append((item, []))
                     continue
@@ -191,7 +193,9 @@ class EventStore:
             row_updates: dict[str, Execution] = {}
             written: dict[str, dict] = {}
             seq = self._next_seq
-            for item, agg, versions in folded:
+            for n, (item, agg, versions) in enumerate(folded):
+                if n and n % 64 == 0:
+                    await asyncio.sleep(0)
                 if item.aggregate_id in poisoned:
                     item.future.set_exception(InvalidEventError(
                         "refused with an invalid append to the same aggregate in one batch; retry"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -49,10 +50,17 @@ def enqueue_submit(engine: Engine, req: SubmitRequest) -> tuple[str, bool]:
         with engine.connect() as conn:
             row = conn.execute(select(t.commands.c.execution_id, t.commands.c.payload)
                                .where(t.commands.c.request_id == req.request_id)).one()
-        if json.loads(row.payload) != payload:
+        if not _same_order(json.loads(row.payload), payload):
             raise RequestError("id", f"request id {req.request_id!r} was already used for a different order "
                                      f"(execution {row.execution_id}); choose a new --id") from None
         return row.execution_id, False
+
+
+def _same_order(stored: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Equal payloads, with amounts compared as numbers (``--qty 1.0`` is ``--qty 1``)."""
+    def canonical(p: dict[str, Any]) -> dict[str, Any]:
+        return {k: (Decimal(v) if k in ("qty", "limit_price") and v is not None else v) for k, v in p.items()}
+    return canonical(stored) == canonical(new)
 
 
 def enqueue_control(engine: Engine, kind: str, execution_id: str, payload: dict[str, Any] | None = None) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_SHARED = Path("/work/shared/data/exchange_responses")
+DEFAULT_SHARED = HERE.parents[2] / "shared" / "data" / "exchange_responses"  # ../shared
 API = "https://api.binance.com/api/v3"
 CID = "g0123456789ab-0-0"  # the client order id the tests send
 KEEP_SYMBOLS = ("BTCUSDT", "ETHUSDT", "LTCUSDT", "SOLUSDT")

@@ -1,0 +1,122 @@
+"""``make bench``: every figure side by side with its reference or target, as a ratio.
+
+Writes bench/results.json. Timings are medians of several runs where a run is short; this
+machine is shared and noisy, so compare ratios, not absolute numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import engine_bench, store_bench  # noqa: E402
+from genesis.domain.volume_curve import VolumeCurveEstimator  # noqa: E402
+from genesis.domain.vwap import plan_vwap  # noqa: E402
+from genesis.log import configure_logging  # noqa: E402
+from genesis.venue.candles import shipped_candles  # noqa: E402
+from genesis.venue.instruments import SIM_INSTRUMENTS  # noqa: E402
+
+
+def median_seconds(fn, runs: int = 15) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def curve_and_schedule() -> dict[str, float]:
+    series = shipped_candles("BTC/USDT")
+    times, volumes = series.open_times_ms(), series.volumes_float()
+    as_of = datetime(2025, 7, 1, tzinfo=timezone.utc)
+    estimator = VolumeCurveEstimator()
+    curve_s = median_seconds(lambda: estimator.estimate(times, volumes, as_of))
+    curve = estimator.estimate(times, volumes, as_of)
+    btc = SIM_INSTRUMENTS["BTC/USDT"]
+    plan_s = median_seconds(lambda: plan_vwap(Decimal("40"), as_of, as_of + timedelta(days=1), curve, btc,
+                                              Decimal("107000"), 60))
+    slices = len(plan_vwap(Decimal("40"), as_of, as_of + timedelta(days=1), curve, btc, Decimal("107000"), 60))
+    return {"curve_ms": curve_s * 1e3, "schedule_ms": plan_s * 1e3, "schedule_slices": slices}
+
+
+def backtest_speed() -> dict[str, float]:
+    from genesis.backtest import BacktestSpec, run_backtest
+
+    path = ROOT / "genesis" / "data" / "BTC_USDT-1m.csv.gz"
+    out = {}
+    for algo in ("twap", "vwap"):
+        spec = BacktestSpec(path, "BTC/USDT", "buy", "40", algo, datetime(2025, 7, 1, tzinfo=timezone.utc), 86_400)
+        result = asyncio.run(run_backtest(spec))
+        out[f"{algo}_wall_seconds"] = result["wall_seconds"]
+        out[f"{algo}_sim_minutes_per_wall_second"] = 1440 / result["wall_seconds"]
+    return out
+
+
+def row(name: str, value: float, unit: str, reference: float, ref_name: str, higher_is_better: bool) -> dict:
+    ratio = value / reference if reference else float("nan")
+    ok = ratio >= 1 if higher_is_better else ratio <= 1
+    return {"figure": name, "value": round(value, 3), "unit": unit, "reference": round(reference, 3),
+            "reference_is": ref_name, "ratio": round(ratio, 3), "meets": ok}
+
+
+def main() -> None:
+    configure_logging("error")
+    parents = int(os.environ.get("BENCH_PARENTS", "1000"))
+    t0 = time.perf_counter()
+    store = store_bench.run()
+    engine = engine_bench.run(parents)
+    curve = curve_and_schedule()
+    backtest = backtest_speed()
+    p, rec = engine["parents"], engine["recovery"]
+    rows = [
+        row("event store append (100 appenders, durable)", store["genesis_store"]["events_per_second"], "events/s",
+            store["raw_sqlite3_batch100"]["events_per_second"] * 0.5, "50% of raw sqlite3, batches of 100, same run", True),
+        row("raw sqlite3 batches of 100 (reference)", store["raw_sqlite3_batch100"]["events_per_second"], "events/s",
+            store["raw_sqlite3_batch100"]["events_per_second"], "itself", True),
+        row(f"per-child decision p50 ({parents} parents)", p["decision_p50_ms"], "ms", 1.0, "target p99 < 1 ms", False),
+        row(f"per-child decision p99 ({parents} parents)", p["decision_p99_ms"], "ms", 1.0, "target < 1 ms", False),
+        row(f"event-loop lag p99 ({parents} parents)", p["loop_lag_p99_ms"], "ms", 5.0, "target < 5 ms", False),
+        row("resident memory per active parent", p["rss_per_parent_kib"], "KiB", 1024.0, "target < 1 MiB", False),
+        row(f"restart recovery of {rec['executions']} executions", rec["seconds"], "s", 2.0, "target < 2 s", False),
+        row("volume curve, 20 days of 1-minute candles", curve["curve_ms"], "ms", 5.0, "target < 5 ms", False),
+        row(f"{curve['schedule_slices']}-slice VWAP schedule", curve["schedule_ms"], "ms", 2.0, "target < 2 ms", False),
+        row("backtest, full day TWAP", backtest["twap_sim_minutes_per_wall_second"], "sim min/s",
+            1440 / 5.0, "a day in 5 s", True),
+        row("backtest, full day VWAP", backtest["vwap_sim_minutes_per_wall_second"], "sim min/s",
+            1440 / 5.0, "a day in 5 s", True),
+    ]
+    machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
+               "load_average": os.getloadavg(), "when": datetime.now(timezone.utc).isoformat()}
+    results = {"machine": machine, "rows": rows, "store": store, "engine": engine, "curve": curve,
+               "backtest": backtest, "bench_seconds": time.perf_counter() - t0}
+    out = ROOT / "bench" / "results.json"
+    out.write_text(json.dumps(results, indent=2, default=str))
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"genesis bench ({machine['cpus']} cpus, load {machine['load_average'][0]:.1f})")
+    for col in ("figure", "value", "unit", "reference", "reference is", "ratio", "meets"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["figure"], f"{r['value']:,}", r["unit"], f"{r['reference']:,}", r["reference_is"],
+                      f"{r['ratio']}", "yes" if r["meets"] else "NO")
+    Console(width=170).print(table)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
