@@ -19,6 +19,7 @@ from genesis.domain.execution import Execution, SliceState, slippage_bps
 from genesis.domain.ids import client_order_id
 from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 from genesis.domain.risk import SliceRiskInput
+from genesis.engine import killpoints
 from genesis.engine.algos import SliceSizing
 
 if TYPE_CHECKING:
@@ -88,7 +89,9 @@ class SliceWorker:
             price = passive_price(top, agg.side, agg.limit_price)
             request = self._request(agg, s, OrderType.LIMIT, remaining, price, TimeInForce.POST_ONLY)
             agg = await self.intend(agg, s, request, ref, sizing)
+            killpoints.reach("after_intent")
             report = await r.calls.place(request)
+            killpoints.reach("after_send")
             if not report.status.is_final:
                 await r.clock.sleep_until(r.clock.now() + timedelta(seconds=self.routing.maker_timeout_seconds))
             report = await r.calls.finish(request, report)
@@ -101,7 +104,9 @@ class SliceWorker:
             else:
                 request = self._request(agg, s, OrderType.MARKET, remaining, None, TimeInForce.GTC)
             agg = await self.intend(agg, s, request, ref, sizing, before=pending)
+            killpoints.reach("after_intent")
             report = await r.calls.place(request)
+            killpoints.reach("after_send")
             report = await r.calls.finish(request, report)
             pending = self.outcome(agg, s, request, report)
         await self.close(agg, s, ref, sizing, before=pending)
@@ -146,6 +151,13 @@ class SliceWorker:
 
     async def _commit(self, events: list[ev.Event]) -> Execution:
         """Append, then count the new fills in the position book (only once they are durable)."""
+        fills = [e for e in events if isinstance(e, ev.FillRecorded)]
+        if killpoints.armed("between_fills") and len(fills) > 1:
+            # chaos only: the first fill alone, then die before the others are recorded
+            first = await self.r.append([fills[0]])
+            self.r.positions.add(first.symbol, first.side, fills[0].qty)
+            killpoints.reach("between_fills")
+            events = [e for e in events if e is not fills[0]]
         agg = await self.r.append(events)
         filled = sum((e.qty for e in events if isinstance(e, ev.FillRecorded)), ZERO)
         self.r.positions.add(agg.symbol, agg.side, filled)
