@@ -20,6 +20,7 @@ from genesis.domain.orders import Side
 from genesis.engine.supervisor import build_supervisor
 from genesis.requests import validate_submit
 from genesis.store import migrate
+from genesis.store.candle_cache import CandleCache
 from genesis.store.db import async_engine
 from genesis.store.eventstore import EventStore
 from genesis.venue.candles import CandleSeries, load_candles
@@ -102,7 +103,8 @@ async def run_backtest(spec: BacktestSpec, config: RuntimeConfig | None = None, 
                                                     limit_fill_share=sim.limit_fill_share),
                                balances={"USDT": Decimal("1000000000"), series_base(spec.symbol): Decimal("1000000")},
                                seed=spec.seed)
-        supervisor = build_supervisor(store, venue, clock, {spec.symbol: SIM_INSTRUMENTS[spec.symbol]}, config)
+        supervisor = build_supervisor(store, venue, clock, {spec.symbol: SIM_INSTRUMENTS[spec.symbol]}, config,
+                                      CandleCache(engine))
         try:
             execution_id = await supervisor.submit(req)
             await supervisor.wait_all()

@@ -29,6 +29,7 @@ from genesis.engine.systemd import SystemdNotifier
 from genesis.requests import RequestError, validate_submit
 from genesis.store import migrate
 from genesis.store import tables as t
+from genesis.store.candle_cache import CandleCache
 from genesis.store.db import async_engine
 from genesis.store.eventstore import EventStore
 from genesis.store.inbox import Command, pending_commands
@@ -130,7 +131,8 @@ class Daemon:
             except VenueError as exc:
                 await self.venue.close()
                 raise DaemonError(f"venue {self.venue.name}: cannot load its markets: {exc}") from None
-            self.supervisor = build_supervisor(self.store, self.venue, self.clock, instruments, self.config)
+            self.supervisor = build_supervisor(self.store, self.venue, self.clock, instruments, self.config,
+                                               CandleCache(self.engine))
             recovered = await self.supervisor.recover()
             for kind in self._early_signals:
                 if kind == "pause":
@@ -140,7 +142,7 @@ class Daemon:
             self._spawn(self._poll_commands(), "command-poller")
             if self.notifier.watchdog_seconds:
                 self._spawn(self._watchdog(), "systemd-watchdog")
-            self.notifier.notify("READY=1")
+            self.notifier.notify("READY=1", wait_seconds=1.0)
             log.info("daemon_ready", db=str(self.options.db_path), venue=self.venue.name,
                      clock=self.clock.now().isoformat(), recovered=len(recovered), pid=os.getpid())
             await self.stop_event.wait()
@@ -304,7 +306,7 @@ class Daemon:
             await asyncio.sleep(self.notifier.watchdog_seconds / 2)
 
     async def _shutdown(self) -> None:
-        self.notifier.notify("STOPPING=1")
+        self.notifier.notify("STOPPING=1", wait_seconds=1.0)
         log.info("daemon_draining", executions=len(self.supervisor.active_ids))
         await self.supervisor.shutdown(self.config.engine.drain_timeout_seconds)
         for task in list(self._tasks):

@@ -68,6 +68,29 @@ class MarketData:
         """Market VWAP (typical price, volume weighted) of the closed minutes in ``[start, now)``."""
         return benchmarks.market_vwap(await self.venue.candles(symbol, floor_minute(start), now))
 
+    async def price(self, symbol: str) -> Decimal:
+        """Current mid price."""
+        return (await self.venue.book_top(symbol)).mid
+
+    async def volume_24h(self, symbol: str, now: datetime) -> Decimal:
+        """Base volume traded over the last 24 hours (closed minutes)."""
+        return await self.traded_volume(symbol, now - timedelta(days=1), now)
+
+    async def volume_anomaly(self, symbol: str, now: datetime, ratio: float = 5.0) -> bool:
+        """The last closed minute's volume is ``ratio`` times above or below its usual level for
+        that minute of day (the median of the last ``lookback_days`` days)."""
+        last = await self.last_minute(symbol, now)
+        if last is None:
+            return False
+        at, volume = last
+        if self.usual_minute_volume(symbol, at) is None:
+            await self.window_profile(symbol, at, 1, lead_minutes=0)
+        usual = self.usual_minute_volume(symbol, at)
+        if usual is None or usual <= 0:
+            return False
+        r = float(volume / usual)
+        return r >= ratio or r <= 1 / ratio
+
     async def volume_today(self, symbol: str, now: datetime) -> Decimal:
         """Volume traded since UTC midnight (closed minutes)."""
         return await self.traded_volume(symbol, day_start(now), now)

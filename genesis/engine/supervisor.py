@@ -31,6 +31,7 @@ from genesis.venue.base import Venue
 
 if TYPE_CHECKING:
     from genesis.config import RuntimeConfig
+    from genesis.store.candle_cache import CandleCache
 
 log = structlog.get_logger("genesis.supervisor")
 
@@ -245,12 +246,13 @@ def runner_settings(config: "RuntimeConfig") -> RunnerSettings:
 
 
 def build_supervisor(store: EventStore, venue: Venue, clock: Clock, instruments: dict[str, Instrument],
-                     config: "RuntimeConfig") -> Supervisor:
-    """The supervisor as the daemon, tests and backtests wire it from a config."""
+                     config: "RuntimeConfig", candle_cache: "CandleCache | None" = None) -> Supervisor:
+    """The supervisor as the daemon, tests and backtests wire it from a config. With a
+    ``candle_cache``, market history is kept in SQLite across restarts."""
     return Supervisor(store, venue, clock, instruments, RiskEngine(config.risk.limits()), runner_settings(config),
                       router_twap=config.router.twap,
                       strategist_min_equity_usdt=config.tiers.strategist_min_equity_usdt,
-                      market=MarketData(venue, config.twap.volume_lookback_days))
+                      market=MarketData(venue, config.twap.volume_lookback_days, candle_cache))
 
 
 def apply_config(supervisor: Supervisor, config: "RuntimeConfig") -> None:
