@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -132,6 +133,7 @@ async def recovery(path: Path, n: int) -> dict[str, float]:
 
 def run(n: int = 1000) -> dict[str, object]:
     configure_logging("error")
+    sys.setswitchinterval(0.001)  # as the daemon sets it (genesis.engine.daemon.run_daemon)
     with tempfile.TemporaryDirectory(prefix="genesis-bench-") as tmp:
         full = asyncio.run(parents(Path(tmp) / "full.db", n))
         asyncio.run(parents(Path(tmp) / "live.db", n, stop_after_minutes=5, speed=None))

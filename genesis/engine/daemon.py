@@ -11,6 +11,7 @@ import asyncio
 import fcntl
 import os
 import signal
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from genesis.bus import EventBus
 from genesis.clock import Clock, ScaledClock, utc
 from genesis.config import ConfigError, RuntimeConfig, load_config
+from genesis.domain import events as ev
 from genesis.engine.control import Desire
 from genesis.engine.supervisor import SubmissionRejected, Supervisor, apply_config, build_supervisor
 from genesis.engine.systemd import SystemdNotifier
@@ -92,6 +94,19 @@ def build_ccxt_venue(exchange_id: str, exchange_url: str | None, clock: Clock) -
         raise DaemonError(str(exc)) from None
 
 
+def log_progress(event: ev.Event) -> None:
+    """Bus subscriber: one line per committed slice outcome or lifecycle change."""
+    fields = {"execution_id": event.execution_id, "at": event.occurred_at.isoformat()}
+    if isinstance(event, ev.TwapSliceExecuted):
+        fields.update(slice=f"{event.slice_index + 1}/{event.slice_count}", status=event.status,
+                      filled=str(event.filled_qty), avg_price=str(event.avg_price),
+                      slippage_bps=str(event.slippage_bps))
+    elif isinstance(event, ev.TwapCompleted):
+        fields.update(reason=event.reason, filled=str(event.filled_qty), avg_price=str(event.avg_price),
+                      implementation_shortfall_bps=str(event.implementation_shortfall_bps))
+    log.info(f"bus_{event.event_type}", **fields)
+
+
 class Daemon:
     def __init__(self, options: DaemonOptions, config: RuntimeConfig):
         self.options, self.config = options, config
@@ -122,6 +137,10 @@ class Daemon:
                                   f"{getattr(exc, 'orig', None) or exc}") from None
             self.engine = async_engine(self.options.db_path)
             self.bus = EventBus()
+            self.bus.subscribe("progress-log", log_progress,
+                               (ev.TwapSliceExecuted, ev.VwapSliceExecuted, ev.TwapCompleted, ev.VwapCompleted,
+                                ev.RiskDenied, ev.ExecutionPaused, ev.ExecutionResumed, ev.ExecutionCancelled,
+                                ev.ExecutionFailed, ev.EmergencyLiquidationStarted))
             self.store = EventStore(self.engine, self.bus)
             await self.store.start()
             self.clock = await self._make_clock()
@@ -371,4 +390,7 @@ def running_daemon_pid(db_path: Path) -> str | None:
 
 
 def run_daemon(options: DaemonOptions, config: RuntimeConfig) -> int:
+    # the writer thread and the event loop share the GIL: hand it over every 1 ms (default 5 ms)
+    # so a busy commit cannot hold the loop for long
+    sys.setswitchinterval(0.001)
     return asyncio.run(Daemon(options, config).run())

@@ -172,7 +172,7 @@ class EventStore:
             folded: list[tuple[_Pending, Execution, list[int]]] = []
             poisoned: set[str] = set()
             for n, item in enumerate(batch):
-                if n and n % 64 == 0:
+                if n and n % 16 == 0:
                     await asyncio.sleep(0)  # a big batch must not hold the event loop for long
                 if not item.events:
                     accepted.append((item, []))
@@ -194,7 +194,7 @@ class EventStore:
             written: dict[str, dict] = {}
             seq = self._next_seq
             for n, (item, agg, versions) in enumerate(folded):
-                if n and n % 64 == 0:
+                if n and n % 16 == 0:
                     await asyncio.sleep(0)
                 if item.aggregate_id in poisoned:
                     item.future.set_exception(InvalidEventError(
