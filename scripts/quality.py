@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import math
 import multiprocessing as mp
@@ -141,10 +142,15 @@ def run(jobs: list[dict[str, Any]], workers: int, csv_path: Path) -> list[dict[s
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    with csv_path.open("w", newline="") as fh, mp.get_context("fork").Pool(workers, _init_worker) as pool:
+    with csv_path.open("w", newline="") as fh, contextlib.ExitStack() as stack:
         writer = csv.DictWriter(fh, FIELDS)
         writer.writeheader()
-        for n, row in enumerate(pool.imap_unordered(_run_one, jobs), 1):
+        if workers > 1:
+            results = stack.enter_context(mp.get_context("fork").Pool(workers, _init_worker)).imap_unordered(_run_one, jobs)
+        else:  # in-process (tests, debugging)
+            _init_worker()
+            results = map(_run_one, jobs)
+        for n, row in enumerate(results, 1):
             rows.append(row)
             writer.writerow(row)
             fh.flush()

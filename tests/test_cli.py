@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from genesis.cli import main
 from genesis.config import RuntimeConfig
-from genesis.store import migrate
 from genesis.requests import ALGOS, MAX_SLICES, URGENCIES, WINDOWED_ALGOS, RequestError, SubmitRequest, validate_submit
+from genesis.store import migrate
 from genesis.venue.instruments import SIM_INSTRUMENTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -310,7 +310,8 @@ def test_validate_submit_gives_a_valid_request_or_a_request_error(args):
         bounds = config.vwap if req.algo == "vwap" else config.twap
         assert bounds.min_duration_seconds <= req.duration_seconds <= bounds.max_duration_seconds
     assert req.slice_count is None or 1 <= req.slice_count <= MAX_SLICES
-    assert req.limit_price is None or (req.limit_price > 0 and req.limit_price == instrument.round_price(req.limit_price))
+    if req.limit_price is not None:
+        assert req.limit_price > 0 and req.limit_price == instrument.round_price(req.limit_price)
     # what the daemon does with the stored payload: validate again, and get the same request
     p = json.loads(json.dumps(req.payload()))
     again = validate_submit(symbol=p["symbol"], side=p["side"], qty=p["qty"], algo=p["algo"],

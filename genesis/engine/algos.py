@@ -14,8 +14,7 @@ from genesis.domain.execution import Execution, SliceState
 from genesis.domain.instrument import Instrument
 from genesis.domain.schedule import next_slice_qty, plan_twap, split_equal
 from genesis.domain.twap import TwapParams, calculate_time_slices, cap_slice_qty, is_volume_anomaly
-from genesis.domain.vwap import (ExecutionScheduler, Urgency, intraday_volume_scale, is_behind_schedule, needs_taker,
-                                 plan_vwap,
+from genesis.domain.vwap import (ExecutionScheduler, Urgency, intraday_volume_scale, needs_taker, plan_vwap,
                                  scheduled_done_qty)
 from genesis.engine.market_data import MarketData
 
@@ -125,10 +124,13 @@ class SinglePolicy:
         return SliceSizing(agg.remaining_qty, agg.remaining_qty, None)
 
 
+DEFAULT_BEHIND_TOLERANCE = Decimal("0.2")  # of the schedule still ahead: docs/execution-quality.md
+
+
 @dataclass(frozen=True, slots=True)
 class VwapSettings:
     interval_seconds: int = 60
-    behind_tolerance: Decimal = Decimal("0.05")
+    behind_tolerance: Decimal = DEFAULT_BEHIND_TOLERANCE
     intraday_adjustment: bool = False
 
 
@@ -137,14 +139,17 @@ class VwapPolicy:
     """Story 10.4.1 VWAP: child quantities follow the intraday volume curve over the window,
     paced by the urgency, capped at the participation limit of the interval's expected volume,
     the remainder re-spread over the rest of the curve before every slice. Passive (maker)
-    by default; taker only when behind schedule beyond ``behind_tolerance`` (or on the last
-    slice, or in emergency)."""
+    by default: the maker leg's fills scale with the volume the market actually trades, so
+    the realised pace follows the realised volume. Taker for the rest of a slice only when
+    the lag behind the curve schedule would exceed ``behind_tolerance`` of the schedule still
+    ahead (``needs_taker``: a funnel that closes on the last slice, so the parent fills), at
+    critical urgency, or in emergency."""
 
     market: MarketData
     instrument: Instrument
     params: TwapParams
     interval_seconds: int = 60
-    behind_tolerance: Decimal = Decimal("0.05")
+    behind_tolerance: Decimal = DEFAULT_BEHIND_TOLERANCE
     intraday_adjustment: bool = False
 
     async def plan(self, agg: Execution, now: datetime, arrival: Decimal) -> tuple[tuple[PlannedSlice, ...], datetime]:
@@ -171,11 +176,7 @@ class VwapPolicy:
         volume = scheduler.expected_interval_volume(now, end, scale)
         done = scheduled_done_qty(agg.qty, curve, agg.started_at, agg.end_at, now + timedelta(seconds=interval_seconds),
                                   urgency)
-        import os
-        if os.environ.get("GENESIS_VWAP_VARIANT") == "old":
-            behind = is_behind_schedule(done, agg.filled_qty + target.qty, agg.qty, self.behind_tolerance)
-        else:
-            behind = needs_taker(done, agg.filled_qty, agg.qty, self.behind_tolerance)
+        behind = needs_taker(done, agg.filled_qty, agg.qty, self.behind_tolerance)
         emergency = urgency is Urgency.EMERGENCY
         return SliceSizing(target.qty, target.desired_qty, volume, cap_bound=target.cap_bound,
                            taker_fallback=behind or last or emergency or urgency is Urgency.CRITICAL,

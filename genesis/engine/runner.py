@@ -146,12 +146,25 @@ class ExecutionRunner:
             return False
         if await self._maybe_finish_early(agg, now):
             return False
+        if self._late(agg, nxt.scheduled_at, now):
+            # the loop stalled (machine load, a long venue outage): re-spread what is left over
+            # the time left instead of firing overdue slices back to back
+            await self.append([self._replan(agg, now, agg.end_at or now, "late: remaining re-spread")])
+            return False
         after = agg.next_open(1)
         following = after.scheduled_at if after is not None else agg.end_at
         gap = ((following or now) - now).total_seconds()
         interval = max(1.0, gap) if after is not None else max(60.0, gap)
         await self.worker.execute(agg, nxt, agg.open_count, interval)
         return False
+
+    @staticmethod
+    def _late(agg: Execution, scheduled_at: datetime, now: datetime) -> bool:
+        """Overdue by more than half a nominal slice interval (and at least 5 s)."""
+        if agg.end_at is None or agg.started_at is None or agg.open_count < 2:
+            return False
+        nominal = (agg.end_at - agg.started_at).total_seconds() / max(len(agg.slices), 1)
+        return (now - scheduled_at).total_seconds() > max(5.0, nominal / 2)
 
     async def _ack_noop(self, detail: str) -> None:
         if self.control.command_ids:
@@ -162,8 +175,15 @@ class ExecutionRunner:
     async def _start(self, agg: Execution, now: datetime) -> None:
         top = await self.calls.call("book_top", lambda: self.venue.book_top(agg.symbol))
         arrival = top.mid
-        assert self.policy is not None
-        plan, end_at = await self.policy.plan(agg, now, arrival)
+        policy = self.policy
+        assert policy is not None
+
+        async def planned() -> tuple[datetime, tuple, datetime]:
+            at = self.clock.now()  # a retried plan starts from when it succeeds
+            return (at, *await policy.plan(agg, at, arrival))
+
+        # market data (candles for the volume profile) is a venue read: retried like any other
+        now, plan, end_at = await self.calls.call("plan", planned)
         self.log.info("execution_started", arrival_price=str(arrival), slices=len(plan), end_at=end_at.isoformat())
         await self.append([ev.ExecutionStarted(self.execution_id, now, arrival, end_at, plan)],
                           self.control.take_commands())
@@ -231,7 +251,7 @@ class ExecutionRunner:
         now = self.clock.now()
         since, acc = self._vwap or (agg.started_at, RunningVwap())
         if now > since:
-            bars = await self.venue.candles(agg.symbol, since, now)
+            bars = await self.calls.call("candles", lambda: self.venue.candles(agg.symbol, since, now))
             if bars:
                 acc = acc.add(bars)
                 since = bars[-1].open_time + timedelta(minutes=1)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from genesis.domain import events as ev
 from genesis.domain.execution import Execution, SliceState, slippage_bps
 from genesis.domain.ids import client_order_id
-from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderStatus, OrderType, Side, TimeInForce
+from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderType, Side, TimeInForce
 from genesis.domain.risk import SliceRiskInput
 from genesis.engine import killpoints
 from genesis.engine.algos import SliceSizing
@@ -65,7 +65,11 @@ class SliceWorker:
         started = time.perf_counter()
         top = await r.calls.call("book_top", lambda: r.venue.book_top(agg.symbol))
         ref = top.mid
-        sizing = await r.policy.size(agg, s, slices_left, ref, interval_seconds, r.clock.now())
+        policy = r.policy
+        assert policy is not None
+        # sizing reads market data (candles): a venue read, retried like any other
+        sizing = await r.calls.call("size", lambda: policy.size(agg, s, slices_left, ref, interval_seconds,
+                                                                 r.clock.now()))
         if sizing.volume_anomaly:
             r.log.warning("volume_anomaly", slice_index=s.index, participation_reduced=True)
         if sizing.qty <= 0:

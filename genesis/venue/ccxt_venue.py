@@ -16,6 +16,7 @@ protocol. See ``docs/ccxt.md``.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import datetime
 from decimal import Decimal
@@ -41,6 +42,8 @@ T = TypeVar("T")
 
 BINANCE_CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 _OHLCV_PAGE = 1000
+_READ_STEP_ATTEMPTS = 6
+_READ_STEP_BACKOFF_SECONDS = 0.25
 _TRADES_PAGE = 1000
 _EQUITY_QUANTUM = Decimal("0.00000001")
 _STATUS = {"closed": OrderStatus.FILLED, "canceled": OrderStatus.CANCELLED,
@@ -72,13 +75,16 @@ class CcxtVenue:
         self.budget = budget or shared_budget(
             exchange_id, credentials.api_key if credentials else None,
             refill_per_second=DEFAULT_REFILL_PER_SECOND * time_scale)
+        self._time_scale = time_scale
         self._binance = exchange_id.startswith("binance")
         self._log = log.bind(venue=self.name)
 
     # ------------------------------------------------------------------ market data
     async def instruments(self) -> dict[str, Instrument]:
-        """Spot markets' trading rules, keyed by unified symbol."""
-        markets = await self._call("load_markets", lambda: self.ex.load_markets())
+        """Spot markets' trading rules, keyed by unified symbol. A transient refusal (429/418,
+        5xx, dropped connection) is retried a few times, honouring ``Retry-After``: a daemon
+        starting while the exchange rate-limits it must wait, not exit (``_read_step``)."""
+        markets = await self._read_step("load_markets", lambda: self.ex.load_markets())
         out: dict[str, Instrument] = {}
         for symbol, m in markets.items():
             if m.get("spot") and m.get("active") is not False:
@@ -107,7 +113,7 @@ class CcxtVenue:
         now_ms = dt_to_ms(self.clock.now())
         since, end_ms, out = dt_to_ms(start), dt_to_ms(end), []
         while since < end_ms:
-            page = await self._call("fetch_ohlcv", lambda s=since: self.ex.fetch_ohlcv(
+            page = await self._read_step("fetch_ohlcv", lambda s=since: self.ex.fetch_ohlcv(
                 symbol, timeframe, s, _OHLCV_PAGE, {"until": end_ms - 1}))
             rows = [r for r in page if since <= r[0] < end_ms]
             out += [Candle(ms_to_dt(r[0]), dec(r[1]), dec(r[2]), dec(r[3]), dec(r[4]), dec(r[5]))
@@ -269,6 +275,21 @@ class CcxtVenue:
             if raw:
                 raise
             raise self._mapped(exc, changes_state) from exc
+
+    async def _read_step(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """One request of a longer read (a page of klines, the markets at start), retried up to
+        ``_READ_STEP_ATTEMPTS`` times on a transient error, honouring ``Retry-After``: one lost
+        page must not fail (and restart from scratch) a read of 30 pages, which under a 20 %
+        error rate would almost never succeed as a whole."""
+        for attempt in range(_READ_STEP_ATTEMPTS):
+            try:
+                return await self._call(what, fn)
+            except RetryableVenueError as exc:
+                if attempt + 1 == _READ_STEP_ATTEMPTS:
+                    raise
+                wait = max(exc.retry_after_seconds, _READ_STEP_BACKOFF_SECONDS * 2 ** attempt)
+                await asyncio.sleep(wait / self._time_scale)  # the exchange's seconds, as its limits
+        raise AssertionError("unreachable")
 
     def _mapped(self, exc: Exception, changes_state: bool) -> Exception:
         headers = getattr(self.ex, "last_response_headers", None)
