@@ -12,7 +12,7 @@ from pathlib import Path
 from genesis.bus import EventBus
 from genesis.clock import ScaledClock, VirtualClock
 from genesis.config import parse_config
-from genesis.engine.daemon import build_sim_venue
+from genesis.engine.venues import build_sim_venue
 from genesis.engine.runner import RunnerSettings
 from genesis.engine.supervisor import build_supervisor
 from genesis.log import configure_logging

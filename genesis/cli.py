@@ -88,7 +88,7 @@ def db_upgrade(ctx: Context) -> None:
 @common
 def db_rebuild(ctx: Context) -> None:
     """Rebuild the query tables from the event log (stop the daemon first)."""
-    from genesis.engine.daemon import running_daemon_pid
+    from genesis.engine.pidlock import running_daemon_pid
     from genesis.store.projector import rebuild_sync
 
     pid = running_daemon_pid(ctx.db_path)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from genesis.bus import EventBus
 from genesis.clock import VirtualClock
 from genesis.config import RuntimeConfig
-from genesis.engine.daemon import build_sim_venue
+from genesis.engine.venues import build_sim_venue
 from genesis.engine.supervisor import Supervisor, build_supervisor
 from genesis.requests import SubmitRequest, validate_submit
 from genesis.store import migrate

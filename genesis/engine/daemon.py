@@ -8,12 +8,11 @@ the config (an invalid file is refused and the old config stays).
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import signal
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import structlog
@@ -27,7 +26,9 @@ from genesis.config import ConfigError, RuntimeConfig, load_config
 from genesis.domain import events as ev
 from genesis.engine.control import Desire
 from genesis.engine.supervisor import SubmissionRejected, Supervisor, apply_config, build_supervisor
+from genesis.engine.pidlock import LockError, PidLock
 from genesis.engine.systemd import SystemdNotifier
+from genesis.engine.venues import VenueSetupError, build_ccxt_venue, build_sim_venue, default_sim_start
 from genesis.requests import RequestError, validate_submit
 from genesis.store import migrate
 from genesis.store import tables as t
@@ -55,45 +56,6 @@ class DaemonOptions:
     exchange_url: str | None = None  # ccxt venues: base URL replacing the exchange's REST host
 
 
-def default_sim_start() -> datetime:
-    from genesis.venue.candles import shipped_candles, shipped_symbols
-
-    first = max(shipped_candles(s).first_open_time for s in shipped_symbols())
-    return first + timedelta(days=20)
-
-
-def build_sim_venue(clock: Clock, config: RuntimeConfig) -> Venue:
-    from genesis.venue.candles import shipped_candles, shipped_symbols
-    from genesis.venue.instruments import SIM_INSTRUMENTS
-    from genesis.venue.sim import FillModel, SimulatedVenue
-
-    sim = config.sim
-    model = FillModel(half_spread_bps=sim.half_spread_bps, impact_coefficient_bps=sim.impact_coefficient_bps,
-                      limit_fill_share=sim.limit_fill_share)
-    series = {s: shipped_candles(s) for s in shipped_symbols()}
-    return SimulatedVenue(clock, series, SIM_INSTRUMENTS, fill_model=model, balances=dict(sim.balances),
-                          seed=sim.seed)
-
-
-def build_ccxt_venue(exchange_id: str, exchange_url: str | None, clock: Clock) -> Venue:
-    from genesis.venue.ccxt_venue import CcxtVenue
-    from genesis.venue.credentials import CredentialsError, load_credentials
-
-    try:
-        credentials = load_credentials(exchange_id)
-    except CredentialsError as exc:
-        raise DaemonError(str(exc)) from None
-    if credentials is None:
-        raise DaemonError(f"no API credentials for {exchange_id}: set GENESIS_API_KEY and GENESIS_API_SECRET "
-                          f"(or GENESIS_CREDENTIALS_FILE, a mode-0600 file)")
-    try:
-        # a paper exchange's clock runs --speed times faster: so do its rate limits
-        return CcxtVenue(exchange_id, credentials=credentials, exchange_url=exchange_url, clock=clock,
-                         time_scale=getattr(clock, "speed", 1.0))
-    except PermanentVenueError as exc:
-        raise DaemonError(str(exc)) from None
-
-
 def log_progress(event: ev.Event) -> None:
     """Bus subscriber: one line per committed slice outcome or lifecycle change."""
     fields = {"execution_id": event.execution_id, "at": event.occurred_at.isoformat()}
@@ -114,20 +76,23 @@ class Daemon:
         self.notifier = SystemdNotifier()
         self._tasks: set[asyncio.Task[None]] = set()
         self._delivered: set[int] = set()
-        self._lock_fd: int | None = None
+        self._lock = PidLock(options.db_path, options.pidfile)
         self.supervisor: Supervisor | None = None
         self._early_signals: list[str] = []  # SIGUSR1/2 that arrived before the supervisor existed
         self._task_failed = False
 
     @property
     def pid_path(self) -> Path:
-        return self.options.db_path.with_suffix(".pid")
+        return self._lock.path
 
     async def run(self) -> int:
         """Start, serve until SIGTERM/SIGINT, drain. Exit code 0, or 1 when a daemon task died."""
         # handlers first: a signal during start-up must not kill the process half-way
         self._install_signals()
-        self._take_lock()
+        try:
+            self._lock.acquire()
+        except LockError as exc:
+            raise DaemonError(str(exc)) from None
         try:
             self._sim_window = self._check_options()  # bad options fail before the database is touched
             try:
@@ -168,7 +133,7 @@ class Daemon:
             await self._shutdown()
             return 1 if self._task_failed else 0
         finally:
-            self._release_lock()
+            self._lock.release()
 
     def _check_options(self) -> tuple[datetime, datetime]:
         """Validate the venue and ``--sim-start``; the shipped candles' common ``(first, end)``."""
@@ -208,9 +173,12 @@ class Daemon:
         return ScaledClock(start, self.options.speed)
 
     def _make_venue(self) -> Venue:
-        if self.options.venue.startswith("ccxt:"):
-            return build_ccxt_venue(self.options.venue.split(":", 1)[1], self.options.exchange_url, self.clock)
-        return build_sim_venue(self.clock, self.config)
+        try:
+            if self.options.venue.startswith("ccxt:"):
+                return build_ccxt_venue(self.options.venue.split(":", 1)[1], self.options.exchange_url, self.clock)
+            return build_sim_venue(self.clock, self.config)
+        except VenueSetupError as exc:
+            raise DaemonError(str(exc)) from None
 
     def _spawn(self, coro, name: str) -> None:  # type: ignore[no-untyped-def]
         task = asyncio.create_task(coro, name=name)
@@ -336,58 +304,6 @@ class Daemon:
         await self.venue.close()
         await self.engine.dispose()
         log.info("daemon_stopped")
-
-    def _take_lock(self) -> None:
-        """One daemon per database: an exclusive lock on ``<db>.pid`` (written when enabled)."""
-        path = self.pid_path
-        while True:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            except OSError as exc:
-                raise DaemonError(f"cannot create the lock file {path}: {exc.strerror}") from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                other = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-                os.close(fd)
-                raise DaemonError(f"another genesis daemon (pid {other}) is running on {self.options.db_path}; "
-                                  f"stop it first (lock file {path})") from None
-            try:
-                same = os.fstat(fd).st_ino == os.stat(path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)  # the previous daemon removed the file between our open and our lock: retry
-        os.ftruncate(fd, 0)
-        if self.options.pidfile:
-            os.write(fd, f"{os.getpid()}\n".encode())
-        self._lock_fd = fd
-
-    def _release_lock(self) -> None:
-        if self._lock_fd is not None:
-            try:
-                self.pid_path.unlink(missing_ok=True)
-            finally:
-                os.close(self._lock_fd)
-                self._lock_fd = None
-
-
-def running_daemon_pid(db_path: Path) -> str | None:
-    """The pid recorded by a daemon that holds the lock on ``db_path``; None when none runs."""
-    try:
-        fd = os.open(db_path.with_suffix(".pid"), os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-    finally:
-        os.close(fd)
-    return None
-
 
 def run_daemon(options: DaemonOptions, config: RuntimeConfig) -> int:
     # the writer thread and the event loop share the GIL: hand it over every 1 ms (default 5 ms)

@@ -1,0 +1,52 @@
+"""Building the venue the daemon trades on: the embedded simulator or an exchange through ccxt."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from genesis.clock import Clock
+from genesis.config import RuntimeConfig
+from genesis.venue.base import PermanentVenueError, Venue
+
+
+class VenueSetupError(Exception):
+    """The venue cannot be built (missing or unsafe credentials, unknown exchange...)."""
+
+
+def default_sim_start() -> datetime:
+    from genesis.venue.candles import shipped_candles, shipped_symbols
+
+    first = max(shipped_candles(s).first_open_time for s in shipped_symbols())
+    return first + timedelta(days=20)
+
+
+def build_sim_venue(clock: Clock, config: RuntimeConfig) -> Venue:
+    from genesis.venue.candles import shipped_candles, shipped_symbols
+    from genesis.venue.instruments import SIM_INSTRUMENTS
+    from genesis.venue.sim import FillModel, SimulatedVenue
+
+    sim = config.sim
+    model = FillModel(half_spread_bps=sim.half_spread_bps, impact_coefficient_bps=sim.impact_coefficient_bps,
+                      limit_fill_share=sim.limit_fill_share)
+    series = {s: shipped_candles(s) for s in shipped_symbols()}
+    return SimulatedVenue(clock, series, SIM_INSTRUMENTS, fill_model=model, balances=dict(sim.balances),
+                          seed=sim.seed)
+
+
+def build_ccxt_venue(exchange_id: str, exchange_url: str | None, clock: Clock) -> Venue:
+    from genesis.venue.ccxt_venue import CcxtVenue
+    from genesis.venue.credentials import CredentialsError, load_credentials
+
+    try:
+        credentials = load_credentials(exchange_id)
+    except CredentialsError as exc:
+        raise VenueSetupError(str(exc)) from None
+    if credentials is None:
+        raise VenueSetupError(f"no API credentials for {exchange_id}: set GENESIS_API_KEY and GENESIS_API_SECRET "
+                          f"(or GENESIS_CREDENTIALS_FILE, a mode-0600 file)")
+    try:
+        # a paper exchange's clock runs --speed times faster: so do its rate limits
+        return CcxtVenue(exchange_id, credentials=credentials, exchange_url=exchange_url, clock=clock,
+                         time_scale=getattr(clock, "speed", 1.0))
+    except PermanentVenueError as exc:
+        raise VenueSetupError(str(exc)) from None
