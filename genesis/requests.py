@@ -56,6 +56,8 @@ def parse_duration(text: str) -> int:
     m = _DURATION_RE.match(str(text))
     if not m:
         raise RequestError("duration", f"{text!r} is not a duration; use e.g. 900s, 15m or 4h")
+    if len(m.group(1)) > 20:
+        raise RequestError("duration", f"{text[:30]!r}... is too long to be a duration; use e.g. 900s, 15m or 4h")
     seconds = Fraction(m.group(1)) * _UNIT_SECONDS[m.group(2)]  # exact: no rounding to 28 digits
     if seconds.denominator != 1:
         raise RequestError("duration", f"{text!r} is not a whole number of seconds")

@@ -24,6 +24,7 @@ from genesis.bus import EventBus
 from genesis.clock import Clock, ScaledClock, utc
 from genesis.config import ConfigError, RuntimeConfig, load_config
 from genesis.domain import events as ev
+from genesis.domain.ids import is_execution_id
 from genesis.engine.control import Desire
 from genesis.engine.supervisor import SubmissionRejected, Supervisor, apply_config, build_supervisor
 from genesis.engine.pidlock import LockError, PidLock
@@ -34,7 +35,7 @@ from genesis.store import migrate
 from genesis.store import tables as t
 from genesis.store.candle_cache import CandleCache
 from genesis.store.db import async_engine
-from genesis.store.eventstore import EventStore
+from genesis.store.eventstore import EventStore, StorageError, StoreClosedError
 from genesis.store.inbox import Command, pending_commands
 from genesis.venue.base import PermanentVenueError, Venue, VenueError
 
@@ -247,16 +248,39 @@ class Daemon:
                 commands = []
             for cmd in commands:
                 if cmd.command_id not in self._delivered:
-                    await self._dispatch(cmd)
+                    await self._dispatch_guarded(cmd)
             await asyncio.sleep(interval)
+
+    async def _dispatch_guarded(self, cmd: Command) -> None:
+        """Task boundary of one command: whatever goes wrong with it becomes its recorded
+        rejection, and the poller goes on serving the others."""
+        try:
+            await self._dispatch(cmd)
+        except Exception as exc:  # noqa: BLE001 - recorded as the command's outcome
+            log.exception("command_failed", command_id=cmd.command_id, kind=cmd.kind)
+            try:
+                await self.store.mark_commands([(cmd.command_id, "rejected", f"internal error: {exc!r}")])
+            except (StorageError, StoreClosedError):  # storage fault: the next poll retries the command
+                self._delivered.discard(cmd.command_id)
 
     async def _dispatch(self, cmd: Command) -> None:
         bound = log.bind(command_id=cmd.command_id, kind=cmd.kind, execution_id=cmd.execution_id)
+        problem = ("payload is not a JSON object" if cmd.payload is None
+                   else None if is_execution_id(cmd.execution_id)
+                   else f"malformed execution id {cmd.execution_id[:40]!r}")
+        if problem is not None:
+            bound.warning("command_rejected", reason=problem)
+            await self.store.mark_commands([(cmd.command_id, "rejected", problem)])
+            return
+        p = cmd.payload
+        assert p is not None
         if cmd.kind == "submit":
-            p = cmd.payload
             try:
+                duration = p["duration_seconds"]
+                if not isinstance(duration, int) or isinstance(duration, bool):
+                    raise RequestError("duration", f"{duration!r} is not a whole number of seconds")
                 req = validate_submit(symbol=p["symbol"], side=p["side"], qty=p["qty"], algo=p["algo"],
-                                      duration=int(p["duration_seconds"]), slices=p.get("slice_count"),
+                                      duration=duration, slices=p.get("slice_count"),
                                       limit_price=p.get("limit_price"), request_id=p.get("request_id"),
                                       instruments=self.supervisor.instruments, config=self.config,
                                       urgency=p.get("urgency"))
@@ -271,7 +295,7 @@ class Daemon:
             return
         if cmd.kind == "urgency":
             self._delivered.add(cmd.command_id)
-            level = str(cmd.payload.get("urgency", ""))
+            level = str(p.get("urgency", ""))
             if not self.supervisor.set_urgency(cmd.execution_id, level, "command urgency", cmd.command_id):
                 await self.store.mark_commands([(cmd.command_id, "ignored", "execution is not live")])
             return

@@ -29,7 +29,7 @@ class Command:
     command_id: int
     kind: str
     execution_id: str
-    payload: dict[str, Any]
+    payload: dict[str, Any] | None  # None: not a JSON object
     created_at: datetime
 
 
@@ -87,4 +87,13 @@ async def pending_commands(conn: AsyncConnection, limit: int = 500) -> list[Comm
         select(t.commands.c.command_id, t.commands.c.kind, t.commands.c.execution_id, t.commands.c.payload,
                t.commands.c.created_at)
         .where(t.commands.c.processed_at.is_(None)).order_by(t.commands.c.command_id).limit(limit))
-    return [Command(r.command_id, r.kind, r.execution_id, json.loads(r.payload), r.created_at) for r in rows]
+    return [Command(r.command_id, r.kind, r.execution_id, _payload(r.payload), r.created_at) for r in rows]
+
+
+def _payload(text: str) -> dict[str, Any] | None:
+    """The command's payload, or None when it is not a JSON object (the daemon rejects it)."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
