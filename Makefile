@@ -14,6 +14,7 @@ help:
 	@echo "make run      the daemon in the foreground on the simulated venue"
 	@echo "make bench    speed and memory figures side by side with their references"
 	@echo "make quality  VWAP vs TWAP tracking study on the shared candles (long)"
+	@echo "make chaos    50+ SIGKILLs of the daemon against a faulty paper exchange, then exactly-once checks (~6 min)"
 	@echo "make migrate  alembic upgrade head on \$$GENESIS_DB (default ./genesis.db)"
 
 $(STAMP): pyproject.toml
@@ -40,10 +41,13 @@ migrate: $(STAMP)
 	$(BIN)/genesis db upgrade --db $(GENESIS_DB)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache demo.db demo.db-* demo.pid demo.log paper-demo*
+	rm -rf $(VENV) build *.egg-info .pytest_cache demo.db demo.db-* demo.pid demo.log paper-demo* chaos-run
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 quality: $(STAMP)
 	$(BIN)/python scripts/quality.py
+
+chaos: $(STAMP)
+	$(BIN)/python scripts/chaos.py

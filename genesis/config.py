@@ -7,6 +7,7 @@ unknown keys are rejected so a typo cannot silently fall back to a default.
 from __future__ import annotations
 
 import math
+import stat
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -222,6 +223,7 @@ def load_config(path: str | Path | None) -> RuntimeConfig:
         return RuntimeConfig()
     p = Path(path)
     try:
+        _refuse_world_writable(p)
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{p}: config file not found (pass --config PATH)") from None
@@ -236,6 +238,14 @@ def load_config(path: str | Path | None) -> RuntimeConfig:
     except RecursionError:
         raise ConfigError(f"{p}: not valid YAML: nested too deeply") from None
     return parse_config(data, str(p))
+
+
+def _refuse_world_writable(p: Path) -> None:
+    """Any user could change the risk limits in a world-writable config: refuse it."""
+    mode = stat.S_IMODE(p.stat().st_mode)
+    if mode & stat.S_IWOTH:
+        raise ConfigError(f"{p}: config file is world-writable (mode {mode:04o}): any user could change the "
+                          f"risk limits. Refusing to use it; fix with: chmod o-w {p}")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -32,10 +32,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from genesis.backtest import BacktestSpec, run_backtest  # noqa: E402
-from genesis.config import RuntimeConfig, parse_config  # noqa: E402
-from genesis.log import configure_logging  # noqa: E402
-from genesis.venue.candles import CandleSeries, load_candles  # noqa: E402
+from genesis.backtest import BacktestSpec, run_backtest
+from genesis.config import RuntimeConfig, parse_config
+from genesis.log import configure_logging
+from genesis.venue.candles import CandleSeries, load_candles
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "market" / "binance_spot_1m"
 # ~2% of the median market volume of the window (61 days of data: BTC 4h median 2,149 BTC, day
@@ -207,8 +207,8 @@ def _mean(xs: list[float]) -> float:
 def tables(rows: list[dict[str, Any]]) -> str:
     s = summarise(rows)
     keys = sorted({(p, w) for p, w, _ in s}, key=lambda k: (k[0], WINDOWS[k[1]]))
-    lines = ["| algo | pair | window | size | N | mean abs. vs VWAP (bps) | RMS (bps) | mean signed (bps) "
-             "| mean IS (bps) | maker ratio | fill rate | short fills | mean wall (s) |",
+    lines = [("| algo | pair | window | size | N | mean abs. vs VWAP (bps) | RMS (bps) | mean signed (bps) "
+              "| mean IS (bps) | maker ratio | fill rate | short fills | mean wall (s) |"),
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for pair, window in keys:
         for algo in ALGOS:
@@ -220,8 +220,8 @@ def tables(rows: list[dict[str, Any]]) -> str:
                          f"{g['bias']:+.2f} | {g['is']:+.2f} | {g['maker']:.3f} | {g['fill'] * 100:.3f}% | "
                          f"{g['short']} (min {g['min_fill'] * 100:.1f}%) | {g['wall']:.2f} |")
     lines += ["", "VWAP vs TWAP, paired by window (same start, same seed): how much closer to the market VWAP.", "",
-              "| pair | window | mean abs.: TWAP -> VWAP | RMS: TWAP -> VWAP | paired mean gain (bps, +- 1 s.e.) "
-              "| VWAP closer in |", "|---|---|---|---|---|---|"]
+              ("| pair | window | mean abs.: TWAP -> VWAP | RMS: TWAP -> VWAP | paired mean gain (bps, +- 1 s.e.) "
+               "| VWAP closer in |"), "|---|---|---|---|---|---|"]
     for pair, window in keys:
         t, v = s.get((pair, window, "twap")), s.get((pair, window, "vwap"))
         if t is None or v is None:
@@ -244,7 +244,7 @@ def report(rows: list[dict[str, Any]], doc: Path, header: str) -> str:
     text = "\n".join(parts)
     if doc.exists():
         old = doc.read_text()
-        pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
+        pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
         if pattern.search(old):
             doc.write_text(pattern.sub(lambda _: f"{BEGIN}\n{text}\n{END}", old))
             return text

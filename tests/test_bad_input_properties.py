@@ -184,7 +184,7 @@ SUBMIT_KEYS = ("symbol", "side", "qty", "algo", "duration_seconds", "slice_count
                "urgency")
 JSON_VALUES = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.integers(min_value=10**20, max_value=10**60),
-              st.floats(allow_nan=False, allow_infinity=False), st.sampled_from(NASTY), st.text(max_size=12),
+              st.floats(), st.sampled_from(NASTY), st.text(max_size=12),
               st.sampled_from(["BTC/USDT", "buy", "twap", "vwap", "0.5", "900", 900, "high"])),
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
     max_leaves=6)
@@ -195,11 +195,15 @@ HEX_IDS = st.text(alphabet="0123456789abcdef", min_size=12, max_size=12)
 
 @st.composite
 def garbage_rows(draw: st.DrawFn) -> tuple[str, str, str]:
-    """(kind, execution id, payload): a JSON object whose values are anything, often under the
-    keys a submission uses."""
+    """(kind, execution id, payload): mostly a JSON object whose values are anything (NaN and
+    infinities included), often under the keys a submission uses; sometimes any JSON value or
+    text that is not JSON at all, or an execution id that is not one."""
     keys = draw(st.lists(st.one_of(st.sampled_from(SUBMIT_KEYS), st.text(max_size=8)), max_size=9, unique=True))
-    payload = {k: draw(JSON_VALUES) for k in keys}
-    return draw(KINDS), draw(HEX_IDS), json.dumps(payload)
+    payload = st.one_of(st.just(json.dumps({k: draw(JSON_VALUES) for k in keys})),
+                        JSON_VALUES.map(json.dumps), st.text(max_size=20), st.sampled_from(NASTY))
+    execution_id = st.one_of(HEX_IDS, st.sampled_from(["", "zz", "0123456789AB", "'; DROP TABLE events; --"]),
+                             st.text(max_size=20))
+    return draw(KINDS), draw(st.one_of(HEX_IDS, execution_id)), draw(payload)
 
 
 async def run_poller(db_path: Path, rows: list[tuple[str, str, str]], timeout_seconds: float = 20.0

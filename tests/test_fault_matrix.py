@@ -11,6 +11,7 @@ is an exact assertion, not a timing one.
 from __future__ import annotations
 
 import asyncio
+import decimal
 from contextlib import asynccontextmanager
 from decimal import Decimal as D
 from pathlib import Path
@@ -302,3 +303,18 @@ async def test_runner_completes_through_every_fault_at_once_without_duplicates(p
     trade_ids = {str(r[0]) for r in server.exchange.store.db.execute("SELECT trade_id FROM trades")}
     assert {tid for a in aggs for tid in a.trade_ids} == trade_ids
     assert sum(server.app.faults.counts.values()) > 0
+
+
+# ---------------------------------------------------------------------- side effects of ccxt
+async def test_ccxt_calls_leave_the_engine_decimal_context_alone(paper) -> None:  # type: ignore[no-untyped-def]
+    """ccxt's ``decimal_to_precision`` sets the *current* decimal context to ROUND_HALF_UP (and
+    traps Underflow). Found by the chaos verdict: a live ``executions.avg_price`` ended in ...13
+    where the replay of the same events (ROUND_HALF_EVEN) gave ...12."""
+    server, venue, clock = paper
+    before = decimal.getcontext().copy()
+    await venue.place_order(order(CID, Side.BUY, "0.5"))
+    await venue.fetch_order(BTC, CID)
+    await venue.cancel_order(BTC, CID)
+    after = decimal.getcontext()
+    assert (after.rounding, after.prec, after.traps) == (before.rounding, before.prec, before.traps)
+    assert D("2722.991886125").quantize(D("0.00000001")) == D("2722.99188612")

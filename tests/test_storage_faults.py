@@ -26,7 +26,7 @@ from sqlalchemy import event as sa_event
 from structlog.testing import capture_logs
 
 from genesis.config import parse_config
-from genesis.engine.daemon import build_sim_venue
+from genesis.engine.venues import build_sim_venue
 from genesis.store import db as store_db
 from tests.harness import harness
 

@@ -90,6 +90,7 @@ class _Run:
         self.env = child_env(GENESIS_API_KEY=spec.api_key, GENESIS_API_SECRET=spec.api_secret)
         self.result = ChaosResult(Verdict(), spec.seed, 0.0, workdir=workdir)
         self.paper: Proc | None = None
+        self.daemon: Proc | None = None
         self.url = ""
         self._engine: Any = None
 
@@ -105,8 +106,10 @@ class _Run:
 
     def start_daemon(self, kill_point: str | None = None) -> Proc:
         env = dict(self.env, GENESIS_KILL_POINT=kill_point) if kill_point else self.env
-        return Proc("daemon", ["run", "--venue", "ccxt:binance", "--exchange-url", self.url, "--db", str(self.db),
-                               "--config", str(self.config)], self.dir / "daemon.log", env, self.dir)
+        self.daemon = Proc("daemon", ["run", "--venue", "ccxt:binance", "--exchange-url", self.url, "--db",
+                                      str(self.db), "--config", str(self.config)], self.dir / "daemon.log", env,
+                           self.dir)
+        return self.daemon
 
     def wait_ready(self, daemon: Proc, seconds: float = 60) -> None:
         assert self.paper is not None
@@ -162,8 +165,14 @@ class _Run:
 
     # -- the run -------------------------------------------------------------------------------
     def schedule(self) -> list[str]:
-        plan = ["random"] * self.spec.random_kills + [p for p in KILL_POINTS for _ in range(self.spec.forced_per_point)]
-        self.rng.shuffle(plan)
+        """Random kills with the forced ones spread among them, each forced kill right after a
+        random one: the restart then reconciles what the random kill left open (a resting maker
+        order that kept filling across candles while the daemon was down: between_fills)."""
+        forced = [p for p in KILL_POINTS for _ in range(self.spec.forced_per_point)]
+        self.rng.shuffle(forced)
+        plan = ["random"] * self.spec.random_kills
+        for i, point in reversed(list(enumerate(forced))):
+            plan.insert(min(len(plan), 1 + i * len(plan) // max(1, len(forced))), point)
         return plan
 
     def kill_randomly(self) -> None:
@@ -215,42 +224,50 @@ class _Run:
         started = time.monotonic()
         self.config.write_text(CONFIG % {"maker_timeout": self.spec.maker_timeout_seconds})
         self.config.chmod(0o600)
-        self.start_paper()
         try:
+            self.start_paper()
             self.top_up()
-            plan = self.schedule()
-            retries = Counter()
-            while plan:
-                kind = plan.pop(0)
-                self.top_up()
-                if kind == "random":
-                    self.kill_randomly()
-                elif not self.kill_at(kind) and retries[kind] < self.spec.forced_per_point * 3:
-                    retries[kind] += 1
-                    plan.insert(self.rng.randrange(len(plan) + 1), kind)  # try that kill point again later
-                done = sum(self.result.kills.values())
-                if self.verbose:
-                    self.echo(f"    {kind}: {time.monotonic() - started:.1f} s, kills {dict(self.result.kills)}")
-                if done % 10 == 0:
-                    self.echo(f"  {done} kills, {len(self.result.submitted)} parents submitted, "
-                              f"{time.monotonic() - started:.0f} s")
+            self.kill_all(started)
             self.echo("  draining: the daemon runs undisturbed until every parent has ended")
             self.drain()
             self.result.faults = self.fault_counts()
+        except ChaosError as exc:  # the run could not go on: still check what it left behind
+            self.result.problems.append(str(exc))
         finally:
+            if self.daemon is not None and self.daemon.alive():
+                self.daemon.kill9()
             if self._engine is not None:
                 self._engine.dispose()
             if self.paper is not None:
                 code = self.paper.terminate()
                 if code != 0:
                     self.result.problems.append(f"the paper exchange exited {code}\n{self.paper.tail()}")
-        self.result.verdict = check(self.db, self.paper_db, self.result.submitted)
+        if self.db.exists() and self.paper_db.exists():
+            self.result.verdict = check(self.db, self.paper_db, self.result.submitted)
         for point in KILL_POINTS:
             if self.result.kills[point] < self.spec.forced_per_point:
                 self.result.problems.append(f"kill point {point} reached {self.result.kills[point]} times, "
                                             f"wanted {self.spec.forced_per_point}")
         self.result.wall_seconds = time.monotonic() - started
         return self.result
+
+    def kill_all(self, started: float) -> None:
+        plan, retries, reported = self.schedule(), Counter(), 0
+        while plan:
+            kind = plan.pop(0)
+            self.top_up()
+            if kind == "random":
+                self.kill_randomly()
+            elif not self.kill_at(kind) and retries[kind] < self.spec.forced_per_point * 3:
+                retries[kind] += 1
+                plan.insert(self.rng.randrange(len(plan) + 1), kind)  # try that kill point again later
+            done = sum(self.result.kills.values())
+            if self.verbose:
+                self.echo(f"    {kind}: {time.monotonic() - started:.1f} s, kills {dict(self.result.kills)}")
+            if done // 10 > reported:
+                reported = done // 10
+                self.echo(f"  {done} kills, {len(self.result.submitted)} parents submitted, "
+                          f"{time.monotonic() - started:.0f} s")
 
     def fault_counts(self) -> dict[str, int]:
         conn = sqlite3.connect(f"file:{self.paper_db}?mode=ro", uri=True, timeout=10)

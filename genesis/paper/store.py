@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Iterable, Iterator
+from genesis.store.migrate import create_private_file
 
 SCHEMA_VERSION = "1"
 _SCHEMA = """
@@ -124,6 +125,7 @@ class PaperStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private_file(self.path)  # it holds the API key and secret: mode 0600
         self.db = sqlite3.connect(self.path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA foreign_keys=ON")

@@ -7,7 +7,7 @@ event log through the same code. Only INSERT and UPDATE are used, so the SQL sta
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Iterator
 
 from sqlalchemy import bindparam, delete, insert, select, update
@@ -65,7 +65,7 @@ def execution_row(agg: Execution) -> dict[str, Any]:
 
 
 def _q8(v: Decimal | None) -> Decimal | None:
-    return None if v is None else v.quantize(Decimal("0.00000001"))
+    return None if v is None else v.quantize(Decimal("0.00000001"), rounding=ROUND_HALF_EVEN)
 
 
 def statements(agg: Execution, events: list[ev.Event], execution_row_update: bool = True) -> list[Statement]:

@@ -17,6 +17,7 @@ protocol. See ``docs/ccxt.md``.
 from __future__ import annotations
 
 import asyncio
+import decimal
 import re
 from datetime import datetime
 from decimal import Decimal
@@ -265,22 +266,26 @@ class CcxtVenue:
     async def _call(self, what: str, fn: Callable[[], Awaitable[T]], *,
                     changes_state: bool = False, raw: bool = False) -> T:
         """Run one ccxt call. ``raw``: let ccxt errors through (the caller handles specific
-        classes first, then ``_mapped``); otherwise map them. Timestamp errors resync first."""
-        try:
-            return await fn()
-        except ccxt.InvalidNonce as exc:
-            await self._resync_time(exc)
-            raise self._mapped(exc, changes_state) from exc
-        except ccxt.BaseError as exc:
-            if raw:
-                raise
-            raise self._mapped(exc, changes_state) from exc
+        classes first, then ``_mapped``); otherwise map them. Timestamp errors resync first.
+
+        ccxt runs in a private decimal context: its ``decimal_to_precision`` sets the current
+        context's rounding to ROUND_HALF_UP (and traps Underflow), which would otherwise change
+        genesis's own Decimal rounding (ROUND_HALF_EVEN) for the rest of the process."""
+        with decimal.localcontext():
+            try:
+                return await fn()
+            except ccxt.InvalidNonce as exc:
+                await self._resync_time(exc)
+                raise self._mapped(exc, changes_state) from exc
+            except ccxt.BaseError as exc:
+                if raw:
+                    raise
+                raise self._mapped(exc, changes_state) from exc
 
     async def _read_step(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
-        """One request of a longer read (a page of klines, the markets at start), retried up to
-        ``_READ_STEP_ATTEMPTS`` times on a transient error, honouring ``Retry-After``: one lost
-        page must not fail (and restart from scratch) a read of 30 pages, which under a 20 %
-        error rate would almost never succeed as a whole."""
+        """One request of a longer read (a page of klines, the markets), retried a few times on a
+        transient error (honouring Retry-After): one lost page must not fail, and restart, a
+        read of 30 pages, which under a 20 % error rate would almost never succeed whole."""
         for attempt in range(_READ_STEP_ATTEMPTS):
             try:
                 return await self._call(what, fn)

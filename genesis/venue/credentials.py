@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 import re
 import stat
+import sys
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, MutableMapping
@@ -105,8 +107,14 @@ def _read_file(path: Path, exchange_id: str) -> Credentials:
     check_private_file(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise CredentialsError(f"credentials file {path}: cannot read it ({exc})") from None
+    except OSError as exc:
+        raise CredentialsError(f"credentials file {path}: cannot read it ({exc.strerror})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        # never the parser's own message: it quotes the offending line, i.e. a secret
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise CredentialsError(f"credentials file {path}: not valid YAML or JSON{where} (content not shown: "
+                               f"it holds secrets)") from None
     if isinstance(data, dict) and isinstance(data.get(exchange_id), dict):
         data = data[exchange_id]
     if not isinstance(data, dict):
@@ -138,10 +146,29 @@ def redact_secrets(logger: Any, method_name: str,
                    event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: mask registered secret values anywhere in the event (nested dicts,
     lists, strings) and the value of every key named like secret/apiKey/signature/password.
-    Place it before the renderer."""
+    Place it before the renderer.
+
+    An exception (``exc_info``, from ``log.exception``) is rendered here as a plain traceback
+    and redacted too: left to the renderer it would come out unredacted (its message), and on
+    a terminal with every local variable of every frame (rich tracebacks), secrets included."""
+    exc_info = event_dict.pop("exc_info", None)
+    if exc_info:
+        text = _exception_text(exc_info)
+        if text is not None:
+            event_dict["exception"] = text
     for key in list(event_dict):
         event_dict[key] = _redact(key, event_dict[key])
     return event_dict
+
+
+def _exception_text(exc_info: Any) -> str | None:
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    elif isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    if not isinstance(exc_info, tuple) or len(exc_info) != 3 or exc_info[0] is None:
+        return None
+    return "".join(traceback.format_exception(*exc_info)).rstrip("\n")
 
 
 def redact_text(text: str) -> str:
