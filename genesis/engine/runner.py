@@ -214,7 +214,14 @@ class ExecutionRunner:
             return False
         improvement = (-agg.side.sign * (top.mid - agg.arrival_price) / agg.arrival_price * BPS).quantize(Decimal("0.01"))
         n = agg.open_count
-        end_at = min(agg.end_at or now, now + timedelta(seconds=params.early_interval_seconds * n))
+        # faster, but never faster than the participation cap can absorb at the recent traded
+        # rate (with a 25% margin): otherwise the compressed slices are capped to slivers and
+        # the window ends with quantity left
+        span = float(params.early_interval_seconds * n)
+        rate = await self.calls.call("volume_rate", lambda: self.market.volume_rate(agg.symbol, now))
+        if rate and params.participation_cap > 0:
+            span = max(span, float(agg.remaining_qty / (params.participation_cap * rate)) * 1.25)
+        end_at = min(agg.end_at or now, now + timedelta(seconds=span))
         self.log.info("early_completion", price=str(top.mid), arrival=str(agg.arrival_price), improvement_bps=str(improvement))
         await self.append([ev.EarlyCompletionTriggered(self.execution_id, now, top.mid, agg.arrival_price, improvement),
                            self._replan(agg, now, end_at, "early completion: price better than arrival")])
