@@ -284,3 +284,15 @@ def test_schedule_progress_and_behind_by_hand() -> None:
     assert scheduled_done_qty(q, UNIFORM_24, start, end, now, Urgency.CRITICAL) == q
     assert is_behind_schedule(Decimal(10), Decimal("7.9"), q)  # 2.1 behind > 5% of 40
     assert not is_behind_schedule(Decimal(10), Decimal(8), q)
+
+
+def test_needs_taker_funnel_by_hand() -> None:
+    from genesis.domain.vwap import needs_taker
+
+    q = Decimal(40)
+    assert not needs_taker(Decimal(10), Decimal(4), q, Decimal("0.2"))  # lag 6 = 20% of the 30 still ahead
+    assert needs_taker(Decimal(10), Decimal("3.9"), q, Decimal("0.2"))
+    assert needs_taker(Decimal(36), Decimal("35.1"), q, Decimal("0.2"))  # the funnel closes: 20% of 4 = 0.8
+    assert not needs_taker(Decimal(36), Decimal("35.2"), q, Decimal("0.2"))
+    assert needs_taker(q, Decimal("39.99999"), q, Decimal("0.2")) and not needs_taker(q, q, q, Decimal("0.2"))
+    assert needs_taker(Decimal(10), Decimal("9.99999"), q, Decimal(0))
