@@ -212,6 +212,7 @@ def _projections(v: Verdict, daemon_db: Path) -> None:
     """Rebuild the projections from the events on a copy and compare every row."""
     from genesis.store import tables as t
     from genesis.store.db import sync_engine
+    from genesis.domain.state import IllegalTransition
     from genesis.store.projector import rebuild_sync
 
     with tempfile.TemporaryDirectory(prefix="genesis-chaos-") as tmp:
@@ -226,6 +227,11 @@ def _projections(v: Verdict, daemon_db: Path) -> None:
         try:
             with engine.begin() as conn:
                 rebuild_sync(conn)
+        except (KeyError, ValueError, TypeError, IllegalTransition) as exc:
+            # the event log itself does not replay (an event lost or altered): that is the finding
+            v.fail("projections cannot be rebuilt: the events do not replay", [f"{type(exc).__name__}: {exc}"])
+            v.counts["projections"] = "UNREPLAYABLE"
+            return
         finally:
             engine.dispose()
         live, rebuilt = _ro(daemon_db), _ro(copy)
