@@ -9,7 +9,6 @@ import hmac
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import structlog
 from genesis.clock import VirtualClock
 from genesis.domain.orders import OrderStatus, Side, TimeInForce
 from genesis.engine.venue_calls import RetryPolicy, VenueCaller
+from genesis.paper.local import free_port as _free_port
 from genesis.paper.faults import Faults
 from genesis.paper.server import PaperServer, resume_start, start_paper_exchange
 from genesis.paper.store import PaperStore
@@ -314,12 +314,6 @@ def test_fault_settings_parse_and_validate() -> None:
 
 
 # ---------------------------------------------------------------------- the command
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_command_serves_until_sigterm(tmp_path: Path) -> None:
     port, state = _free_port(), tmp_path / "paper.db"
     env = {**os.environ, "PYTHONPATH": str(REPO), "GENESIS_API_KEY": "", "GENESIS_API_SECRET": ""}

@@ -3,14 +3,11 @@ own session with its output appended to a log file, killed only by its own pid."
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,17 +16,6 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 class ChaosError(Exception):
     """The run could not proceed (a process would not start or stop, a wait timed out)."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def get_json(url: str, timeout: float = 5.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (local URL)
-        return json.loads(resp.read())
 
 
 def child_env(**extra: str) -> dict[str, str]:

@@ -17,7 +17,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
-from genesis.chaos.procs import ChaosError, Proc, child_env, free_port, get_json, wait_until
+from genesis.chaos.procs import ChaosError, Proc, child_env, wait_until
+from genesis.paper.local import free_port, get_json
 from genesis.chaos.verdict import TERMINAL, Verdict, check
 from genesis.engine.killpoints import KILL_POINTS
 

@@ -36,6 +36,11 @@ class Verdict:
         shown = list(examples)[:5]
         self.failures.append(message + (f" (e.g. {shown})" if shown else ""))
 
+    def none(self, message: str, offenders: list[Any]) -> None:
+        """Fail with ``message`` (and examples) when ``offenders`` is not empty."""
+        if offenders:
+            self.fail(message, offenders)
+
     def line(self, extra: dict[str, Any] | None = None) -> str:
         """One line: PASS/FAIL and every count (``extra`` first: seed, kills...)."""
         parts = [f"{k}={v}" for k, v in {**(extra or {}), **self.counts}.items()]
@@ -91,14 +96,12 @@ def _intents(d: sqlite3.Connection) -> dict[str, dict[str, Any]]:
 
 def _orders(v: Verdict, p: sqlite3.Connection, intents: dict[str, dict[str, Any]]) -> None:
     dupes = intents.pop("__dupes__")["ids"]
-    if dupes:
-        v.fail("client order ids intended twice in the daemon's events", dupes)
+    v.none("client order ids intended twice in the daemon's events", dupes)
     rows = p.execute("SELECT client_order_id, symbol, side, type, orig_qty, price FROM orders").fetchall()
     per_id = Counter(r[0] for r in rows)
     v.counts["exchange_orders"] = len(rows)
     twice = [cid for cid, n in per_id.items() if n > 1]
-    if twice:
-        v.fail("client order ids with more than one exchange order", twice)
+    v.none("client order ids with more than one exchange order", twice)
     no_intent, mismatched = [], []
     for cid, symbol, side, kind, qty, price in rows:
         intent = intents.get(cid)
@@ -115,10 +118,8 @@ def _orders(v: Verdict, p: sqlite3.Connection, intents: dict[str, dict[str, Any]
     sent = {r[0] for r in p.execute("SELECT DISTINCT client_order_id FROM requests WHERE method = 'POST' "
                                     "AND path = '/api/v3/order' AND client_order_id IS NOT NULL")}
     no_intent += sorted(sent - set(intents) - set(no_intent))
-    if no_intent:
-        v.fail("orders reached the exchange without a durable intent", no_intent)
-    if mismatched:
-        v.fail("exchange orders that differ from their intent (id reused for another slice/order)", mismatched)
+    v.none("orders reached the exchange without a durable intent", no_intent)
+    v.none("exchange orders that differ from their intent (id reused for another slice/order)", mismatched)
     v.counts["dup_client_ids"] = len(twice)
     v.counts["orders_without_intent"] = len(no_intent)
 
@@ -135,12 +136,10 @@ def _executions(v: Verdict, d: sqlite3.Connection, p: sqlite3.Connection, intent
         v.counts["other_states"] = ",".join(f"{k}:{n}" for k, n in sorted(others.items()))
     known = {r[0] for r in rows}
     lost = [e for e in expected if e not in known]
-    if lost:
-        v.fail("submitted executions missing from the daemon's database", lost)
+    v.none("submitted executions missing from the daemon's database", lost)
     if require_terminal:
         live = [r[0] for r in rows if r[1] not in TERMINAL]
-        if live:
-            v.fail("executions still live after the drain", live)
+        v.none("executions still live after the drain", live)
     # what the exchange executed for each execution, from its own orders table
     executed: dict[str, Decimal] = {}
     for cid, qty in p.execute("SELECT client_order_id, executed_qty FROM orders"):
@@ -156,12 +155,9 @@ def _executions(v: Verdict, d: sqlite3.Connection, p: sqlite3.Connection, intent
             short.append(execution_id)
         if executed.get(execution_id, ZERO) != filled_d and (state in TERMINAL or not require_terminal):
             differ.append((execution_id, str(filled_d), str(executed.get(execution_id, ZERO))))
-    if over:
-        v.fail("executions filled beyond their parent quantity", over)
-    if short:
-        v.fail("completed executions whose fills do not equal the parent quantity", short)
-    if differ:
-        v.fail("executions whose recorded fills differ from what the exchange executed", differ)
+    v.none("executions filled beyond their parent quantity", over)
+    v.none("completed executions whose fills do not equal the parent quantity", short)
+    v.none("executions whose recorded fills differ from what the exchange executed", differ)
     v.counts["overfilled"] = len(over)
 
 
@@ -180,14 +176,10 @@ def _fills(v: Verdict, d: sqlite3.Connection, p: sqlite3.Connection, intents: di
     twice = [t for t, n in events.items() if n > 1] + [t for t, n in projected.items() if n > 1]
     phantom = [t for t in events if t not in trades]
     wrong = [t for t, row in rows.items() if t in trades and row != trades[t]]
-    if missing:
-        v.fail("exchange fills not recorded by the daemon", missing)
-    if twice:
-        v.fail("exchange fills recorded more than once", twice)
-    if phantom:
-        v.fail("daemon fills the exchange never made", phantom)
-    if wrong:
-        v.fail("daemon fills that differ from the exchange's (order, qty, price)", wrong)
+    v.none("exchange fills not recorded by the daemon", missing)
+    v.none("exchange fills recorded more than once", twice)
+    v.none("daemon fills the exchange never made", phantom)
+    v.none("daemon fills that differ from the exchange's (order, qty, price)", wrong)
     v.counts["fills_missing"] = len(missing)
     v.counts["fills_duplicated"] = len(twice)
 
@@ -199,8 +191,7 @@ def _events(v: Verdict, d: sqlite3.Connection) -> None:
     n, distinct, lo, hi = d.execute("SELECT COUNT(*), COUNT(DISTINCT sequence_number), MIN(sequence_number), "
                                     "MAX(sequence_number) FROM events").fetchone()
     v.counts["events"] = n
-    if gaps:
-        v.fail("aggregates whose versions are not 1..n without gaps", gaps)
+    v.none("aggregates whose versions are not 1..n without gaps", gaps)
     if distinct != n:
         v.fail(f"global sequence numbers not unique ({n} events, {distinct} distinct numbers)")
     elif n and not (lo == 1 and hi == n):
@@ -248,6 +239,5 @@ def _projections(v: Verdict, daemon_db: Path) -> None:
             live.close()
             rebuilt.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    if diffs:
-        v.fail("projections rebuilt from the events differ from the live ones", diffs)
+    v.none("projections rebuilt from the events differ from the live ones", diffs)
     v.counts["projections"] = "equal" if not diffs else "DIFFER"

@@ -20,7 +20,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,8 @@ from typing import Any
 from genesis.domain.ids import parse_client_order_id
 from genesis.store.db import sync_engine
 from genesis.store.queries import execution_status
+from genesis.paper.local import free_port as _free_port
+from genesis.paper.local import get_json as _get_json
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 TERMINAL = ("completed", "cancelled", "expired", "failed")
@@ -49,17 +50,6 @@ class DemoResult:
     status: dict[str, Any]
     orders: list[dict[str, Any]]
     client_ids: list[str] = field(default_factory=list)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _get_json(url: str, timeout: float = 5.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (local URL)
-        return json.loads(resp.read())
 
 
 class _Proc:
