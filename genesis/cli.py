@@ -31,10 +31,16 @@ class Context:
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
 
-    def engine(self):  # type: ignore[no-untyped-def]
-        """The database migrated to head, or a clear error (not a database, unknown revision...)."""
+    def engine(self, must_exist: bool = True):  # type: ignore[no-untyped-def]
+        """The database migrated to head, or a clear error (no such file, not a database,
+        unknown revision...). Only commands that may start a database pass ``must_exist=False``:
+        a mistyped ``--db`` must not leave an empty database behind."""
         from genesis.store.db import sync_engine
 
+        if must_exist and not self.db_path.is_file():
+            raise click.ClickException(
+                f"{self.db_path}: no such database (use --db or $GENESIS_DB; "
+                "`genesis submit`, `genesis run` or `genesis db upgrade` create one)")
         self.upgrade()
         return sync_engine(self.db_path)
 
@@ -166,7 +172,7 @@ def submit(ctx: Context, symbol: str, side: str, qty: str, algo: str, duration: 
         req = validate_submit(symbol=symbol, side=side, qty=qty, algo=algo, duration=duration, slices=slices,
                               limit_price=limit_price, request_id=request_id, instruments=SIM_INSTRUMENTS,
                               config=config, urgency=urgency)
-        execution_id, _created = enqueue_submit(ctx.engine(), req)
+        execution_id, _created = enqueue_submit(ctx.engine(must_exist=False), req)
     except RequestError as exc:
         raise click.UsageError(f"--{exc.field.replace('_', '-')}: {str(exc).split(': ', 1)[1]}") from None
     click.echo(execution_id)

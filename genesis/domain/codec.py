@@ -12,10 +12,10 @@ import enum
 import json
 import types
 import typing
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from genesis.clock import utc
 
@@ -29,7 +29,10 @@ class CodecError(ValueError):
 
 def encode(event: Event) -> str:
     """Event body as a JSON string (the envelope is the store's business)."""
-    return json.dumps(_to_plain(event), separators=(",", ":"), sort_keys=True)
+    return _dumps(_to_plain(event))
+
+
+_dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 
 
 def decode(event_type: str, data: str | dict[str, Any]) -> Event:
@@ -42,18 +45,36 @@ def decode(event_type: str, data: str | dict[str, Any]) -> Event:
         raw = json.loads(data) if isinstance(data, str) else data
     except ValueError as exc:
         raise CodecError(f"{event_type}: not JSON: {exc}") from None
-    return _from_plain(cls, raw)
+    return _decoder(cls)(raw)
+
+
+_PLAIN = frozenset({str, int, bool, float, type(None)})
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    return tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else None
 
 
 def _to_plain(value: Any) -> Any:
+    tp = type(value)
+    # exact-type fast paths first (events are encoded on the writer's hot path); subclasses
+    # (IntEnum, str enums...) take the general rules below
+    if tp in _PLAIN:
+        return value
+    if tp is Decimal:
+        return str(value)
+    if tp is datetime:
+        return (value if value.tzinfo is timezone.utc else utc(value)).isoformat()
+    names = _field_names(tp)
+    if names is not None:
+        return {n: _to_plain(getattr(value, n)) for n in names}
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime):
         return utc(value).isoformat()
     if isinstance(value, enum.Enum):
         return value.value
-    if dataclasses.is_dataclass(value):
-        return {f.name: _to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, (list, tuple)):
         return [_to_plain(v) for v in value]
     if isinstance(value, dict):
@@ -61,66 +82,81 @@ def _to_plain(value: Any) -> Any:
     return value
 
 
+Converter = Callable[[Any], Any]
+
+
 @cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _decoder(cls: type) -> Converter:
+    """A function from the JSON object of ``cls`` to an instance, built once per class."""
+    hints = typing.get_type_hints(cls)
+    fields = [(f.name, _converter(hints[f.name], f"{cls.__name__}.{f.name}")) for f in dataclasses.fields(cls)]
+
+    def from_plain(raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            raise CodecError(f"{cls.__name__}: expected an object, got {raw!r}")
+        kwargs = {name: convert(raw[name]) for name, convert in fields if name in raw}
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise CodecError(f"{cls.__name__}: {exc}") from exc
+
+    return from_plain
 
 
-def _from_plain(cls: type, raw: dict[str, Any]) -> Any:
-    if not isinstance(raw, dict):
-        raise CodecError(f"{cls.__name__}: expected an object, got {raw!r}")
-    hints = _hints(cls)
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name in raw:
-            kwargs[f.name] = _convert(hints[f.name], raw[f.name], f"{cls.__name__}.{f.name}")
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise CodecError(f"{cls.__name__}: {exc}") from exc
-
-
-def _convert(tp: Any, value: Any, where: str) -> Any:
+def _converter(tp: Any, where: str) -> Converter:  # noqa: C901 - one branch per supported type
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        if value is None:
-            return None
-        inner = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _convert(inner[0], value, where)
+        inner = _converter([a for a in typing.get_args(tp) if a is not type(None)][0], where)
+        return lambda value: None if value is None else inner(value)
     if origin is tuple:
-        (item_tp, _ellipsis) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise CodecError(f"{where}: expected a list, got {value!r}")
-        return tuple(_convert(item_tp, v, where) for v in value)
+        item = _converter(typing.get_args(tp)[0], where)
+
+        def to_tuple(value: Any) -> tuple[Any, ...]:
+            if not isinstance(value, list):
+                raise CodecError(f"{where}: expected a list, got {value!r}")
+            return tuple(item(v) for v in value)
+        return to_tuple
     if origin is dict:
-        if not isinstance(value, dict):
-            raise CodecError(f"{where}: expected an object, got {value!r}")
         key_tp, value_tp = typing.get_args(tp)
-        return {_convert(key_tp, k, where): _convert(value_tp, v, where) for k, v in value.items()}
+        key, val = _converter(key_tp, where), _converter(value_tp, where)
+
+        def to_dict(value: Any) -> dict[Any, Any]:
+            if not isinstance(value, dict):
+                raise CodecError(f"{where}: expected an object, got {value!r}")
+            return {key(k): val(v) for k, v in value.items()}
+        return to_dict
     if tp is Decimal:
-        # only the exact text encode() writes: a JSON number would be a binary float
-        if not isinstance(value, str):
-            raise CodecError(f"{where}: expected a decimal string, got {value!r}")
-        try:
-            return Decimal(value)
-        except InvalidOperation:
-            raise CodecError(f"{where}: {value!r} is not a decimal") from None
+        def to_decimal(value: Any) -> Decimal:
+            # only the exact text encode() writes: a JSON number would be a binary float
+            if not isinstance(value, str):
+                raise CodecError(f"{where}: expected a decimal string, got {value!r}")
+            try:
+                return Decimal(value)
+            except InvalidOperation:
+                raise CodecError(f"{where}: {value!r} is not a decimal") from None
+        return to_decimal
     if tp is datetime:
-        if not isinstance(value, str):
-            raise CodecError(f"{where}: expected an ISO-8601 string, got {value!r}")
-        try:
-            return utc(datetime.fromisoformat(value))
-        except ValueError:
-            raise CodecError(f"{where}: {value!r} is not an ISO-8601 time") from None
+        def to_datetime(value: Any) -> datetime:
+            if not isinstance(value, str):
+                raise CodecError(f"{where}: expected an ISO-8601 string, got {value!r}")
+            try:
+                return utc(datetime.fromisoformat(value))
+            except ValueError:
+                raise CodecError(f"{where}: {value!r} is not an ISO-8601 time") from None
+        return to_datetime
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return _from_plain(tp, value)
+        return _decoder(tp)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        try:
-            return tp(value)
-        except ValueError:
-            raise CodecError(f"{where}: {value!r} is not a {tp.__name__}") from None
+        def to_enum(value: Any) -> Any:
+            try:
+                return tp(value)
+            except ValueError:
+                raise CodecError(f"{where}: {value!r} is not a {tp.__name__}") from None
+        return to_enum
     if tp in (int, str, bool, float):
-        if not isinstance(value, tp) or (isinstance(value, bool) and tp is not bool):
-            raise CodecError(f"{where}: expected {tp.__name__}, got {value!r}")
-        return value
+        def exact(value: Any) -> Any:
+            if not isinstance(value, tp) or (isinstance(value, bool) and tp is not bool):
+                raise CodecError(f"{where}: expected {tp.__name__}, got {value!r}")
+            return value
+        return exact
     raise CodecError(f"{where}: unsupported type {tp!r}")

@@ -19,6 +19,7 @@ from genesis.domain import events as ev
 from genesis.domain.events import decode
 from genesis.domain.execution import Execution
 from genesis.store import tables as t
+from genesis.store.bulk import bulk, execute_bulk, is_bulk
 
 ZERO = Decimal(0)
 
@@ -34,34 +35,38 @@ def execution_row(agg: Execution) -> dict[str, Any]:
         "execution_style": agg.execution_style,
         "symbol": agg.symbol,
         "side": agg.side.value,
-        "state": agg.state.value,
         "target_qty": agg.qty,
-        "filled_qty": agg.filled_qty,
-        "remaining_qty": agg.remaining_qty,
-        "avg_price": _q8(agg.avg_price),
-        "arrival_price": agg.arrival_price,
         "limit_price": agg.limit_price,
-        "notional_usdt": agg.filled_notional,
-        "fees_usdt": agg.fees,
-        "implementation_shortfall_bps": agg.implementation_shortfall_bps,
         "duration_seconds": agg.duration_seconds,
-        "slice_count": len(agg.slices) or agg.slice_count,
-        "slices_executed": agg.slices_executed,
-        "slices_denied": agg.slices_denied,
         "submitted_at": agg.submitted_at,
-        "started_at": agg.started_at,
-        "end_at": agg.end_at,
-        "ended_at": agg.ended_at,
-        "paused_at": agg.paused_at,
-        "paused_seconds": agg.paused_seconds,
-        "completion_reason": agg.completion_reason,
-        "version": agg.version,
-        "early_completion_at": agg.early_completion_at,
-        "maker_qty": agg.maker_qty,
-        "urgency": agg.urgency,
-        "market_vwap": agg.market_vwap,
-        "slippage_vs_vwap_bps": agg.slippage_vs_vwap_bps,
+        **dict(zip(STATE_COLUMNS, state_columns(agg))),
     }
+
+
+# the columns of ``executions`` that change after ExecutionSubmitted (the others never do)
+STATE_COLUMNS = (
+    "state", "filled_qty", "arrival_price", "notional_usdt", "fees_usdt", "slice_count", "slices_executed",
+    "slices_denied", "started_at", "end_at", "ended_at", "paused_at", "paused_seconds", "completion_reason",
+    "version", "early_completion_at", "maker_qty", "urgency", "market_vwap", "slippage_vs_vwap_bps",
+    "remaining_qty", "avg_price", "implementation_shortfall_bps",
+)
+
+
+def state_columns(agg: Execution, previous: tuple[Any, ...] | None = None) -> tuple[Any, ...]:
+    """The values of ``STATE_COLUMNS``. With the values last written (``previous``), the
+    columns derived from the fills are reused while the fills are unchanged (Decimals are
+    immutable: the same objects mean the same values)."""
+    filled, notional, arrival = agg.filled_qty, agg.filled_notional, agg.arrival_price
+    if previous is not None and previous[1] is filled and previous[3] is notional and previous[2] is arrival:
+        derived = previous[-3:]
+    else:
+        derived = (agg.remaining_qty, _q8(agg.avg_price), agg.implementation_shortfall_bps)
+    return (
+        agg.state.value, filled, arrival, notional, agg.fees, len(agg.slices) or agg.slice_count,
+        agg.slices_executed, agg.slices_denied, agg.started_at, agg.end_at, agg.ended_at, agg.paused_at,
+        agg.paused_seconds, agg.completion_reason, agg.version, agg.early_completion_at, agg.maker_qty,
+        agg.urgency, agg.market_vwap, agg.slippage_vs_vwap_bps, *derived,
+    )
 
 
 def _q8(v: Decimal | None) -> Decimal | None:
@@ -84,26 +89,35 @@ def statements(agg: Execution, events: list[ev.Event], execution_row_update: boo
     return out
 
 
-_EXECUTION_INSERT = insert(t.executions)
-_EXECUTION_UPDATE = update(t.executions).where(t.executions.c.execution_id == bindparam("_execution_id"))
+_EXECUTION_INSERT = bulk(insert(t.executions))
+_EXECUTION_UPDATE = bulk(update(t.executions).where(t.executions.c.execution_id == bindparam("_execution_id")))
 
 
-def update_executions(agg: Execution, previous: dict[str, Any] | None = None) -> tuple[Statement, dict[str, Any]]:
-    """The ``executions`` row UPDATE of one aggregate, and the row it writes. With the row last
-    written (``previous``) only the changed columns are set: updates that change the same
-    columns share one statement shape and go to the database as one executemany."""
-    row = execution_row(agg)
-    changed = row if previous is None else {k: v for k, v in row.items() if previous.get(k) != v}
-    return (_EXECUTION_UPDATE, {"_execution_id": agg.execution_id, **changed}), row
+def update_executions(agg: Execution, previous: tuple[Any, ...] | None = None
+                      ) -> tuple[Statement, tuple[Any, ...]]:
+    """The ``executions`` row UPDATE of one aggregate, and the ``state_columns`` it writes.
+    With those last written (``previous``) only the changed columns are set: updates that
+    change the same columns share one statement shape and go to the database as one executemany."""
+    now = state_columns(agg, previous)
+    if previous is None:
+        changed = dict(zip(STATE_COLUMNS, now))
+    else:
+        changed = {k: a for k, a, b in zip(STATE_COLUMNS, now, previous) if a is not b and a != b}
+    return (_EXECUTION_UPDATE, {"_execution_id": agg.execution_id, **changed}), now
 
 
-def execute(conn: Connection, planned: list[Statement]) -> None:
-    """Run ``planned`` in order; consecutive statements of the same shape go as one executemany."""
+def execute(conn: Connection, planned: list[Statement], memo: dict[tuple[int, int], Any] | None = None) -> None:
+    """Run ``planned`` in order; consecutive statements of the same shape go as one executemany.
+    ``memo``: see ``bulk.execute_bulk``."""
+    memo = {} if memo is None else memo
     i = 0
     while i < len(planned):
         stmt, params = planned[i]
         if isinstance(params, list):
-            conn.execute(stmt, params)
+            if is_bulk(stmt):
+                execute_bulk(conn, stmt, params, memo)
+            else:
+                conn.execute(stmt, params)
             i += 1
             continue
         run = [params]
@@ -112,18 +126,21 @@ def execute(conn: Connection, planned: list[Statement]) -> None:
                 and planned[j][1].keys() == params.keys():
             run.append(planned[j][1])  # type: ignore[arg-type]
             j += 1
-        conn.execute(stmt, run if len(run) > 1 else params)
+        if is_bulk(stmt):
+            execute_bulk(conn, stmt, run, memo)
+        else:
+            conn.execute(stmt, run if len(run) > 1 else params)
         i = j
 
 
 # Statements are built once; rows differ only in their parameters (cheap, and executemany-able).
-_SLICE_UPDATE = update(t.execution_slices).where(
+_SLICE_UPDATE = bulk(update(t.execution_slices).where(
     (t.execution_slices.c.execution_id == bindparam("_execution_id"))
-    & (t.execution_slices.c.slice_index == bindparam("_slice_index")))
-_ORDER_UPDATE = update(t.child_orders).where(t.child_orders.c.client_order_id == bindparam("_client_order_id"))
-_SLICE_INSERT = insert(t.execution_slices)
-_ORDER_INSERT = insert(t.child_orders)
-_FILL_INSERT = insert(t.fills)
+    & (t.execution_slices.c.slice_index == bindparam("_slice_index"))))
+_ORDER_UPDATE = bulk(update(t.child_orders).where(t.child_orders.c.client_order_id == bindparam("_client_order_id")))
+_SLICE_INSERT = bulk(insert(t.execution_slices))
+_ORDER_INSERT = bulk(insert(t.child_orders))
+_FILL_INSERT = bulk(insert(t.fills))
 
 
 def _slice(agg: Execution, index: int, **values: Any) -> Statement:

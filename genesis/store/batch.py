@@ -1,0 +1,104 @@
+"""What the event store's writer commits: appends folded and planned into chunks.
+
+A ``Chunk`` is a group of appends whose events have been folded into the cached aggregates
+(so refusals are known) and turned into rows and projection statements, ready for one
+transaction. Chunks are prepared on the event loop while an earlier chunk is being committed
+in the writer thread, and committed strictly in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterator
+
+from sqlalchemy import update
+
+from genesis.domain.events import Event, ExecutionSubmitted, encode
+from genesis.domain.execution import Execution
+from genesis.store import tables as t
+from genesis.store.projector import Statement, state_columns, statements, update_executions
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    sequence_number: int
+    aggregate_version: int
+    event: Event
+
+
+@dataclass(slots=True)
+class Pending:
+    """One ``append`` (or ``mark_commands``) waiting for its commit."""
+
+    aggregate_id: str
+    events: list[Event]
+    expected_version: int | None
+    command_ids: tuple[tuple[int, str, str | None], ...]
+    future: asyncio.Future[list[StoredEvent]] = field(default=None)  # type: ignore[assignment]
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Appends ready for one transaction. ``generation`` is the writer's failure count when the
+    chunk was prepared: a chunk prepared before a failed commit was folded on top of it and
+    must not be committed."""
+
+    generation: int
+    accepted: list[tuple[Pending, list[StoredEvent]]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    planned: list[Statement] = field(default_factory=list)
+    written: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # executions state columns written
+    touched: set[str] = field(default_factory=set)
+
+
+def plan_chunk(chunk: Chunk, folded: list[tuple[Pending, Execution, list[int]]], first_seq: int,
+               last_rows: dict[str, tuple[Any, ...]], now: datetime) -> int:
+    """Fill ``chunk`` with the event rows and projection statements of ``folded`` appends
+    (events numbered from ``first_seq``); returns the next free sequence number. ``last_rows``
+    are the executions state columns as last written: an UPDATE sets only those that changed."""
+    seq = first_seq
+    ids = uuid4_strings(sum(len(item.events) for item, _, _ in folded))
+    row_updates: dict[str, Execution] = {}
+    for item, agg, versions in folded:
+        stored = []
+        for version, e in zip(versions, item.events):
+            stored.append(StoredEvent(seq, version, e))
+            chunk.rows.append({
+                "event_id": next(ids), "sequence_number": seq, "event_type": e.event_type,
+                "aggregate_id": item.aggregate_id, "aggregate_version": version,
+                "event_data": encode(e), "occurred_at": e.occurred_at, "created_at": now,
+            })
+            seq += 1
+        chunk.accepted.append((item, stored))
+        chunk.planned.extend(statements(agg, item.events, execution_row_update=False))
+        if isinstance(item.events[0], ExecutionSubmitted):
+            chunk.written[item.aggregate_id] = state_columns(agg)
+        else:
+            row_updates[item.aggregate_id] = agg
+    updates = []
+    for agg_id, agg in row_updates.items():  # one UPDATE per aggregate, changed columns only
+        stmt, chunk.written[agg_id] = update_executions(agg, last_rows.get(agg_id))
+        updates.append(stmt)
+    updates.sort(key=lambda st: tuple(st[1]))  # same column sets side by side: executemany
+    chunk.planned.extend(updates)
+    return seq
+
+
+def plan_commands(chunk: Chunk, item: Pending, now: datetime) -> None:
+    """Mark ``item``'s commands processed in the chunk's transaction."""
+    for cmd_id, outcome, detail in item.command_ids:
+        chunk.planned.append((update(t.commands).where(t.commands.c.command_id == cmd_id),
+                              {"processed_at": now, "outcome": outcome, "detail": detail}))
+
+
+def uuid4_strings(n: int) -> Iterator[str]:
+    """``n`` random (version 4) UUIDs as strings, from one ``os.urandom`` call."""
+    raw = bytearray(os.urandom(16 * n))
+    for i in range(0, 16 * n, 16):
+        raw[i + 6] = (raw[i + 6] & 0x0F) | 0x40  # version 4
+        raw[i + 8] = (raw[i + 8] & 0x3F) | 0x80  # RFC 4122 variant
+        h = raw[i:i + 16].hex()
+        yield f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -1,0 +1,88 @@
+"""Executemany for the writer's hot statements, without per-row SQLAlchemy bookkeeping.
+
+A statement is compiled by SQLAlchemy once per dialect and set of parameter names; each row
+then goes to the DBAPI cursor as a tuple (or a dict, for named paramstyles), every value
+through its column type's own bind processor (``Money`` as exact text, ``UtcDateTime`` as
+naive UTC...). The SQL text is SQLAlchemy's compilation for the connection's dialect, so it
+stays portable; only the per-row parameter processing is done here, in one tight loop.
+
+Only statements registered with ``bulk`` take this path: they are module-level constants,
+so the compile cache stays small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql import Executable
+
+E = TypeVar("E", bound=Executable)
+
+_REGISTERED: dict[int, Executable] = {}  # id -> statement (the reference keeps the id valid)
+
+
+def bulk(stmt: E) -> E:
+    """Register ``stmt`` for the bulk path; returns it unchanged."""
+    _REGISTERED[id(stmt)] = stmt
+    return stmt
+
+
+def is_bulk(stmt: Executable) -> bool:
+    return _REGISTERED.get(id(stmt)) is stmt
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    sql: str
+    names: tuple[str, ...]  # parameter names in the order the SQL takes them
+    processors: tuple[Callable[[Any], Any] | None, ...]
+    positional: bool
+
+
+_COMPILED: dict[tuple[str, str, int, tuple[str, ...]], _Compiled] = {}
+
+
+def _compile(stmt: Executable, keys: tuple[str, ...], dialect: Dialect) -> _Compiled:
+    compiled = stmt.compile(dialect=dialect, column_keys=list(keys))  # type: ignore[attr-defined]
+    names = tuple(compiled.positiontup) if compiled.positional else tuple(compiled.binds)
+    missing = [n for n in names if n not in keys]
+    if missing:
+        raise KeyError(f"bulk statement needs parameters {missing}, rows have {list(keys)}")
+    processors = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names)
+    return _Compiled(str(compiled), names, processors, bool(compiled.positional))
+
+
+def execute_bulk(conn: Connection, stmt: Executable, rows: list[dict[str, Any]],
+                 memo: dict[tuple[int, int], Any] | None = None) -> None:
+    """Run a registered statement once per row (one executemany). All rows have the same keys.
+
+    ``memo`` caches processed values by (processor, object) identity across the calls of one
+    transaction: a commit time shared by every row, or the same datetime in an event and in
+    its projection, is converted once. The caller keeps the rows alive while it uses the memo."""
+    keys = tuple(rows[0])
+    dialect = conn.dialect
+    cache_key = (dialect.name, dialect.paramstyle, id(stmt), keys)
+    c = _COMPILED.get(cache_key)
+    if c is None:
+        c = _COMPILED[cache_key] = _compile(stmt, keys, dialect)
+    memo = {} if memo is None else memo
+    names = c.names
+    converted = [(i, id(p), p) for i, p in enumerate(c.processors) if p is not None]
+    params: list[Any] = []
+    for row in rows:
+        values = [row[n] for n in names]
+        for i, pid, p in converted:
+            v = values[i]
+            if v is not None:
+                key = (pid, id(v))
+                out = memo.get(key, _MISSING)
+                if out is _MISSING:
+                    out = memo[key] = p(v)
+                values[i] = out
+        params.append(tuple(values) if c.positional else dict(zip(names, values)))
+    conn.exec_driver_sql(c.sql, params)
+
+
+_MISSING = object()

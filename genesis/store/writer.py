@@ -1,0 +1,278 @@
+"""The event store's writer: single writer, pipelined group commit.
+
+Two tasks. The *preparer* takes what is queued, folds it into the cached aggregates (so an
+illegal transition or a version conflict is refused before anything is written) and plans
+the rows and projection statements of a chunk, on the event loop. The *committer* takes every
+chunk ready, runs them as one transaction in a worker thread (event insert, projections and
+processed commands together) and then settles the callers' futures in order. While one
+transaction is being committed the next chunk is being prepared, so the loop's Python work
+overlaps the disk's fsync. A failed commit fails its chunk and every chunk prepared on top of
+it (they were folded onto state that was never written).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from typing import Awaitable, Callable
+
+import structlog
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from genesis.bus import EventBus
+from genesis.domain.execution import Execution
+from genesis.domain.state import IllegalTransition
+from genesis.store import tables as t
+from genesis.store.batch import Chunk, Pending, StoredEvent, plan_chunk, plan_commands
+from genesis.store.bulk import bulk, execute_bulk
+from genesis.store.projector import Statement, execute
+
+log = structlog.get_logger("genesis.store")
+
+_DB_ERRORS = (DBAPIError, SQLAlchemyError, OSError)
+
+
+class ConcurrencyError(Exception):
+    """``expected_version`` did not match the aggregate's stored version."""
+
+
+class InvalidEventError(Exception):
+    """The events do not apply to the aggregate (illegal transition, inconsistent data)."""
+
+
+class StorageError(Exception):
+    """The database refused the commit (locked, read-only, disk full...). Nothing was written."""
+
+
+class StoreClosedError(Exception):
+    """The store is not running."""
+
+
+class Writer:
+    """The store's only writer. ``aggregates`` is the store's cache of folded aggregates (the
+    writer folds into it and evicts what a failure made unreliable); ``load`` fetches one that
+    is not cached. ``chunk_size``: appends folded per chunk; when the disk is idle a chunk is
+    committed as soon as it is ready, otherwise the chunks ready are committed together."""
+
+    def __init__(self, engine: AsyncEngine, writer_engine: Engine, aggregates: dict[str, Execution],
+                 load: Callable[[str], Awaitable[Execution]], bus: EventBus | None, chunk_size: int):
+        self._engine = engine
+        self._writer_engine = writer_engine
+        self._aggregates = aggregates
+        self._load = load
+        self._bus = bus
+        self._chunk_size = chunk_size
+        self._queue: asyncio.Queue[Pending] = asyncio.Queue()
+        self._ready: asyncio.Queue[Chunk] = asyncio.Queue()
+        self._rows: dict[str, tuple] = {}  # executions state columns as last planned: update only changes
+        self._next_seq: int | None = None
+        self._generation = 0  # failed commits so far
+        self._tasks: list[asyncio.Task[None]] = []
+        self.commits = 0  # transactions committed (group commit makes this << events)
+
+    async def start(self) -> None:
+        async with self._engine.connect() as conn:
+            self._next_seq = await _next_sequence(conn)
+        self._tasks = [asyncio.create_task(self._prepare_loop(), name="eventstore-preparer"),
+                       asyncio.create_task(self._commit_loop(), name="eventstore-committer")]
+        for task in self._tasks:
+            task.add_done_callback(self._ended)
+
+    async def stop(self) -> None:
+        """Commit what is queued, then stop."""
+        if not self._tasks:
+            return
+        if self.running():
+            await self._queue.join()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    def running(self) -> bool:
+        return bool(self._tasks) and not any(task.done() for task in self._tasks)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """One writer task ended: stop the other, so nobody waits on a half of a writer."""
+        if not task.cancelled() and task.exception() is not None:
+            log.error("eventstore_writer_failed", task=task.get_name(), error=repr(task.exception()))
+        for other in self._tasks:
+            other.cancel()
+
+    async def submit(self, item: Pending) -> list[StoredEvent]:
+        """Queue ``item`` and wait until it is committed (or refused)."""
+        if not self.running():
+            raise StoreClosedError("the event store writer is not running")
+        item.future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(item)
+        return await item.future
+
+    async def _prepare_loop(self) -> None:
+        try:
+            while True:
+                items = [await self._queue.get()]
+                while len(items) < self._chunk_size and not self._queue.empty():
+                    items.append(self._queue.get_nowait())
+                chunk = await self._prepare(items)
+                if chunk is not None:
+                    self._ready.put_nowait(chunk)
+                    await asyncio.sleep(0)  # let the committer start on it if the disk is idle
+        finally:
+            # whatever ends the writer, nobody may wait forever on a queued append (or in stop())
+            while not self._queue.empty():
+                self._settle(self._queue.get_nowait(), StoreClosedError("the event store writer stopped"))
+
+    async def _commit_loop(self) -> None:
+        try:
+            while True:
+                chunks = [await self._ready.get()]
+                while not self._ready.empty():
+                    chunks.append(self._ready.get_nowait())
+                await self._commit(chunks)
+        finally:
+            self._fail_ready(StoreClosedError("the event store writer stopped"))
+
+    def _settle(self, item: Pending, result: list[StoredEvent] | BaseException) -> None:
+        """Settle one queued item's future (unless refused already) and count it done."""
+        if not item.future.done():
+            if isinstance(result, BaseException):
+                item.future.set_exception(result)
+            else:
+                item.future.set_result(result)
+        self._queue.task_done()
+
+    async def _prepare(self, items: list[Pending]) -> Chunk | None:
+        """Fold and plan ``items`` into a chunk; refused items are settled here."""
+        chunk = Chunk(self._generation)
+        try:
+            if self._next_seq is None:  # unknown after a failed commit
+                async with self._engine.connect() as conn:
+                    self._next_seq = await _next_sequence(conn)
+            first_seq = self._next_seq
+            folded: list[tuple[Pending, Execution, list[int]]] = []
+            poisoned: set[str] = set()
+            for n, item in enumerate(items):
+                if n and n % 16 == 0:
+                    await asyncio.sleep(0)  # a big chunk must not hold the event loop for long
+                if not item.events:
+                    continue
+                agg = self._aggregates.get(item.aggregate_id) or await self._load(item.aggregate_id)
+                chunk.touched.add(item.aggregate_id)
+                versions = self._fold(agg, item)
+                if versions is None:
+                    if item.aggregate_id not in self._aggregates:  # evicted: half-applied
+                        poisoned.add(item.aggregate_id)
+                else:
+                    folded.append((item, agg, versions))
+            for agg_id in poisoned:  # a later item may have re-cached it with refused events
+                self._aggregates.pop(agg_id, None)
+            for item, _, _ in folded:
+                if item.aggregate_id in poisoned:
+                    item.future.set_exception(InvalidEventError(
+                        "refused with an invalid append to the same aggregate in one batch; retry"))
+            folded = [f for f in folded if f[0].aggregate_id not in poisoned]
+            now = datetime.now(timezone.utc)
+            next_seq = plan_chunk(chunk, folded, first_seq, self._rows, now)
+            chunk.accepted += [(item, []) for item in items if not item.events]
+            for item, _ in chunk.accepted:
+                plan_commands(chunk, item, now)
+        except _DB_ERRORS as exc:  # loading an aggregate failed
+            self._fail_chunk(chunk, items, StorageError(f"database read failed: {exc}"))
+            return None
+        except BaseException as exc:
+            self._fail_chunk(chunk, items, StorageError(f"event store writer failed: {exc!r}"))
+            raise
+        if chunk.generation != self._generation:  # a commit failed meanwhile: folded on lost state
+            self._fail_chunk(chunk, items, StorageError("an earlier commit failed; nothing was written"))
+            return None
+        self._next_seq = next_seq
+        self._rows.update(chunk.written)
+        accepted = {id(item) for item, _ in chunk.accepted}
+        for item in items:
+            if id(item) not in accepted:  # refused: its future holds the reason already
+                self._settle(item, InvalidEventError("refused"))
+        return chunk
+
+    async def _commit(self, chunks: list[Chunk]) -> None:
+        live = [c for c in chunks if c.generation == self._generation]
+        for chunk in chunks:
+            if chunk.generation != self._generation:
+                self._fail_chunk(chunk, [], StorageError("an earlier commit failed; nothing was written"))
+        if not live:
+            return
+        rows = [r for c in live for r in c.rows]
+        planned = [s for c in live for s in c.planned]
+        try:
+            await asyncio.to_thread(self._write, rows, planned)
+        except _DB_ERRORS as exc:
+            self._lost(live, StorageError(f"database commit failed: {exc}"))
+            log.error("storage_commit_failed", error=str(exc), events=len(rows))
+            return
+        except BaseException as exc:
+            self._lost(live, StorageError(f"event store writer failed: {exc!r}"))
+            raise
+        self.commits += 1
+        for chunk in live:
+            for item, stored in chunk.accepted:
+                self._settle(item, stored)
+                if self._bus is not None:
+                    for s in stored:
+                        self._bus.publish(s.event)
+
+    def _write(self, rows: list[dict], planned: list[Statement]) -> None:
+        """One transaction, in the writer thread."""
+        memo: dict = {}  # values converted once per transaction (rows and planned stay alive)
+        with self._writer_engine.begin() as conn:
+            if rows:
+                execute_bulk(conn, _EVENT_INSERT, rows, memo)
+            execute(conn, planned, memo)
+
+    def _fold(self, agg: Execution, item: Pending) -> list[int] | None:
+        """Apply the item's events to the cached aggregate and return their versions; on
+        refusal, settle the item's future and forget the (possibly half-applied) aggregate."""
+        if item.expected_version is not None and item.expected_version != agg.version:
+            item.future.set_exception(ConcurrencyError(
+                f"aggregate {item.aggregate_id} is at version {agg.version}, "
+                f"expected {item.expected_version}"))
+            return None
+        versions = []
+        try:
+            for e in item.events:
+                agg.apply(e)
+                versions.append(agg.version)
+        except (IllegalTransition, ValueError, KeyError, TypeError) as exc:
+            self._aggregates.pop(item.aggregate_id, None)
+            item.future.set_exception(InvalidEventError(f"{type(exc).__name__}: {exc}"))
+            return None
+        return versions
+
+    def _lost(self, live: list[Chunk], exc: Exception) -> None:
+        """A commit failed: its chunks and every chunk prepared after them are lost."""
+        self._generation += 1
+        self._next_seq = None
+        for chunk in live:
+            self._fail_chunk(chunk, [], exc)
+        self._fail_ready(StorageError("an earlier commit failed; nothing was written"))
+
+    def _fail_ready(self, exc: Exception) -> None:
+        while not self._ready.empty():
+            self._fail_chunk(self._ready.get_nowait(), [], exc)
+
+    def _fail_chunk(self, chunk: Chunk, items: list[Pending], exc: Exception) -> None:
+        """Forget what the chunk folded and fail its appends (``items``: all of them, when the
+        chunk never left the preparer; otherwise its accepted ones)."""
+        for agg_id in chunk.touched:
+            self._aggregates.pop(agg_id, None)
+            self._rows.pop(agg_id, None)
+        for item in items or [item for item, _ in chunk.accepted]:
+            self._settle(item, exc)
+
+
+_EVENT_INSERT = bulk(insert(t.events))
+
+
+async def _next_sequence(conn: AsyncConnection) -> int:
+    return (await conn.scalar(select(func.max(t.events.c.sequence_number))) or 0) + 1
