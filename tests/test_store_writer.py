@@ -167,3 +167,29 @@ async def test_a_failed_commit_fails_what_was_prepared_on_it_and_loses_nothing(d
         await rebuild(conn)
     assert await snapshot(engine) == live
     await engine.dispose()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1),
+                    timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=5, minutes=30)),
+                                               timezone(timedelta(hours=-8))])))
+def test_utc_datetime_text_on_sqlite_is_sqlalchemys_own(value: datetime) -> None:
+    """``UtcDateTime``'s one-step SQLite conversion writes and reads the text SQLAlchemy's
+    DATETIME would (databases written before keep reading back the same instants)."""
+    from sqlalchemy import DateTime
+    from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+
+    from genesis.store.types import UtcDateTime
+
+    dialect = sqlite_dialect()
+    ours = UtcDateTime().dialect_impl(dialect)
+    stock = DateTime().dialect_impl(dialect)
+    naive_utc = value.astimezone(timezone.utc).replace(tzinfo=None)
+    text_ = ours.bind_processor(dialect)(value)
+    assert text_ == stock.bind_processor(dialect)(naive_utc)
+    back = ours.result_processor(dialect, None)(text_)
+    assert back == value and back.tzinfo is timezone.utc
+    assert stock.result_processor(dialect, None)(text_) == naive_utc
+    assert ours.bind_processor(dialect)(None) is None and ours.result_processor(dialect, None)(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        ours.bind_processor(dialect)(naive_utc)

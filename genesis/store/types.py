@@ -41,10 +41,36 @@ class Money(TypeDecorator[Decimal]):
 
 
 class UtcDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in, aware UTC datetimes out (stored naive-UTC on SQLite)."""
+    """Aware UTC datetimes in, aware UTC datetimes out (stored naive-UTC on SQLite).
+
+    On SQLite the conversion to and from text is done here, in one step with the same text
+    SQLAlchemy's own DATETIME writes ("2025-06-10 13:00:01.000000"): the stock path formats
+    and parses field by field, and every event row carries two of these."""
 
     impl = DateTime(timezone=False)
     cache_ok = True
+
+    def bind_processor(self, dialect: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        to_naive = self.process_bind_param
+
+        def process(value: Any) -> str | None:
+            naive = to_naive(value, dialect)
+            return None if naive is None else naive.isoformat(" ", "microseconds")
+        return process
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def process(value: Any) -> datetime | None:
+            if value is None:
+                return None
+            if not isinstance(value, str):
+                raise ValueError(f"stored time {value!r} is not ISO-8601 text")
+            return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+        return process
 
     def process_bind_param(self, value: Any, dialect: Any) -> Any:
         if value is None:

@@ -71,6 +71,7 @@ class Writer:
         self._next_seq: int | None = None
         self._generation = 0  # failed commits so far
         self._tasks: list[asyncio.Task[None]] = []
+        self._alive = False  # both tasks running (checked on every append)
         self.commits = 0  # transactions committed (group commit makes this << events)
 
     async def start(self) -> None:
@@ -80,6 +81,7 @@ class Writer:
                        asyncio.create_task(self._commit_loop(), name="eventstore-committer")]
         for task in self._tasks:
             task.add_done_callback(self._ended)
+        self._alive = True
 
     async def stop(self) -> None:
         """Commit what is queued, then stop."""
@@ -87,16 +89,18 @@ class Writer:
             return
         if self.running():
             await self._queue.join()
+        self._alive = False
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
     def running(self) -> bool:
-        return bool(self._tasks) and not any(task.done() for task in self._tasks)
+        return self._alive
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         """One writer task ended: stop the other, so nobody waits on a half of a writer."""
+        self._alive = False
         if not task.cancelled() and task.exception() is not None:
             log.error("eventstore_writer_failed", task=task.get_name(), error=repr(task.exception()))
         for other in self._tasks:
