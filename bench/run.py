@@ -65,9 +65,12 @@ def backtest_speed() -> dict[str, float]:
     return out
 
 
-def row(name: str, value: float, unit: str, reference: float, ref_name: str, higher_is_better: bool) -> dict:
+def row(name: str, value: float, unit: str, reference: float, ref_name: str, higher_is_better: bool,
+        target_ratio: float = 1.0) -> dict:
+    """``value`` against ``reference``; met when value/reference is at least (or, when lower
+    is better, at most) ``target_ratio``."""
     ratio = value / reference if reference else float("nan")
-    ok = ratio >= 1 if higher_is_better else ratio <= 1
+    ok = ratio >= target_ratio if higher_is_better else ratio <= target_ratio
     return {"figure": name, "value": round(value, 3), "unit": unit, "reference": round(reference, 3),
             "reference_is": ref_name, "ratio": round(ratio, 3), "meets": ok}
 
@@ -83,9 +86,11 @@ def main() -> None:
     p, rec = engine["parents"], engine["recovery"]
     rows = [
         row("event store append (100 appenders, durable)", store["genesis_store"]["events_per_second"], "events/s",
-            store["raw_sqlite3_batch100"]["events_per_second"] * 0.5, "50% of raw sqlite3, batches of 100, same run", True),
-        row("raw sqlite3 batches of 100 (reference)", store["raw_sqlite3_batch100"]["events_per_second"], "events/s",
-            store["raw_sqlite3_batch100"]["events_per_second"], "itself", True),
+            store["raw_sqlite3_batch100"]["events_per_second"], "raw sqlite3 event inserts, 100/commit; target ratio >= 0.5",
+            True, target_ratio=0.5),
+        row("  same, vs raw sqlite3 doing the store's SQL", store["genesis_store"]["events_per_second"], "events/s",
+            store["raw_sqlite3_batch100_with_projection"]["events_per_second"],
+            "raw inserts + projection updates, 100/commit (context)", True, target_ratio=0.5),
         row(f"per-child decision p50 ({parents} parents)", p["decision_p50_ms"], "ms", 1.0, "target p99 < 1 ms", False),
         row(f"per-child decision p99 ({parents} parents)", p["decision_p99_ms"], "ms", 1.0, "target < 1 ms", False),
         row(f"event-loop lag p99 ({parents} parents)", p["loop_lag_p99_ms"], "ms", 5.0, "target < 5 ms", False),

@@ -370,11 +370,15 @@ def test_sighup_rejects_an_invalid_config_and_applies_a_valid_kill_switch(ws: Wo
     daemon.wait(lambda: ws.state(execution_id) == "paused", "state paused again")
     assert not ws.rows("SELECT 1 FROM execution_slices WHERE execution_id = ? AND status = 'denied'", execution_id)
 
-    # valid: the kill switch is in force for the next slices
-    ws.config.write_text(original.replace("kill_switch: false", "kill_switch: true"))
+    # valid: the kill switch is in force for the next slices, and the new log level
+    assert len(daemon.events("signal_resume_all")) == 1
+    settings = yaml.safe_load(original.replace("kill_switch: false", "kill_switch: true"))
+    assert settings["logging"]["level"] == "info"
+    settings["logging"]["level"] = "warning"
+    ws.config.write_text(yaml.safe_dump(settings, sort_keys=False))
     daemon.signal(signal.SIGHUP)
     reloaded = daemon.wait(lambda: daemon.events("config_reloaded"), "config_reloaded")
-    assert reloaded[0]["kill_switch"] is True
+    assert reloaded[0]["kill_switch"] is True and reloaded[0]["logging_level"] == "warning"
     children_at_reload = ws.child_count(execution_id)
     daemon.signal(signal.SIGUSR2)
 
@@ -385,6 +389,7 @@ def test_sighup_rejects_an_invalid_config_and_applies_a_valid_kill_switch(ws: Wo
     assert daemon.stop() == 0, daemon.tail()
 
     assert all("kill switch" in (r["risk_reason"] or "") for r in denied())
+    assert len(daemon.events("signal_resume_all")) == 1, "an info line logged at level warning"
     risk_events = ws.rows("SELECT event_data FROM events WHERE aggregate_id = ? AND event_type = 'RiskDenied'",
                           execution_id)
     assert len(risk_events) == len(denied())

@@ -30,6 +30,7 @@ from genesis.engine.supervisor import SubmissionRejected, Supervisor, apply_conf
 from genesis.engine.pidlock import LockError, PidLock
 from genesis.engine.systemd import SystemdNotifier
 from genesis.engine.venues import VenueSetupError, build_ccxt_venue, build_sim_venue, default_sim_start
+from genesis.log import configure_logging
 from genesis.requests import RequestError, validate_submit
 from genesis.store import migrate
 from genesis.store import tables as t
@@ -230,15 +231,17 @@ class Daemon:
         except ConfigError as exc:
             log.error("config_reload_rejected", error=str(exc), note="the previous config stays in force")
             return
-        self.config = new
+        old_level, self.config = self.config.logging.level, new  # the poller reads its interval here
         if self.supervisor is not None:  # else build_supervisor reads self.config when it gets there
             apply_config(self.supervisor, new)
-        log.info("config_reloaded", path=str(path), kill_switch=new.risk.kill_switch)
+        log.info("config_reloaded", path=str(path), kill_switch=new.risk.kill_switch,
+                 logging_level=new.logging.level, command_poll_seconds=new.engine.command_poll_seconds)
+        if new.logging.level != old_level:  # after the line above, which the old level decides
+            configure_logging(new.logging.level)
 
     # -- commands --------------------------------------------------------------------------
 
     async def _poll_commands(self) -> None:
-        interval = self.config.engine.command_poll_seconds
         while not self.stop_event.is_set():
             try:
                 async with self.engine.connect() as conn:
@@ -249,7 +252,7 @@ class Daemon:
             for cmd in commands:
                 if cmd.command_id not in self._delivered:
                     await self._dispatch_guarded(cmd)
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.config.engine.command_poll_seconds)
 
     async def _dispatch_guarded(self, cmd: Command) -> None:
         """Task boundary of one command: whatever goes wrong with it becomes its recorded
