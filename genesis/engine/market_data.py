@@ -7,6 +7,7 @@ venue's closed candles, so nothing here looks ahead.
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,6 +35,8 @@ class MarketData:
     cache: CandleCache | None = None
     _usual: dict[tuple[str, int], Decimal] = field(default_factory=dict)  # (symbol, minute of day)
     _curves: CurveCache = field(default_factory=CurveCache)
+    _building: dict[tuple[str, datetime], asyncio.Future[VolumeCurve]] = field(default_factory=dict)
+    _profiles: dict[tuple[str, datetime, int], tuple[float, ...]] = field(default_factory=dict)
 
     async def history(self, symbol: str, start: datetime, end: datetime) -> list[Candle]:
         """Closed 1-minute candles in ``[start, end)``, from the SQLite cache when it has them
@@ -50,17 +53,31 @@ class MarketData:
 
     async def volume_curve(self, symbol: str, as_of: datetime) -> VolumeCurve:
         """The intraday volume curve for ``as_of``'s UTC day from the ``lookback_days`` full days
-        before it (cached per symbol and day; recomputed once the day moves on)."""
+        before it (cached per symbol and day; recomputed once the day moves on). Callers that
+        ask while it is being built share that one build."""
         curve = self._curves.get(symbol, as_of)
         if curve is not None:
             return curve
+        key = (symbol, day_start(as_of))
+        build = self._building.get(key)
+        if build is None:
+            build = self._building[key] = asyncio.ensure_future(self._build_curve(symbol, as_of))
+            build.add_done_callback(lambda _: self._building.pop(key, None))
+        return await asyncio.shield(build)  # one caller giving up must not cancel the others' build
+
+    async def _build_curve(self, symbol: str, as_of: datetime) -> VolumeCurve:
         end = day_start(as_of)
-        candles = await self.history(symbol, end - timedelta(days=self.lookback_days), end)
-        times = np.fromiter((int(c.open_time.timestamp() * 1000) for c in candles), dtype=np.int64, count=len(candles))
-        volumes = np.fromiter((float(c.volume) for c in candles), dtype=np.float64, count=len(candles))
+        start = end - timedelta(days=self.lookback_days)
         estimator = VolumeCurveEstimator(history_days=self.lookback_days,
                                          min_days=max(1, min(10, self.lookback_days)))
-        curve = estimator.estimate(times, volumes, as_of)
+        numeric = getattr(self.venue, "volume_history", None)
+        if numeric is not None:  # the simulator has the volumes as floats already
+            times, volumes = numeric(symbol, start, end)
+            curve = estimator.estimate(times, volumes, as_of)
+        else:
+            # 20 days of Decimal candles to floats is ~30,000 conversions: off the event loop
+            candles = await self.history(symbol, start, end)
+            curve = await asyncio.to_thread(_estimate_from_candles, estimator, candles, as_of)
         self._curves.put(symbol, curve)
         return curve
 
@@ -102,9 +119,23 @@ class MarketData:
         """Expected volume of each minute of ``[start, start + minutes)``: the median of the
         same minutes of day over the last ``lookback_days`` days (days without data are
         skipped). The usual volumes of those minutes, and of the ``lead_minutes`` before the
-        window, are kept for the anomaly check."""
+        window, are kept for the anomaly check. Memoised per window: parents starting in the
+        same minute share it (past days only, so it cannot change)."""
         first = floor_minute(start) - MINUTE * lead_minutes
         span = minutes + lead_minutes
+        key = (symbol, first, span)
+        usuals = self._profiles.get(key)
+        if usuals is None:
+            usuals = await self._minute_medians(symbol, first, span)
+            if len(self._profiles) >= 256:
+                del self._profiles[next(iter(self._profiles))]
+            self._profiles[key] = usuals
+        for k, usual in enumerate(usuals):
+            at = first + MINUTE * k
+            self._usual[(symbol, at.hour * 60 + at.minute)] = Decimal(str(round(usual, 8)))
+        return list(usuals[lead_minutes:])
+
+    async def _minute_medians(self, symbol: str, first: datetime, span: int) -> tuple[float, ...]:
         per_minute: list[list[float]] = [[] for _ in range(span)]
         for day in range(1, self.lookback_days + 1):
             day_start = first - timedelta(days=day)
@@ -112,14 +143,7 @@ class MarketData:
                 k = int((candle.open_time - day_start) / MINUTE)
                 if 0 <= k < span:
                     per_minute[k].append(float(candle.volume))
-        profile = []
-        for k, volumes in enumerate(per_minute):
-            usual = statistics.median(volumes) if volumes else 0.0
-            at = first + MINUTE * k
-            self._usual[(symbol, at.hour * 60 + at.minute)] = Decimal(str(round(usual, 8)))
-            if k >= lead_minutes:
-                profile.append(usual)
-        return profile
+        return tuple(statistics.median(volumes) if volumes else 0.0 for volumes in per_minute)
 
     def usual_minute_volume(self, symbol: str, at: datetime) -> Decimal | None:
         """The usual volume of ``at``'s minute of day, if a window profile covered it."""
@@ -143,3 +167,10 @@ class MarketData:
     async def traded_volume(self, symbol: str, start: datetime, end: datetime) -> Decimal:
         """Volume of the closed minutes in ``[start, end)`` (post-trade participation)."""
         return sum((c.volume for c in await self.venue.candles(symbol, floor_minute(start), end)), Decimal(0))
+
+
+def _estimate_from_candles(estimator: VolumeCurveEstimator, candles: list[Candle], as_of: datetime) -> VolumeCurve:
+    """Float volumes (statistics only, never money) from candles, then the curve."""
+    times = np.fromiter((int(c.open_time.timestamp() * 1000) for c in candles), dtype=np.int64, count=len(candles))
+    volumes = np.fromiter((float(c.volume) for c in candles), dtype=np.float64, count=len(candles))
+    return estimator.estimate(times, volumes, as_of)

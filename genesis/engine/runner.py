@@ -20,7 +20,6 @@ from genesis.domain import events as ev
 from genesis.domain.benchmarks import RunningVwap, slippage_vs_vwap_bps
 from genesis.domain.execution import Execution
 from genesis.domain.instrument import Instrument
-from genesis.domain.orders import OrderRequest, OrderStatus, OrderType, TimeInForce
 from genesis.domain.risk import RiskEngine
 from genesis.domain.schedule import respread
 from genesis.domain.state import ExecutionState
@@ -28,7 +27,9 @@ from genesis.domain.twap import TwapParams, check_early_completion
 from genesis.engine.algos import AlgoPolicy, VwapSettings, policy_for
 from genesis.engine.control import Control, Desire
 from genesis.engine.market_data import MarketData
+from genesis.engine.pacing import LoopPacer
 from genesis.engine.positions import PositionBook
+from genesis.engine.recovery import reconcile
 from genesis.engine.slicer import RoutingSettings, SliceWorker
 from genesis.engine.venue_calls import RetryPolicy, VenueCaller, VenueUnavailable
 from genesis.store.eventstore import EventStore, StorageError
@@ -53,14 +54,15 @@ class ExecutionRunner:
     def __init__(self, execution_id: str, *, store: EventStore, venue: Venue, clock: Clock,
                  instrument: Instrument, risk: RiskEngine, positions: PositionBook,
                  control: Control, settings: RunnerSettings = RunnerSettings(),
-                 market: MarketData | None = None):
+                 market: MarketData | None = None, pacer: LoopPacer | None = None):
         self.execution_id = execution_id
         self.store, self.venue, self.clock = store, venue, clock
         self.instrument, self.risk, self.positions = instrument, risk, positions
         self.control, self.settings = control, settings
         self.market = market or MarketData(venue)
+        self.pacer = pacer or LoopPacer(0)  # shared with the other runners: see engine.pacing
         self.log = structlog.get_logger("genesis.runner").bind(execution_id=execution_id)
-        self.calls = VenueCaller(venue, clock, settings.retry, self._stopping, self.log)
+        self.calls = VenueCaller(venue, clock, settings.retry, self._stopping, self.log, self.pacer.turn)
         self.worker = SliceWorker(self, settings.routing)
         self.policy: AlgoPolicy | None = None
         self._vwap: tuple[datetime, RunningVwap] | None = None  # market VWAP of the window so far
@@ -75,6 +77,7 @@ class ExecutionRunner:
         while True:
             try:
                 await self.store.append(events, done_commands=done)
+                await self.pacer.turn()  # one commit wakes many runners: not all in one iteration
                 return await self.store.load(self.execution_id)
             except StorageError as exc:
                 self.log.error("storage_fault_trading_halted", error=str(exc))
@@ -83,11 +86,12 @@ class ExecutionRunner:
 
     async def run(self) -> None:
         async with self.clock.actor():
+            await self.pacer.turn()
             agg = await self.store.load(self.execution_id)
             self.policy = policy_for(agg, self.market, self.instrument, self.settings.twap, self.settings.vwap)
             self.log.info("runner_started", state=agg.state.value, filled=str(agg.filled_qty))
             try:
-                await self._reconcile(agg)
+                await reconcile(self, agg)
                 self.recovered.set()
                 while not await self._step():
                     pass
@@ -105,6 +109,7 @@ class ExecutionRunner:
 
     async def _step(self) -> bool:
         """One decision. Returns True when the runner should exit."""
+        await self.pacer.turn()  # many slices fall due at the same instant
         agg = await self.store.load(self.execution_id)
         if agg.state.is_terminal:
             if self.control.command_ids:
@@ -149,7 +154,7 @@ class ExecutionRunner:
         if self._late(agg, nxt.scheduled_at, now):
             # the loop stalled (machine load, a long venue outage): re-spread what is left over
             # the time left instead of firing overdue slices back to back
-            await self.append([self._replan(agg, now, agg.end_at or now, "late: remaining re-spread")])
+            await self.append([self.replan(agg, now, agg.end_at or now, "late: remaining re-spread")])
             return False
         after = agg.next_open(1)
         following = after.scheduled_at if after is not None else agg.end_at
@@ -193,11 +198,11 @@ class ExecutionRunner:
         events: list[ev.Event] = [ev.ExecutionResumed(self.execution_id, now, self.control.reason)]
         if agg.end_at is not None:
             end_at = agg.end_at + paused_for if self.settings.pause_policy == "extend" else agg.end_at
-            events.append(self._replan(agg, now, end_at, f"resumed after {paused_for.total_seconds():.0f}s paused "
+            events.append(self.replan(agg, now, end_at, f"resumed after {paused_for.total_seconds():.0f}s paused "
                                                          f"({self.settings.pause_policy})"))
         await self.append(events, self.control.take_commands())
 
-    def _replan(self, agg: Execution, now: datetime, end_at: datetime, reason: str) -> ev.ScheduleReplanned:
+    def replan(self, agg: Execution, now: datetime, end_at: datetime, reason: str) -> ev.ScheduleReplanned:
         indices = [s.index for s in agg.open_slices()]
         end_at = max(end_at, now)
         plan = respread(agg.remaining_qty, indices, now, end_at, self.instrument)
@@ -224,7 +229,7 @@ class ExecutionRunner:
         end_at = min(agg.end_at or now, now + timedelta(seconds=span))
         self.log.info("early_completion", price=str(top.mid), arrival=str(agg.arrival_price), improvement_bps=str(improvement))
         await self.append([ev.EarlyCompletionTriggered(self.execution_id, now, top.mid, agg.arrival_price, improvement),
-                           self._replan(agg, now, end_at, "early completion: price better than arrival")])
+                           self.replan(agg, now, end_at, "early completion: price better than arrival")])
         return True
 
     async def _apply_urgency(self, agg: Execution, now: datetime) -> None:
@@ -282,32 +287,3 @@ class ExecutionRunner:
             agg.implementation_shortfall_bps, agg.fees, reason, vwap, vs_vwap)])
         self.log.info("execution_completed", reason=reason, filled=str(agg.filled_qty),
                       avg_price=str(agg.avg_price), is_bps=str(agg.implementation_shortfall_bps))
-
-    # -- recovery --------------------------------------------------------------------------
-
-    async def _reconcile(self, agg: Execution) -> None:
-        """Resolve every child order whose outcome the store does not know, by client order id,
-        before anything new is sent; one the venue never saw is sent again with the same id.
-        Its slice then closes with what was filled (the rest carries forward). Finally the
-        schedule is re-spread if slices were missed while the daemon was down."""
-        touched: set[int] = set()
-        for order in agg.unresolved_orders():
-            request = OrderRequest(order.client_order_id, agg.symbol, agg.side, OrderType(order.order_type),
-                                   order.qty, order.limit_price, TimeInForce(order.time_in_force))
-            report = await self.calls.lookup(agg.symbol, order.client_order_id)
-            self.log.info("order_reconciled", client_order_id=order.client_order_id,
-                          status=report.status.value, filled=str(report.filled_qty))
-            if report.status is OrderStatus.NOT_FOUND:
-                report = await self.calls.place(request)
-            agg = await self.worker.record(agg, agg.slices[order.slice_index], request, report)
-            touched.add(order.slice_index)
-        for index in sorted(touched):
-            agg = await self.store.load(self.execution_id)
-            if not agg.slices[index].closed:
-                await self.worker.close(agg, agg.slices[index], None, None)
-        agg = await self.store.load(self.execution_id)
-        now = self.clock.now()
-        if agg.state is ExecutionState.RUNNING and agg.end_at is not None:
-            nxt = agg.next_open()
-            if nxt is not None and nxt.scheduled_at < now - timedelta(seconds=1):
-                await self.append([self._replan(agg, now, agg.end_at, "restart: remaining re-spread over remaining time")])

@@ -98,6 +98,7 @@ class SliceWorker:
             killpoints.reach("after_send")
             if not report.status.is_final:
                 await r.clock.sleep_until(r.clock.now() + timedelta(seconds=self.routing.maker_timeout_seconds))
+                await r.pacer.turn()
             report = await r.calls.finish(request, report)
             pending = self.outcome(agg, s, request, report)
             remaining -= report.filled_qty

@@ -23,6 +23,7 @@ from genesis.domain.router import RouteDecision, decide_route
 from genesis.domain.schedule import ScheduleError, feasible_slice_count
 from genesis.engine.control import Control, Desire
 from genesis.engine.market_data import MarketData
+from genesis.engine.pacing import LoopPacer
 from genesis.engine.positions import PositionBook
 from genesis.engine.runner import ExecutionRunner, RunnerSettings
 from genesis.requests import SubmitRequest
@@ -59,6 +60,7 @@ class Supervisor:
     strategist_min_equity_usdt: Decimal = Decimal("10000")
     positions: PositionBook = field(default_factory=PositionBook)
     market: MarketData | None = None
+    pacer: LoopPacer = field(default_factory=LoopPacer)  # bounded runner work per loop iteration
     _entries: dict[str, _Entry] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)
 
@@ -67,6 +69,7 @@ class Supervisor:
     async def submit(self, req: SubmitRequest, execution_id: str | None = None,
                      command_id: int | None = None) -> str:
         """Accept a validated request: durable ``ExecutionSubmitted``, then a runner."""
+        await self.pacer.turn()  # a burst of submissions must not hold the loop
         execution_id = execution_id or new_execution_id(req.request_id)
         existing = await self.store.load(execution_id)
         if existing.version > 0:
@@ -157,7 +160,8 @@ class Supervisor:
         runner = ExecutionRunner(
             execution_id, store=self.store, venue=self.venue, clock=self.clock,
             instrument=self.instruments[symbol], risk=self.risk,
-            positions=self.positions, control=control, settings=self.settings, market=self.market)
+            positions=self.positions, control=control, settings=self.settings, market=self.market,
+            pacer=self.pacer)
         task = asyncio.create_task(self._guarded(runner), name=f"execution-{execution_id}")
         self._entries[execution_id] = _Entry(runner, control, task)
         task.add_done_callback(lambda t, eid=execution_id: self._on_done(eid, t))

@@ -39,15 +39,19 @@ class VenueCaller:
     """Wraps one venue for one runner; ``should_stop`` lets a shutdown end the waiting."""
 
     def __init__(self, venue: Venue, clock: Clock, policy: RetryPolicy,
-                 should_stop: Callable[[], bool], log: structlog.typing.FilteringBoundLogger):
+                 should_stop: Callable[[], bool], log: structlog.typing.FilteringBoundLogger,
+                 pace: Callable[[], Awaitable[None]] | None = None):
         self.venue, self.clock, self.policy = venue, clock, policy
         self._should_stop, self._log = should_stop, log
+        self._pace = pace  # awaited after a back-off, before calling again (engine.pacing)
 
     async def _backoff(self, attempt: int, at_least: float = 0.0) -> None:
         if self._should_stop():
             raise VenueUnavailable("stopping while the venue was unavailable")
         delay = max(at_least, self.policy.delay(attempt))
         await self.clock.sleep_until(self.clock.now() + timedelta(seconds=delay))
+        if self._pace is not None:
+            await self._pace()
 
     async def call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
         """A read-only call (book, lookup): retried until it answers; permanent errors raise."""

@@ -46,7 +46,11 @@ class CandleSeries:
     Build it with ``load_candles``, ``shipped_candles`` or ``CandleSeries.from_candles``.
     """
 
-    __slots__ = ("_symbol", "_first_ms", "_open_ms", "_ohlcv", "_lines")
+    __slots__ = ("_symbol", "_first_ms", "_open_ms", "_ohlcv", "_lines", "_parsed")
+
+    # parsed candles kept (immutable, shared): the simulator asks for the same few minutes
+    # over and over; bounded so that a 20-day history read does not pin 28,800 objects
+    CACHE_SIZE = 4096
 
     def __init__(self, open_ms: np.ndarray, ohlcv: np.ndarray, lines: Sequence[str],
                  symbol: str | None = None):
@@ -60,6 +64,7 @@ class CandleSeries:
         self._ohlcv.setflags(write=False)
         self._first_ms = int(self._open_ms[0])
         self._lines = tuple(lines)
+        self._parsed: dict[int, Candle] = {}
 
     @classmethod
     def from_candles(cls, candles: Iterable[Candle], symbol: str | None = None) -> CandleSeries:
@@ -105,9 +110,16 @@ class CandleSeries:
 
     def candle(self, index: int) -> Candle:
         """The candle at row ``index`` with exact ``Decimal`` fields."""
+        parsed = self._parsed.get(index)
+        if parsed is not None:
+            return parsed
         ts, o, h, low, c, v = self._lines[index].split(",")
-        return Candle(open_time=from_epoch_ms(int(ts)), open=Decimal(o), high=Decimal(h),
-                      low=Decimal(low), close=Decimal(c), volume=Decimal(v))
+        parsed = Candle(open_time=from_epoch_ms(int(ts)), open=Decimal(o), high=Decimal(h),
+                        low=Decimal(low), close=Decimal(c), volume=Decimal(v))
+        if len(self._parsed) >= self.CACHE_SIZE:
+            del self._parsed[next(iter(self._parsed))]  # the oldest parsed
+        self._parsed[index] = parsed
+        return parsed
 
     def candle_at(self, t: datetime) -> Candle | None:
         """The candle whose minute ``[open_time, open_time + 1 min)`` contains ``t``."""
@@ -116,9 +128,16 @@ class CandleSeries:
 
     def range(self, start: datetime, end: datetime) -> list[Candle]:
         """Candles with ``start <= open_time < end``, in time order."""
+        return [self.candle(i) for i in self.indices(start, end)]
+
+    def indices(self, start: datetime, end: datetime, closed_by: datetime | None = None) -> range:
+        """Row indices of the candles with ``start <= open_time < end`` and, with
+        ``closed_by``, only those closed by then (``open_time + 1 min <= closed_by``)."""
         lo = max(0, -(-(to_epoch_ms(start) - self._first_ms) // MINUTE_MS))
         hi = min(len(self), -(-(to_epoch_ms(end) - self._first_ms) // MINUTE_MS))
-        return [self.candle(i) for i in range(lo, hi)]
+        if closed_by is not None:
+            hi = min(hi, (to_epoch_ms(closed_by) - self._first_ms) // MINUTE_MS)
+        return range(lo, max(lo, hi))
 
     # ----------------------------------------------------------------- numeric views
     def open_times_ms(self) -> np.ndarray:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import itertools
 import random
 from collections import deque
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+
+import numpy as np
 
 from genesis.clock import Clock, utc
 from genesis.domain.instrument import Instrument, InstrumentRuleError
@@ -25,39 +26,14 @@ from genesis.venue.base import (Candle, DuplicateOrderError, PermanentVenueError
 from genesis.venue.candles import CandleSeries
 from genesis.venue.fill_model import FillModel
 from genesis.venue.instruments import SIM_INSTRUMENTS
+from genesis.venue.sim_book import FinalOrder, RestingBook, _SimOrder, buy_lock, order_report, order_symbol
 
-__all__ = ["FillModel", "SimulatedVenue", "DEFAULT_BALANCES"]
+__all__ = ["FillModel", "SimulatedVenue", "DEFAULT_BALANCES", "_SimOrder"]
 
 DEFAULT_BALANCES: dict[str, Decimal] = {
     "USDT": Decimal("10000000"), "BTC": Decimal("100"), "ETH": Decimal("2000")}
 POST_ONLY_REJECT_REASON = "post-only order would take liquidity"
 _EQUITY_QUANTUM = Decimal("0.00000001")
-
-
-@dataclass(slots=True)
-class _SimOrder:
-    request: OrderRequest
-    venue_order_id: str
-    status: OrderStatus
-    matched_until: datetime
-    fills: list[Fill] = field(default_factory=list)
-    reason: str | None = None
-
-    @property
-    def filled_qty(self) -> Decimal:
-        return sum((f.qty for f in self.fills), Decimal(0))
-
-    @property
-    def remaining(self) -> Decimal:
-        return self.request.qty - self.filled_qty
-
-    @property
-    def resting(self) -> bool:
-        return self.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
-
-    def report(self) -> OrderReport:
-        return OrderReport(self.request.client_order_id, self.venue_order_id, self.status,
-                           self.filled_qty, tuple(self.fills), self.reason)
 
 
 class SimulatedVenue:
@@ -89,10 +65,10 @@ class SimulatedVenue:
             raise TypeError("balances must be Decimal (or int), never float")
         self._balances: dict[str, Decimal] = {a: Decimal(v) for a, v in balances.items()}
         self._rng = random.Random(seed)
-        self._orders: dict[str, _SimOrder] = {}
-        self._resting: dict[str, _SimOrder] = {}  # subset of _orders, pruned lazily
-        self._trades: list[tuple[str, Fill]] = []
-        self._maker_taken: dict[tuple[str, int], Decimal] = {}
+        self._orders: dict[str, _SimOrder | FinalOrder] = {}
+        self._book = RestingBook(self._series, self._instruments, self._model, self._rng, self._execute)
+        self._resting = self._book.orders  # the resting subset of _orders (the paper exchange restores into it)
+        self._trades: list[Fill] = []
         self._order_ids = itertools.count(1)
         self._faults: deque[tuple[VenueError, bool]] = deque()
 
@@ -129,17 +105,19 @@ class SimulatedVenue:
         order = self._find(symbol, client_order_id)
         if order is None:
             return _not_found(client_order_id)
-        if order.resting:
+        if type(order) is _SimOrder and order.resting:
+            self._book.release(order)
             order.status = OrderStatus.CANCELLED
             order.reason = "cancelled by client"
-        return order.report()
+            self._orders[client_order_id] = order.final()
+        return order_report(client_order_id, order, self._trades)
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport:
         """The order's report with all fills so far, or status ``NOT_FOUND``."""
         self._instrument(symbol)
         self._sync()
         order = self._find(symbol, client_order_id)
-        return _not_found(client_order_id) if order is None else order.report()
+        return _not_found(client_order_id) if order is None else order_report(client_order_id, order, self._trades)
 
     async def equity_usdt(self) -> Decimal:
         """All balances valued at the current reference (mid) prices."""
@@ -161,8 +139,19 @@ class SimulatedVenue:
         self._instrument(symbol)
         self._sync()
         now = self._clock.now()
-        return [c for c in self._series[symbol].range(start, min(utc(end), now))
-                if c.open_time + fm.MINUTE <= now]
+        series = self._series[symbol]
+        return [series.candle(i) for i in series.indices(start, min(utc(end), now), closed_by=now)]
+
+    def volume_history(self, symbol: str, start: datetime, end: datetime) -> tuple[np.ndarray, np.ndarray]:
+        """The closed candles of ``candles(symbol, start, end)`` as numbers: (open times in
+        epoch ms, base volumes as float64). For statistics (volume curves), never for money."""
+        self._instrument(symbol)
+        self._sync()
+        now = self._clock.now()
+        series = self._series[symbol]
+        rows = series.indices(start, min(utc(end), now), closed_by=now)
+        return (series.open_times_ms()[rows.start:rows.stop].copy(),
+                series.volumes_float()[rows.start:rows.stop].copy())
 
     async def close(self) -> None:
         """Nothing to release."""
@@ -181,7 +170,9 @@ class SimulatedVenue:
     def trades(self, symbol: str | None = None) -> list[Fill]:
         """Every fill so far, in the order they were generated."""
         self._sync()
-        return [f for s, f in self._trades if symbol in (None, s)]
+        if symbol is None:
+            return list(self._trades)
+        return [f for f in self._trades if order_symbol(self._orders[f.client_order_id]) == symbol]
 
     def balances(self) -> dict[str, Decimal]:
         """Total balances per asset (funds locked by resting orders included)."""
@@ -198,8 +189,9 @@ class SimulatedVenue:
         instrument = self._instrument(request.symbol)
         cid = request.client_order_id
         if cid in self._orders:
-            raise DuplicateOrderError(f"client order id {cid!r} already used (order "
-                                      f"{self._orders[cid].venue_order_id})")
+            used = self._orders[cid]
+            venue_order_id = used[1] if type(used) is tuple else used.venue_order_id  # type: ignore[union-attr]
+            raise DuplicateOrderError(f"client order id {cid!r} already used (order {venue_order_id})")
         now = self._clock.now()
         bid, ask, mid, candle = self._quote(request.symbol, now)
         self._validate(request, instrument, mid)
@@ -227,7 +219,9 @@ class SimulatedVenue:
         elif request.time_in_force is TimeInForce.IOC:
             order.status, order.reason = OrderStatus.CANCELLED, "IOC order not marketable"
         if order.resting:
-            self._resting[cid] = order
+            self._book.add(order, candle, now)
+            return order.report()
+        self._orders[cid] = order.final()
         return order.report()
 
     def _validate(self, request: OrderRequest, instrument: Instrument, mid: Decimal) -> None:
@@ -249,32 +243,31 @@ class SimulatedVenue:
             raise PermanentVenueError(f"{request.symbol}: {exc}") from exc
 
     def _require(self, asset: str, amount: Decimal) -> None:
-        free = self._free(asset)
-        if amount > free:
+        # the book's running total equals the sum over resting orders (exact Decimal sums);
+        # the message recomputes it as free_balance() shows it
+        if amount > self._balances.get(asset, Decimal(0)) - self._book.locked(asset):
             raise PermanentVenueError(f"insufficient balance: need {amount} {asset}, "
-                                      f"free {free} {asset}")
+                                      f"free {self._free(asset)} {asset}")
 
     def _free(self, asset: str) -> Decimal:
         locked = Decimal(0)
         for o in self._resting_orders():
-            inst = self._instruments[o.request.symbol]
-            if o.request.side is Side.BUY and asset == inst.quote:
-                assert o.request.limit_price is not None
-                locked += self._buy_lock(o.remaining, o.request.limit_price)
-            elif o.request.side is Side.SELL and asset == inst.base:
-                locked += o.remaining
+            held, qty = self._book.lock_of(o)
+            if held == asset:
+                locked += qty
         return self._balances.get(asset, Decimal(0)) - locked
 
     def _buy_lock(self, qty: Decimal, limit_price: Decimal) -> Decimal:
-        """Quote a limit buy needs (and locks while resting): notional plus the larger fee."""
-        notional = qty * limit_price
-        return notional + notional * self._model.max_fee_rate
+        return buy_lock(self._model, qty, limit_price)
 
     def _execute(self, order: _SimOrder, qty: Decimal, price: Decimal, liquidity: Liquidity,
                  at: datetime) -> None:
         inst = self._instruments[order.request.symbol]
         notional = qty * price
         fee = fm.fee(self._model, notional, liquidity)
+        held = self._book.holds(order)
+        if held:
+            self._book.release(order)
         # unique across venue restarts too: the engine records fills idempotently by trade id
         fill = Fill(trade_id=f"{order.request.client_order_id}.{len(order.fills) + 1}",
                     client_order_id=order.request.client_order_id, qty=qty, price=price,
@@ -283,58 +276,22 @@ class SimulatedVenue:
         b = self._balances
         b[inst.base] = b.get(inst.base, Decimal(0)) + sign * qty
         b[inst.quote] = b.get(inst.quote, Decimal(0)) - sign * notional - fee
-        order.fills.append(fill)
-        self._trades.append((order.request.symbol, fill))
+        order.add_fill(fill)
+        order.trade_rows.append(len(self._trades))
+        self._trades.append(fill)
         order.status = OrderStatus.FILLED if order.remaining == 0 else OrderStatus.PARTIALLY_FILLED
-
-    # ------------------------------------------------------------------ lazy matching
-    def _sync(self) -> None:
-        """Replay elapsed candles against every resting order, symbol by symbol."""
-        now = self._clock.now()
-        for symbol in sorted(self._series):
-            resting = [o for o in self._resting_orders()
-                       if o.request.symbol == symbol and o.matched_until < now]
-            if resting:
-                self._match(symbol, resting, now)
-
-    def _match(self, symbol: str, orders: list[_SimOrder], now: datetime) -> None:
-        series, inst, model = self._series[symbol], self._instruments[symbol], self._model
-        start = min(o.matched_until for o in orders)
-        first = series.index_at(start)
-        if first is None:
-            first = 0 if start < series.first_open_time else len(series)
-        last = series.index_at(now)
-        if last is None:
-            last = -1 if now < series.first_open_time else len(series) - 1
-        for i in range(first, last + 1):
-            candle = series.candle(i)
-            minute_end = candle.open_time + fm.MINUTE
-            for order in orders:
-                lo, hi = max(candle.open_time, order.matched_until), min(minute_end, now)
-                if hi <= lo or not order.resting:
-                    continue
-                limit = order.request.limit_price
-                assert limit is not None
-                if fm.crosses(order.request.side, limit, candle):
-                    share = fm.minute_share(lo, hi)
-                    taken = self._maker_taken.get((symbol, i), Decimal(0))
-                    qty = min(order.remaining,
-                              fm.maker_capacity(model, inst, candle.volume, share),
-                              fm.maker_capacity(model, inst, candle.volume) - taken)
-                    if qty > 0:
-                        at = fm.fill_time(lo, hi, self._rng)
-                        self._execute(order, qty, limit, Liquidity.MAKER, at)
-                        self._maker_taken[(symbol, i)] = taken + qty
-                order.matched_until = hi
-        for order in orders:
-            order.matched_until = max(order.matched_until, now)
+        if held and order.resting:
+            self._book.hold(order)
+        if order.status is OrderStatus.FILLED and self._orders.get(fill.client_order_id) is order:
+            self._orders[fill.client_order_id] = order.final()
 
     # ------------------------------------------------------------------ lookups
+    def _sync(self) -> None:
+        """Replay elapsed candles against every resting order (``RestingBook.sync``)."""
+        self._book.sync(self._clock.now())
+
     def _resting_orders(self) -> list[_SimOrder]:
-        """Open orders in placement order (drops filled/cancelled ones from the index)."""
-        for cid in [cid for cid, o in self._resting.items() if not o.resting]:
-            del self._resting[cid]
-        return list(self._resting.values())
+        return self._book.open_orders()
 
     def _instrument(self, symbol: str) -> Instrument:
         try:
@@ -343,9 +300,9 @@ class SimulatedVenue:
             raise PermanentVenueError(f"unknown symbol {symbol!r}; simulated symbols: "
                                       f"{', '.join(sorted(self._instruments))}") from None
 
-    def _find(self, symbol: str, client_order_id: str) -> _SimOrder | None:
+    def _find(self, symbol: str, client_order_id: str) -> _SimOrder | FinalOrder | None:
         order = self._orders.get(client_order_id)
-        return order if order is not None and order.request.symbol == symbol else None
+        return order if order is not None and order_symbol(order) == symbol else None
 
     def _quote(self, symbol: str, now: datetime) -> tuple[Decimal, Decimal, Decimal, Candle]:
         """(bid, ask, reference mid, current candle) at ``now``; PermanentVenueError outside
