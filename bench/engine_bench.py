@@ -181,7 +181,7 @@ def run(n: int = 1000) -> dict[str, object]:
     configure_logging("error")
     sys.setswitchinterval(0.001)  # as the daemon sets it (genesis.engine.daemon.run_daemon)
     with tempfile.TemporaryDirectory(prefix="genesis-bench-") as tmp:
-        full = asyncio.run(parents(Path(tmp) / "full.db", n))
+        full = asyncio.run(parents(Path(tmp) / "full.db", n, speed=float(os.environ.get("BENCH_SPEED", SPEED))))
         asyncio.run(parents(Path(tmp) / "live.db", n, stop_after_minutes=5, speed=None))
         rec = asyncio.run(recovery(Path(tmp) / "live.db", n))
     return {"parents": full, "recovery": rec}

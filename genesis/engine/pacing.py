@@ -24,8 +24,9 @@ import time
 from collections import deque
 
 DEFAULT_BUDGET_SECONDS = 0.001
-FULL_COLLECTION_EVERY = 100  # middle-generation collections per full one (Python's default: 10)
-
+# collector thresholds for settle_heap(): young generation, middle (collections of the young
+# one per middle one), old (middle collections per full one). Python's are (700, 10, 10).
+GC_THRESHOLDS = (400, 3, 300)
 
 class LoopPacer:
     """Shared by the runners of one supervisor. ``budget_seconds`` <= 0: no pacing."""
@@ -125,17 +126,17 @@ class LoopPacer:
         self._schedule_tick()
 
 
-def settle_heap(full_collection_every: int = FULL_COLLECTION_EVERY) -> None:
+def settle_heap(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> None:
     """Garbage-collector settings for a daemon that must keep its loop responsive; call it
     once startup is done (modules, config, market data loaded), before executions run.
 
-    A full collection walks every tracked object with the loop stopped: with 1,000 live
-    parents that is ~250,000 objects and ~100 ms. Python runs one after every 10 collections
-    of the middle generation (when the old one grew by 25%); this makes them 10 times rarer
-    (in the engine bench 26 full collections became 2) and freezes what startup allocated
-    (modules, SQLAlchemy metadata, candle series) so that none of them walks it again. The
-    young collections, which reclaim nearly all cyclic garbage, are unchanged."""
+    Every collection stops the loop for as long as it walks its generations. A full one
+    walks every tracked object: with 1,000 live parents ~250,000 and ~100 ms. Python runs one
+    after every 10 collections of the middle generation (once the old one grew by 25%); here
+    one in 300, and what startup allocated (modules, SQLAlchemy metadata, candle series) is
+    frozen so that none walks it again. The young and middle generations are collected more
+    often than Python's default, so each of those pauses stays short (engine bench at 25x:
+    middle-generation pauses p99 11 ms -> 3 ms, the same total time in the collector)."""
     gc.collect()
     gc.freeze()
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, full_collection_every)
+    gc.set_threshold(*thresholds)
