@@ -27,6 +27,7 @@ from genesis.domain import events as ev
 from genesis.domain.ids import is_execution_id
 from genesis.engine.control import Desire
 from genesis.engine.supervisor import SubmissionRejected, Supervisor, apply_config, build_supervisor
+from genesis.engine.pacing import settle_heap
 from genesis.engine.pidlock import LockError, PidLock
 from genesis.engine.systemd import SystemdNotifier
 from genesis.engine.venues import VenueSetupError, build_ccxt_venue, build_sim_venue, default_sim_start
@@ -125,6 +126,7 @@ class Daemon:
                     self._signal_pause()
                 else:
                     self._signal_resume()
+            settle_heap()  # startup's objects frozen; short collections from here on (engine.pacing)
             self._spawn(self._poll_commands(), "command-poller")
             if self.notifier.watchdog_seconds:
                 self._spawn(self._watchdog(), "systemd-watchdog")
