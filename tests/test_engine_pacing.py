@@ -42,7 +42,7 @@ async def test_pacing_leaves_the_events_unchanged(tmp_path: Path) -> None:
     for budget in (1e-9, 0.0003):
         pacer = LoopPacer(budget)
         assert await run_parents(tmp_path / f"paced-{budget}.db", pacer) == unpaced
-        assert pacer.queued_turns > 100
+        assert pacer.queued_turns > 20  # it did pace
 
 
 async def test_a_runner_cancelled_while_waiting_does_not_hold_up_the_others() -> None:
