@@ -120,13 +120,13 @@ class Daemon:
                 raise DaemonError(f"venue {self.venue.name}: cannot load its markets: {exc}") from None
             self.supervisor = build_supervisor(self.store, self.venue, self.clock, instruments, self.config,
                                                CandleCache(self.engine))
+            settle_heap()  # before recovery: frozen objects are never collected, runners must not be
             recovered = await self.supervisor.recover()
             for kind in self._early_signals:
                 if kind == "pause":
                     self._signal_pause()
                 else:
                     self._signal_resume()
-            settle_heap()  # startup's objects frozen; short collections from here on (engine.pacing)
             self._spawn(self._poll_commands(), "command-poller")
             if self.notifier.watchdog_seconds:
                 self._spawn(self._watchdog(), "systemd-watchdog")
