@@ -3,13 +3,14 @@
 What ``parents`` measures (the issue's "per-child decision latency, event-loop lag, memory per
 parent"): ``n`` parents (half TWAP, half VWAP, 15-minute windows, BTC and ETH) submitted at
 once to one engine (supervisor, runners, event store with fsync off, simulated venue), on a
-``ScaledClock`` at ``speed`` times real time: at 60 the 15-minute windows take 15 s of wall
-time, so the engine carries 60 times the load 1,000 live parents would put on it. Loop lag is
+``ScaledClock`` at ``speed`` times real time: at 30 the 15-minute windows take 30 s of wall
+time, so the engine carries 30 times the load 1,000 live parents would put on it. Loop lag is
 the overshoot of a task that sleeps 5 ms, from the first submission to the last parent's end
 (``loop_lag_*``: the whole run, submission burst included; ``steady_loop_lag_*``: after the
 last submission returned). Whether the engine kept up at that speed is in ``wall_seconds``
 (against ``submit_seconds + window_wall_seconds``), ``slice_delay_*`` (how long after its
-scheduled time a slice closed, in simulated seconds: the maker leg alone waits 5 s) and
+scheduled time a slice closed, in simulated seconds: the maker leg alone waits 5 s; the p99
+is the VWAP first slices, due at once while the submissions are still coming in) and
 ``late_replans`` (slices more than half an interval late, re-spread). On the discrete-event
 clock (``speed=None``) every iteration is saturated and lag only measures burst sizes.
 
@@ -46,7 +47,11 @@ from genesis.venue.instruments import SIM_INSTRUMENTS
 
 START = datetime(2025, 6, 10, 13, 0, tzinfo=timezone.utc)
 WINDOW_SECONDS = 900
-SPEED = 30.0  # the fastest rate at which this engine keeps up with 1,000 parents on 2 cores (see run())
+# 30x: 1,000 parents with 15-minute windows at 30 times real density. On 2 shared cores this
+# is the edge of keeping up (all parents filled, some slices late enough to be re-spread); at
+# 20x none is late, at 40x the store's commit latency snowballs (late slices, re-spreads, more
+# events). BENCH_SPEED overrides.
+SPEED = 30.0
 CONFIG = parse_config({"risk": {"max_position_base": {}}, "sim": {"balances": {
     "USDT": "100000000000", "BTC": "1000000", "ETH": "10000000"}}})
 

@@ -62,8 +62,13 @@ class MarketData:
         build = self._building.get(key)
         if build is None:
             build = self._building[key] = asyncio.ensure_future(self._build_curve(symbol, as_of))
-            build.add_done_callback(lambda _: self._building.pop(key, None))
+            build.add_done_callback(lambda done: self._built(key, done))
         return await asyncio.shield(build)  # one caller giving up must not cancel the others' build
+
+    def _built(self, key: tuple[str, datetime], build: asyncio.Future[VolumeCurve]) -> None:
+        del self._building[key]  # a failed build is tried again by the next caller
+        if not build.cancelled():
+            build.exception()  # the callers got it; nobody left waiting is not an error
 
     async def _build_curve(self, symbol: str, as_of: datetime) -> VolumeCurve:
         end = day_start(as_of)

@@ -208,7 +208,7 @@ class SimulatedVenue:
             self._require(instrument.quote,
                           notional + fm.fee(self._model, notional, Liquidity.TAKER))
         else:
-            self._require(instrument.quote, self._buy_lock(qty, limit))
+            self._require(instrument.quote, buy_lock(self._model, qty, limit))
         order = _SimOrder(request, f"sim-o-{next(self._order_ids)}", OrderStatus.OPEN,
                           matched_until=now)
         self._orders[cid] = order
@@ -256,9 +256,6 @@ class SimulatedVenue:
             if held == asset:
                 locked += qty
         return self._balances.get(asset, Decimal(0)) - locked
-
-    def _buy_lock(self, qty: Decimal, limit_price: Decimal) -> Decimal:
-        return buy_lock(self._model, qty, limit_price)
 
     def _execute(self, order: _SimOrder, qty: Decimal, price: Decimal, liquidity: Liquidity,
                  at: datetime) -> None:
