@@ -10,7 +10,6 @@ import json
 import shutil
 import sqlite3
 from datetime import datetime, timezone
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from genesis.config import RuntimeConfig, parse_config
+from genesis.config import parse_config
 from genesis.domain import events as ev
 from genesis.domain.execution import Execution
 from genesis.domain.twap import calculate_time_slices
@@ -167,7 +167,6 @@ async def test_restart_resumes_remaining_quantity_over_remaining_time(db_path):
         async def stop_midway():
             async with h.clock.actor():
                 await h.clock.sleep_until(start + timedelta(minutes=6))
-        import asyncio
         await stop_midway()
         await h.supervisor.shutdown(5)
         stopped_at = h.clock.now()

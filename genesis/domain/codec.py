@@ -125,25 +125,11 @@ def _converter(tp: Any, where: str) -> Converter:  # noqa: C901 - one branch per
                 raise CodecError(f"{where}: expected an object, got {value!r}")
             return {key(k): val(v) for k, v in value.items()}
         return to_dict
-    if tp is Decimal:
-        def to_decimal(value: Any) -> Decimal:
-            # only the exact text encode() writes: a JSON number would be a binary float
-            if not isinstance(value, str):
-                raise CodecError(f"{where}: expected a decimal string, got {value!r}")
-            try:
-                return Decimal(value)
-            except InvalidOperation:
-                raise CodecError(f"{where}: {value!r} is not a decimal") from None
-        return to_decimal
+    if tp is Decimal:  # only the exact text encode() writes: a JSON number would be a binary float
+        return _from_text(Decimal, InvalidOperation, where, "a decimal string", "a decimal")
     if tp is datetime:
-        def to_datetime(value: Any) -> datetime:
-            if not isinstance(value, str):
-                raise CodecError(f"{where}: expected an ISO-8601 string, got {value!r}")
-            try:
-                return utc(datetime.fromisoformat(value))
-            except ValueError:
-                raise CodecError(f"{where}: {value!r} is not an ISO-8601 time") from None
-        return to_datetime
+        return _from_text(lambda v: utc(datetime.fromisoformat(v)), ValueError, where,
+                          "an ISO-8601 string", "an ISO-8601 time")
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _decoder(tp)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
@@ -160,3 +146,16 @@ def _converter(tp: Any, where: str) -> Converter:  # noqa: C901 - one branch per
             return value
         return exact
     raise CodecError(f"{where}: unsupported type {tp!r}")
+
+
+def _from_text(parse: Converter, error: type[Exception], where: str, expected: str, what: str) -> Converter:
+    """A converter of JSON text through ``parse``; anything else, or text ``parse`` refuses
+    with ``error``, is a ``CodecError`` naming the field."""
+    def convert(value: Any) -> Any:
+        if not isinstance(value, str):
+            raise CodecError(f"{where}: expected {expected}, got {value!r}")
+        try:
+            return parse(value)
+        except error:
+            raise CodecError(f"{where}: {value!r} is not {what}") from None
+    return convert

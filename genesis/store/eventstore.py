@@ -75,8 +75,6 @@ class EventStore:
     ) -> list[StoredEvent]:
         """Durably append ``events`` (all of one aggregate). ``done_commands`` are
         ``(command_id, outcome, detail)`` marked processed in the same transaction."""
-        if not self._writer.running():
-            raise StoreClosedError("the event store writer is not running")
         if not events:
             raise ValueError("append needs at least one event")
         agg_id = events[0].execution_id

@@ -113,23 +113,19 @@ def execute(conn: Connection, planned: list[Statement], memo: dict[tuple[int, in
     i = 0
     while i < len(planned):
         stmt, params = planned[i]
-        if isinstance(params, list):
-            if is_bulk(stmt):
-                execute_bulk(conn, stmt, params, memo)
-            else:
-                conn.execute(stmt, params)
-            i += 1
-            continue
-        run = [params]
         j = i + 1
-        while j < len(planned) and planned[j][0] is stmt and isinstance(planned[j][1], dict) \
-                and planned[j][1].keys() == params.keys():
-            run.append(planned[j][1])  # type: ignore[arg-type]
-            j += 1
+        if isinstance(params, list):
+            run = params
+        else:
+            run = [params]
+            while j < len(planned) and planned[j][0] is stmt and isinstance(planned[j][1], dict) \
+                    and planned[j][1].keys() == params.keys():
+                run.append(planned[j][1])  # type: ignore[arg-type]
+                j += 1
         if is_bulk(stmt):
             execute_bulk(conn, stmt, run, memo)
         else:
-            conn.execute(stmt, run if len(run) > 1 else params)
+            conn.execute(stmt, run if len(run) > 1 else run[0])
         i = j
 
 
