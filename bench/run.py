@@ -83,7 +83,7 @@ def main() -> None:
     engine = engine_bench.run(parents)
     curve = curve_and_schedule()
     backtest = backtest_speed()
-    p, rec = engine["parents"], engine["recovery"]
+    p, lag, rec = engine["parents"], engine["lag"], engine["recovery"]
     rows = [
         row("event store append (100 appenders, durable)", store["genesis_store"]["events_per_second"], "events/s",
             store["raw_sqlite3_batch100"]["events_per_second"], "raw sqlite3 event inserts, 100/commit; target ratio >= 0.5",
@@ -93,7 +93,9 @@ def main() -> None:
             "raw inserts + projection updates, 100/commit (context)", True, target_ratio=0.5),
         row(f"per-child decision p50 ({parents} parents)", p["decision_p50_ms"], "ms", 1.0, "target p99 < 1 ms", False),
         row(f"per-child decision p99 ({parents} parents)", p["decision_p99_ms"], "ms", 1.0, "target < 1 ms", False),
-        row(f"event-loop lag p99 ({parents} parents)", p["loop_lag_p99_ms"], "ms", 5.0, "target < 5 ms", False),
+        row(f"event-loop lag p99 ({parents} parents, {lag['speed']:g}x live load)", lag["loop_lag_p99_ms"], "ms", 5.0,
+            "target < 5 ms", False),
+        row(f"  same, at {p['speed']:g}x (near saturation)", p["loop_lag_p99_ms"], "ms", 5.0, "context", False),
         row("resident memory per active parent", p["rss_per_parent_kib"], "KiB", 1024.0, "target < 1 MiB", False),
         row(f"restart recovery of {rec['executions']} executions", rec["seconds"], "s", 2.0, "target < 2 s", False),
         row("volume curve, 20 days of 1-minute candles", curve["curve_ms"], "ms", 5.0, "target < 5 ms", False),

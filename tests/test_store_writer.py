@@ -24,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 from genesis.domain import events as ev
 from genesis.domain.execution import Execution
 from genesis.store import migrate
+from genesis.store import writer as writer_module
 from genesis.store import tables as t
 from genesis.store.batch import uuid4_strings
 from genesis.store.bulk import bulk, execute_bulk
@@ -167,6 +168,41 @@ async def test_a_failed_commit_fails_what_was_prepared_on_it_and_loses_nothing(d
         await rebuild(conn)
     assert await snapshot(engine) == live
     await engine.dispose()
+
+
+async def test_a_big_chunk_shares_the_event_loop(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settling 64 committed appends lets other tasks run in between (with a zero slot the
+    writer yields before each one: another task sees the published events grow one append
+    at a time, not 64 at once); what is stored and published is unchanged."""
+    monkeypatch.setattr(writer_module, "SLOT_SECONDS", 0.0)
+    engine = async_engine(db_path)
+    published: list[ev.Event] = []
+    store = EventStore(engine, PublishRecorder(published), chunk_size=64)  # type: ignore[arg-type]
+    await store.start()
+    seen: list[int] = []  # len(published) at each turn of another task
+    done = asyncio.Event()
+
+    async def watcher() -> None:
+        while not done.is_set():
+            seen.append(len(published))
+            await asyncio.sleep(0)
+
+    try:
+        ids = [f"e{i:02d}" for i in range(64)]
+        await asyncio.gather(*(store.append(running(eid)) for eid in ids))
+        watching = asyncio.create_task(watcher())
+        await asyncio.gather(*(store.append([paused(eid)]) for eid in ids))
+        done.set()
+        await watching
+        assert seen[-1] == 3 * 64
+        assert max(b - a for a, b in zip(seen, seen[1:])) == 1
+        stored = await store.read()
+        assert [s.sequence_number for s in stored] == list(range(1, 3 * 64 + 1))
+        assert [s.event for s in stored] == published
+        assert [(await store.load(eid)).state.value for eid in ids] == ["paused"] * 64
+    finally:
+        await store.stop()
+        await engine.dispose()
 
 
 @settings(max_examples=200, deadline=None)

@@ -47,6 +47,7 @@ class Chunk:
     must not be committed."""
 
     generation: int
+    created_at: datetime  # the events' created_at
     accepted: list[tuple[Pending, list[StoredEvent]]] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     planned: list[Statement] = field(default_factory=list)
@@ -54,14 +55,16 @@ class Chunk:
     touched: set[str] = field(default_factory=set)
 
 
-def plan_chunk(chunk: Chunk, folded: list[tuple[Pending, Execution, list[int]]], first_seq: int,
-               last_rows: dict[str, tuple[Any, ...]], now: datetime) -> int:
-    """Fill ``chunk`` with the event rows and projection statements of ``folded`` appends
-    (events numbered from ``first_seq``); returns the next free sequence number. ``last_rows``
-    are the executions state columns as last written: an UPDATE sets only those that changed."""
+def plan_events(chunk: Chunk, folded: list[tuple[Pending, Execution, list[int]]], first_seq: int,
+                row_updates: dict[str, Execution]) -> int:
+    """Add the event rows and projection statements of ``folded`` appends (events numbered
+    from ``first_seq``) to ``chunk``; returns the next free sequence number. The aggregates
+    whose ``executions`` row must be updated are collected in ``row_updates`` (one UPDATE per
+    aggregate per transaction: ``plan_row_updates``). May be called for a chunk's appends in
+    several parts, in order, once every append of the chunk has been folded."""
     seq = first_seq
     ids = uuid4_strings(sum(len(item.events) for item, _, _ in folded))
-    row_updates: dict[str, Execution] = {}
+    now = chunk.created_at
     for item, agg, versions in folded:
         stored = []
         for version, e in zip(versions, item.events):
@@ -78,13 +81,19 @@ def plan_chunk(chunk: Chunk, folded: list[tuple[Pending, Execution, list[int]]],
             chunk.written[item.aggregate_id] = state_columns(agg)
         else:
             row_updates[item.aggregate_id] = agg
+    return seq
+
+
+def plan_row_updates(chunk: Chunk, row_updates: dict[str, Execution], last_rows: dict[str, tuple[Any, ...]]) -> None:
+    """One ``executions`` UPDATE per aggregate of ``row_updates``, after the chunk's other
+    statements. ``last_rows`` are the state columns as last written: only those that changed
+    are set."""
     updates = []
-    for agg_id, agg in row_updates.items():  # one UPDATE per aggregate, changed columns only
+    for agg_id, agg in row_updates.items():
         stmt, chunk.written[agg_id] = update_executions(agg, last_rows.get(agg_id))
         updates.append(stmt)
     updates.sort(key=lambda st: tuple(st[1]))  # same column sets side by side: executemany
     chunk.planned.extend(updates)
-    return seq
 
 
 def plan_commands(chunk: Chunk, item: Pending, now: datetime) -> None:

@@ -9,6 +9,8 @@ the async (aiosqlite) engine; in WAL mode they never wait for the writer.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from decimal import Decimal
 from typing import Sequence
 
@@ -25,6 +27,8 @@ from genesis.store.db import writer_engine
 from genesis.store.writer import (ConcurrencyError, InvalidEventError, StorageError, StoreClosedError,
                                   Writer)
 
+_LOAD_BATCH = 500  # aggregates per query (SQLite allows 32,766 bound parameters)
+
 __all__ = ["ConcurrencyError", "EventStore", "InvalidEventError", "StorageError", "StoreClosedError",
            "StoredEvent"]
 
@@ -38,6 +42,8 @@ class EventStore:
         self._engine = engine
         self._writer_engine: Engine = writer_engine(engine)
         self._aggregates: dict[str, Execution] = {}
+        self._loading: dict[str, asyncio.Future[Execution]] = {}  # cache misses queued for one query
+        self._loader: asyncio.Task[None] | None = None
         self._writer = Writer(engine, self._writer_engine, self._aggregates, self.load, bus, chunk_size)
 
     @property
@@ -91,33 +97,67 @@ class EventStore:
 
     async def load(self, aggregate_id: str) -> Execution:
         """The aggregate as of its last committed event. Read-only for callers: it is the
-        writer's cached copy."""
+        writer's cached copy. Loads that miss the cache in the same event-loop iteration share
+        one query (a burst of 1,000 submissions checks for duplicates with a few)."""
         agg = self._aggregates.get(aggregate_id)
         if agg is not None:
             return agg
+        waiter = self._loading.get(aggregate_id)
+        if waiter is None:
+            waiter = self._loading[aggregate_id] = asyncio.get_running_loop().create_future()
+            if self._loader is None:
+                self._loader = asyncio.create_task(self._load_batches(), name="eventstore-loader")
+        return await asyncio.shield(waiter)  # one caller cancelled must not fail the others
+
+    async def _load_batches(self) -> None:
+        """Load what ``load`` queued, up to ``_LOAD_BATCH`` aggregates per query."""
+        batch: dict[str, asyncio.Future[Execution]] = {}
+        try:
+            await asyncio.sleep(0)  # the rest of this iteration's loads join the first query
+            while self._loading:
+                batch = dict(itertools.islice(self._loading.items(), _LOAD_BATCH))
+                for agg_id in batch:
+                    del self._loading[agg_id]
+                loaded = await self._fetch(list(batch))
+                for agg_id, waiter in batch.items():
+                    if not waiter.done():
+                        waiter.set_result(loaded[agg_id])
+                batch = {}
+        except BaseException as exc:  # task boundary: the failure goes to every waiting caller
+            for waiter in [*batch.values(), *self._loading.values()]:
+                if waiter.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):
+                    waiter.cancel()
+                else:
+                    waiter.set_exception(exc)
+                    waiter.exception()  # retrieved here too: a cancelled caller no longer awaits it
+            self._loading.clear()
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._loader = None
+
+    async def _fetch(self, aggregate_ids: list[str]) -> dict[str, Execution]:
+        """The aggregates ``aggregate_ids`` from the cache, or replayed from one query (and
+        cached)."""
+        e = t.events.c
         async with self._engine.connect() as conn:
-            history = await _read(conn, aggregate_id)
-        agg = self._aggregates.get(aggregate_id)  # the writer may have loaded it meanwhile
-        if agg is None:
-            agg = Execution.replay(aggregate_id, [s.event for s in history])
-            self._aggregates[aggregate_id] = agg
-        return agg
+            rows = (await conn.execute(select(e.aggregate_id, e.event_type, e.event_data)
+                                       .where(e.aggregate_id.in_(aggregate_ids))
+                                       .order_by(e.aggregate_id, e.aggregate_version))).all()
+        history: dict[str, list[Event]] = {a: [] for a in aggregate_ids}
+        for agg_id, etype, data in rows:
+            history[agg_id].append(decode(etype, data))
+        # the writer may have cached one meanwhile (a fold on top of it): that copy wins
+        return {agg_id: self._aggregates.setdefault(agg_id, Execution.replay(agg_id, events))
+                for agg_id, events in history.items()}
 
     async def preload(self, aggregate_ids: Sequence[str]) -> None:
         """Load many aggregates with one query per 500 ids (restart recovery of many executions)."""
         missing = [a for a in aggregate_ids if a not in self._aggregates]
-        for i in range(0, len(missing), 500):
-            chunk = missing[i:i + 500]
-            e = t.events.c
-            async with self._engine.connect() as conn:
-                rows = (await conn.execute(select(e.aggregate_id, e.event_type, e.event_data)
-                                           .where(e.aggregate_id.in_(chunk))
-                                           .order_by(e.aggregate_id, e.aggregate_version))).all()
-            history: dict[str, list[Event]] = {a: [] for a in chunk}
-            for agg_id, etype, data in rows:
-                history[agg_id].append(decode(etype, data))
-            for agg_id, events in history.items():
-                self._aggregates.setdefault(agg_id, Execution.replay(agg_id, events))
+        for i in range(0, len(missing), _LOAD_BATCH):
+            await self._fetch(missing[i:i + _LOAD_BATCH])
 
     async def read(self, aggregate_id: str | None = None, after_sequence: int = 0,
                    limit: int | None = None) -> list[StoredEvent]:

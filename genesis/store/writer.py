@@ -13,6 +13,7 @@ it (they were folded onto state that was never written).
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
@@ -26,7 +27,7 @@ from genesis.bus import EventBus
 from genesis.domain.execution import Execution
 from genesis.domain.state import IllegalTransition
 from genesis.store import tables as t
-from genesis.store.batch import Chunk, Pending, StoredEvent, plan_chunk, plan_commands
+from genesis.store.batch import Chunk, Pending, StoredEvent, plan_commands, plan_events, plan_row_updates
 from genesis.store.bulk import bulk, execute_bulk
 from genesis.store.projector import Statement, execute
 
@@ -150,17 +151,17 @@ class Writer:
 
     async def _prepare(self, items: list[Pending]) -> Chunk | None:
         """Fold and plan ``items`` into a chunk; refused items are settled here."""
-        chunk = Chunk(self._generation)
+        chunk = Chunk(self._generation, datetime.now(timezone.utc))
+        slot = _Slot()
         try:
             if self._next_seq is None:  # unknown after a failed commit
                 async with self._engine.connect() as conn:
                     self._next_seq = await _next_sequence(conn)
-            first_seq = self._next_seq
+            next_seq = self._next_seq
             folded: list[tuple[Pending, Execution, list[int]]] = []
             poisoned: set[str] = set()
-            for n, item in enumerate(items):
-                if n and n % 16 == 0:
-                    await asyncio.sleep(0)  # a big chunk must not hold the event loop for long
+            for item in items:
+                await slot.share()
                 if not item.events:
                     continue
                 agg = self._aggregates.get(item.aggregate_id) or await self._load(item.aggregate_id)
@@ -178,11 +179,14 @@ class Writer:
                     item.future.set_exception(InvalidEventError(
                         "refused with an invalid append to the same aggregate in one batch; retry"))
             folded = [f for f in folded if f[0].aggregate_id not in poisoned]
-            now = datetime.now(timezone.utc)
-            next_seq = plan_chunk(chunk, folded, first_seq, self._rows, now)
+            row_updates: dict[str, Execution] = {}
+            for start in range(0, len(folded), _PLAN_PART):
+                await slot.share()
+                next_seq = plan_events(chunk, folded[start:start + _PLAN_PART], next_seq, row_updates)
+            plan_row_updates(chunk, row_updates, self._rows)
             chunk.accepted += [(item, []) for item in items if not item.events]
             for item, _ in chunk.accepted:
-                plan_commands(chunk, item, now)
+                plan_commands(chunk, item, chunk.created_at)
         except _DB_ERRORS as exc:  # loading an aggregate failed
             self._fail_chunk(chunk, items, StorageError(f"database read failed: {exc}"))
             return None
@@ -219,12 +223,24 @@ class Writer:
             self._lost(live, StorageError(f"event store writer failed: {exc!r}"))
             raise
         self.commits += 1
-        for chunk in live:
-            for item, stored in chunk.accepted:
-                self._settle(item, stored)
-                if self._bus is not None:
-                    for s in stored:
-                        self._bus.publish(s.event)
+        committed = [accepted for chunk in live for accepted in chunk.accepted]
+        delivered = 0
+        slot = _Slot()
+        try:
+            for item, stored in committed:
+                await slot.share()
+                self._deliver(item, stored)
+                delivered += 1
+        finally:  # cancelled while sharing the loop: what is committed is still delivered
+            for item, stored in committed[delivered:]:
+                self._deliver(item, stored)
+
+    def _deliver(self, item: Pending, stored: list[StoredEvent]) -> None:
+        """A committed append: settle its caller, then publish its events."""
+        self._settle(item, stored)
+        if self._bus is not None:
+            for s in stored:
+                self._bus.publish(s.event)
 
     def _write(self, rows: list[dict], planned: list[Statement]) -> None:
         """One transaction, in the writer thread."""
@@ -276,6 +292,22 @@ class Writer:
 
 
 _EVENT_INSERT = bulk(insert(t.events))
+_PLAN_PART = 8  # appends planned between two looks at the clock
+SLOT_SECONDS = 0.0005  # the writer's work per event-loop iteration before it lets others run
+
+
+class _Slot:
+    """The writer's share of the event loop: ``share()`` returns at once while the current
+    slot lasts, else yields one iteration first (a chunk of 100 appends, or settling them,
+    must not hold every timer and socket for milliseconds)."""
+
+    def __init__(self) -> None:
+        self._started = time.perf_counter()
+
+    async def share(self) -> None:
+        if time.perf_counter() - self._started >= SLOT_SECONDS:
+            await asyncio.sleep(0)
+            self._started = time.perf_counter()
 
 
 async def _next_sequence(conn: AsyncConnection) -> int:
