@@ -67,8 +67,10 @@ class EventStore:
         await self._writer.start()
 
     async def stop(self) -> None:
-        """Commit what is queued, then stop the writer."""
+        """Commit what is queued, then stop the writer (and let a load in flight finish)."""
         await self._writer.stop()
+        if self._loader is not None:
+            await asyncio.gather(self._loader, return_exceptions=True)
         self._writer_engine.dispose()
 
     # -- writing ---------------------------------------------------------------------------
@@ -149,9 +151,13 @@ class EventStore:
         history: dict[str, list[Event]] = {a: [] for a in aggregate_ids}
         for agg_id, etype, data in rows:
             history[agg_id].append(decode(etype, data))
-        # the writer may have cached one meanwhile (a fold on top of it): that copy wins
-        return {agg_id: self._aggregates.setdefault(agg_id, Execution.replay(agg_id, events))
-                for agg_id, events in history.items()}
+        loaded = {}
+        for agg_id, events in history.items():
+            agg = self._aggregates.get(agg_id)  # the writer may have cached it meanwhile: that copy wins
+            if agg is None:
+                agg = self._aggregates[agg_id] = Execution.replay(agg_id, events)
+            loaded[agg_id] = agg
+        return loaded
 
     async def preload(self, aggregate_ids: Sequence[str]) -> None:
         """Load many aggregates with one query per 500 ids (restart recovery of many executions)."""
