@@ -56,13 +56,15 @@ class Harness:
 
 @asynccontextmanager
 async def harness(db_path: Path, config: RuntimeConfig | None = None, start: datetime = SIM_START,
-                  venue: Callable[[VirtualClock], object] | None = None) -> AsyncIterator[Harness]:
-    """``venue`` builds the venue on the harness' clock (default: the shipped-candle simulator)."""
+                  venue: Callable[[VirtualClock], object] | None = None,
+                  commit_in: str = "process") -> AsyncIterator[Harness]:
+    """``venue`` builds the venue on the harness' clock (default: the shipped-candle simulator).
+    ``commit_in``: the store's committer (``"thread"`` takes SQLAlchemy hooks on its engine)."""
     config = config or RuntimeConfig()
     migrate.upgrade(db_path)
     engine = async_engine(db_path)
     bus = EventBus()
-    store = EventStore(engine, bus)
+    store = EventStore(engine, bus, commit_in=commit_in)
     await store.start()
     clock = VirtualClock(start)
     venue_obj = venue(clock) if venue else build_sim_venue(clock, config)

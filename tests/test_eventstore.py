@@ -343,7 +343,7 @@ async def test_storage_error_when_the_database_refuses_writes(db_path: Path) -> 
             cur.execute("PRAGMA query_only=ON")
             cur.close()
 
-    store = EventStore(engine, chunk_size=1)
+    store = EventStore(engine, chunk_size=1, commit_in="thread")  # its engine takes the hook
     for target in (engine.sync_engine, store.writer_engine):  # readers and the writer thread
         sa_event.listen(target, "connect", _query_only)
     await store.start()

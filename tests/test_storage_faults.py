@@ -4,7 +4,8 @@ the venue itself, through its own connection, at the moment each order arrives),
 wrong (``storage_fault_trading_halted``), and finishes the execution once storage recovers.
 
 The faults are real SQLite refusals, switched on from inside the event store's writer thread
-at a chosen statement (the insert of slice 1's ``OrderIntended``) so that the test does not
+(the ``"thread"`` committer, whose engine takes SQLAlchemy hooks; the refusals reach the
+writer the same way from either committer, see ``tests/test_committers.py``) at a chosen statement (the insert of slice 1's ``OrderIntended``) so that the test does not
 depend on timing: another process holding ``BEGIN EXCLUSIVE`` past the busy timeout;
 ``PRAGMA query_only`` on the writer's connection (root ignores chmod, so a read-only file
 cannot be made with permissions); ``PRAGMA max_page_count`` pinned to the current size (any
@@ -100,7 +101,7 @@ async def run_with(tmp_path: Path, fault: Fault) -> tuple[Any, IntentProbe, list
         return probe[0]
 
     with capture_logs() as logs:
-        async with harness(db_path, CONFIG, venue=venue) as h:
+        async with harness(db_path, CONFIG, venue=venue, commit_in="thread") as h:
             fault.install(h.store.writer_engine)
             execution_id = await h.supervisor.submit(h.request(qty="1.2", duration="10m", slices=6))
             await h.supervisor.wait_all()

@@ -29,9 +29,9 @@ from genesis.store import tables as t
 from genesis.store.batch import uuid4_strings
 from genesis.store.bulk import bulk, execute_bulk
 from genesis.store.db import async_engine, sync_engine
-from genesis.store.eventstore import EventStore, StorageError
+from genesis.store.eventstore import ConcurrencyError, EventStore, StorageError
 from genesis.store.projector import rebuild
-from tests.test_eventstore import T0, paused, resumed, running
+from tests.test_eventstore import T0, paused, resumed, running, submitted
 from tests.test_projections import snapshot
 
 D = Decimal
@@ -127,7 +127,7 @@ async def test_a_failed_commit_fails_what_was_prepared_on_it_and_loses_nothing(d
     engine = async_engine(db_path)
     published: list[ev.Event] = []
     bus = PublishRecorder(published)
-    store = EventStore(engine, bus, chunk_size=4)  # type: ignore[arg-type]  # small chunks: several in the pipeline at once
+    store = EventStore(engine, bus, chunk_size=4, commit_in="thread")  # type: ignore[arg-type]  # small chunks: several in the pipeline at once; the thread committer's engine takes the fault hook
     await store.start()
     try:
         ids = [f"e{i:02d}" for i in range(24)]
@@ -229,3 +229,18 @@ def test_utc_datetime_text_on_sqlite_is_sqlalchemys_own(value: datetime) -> None
     assert ours.bind_processor(dialect)(None) is None and ours.result_processor(dialect, None)(None) is None
     with pytest.raises(ValueError, match="naive"):
         ours.bind_processor(dialect)(naive_utc)
+
+
+async def test_a_value_its_column_cannot_store_refuses_that_chunk_and_the_writer_goes_on(db_path: Path) -> None:
+    engine = async_engine(db_path)
+    async with EventStore(engine) as store:
+        await store.append(running("good"))
+        float_slice = ev.PlannedSlice(0, T0, 0.5)  # type: ignore[arg-type]
+        bad = ev.ExecutionStarted("bad", T0, Decimal("100000"), T0 + timedelta(minutes=15), (float_slice,))
+        with pytest.raises(StorageError, match="Money columns take Decimal, got float"):
+            await store.append([submitted("bad"), bad])
+        await store.append(running("also-good"))
+        assert [s.event.execution_id for s in await store.read()] == ["good", "good", "also-good", "also-good"]
+        with pytest.raises(ConcurrencyError):  # nothing of the refused append was kept, not even in the cache
+            await store.append([submitted("bad")], expected_version=2)
+    await engine.dispose()

@@ -111,6 +111,7 @@ class Daemon:
                                 ev.ExecutionFailed, ev.EmergencyLiquidationStarted))
             self.store = EventStore(self.engine, self.bus)
             await self.store.start()
+            self._spawn(self._watch_store(self.store), "store-watch")
             self.clock = await self._make_clock()
             self.venue = self._make_venue()
             try:
@@ -183,6 +184,13 @@ class Daemon:
             return build_sim_venue(self.clock, self.config)
         except VenueSetupError as exc:
             raise DaemonError(str(exc)) from None
+
+    @staticmethod
+    async def _watch_store(store: EventStore) -> None:
+        """A store whose writer stopped on its own (its commit process died...) takes no more
+        events: fail this task, so the daemon exits 1 and systemd restarts it on what was committed."""
+        error = await store.writer_failed()
+        raise StorageError(f"the event store stopped: {error!r}")
 
     def _spawn(self, coro, name: str) -> None:  # type: ignore[no-untyped-def]
         task = asyncio.create_task(coro, name=name)
@@ -334,8 +342,9 @@ class Daemon:
         await self.engine.dispose()
         log.info("daemon_stopped")
 
+
 def run_daemon(options: DaemonOptions, config: RuntimeConfig) -> int:
-    # the writer thread and the event loop share the GIL: hand it over every 1 ms (default 5 ms)
-    # so a busy commit cannot hold the loop for long
+    # worker threads (the readers' aiosqlite connections, candle estimates) share the GIL with the
+    # event loop: hand it over every 1 ms (default 5 ms) so none can hold the loop for long
     sys.setswitchinterval(0.001)
     return asyncio.run(Daemon(options, config).run())

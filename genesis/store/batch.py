@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterator
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 
 from genesis.domain.events import Event, ExecutionSubmitted, encode
 from genesis.domain.execution import Execution
 from genesis.store import tables as t
+from genesis.store.bulk import bulk
 from genesis.store.projector import Statement, state_columns, statements, update_executions
 
 
@@ -52,6 +53,7 @@ class Chunk:
     rows: list[dict[str, Any]] = field(default_factory=list)
     planned: list[Statement] = field(default_factory=list)
     written: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # executions state columns written
+    transaction: list[tuple[str, list[Any]]] = field(default_factory=list)  # rows and planned, as SQL
     touched: set[str] = field(default_factory=set)
 
 
@@ -99,8 +101,11 @@ def plan_row_updates(chunk: Chunk, row_updates: dict[str, Execution], last_rows:
 def plan_commands(chunk: Chunk, item: Pending, now: datetime) -> None:
     """Mark ``item``'s commands processed in the chunk's transaction."""
     for cmd_id, outcome, detail in item.command_ids:
-        chunk.planned.append((update(t.commands).where(t.commands.c.command_id == cmd_id),
-                              {"processed_at": now, "outcome": outcome, "detail": detail}))
+        chunk.planned.append((_COMMAND_DONE, {"_command_id": cmd_id, "processed_at": now, "outcome": outcome,
+                                              "detail": detail}))
+
+
+_COMMAND_DONE = bulk(update(t.commands).where(t.commands.c.command_id == bindparam("_command_id")))
 
 
 def uuid4_strings(n: int) -> Iterator[str]:

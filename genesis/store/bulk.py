@@ -57,15 +57,24 @@ def _compile(stmt: Executable, keys: tuple[str, ...], dialect: Dialect) -> _Comp
 def execute_bulk(conn: Connection, stmt: Executable, rows: list[dict[str, Any]],
                  memo: dict[tuple[int, int], Any] | None = None) -> None:
     """Run a registered statement once per row (one executemany). All rows have the same keys.
+    ``memo``: see ``driver_rows``."""
+    conn.exec_driver_sql(*driver_rows(conn.dialect, stmt, rows, memo))
+
+
+def driver_rows(dialect: Dialect, stmt: Executable, rows: list[dict[str, Any]],
+                memo: dict[tuple[int, int], Any] | None = None) -> tuple[str, list[Any]]:
+    """A registered statement's SQL for ``dialect`` and its rows as DBAPI parameters (plain
+    str/int/float/None values for SQLite), ready for ``cursor.executemany``.
 
     ``memo`` caches processed values by (processor, object) identity across the calls of one
     transaction: a commit time shared by every row, or the same datetime in an event and in
     its projection, is converted once. The caller keeps the rows alive while it uses the memo."""
     keys = tuple(rows[0])
-    dialect = conn.dialect
     cache_key = (dialect.name, dialect.paramstyle, id(stmt), keys)
     c = _COMPILED.get(cache_key)
     if c is None:
+        if not is_bulk(stmt):
+            raise TypeError(f"statement not registered with bulk(): {stmt}")
         c = _COMPILED[cache_key] = _compile(stmt, keys, dialect)
     memo = {} if memo is None else memo
     names = c.names
@@ -82,7 +91,7 @@ def execute_bulk(conn: Connection, stmt: Executable, rows: list[dict[str, Any]],
                     out = memo[key] = p(v)
                 values[i] = out
         params.append(tuple(values) if c.positional else dict(zip(names, values)))
-    conn.exec_driver_sql(c.sql, params)
+    return c.sql, params
 
 
 _MISSING = object()

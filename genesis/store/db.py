@@ -8,6 +8,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from genesis.store.commit_process import connection_pragmas
 from genesis.store.migrate import create_private_file, sqlite_url
 
 BUSY_TIMEOUT_MS = 5000
@@ -15,10 +16,8 @@ BUSY_TIMEOUT_MS = 5000
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=FULL")  # a commit that returned survives power loss
-    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    cur.execute("PRAGMA foreign_keys=ON")
+    for pragma in connection_pragmas("FULL", BUSY_TIMEOUT_MS):
+        cur.execute(pragma)
     cur.close()
 
 
@@ -39,13 +38,18 @@ def async_engine(db_path: str | Path, durable: bool = True) -> AsyncEngine:
 _DURABLE: dict[int, bool] = {}
 
 
+def is_durable(engine: AsyncEngine) -> bool:
+    """Whether ``engine`` commits with fsync (``async_engine(durable=...)``)."""
+    return _DURABLE.get(id(engine), True)
+
+
 def writer_engine(engine: AsyncEngine) -> Engine:
     """A blocking engine on the same SQLite file with the same settings, for the event store's
     writer thread: a whole group-commit transaction runs in one call off the event loop."""
     url = engine.url.set(drivername="sqlite+pysqlite")
     sync = create_engine(url, pool_size=1, max_overflow=0)
     event.listen(sync, "connect", _sqlite_pragmas)
-    if not _DURABLE.get(id(engine), True):
+    if not is_durable(engine):
         event.listen(sync, "connect", _no_fsync)
     return sync
 

@@ -23,7 +23,8 @@ from genesis.domain.events import Event, decode
 from genesis.domain.execution import Execution
 from genesis.store import tables as t
 from genesis.store.batch import Pending, StoredEvent
-from genesis.store.db import writer_engine
+from genesis.store.committers import Committer, ProcessCommitter, ThreadCommitter
+from genesis.store.db import is_durable, writer_engine
 from genesis.store.writer import (ConcurrencyError, InvalidEventError, StorageError, StoreClosedError,
                                   Writer)
 
@@ -36,19 +37,25 @@ __all__ = ["ConcurrencyError", "EventStore", "InvalidEventError", "StorageError"
 class EventStore:
     """Owner of the events table. Use ``async with EventStore(engine) as store``.
 
-    ``chunk_size``: appends folded per chunk by the writer (see ``genesis.store.writer``)."""
+    ``chunk_size``: appends folded per chunk by the writer (see ``genesis.store.writer``).
+    ``commit_in``: where the writer's transactions run (``genesis.store.committers``):
+    ``"process"``, a commit process with its own connection (the default: SQLite's work stays
+    off the event loop's GIL), or ``"thread"``, a worker thread through ``writer_engine``."""
 
-    def __init__(self, engine: AsyncEngine, bus: EventBus | None = None, chunk_size: int = 32):
+    def __init__(self, engine: AsyncEngine, bus: EventBus | None = None, chunk_size: int = 32,
+                 commit_in: str = "process"):
         self._engine = engine
         self._writer_engine: Engine = writer_engine(engine)
         self._aggregates: dict[str, Execution] = {}
         self._loading: dict[str, asyncio.Future[Execution]] = {}  # cache misses queued for one query
         self._loader: asyncio.Task[None] | None = None
-        self._writer = Writer(engine, self._writer_engine, self._aggregates, self.load, bus, chunk_size)
+        self._writer = Writer(engine, _committer(commit_in, engine, self._writer_engine), self._writer_engine.dialect,
+                              self._aggregates, self.load, bus, chunk_size)
 
     @property
     def writer_engine(self) -> Engine:
-        """The blocking engine the writer thread commits through (same file and settings)."""
+        """The blocking engine of the ``"thread"`` committer (same file and settings); its
+        dialect compiles the writer's SQL in either mode."""
         return self._writer_engine
 
     @property
@@ -72,6 +79,11 @@ class EventStore:
         if self._loader is not None:
             await asyncio.gather(self._loader, return_exceptions=True)
         self._writer_engine.dispose()
+
+    async def writer_failed(self) -> BaseException:
+        """Wait until the writer stops on its own (its commit process died, a bug): the error.
+        Appends fail with ``StoreClosedError`` from then on; the daemon exits on it."""
+        return await self._writer.failure()
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -187,6 +199,17 @@ class EventStore:
                 .where(t.executions.c.state.in_(("pending", "running", "paused")))
                 .order_by(t.executions.c.submitted_at))
             return [r[0] for r in rows]
+
+
+def _committer(commit_in: str, engine: AsyncEngine, sync: Engine) -> Committer:
+    if commit_in == "thread":
+        return ThreadCommitter(sync)
+    if commit_in != "process":
+        raise ValueError(f"commit_in must be 'process' or 'thread', not {commit_in!r}")
+    path = engine.url.database
+    if not path or path == ":memory:":
+        raise ValueError("commit_in='process' needs a database file; use commit_in='thread' for memory")
+    return ProcessCommitter(path, durable=is_durable(engine))
 
 
 async def _read(conn: AsyncConnection, aggregate_id: str | None, after_sequence: int = 0,

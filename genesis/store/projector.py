@@ -11,7 +11,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Iterator
 
 from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
@@ -19,7 +19,7 @@ from genesis.domain import events as ev
 from genesis.domain.events import decode
 from genesis.domain.execution import Execution
 from genesis.store import tables as t
-from genesis.store.bulk import bulk, execute_bulk, is_bulk
+from genesis.store.bulk import bulk, driver_rows
 
 ZERO = Decimal(0)
 
@@ -107,9 +107,22 @@ def update_executions(agg: Execution, previous: tuple[Any, ...] | None = None
 
 
 def execute(conn: Connection, planned: list[Statement], memo: dict[tuple[int, int], Any] | None = None) -> None:
-    """Run ``planned`` in order; consecutive statements of the same shape go as one executemany.
-    ``memo``: see ``bulk.execute_bulk``."""
+    """Run ``planned`` in order on ``conn``. ``memo``: see ``bulk.driver_rows``."""
+    for sql, params in driver_statements(conn.dialect, planned, memo):
+        conn.exec_driver_sql(sql, params)
+
+
+def driver_statements(dialect: Dialect, planned: list[Statement],
+                      memo: dict[tuple[int, int], Any] | None = None) -> list[tuple[str, list[Any]]]:
+    """``planned`` as SQL for ``dialect`` with DBAPI parameters, in order (``grouped``). Every
+    statement must be registered with ``bulk``."""
     memo = {} if memo is None else memo
+    return [driver_rows(dialect, stmt, rows, memo) for stmt, rows in grouped(planned)]
+
+
+def grouped(planned: list[Statement]) -> Iterator[tuple[Executable, list[dict[str, Any]]]]:
+    """``planned`` in order, consecutive statements of the same shape (same statement, same
+    parameter names) together: each group is one executemany."""
     i = 0
     while i < len(planned):
         stmt, params = planned[i]
@@ -122,10 +135,7 @@ def execute(conn: Connection, planned: list[Statement], memo: dict[tuple[int, in
                     and planned[j][1].keys() == params.keys():
                 run.append(planned[j][1])  # type: ignore[arg-type]
                 j += 1
-        if is_bulk(stmt):
-            execute_bulk(conn, stmt, run, memo)
-        else:
-            conn.execute(stmt, run if len(run) > 1 else run[0])
+        yield stmt, run
         i = j
 
 

@@ -53,12 +53,7 @@ class UtcDateTime(TypeDecorator[datetime]):
     def bind_processor(self, dialect: Any) -> Any:
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
-        to_naive = self.process_bind_param
-
-        def process(value: Any) -> str | None:
-            naive = to_naive(value, dialect)
-            return None if naive is None else naive.isoformat(" ", "microseconds")
-        return process
+        return _utc_text  # one function for every column: the writer's memo converts a time once
 
     def result_processor(self, dialect: Any, coltype: Any) -> Any:
         if dialect.name != "sqlite":
@@ -83,3 +78,14 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=timezone.utc)
+
+
+def _utc_text(value: Any) -> str | None:
+    """An aware datetime as naive-UTC text, "2025-06-10 13:00:01.000000" (SQLite)."""
+    if value is None:
+        return None
+    if value.tzinfo is not timezone.utc:
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: use aware UTC datetimes")
+        value = value.astimezone(timezone.utc)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")

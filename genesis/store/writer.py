@@ -2,24 +2,26 @@
 
 Two tasks. The *preparer* takes what is queued, folds it into the cached aggregates (so an
 illegal transition or a version conflict is refused before anything is written) and plans
-the rows and projection statements of a chunk, on the event loop. The *committer* takes every
-chunk ready, runs them as one transaction in a worker thread (event insert, projections and
-processed commands together) and then settles the callers' futures in order. While one
-transaction is being committed the next chunk is being prepared, so the loop's Python work
-overlaps the disk's fsync. A failed commit fails its chunk and every chunk prepared on top of
-it (they were folded onto state that was never written).
+the rows and projection statements of a chunk, as SQL with plain parameters, on the event
+loop. The *committer* takes every chunk ready, hands them to a ``Committer`` as one
+transaction (event insert, projections and processed commands together; by default a
+separate process, see ``genesis.store.committers``) and then settles the callers' futures in
+order. While one transaction is being committed the next chunk is being prepared, so the
+loop's Python work overlaps the database's. A failed commit fails its chunk and every chunk
+prepared on top of it (they were folded onto state that was never written).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
 import structlog
 from sqlalchemy import func, insert, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -28,12 +30,13 @@ from genesis.domain.execution import Execution
 from genesis.domain.state import IllegalTransition
 from genesis.store import tables as t
 from genesis.store.batch import Chunk, Pending, StoredEvent, plan_commands, plan_events, plan_row_updates
-from genesis.store.bulk import bulk, execute_bulk
-from genesis.store.projector import Statement, execute
+from genesis.store.bulk import bulk, driver_rows
+from genesis.store.committers import CommitRefused, Committer
+from genesis.store.projector import grouped
 
 log = structlog.get_logger("genesis.store")
 
-_DB_ERRORS = (DBAPIError, SQLAlchemyError, OSError)
+_DB_ERRORS = (DBAPIError, SQLAlchemyError, OSError, CommitRefused)
 
 
 class ConcurrencyError(Exception):
@@ -55,13 +58,16 @@ class StoreClosedError(Exception):
 class Writer:
     """The store's only writer. ``aggregates`` is the store's cache of folded aggregates (the
     writer folds into it and evicts what a failure made unreliable); ``load`` fetches one that
-    is not cached. ``chunk_size``: appends folded per chunk; when the disk is idle a chunk is
-    committed as soon as it is ready, otherwise the chunks ready are committed together."""
+    is not cached. ``committer`` runs the transactions, whose SQL is compiled for ``dialect``.
+    ``chunk_size``: appends folded per chunk; when the committer is idle a chunk is committed
+    as soon as it is ready, otherwise the chunks ready are committed together."""
 
-    def __init__(self, engine: AsyncEngine, writer_engine: Engine, aggregates: dict[str, Execution],
-                 load: Callable[[str], Awaitable[Execution]], bus: EventBus | None, chunk_size: int):
+    def __init__(self, engine: AsyncEngine, committer: Committer, dialect: Dialect,
+                 aggregates: dict[str, Execution], load: Callable[[str], Awaitable[Execution]],
+                 bus: EventBus | None, chunk_size: int):
         self._engine = engine
-        self._writer_engine = writer_engine
+        self._committer = committer
+        self._dialect = dialect
         self._aggregates = aggregates
         self._load = load
         self._bus = bus
@@ -73,11 +79,14 @@ class Writer:
         self._generation = 0  # failed commits so far
         self._tasks: list[asyncio.Task[None]] = []
         self._alive = False  # both tasks running (checked on every append)
+        self._failure: asyncio.Future[BaseException] | None = None  # set if the writer ends on its own
         self.commits = 0  # transactions committed (group commit makes this << events)
 
     async def start(self) -> None:
         async with self._engine.connect() as conn:
             self._next_seq = await _next_sequence(conn)
+        await self._committer.start()
+        self._failure = asyncio.get_running_loop().create_future()
         self._tasks = [asyncio.create_task(self._prepare_loop(), name="eventstore-preparer"),
                        asyncio.create_task(self._commit_loop(), name="eventstore-committer")]
         for task in self._tasks:
@@ -95,15 +104,25 @@ class Writer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self._failure is not None and not self._failure.done():
+            self._failure.cancel()
+        await self._committer.stop()
 
     def running(self) -> bool:
         return self._alive
+
+    async def failure(self) -> BaseException:
+        """Wait until the writer ends on its own (not by ``stop``); the error that ended it."""
+        assert self._failure is not None, "the writer has not started"
+        return await asyncio.shield(self._failure)
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         """One writer task ended: stop the other, so nobody waits on a half of a writer."""
         self._alive = False
         if not task.cancelled() and task.exception() is not None:
             log.error("eventstore_writer_failed", task=task.get_name(), error=repr(task.exception()))
+            if self._failure is not None and not self._failure.done():
+                self._failure.set_result(task.exception())  # type: ignore[arg-type]
         for other in self._tasks:
             other.cancel()
 
@@ -187,8 +206,12 @@ class Writer:
             chunk.accepted += [(item, []) for item in items if not item.events]
             for item, _ in chunk.accepted:
                 plan_commands(chunk, item, chunk.created_at)
+            await self._to_sql(chunk, slot)
         except _DB_ERRORS as exc:  # loading an aggregate failed
             self._fail_chunk(chunk, items, StorageError(f"database read failed: {exc}"))
+            return None
+        except (TypeError, ValueError) as exc:  # a value its column cannot store: nothing was written
+            self._fail_chunk(chunk, items, StorageError(f"cannot store these events: {exc}"))
             return None
         except BaseException as exc:
             self._fail_chunk(chunk, items, StorageError(f"event store writer failed: {exc!r}"))
@@ -211,13 +234,11 @@ class Writer:
                 self._fail_chunk(chunk, [], StorageError("an earlier commit failed; nothing was written"))
         if not live:
             return
-        rows = [r for c in live for r in c.rows]
-        planned = [s for c in live for s in c.planned]
         try:
-            await asyncio.to_thread(self._write, rows, planned)
+            await self._committer.commit([statement for c in live for statement in c.transaction])
         except _DB_ERRORS as exc:
             self._lost(live, StorageError(f"database commit failed: {exc}"))
-            log.error("storage_commit_failed", error=str(exc), events=len(rows))
+            log.error("storage_commit_failed", error=str(exc), events=sum(len(c.rows) for c in live))
             return
         except BaseException as exc:
             self._lost(live, StorageError(f"event store writer failed: {exc!r}"))
@@ -242,13 +263,15 @@ class Writer:
             for s in stored:
                 self._bus.publish(s.event)
 
-    def _write(self, rows: list[dict], planned: list[Statement]) -> None:
-        """One transaction, in the writer thread."""
-        memo: dict = {}  # values converted once per transaction (rows and planned stay alive)
-        with self._writer_engine.begin() as conn:
-            if rows:
-                execute_bulk(conn, _EVENT_INSERT, rows, memo)
-            execute(conn, planned, memo)
+    async def _to_sql(self, chunk: Chunk, slot: "_Slot") -> None:
+        """The chunk's rows and planned statements as SQL with plain parameters (its
+        ``transaction``), converted a part at a time between looks at the clock."""
+        memo: dict = {}  # values converted once per chunk (the chunk keeps them alive)
+        events = [(_EVENT_INSERT, chunk.rows)] if chunk.rows else []
+        for stmt, rows in itertools.chain(events, grouped(chunk.planned)):
+            for start in range(0, len(rows), _CONVERT_PART):
+                await slot.share()
+                chunk.transaction.append(driver_rows(self._dialect, stmt, rows[start:start + _CONVERT_PART], memo))
 
     def _fold(self, agg: Execution, item: Pending) -> list[int] | None:
         """Apply the item's events to the cached aggregate and return their versions; on
@@ -293,6 +316,7 @@ class Writer:
 
 _EVENT_INSERT = bulk(insert(t.events))
 _PLAN_PART = 8  # appends planned between two looks at the clock
+_CONVERT_PART = 64  # rows converted between two looks at the clock
 SLOT_SECONDS = 0.0005  # the writer's work per event-loop iteration before it lets others run
 
 

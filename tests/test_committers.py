@@ -1,0 +1,165 @@
+"""The committers' contract, run against both adapters (the commit process and the worker
+thread), and what only the commit process can do: outlive the daemon's signals, stop when
+told, and report its own death instead of guessing what it committed."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import os
+import signal
+import sqlite3
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+
+from genesis.store import db as store_db
+from genesis.store.committers import (CommitRefused, Committer, CommitterLost, ProcessCommitter,
+                                      ThreadCommitter)
+from genesis.store.db import async_engine, sync_engine
+from genesis.store.eventstore import EventStore, StorageError, StoreClosedError
+from tests.test_eventstore import paused, running
+
+INSERT = "INSERT INTO kv (k, v) VALUES (?, ?)"
+UPDATE = "UPDATE kv SET v = ? WHERE k = ?"
+
+
+def rows(path: Path) -> dict[str, str]:
+    conn = sqlite3.connect(path)
+    try:
+        return dict(conn.execute("SELECT k, v FROM kv"))
+    finally:
+        conn.close()
+
+
+@pytest.fixture(params=["process", "thread"])
+async def committer(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Committer]:
+    path = tmp_path / "c.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
+    conn.close()
+    c: Committer = ProcessCommitter(path) if request.param == "process" else ThreadCommitter(sync_engine(path))
+    await c.start()
+    try:
+        yield c
+    finally:
+        await c.stop()
+
+
+async def test_a_committed_transaction_is_there_for_any_new_connection(committer: Committer, tmp_path: Path) -> None:
+    await committer.commit([(INSERT, [("a", "1"), ("b", "2")]), (UPDATE, [("3", "a")])])
+    assert rows(tmp_path / "c.db") == {"a": "3", "b": "2"}
+
+
+async def test_a_refused_transaction_writes_none_of_its_statements(committer: Committer, tmp_path: Path) -> None:
+    await committer.commit([(INSERT, [("a", "1")])])
+    with pytest.raises(CommitRefused, match="UNIQUE constraint failed: kv.k") as refused:
+        await committer.commit([(INSERT, [("b", "2")]), (UPDATE, [("9", "a")]), (INSERT, [("a", "dup")])])
+    assert refused.value.error_class == "IntegrityError"
+    assert rows(tmp_path / "c.db") == {"a": "1"}
+    await committer.commit([(INSERT, [("b", "2")])])  # still serving
+    assert rows(tmp_path / "c.db") == {"a": "1", "b": "2"}
+
+
+class Side(str, enum.Enum):
+    BUY = "buy"
+
+
+async def test_str_enum_members_are_stored_as_their_values(committer: Committer, tmp_path: Path) -> None:
+    await committer.commit([(INSERT, [("side", Side.BUY)])])
+    assert rows(tmp_path / "c.db") == {"side": "buy"}
+
+
+async def test_a_database_locked_past_the_busy_timeout_is_refused_then_served(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_db, "BUSY_TIMEOUT_MS", 200)
+    path = tmp_path / "c.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
+    for c in (ProcessCommitter(path), ThreadCommitter(sync_engine(path))):
+        await c.start()
+        try:
+            holder.execute("BEGIN EXCLUSIVE")
+            with pytest.raises(CommitRefused, match="database is locked"):
+                await c.commit([(INSERT, [(type(c).__name__, "x")])])
+            holder.execute("ROLLBACK")
+            await c.commit([(INSERT, [(type(c).__name__, "y")])])
+        finally:
+            await c.stop()
+    holder.close()
+    assert rows(path) == {"ProcessCommitter": "y", "ThreadCommitter": "y"}
+
+
+async def process_committer(tmp_path: Path) -> ProcessCommitter:
+    path = tmp_path / "c.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
+    conn.close()
+    c = ProcessCommitter(path)
+    await c.start()
+    return c
+
+
+async def test_the_commit_process_ignores_the_daemons_signals_and_ends_when_stopped(tmp_path: Path) -> None:
+    c = await process_committer(tmp_path)
+    proc = c._proc
+    assert proc is not None and c.pid is not None
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+        os.kill(c.pid, sig)  # systemd and a terminal signal the whole group
+    await asyncio.sleep(0.1)
+    await c.commit([(INSERT, [("after-signals", "1")])])
+    await c.stop()
+    assert proc.returncode == 0
+    assert rows(tmp_path / "c.db") == {"after-signals": "1"}
+
+
+async def test_a_dead_commit_process_is_reported_not_guessed(tmp_path: Path) -> None:
+    c = await process_committer(tmp_path)
+    assert c.pid is not None
+    os.kill(c.pid, signal.SIGKILL)
+    with pytest.raises(CommitterLost, match="exited"):
+        await c.commit([(INSERT, [("a", "1")])])
+    with pytest.raises(CommitterLost):  # and stays lost: the caller must start over
+        await c.commit([(INSERT, [("a", "1")])])
+    await c.stop()
+
+
+async def test_a_value_the_protocol_cannot_carry_is_refused_before_sending(tmp_path: Path) -> None:
+    c = await process_committer(tmp_path)
+    try:
+        with pytest.raises(TypeError, match="not a plain DBAPI value"):
+            await c.commit([(INSERT, [("a", object())])])
+        await c.commit([(INSERT, [("b", "1")])])
+    finally:
+        await c.stop()
+    assert rows(tmp_path / "c.db") == {"b": "1"}
+
+
+async def test_a_store_whose_commit_process_died_stops_and_says_so(db_path: Path) -> None:
+    engine = async_engine(db_path)
+    store = EventStore(engine)
+    await store.start()
+    try:
+        await store.append(running("a"))
+        failed = asyncio.ensure_future(store.writer_failed())
+        committer = store._writer._committer
+        assert isinstance(committer, ProcessCommitter) and committer.pid is not None
+        os.kill(committer.pid, signal.SIGKILL)
+        with pytest.raises(StorageError, match="CommitterLost"):
+            await store.append([paused("a")])
+        assert isinstance(await asyncio.wait_for(failed, 5), CommitterLost)
+        with pytest.raises(StoreClosedError):
+            await store.append([paused("a")])
+    finally:
+        await store.stop()
+    async with EventStore(engine) as again:  # a restart: what was committed is all there is
+        agg = await again.load("a")
+        assert (agg.version, agg.state.value) == (2, "running")
+        await again.append([paused("a")], expected_version=2)
+    await engine.dispose()
+
+
+def test_commit_in_is_checked(db_path: Path) -> None:
+    with pytest.raises(ValueError, match="commit_in must be 'process' or 'thread', not 'fork'"):
+        EventStore(async_engine(db_path), commit_in="fork")
