@@ -54,6 +54,7 @@ class Chunk:
     planned: list[Statement] = field(default_factory=list)
     written: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # executions state columns written
     transaction: list[tuple[str, list[Any]]] = field(default_factory=list)  # rows and planned, as SQL
+    failed: bool = False  # its appends were failed (it must not be delivered)
     touched: set[str] = field(default_factory=set)
 
 

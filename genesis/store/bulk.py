@@ -12,6 +12,7 @@ so the compile cache stays small.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
@@ -39,6 +40,8 @@ class _Compiled:
     names: tuple[str, ...]  # parameter names in the order the SQL takes them
     processors: tuple[Callable[[Any], Any] | None, ...]
     positional: bool
+    values: Callable[[dict[str, Any]], tuple[Any, ...]]  # a row's values in ``names`` order
+    converted: tuple[tuple[int, int, Callable[[Any], Any]], ...]  # (position, id, processor) to apply
 
 
 _COMPILED: dict[tuple[str, str, int, tuple[str, ...]], _Compiled] = {}
@@ -51,7 +54,10 @@ def _compile(stmt: Executable, keys: tuple[str, ...], dialect: Dialect) -> _Comp
     if missing:
         raise KeyError(f"bulk statement needs parameters {missing}, rows have {list(keys)}")
     processors = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names)
-    return _Compiled(str(compiled), names, processors, bool(compiled.positional))
+    getter = operator.itemgetter(*names)
+    values = getter if len(names) > 1 else (lambda row: (getter(row),))
+    converted = tuple((i, id(p), p) for i, p in enumerate(processors) if p is not None)
+    return _Compiled(str(compiled), names, processors, bool(compiled.positional), values, converted)
 
 
 def execute_bulk(conn: Connection, stmt: Executable, rows: list[dict[str, Any]],
@@ -77,19 +83,20 @@ def driver_rows(dialect: Dialect, stmt: Executable, rows: list[dict[str, Any]],
             raise TypeError(f"statement not registered with bulk(): {stmt}")
         c = _COMPILED[cache_key] = _compile(stmt, keys, dialect)
     memo = {} if memo is None else memo
-    names = c.names
-    converted = [(i, id(p), p) for i, p in enumerate(c.processors) if p is not None]
+    names, get_values, converted = c.names, c.values, c.converted
     params: list[Any] = []
     for row in rows:
-        values = [row[n] for n in names]
-        for i, pid, p in converted:
-            v = values[i]
-            if v is not None:
-                key = (pid, id(v))
-                out = memo.get(key, _MISSING)
-                if out is _MISSING:
-                    out = memo[key] = p(v)
-                values[i] = out
+        values = get_values(row)
+        if converted:
+            values = list(values)
+            for i, pid, p in converted:
+                v = values[i]
+                if v is not None:
+                    key = (pid, id(v))
+                    out = memo.get(key, _MISSING)
+                    if out is _MISSING:
+                        out = memo[key] = p(v)
+                    values[i] = out
         params.append(tuple(values) if c.positional else dict(zip(names, values)))
     return c.sql, params
 

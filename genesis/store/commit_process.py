@@ -15,6 +15,12 @@ the database cannot be opened). Each request is a transaction: a list of ``(sql,
 run with ``executemany``; its reply is ``("ok",)`` once committed (durably, with
 ``synchronous=FULL``) or ``("refused", error class, message)`` after a rollback.
 
+Requests are pipelined: the writer may send the next transaction before the reply to the
+previous one, and it was prepared on top of it. So each request is ``(generation,
+statements)``, ``generation`` being the number of refusals the writer had seen when it
+prepared it; a request prepared before a refusal the writer had not yet seen (its generation
+is below the number of refusals so far) is refused unrun, as ``EARLIER_FAILED``.
+
 Signals are the daemon's: this process ignores SIGINT, SIGTERM, SIGHUP and SIGUSR1/2 (systemd
 and a terminal send them to the whole group). It exits when its stdin closes, after finishing
 the transaction in hand: when the daemon stops it, and when the daemon dies.
@@ -30,6 +36,7 @@ import sys
 from typing import Any, BinaryIO
 
 HEADER_BYTES = 4
+EARLIER_FAILED = "EarlierCommitFailed"
 
 
 def connection_pragmas(synchronous: str, busy_timeout_ms: int) -> list[str]:
@@ -85,9 +92,16 @@ def serve(db_path: str, synchronous: str, busy_timeout_ms: int, inp: BinaryIO, o
         return 1
     out.write(frame(("ready", sqlite3.sqlite_version)))
     out.flush()
+    refusals = 0
     try:
         while (request := _read_frame(inp)) is not None:
-            out.write(frame(run_transaction(conn, request)))
+            generation, statements = request
+            if generation < refusals:
+                reply: tuple[Any, ...] = ("refused", EARLIER_FAILED, "an earlier commit failed; nothing was written")
+            else:
+                reply = run_transaction(conn, statements)
+                refusals += reply[0] != "ok"
+            out.write(frame(reply))
             out.flush()
     except BrokenPipeError:
         pass  # the daemon went away while we answered: nothing is waiting for the reply

@@ -2,23 +2,31 @@
 
 A transaction is a list of ``(sql, rows)``: SQL compiled by SQLAlchemy for the database's
 dialect and rows of plain DBAPI values (``genesis.store.bulk.driver_rows``), run in order with
-``executemany`` and committed, or not at all. ``commit`` returns once the transaction is
-durable; it raises ``CommitRefused`` when the database refused it (nothing was written) and
-``CommitterLost`` when the outcome cannot be known (the commit process died): the writer
-then stops, and a restart recovers from what the database holds.
+``executemany`` and committed, or not at all. ``submit(transaction, generation)`` queues one
+and returns a future that resolves once it is durable. Transactions run in submission order,
+and the writer may submit the next before the previous one is confirmed (it was prepared on
+top of it): ``generation`` is the number of refused transactions the writer had seen when it
+prepared this one, and a transaction prepared before a refusal it had not yet seen is refused
+unrun (``CommitRefused`` with ``error_class == EARLIER_FAILED``).
+
+Failures: ``CommitRefused`` when the database refused (nothing of it was written);
+``CommitterLost`` when the outcome cannot be known (the commit process died): the writer then
+stops, and a restart recovers from what the database holds.
 
 - ``ProcessCommitter`` (the default for the daemon): a child process with its own SQLite
   connection (``genesis.store.commit_process``), so the SQLite work and its fsync run on
   another core instead of sharing the GIL with the event loop.
-- ``ThreadCommitter``: a worker thread through a blocking SQLAlchemy engine, in process. Its
+- ``ThreadCommitter``: one worker thread through a blocking SQLAlchemy engine, in process. Its
   engine takes SQLAlchemy event hooks (the storage fault tests inject failures through them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import marshal
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,68 +34,91 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from genesis.store import db
-from genesis.store.commit_process import HEADER_BYTES, frame
+from genesis.store.commit_process import EARLIER_FAILED, HEADER_BYTES, frame
 
 Transaction = list[tuple[str, list[Any]]]
 
-STOP_TIMEOUT_SECONDS = 30.0  # the commit process finishes the transaction in hand, then exits
+STOP_TIMEOUT_SECONDS = 30.0  # the commit process finishes the transactions in hand, then exits
+
+__all__ = ["EARLIER_FAILED", "CommitRefused", "Committer", "CommitterLost", "ProcessCommitter", "ThreadCommitter"]
 
 
 class CommitRefused(Exception):
     """The database refused the transaction (locked, read-only, full...); nothing was written."""
 
     def __init__(self, error_class: str, message: str) -> None:
-        super().__init__(f"(sqlite3.{error_class}) {message}")
+        super().__init__(message if error_class == EARLIER_FAILED else f"(sqlite3.{error_class}) {message}")
         self.error_class = error_class
 
 
 class CommitterLost(Exception):
-    """The committer can no longer commit, and whether the transaction in hand was committed is
-    unknown (the commit process died or its replies are out of step)."""
+    """The committer can no longer commit, and whether the transactions in hand were committed
+    is unknown (the commit process died)."""
 
 
 class Committer(Protocol):
     async def start(self) -> None: ...
 
-    async def commit(self, transaction: Transaction) -> None: ...
+    def submit(self, transaction: Transaction, generation: int) -> asyncio.Future[None]: ...
 
     async def stop(self) -> None: ...
 
 
-class ThreadCommitter:
-    """Runs each transaction in a worker thread through ``engine`` (blocking, same file and
-    settings)."""
+class _Refusals:
+    """``commit``: one transaction at a time, never refused for an earlier one."""
+
+    refusals = 0
+
+    async def commit(self, transaction: Transaction) -> None:
+        try:
+            await self.submit(transaction, self.refusals)  # type: ignore[attr-defined]
+        except CommitRefused:
+            self.refusals += 1
+            raise
+
+
+class ThreadCommitter(_Refusals):
+    """Runs the transactions in one worker thread, in order, through ``engine`` (blocking, same
+    file and settings)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="eventstore-commit")
+        self._failed = 0  # refused transactions so far (in the worker thread)
 
     async def start(self) -> None:
         pass
 
-    async def commit(self, transaction: Transaction) -> None:
+    def submit(self, transaction: Transaction, generation: int) -> asyncio.Future[None]:
+        return asyncio.get_running_loop().run_in_executor(self._executor, self._run, transaction, generation)
+
+    def _run(self, transaction: Transaction, generation: int) -> None:
+        if generation < self._failed:
+            raise CommitRefused(EARLIER_FAILED, "an earlier commit failed; nothing was written")
         try:
-            await asyncio.to_thread(self._run, transaction)
+            with self.engine.begin() as conn:
+                for sql, rows in transaction:
+                    conn.exec_driver_sql(sql, rows)
         except DBAPIError as exc:
+            self._failed += 1
             raise CommitRefused(type(exc.orig).__name__, str(exc.orig)) from exc
 
-    def _run(self, transaction: Transaction) -> None:
-        with self.engine.begin() as conn:
-            for sql, rows in transaction:
-                conn.exec_driver_sql(sql, rows)
-
     async def stop(self) -> None:
+        await asyncio.to_thread(self._executor.shutdown)
         self.engine.dispose()
 
 
-class ProcessCommitter:
-    """Runs each transaction in the commit process (``genesis.store.commit_process``), one at a
-    time. ``durable=False`` (throwaway backtest files) commits without fsync."""
+class ProcessCommitter(_Refusals):
+    """Runs the transactions in the commit process (``genesis.store.commit_process``), in order.
+    ``durable=False`` (throwaway backtest files) commits without fsync."""
 
     def __init__(self, db_path: str | Path, durable: bool = True) -> None:
         self.db_path = Path(db_path)
         self.durable = durable
         self._proc: asyncio.subprocess.Process | None = None
-        self._in_step = True  # False while a request awaits its reply (or after one was abandoned)
+        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._reader: asyncio.Task[None] | None = None
+        self._lost: CommitterLost | None = None
         self.sqlite_version = ""
 
     @property
@@ -99,46 +130,68 @@ class ProcessCommitter:
             sys.executable, "-m", "genesis.store.commit_process", str(self.db_path),
             "FULL" if self.durable else "OFF", str(db.BUSY_TIMEOUT_MS),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-        reply = await self._reply()
+        try:
+            reply = await self._reply()
+        except CommitterLost:
+            await self.stop()
+            raise
         if reply[0] != "ready":
             await self.stop()
             raise CommitRefused(reply[1], f"cannot open {self.db_path}: {reply[2]}")
         self.sqlite_version = reply[1]
+        self._reader = asyncio.create_task(self._read_replies(), name="eventstore-commit-replies")
 
-    async def commit(self, transaction: Transaction) -> None:
-        proc = self._proc
-        if proc is None or proc.stdin is None:
-            raise CommitterLost("the commit process is not running")
-        if not self._in_step:
-            raise CommitterLost("a transaction was abandoned half-way: its outcome is unknown")
+    def submit(self, transaction: Transaction, generation: int) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._lost is not None or self._proc is None or self._proc.stdin is None:
+            done.set_exception(self._lost or CommitterLost("the commit process is not running"))
+            return done
         try:
-            request = frame(transaction)
+            request = frame((generation, transaction))
         except ValueError:  # marshal takes exact types only: str/int/float subclasses (enums) as sqlite3 would
-            request = frame(_exact_types(transaction))
-        self._in_step = False
+            try:
+                request = frame((generation, _exact_types(transaction)))
+            except TypeError as exc:  # a bug upstream: nothing was sent
+                done.set_exception(exc)
+                return done
+        self._proc.stdin.write(request)  # buffered by the transport: the writer keeps at most two in hand
+        self._waiting.append(done)
+        return done
+
+    async def _read_replies(self) -> None:
+        """Settle the submitted transactions' futures, in order, as their replies come."""
         try:
-            proc.stdin.write(request)
-            await proc.stdin.drain()
-        except (BrokenPipeError, ConnectionResetError) as exc:
-            raise CommitterLost(f"the commit process is gone ({exc!r})") from exc
-        reply = await self._reply()
-        self._in_step = True
-        if reply[0] != "ok":
-            raise CommitRefused(reply[1], reply[2])
+            while True:
+                reply = await self._reply()
+                done = self._waiting.popleft()
+                if done.done():
+                    continue
+                if reply[0] == "ok":
+                    done.set_result(None)
+                else:
+                    done.set_exception(CommitRefused(reply[1], reply[2]))
+        except CommitterLost as exc:
+            self._lost = exc
+        finally:
+            self._lost = self._lost or CommitterLost("the commit process was stopped")
+            while self._waiting:
+                done = self._waiting.popleft()
+                if not done.done():
+                    done.set_exception(self._lost)
 
     async def _reply(self) -> tuple[Any, ...]:
         assert self._proc is not None and self._proc.stdout is not None
         try:
             header = await self._proc.stdout.readexactly(HEADER_BYTES)
             payload = await self._proc.stdout.readexactly(int.from_bytes(header, "big"))
-        except asyncio.IncompleteReadError as exc:
+        except (asyncio.IncompleteReadError, ConnectionResetError) as exc:
             code = await self._proc.wait()
             raise CommitterLost(f"the commit process exited (code {code}) without replying") from exc
         return tuple(marshal.loads(payload))
 
     async def stop(self) -> None:
-        """Close the request pipe; the process finishes the transaction in hand and exits."""
-        proc, self._proc = self._proc, None
+        """Close the request pipe; the process finishes the transactions in hand and exits."""
+        proc = self._proc
         if proc is None:
             return
         if proc.stdin is not None:
@@ -148,6 +201,9 @@ class ProcessCommitter:
         except asyncio.TimeoutError:
             proc.kill()
             await proc.wait()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)  # ends at EOF: settles what is left
+        self._proc = None
 
 
 def _exact_types(transaction: Transaction) -> Transaction:

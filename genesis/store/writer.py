@@ -1,12 +1,13 @@
 """The event store's writer: single writer, pipelined group commit.
 
-Two tasks. The *preparer* takes what is queued, folds it into the cached aggregates (so an
+Three tasks. The *preparer* takes what is queued, folds it into the cached aggregates (so an
 illegal transition or a version conflict is refused before anything is written) and plans
 the rows and projection statements of a chunk, as SQL with plain parameters, on the event
 loop. The *committer* takes every chunk ready, hands them to a ``Committer`` as one
 transaction (event insert, projections and processed commands together; by default a
-separate process, see ``genesis.store.committers``) and then settles the callers' futures in
-order. While one transaction is being committed the next chunk is being prepared, so the
+separate process, see ``genesis.store.committers``); the *deliverer* then settles the callers'
+futures and publishes their events in order, while the next transaction is already being
+committed. While one transaction is being committed the next chunk is being prepared, so the
 loop's Python work overlaps the database's. A failed commit fails its chunk and every chunk
 prepared on top of it (they were folded onto state that was never written).
 """
@@ -14,6 +15,7 @@ prepared on top of it (they were folded onto state that was never written).
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import time
 from datetime import datetime, timezone
@@ -31,7 +33,7 @@ from genesis.domain.state import IllegalTransition
 from genesis.store import tables as t
 from genesis.store.batch import Chunk, Pending, StoredEvent, plan_commands, plan_events, plan_row_updates
 from genesis.store.bulk import bulk, driver_rows
-from genesis.store.committers import CommitRefused, Committer
+from genesis.store.committers import EARLIER_FAILED, CommitRefused, Committer
 from genesis.store.projector import grouped
 
 log = structlog.get_logger("genesis.store")
@@ -74,9 +76,14 @@ class Writer:
         self._chunk_size = chunk_size
         self._queue: asyncio.Queue[Pending] = asyncio.Queue()
         self._ready: asyncio.Queue[Chunk] = asyncio.Queue()
+        self._sent: collections.deque[tuple[list[Chunk], asyncio.Future[None]]] = collections.deque()
+        self._to_confirm: asyncio.Queue[tuple[list[Chunk], asyncio.Future[None]]] = asyncio.Queue()
+        self._committed: asyncio.Queue[list[tuple[Pending, list[StoredEvent]]]] = asyncio.Queue()
+        self._preparing = False
+        self._wake = asyncio.Event()  # the preparer went idle or a transaction was confirmed
         self._rows: dict[str, tuple] = {}  # executions state columns as last planned: update only changes
         self._next_seq: int | None = None
-        self._generation = 0  # failed commits so far
+        self._generation = 0  # refused commits so far
         self._tasks: list[asyncio.Task[None]] = []
         self._alive = False  # both tasks running (checked on every append)
         self._failure: asyncio.Future[BaseException] | None = None  # set if the writer ends on its own
@@ -88,7 +95,9 @@ class Writer:
         await self._committer.start()
         self._failure = asyncio.get_running_loop().create_future()
         self._tasks = [asyncio.create_task(self._prepare_loop(), name="eventstore-preparer"),
-                       asyncio.create_task(self._commit_loop(), name="eventstore-committer")]
+                       asyncio.create_task(self._commit_loop(), name="eventstore-committer"),
+                       asyncio.create_task(self._confirm_loop(), name="eventstore-confirmer"),
+                       asyncio.create_task(self._deliver_loop(), name="eventstore-deliverer")]
         for task in self._tasks:
             task.add_done_callback(self._ended)
         self._alive = True
@@ -137,7 +146,11 @@ class Writer:
     async def _prepare_loop(self) -> None:
         try:
             while True:
+                if self._queue.empty():
+                    self._preparing = False
+                    self._wake.set()
                 items = [await self._queue.get()]
+                self._preparing = True
                 while len(items) < self._chunk_size and not self._queue.empty():
                     items.append(self._queue.get_nowait())
                 chunk = await self._prepare(items)
@@ -150,14 +163,76 @@ class Writer:
                 self._settle(self._queue.get_nowait(), StoreClosedError("the event store writer stopped"))
 
     async def _commit_loop(self) -> None:
+        """Hand the chunks ready to the committer as one transaction: at once when it is idle;
+        while it is busy, once the preparer has finished what it had (a bigger transaction).
+        At most ``_IN_FLIGHT`` transactions are in its hands unconfirmed, so the next one is
+        there the moment the previous one is committed."""
         try:
             while True:
                 chunks = [await self._ready.get()]
+                while len(self._sent) >= _IN_FLIGHT or (self._sent and (self._preparing or not self._queue.empty())):
+                    self._wake.clear()
+                    await self._wake.wait()
                 while not self._ready.empty():
                     chunks.append(self._ready.get_nowait())
-                await self._commit(chunks)
+                live = [c for c in chunks if c.generation == self._generation]
+                for chunk in chunks:
+                    if chunk.generation != self._generation:
+                        self._fail_chunk(chunk, [], StorageError("an earlier commit failed; nothing was written"))
+                if live:
+                    sent = (live, self._committer.submit([s for c in live for s in c.transaction], self._generation))
+                    self._sent.append(sent)
+                    self._to_confirm.put_nowait(sent)
         finally:
             self._fail_ready(StoreClosedError("the event store writer stopped"))
+
+    async def _confirm_loop(self) -> None:
+        """Wait for each transaction handed over, in order; hand what committed to the deliverer."""
+        try:
+            while True:
+                live, done = await self._to_confirm.get()
+                try:
+                    await done
+                except CommitRefused as exc:
+                    if exc.error_class != EARLIER_FAILED:  # (those chunks were failed with the first)
+                        self._lost(live, StorageError(f"database commit failed: {exc}"))
+                        log.error("storage_commit_failed", error=str(exc), events=sum(len(c.rows) for c in live))
+                except _DB_ERRORS as exc:
+                    self._lost(live, StorageError(f"database commit failed: {exc}"))
+                except BaseException as exc:
+                    self._lost(live, StorageError(f"event store writer failed: {exc!r}"))
+                    raise
+                else:
+                    self.commits += 1
+                    self._committed.put_nowait([accepted for chunk in live for accepted in chunk.accepted])
+                finally:
+                    self._sent.popleft()
+                    self._wake.set()
+        finally:
+            for live, _ in self._sent:  # their outcome will never be known here
+                for chunk in live:
+                    if not chunk.failed:
+                        self._fail_chunk(chunk, [], StoreClosedError("the event store writer stopped"))
+
+    async def _deliver_loop(self) -> None:
+        """Settle and publish what was committed, in commit order, while the committer has
+        already handed the next transaction over."""
+        committed: list[tuple[Pending, list[StoredEvent]]] = []
+        delivered = 0
+        try:
+            while True:
+                committed, delivered = await self._committed.get(), 0
+                slot = _Slot()
+                for item, stored in committed:
+                    await slot.share()
+                    self._deliver(item, stored)
+                    delivered += 1
+        finally:  # what is committed is delivered, whatever stops the writer
+            for item, stored in committed[delivered:]:
+                self._deliver(item, stored)
+            while not self._committed.empty():
+                for item, stored in self._committed.get_nowait():
+                    self._deliver(item, stored)
 
     def _settle(self, item: Pending, result: list[StoredEvent] | BaseException) -> None:
         """Settle one queued item's future (unless refused already) and count it done."""
@@ -227,35 +302,6 @@ class Writer:
                 self._settle(item, InvalidEventError("refused"))
         return chunk
 
-    async def _commit(self, chunks: list[Chunk]) -> None:
-        live = [c for c in chunks if c.generation == self._generation]
-        for chunk in chunks:
-            if chunk.generation != self._generation:
-                self._fail_chunk(chunk, [], StorageError("an earlier commit failed; nothing was written"))
-        if not live:
-            return
-        try:
-            await self._committer.commit([statement for c in live for statement in c.transaction])
-        except _DB_ERRORS as exc:
-            self._lost(live, StorageError(f"database commit failed: {exc}"))
-            log.error("storage_commit_failed", error=str(exc), events=sum(len(c.rows) for c in live))
-            return
-        except BaseException as exc:
-            self._lost(live, StorageError(f"event store writer failed: {exc!r}"))
-            raise
-        self.commits += 1
-        committed = [accepted for chunk in live for accepted in chunk.accepted]
-        delivered = 0
-        slot = _Slot()
-        try:
-            for item, stored in committed:
-                await slot.share()
-                self._deliver(item, stored)
-                delivered += 1
-        finally:  # cancelled while sharing the loop: what is committed is still delivered
-            for item, stored in committed[delivered:]:
-                self._deliver(item, stored)
-
     def _deliver(self, item: Pending, stored: list[StoredEvent]) -> None:
         """A committed append: settle its caller, then publish its events."""
         self._settle(item, stored)
@@ -293,12 +339,18 @@ class Writer:
         return versions
 
     def _lost(self, live: list[Chunk], exc: Exception) -> None:
-        """A commit failed: its chunks and every chunk prepared after them are lost."""
+        """A commit failed: its chunks and every chunk prepared after them (handed over behind
+        it, which the committer refuses unrun, or ready) are lost."""
         self._generation += 1
         self._next_seq = None
         for chunk in live:
             self._fail_chunk(chunk, [], exc)
-        self._fail_ready(StorageError("an earlier commit failed; nothing was written"))
+        later = StorageError("an earlier commit failed; nothing was written")
+        for behind, _ in self._sent:
+            for chunk in behind:
+                if not chunk.failed:
+                    self._fail_chunk(chunk, [], later)
+        self._fail_ready(later)
 
     def _fail_ready(self, exc: Exception) -> None:
         while not self._ready.empty():
@@ -307,6 +359,7 @@ class Writer:
     def _fail_chunk(self, chunk: Chunk, items: list[Pending], exc: Exception) -> None:
         """Forget what the chunk folded and fail its appends (``items``: all of them, when the
         chunk never left the preparer; otherwise its accepted ones)."""
+        chunk.failed = True
         for agg_id in chunk.touched:
             self._aggregates.pop(agg_id, None)
             self._rows.pop(agg_id, None)
@@ -317,6 +370,7 @@ class Writer:
 _EVENT_INSERT = bulk(insert(t.events))
 _PLAN_PART = 8  # appends planned between two looks at the clock
 _CONVERT_PART = 64  # rows converted between two looks at the clock
+_IN_FLIGHT = 2  # transactions in the committer's hands: one being committed, the next waiting
 SLOT_SECONDS = 0.0005  # the writer's work per event-loop iteration before it lets others run
 
 
