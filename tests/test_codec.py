@@ -99,6 +99,8 @@ def test_every_event_type_round_trips_exactly(event_type: str, data: st.DataObje
     # the dict form decodes too, and encoding is stable
     assert decode(event_type, json.loads(text)) == event
     assert encode(back) == text
+    # and canonical: what json writes for the same document, compact, keys sorted, ASCII
+    assert text == json.dumps(json.loads(text), separators=(",", ":"), sort_keys=True)
 
 
 def test_event_types_are_registered_under_their_class_name() -> None:

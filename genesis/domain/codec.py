@@ -15,6 +15,7 @@ import typing
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from functools import cache
+from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, Callable
 
 from genesis.clock import utc
@@ -28,11 +29,46 @@ class CodecError(ValueError):
 
 
 def encode(event: Event) -> str:
-    """Event body as a JSON string (the envelope is the store's business)."""
-    return _dumps(_to_plain(event))
+    """Event body as a JSON string (the envelope is the store's business): compact, keys
+    sorted, ASCII."""
+    return _encoder(type(event))(event)
 
 
 _dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+
+
+@cache
+def _encoder(cls: type) -> Callable[[Any], str]:
+    """``_dumps(_to_plain(event))`` for events of ``cls``, built once per class: the flat
+    fields (text, numbers, decimals, times) are written directly, the rest through
+    ``_dumps``. Events are encoded on the writer's hot path."""
+    names = _field_names(cls)
+    if not names:
+        return lambda value: _dumps(_to_plain(value))
+    fields = [(n, ("{" if i == 0 else ",") + _quote(n) + ":") for i, n in enumerate(sorted(names))]
+
+    def encode_fields(value: Any) -> str:
+        parts = []
+        for name, prefix in fields:
+            parts.append(prefix)
+            v = getattr(value, name)
+            tp = type(v)
+            if tp is str:
+                parts.append(_quote(v))
+            elif tp is Decimal:
+                parts.append(f'"{v}"')  # a Decimal's text needs no escaping
+            elif tp is datetime:
+                parts.append(f'"{(v if v.tzinfo is timezone.utc else utc(v)).isoformat()}"')
+            elif tp is int:
+                parts.append(int.__repr__(v))
+            elif v is None:
+                parts.append("null")
+            else:
+                parts.append(_dumps(_to_plain(v)))
+        parts.append("}")
+        return "".join(parts)
+
+    return encode_fields
 
 
 def decode(event_type: str, data: str | dict[str, Any]) -> Event:
