@@ -13,13 +13,15 @@ scheduled time a slice closed, in simulated seconds: the maker leg alone waits 5
 clock (``speed=None``) every iteration is saturated and lag only measures burst sizes.
 
 ``run`` makes three runs:
-- ``parents``: all windows to completion at ``SPEED`` (20x): throughput, decision latency,
-  memory, keeping up. Its loop is near saturation (the lag it reports is context).
+- ``parents``: all windows to completion at ``SPEED`` (20x): throughput, memory, keeping up.
+  Its loop is near saturation: the lag and decision latency it reports are context.
 - ``lag``: the first ``LAG_MINUTES`` simulated minutes (the submission burst, the VWAP first
-  slices, five TWAP rounds) at ``LAG_SPEED`` (5x): the event-loop lag the target is about,
-  at five times the live load of 1,000 parents. (At 10x this run measured p99 4.1-5.4 ms on
-  these cores, at 20x 5.8-7.8 ms: the loop is then busy most of the time and every collector
-  pause or GIL hand-over with the writer thread lands in a lag sample.)
+  slices, five TWAP rounds) at ``LAG_SPEED`` (5x): the event-loop lag and the per-child
+  decision latency the targets are about, at five times the live load of 1,000 parents. A
+  decision is timed from the slice's start to its risk verdict, so it includes the awaits on
+  the venue in between: near saturation it measures the queue of ready tasks as much as the
+  decision. (With the thread committer, at 20x, lag p99 measured 5.8-7.8 ms: every GIL
+  hand-over with the writer thread landed in a lag sample; the commit process took that away.)
 - ``recovery``: a fresh engine resumes 1,000 live executions.
 
 GC and loop settings are the daemon's: ``sys.setswitchinterval(0.001)`` and

@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 from genesis.domain import events as ev
 from genesis.domain.execution import Execution
 from genesis.store import migrate
-from genesis.store import writer as writer_module
+from genesis.store import slots as slots_module
 from genesis.store import tables as t
 from genesis.store.batch import uuid4_strings
 from genesis.store.bulk import bulk, execute_bulk
@@ -174,7 +174,7 @@ async def test_a_big_chunk_shares_the_event_loop(db_path: Path, monkeypatch: pyt
     """Settling 64 committed appends lets other tasks run in between (with a zero slot the
     writer yields before each one: another task sees the published events grow one append
     at a time, not 64 at once); what is stored and published is unchanged."""
-    monkeypatch.setattr(writer_module, "SLOT_SECONDS", 0.0)
+    monkeypatch.setattr(slots_module, "SLOT_SECONDS", 0.0)
     engine = async_engine(db_path)
     published: list[ev.Event] = []
     store = EventStore(engine, PublishRecorder(published), chunk_size=64)  # type: ignore[arg-type]

@@ -1,26 +1,31 @@
 """What the event store's writer commits: appends folded and planned into chunks.
 
 A ``Chunk`` is a group of appends whose events have been folded into the cached aggregates
-(so refusals are known) and turned into rows and projection statements, ready for one
-transaction. Chunks are prepared on the event loop while an earlier chunk is being committed
-in the writer thread, and committed strictly in order.
+(``fold``: so refusals are known) and turned into rows and projection statements, then into
+SQL with plain parameters (``to_sql``), ready for the committer. Chunks are prepared on the
+event loop while earlier ones are being committed, and committed strictly in order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterator
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy.engine import Dialect
 
 from genesis.domain.events import Event, ExecutionSubmitted, encode
 from genesis.domain.execution import Execution
+from genesis.domain.state import IllegalTransition
 from genesis.store import tables as t
-from genesis.store.bulk import bulk
-from genesis.store.projector import Statement, state_columns, statements, update_executions
+from genesis.store.bulk import bulk, driver_rows
+from genesis.store.errors import ConcurrencyError, InvalidEventError
+from genesis.store.projector import Statement, grouped, state_columns, statements, update_executions
+from genesis.store.slots import Slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,22 @@ class Chunk:
     transaction: list[tuple[str, list[Any]]] = field(default_factory=list)  # rows and planned, as SQL
     failed: bool = False  # its appends were failed (it must not be delivered)
     touched: set[str] = field(default_factory=set)
+
+
+def fold(agg: Execution, item: Pending) -> list[int] | Exception:
+    """Apply the item's events to ``agg`` (the cached aggregate): their versions, or why they
+    were refused (``ConcurrencyError``; ``InvalidEventError``, ``agg`` possibly half-applied)."""
+    if item.expected_version is not None and item.expected_version != agg.version:
+        return ConcurrencyError(f"aggregate {item.aggregate_id} is at version {agg.version}, "
+                                f"expected {item.expected_version}")
+    versions = []
+    try:
+        for e in item.events:
+            agg.apply(e)
+            versions.append(agg.version)
+    except (IllegalTransition, ValueError, KeyError, TypeError) as exc:
+        return InvalidEventError(f"{type(exc).__name__}: {exc}")
+    return versions
 
 
 def plan_events(chunk: Chunk, folded: list[tuple[Pending, Execution, list[int]]], first_seq: int,
@@ -107,6 +128,21 @@ def plan_commands(chunk: Chunk, item: Pending, now: datetime) -> None:
 
 
 _COMMAND_DONE = bulk(update(t.commands).where(t.commands.c.command_id == bindparam("_command_id")))
+
+
+async def to_sql(chunk: Chunk, dialect: Dialect, slot: Slot) -> None:
+    """Fill the chunk's ``transaction``: its rows and planned statements as SQL for
+    ``dialect`` with plain parameters, converted a part at a time between looks at the clock."""
+    memo: dict = {}  # values converted once per chunk (the chunk keeps them alive)
+    events = [(_EVENT_INSERT, chunk.rows)] if chunk.rows else []
+    for stmt, rows in itertools.chain(events, grouped(chunk.planned)):
+        for start in range(0, len(rows), _CONVERT_PART):
+            await slot.share()
+            chunk.transaction.append(driver_rows(dialect, stmt, rows[start:start + _CONVERT_PART], memo))
+
+
+_EVENT_INSERT = bulk(insert(t.events))
+_CONVERT_PART = 64  # rows converted between two looks at the clock
 
 
 def uuid4_strings(n: int) -> Iterator[str]:

@@ -10,16 +10,18 @@ Standard library only, so it starts in tens of milliseconds. Run as
 ``python -m genesis.store.commit_process DB_PATH SYNCHRONOUS BUSY_TIMEOUT_MS``.
 
 Protocol, on stdin and stdout: frames of a 4-byte big-endian length and a ``marshal`` payload.
-The first reply is ``("ready", sqlite_version)`` (or ``("refused", error class, message)`` if
-the database cannot be opened). Each request is a transaction: a list of ``(sql, rows)``, each
-run with ``executemany``; its reply is ``("ok",)`` once committed (durably, with
-``synchronous=FULL``) or ``("refused", error class, message)`` after a rollback.
+The first reply is ``("ready", sqlite_version)`` (or ``("refused", error class, message, 0)``
+if the database cannot be opened). Each request is ``(generation, statements)``, statements
+being a list of ``(sql, rows)`` each run with ``executemany``. Every request gets one reply,
+in order: ``("ok", failures, commits)`` once committed (durably, with ``synchronous=FULL``) or
+``("refused", error class, message, failures)`` after a rollback.
 
-Requests are pipelined: the writer may send the next transaction before the reply to the
-previous one, and it was prepared on top of it. So each request is ``(generation,
-statements)``, ``generation`` being the number of refusals the writer had seen when it
-prepared it; a request prepared before a refusal the writer had not yet seen (its generation
-is below the number of refusals so far) is refused unrun, as ``EARLIER_FAILED``.
+Group commit: whenever it is free, this process commits every request that has arrived as
+one transaction (all or none of them), so under load the transactions grow instead of the
+queue. ``failures`` counts the transactions refused so far. The writer sends requests
+prepared on top of earlier ones before their replies came, with ``generation`` = the
+``failures`` it had seen: a request with ``generation < failures`` was prepared on a refused
+transaction and is refused unrun (error class ``EARLIER_FAILED``).
 
 Signals are the daemon's: this process ignores SIGINT, SIGTERM, SIGHUP and SIGUSR1/2 (systemd
 and a terminal send them to the whole group). It exits when its stdin closes, after finishing
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import select
 import signal
 import sqlite3
 import sys
@@ -52,8 +55,8 @@ def frame(message: Any) -> bytes:
     return len(payload).to_bytes(HEADER_BYTES, "big") + payload
 
 
-def run_transaction(conn: sqlite3.Connection, statements: list[tuple[str, list[Any]]]) -> tuple[Any, ...]:
-    """One request: all of ``statements`` committed, or none of them."""
+def run_transaction(conn: sqlite3.Connection, statements: list[tuple[str, list[Any]]]) -> tuple[str, str] | None:
+    """All of ``statements`` committed (None), or none of them: (error class, message)."""
     try:
         conn.execute("BEGIN IMMEDIATE")
         for sql, rows in statements:
@@ -64,44 +67,79 @@ def run_transaction(conn: sqlite3.Connection, statements: list[tuple[str, list[A
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
-                pass  # the reply below already says the transaction failed; SQLite rolled back
-        return ("refused", type(exc).__name__, str(exc))
-    return ("ok",)
+                pass  # the reply already says the transaction failed; SQLite rolled back
+        return type(exc).__name__, str(exc)
+    return None
 
 
-def _read_frame(inp: BinaryIO) -> Any | None:
-    header = inp.read(HEADER_BYTES)
-    if len(header) < HEADER_BYTES:
-        return None  # stdin closed: the daemon is done with us
-    size = int.from_bytes(header, "big")
-    payload = inp.read(size)
-    if len(payload) < size:
-        return None
-    return marshal.loads(payload)
+class Requests:
+    """Frames from a file descriptor: ``wait()`` blocks until at least one request has arrived
+    (False at end of input), ``take()`` returns every request that has arrived."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = bytearray()
+        self.eof = False
+
+    def _read(self) -> None:
+        data = os.read(self.fd, 1 << 20)
+        if data:
+            self.buffer += data
+        else:
+            self.eof = True
+
+    def _complete(self) -> bool:
+        if len(self.buffer) < HEADER_BYTES:
+            return False
+        return len(self.buffer) >= HEADER_BYTES + int.from_bytes(self.buffer[:HEADER_BYTES], "big")
+
+    def wait(self) -> bool:
+        while not self._complete():
+            if self.eof:
+                return False
+            self._read()
+        return True
+
+    def take(self) -> list[Any]:
+        while not self.eof and select.select([self.fd], [], [], 0)[0]:
+            self._read()  # what else has arrived joins this transaction
+        out = []
+        while self._complete():
+            size = int.from_bytes(self.buffer[:HEADER_BYTES], "big")
+            out.append(marshal.loads(self.buffer[HEADER_BYTES:HEADER_BYTES + size]))
+            del self.buffer[:HEADER_BYTES + size]
+        return out
 
 
-def serve(db_path: str, synchronous: str, busy_timeout_ms: int, inp: BinaryIO, out: BinaryIO) -> int:
-    """Answer requests from ``inp`` on ``out`` until ``inp`` closes."""
+def serve(db_path: str, synchronous: str, busy_timeout_ms: int, inp: int, out: BinaryIO) -> int:
+    """Answer requests from the file descriptor ``inp`` on ``out`` until ``inp`` closes."""
     try:
         conn = sqlite3.connect(db_path, isolation_level=None)
         for pragma in connection_pragmas(synchronous, busy_timeout_ms):
             conn.execute(pragma)
     except sqlite3.Error as exc:
-        out.write(frame(("refused", type(exc).__name__, str(exc))))
+        out.write(frame(("refused", type(exc).__name__, str(exc), 0)))
         out.flush()
         return 1
     out.write(frame(("ready", sqlite3.sqlite_version)))
     out.flush()
-    refusals = 0
+    failures = commits = 0
+    requests = Requests(inp)
     try:
-        while (request := _read_frame(inp)) is not None:
-            generation, statements = request
-            if generation < refusals:
-                reply: tuple[Any, ...] = ("refused", EARLIER_FAILED, "an earlier commit failed; nothing was written")
-            else:
-                reply = run_transaction(conn, statements)
-                refusals += reply[0] != "ok"
-            out.write(frame(reply))
+        while requests.wait():
+            batch = requests.take()
+            live = [statements for generation, statements in batch if generation >= failures]
+            error = run_transaction(conn, [s for statements in live for s in statements]) if live else None
+            if live and error is None:
+                commits += 1
+            failures += error is not None
+            for generation, _ in batch:
+                if generation < failures - (error is not None):
+                    out.write(frame(("refused", EARLIER_FAILED, "an earlier commit failed; nothing was written", failures)))
+                elif error is not None:
+                    out.write(frame(("refused", *error, failures)))
+                else:
+                    out.write(frame(("ok", failures, commits)))
             out.flush()
     except BrokenPipeError:
         pass  # the daemon went away while we answered: nothing is waiting for the reply
@@ -116,7 +154,7 @@ def main(argv: list[str]) -> int:
         signal.signal(sig, signal.SIG_IGN)
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print must not corrupt the protocol
-    return serve(db_path, synchronous, busy_timeout_ms, sys.stdin.buffer, out)
+    return serve(db_path, synchronous, busy_timeout_ms, sys.stdin.fileno(), out)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,11 @@
 A transaction is a list of ``(sql, rows)``: SQL compiled by SQLAlchemy for the database's
 dialect and rows of plain DBAPI values (``genesis.store.bulk.driver_rows``), run in order with
 ``executemany`` and committed, or not at all. ``submit(transaction, generation)`` queues one
-and returns a future that resolves once it is durable. Transactions run in submission order,
-and the writer may submit the next before the previous one is confirmed (it was prepared on
-top of it): ``generation`` is the number of refused transactions the writer had seen when it
-prepared this one, and a transaction prepared before a refusal it had not yet seen is refused
+and returns a future that resolves once it is durable. Transactions run in submission order
+(the commit process commits all that are waiting as one), and the writer submits the next
+before the previous one is confirmed (it was prepared on top of it): ``generation`` is the
+number of refused transactions the writer had seen when it prepared this one (``failures``
+of the last refusal), and a transaction prepared on a refusal it had not yet seen is refused
 unrun (``CommitRefused`` with ``error_class == EARLIER_FAILED``).
 
 Failures: ``CommitRefused`` when the database refused (nothing of it was written);
@@ -44,11 +45,13 @@ __all__ = ["EARLIER_FAILED", "CommitRefused", "Committer", "CommitterLost", "Pro
 
 
 class CommitRefused(Exception):
-    """The database refused the transaction (locked, read-only, full...); nothing was written."""
+    """The database refused the transaction (locked, read-only, full...); nothing was written.
+    ``failures``: the committer's refused transactions so far, this one included."""
 
-    def __init__(self, error_class: str, message: str) -> None:
+    def __init__(self, error_class: str, message: str, failures: int) -> None:
         super().__init__(message if error_class == EARLIER_FAILED else f"(sqlite3.{error_class}) {message}")
         self.error_class = error_class
+        self.failures = failures
 
 
 class CommitterLost(Exception):
@@ -57,6 +60,8 @@ class CommitterLost(Exception):
 
 
 class Committer(Protocol):
+    commits: int  # transactions committed so far
+
     async def start(self) -> None: ...
 
     def submit(self, transaction: Transaction, generation: int) -> asyncio.Future[None]: ...
@@ -72,8 +77,8 @@ class _Refusals:
     async def commit(self, transaction: Transaction) -> None:
         try:
             await self.submit(transaction, self.refusals)  # type: ignore[attr-defined]
-        except CommitRefused:
-            self.refusals += 1
+        except CommitRefused as exc:
+            self.refusals = exc.failures
             raise
 
 
@@ -85,6 +90,7 @@ class ThreadCommitter(_Refusals):
         self.engine = engine
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="eventstore-commit")
         self._failed = 0  # refused transactions so far (in the worker thread)
+        self.commits = 0
 
     async def start(self) -> None:
         pass
@@ -94,14 +100,18 @@ class ThreadCommitter(_Refusals):
 
     def _run(self, transaction: Transaction, generation: int) -> None:
         if generation < self._failed:
-            raise CommitRefused(EARLIER_FAILED, "an earlier commit failed; nothing was written")
+            raise CommitRefused(EARLIER_FAILED, "an earlier commit failed; nothing was written", self._failed)
         try:
             with self.engine.begin() as conn:
                 for sql, rows in transaction:
                     conn.exec_driver_sql(sql, rows)
         except DBAPIError as exc:
             self._failed += 1
-            raise CommitRefused(type(exc.orig).__name__, str(exc.orig)) from exc
+            raise CommitRefused(type(exc.orig).__name__, str(exc.orig), self._failed) from exc
+        except BaseException:
+            self._failed += 1  # whatever it was, what was prepared on it must not run
+            raise
+        self.commits += 1
 
     async def stop(self) -> None:
         await asyncio.to_thread(self._executor.shutdown)
@@ -120,6 +130,7 @@ class ProcessCommitter(_Refusals):
         self._reader: asyncio.Task[None] | None = None
         self._lost: CommitterLost | None = None
         self.sqlite_version = ""
+        self.commits = 0
 
     @property
     def pid(self) -> int | None:
@@ -137,7 +148,7 @@ class ProcessCommitter(_Refusals):
             raise
         if reply[0] != "ready":
             await self.stop()
-            raise CommitRefused(reply[1], f"cannot open {self.db_path}: {reply[2]}")
+            raise CommitRefused(reply[1], f"cannot open {self.db_path}: {reply[2]}", reply[3])
         self.sqlite_version = reply[1]
         self._reader = asyncio.create_task(self._read_replies(), name="eventstore-commit-replies")
 
@@ -154,7 +165,7 @@ class ProcessCommitter(_Refusals):
             except TypeError as exc:  # a bug upstream: nothing was sent
                 done.set_exception(exc)
                 return done
-        self._proc.stdin.write(request)  # buffered by the transport: the writer keeps at most two in hand
+        self._proc.stdin.write(request)  # buffered by the transport until the pipe takes it
         self._waiting.append(done)
         return done
 
@@ -167,9 +178,10 @@ class ProcessCommitter(_Refusals):
                 if done.done():
                     continue
                 if reply[0] == "ok":
+                    self.commits = reply[2]
                     done.set_result(None)
                 else:
-                    done.set_exception(CommitRefused(reply[1], reply[2]))
+                    done.set_exception(CommitRefused(reply[1], reply[2], reply[3]))
         except CommitterLost as exc:
             self._lost = exc
         finally:

@@ -45,7 +45,7 @@ def is_durable(engine: AsyncEngine) -> bool:
 
 def writer_engine(engine: AsyncEngine) -> Engine:
     """A blocking engine on the same SQLite file with the same settings, for the event store's
-    writer thread: a whole group-commit transaction runs in one call off the event loop."""
+    thread committer (``EventStore(commit_in="thread")``); its dialect compiles the writer's SQL."""
     url = engine.url.set(drivername="sqlite+pysqlite")
     sync = create_engine(url, pool_size=1, max_overflow=0)
     event.listen(sync, "connect", _sqlite_pragmas)

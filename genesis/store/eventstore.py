@@ -25,8 +25,8 @@ from genesis.store import tables as t
 from genesis.store.batch import Pending, StoredEvent
 from genesis.store.committers import Committer, ProcessCommitter, ThreadCommitter
 from genesis.store.db import is_durable, writer_engine
-from genesis.store.writer import (ConcurrencyError, InvalidEventError, StorageError, StoreClosedError,
-                                  Writer)
+from genesis.store.errors import ConcurrencyError, InvalidEventError, StorageError, StoreClosedError
+from genesis.store.writer import Writer
 
 _LOAD_BATCH = 500  # aggregates per query (SQLite allows 32,766 bound parameters)
 

@@ -1,60 +1,46 @@
 """The event store's writer: single writer, pipelined group commit.
 
-Three tasks. The *preparer* takes what is queued, folds it into the cached aggregates (so an
-illegal transition or a version conflict is refused before anything is written) and plans
-the rows and projection statements of a chunk, as SQL with plain parameters, on the event
-loop. The *committer* takes every chunk ready, hands them to a ``Committer`` as one
-transaction (event insert, projections and processed commands together; by default a
-separate process, see ``genesis.store.committers``); the *deliverer* then settles the callers'
-futures and publishes their events in order, while the next transaction is already being
-committed. While one transaction is being committed the next chunk is being prepared, so the
-loop's Python work overlaps the database's. A failed commit fails its chunk and every chunk
-prepared on top of it (they were folded onto state that was never written).
+Four tasks, in a pipeline. The *preparer* takes what is queued, folds it into the cached
+aggregates (so an illegal transition or a version conflict is refused before anything is
+written) and plans a chunk's event rows and projection statements as SQL with plain
+parameters, on the event loop. The *committer* hands every chunk ready to a ``Committer``
+(by default a separate process, see ``genesis.store.committers``) at once; the committer runs
+everything waiting for it as one transaction, so the next one is in its hands the moment the
+previous one is durable, and under load transactions grow instead of queues. The *confirmer*
+takes the outcomes in order, and the *deliverer* settles the callers' futures and publishes
+their events in commit order. The loop's Python work overlaps the database's.
+
+A refused transaction fails its chunks and every chunk prepared on top of them: those handed
+over behind it (which the committer refuses unrun: their ``generation`` is older than its
+refusal) and those ready or being prepared. The aggregates they touched are evicted from the
+cache and reloaded from what was committed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import itertools
-import time
 from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
 import structlog
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from genesis.bus import EventBus
 from genesis.domain.execution import Execution
-from genesis.domain.state import IllegalTransition
 from genesis.store import tables as t
-from genesis.store.batch import Chunk, Pending, StoredEvent, plan_commands, plan_events, plan_row_updates
-from genesis.store.bulk import bulk, driver_rows
-from genesis.store.committers import EARLIER_FAILED, CommitRefused, Committer
-from genesis.store.projector import grouped
+from genesis.store.batch import (Chunk, Pending, StoredEvent, fold, plan_commands, plan_events, plan_row_updates,
+                                 to_sql)
+from genesis.store.committers import CommitRefused, Committer
+from genesis.store.errors import InvalidEventError, StorageError, StoreClosedError
+from genesis.store.slots import Slot
 
 log = structlog.get_logger("genesis.store")
 
-_DB_ERRORS = (DBAPIError, SQLAlchemyError, OSError, CommitRefused)
-
-
-class ConcurrencyError(Exception):
-    """``expected_version`` did not match the aggregate's stored version."""
-
-
-class InvalidEventError(Exception):
-    """The events do not apply to the aggregate (illegal transition, inconsistent data)."""
-
-
-class StorageError(Exception):
-    """The database refused the commit (locked, read-only, disk full...). Nothing was written."""
-
-
-class StoreClosedError(Exception):
-    """The store is not running."""
+_DB_ERRORS = (DBAPIError, SQLAlchemyError, OSError)
 
 
 class Writer:
@@ -79,15 +65,12 @@ class Writer:
         self._sent: collections.deque[tuple[list[Chunk], asyncio.Future[None]]] = collections.deque()
         self._to_confirm: asyncio.Queue[tuple[list[Chunk], asyncio.Future[None]]] = asyncio.Queue()
         self._committed: asyncio.Queue[list[tuple[Pending, list[StoredEvent]]]] = asyncio.Queue()
-        self._preparing = False
-        self._wake = asyncio.Event()  # the preparer went idle or a transaction was confirmed
         self._rows: dict[str, tuple] = {}  # executions state columns as last planned: update only changes
         self._next_seq: int | None = None
-        self._generation = 0  # refused commits so far
+        self._generation = 0  # refused transactions so far (the committer's count, as last seen)
         self._tasks: list[asyncio.Task[None]] = []
         self._alive = False  # both tasks running (checked on every append)
         self._failure: asyncio.Future[BaseException] | None = None  # set if the writer ends on its own
-        self.commits = 0  # transactions committed (group commit makes this << events)
 
     async def start(self) -> None:
         async with self._engine.connect() as conn:
@@ -120,6 +103,11 @@ class Writer:
     def running(self) -> bool:
         return self._alive
 
+    @property
+    def commits(self) -> int:
+        """Transactions committed so far (group commit makes this far fewer than appends)."""
+        return self._committer.commits
+
     async def failure(self) -> BaseException:
         """Wait until the writer ends on its own (not by ``stop``); the error that ended it."""
         assert self._failure is not None, "the writer has not started"
@@ -146,11 +134,7 @@ class Writer:
     async def _prepare_loop(self) -> None:
         try:
             while True:
-                if self._queue.empty():
-                    self._preparing = False
-                    self._wake.set()
                 items = [await self._queue.get()]
-                self._preparing = True
                 while len(items) < self._chunk_size and not self._queue.empty():
                     items.append(self._queue.get_nowait())
                 chunk = await self._prepare(items)
@@ -163,16 +147,11 @@ class Writer:
                 self._settle(self._queue.get_nowait(), StoreClosedError("the event store writer stopped"))
 
     async def _commit_loop(self) -> None:
-        """Hand the chunks ready to the committer as one transaction: at once when it is idle;
-        while it is busy, once the preparer has finished what it had (a bigger transaction).
-        At most ``_IN_FLIGHT`` transactions are in its hands unconfirmed, so the next one is
-        there the moment the previous one is committed."""
+        """Hand the chunks ready to the committer at once (it commits all that wait for it as
+        one transaction, so the next is in its hands the moment the previous one is durable)."""
         try:
             while True:
                 chunks = [await self._ready.get()]
-                while len(self._sent) >= _IN_FLIGHT or (self._sent and (self._preparing or not self._queue.empty())):
-                    self._wake.clear()
-                    await self._wake.wait()
                 while not self._ready.empty():
                     chunks.append(self._ready.get_nowait())
                 live = [c for c in chunks if c.generation == self._generation]
@@ -194,20 +173,17 @@ class Writer:
                 try:
                     await done
                 except CommitRefused as exc:
-                    if exc.error_class != EARLIER_FAILED:  # (those chunks were failed with the first)
-                        self._lost(live, StorageError(f"database commit failed: {exc}"))
-                        log.error("storage_commit_failed", error=str(exc), events=sum(len(c.rows) for c in live))
-                except _DB_ERRORS as exc:
-                    self._lost(live, StorageError(f"database commit failed: {exc}"))
+                    pending = [c for c in live if not c.failed]  # (the rest failed with an earlier one)
+                    if pending:
+                        self._lost(pending, StorageError(f"database commit failed: {exc}"), exc.failures)
+                        log.error("storage_commit_failed", error=str(exc), events=sum(len(c.rows) for c in pending))
                 except BaseException as exc:
-                    self._lost(live, StorageError(f"event store writer failed: {exc!r}"))
+                    self._lost([c for c in live if not c.failed], StorageError(f"event store writer failed: {exc!r}"))
                     raise
                 else:
-                    self.commits += 1
                     self._committed.put_nowait([accepted for chunk in live for accepted in chunk.accepted])
                 finally:
                     self._sent.popleft()
-                    self._wake.set()
         finally:
             for live, _ in self._sent:  # their outcome will never be known here
                 for chunk in live:
@@ -222,7 +198,7 @@ class Writer:
         try:
             while True:
                 committed, delivered = await self._committed.get(), 0
-                slot = _Slot()
+                slot = Slot()
                 for item, stored in committed:
                     await slot.share()
                     self._deliver(item, stored)
@@ -246,7 +222,7 @@ class Writer:
     async def _prepare(self, items: list[Pending]) -> Chunk | None:
         """Fold and plan ``items`` into a chunk; refused items are settled here."""
         chunk = Chunk(self._generation, datetime.now(timezone.utc))
-        slot = _Slot()
+        slot = Slot()
         try:
             if self._next_seq is None:  # unknown after a failed commit
                 async with self._engine.connect() as conn:
@@ -260,9 +236,11 @@ class Writer:
                     continue
                 agg = self._aggregates.get(item.aggregate_id) or await self._load(item.aggregate_id)
                 chunk.touched.add(item.aggregate_id)
-                versions = self._fold(agg, item)
-                if versions is None:
-                    if item.aggregate_id not in self._aggregates:  # evicted: half-applied
+                versions = fold(agg, item)
+                if isinstance(versions, Exception):
+                    item.future.set_exception(versions)
+                    if isinstance(versions, InvalidEventError):  # possibly half-applied: forget it
+                        self._aggregates.pop(item.aggregate_id, None)
                         poisoned.add(item.aggregate_id)
                 else:
                     folded.append((item, agg, versions))
@@ -281,7 +259,7 @@ class Writer:
             chunk.accepted += [(item, []) for item in items if not item.events]
             for item, _ in chunk.accepted:
                 plan_commands(chunk, item, chunk.created_at)
-            await self._to_sql(chunk, slot)
+            await to_sql(chunk, self._dialect, slot)
         except _DB_ERRORS as exc:  # loading an aggregate failed
             self._fail_chunk(chunk, items, StorageError(f"database read failed: {exc}"))
             return None
@@ -309,39 +287,11 @@ class Writer:
             for s in stored:
                 self._bus.publish(s.event)
 
-    async def _to_sql(self, chunk: Chunk, slot: "_Slot") -> None:
-        """The chunk's rows and planned statements as SQL with plain parameters (its
-        ``transaction``), converted a part at a time between looks at the clock."""
-        memo: dict = {}  # values converted once per chunk (the chunk keeps them alive)
-        events = [(_EVENT_INSERT, chunk.rows)] if chunk.rows else []
-        for stmt, rows in itertools.chain(events, grouped(chunk.planned)):
-            for start in range(0, len(rows), _CONVERT_PART):
-                await slot.share()
-                chunk.transaction.append(driver_rows(self._dialect, stmt, rows[start:start + _CONVERT_PART], memo))
-
-    def _fold(self, agg: Execution, item: Pending) -> list[int] | None:
-        """Apply the item's events to the cached aggregate and return their versions; on
-        refusal, settle the item's future and forget the (possibly half-applied) aggregate."""
-        if item.expected_version is not None and item.expected_version != agg.version:
-            item.future.set_exception(ConcurrencyError(
-                f"aggregate {item.aggregate_id} is at version {agg.version}, "
-                f"expected {item.expected_version}"))
-            return None
-        versions = []
-        try:
-            for e in item.events:
-                agg.apply(e)
-                versions.append(agg.version)
-        except (IllegalTransition, ValueError, KeyError, TypeError) as exc:
-            self._aggregates.pop(item.aggregate_id, None)
-            item.future.set_exception(InvalidEventError(f"{type(exc).__name__}: {exc}"))
-            return None
-        return versions
-
-    def _lost(self, live: list[Chunk], exc: Exception) -> None:
-        """A commit failed: its chunks and every chunk prepared after them (handed over behind
-        it, which the committer refuses unrun, or ready) are lost."""
-        self._generation += 1
+    def _lost(self, live: list[Chunk], exc: Exception, failures: int | None = None) -> None:
+        """A commit failed (the committer's ``failures`` so far): its chunks and every chunk
+        prepared after them (handed over behind it, which the committer refuses unrun, or
+        ready) are lost."""
+        self._generation = self._generation + 1 if failures is None else failures
         self._next_seq = None
         for chunk in live:
             self._fail_chunk(chunk, [], exc)
@@ -367,25 +317,7 @@ class Writer:
             self._settle(item, exc)
 
 
-_EVENT_INSERT = bulk(insert(t.events))
 _PLAN_PART = 8  # appends planned between two looks at the clock
-_CONVERT_PART = 64  # rows converted between two looks at the clock
-_IN_FLIGHT = 2  # transactions in the committer's hands: one being committed, the next waiting
-SLOT_SECONDS = 0.0005  # the writer's work per event-loop iteration before it lets others run
-
-
-class _Slot:
-    """The writer's share of the event loop: ``share()`` returns at once while the current
-    slot lasts, else yields one iteration first (a chunk of 100 appends, or settling them,
-    must not hold every timer and socket for milliseconds)."""
-
-    def __init__(self) -> None:
-        self._started = time.perf_counter()
-
-    async def share(self) -> None:
-        if time.perf_counter() - self._started >= SLOT_SECONDS:
-            await asyncio.sleep(0)
-            self._started = time.perf_counter()
 
 
 async def _next_sequence(conn: AsyncConnection) -> int:
