@@ -13,6 +13,8 @@ Formulas and the reasoning behind them: docs/vwap.md.
 from __future__ import annotations
 
 import enum
+import itertools
+import operator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal, localcontext
@@ -95,9 +97,12 @@ def plan_vwap(
     else:
         bounds = _group_bounds(cu_arr.tolist(), min_units)
         cu = cu_arr[bounds].tolist()
-    qtys = [Decimal(b - a) * step for a, b in zip(cu, cu[1:])]
+    as_qty: dict[int, Decimal] = {}  # step multiples repeat along a curve: each is built once
+    qtys = [as_qty.get(d) or as_qty.setdefault(d, Decimal(d) * step) for d in map(operator.sub, cu[1:], cu)]
     qtys[-1] += qty - units * step
-    if span_us % n == 0:
+    if span_us % n == 0 and bounds == range(n + 1):
+        times = list(itertools.accumulate(itertools.repeat(timedelta(microseconds=span_us // n), n - 1), initial=start))
+    elif span_us % n == 0:
         interval = timedelta(microseconds=span_us // n)
         times = [start + interval * b for b in bounds[:-1]]
     else:
