@@ -33,12 +33,17 @@ def rows(path: Path) -> dict[str, str]:
         conn.close()
 
 
-@pytest.fixture(params=["process", "thread"])
-async def committer(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Committer]:
+def kv_database(tmp_path: Path) -> Path:
     path = tmp_path / "c.db"
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
     conn.close()
+    return path
+
+
+@pytest.fixture(params=["process", "thread"])
+async def committer(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Committer]:
+    path = kv_database(tmp_path)
     c: Committer = ProcessCommitter(path) if request.param == "process" else ThreadCommitter(sync_engine(path))
     await c.start()
     try:
@@ -92,11 +97,7 @@ async def test_a_database_locked_past_the_busy_timeout_is_refused_then_served(
 
 
 async def process_committer(tmp_path: Path) -> ProcessCommitter:
-    path = tmp_path / "c.db"
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
-    conn.close()
-    c = ProcessCommitter(path)
+    c = ProcessCommitter(kv_database(tmp_path))
     await c.start()
     return c
 

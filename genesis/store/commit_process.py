@@ -4,7 +4,7 @@ The daemon's event loop and a writer thread would share one GIL: every row SQLit
 every Python step around a commit would be taken from the loop. Here the SQLite work runs in
 a child process on another core, and the loop only prepares what to write. The writer still
 decides everything (event rows, projection statements, their SQL, as compiled by SQLAlchemy
-for SQLite); this process only executes it, one transaction per request, in order.
+for SQLite); this process only executes it, in order.
 
 Standard library only, so it starts in tens of milliseconds. Run as
 ``python -m genesis.store.commit_process DB_PATH SYNCHRONOUS BUSY_TIMEOUT_MS``.

@@ -70,7 +70,8 @@ class Committer(Protocol):
 
 
 class _Refusals:
-    """``commit``: one transaction at a time, never refused for an earlier one."""
+    """``commit(transaction)``: submit one and await it, as prepared on every refusal seen so
+    far (so it is never refused for an earlier one). For callers without a pipeline."""
 
     refusals = 0
 
