@@ -14,11 +14,14 @@ from genesis.store.migrate import create_private_file, sqlite_url
 BUSY_TIMEOUT_MS = 5000
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-    cur = dbapi_conn.cursor()
-    for pragma in connection_pragmas("FULL", BUSY_TIMEOUT_MS):
-        cur.execute(pragma)
-    cur.close()
+def _sqlite_pragmas(durable: bool):  # type: ignore[no-untyped-def]
+    """A connect listener applying ``connection_pragmas`` (fsync on commit when ``durable``)."""
+    def apply(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        cur = dbapi_conn.cursor()
+        for pragma in connection_pragmas("FULL" if durable else "OFF", BUSY_TIMEOUT_MS):
+            cur.execute(pragma)
+        cur.close()
+    return apply
 
 
 def async_engine(db_path: str | Path, durable: bool = True) -> AsyncEngine:
@@ -28,9 +31,7 @@ def async_engine(db_path: str | Path, durable: bool = True) -> AsyncEngine:
     which is fine for a simulation and makes it many times faster."""
     create_private_file(db_path)
     engine = create_async_engine(sqlite_url(db_path, "aiosqlite"))
-    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    if not durable:
-        event.listen(engine.sync_engine, "connect", _no_fsync)
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas(durable))
     _DURABLE[id(engine)] = durable
     return engine
 
@@ -48,21 +49,13 @@ def writer_engine(engine: AsyncEngine) -> Engine:
     thread committer (``EventStore(commit_in="thread")``); its dialect compiles the writer's SQL."""
     url = engine.url.set(drivername="sqlite+pysqlite")
     sync = create_engine(url, pool_size=1, max_overflow=0)
-    event.listen(sync, "connect", _sqlite_pragmas)
-    if not is_durable(engine):
-        event.listen(sync, "connect", _no_fsync)
+    event.listen(sync, "connect", _sqlite_pragmas(is_durable(engine)))
     return sync
-
-
-def _no_fsync(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA synchronous=OFF")
-    cur.close()
 
 
 def sync_engine(db_path: str | Path) -> Engine:
     """Blocking engine for short-lived CLI commands (never used on the daemon's event loop)."""
     create_private_file(db_path)
     engine = create_engine(sqlite_url(db_path))
-    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "connect", _sqlite_pragmas(durable=True))
     return engine

@@ -69,7 +69,7 @@ class Writer:
         self._next_seq: int | None = None
         self._generation = 0  # refused transactions so far (the committer's count, as last seen)
         self._tasks: list[asyncio.Task[None]] = []
-        self._alive = False  # both tasks running (checked on every append)
+        self._alive = False  # every writer task running (checked on every append)
         self._failure: asyncio.Future[BaseException] | None = None  # set if the writer ends on its own
 
     async def start(self) -> None:
@@ -114,7 +114,7 @@ class Writer:
         return await asyncio.shield(self._failure)
 
     def _ended(self, task: asyncio.Task[None]) -> None:
-        """One writer task ended: stop the other, so nobody waits on a half of a writer."""
+        """One writer task ended: stop the others, so nobody waits on a part of a writer."""
         self._alive = False
         if not task.cancelled() and task.exception() is not None:
             log.error("eventstore_writer_failed", task=task.get_name(), error=repr(task.exception()))
