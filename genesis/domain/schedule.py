@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Sequence
 
 from genesis.domain.events import PlannedSlice
 from genesis.domain.instrument import Instrument
 
 DEFAULT_SLICE_SECONDS = 60
+_US = timedelta(microseconds=1)
+_MINUTE_US = 60_000_000
 
 
 class ScheduleError(ValueError):
@@ -103,6 +106,68 @@ def respread(
     times = _spread(start, end - start, count)
     qtys = split_equal(remaining_qty, count, instrument) if remaining_qty > 0 else [Decimal(0)] * count
     return tuple(PlannedSlice(idx, at, q) for idx, at, q in zip(remaining_indices, times, qtys))
+
+
+def respread_by_volume(
+    remaining_qty: Decimal,
+    remaining_indices: list[int],
+    start: datetime,
+    end: datetime,
+    minute_volumes: Sequence[float] | None,
+    instrument: Instrument,
+) -> tuple[PlannedSlice, ...]:
+    """Re-plan what is left over the slices not yet executed, placed where the market usually
+    trades in ``[start, end)`` (resume, restart, late loop, early completion).
+
+    ``minute_volumes[k]``: the usual (relative) volume of the minute starting ``k`` minutes
+    after ``start`` floored to the minute; minutes past its end count as zero, and an empty
+    or all-zero profile means flat (None: no profile, ``respread``). The ``n`` slices cut the window's expected volume into
+    ``n`` equal parts, slice ``i`` at the start of part ``i`` (so the first is due at
+    ``start``; a flat profile gives ``respread``'s even times, to the microsecond): busy
+    minutes get more slices. Quantities as in ``respread``: on the step, as equal as
+    possible, summing exactly to ``remaining_qty``; indices are kept. ``end <= start``:
+    every slice is due at ``start``.
+    """
+    if minute_volumes is None or not remaining_indices or end <= start:
+        return respread(remaining_qty, remaining_indices, start, end, instrument)
+    count = len(remaining_indices)
+    offset_us = (start - start.replace(second=0, microsecond=0)) // _US
+    span_us = (end - start) // _US
+    times = [start + timedelta(microseconds=t)
+             for t in volume_quantile_offsets_us(count, offset_us, span_us, minute_volumes)]
+    qtys = split_equal(remaining_qty, count, instrument) if remaining_qty > 0 else [Decimal(0)] * count
+    return tuple(PlannedSlice(idx, at, q) for idx, at, q in zip(remaining_indices, times, qtys))
+
+
+def volume_quantile_offsets_us(count: int, offset_us: int, span_us: int,
+                               minute_volumes: Sequence[float]) -> list[int]:
+    """Microseconds after the window start at which the window's expected cumulative volume
+    reaches ``i / count`` (``i = 1..count-1``, after a first 0). The window is
+    ``[offset_us, offset_us + span_us)`` on the profile's time axis (minute ``k`` of
+    ``minute_volumes`` covers ``[k, k + 1)`` minutes); volume is uniform within a minute and
+    a minute cut by the window counts in proportion. Non-decreasing, each ``< span_us``."""
+    pieces: list[tuple[int, int, float]] = []  # (from_us, to_us, expected volume) per minute overlapped
+    t, end = offset_us, offset_us + span_us
+    while t < end:
+        k = t // _MINUTE_US
+        to = min((k + 1) * _MINUTE_US, end)
+        weight = max(0.0, float(minute_volumes[k])) if k < len(minute_volumes) else 0.0
+        pieces.append((t, to, weight * (to - t) / _MINUTE_US))
+        t = to
+    total = sum(mass for _, _, mass in pieces)
+    if total <= 0:  # no profile: flat
+        pieces = [(a, b, float(b - a)) for a, b, _ in pieces]
+        total = float(span_us)
+    out, acc, j = [0], 0.0, 0
+    for i in range(1, count):
+        target = total * i / count
+        while j < len(pieces) - 1 and acc + pieces[j][2] <= target:
+            acc += pieces[j][2]
+            j += 1
+        a, b, mass = pieces[j]
+        within = min(1.0, (target - acc) / mass) if mass > 0 else 0.0
+        out.append(min(a + int(within * (b - a)) - offset_us, span_us - 1))
+    return out
 
 
 def _spread(start: datetime, span: timedelta, count: int) -> list[datetime]:

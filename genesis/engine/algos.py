@@ -16,7 +16,7 @@ from genesis.domain.schedule import next_slice_qty, plan_twap, split_equal
 from genesis.domain.twap import TwapParams, calculate_time_slices, cap_slice_qty, is_volume_anomaly
 from genesis.domain.vwap import (ExecutionScheduler, Urgency, intraday_volume_scale, needs_taker, plan_vwap,
                                  scheduled_done_qty)
-from genesis.engine.market_data import MarketData
+from genesis.engine.market_data import MINUTE, MarketData, floor_minute
 
 ZERO = Decimal(0)
 
@@ -40,6 +40,12 @@ class AlgoPolicy(Protocol):
     async def size(self, agg: Execution, s: SliceState, slices_left: int, ref: Decimal,
                    interval_seconds: float, now: datetime) -> SliceSizing:
         """How much the next slice may trade."""
+        ...
+
+    async def replan_profile(self, agg: Execution, start: datetime, end: datetime) -> list[float] | None:
+        """The usual relative volume of each minute from ``start`` (floored to the minute) to
+        ``end``, to re-plan the open slices on (``schedule.respread_by_volume``); None: the
+        algorithm re-plans evenly."""
         ...
 
 
@@ -96,6 +102,16 @@ class TwapPolicy:
             qty = ZERO  # too small to trade: carry forward
         return SliceSizing(qty, wanted, volume, cap_bound=qty < wanted, volume_anomaly=anomaly)
 
+    async def replan_profile(self, agg: Execution, start: datetime, end: datetime) -> list[float] | None:
+        if not self.adaptive:
+            return None  # the router's plain TWAP stays even
+        return await self.market.window_profile(agg.symbol, start, minutes_covering(start, end))
+
+
+def minutes_covering(start: datetime, end: datetime) -> int:
+    """Whole minutes from ``start`` floored to the minute up to ``end`` (at least 1)."""
+    return max(1, -(-(end - floor_minute(start)) // MINUTE))
+
 
 def planned_share(agg: Execution, s: SliceState, instrument: Instrument, ref: Decimal) -> Decimal:
     """This slice's planned proportion of what is left, applied to what the venue reports left:
@@ -122,6 +138,9 @@ class SinglePolicy:
     async def size(self, agg: Execution, s: SliceState, slices_left: int, ref: Decimal,
                    interval_seconds: float, now: datetime) -> SliceSizing:
         return SliceSizing(agg.remaining_qty, agg.remaining_qty, None)
+
+    async def replan_profile(self, agg: Execution, start: datetime, end: datetime) -> list[float] | None:
+        return None
 
 
 DEFAULT_BEHIND_TOLERANCE = Decimal("0.2")  # of the schedule still ahead: docs/execution-quality.md
@@ -181,6 +200,12 @@ class VwapPolicy:
         return SliceSizing(target.qty, target.desired_qty, volume, cap_bound=target.cap_bound,
                            taker_fallback=behind or last or emergency or urgency is Urgency.CRITICAL,
                            maker_first=not emergency)
+
+    async def replan_profile(self, agg: Execution, start: datetime, end: datetime) -> list[float] | None:
+        curve = await self.market.volume_curve(agg.symbol, start)
+        first = floor_minute(start)
+        return [curve.fraction(first + MINUTE * k, first + MINUTE * (k + 1))
+                for k in range(minutes_covering(start, end))]
 
 
 def policy_for(agg: Execution, market: MarketData, instrument: Instrument, params: TwapParams,

@@ -38,4 +38,4 @@ async def reconcile(runner: "ExecutionRunner", agg: Execution) -> None:
     if agg.state is ExecutionState.RUNNING and agg.end_at is not None:
         nxt = agg.next_open()
         if nxt is not None and nxt.scheduled_at < now - timedelta(seconds=1):
-            await runner.append([runner.replan(agg, now, agg.end_at, "restart: remaining re-spread over remaining time")])
+            await runner.append([await runner.replan(agg, now, agg.end_at, "restart: remaining re-spread over remaining time")])

@@ -21,7 +21,7 @@ from genesis.domain.benchmarks import RunningVwap, slippage_vs_vwap_bps
 from genesis.domain.execution import Execution
 from genesis.domain.instrument import Instrument
 from genesis.domain.risk import RiskEngine
-from genesis.domain.schedule import respread
+from genesis.domain.schedule import respread, respread_by_volume
 from genesis.domain.state import ExecutionState
 from genesis.domain.twap import TwapParams, check_early_completion
 from genesis.engine.algos import AlgoPolicy, VwapSettings, policy_for
@@ -154,7 +154,7 @@ class ExecutionRunner:
         if self._late(agg, nxt.scheduled_at, now):
             # the loop stalled (machine load, a long venue outage): re-spread what is left over
             # the time left instead of firing overdue slices back to back
-            await self.append([self.replan(agg, now, agg.end_at or now, "late: remaining re-spread")])
+            await self.append([await self.replan(agg, now, agg.end_at or now, "late: remaining re-spread")])
             return False
         after = agg.next_open(1)
         following = after.scheduled_at if after is not None else agg.end_at
@@ -198,14 +198,21 @@ class ExecutionRunner:
         events: list[ev.Event] = [ev.ExecutionResumed(self.execution_id, now, self.control.reason)]
         if agg.end_at is not None:
             end_at = agg.end_at + paused_for if self.settings.pause_policy == "extend" else agg.end_at
-            events.append(self.replan(agg, now, end_at, f"resumed after {paused_for.total_seconds():.0f}s paused "
-                                                         f"({self.settings.pause_policy})"))
+            events.append(await self.replan(agg, now, end_at, f"resumed after {paused_for.total_seconds():.0f}s paused "
+                                                               f"({self.settings.pause_policy})"))
         await self.append(events, self.control.take_commands())
 
-    def replan(self, agg: Execution, now: datetime, end_at: datetime, reason: str) -> ev.ScheduleReplanned:
+    async def replan(self, agg: Execution, now: datetime, end_at: datetime, reason: str) -> ev.ScheduleReplanned:
+        """The open slices re-planned over ``[now, end_at)``: placed by the usual volume of
+        those minutes when the algorithm has a profile (adaptive TWAP, VWAP), else evenly."""
         indices = [s.index for s in agg.open_slices()]
         end_at = max(end_at, now)
-        plan = respread(agg.remaining_qty, indices, now, end_at, self.instrument)
+        policy = self.policy
+        assert policy is not None
+        profile = None
+        if indices and end_at > now:  # a volume profile is a venue read: retried like any other
+            profile = await self.calls.call("profile", lambda: policy.replan_profile(agg, now, end_at))
+        plan = respread_by_volume(agg.remaining_qty, indices, now, end_at, profile, self.instrument)
         return ev.ScheduleReplanned(self.execution_id, now, end_at, plan, reason)
 
     async def _maybe_finish_early(self, agg: Execution, now: datetime) -> bool:
@@ -229,7 +236,7 @@ class ExecutionRunner:
         end_at = min(agg.end_at or now, now + timedelta(seconds=span))
         self.log.info("early_completion", price=str(top.mid), arrival=str(agg.arrival_price), improvement_bps=str(improvement))
         await self.append([ev.EarlyCompletionTriggered(self.execution_id, now, top.mid, agg.arrival_price, improvement),
-                           self.replan(agg, now, end_at, "early completion: price better than arrival")])
+                           await self.replan(agg, now, end_at, "early completion: price better than arrival")])
         return True
 
     async def _apply_urgency(self, agg: Execution, now: datetime) -> None:
