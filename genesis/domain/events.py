@@ -195,11 +195,21 @@ class EmergencyLiquidationStarted(Event):
 @dataclass(frozen=True, slots=True)
 class EarlyCompletionTriggered(Event):
     """The market is better than arrival by the threshold: the remainder is finished faster
-    (still inside the participation cap)."""
+    (still inside the participation cap), or, when ``accelerated`` is False, cannot be and
+    ``reason`` says why. The other fields are the figures behind the new end; events
+    stored before they existed decode with None/"" (unknown)."""
 
     price: Decimal
     arrival_price: Decimal
     improvement_bps: Decimal
+    previous_end_at: datetime | None = None  # the window end before the trigger
+    end_at: datetime | None = None  # the window end chosen (== previous_end_at: kept)
+    accelerated: bool | None = None
+    volume_rate_per_second: Decimal | None = None  # recent market volume (base asset) used
+    participation_cap: Decimal | None = None
+    cap_span_seconds: Decimal | None = None  # the cap absorbs the remainder at that rate in this long
+    nominal_span_seconds: Decimal | None = None  # early_interval_seconds x slices left
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,6 +144,64 @@ def check_early_completion(side: Side, current_price: Decimal, arrival_price: De
     return improvement_bps >= threshold_bps
 
 
+EARLY_CAP_MARGIN = Decimal("0.25")  # of the cap's span: room for the traded rate to dip
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyCompletionEnd:
+    """Where early completion puts the window end, with the figures behind it.
+
+    ``accelerated`` False: ``end_at`` is the old end and ``reason`` says why nothing sped up.
+    ``cap_span_seconds``: the shortest span in which the participation cap absorbs the
+    remainder at the recent traded rate (None: rate unknown). ``nominal_span_seconds``:
+    ``early_interval_seconds`` times the slices left."""
+
+    end_at: datetime
+    accelerated: bool
+    nominal_span_seconds: Decimal
+    cap_span_seconds: Decimal | None
+    reason: str
+
+
+def early_completion_end(now: datetime, end_at: datetime, remaining_qty: Decimal, slices_left: int,
+                         volume_rate_per_second: Decimal | None, params: TwapParams) -> EarlyCompletionEnd:
+    """The window end once the price is better than arrival by the threshold.
+
+    The remainder is squeezed into the longer of the nominal span (``early_interval_seconds``
+    per slice left) and the cap's span plus a margin (``EARLY_CAP_MARGIN`` of it, at most half
+    the headroom before the old end, so any headroom finishes strictly sooner). Never later
+    than the old end; kept when the cap leaves no headroom (the remainder needs all the time
+    left, or more), when the recent volume is unknown (no cap can be computed: nothing
+    trades until it is known, so squeezing would only lose time), or when the slices left
+    are already at most ``early_interval_seconds`` apart."""
+    left = Decimal(str(max((end_at - now).total_seconds(), 0.0)))
+    nominal = Decimal(params.early_interval_seconds * slices_left)
+    if volume_rate_per_second is None or volume_rate_per_second <= 0:
+        why = ("recent market volume unknown: the participation cap cannot be computed" if volume_rate_per_second
+               is None else "no recent market volume: the participation cap allows nothing")
+        return EarlyCompletionEnd(end_at, False, nominal, None, f"{why}; window end kept")
+    cap_span = remaining_qty / (params.participation_cap * volume_rate_per_second)
+    figures = (f"participation cap {params.participation_cap} of the recent {volume_rate_per_second:.8f}/s "
+               f"absorbs the remaining {remaining_qty} in {cap_span:.0f} s, {left:.0f} s left, "
+               f"nominal span {nominal} s")
+    if cap_span >= left:
+        return EarlyCompletionEnd(end_at, False, nominal, _seconds(cap_span),
+                                  f"no acceleration: {figures}; window end kept")
+    span = max(nominal, cap_span + min(cap_span * EARLY_CAP_MARGIN, (left - cap_span) / 2))
+    if span >= left:
+        return EarlyCompletionEnd(end_at, False, nominal, _seconds(cap_span),
+                                  f"no acceleration: slices left already at most "
+                                  f"{params.early_interval_seconds} s apart ({figures}); window end kept")
+    new_end = now + timedelta(seconds=float(span))
+    return EarlyCompletionEnd(new_end, True, nominal, _seconds(cap_span),
+                              f"window end {new_end.isoformat()} ({figures}; "
+                              f"{'the nominal span' if span == nominal else 'the cap span plus margin'})")
+
+
+def _seconds(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.001"))
+
+
 def is_volume_anomaly(minute_volume: Decimal, usual_volume: Decimal | None, ratio: float) -> bool:
     """A minute's volume far outside its usual level for that time of day (either way)."""
     if usual_volume is None or usual_volume <= 0:

@@ -23,7 +23,7 @@ from genesis.domain.instrument import Instrument
 from genesis.domain.risk import RiskEngine
 from genesis.domain.schedule import respread, respread_by_volume
 from genesis.domain.state import ExecutionState
-from genesis.domain.twap import TwapParams, check_early_completion
+from genesis.domain.twap import TwapParams, check_early_completion, early_completion_end
 from genesis.engine.algos import AlgoPolicy, VwapSettings, policy_for
 from genesis.engine.control import Control, Desire
 from genesis.engine.market_data import MarketData
@@ -225,18 +225,24 @@ class ExecutionRunner:
         if not check_early_completion(agg.side, top.mid, agg.arrival_price, params.early_completion_bps):
             return False
         improvement = (-agg.side.sign * (top.mid - agg.arrival_price) / agg.arrival_price * BPS).quantize(Decimal("0.01"))
-        n = agg.open_count
         # faster, but never faster than the participation cap can absorb at the recent traded
-        # rate (with a 25% margin): otherwise the compressed slices are capped to slivers and
-        # the window ends with quantity left
-        span = float(params.early_interval_seconds * n)
+        # rate: otherwise the compressed slices are capped to slivers and the window ends with
+        # quantity left (early_completion_end: the figures and the reason go in the event)
         rate = await self.calls.call("volume_rate", lambda: self.market.volume_rate(agg.symbol, now))
-        if rate and params.participation_cap > 0:
-            span = max(span, float(agg.remaining_qty / (params.participation_cap * rate)) * 1.25)
-        end_at = min(agg.end_at or now, now + timedelta(seconds=span))
-        self.log.info("early_completion", price=str(top.mid), arrival=str(agg.arrival_price), improvement_bps=str(improvement))
-        await self.append([ev.EarlyCompletionTriggered(self.execution_id, now, top.mid, agg.arrival_price, improvement),
-                           await self.replan(agg, now, end_at, "early completion: price better than arrival")])
+        rate = None if rate is None else rate.quantize(Decimal("0.00000001"))
+        old_end = agg.end_at or now
+        chosen = early_completion_end(now, old_end, agg.remaining_qty, agg.open_count, rate, params)
+        self.log.info("early_completion", price=str(top.mid), arrival=str(agg.arrival_price),
+                      improvement_bps=str(improvement), accelerated=chosen.accelerated, reason=chosen.reason)
+        events: list[ev.Event] = [ev.EarlyCompletionTriggered(
+            self.execution_id, now, top.mid, agg.arrival_price, improvement, previous_end_at=old_end,
+            end_at=chosen.end_at, accelerated=chosen.accelerated, volume_rate_per_second=rate,
+            participation_cap=params.participation_cap, cap_span_seconds=chosen.cap_span_seconds,
+            nominal_span_seconds=chosen.nominal_span_seconds, reason=chosen.reason)]
+        if chosen.accelerated:
+            events.append(await self.replan(agg, now, chosen.end_at,
+                                            f"early completion: price better than arrival; {chosen.reason}"))
+        await self.append(events)
         return True
 
     async def _apply_urgency(self, agg: Execution, now: datetime) -> None:
