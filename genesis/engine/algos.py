@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Protocol
+from typing import Callable, Protocol
 
 from genesis.domain.events import PlannedSlice
 from genesis.domain.execution import Execution, SliceState
@@ -16,6 +16,7 @@ from genesis.domain.schedule import next_slice_qty, plan_twap, split_equal
 from genesis.domain.twap import TwapParams, calculate_time_slices, cap_slice_qty, is_volume_anomaly
 from genesis.domain.vwap import (ExecutionScheduler, Urgency, intraday_volume_scale, needs_taker, plan_vwap,
                                  scheduled_done_qty)
+from genesis.domain.volume_curve import float_to_decimal
 from genesis.engine.market_data import MINUTE, MarketData, floor_minute
 
 ZERO = Decimal(0)
@@ -89,14 +90,9 @@ class TwapPolicy:
             return SliceSizing(wanted, wanted, None)
         rate = await self.market.volume_rate(agg.symbol, now)
         volume = None if rate is None else rate * Decimal(str(max(interval_seconds, 1.0)))
-        cap = self.params.participation_cap
-        anomaly = False
-        last = await self.market.last_minute(agg.symbol, now)
-        if last is not None:
-            usual = self.market.usual_minute_volume(agg.symbol, last[0])
-            anomaly = is_volume_anomaly(last[1], usual, self.params.anomaly_ratio)
-            if anomaly:
-                cap *= self.params.anomaly_participation_factor
+        cap, anomaly = await participation_cap_now(
+            self.market, agg.symbol, now, self.params,
+            lambda at: self.market.usual_minute_volume(agg.symbol, at))
         qty = cap_slice_qty(wanted, volume, cap, self.instrument)
         if 0 < qty < self.instrument.min_qty_at(ref):
             qty = ZERO  # too small to trade: carry forward
@@ -106,6 +102,20 @@ class TwapPolicy:
         if not self.adaptive:
             return None  # the router's plain TWAP stays even
         return await self.market.window_profile(agg.symbol, start, minutes_covering(start, end))
+
+
+async def participation_cap_now(market: MarketData, symbol: str, now: datetime, params: TwapParams,
+                                usual_volume: Callable[[datetime], Decimal | None]) -> tuple[Decimal, bool]:
+    """The participation cap for a slice starting ``now``, and whether the last closed minute
+    was anomalous (``is_volume_anomaly``: ``anomaly_ratio`` times above or below
+    ``usual_volume`` of that minute), in which case the cap is multiplied by
+    ``anomaly_participation_factor``. One rule for every capped algorithm (TWAP, VWAP)."""
+    cap = params.participation_cap
+    last = await market.last_minute(symbol, now)
+    if last is None:
+        return cap, False
+    anomaly = is_volume_anomaly(last[1], usual_volume(last[0]), params.anomaly_ratio)
+    return (cap * params.anomaly_participation_factor if anomaly else cap), anomaly
 
 
 def minutes_covering(start: datetime, end: datetime) -> int:
@@ -185,8 +195,11 @@ class VwapPolicy:
         if self.intraday_adjustment:
             scale = intraday_volume_scale(await self.market.volume_today(agg.symbol, now), curve,
                                           curve.typical_daily_volume, now)
-        scheduler = ExecutionScheduler(curve, self.instrument, Decimal(str(curve.typical_daily_volume)),
-                                       self.params.participation_cap)
+        daily_volume = Decimal(str(curve.typical_daily_volume))
+        cap, anomaly = await participation_cap_now(
+            self.market, agg.symbol, now, self.params,
+            lambda at: daily_volume * float_to_decimal(curve.fraction(at, at + MINUTE)))
+        scheduler = ExecutionScheduler(curve, self.instrument, daily_volume, cap)
         end = now + timedelta(seconds=interval_seconds)
         last = slices_left <= 1 or end >= agg.end_at
         target = scheduler.next_slice(remaining_qty=agg.remaining_qty, interval_start=now,
@@ -198,6 +211,7 @@ class VwapPolicy:
         behind = needs_taker(done, agg.filled_qty, agg.qty, self.behind_tolerance)
         emergency = urgency is Urgency.EMERGENCY
         return SliceSizing(target.qty, target.desired_qty, volume, cap_bound=target.cap_bound,
+                           volume_anomaly=anomaly and not emergency,
                            taker_fallback=behind or last or emergency or urgency is Urgency.CRITICAL,
                            maker_first=not emergency)
 
