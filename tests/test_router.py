@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from genesis.config import ConfigError, RuntimeConfig, get_twap_config, parse_config
+from genesis.config import ConfigError, RuntimeConfig, get_twap_config, load_config, parse_config
 from genesis.domain import events as ev
 from genesis.domain.router import decide_route
 from genesis.venue.instruments import SIM_INSTRUMENTS
@@ -20,6 +21,7 @@ D = Decimal
 BTC = SIM_INSTRUMENTS["BTC/USDT"]
 PRICE = D("100000")
 START = T0 + timedelta(days=HISTORY_DAYS, hours=1)
+SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / "config" / "runtime.yaml"
 
 
 def router_config(**twap) -> RuntimeConfig:  # type: ignore[no-untyped-def]
@@ -131,3 +133,20 @@ def test_twap_config_loader_defaults_clamps_and_rejects():
         parse_config({"router": {"twap": {"min_notional_usd": "lots"}}})
     with pytest.raises(ConfigError, match="router.twap.slices"):
         parse_config({"router": {"twap": {"slices": "four"}}})
+
+
+async def test_the_shipped_config_routes_auto_orders_by_notional(db_path, tmp_path):
+    """Out of the box (config/runtime.yaml as shipped) --algo auto TWAPs a parent at or above
+    router.twap.min_notional_usd and sends a smaller one as a single order."""
+    shipped = load_config(SHIPPED_CONFIG)
+    cfg = get_twap_config(shipped)
+    assert cfg.enabled and cfg.slices > 1 and cfg.interval_seconds > 0
+    large = str((cfg.min_notional_usd / PRICE).quantize(D("0.00001")))  # exactly the threshold
+    history, metrics = await route(db_path, large, shipped)
+    assert history[0].execution_style == "twap" and history[0].algo == "twap"
+    slices = of(history, ev.TwapSliceExecuted)
+    assert len(slices) == cfg.slices and sum(s.filled_qty for s in slices) == D(large)
+    assert metrics["twap_trades_count"] == cfg.slices
+    small = str((cfg.min_notional_usd / PRICE - D("0.00001")).quantize(D("0.00001")))  # just below
+    history, _ = await route(tmp_path / "small.db", small, shipped)
+    assert history[0].execution_style == "single" and len(of(history, ev.TwapSliceExecuted)) == 1
