@@ -4,6 +4,7 @@ view. All three open the database read-only (they never migrate it or write to i
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -18,25 +19,46 @@ def _no_database(ctx: Context) -> None:
         raise click.ClickException(f"{ctx.db_path}: no such database (use --db or $GENESIS_DB)")
 
 
+SQL_TIMEOUT_SECONDS = 30.0
+SQL_TABLE_ROWS = 1000
+
+
+class _QueryTimedOut(click.ClickException):
+    exit_code = 2
+
+
 @main.command()
 @common
 @click.argument("query")
-@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row instead of a table.")
-def sql(ctx: Context, query: str, as_csv: bool) -> None:
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row instead of a table; streams every row.")
+@click.option("--timeout-seconds", type=click.FloatRange(0, 86_400, min_open=True), default=SQL_TIMEOUT_SECONDS,
+              show_default=True, help="Stop the query when it has run this long inside SQLite (exit code 2).")
+@click.option("--max-rows", type=click.IntRange(1), default=SQL_TABLE_ROWS, show_default=True,
+              help="Table output: show at most this many rows (--csv has no cap).")
+def sql(ctx: Context, query: str, as_csv: bool, timeout_seconds: float, max_rows: int) -> None:
     """Run one read-only SQL query (views: execution_analysis, slice_analysis,
-    daily_execution_summary, router_metrics; see docs/sql.md). Writes are refused."""
-    from genesis.analytics.sql import QueryError, run_query
+    daily_execution_summary, router_metrics; see docs/sql.md). Writes are refused; the query
+    stops after --timeout-seconds inside SQLite (exit code 2)."""
+    from genesis.analytics.sql import QueryError, QueryTimeout, open_query
 
     _no_database(ctx)
     try:
-        columns, rows = run_query(ctx.db_path, query)
+        with open_query(ctx.db_path, query, timeout_seconds) as result:
+            if as_csv:
+                out = csv.writer(sys.stdout, lineterminator="\n")
+                out.writerow(result.columns)
+                for row in result:
+                    out.writerow(["" if v is None else v for v in row])
+                return
+            rows = list(itertools.islice(result, max_rows + 1))
+    except QueryTimeout as exc:
+        raise _QueryTimedOut(str(exc)) from None
     except QueryError as exc:
         raise click.ClickException(str(exc)) from None
-    if as_csv:
-        out = csv.writer(sys.stdout, lineterminator="\n")
-        out.writerow(columns)
-        out.writerows(["" if v is None else v for v in row] for row in rows)
-        return
+    _print_table(result.columns, rows, max_rows)
+
+
+def _print_table(columns: list[str], rows: list[tuple], max_rows: int) -> None:  # type: ignore[type-arg]
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -44,11 +66,14 @@ def sql(ctx: Context, query: str, as_csv: bool) -> None:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for col in columns:
         table.add_column(col, overflow="fold")
-    for row in rows:
+    for row in rows[:max_rows]:
         table.add_row(*("NULL" if v is None else str(v) for v in row))
     console = Console()
     console.print(table)
-    console.print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    if len(rows) > max_rows:
+        console.print(f"(first {max_rows} rows shown; --max-rows N for more, --csv for every row)")
+    else:
+        console.print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
 
 
 @main.command()

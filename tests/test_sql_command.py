@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import re
 import sqlite3
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from genesis.analytics.sql import QueryError, WriteRefused, connect_readonly, run_query
+from genesis.analytics.sql import QueryError, QueryTimeout, WriteRefused, connect_readonly, open_query, run_query
 from genesis.cli import main
 from tests.analytics_history import make_history_db
 
@@ -107,6 +108,44 @@ def test_errors_are_clear_and_a_missing_database_is_not_created(history_db, tmp_
     assert result.exit_code == 1 and "no such database" in result.output and not missing.exists()
     with pytest.raises(QueryError):
         run_query(history_db, "SELEC 1")
+
+
+COUNT_FOREVER = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c"
+EVERY_NUMBER = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT x FROM c"
+
+
+def test_a_runaway_query_stops_at_its_time_limit_with_exit_code_2(history_db):
+    result = sql(history_db, "--timeout-seconds", "0.2", COUNT_FOREVER)
+    assert result.exit_code == 2
+    (line,) = result.output.splitlines()
+    assert line.startswith("Error: query stopped after 0.2 s inside SQLite, its time limit (--timeout-seconds)")
+    with pytest.raises(QueryTimeout):
+        run_query(history_db, COUNT_FOREVER, timeout_seconds=0.2)
+    result = sql(history_db, "--timeout-seconds", "0", "SELECT 1")
+    assert result.exit_code == 2 and "--timeout-seconds" in result.output  # a limit must be > 0
+
+
+def test_rows_stream_instead_of_being_collected(history_db):
+    with open_query(history_db, EVERY_NUMBER, timeout_seconds=60) as result:  # endless: only a stream ends
+        assert result.columns == ["x"] and list(itertools.islice(result, 3)) == [(1,), (2,), (3,)]
+    result = sql(history_db, "--max-rows", "5", EVERY_NUMBER)
+    assert result.exit_code == 0, result.output
+    assert re.findall(r"^ *(\d+) *$", result.output, flags=re.M) == ["1", "2", "3", "4", "5"]
+    assert "(first 5 rows shown; --max-rows N for more, --csv for every row)" in result.output
+    result = sql(history_db, "--csv", "--timeout-seconds", "0.5", EVERY_NUMBER)  # CSV: every row until the limit
+    assert result.exit_code == 2 and result.stdout.splitlines()[:3] == ["x", "1", "2"]
+    assert result.stderr.startswith("Error: query stopped")
+
+
+@pytest.mark.parametrize("call", ["SELECT fts3_tokenizer('simple')", "SELECT hex(FTS3_TOKENIZER('porter'))",
+                                  "SELECT load_extension('/tmp/x.so')",
+                                  "SELECT x FROM (SELECT fts3_tokenizer('simple') AS x)"])
+def test_functions_that_reach_outside_the_database_are_refused(history_db, call):
+    result = sql(history_db, call)
+    assert result.exit_code == 1
+    assert "refused: not authorized to use function" in result.output and "0x" not in result.output
+    with pytest.raises(WriteRefused):
+        run_query(history_db, call)
 
 
 def doc_queries() -> list[str]:
