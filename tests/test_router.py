@@ -13,6 +13,7 @@ from sqlalchemy import text
 from genesis.config import ConfigError, RuntimeConfig, get_twap_config, load_config, parse_config
 from genesis.domain import events as ev
 from genesis.domain.router import decide_route
+from genesis.requests import ALGOS
 from genesis.venue.instruments import SIM_INSTRUMENTS
 from tests.harness import harness
 from tests.market import HISTORY_DAYS, T0, flat, series, venue
@@ -150,3 +151,21 @@ async def test_the_shipped_config_routes_auto_orders_by_notional(db_path, tmp_pa
     small = str((cfg.min_notional_usd / PRICE - D("0.00001")).quantize(D("0.00001")))  # just below
     history, _ = await route(tmp_path / "small.db", small, shipped)
     assert history[0].execution_style == "single" and len(of(history, ev.TwapSliceExecuted)) == 1
+
+
+async def test_router_metrics_count_every_algorithm_in_its_own_bucket(db_path):
+    config = router_config()
+    async with harness(db_path, config) as h:  # the shipped candles: 20 days of history for VWAP's curve
+        for algo, qty, duration in (("vwap", "0.01", "5m"), ("twap", "0.01", "5m"), ("auto", "0.003", None)):
+            await h.supervisor.submit(h.request(qty=qty, algo=algo, duration=duration))
+        await h.supervisor.wait_all()
+        async with h.engine.connect() as conn:
+            metrics = dict((await conn.execute(text("SELECT * FROM router_metrics"))).mappings().one())
+            traded = dict((await conn.execute(text(
+                "SELECT e.algo, COUNT(*) FROM execution_slices s JOIN executions e USING (execution_id) "
+                "WHERE CAST(s.filled_qty AS REAL) > 0 GROUP BY e.algo"))).all())
+    assert set(traded) == {"twap", "vwap", "single"} and traded["single"] == 1
+    for algo in set(ALGOS) - {"auto"}:  # auto is recorded as twap or single
+        assert metrics[f"{algo}_trades_count"] == traded[algo], algo
+        assert metrics[f"{algo}_avg_slippage_bps"] is not None, algo
+    assert sum(v for k, v in metrics.items() if k.endswith("_trades_count")) == sum(traded.values())

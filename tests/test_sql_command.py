@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from pytest import approx
 from click.testing import CliRunner
 
 from genesis.analytics.sql import QueryError, QueryTimeout, WriteRefused, connect_readonly, open_query, run_query
@@ -186,4 +187,6 @@ def test_documented_queries_return_the_expected_rows(history_db):
     assert [(r[0], r[1], r[3], r[cols.index("avg_is_bps")]) for r in rows] == [
         ("2025-06-11", "BTC/USDT", 1, 0.99), ("2025-06-10", "BTC/USDT", 2, 2.58), ("2025-06-10", "ETH/USDT", 1, 10.4)]
     cols, rows = _doc("SELECT * FROM router_metrics")
-    assert dict(zip(cols, rows[0], strict=True))["twap_trades_count"] == 8  # slices that filled, exec-a/b/c/d
+    metrics = dict(zip(cols, rows[0], strict=True))  # slices that filled: exec-a/c/d (TWAP), exec-b (VWAP)
+    assert (metrics["twap_trades_count"], metrics["vwap_trades_count"], metrics["single_trades_count"]) == (6, 2, 0)
+    assert metrics["vwap_avg_slippage_bps"] == approx((-8.0 - 12.0) / 2)  # (2498 - 2500) / 2500 * 10^4 = -8
