@@ -43,7 +43,7 @@ def report(db, *args: str):  # type: ignore[no-untyped-def]
 
 def test_report_json_equals_the_hand_computed_figures(history_db):
     before = hashlib.sha256(history_db.read_bytes()).hexdigest()
-    result = report(history_db, "exec-a", "--json")
+    result = report(history_db, "exec-a", "--json", "--no-store")
     assert result.exit_code == 0, result.output
     r = json.loads(result.output)
     assert r["state"] == "completed" and r["completion_reason"] == "filled"
@@ -86,7 +86,7 @@ def test_report_json_equals_the_hand_computed_figures(history_db):
         "capped_best_price": "100000.00000000", "capped_best_qty": "1.00", "capped_best_feasible": True,
         "avg_vs_capped_best_bps": "6.1500", "participation_cap": "0.10",
     }
-    assert hashlib.sha256(history_db.read_bytes()).hexdigest() == before  # read-only
+    assert hashlib.sha256(history_db.read_bytes()).hexdigest() == before  # --no-store: read-only
 
 
 def started_mid_minute() -> list[list]:  # type: ignore[type-arg]
@@ -115,7 +115,7 @@ def test_a_fill_in_the_start_minute_is_measured_against_arrival(tmp_path):
     path = tmp_path / "mid-minute.db"
     migrate.upgrade(path)
     asyncio.run(hist.build(path, executions=(started_mid_minute,)))
-    r = json.loads(report(path, "exec-e", "--json").output)
+    r = json.loads(report(path, "exec-e", "--json", "--no-store").output)
     assert r["market_data"]["candles"] == 1  # 13:01; the 13:00 candle opened before the start
     assert r["costs_bps"]["implementation_shortfall"] == "2.4998"  # (100035 - 100010) / 100010 * 10^4
     # market price of the fills' minutes: arrival 100010 for 13:00 (the start minute), 100030
