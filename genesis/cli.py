@@ -234,7 +234,7 @@ def urgency(ctx: Context, execution_id: str, level: str) -> None:
 @common
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def metrics(ctx: Context, as_json: bool) -> None:
-    """Router metrics: TWAP vs single child trades and their average slippage (bps)."""
+    """Router metrics: child trades and their average slippage (bps) per algorithm."""
     from genesis.store.queries import router_metrics
 
     m = router_metrics(ctx.engine())

@@ -31,6 +31,7 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -162,12 +163,14 @@ def exec_d() -> list[list[ev.Event]]:
     return out
 
 
-async def build(db_path: Path, candles: list[tuple[int, str, str, str, str]] = CANDLES) -> None:
-    """Append the four executions and save ``candles`` (BTC) into the migrated ``db_path``."""
+async def build(db_path: Path, candles: list[tuple[int, str, str, str, str]] = CANDLES,
+                executions: tuple[Callable[[], list[list[ev.Event]]], ...] = (exec_a, exec_b, exec_c, exec_d)) -> None:
+    """Append the executions (default: the four above) and save ``candles`` (BTC) into the
+    migrated ``db_path``."""
     engine = async_engine(db_path, durable=False)
     try:
         async with EventStore(engine) as store:
-            for batches in (exec_a(), exec_b(), exec_c(), exec_d()):
+            for batches in (make() for make in executions):
                 for batch in batches:
                     await store.append(batch)
         await CandleCache(engine).save(BTC, [

@@ -3,6 +3,7 @@ the theoretical best execution, the PNG chart and the HTML file."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
@@ -20,8 +21,11 @@ from genesis.analytics.report import best_execution
 from genesis.analytics.sql import readonly_engine
 from genesis.cli import main
 from genesis.domain import benchmarks
+from genesis.domain import events as ev
 from genesis.domain.orders import Side
+from genesis.store import migrate
 from genesis.venue.candles import shipped_candles
+from tests import analytics_history as hist
 from tests.analytics_history import T, make_history_db
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -39,7 +43,7 @@ def report(db, *args: str):  # type: ignore[no-untyped-def]
 
 def test_report_json_equals_the_hand_computed_figures(history_db):
     before = hashlib.sha256(history_db.read_bytes()).hexdigest()
-    result = report(history_db, "exec-a", "--json")
+    result = report(history_db, "exec-a", "--json", "--no-store")
     assert result.exit_code == 0, result.output
     r = json.loads(result.output)
     assert r["state"] == "completed" and r["completion_reason"] == "filled"
@@ -82,7 +86,42 @@ def test_report_json_equals_the_hand_computed_figures(history_db):
         "capped_best_price": "100000.00000000", "capped_best_qty": "1.00", "capped_best_feasible": True,
         "avg_vs_capped_best_bps": "6.1500", "participation_cap": "0.10",
     }
-    assert hashlib.sha256(history_db.read_bytes()).hexdigest() == before  # read-only
+    assert hashlib.sha256(history_db.read_bytes()).hexdigest() == before  # --no-store: read-only
+
+
+def started_mid_minute() -> list[list]:  # type: ignore[type-arg]
+    """``exec-e``: TWAP buy 1 BTC started at 13:00:30 (arrival 100010, not the 13:00 candle's
+    typical 100000): 0.5 @ 100020 at 13:00:40, in the start minute, and 0.5 @ 100050 at
+    13:01:40, in the 13:01 minute (typical 100030); the window [13:00:30, 13:01:40) holds the
+    13:01 candle only."""
+    e, t0 = "exec-e", 30
+    c0, o0 = hist._order(e, hist.s(t0), 0, 0, "0.5", "100010")
+    c1, o1 = hist._order(e, hist.s(t0 + 60), 1, 0, "0.5", "100030")
+    return [
+        [ev.ExecutionSubmitted(e, hist.s(t0), "req-e", hist.BTC, "buy", D("1"), "twap", 120, 2),
+         hist._started(e, hist.s(t0), "100010", [(0, "0.5"), (60, "0.5")], hist.s(t0 + 120))],
+        [o0], hist._fill(e, c0, hist.s(t0 + 10), 0, "e1", "0.5", "100020", "5", "taker")
+        + [hist._slice(e, hist.s(t0 + 10), 0, 2, "filled", "0.5", "0.5", "100020", "100010", "5", "10", "0.05",
+                       taker="0.5", scheduled=hist.s(t0))],
+        [o1], hist._fill(e, c1, hist.s(t0 + 70), 1, "e2", "0.5", "100050", "5", "taker")
+        + [hist._slice(e, hist.s(t0 + 70), 1, 2, "filled", "0.5", "0.5", "100050", "100030", "5", "20", "0.025",
+                       taker="0.5", scheduled=hist.s(t0 + 60))],
+        [ev.TwapCompleted(e, hist.s(t0 + 70), D("1"), D("0"), D("100035"), D("100010"), D("2.4998"), D("10"),
+                          "filled", D("100030"), D("0.4999"))],
+    ]
+
+
+def test_a_fill_in_the_start_minute_is_measured_against_arrival(tmp_path):
+    path = tmp_path / "mid-minute.db"
+    migrate.upgrade(path)
+    asyncio.run(hist.build(path, executions=(started_mid_minute,)))
+    r = json.loads(report(path, "exec-e", "--json", "--no-store").output)
+    assert r["market_data"]["candles"] == 1  # 13:01; the 13:00 candle opened before the start
+    assert r["costs_bps"]["implementation_shortfall"] == "2.4998"  # (100035 - 100010) / 100010 * 10^4
+    # market price of the fills' minutes: arrival 100010 for 13:00 (the start minute), 100030
+    # for 13:01: (0.5 * 100010 + 0.5 * 100030) / 1 = 100020
+    assert r["costs_bps"]["timing"] == "0.9999"  # (100020 - 100010) / 100010 * 10^4 = 0.99990
+    assert r["costs_bps"]["execution_cost"] == "1.4999"  # (100035 - 100020) / 100010 * 10^4 = 1.49985
 
 
 def test_capped_best_execution_takes_the_cheapest_minutes_first(history_db):

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from genesis.config import ConfigError, RuntimeConfig, get_twap_config, parse_config
+from genesis.config import ConfigError, RuntimeConfig, get_twap_config, load_config, parse_config
 from genesis.domain import events as ev
 from genesis.domain.router import decide_route
+from genesis.requests import ALGOS
 from genesis.venue.instruments import SIM_INSTRUMENTS
 from tests.harness import harness
 from tests.market import HISTORY_DAYS, T0, flat, series, venue
@@ -20,6 +22,7 @@ D = Decimal
 BTC = SIM_INSTRUMENTS["BTC/USDT"]
 PRICE = D("100000")
 START = T0 + timedelta(days=HISTORY_DAYS, hours=1)
+SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / "config" / "runtime.yaml"
 
 
 def router_config(**twap) -> RuntimeConfig:  # type: ignore[no-untyped-def]
@@ -131,3 +134,38 @@ def test_twap_config_loader_defaults_clamps_and_rejects():
         parse_config({"router": {"twap": {"min_notional_usd": "lots"}}})
     with pytest.raises(ConfigError, match="router.twap.slices"):
         parse_config({"router": {"twap": {"slices": "four"}}})
+
+
+async def test_the_shipped_config_routes_auto_orders_by_notional(db_path, tmp_path):
+    """Out of the box (config/runtime.yaml as shipped) --algo auto TWAPs a parent at or above
+    router.twap.min_notional_usd and sends a smaller one as a single order."""
+    shipped = load_config(SHIPPED_CONFIG)
+    cfg = get_twap_config(shipped)
+    assert cfg.enabled and cfg.slices > 1 and cfg.interval_seconds > 0
+    large = str((cfg.min_notional_usd / PRICE).quantize(D("0.00001")))  # exactly the threshold
+    history, metrics = await route(db_path, large, shipped)
+    assert history[0].execution_style == "twap" and history[0].algo == "twap"
+    slices = of(history, ev.TwapSliceExecuted)
+    assert len(slices) == cfg.slices and sum(s.filled_qty for s in slices) == D(large)
+    assert metrics["twap_trades_count"] == cfg.slices
+    small = str((cfg.min_notional_usd / PRICE - D("0.00001")).quantize(D("0.00001")))  # just below
+    history, _ = await route(tmp_path / "small.db", small, shipped)
+    assert history[0].execution_style == "single" and len(of(history, ev.TwapSliceExecuted)) == 1
+
+
+async def test_router_metrics_count_every_algorithm_in_its_own_bucket(db_path):
+    config = router_config()
+    async with harness(db_path, config) as h:  # the shipped candles: 20 days of history for VWAP's curve
+        for algo, qty, duration in (("vwap", "0.01", "5m"), ("twap", "0.01", "5m"), ("auto", "0.003", None)):
+            await h.supervisor.submit(h.request(qty=qty, algo=algo, duration=duration))
+        await h.supervisor.wait_all()
+        async with h.engine.connect() as conn:
+            metrics = dict((await conn.execute(text("SELECT * FROM router_metrics"))).mappings().one())
+            traded = dict((await conn.execute(text(
+                "SELECT e.algo, COUNT(*) FROM execution_slices s JOIN executions e USING (execution_id) "
+                "WHERE CAST(s.filled_qty AS REAL) > 0 GROUP BY e.algo"))).all())
+    assert set(traded) == {"twap", "vwap", "single"} and traded["single"] == 1
+    for algo in set(ALGOS) - {"auto"}:  # auto is recorded as twap or single
+        assert metrics[f"{algo}_trades_count"] == traded[algo], algo
+        assert metrics[f"{algo}_avg_slippage_bps"] is not None, algo
+    assert sum(v for k, v in metrics.items() if k.endswith("_trades_count")) == sum(traded.values())

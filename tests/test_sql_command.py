@@ -6,14 +6,16 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import re
 import sqlite3
 from pathlib import Path
 
 import pytest
+from pytest import approx
 from click.testing import CliRunner
 
-from genesis.analytics.sql import QueryError, WriteRefused, connect_readonly, run_query
+from genesis.analytics.sql import QueryError, QueryTimeout, WriteRefused, connect_readonly, open_query, run_query
 from genesis.cli import main
 from tests.analytics_history import make_history_db
 
@@ -109,6 +111,44 @@ def test_errors_are_clear_and_a_missing_database_is_not_created(history_db, tmp_
         run_query(history_db, "SELEC 1")
 
 
+COUNT_FOREVER = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c"
+EVERY_NUMBER = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT x FROM c"
+
+
+def test_a_runaway_query_stops_at_its_time_limit_with_exit_code_2(history_db):
+    result = sql(history_db, "--timeout-seconds", "0.2", COUNT_FOREVER)
+    assert result.exit_code == 2
+    (line,) = result.output.splitlines()
+    assert line.startswith("Error: query stopped after 0.2 s inside SQLite, its time limit (--timeout-seconds)")
+    with pytest.raises(QueryTimeout):
+        run_query(history_db, COUNT_FOREVER, timeout_seconds=0.2)
+    result = sql(history_db, "--timeout-seconds", "0", "SELECT 1")
+    assert result.exit_code == 2 and "--timeout-seconds" in result.output  # a limit must be > 0
+
+
+def test_rows_stream_instead_of_being_collected(history_db):
+    with open_query(history_db, EVERY_NUMBER, timeout_seconds=60) as result:  # endless: only a stream ends
+        assert result.columns == ["x"] and list(itertools.islice(result, 3)) == [(1,), (2,), (3,)]
+    result = sql(history_db, "--max-rows", "5", EVERY_NUMBER)
+    assert result.exit_code == 0, result.output
+    assert re.findall(r"^ *(\d+) *$", result.output, flags=re.M) == ["1", "2", "3", "4", "5"]
+    assert "(first 5 rows shown; --max-rows N for more, --csv for every row)" in result.output
+    result = sql(history_db, "--csv", "--timeout-seconds", "0.5", EVERY_NUMBER)  # CSV: every row until the limit
+    assert result.exit_code == 2 and result.stdout.splitlines()[:3] == ["x", "1", "2"]
+    assert result.stderr.startswith("Error: query stopped")
+
+
+@pytest.mark.parametrize("call", ["SELECT fts3_tokenizer('simple')", "SELECT hex(FTS3_TOKENIZER('porter'))",
+                                  "SELECT load_extension('/tmp/x.so')",
+                                  "SELECT x FROM (SELECT fts3_tokenizer('simple') AS x)"])
+def test_functions_that_reach_outside_the_database_are_refused(history_db, call):
+    result = sql(history_db, call)
+    assert result.exit_code == 1
+    assert "refused: not authorized to use function" in result.output and "0x" not in result.output
+    with pytest.raises(WriteRefused):
+        run_query(history_db, call)
+
+
 def doc_queries() -> list[str]:
     return re.findall(r"```sql\n(.*?)```", DOCS.read_text(encoding="utf-8"), flags=re.S)
 
@@ -147,4 +187,6 @@ def test_documented_queries_return_the_expected_rows(history_db):
     assert [(r[0], r[1], r[3], r[cols.index("avg_is_bps")]) for r in rows] == [
         ("2025-06-11", "BTC/USDT", 1, 0.99), ("2025-06-10", "BTC/USDT", 2, 2.58), ("2025-06-10", "ETH/USDT", 1, 10.4)]
     cols, rows = _doc("SELECT * FROM router_metrics")
-    assert dict(zip(cols, rows[0], strict=True))["twap_trades_count"] == 8  # slices that filled, exec-a/b/c/d
+    metrics = dict(zip(cols, rows[0], strict=True))  # slices that filled: exec-a/c/d (TWAP), exec-b (VWAP)
+    assert (metrics["twap_trades_count"], metrics["vwap_trades_count"], metrics["single_trades_count"]) == (6, 2, 0)
+    assert metrics["vwap_avg_slippage_bps"] == approx((-8.0 - 12.0) / 2)  # (2498 - 2500) / 2500 * 10^4 = -8

@@ -6,10 +6,15 @@ Definitions (bps signed, positive = worse for us, like ``genesis.domain.benchmar
 * market VWAP / TWAP benchmark: volume-weighted / plain mean typical price ``(H+L+C)/3`` of
   the window's candles (see ``genesis.analytics.data`` for where they come from); without
   candles the VWAP is the engine's own (``executions.market_vwap``) and there is no TWAP.
-* timing vs execution cost: the shortfall split into ``timing_bps`` (the typical price of
+* timing vs execution cost: the shortfall split into ``timing_bps`` (the market price of
   the minutes we traded in, weighted by our fills, against arrival: what the market did while
-  we worked) and ``execution_cost_bps`` (our prices against those minutes' typical prices:
-  spread, impact and fees-free execution skill); the two add up to the shortfall.
+  we worked) and ``execution_cost_bps`` (our prices against those minutes' market prices:
+  spread, impact and fees-free execution skill); the two add up to the shortfall. A minute's
+  market price is its candle's typical price; for the minute the execution started in, when
+  it began before the start (its candle also holds trading from before the arrival, and is not
+  one of the window's), it is the arrival price itself: no move can be measured inside that
+  minute, so a fill in it has no timing cost and its whole difference from arrival is
+  execution cost. The split is missing only when a later minute we traded in has no candle.
 * tracking errors: at the end of each window minute, the mean absolute difference between
   our cumulative filled share and (a) the schedule's planned share of the target, (b) the
   market's cumulative volume share of the window (the curve a perfect VWAP would follow).
@@ -107,16 +112,21 @@ def tracking(h: ExecutionHistory) -> tuple[Decimal | None, Decimal | None]:
 
 def timing_split(h: ExecutionHistory, side: Side, avg: Decimal | None,
                  arrival: Decimal | None) -> tuple[Decimal | None, Decimal | None]:
-    """(timing bps, execution cost bps), both on the arrival price; None when a fill's minute
-    has no candle."""
-    by_minute = {c.open_time: c for c in h.candles}
+    """(timing bps, execution cost bps), both on the arrival price (see the module docstring);
+    None without fills or arrival, or when a fill's minute has no market price."""
+    if arrival is None:
+        return None, None
+    price_of_minute = {c.open_time: typical(c) for c in h.candles}
+    if h.window_start is not None:
+        start_minute = h.window_start.replace(second=0, microsecond=0)
+        price_of_minute.setdefault(start_minute, arrival)  # began before the start: not a window candle
     qty, weighted = ZERO, ZERO
     for f in h.fills:
-        c = by_minute.get(f["filled_at"].replace(second=0, microsecond=0))
-        if c is None:
+        price = price_of_minute.get(f["filled_at"].replace(second=0, microsecond=0))
+        if price is None:
             return None, None
         qty += f["qty"]
-        weighted += f["qty"] * typical(c)
+        weighted += f["qty"] * price
     if not qty:
         return None, None
     timed = weighted / qty

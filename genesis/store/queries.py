@@ -82,7 +82,7 @@ def _live_figures(conn, execution_id: str, end_at) -> dict[str, Any]:  # type: i
 
 
 def router_metrics(engine: Engine) -> dict[str, Any]:
-    """The ``router_metrics`` view: TWAP vs single counts and average slippage (bps)."""
+    """The ``router_metrics`` view: child trade counts and average slippage (bps) per algorithm."""
     with engine.connect() as conn:
         row = conn.execute(text("SELECT * FROM router_metrics")).mappings().one()
     return {k: (row[k] if row[k] is not None else (0 if k.endswith("count") else None)) for k in row.keys()}
