@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 import pytest
+import structlog
 from sqlalchemy import select
 
 from genesis.clock import VirtualClock
 from genesis.domain.ids import is_store_namespace
 from genesis.domain.orders import (OrderRequest, OrderTerms, OrderType, Side, TimeInForce,
                                    foreign_order_reason)
+from genesis.engine.venue_calls import RetryPolicy, VenueCaller
 from genesis.requests import validate_submit
 from genesis.store import migrate
 from genesis.store import tables as t
@@ -230,3 +232,23 @@ def test_an_order_that_differs_from_the_intent_is_foreign(request_: OrderRequest
 ])
 def test_the_intended_order_is_ours(request_: OrderRequest, changes: dict[str, Any]) -> None:
     assert foreign_order_reason(request_, terms(request_, **changes), INTENDED_AT, timedelta(seconds=60)) is None
+
+
+@pytest.mark.parametrize("side, price, tif", [
+    (Side.BUY, None, TimeInForce.GTC),  # market
+    (Side.BUY, "99.90", TimeInForce.GTC),  # rests
+    (Side.SELL, "99.50", TimeInForce.IOC),  # takes
+    (Side.SELL, "100.50", TimeInForce.POST_ONLY),  # LIMIT_MAKER on Binance, "limit" in ccxt
+], ids=["market", "limit-gtc", "limit-ioc", "post-only"])
+async def test_our_own_order_of_every_kind_is_recognised_when_looked_up(paper, side: Side, price: str | None,
+                                                                       tif: TimeInForce) -> None:  # type: ignore[no-untyped-def]
+    """The terms ccxt reports for an order (Binance's 8-decimal strings, LIMIT_MAKER, the
+    creation time) match the intent it was sent for: no false alarm."""
+    server, venue, clock = paper
+    request = order("g5eed00c0de-0123456789ab-0-0", side, "0.5", price, tif)
+    intended_at = clock.now()
+    sent = await venue.place_order(request)
+    caller = VenueCaller(venue, clock, RetryPolicy(), lambda: False, structlog.get_logger("test"))
+    found = await caller.lookup_intended(request, intended_at)
+    assert found.terms is not None and found.venue_order_id == sent.venue_order_id
+    assert (found.terms.symbol, found.terms.side, found.terms.qty) == (BTC, side.value, D("0.5"))
