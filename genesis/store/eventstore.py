@@ -74,6 +74,9 @@ class EventStore:
         await self.stop()
 
     async def start(self) -> None:
+        """Start the writer, and read the namespace before any runner asks for it (a first read
+        racing between runners would make their order depend on I/O timing)."""
+        await self.namespace()
         await self._writer.start()
 
     async def stop(self) -> None:
@@ -182,7 +185,7 @@ class EventStore:
 
     async def namespace(self) -> str:
         """This database's client order id namespace (``store_identity``, drawn when the
-        database was created or upgraded), read once."""
+        database was created or upgraded), read once (at ``start``)."""
         if self._namespace is None:
             async with self._engine.connect() as conn:
                 rows = (await conn.execute(select(t.store_identity.c.namespace))).scalars().all()
