@@ -85,7 +85,7 @@ async def place(clock: VirtualClock, venue: CcxtVenue, request: OrderRequest,
     caller = VenueCaller(venue, clock, RetryPolicy(base_seconds=1.0, max_seconds=30.0), should_stop,
                          structlog.get_logger("test"))
     async with clock.actor():
-        return await caller.place(request)
+        return await caller.place(request, clock.now())
 
 
 def exchange_orders(server: PaperServer) -> list[tuple[str, D]]:

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from genesis.domain.ids import client_order_id, is_execution_id, new_execution_id, parse_client_order_id
+from genesis.domain.ids import (client_order_id, client_order_namespace, is_execution_id, new_execution_id,
+                                new_store_namespace, parse_client_order_id)
 from genesis.domain.instrument import Instrument, InstrumentRuleError
 from genesis.domain.orders import Side
 from genesis.venue.instruments import SIM_INSTRUMENTS
@@ -96,36 +97,53 @@ def test_min_qty_at_examples() -> None:
 # -- client order ids ------------------------------------------------------------------------
 
 EXEC_IDS = st.text(alphabet="0123456789abcdef", min_size=12, max_size=12)
+NAMESPACES = st.text(alphabet="0123456789abcdef", min_size=10, max_size=10)
+NS = "5eed00c0de"
 
 
-@given(eid=EXEC_IDS, slice_index=st.integers(0, 99_999), attempt=st.integers(0, 999))
+@given(ns=NAMESPACES, eid=EXEC_IDS, slice_index=st.integers(0, 99_999), attempt=st.integers(0, 999))
 def test_client_order_ids_are_deterministic_short_binance_safe_and_parse_back(
-        eid: str, slice_index: int, attempt: int) -> None:
-    coid = client_order_id(eid, slice_index, attempt)
-    assert coid == client_order_id(eid, slice_index, attempt)
+        ns: str, eid: str, slice_index: int, attempt: int) -> None:
+    coid = client_order_id(ns, eid, slice_index, attempt)
+    assert coid == client_order_id(ns, eid, slice_index, attempt)
     assert len(coid) <= 36
     assert BINANCE_CLIENT_ID.match(coid)
     assert parse_client_order_id(coid) == (eid, slice_index, attempt)
+    assert client_order_namespace(coid) == ns
 
 
-def test_client_order_ids_differ_per_slice_and_attempt() -> None:
+def test_client_order_ids_differ_per_slice_attempt_and_database() -> None:
     eid = new_execution_id("req-1")
-    ids = {client_order_id(eid, s, a) for s in range(50) for a in range(5)}
+    ids = {client_order_id(NS, eid, s, a) for s in range(50) for a in range(5)}
     assert len(ids) == 250
-    assert client_order_id("0123456789ab", 7, 2) == "g0123456789ab-7-2"
+    assert client_order_id(NS, "0123456789ab", 7, 2) == "g5eed00c0de-0123456789ab-7-2"
+    assert client_order_id(NS, "0123456789ab", 99_999, 999) == "g5eed00c0de-0123456789ab-99999-999"  # 34 chars
+    # the same request id (so the same execution) on another database: other client ids
+    assert client_order_id("0000000001", eid, 0, 0) != client_order_id("0000000002", eid, 0, 0)
+    namespaces = {new_store_namespace() for _ in range(1000)}
+    assert len(namespaces) == 1000 and all(re.fullmatch(r"[0-9a-f]{10}", n) for n in namespaces)
 
 
-@pytest.mark.parametrize("eid, slice_index, attempt", [
-    ("0123456789AB", 0, 0), ("0123456789a", 0, 0), ("0123456789abc", 0, 0), ("zzzzzzzzzzzz", 0, 0),
-    ("0123456789ab", -1, 0), ("0123456789ab", 100_000, 0), ("0123456789ab", 0, 1000),
+def test_ids_made_before_namespaces_still_parse() -> None:
+    assert parse_client_order_id("g0123456789ab-7-2") == ("0123456789ab", 7, 2)
+    assert client_order_namespace("g0123456789ab-7-2") is None
+
+
+@pytest.mark.parametrize("ns, eid, slice_index, attempt", [
+    (NS, "0123456789AB", 0, 0), (NS, "0123456789a", 0, 0), (NS, "0123456789abc", 0, 0),
+    (NS, "zzzzzzzzzzzz", 0, 0), (NS, "0123456789ab", -1, 0), (NS, "0123456789ab", 100_000, 0),
+    (NS, "0123456789ab", 0, 1000), ("", "0123456789ab", 0, 0), ("5EED00C0DE", "0123456789ab", 0, 0),
+    ("5eed00c0d", "0123456789ab", 0, 0), ("5eed00c0de0", "0123456789ab", 0, 0),
 ])
-def test_client_order_id_refuses_out_of_range_inputs(eid: str, slice_index: int, attempt: int) -> None:
+def test_client_order_id_refuses_out_of_range_inputs(ns: str, eid: str, slice_index: int, attempt: int) -> None:
     with pytest.raises(ValueError):
-        client_order_id(eid, slice_index, attempt)
+        client_order_id(ns, eid, slice_index, attempt)
 
 
 @pytest.mark.parametrize("foreign", ["", "x-1-2", "g0123456789ab-1", "g0123456789ab-1-2-3",
-                                     "g0123456789AB-1-2", "web_8f3a0c", "g0123456789ab-123456-0"])
+                                     "g0123456789AB-1-2", "web_8f3a0c", "g0123456789ab-123456-0",
+                                     "g5eed00c0de-0123456789ab-1", "g5eed00c0d-0123456789ab-1-2",
+                                     "g5EED00C0DE-0123456789ab-1-2", "5eed00c0de-0123456789ab-1-2"])
 def test_parse_client_order_id_refuses_foreign_ids(foreign: str) -> None:
     with pytest.raises(ValueError):
         parse_client_order_id(foreign)

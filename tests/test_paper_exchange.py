@@ -24,6 +24,7 @@ import pytest
 import structlog
 
 from genesis.clock import VirtualClock
+from genesis.domain.ids import client_order_namespace, parse_client_order_id
 from genesis.domain.orders import OrderStatus, Side, TimeInForce
 from genesis.engine.venue_calls import RetryPolicy, VenueCaller
 from genesis.paper.local import free_port as _free_port
@@ -295,7 +296,7 @@ async def test_lost_response_after_accept_is_resolved_by_client_id(tmp_path: Pat
         # the engine's own caller: unknown outcome -> look up by client id -> the accepted order
         caller = VenueCaller(venue, clock, RetryPolicy(base_seconds=0.01), lambda: False,
                              structlog.get_logger("test"))
-        report = await caller.place(request)
+        report = await caller.place(request, clock.now())
         assert (report.status, report.filled_qty) == (OrderStatus.FILLED, D("0.2"))
         orders = server.exchange.store.all_orders()
         assert [(o.client_order_id, o.executed_qty) for o in orders] == [("gfbbbbbbbbbbb-0-0", D("0.2"))]
@@ -362,4 +363,5 @@ def test_daemon_and_paper_exchange_processes_complete_a_twap(tmp_path: Path) -> 
     result = run_demo(tmp_path, speed=120.0, qty="1.2", duration="5m", echo=lambda *_: None)
     assert result.status["state"] == "completed" and D(result.status["filled_qty"]) == D("1.2")
     assert len(result.client_ids) == len(set(result.client_ids)) >= 5
-    assert {cid.split("-")[0] for cid in result.client_ids} == {"g" + result.execution_id}
+    assert {parse_client_order_id(cid)[0] for cid in result.client_ids} == {result.execution_id}
+    assert len({client_order_namespace(cid) for cid in result.client_ids} - {None}) == 1

@@ -47,8 +47,9 @@ async def test_vwap_follows_the_curve_fills_exactly_and_tracks_the_benchmark(db_
         row = await h.execution_row(execution_id)
         assert row["market_vwap"] == done.market_vwap and row["slippage_vs_vwap_bps"] == expected
         # child orders carry their parent: execution id, slice index, deterministic client id
+        namespace = await h.store.namespace()
         for i in of(history, ev.OrderIntended):
-            assert i.client_order_id == f"g{execution_id}-{i.slice_index}-{i.attempt}"
+            assert i.client_order_id == f"g{namespace}-{execution_id}-{i.slice_index}-{i.attempt}"
 
 
 async def test_urgency_change_is_an_event_and_speeds_up_the_pace(db_path):

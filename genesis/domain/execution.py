@@ -33,6 +33,7 @@ class ChildOrder:
     status: str = "intended"  # intended, open, filled, cancelled, rejected, not_found
     filled_qty: Decimal = Decimal(0)
     reason: str | None = None
+    intended_at: datetime | None = None  # when its OrderIntended occurred: it cannot be older at the venue
 
     @property
     def outcome_known(self) -> bool:
@@ -194,7 +195,7 @@ class Execution:
         if e.client_order_id in self.orders:
             raise ValueError(f"client order id {e.client_order_id} intended twice")
         order = ChildOrder(e.client_order_id, e.slice_index, e.attempt, e.qty, e.order_type, e.time_in_force,
-                           e.limit_price, e.reference_price)
+                           e.limit_price, e.reference_price, intended_at=e.occurred_at)
         self.orders[e.client_order_id] = order
         self._orders_by_slice.setdefault(e.slice_index, []).append(order)
         self._unresolved[e.client_order_id] = order

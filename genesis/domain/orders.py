@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 
@@ -76,8 +76,23 @@ class Fill:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderTerms:
+    """What a venue says an order is: its terms as placed, and when it was created (on the
+    engine's clock, as best the venue can convert its own; ``None`` when it does not say)."""
+
+    symbol: str
+    side: str  # Side values: "buy", "sell"
+    order_type: str  # OrderType values: "market", "limit"
+    qty: Decimal
+    limit_price: Decimal | None
+    created_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class OrderReport:
-    """What a venue knows about one order, found by its client order id."""
+    """What a venue knows about one order, found by its client order id. ``terms``: what the
+    order is, for venues that can hold orders genesis did not send from this database (an
+    exchange account); ``None`` from the in-process simulator."""
 
     client_order_id: str
     venue_order_id: str | None
@@ -85,6 +100,7 @@ class OrderReport:
     filled_qty: Decimal
     fills: tuple[Fill, ...] = ()
     reason: str | None = None
+    terms: OrderTerms | None = None
 
     @property
     def avg_price(self) -> Decimal | None:
@@ -92,6 +108,23 @@ class OrderReport:
         if qty == 0:
             return None
         return sum((f.qty * f.price for f in self.fills), Decimal(0)) / qty
+
+
+def foreign_order_reason(request: OrderRequest, terms: OrderTerms, intended_at: datetime,
+                         clock_tolerance: timedelta) -> str | None:
+    """Why the order a venue holds under ``request.client_order_id`` is not the order intended
+    at ``intended_at`` (``None`` when it is): another symbol, side, type, quantity or limit
+    price, or created before the intent (by more than ``clock_tolerance``, the allowance for
+    the venue's clock against ours). Such an order is someone else's: never adopt its fills."""
+    wrong = [f"{name} {theirs} (intended {ours})" for name, theirs, ours in (
+        ("symbol", terms.symbol, request.symbol), ("side", terms.side, request.side.value),
+        ("type", terms.order_type, request.order_type.value), ("qty", terms.qty, request.qty),
+    ) if theirs != ours]
+    if request.order_type is OrderType.LIMIT and terms.limit_price != request.limit_price:
+        wrong.append(f"limit price {terms.limit_price} (intended {request.limit_price})")
+    if terms.created_at is not None and terms.created_at < intended_at - clock_tolerance:
+        wrong.append(f"created {terms.created_at.isoformat()}, before the intent at {intended_at.isoformat()}")
+    return "; ".join(wrong) or None
 
 
 @dataclass(frozen=True, slots=True)

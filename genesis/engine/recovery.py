@@ -8,25 +8,33 @@ from typing import TYPE_CHECKING
 from genesis.domain.execution import Execution
 from genesis.domain.orders import OrderRequest, OrderStatus, OrderType, TimeInForce
 from genesis.domain.state import ExecutionState
+from genesis.engine.venue_calls import ForeignOrderError
 
 if TYPE_CHECKING:
     from genesis.engine.runner import ExecutionRunner
 
 
 async def reconcile(runner: "ExecutionRunner", agg: Execution) -> None:
-    """Resolve every child order whose outcome the store does not know, by client order id,
-    before anything new is sent; one the venue never saw is sent again with the same id.
-    Its slice then closes with what was filled (the rest carries forward). Finally the
-    schedule is re-spread if slices were missed while the daemon was down."""
+    """Resolve every child order whose outcome the store does not know, by the client order id
+    its intent stored (never a recomputed one), before anything new is sent; one the venue
+    never saw is sent again with the same id. Its slice then closes with what was filled (the
+    rest carries forward). An order found under that id that is not the one intended fails the
+    execution (``SliceWorker.refuse_foreign``). Finally the schedule is re-spread if slices
+    were missed while the daemon was down."""
     touched: set[int] = set()
     for order in agg.unresolved_orders():
         request = OrderRequest(order.client_order_id, agg.symbol, agg.side, OrderType(order.order_type),
                                order.qty, order.limit_price, TimeInForce(order.time_in_force))
-        report = await runner.calls.lookup(agg.symbol, order.client_order_id)
-        runner.log.info("order_reconciled", client_order_id=order.client_order_id,
-                        status=report.status.value, filled=str(report.filled_qty))
-        if report.status is OrderStatus.NOT_FOUND:
-            report = await runner.calls.place(request)
+        assert order.intended_at is not None
+        try:
+            report = await runner.calls.lookup_intended(request, order.intended_at)
+            runner.log.info("order_reconciled", client_order_id=order.client_order_id,
+                            status=report.status.value, filled=str(report.filled_qty))
+            if report.status is OrderStatus.NOT_FOUND:
+                report = await runner.calls.place(request, order.intended_at)
+        except ForeignOrderError as exc:
+            await runner.worker.refuse_foreign(agg, agg.slices[order.slice_index], exc)
+            return
         agg = await runner.worker.record(agg, agg.slices[order.slice_index], request, report)
         touched.add(order.slice_index)
     for index in sorted(touched):

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING
 
 from genesis.domain import events as ev
 from genesis.domain.execution import Execution, SliceState, slippage_bps
-from genesis.domain.ids import client_order_id
+from genesis.domain.ids import client_order_id, parse_client_order_id
 from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderType, Side, TimeInForce
 from genesis.domain.risk import SliceRiskInput
 from genesis.engine import killpoints
 from genesis.engine.algos import SliceSizing
+from genesis.engine.venue_calls import ForeignOrderError
 
 if TYPE_CHECKING:
     from genesis.engine.runner import ExecutionRunner
@@ -88,13 +89,16 @@ class SliceWorker:
                             self._closed(agg, s, "denied", ref, sizing, decision.reason)])
             return
         remaining = sizing.qty
+        namespace = await r.store.namespace()
         pending: list[ev.Event] = []  # an order's outcome, appended with the next intent or the close
         if self.routing.maker_first and sizing.maker_first:
             price = passive_price(top, agg.side, agg.limit_price)
-            request = self._request(agg, s, OrderType.LIMIT, remaining, price, TimeInForce.POST_ONLY)
+            request = self._request(namespace, agg, s, OrderType.LIMIT, remaining, price, TimeInForce.POST_ONLY)
             agg = await self.intend(agg, s, request, ref, sizing)
             killpoints.reach("after_intent")
-            report = await r.calls.place(request)
+            report = await self.send(agg, s, request, ref, sizing)
+            if report is None:
+                return
             killpoints.reach("after_send")
             if not report.status.is_final:
                 await r.clock.sleep_until(r.clock.now() + timedelta(seconds=self.routing.maker_timeout_seconds))
@@ -105,20 +109,23 @@ class SliceWorker:
         take = sizing.taker_fallback or not (self.routing.maker_first and sizing.maker_first)
         if take and remaining > 0 and remaining >= r.instrument.min_qty_at(ref):
             if agg.limit_price is not None:
-                request = self._request(agg, s, OrderType.LIMIT, remaining, agg.limit_price, TimeInForce.IOC)
+                request = self._request(namespace, agg, s, OrderType.LIMIT, remaining, agg.limit_price,
+                                        TimeInForce.IOC)
             else:
-                request = self._request(agg, s, OrderType.MARKET, remaining, None, TimeInForce.GTC)
+                request = self._request(namespace, agg, s, OrderType.MARKET, remaining, None, TimeInForce.GTC)
             agg = await self.intend(agg, s, request, ref, sizing, before=pending)
             killpoints.reach("after_intent")
-            report = await r.calls.place(request)
+            report = await self.send(agg, s, request, ref, sizing)
+            if report is None:
+                return
             killpoints.reach("after_send")
             report = await r.calls.finish(request, report)
             pending = self.outcome(agg, s, request, report)
         await self.close(agg, s, ref, sizing, before=pending)
 
-    def _request(self, agg: Execution, s: SliceState, order_type: OrderType, qty: Decimal,
+    def _request(self, namespace: str, agg: Execution, s: SliceState, order_type: OrderType, qty: Decimal,
                  price: Decimal | None, tif: TimeInForce) -> OrderRequest:
-        coid = client_order_id(self.r.execution_id, s.index, agg.attempts_for(s.index))
+        coid = client_order_id(namespace, self.r.execution_id, s.index, agg.attempts_for(s.index))
         return OrderRequest(coid, agg.symbol, agg.side, order_type, qty, price, tif)
 
     async def intend(self, agg: Execution, s: SliceState, request: OrderRequest, ref: Decimal,
@@ -126,13 +133,38 @@ class SliceWorker:
         """The durable intent: after this returns, and only then, may the venue see the order.
         ``before``: a previous order's outcome, committed in the same transaction."""
         r = self.r
-        _, _, attempt = request.client_order_id.rpartition("-")
+        _, _, attempt = parse_client_order_id(request.client_order_id)
         return await r.append([*before, ev.OrderIntended(
-            r.execution_id, r.clock.now(), s.index, int(attempt), request.client_order_id,
+            r.execution_id, r.clock.now(), s.index, attempt, request.client_order_id,
             request.order_type.value, request.time_in_force.value, request.qty, request.limit_price, ref,
             execution_style=agg.execution_style, slice_count=len(agg.slices),
             parent_gross_usd=(agg.qty * agg.arrival_price) if agg.arrival_price else None,
             twap_config=dict(agg.params))])
+
+    async def send(self, agg: Execution, s: SliceState, request: OrderRequest, ref: Decimal | None,
+                   sizing: SliceSizing | None) -> OrderReport | None:
+        """Place an intended order. ``None`` when the venue holds a foreign order under its
+        client id: that is recorded and the execution has failed (``refuse_foreign``)."""
+        intended_at = agg.orders[request.client_order_id].intended_at
+        assert intended_at is not None
+        try:
+            return await self.r.calls.place(request, intended_at)
+        except ForeignOrderError as exc:
+            await self.refuse_foreign(agg, s, exc, ref, sizing)
+            return None
+
+    async def refuse_foreign(self, agg: Execution, s: SliceState, exc: ForeignOrderError,
+                             ref: Decimal | None = None, sizing: SliceSizing | None = None) -> None:
+        """Our child order is ``rejected`` with the reason (none of the foreign order's fills
+        recorded), its slice closes and the execution fails, in one transaction: the client id
+        space is shared with another database, so nothing more is sent."""
+        r, now, reason = self.r, self.r.clock.now(), str(exc)
+        st = agg.slices[s.index]
+        events: list[ev.Event] = [ev.OrderClosed(r.execution_id, now, exc.client_order_id, "rejected", ZERO, reason)]
+        if not st.closed:
+            events.append(self._closed(agg, st, "partial" if st.filled_qty > 0 else "failed", ref, sizing, reason))
+        events.append(ev.ExecutionFailed(r.execution_id, now, reason))
+        await self._commit(events)
 
     def outcome(self, agg: Execution, s: SliceState, request: OrderRequest, report: OrderReport) -> list[ev.Event]:
         """The events that record a final order: its new fills, acknowledgement and end."""

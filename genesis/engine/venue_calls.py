@@ -3,27 +3,42 @@
 The rules (see ``genesis.venue.base``): retry only what certainly did not happen; after an
 unknown outcome look the order up before anything else and re-send with the *same* client
 order id only when the venue says it never saw it; never guess when the venue is unreachable.
+An order found by client order id is adopted only if it is the order intended (same terms,
+not created before the intent): otherwise ``ForeignOrderError``, and its fills are not ours.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Awaitable, Callable, TypeVar
 
 import structlog
 
 from genesis.clock import Clock
-from genesis.domain.orders import OrderReport, OrderRequest, OrderStatus
+from genesis.domain.orders import OrderReport, OrderRequest, OrderStatus, foreign_order_reason
 from genesis.venue.base import (DuplicateOrderError, PermanentVenueError, RetryableVenueError,
                                 UnknownOutcomeError, Venue, VenueError)
 
 T = TypeVar("T")
+# how much earlier than our intent the venue may date an order that is ours: its clock against
+# ours (a real exchange's after the time-difference correction; a paper exchange's at --speed N)
+CREATION_CLOCK_TOLERANCE = timedelta(seconds=60)
 
 
 class VenueUnavailable(Exception):
     """Gave up waiting for the venue because the runner was asked to stop."""
+
+
+class ForeignOrderError(Exception):
+    """The venue holds an order under our client order id that is not the order this database
+    intended (another database, or a copy of this one, sent it): its fills are not ours."""
+
+    def __init__(self, client_order_id: str, detail: str):
+        super().__init__(f"client order id {client_order_id} is taken on the venue by an order this "
+                         f"database did not intend: {detail}; its fills are not adopted")
+        self.client_order_id = client_order_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +87,25 @@ class VenueCaller:
     async def lookup(self, symbol: str, client_order_id: str) -> OrderReport:
         return await self.call("fetch_order", lambda: self.venue.fetch_order(symbol, client_order_id))
 
-    async def place(self, request: OrderRequest) -> OrderReport:
-        """Place ``request`` exactly once. Returns the venue's report; a permanent refusal is a
-        ``REJECTED`` report with the reason, not an exception."""
+    async def lookup_intended(self, request: OrderRequest, intended_at: datetime) -> OrderReport:
+        """The order the venue holds under ``request``'s client order id (``NOT_FOUND`` when
+        none), provided it is the order intended at ``intended_at``: ``ForeignOrderError``
+        otherwise (see ``foreign_order_reason``)."""
+        report = await self.lookup(request.symbol, request.client_order_id)
+        if report.status is OrderStatus.NOT_FOUND or report.terms is None:
+            return report
+        detail = foreign_order_reason(request, report.terms, intended_at, CREATION_CLOCK_TOLERANCE)
+        if detail is not None:
+            self._log.error("foreign_order", client_order_id=request.client_order_id, detail=detail,
+                            venue_order_id=report.venue_order_id, venue_filled=str(report.filled_qty))
+            raise ForeignOrderError(request.client_order_id, detail)
+        return report
+
+    async def place(self, request: OrderRequest, intended_at: datetime) -> OrderReport:
+        """Place ``request`` (intended at ``intended_at``) exactly once. Returns the venue's
+        report; a permanent refusal is a ``REJECTED`` report with the reason, not an exception;
+        an order the venue already holds under this client id that is not this intent raises
+        ``ForeignOrderError``."""
         attempt = 0
         while True:
             try:
@@ -90,13 +121,13 @@ class VenueCaller:
                 # any other venue error may have reached the venue: treat it as unknown
                 self._log.warning("order_outcome_unknown", client_order_id=request.client_order_id,
                                   error=f"{type(exc).__name__}: {exc}", attempt=attempt)
-                report = await self.lookup(request.symbol, request.client_order_id)
+                report = await self.lookup_intended(request, intended_at)
                 if report.status is not OrderStatus.NOT_FOUND:
                     return report
                 if isinstance(exc, DuplicateOrderError):
                     # the venue says it exists but cannot show it yet: look again, never re-send
                     await self._backoff(attempt)
-                    report = await self.lookup(request.symbol, request.client_order_id)
+                    report = await self.lookup_intended(request, intended_at)
                     if report.status is not OrderStatus.NOT_FOUND:
                         return report
                 await self._backoff(attempt)

@@ -18,6 +18,9 @@ from genesis.venue.candles import to_epoch_ms
 
 CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 DECIMAL_RE = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
+INTEGER_RE = re.compile(r"^[0-9]{1,19}$")
+MAX_LONG = 2 ** 63 - 1  # Binance's integer parameters are Java longs
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant a time can name
 ZERO8 = "0.00000000"
 
 
@@ -73,6 +76,15 @@ def illegal_chars(param: str, legal: str) -> BinanceError:
                                     f"range is '{legal}'.")
 
 
+def illegal_chars_somewhere() -> BinanceError:
+    """A request whose text is not UTF-8: no parameter can be read."""
+    return BinanceError(400, -1100, "Illegal characters found in a parameter.")
+
+
+def invalid_parameter(param: str) -> BinanceError:
+    return BinanceError(400, -1130, f"Data sent for parameter '{param}' is not valid.")
+
+
 def too_many_requests(retry_after_seconds: int) -> BinanceError:
     return BinanceError(429, -1003, "Too much request weight used; current limit is 6000 request "
                         "weight per 1 MINUTE. Please use WebSocket Streams for live updates to "
@@ -104,13 +116,31 @@ def parse_decimal(params: dict[str, str], name: str, required: bool = True) -> D
 
 
 def parse_int(params: dict[str, str], name: str, default: int | None = None) -> int | None:
+    """A non-negative integer parameter that fits a long; -1100 otherwise."""
     text = params.get(name)
     if text in (None, ""):
         return default
     assert text is not None
-    if not re.fullmatch(r"-?[0-9]{1,19}", text):
-        raise illegal_chars(name, "^[0-9]{1,19}$")
+    if not INTEGER_RE.match(text) or int(text) > MAX_LONG:
+        raise illegal_chars(name, INTEGER_RE.pattern)
     return int(text)
+
+
+def parse_time_ms(params: dict[str, str], name: str) -> int | None:
+    """An epoch-milliseconds parameter (``startTime``, ``endTime``): as ``parse_int``, and
+    -1130 for a time after the year 9999, which no clock can name."""
+    value = parse_int(params, name)
+    if value is not None and value > MAX_TIME_MS:
+        raise invalid_parameter(name)
+    return value
+
+
+def body_text(raw: bytes) -> str:
+    """A request body as text: UTF-8, or -1100 (no parameter in it can be read)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise illegal_chars_somewhere() from None
 
 
 # ----------------------------------------------------------------------------- shapes

@@ -1,9 +1,10 @@
 """``genesis paper-exchange`` (also ``python -m genesis.paper``): run the paper exchange.
 
-API key and secret: ``--key``/``--secret``, else ``GENESIS_API_KEY``/``GENESIS_API_SECRET``,
-else the pair stored in the state file (generated on first start). The pair is written to
-``<state>.credentials.json`` (mode 0600) so the daemon can use it with
-``GENESIS_CREDENTIALS_FILE``.
+API key: ``--key``, else ``GENESIS_API_KEY``; secret: ``--secret-file`` (a file of mode 0600
+holding it), else ``GENESIS_API_SECRET``; else the pair stored in the state file (generated on
+first start). ``--secret`` on the command line is refused: every user of the machine can read
+a process's arguments (``ps``). The pair is written to ``<state>.credentials.json`` (mode 0600)
+so the daemon can use it with ``GENESIS_CREDENTIALS_FILE``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,30 @@ import click
 
 from genesis.paper.faults import Faults
 from genesis.paper.store import PaperStore
+from genesis.venue.credentials import CredentialsError, check_private_file
+
+SECRET_ON_COMMAND_LINE = (
+    "--secret is refused: a command line is visible to every user of this machine (ps, "
+    "/proc/<pid>/cmdline). Set GENESIS_API_SECRET in the environment, or pass --secret-file PATH "
+    "(a file of mode 0600 holding the secret).")
+
+
+def read_secret_file(path: Path) -> str:
+    """The secret held in ``path`` (surrounding whitespace ignored); the file must be private
+    (mode 0600, owned by this user): ``click.BadParameter`` naming the fix otherwise."""
+    try:
+        check_private_file(path)
+        secret = path.read_text(encoding="utf-8").strip()
+    except CredentialsError as exc:
+        raise click.BadParameter(str(exc).replace("credentials file", "secret file"),
+                                 param_hint="--secret-file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise click.BadParameter(f"cannot read {path}: {reason}", param_hint="--secret-file") from None
+    if not secret:
+        raise click.BadParameter(f"{path} is empty: write the secret into it",
+                                 param_hint="--secret-file")
+    return secret
 
 
 def paper_credentials(state_path: Path, key: str | None, secret: str | None) -> tuple[str, str, Path]:
@@ -66,14 +91,18 @@ def _parse_start(value: str | None) -> datetime | None:
 @click.option("--key", default=None,
               help="API key clients must send (default: $GENESIS_API_KEY, else generated once and "
                    "kept in the state file).")
-@click.option("--secret", default=None,
-              help="API secret for HMAC-SHA256 signatures (default: $GENESIS_API_SECRET, else "
-                   "generated once).")
+@click.option("--secret-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File (mode 0600) holding the API secret for HMAC-SHA256 signatures (default: "
+                   "$GENESIS_API_SECRET, else generated once and kept in the state file).")
+@click.option("--secret", default=None, hidden=True, help="Refused: see --secret-file.")
 @click.option("--faults", "faults_text", default="",
               help='Fault injection, e.g. "p_5xx=0.05,p_429=0.02,seed=7" (see docs).')
 def main(port: int, host: str, state: str, speed: float, start: str | None, key: str | None,
-         secret: str | None, faults_text: str) -> None:
+         secret_file: Path | None, secret: str | None, faults_text: str) -> None:
     """Run a local Binance-compatible paper exchange over the shipped candles."""
+    if secret is not None:
+        raise click.UsageError(SECRET_ON_COMMAND_LINE)
+    secret = read_secret_file(secret_file) if secret_file is not None else None
     if not (0 < speed < float("inf")):
         raise click.BadParameter("must be a finite number > 0", param_hint="--speed")
     try:

@@ -76,10 +76,13 @@ async def klines(ctx: "Ctx") -> list[Any]:
         raise bj.BinanceError(400, -1120, "Invalid interval.") if p.get("interval") else (
             bj.mandatory("interval"))
     limit = max(1, min(1000, bj.parse_int(p, "limit", 500) or 500))
-    start_ms, end_ms = bj.parse_int(p, "startTime"), bj.parse_int(p, "endTime")
+    start_ms, end_ms = bj.parse_time_ms(p, "startTime"), bj.parse_time_ms(p, "endTime")
     now = ex.clock.now()
-    end = min(now, from_epoch_ms(end_ms + 1)) if end_ms is not None else now
+    # compared as integers first: only times up to now become datetimes (and then add minutes)
+    end = now if end_ms is None or end_ms + 1 > to_epoch_ms(now) else from_epoch_ms(end_ms + 1)
     if start_ms is not None:
+        if start_ms >= to_epoch_ms(end):
+            return []  # starts after the end, or in the future: nothing has closed there
         start = from_epoch_ms(start_ms)
         candles = (await ex.candles(inst, start, min(end, start + limit * MINUTE)))[:limit]
     else:
@@ -185,7 +188,7 @@ async def my_trades(ctx: "Ctx") -> list[dict[str, Any]]:
     await ex.sync()
     limit = max(1, min(1000, bj.parse_int(p, "limit", 500) or 500))
     rows = ex.store.trades(inst.symbol, bj.parse_int(p, "orderId"), bj.parse_int(p, "fromId"),
-                           bj.parse_int(p, "startTime"), bj.parse_int(p, "endTime"), limit)
+                           bj.parse_time_ms(p, "startTime"), bj.parse_time_ms(p, "endTime"), limit)
     return [bj.trade_json(t, inst) for t in rows]
 
 

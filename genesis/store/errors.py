@@ -15,3 +15,7 @@ class StorageError(Exception):
 
 class StoreClosedError(Exception):
     """The store is not running."""
+
+
+class StoreIdentityError(Exception):
+    """The database has no usable client order id namespace (``store_identity``)."""

@@ -21,17 +21,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from genesis.bus import EventBus
 from genesis.domain.events import Event, decode
 from genesis.domain.execution import Execution
+from genesis.domain.ids import is_store_namespace
 from genesis.store import tables as t
 from genesis.store.batch import Pending, StoredEvent
 from genesis.store.committers import Committer, ProcessCommitter, ThreadCommitter
 from genesis.store.db import is_durable, writer_engine
-from genesis.store.errors import ConcurrencyError, InvalidEventError, StorageError, StoreClosedError
+from genesis.store.errors import (ConcurrencyError, InvalidEventError, StorageError, StoreClosedError,
+                                  StoreIdentityError)
 from genesis.store.writer import Writer
 
 _LOAD_BATCH = 500  # aggregates per query (SQLite allows 32,766 bound parameters)
 
 __all__ = ["ConcurrencyError", "EventStore", "InvalidEventError", "StorageError", "StoreClosedError",
-           "StoredEvent"]
+           "StoreIdentityError", "StoredEvent"]
 
 
 class EventStore:
@@ -49,6 +51,7 @@ class EventStore:
         self._aggregates: dict[str, Execution] = {}
         self._loading: dict[str, asyncio.Future[Execution]] = {}  # cache misses queued for one query
         self._loader: asyncio.Task[None] | None = None
+        self._namespace: str | None = None
         self._writer = Writer(engine, _committer(commit_in, engine, self._writer_engine), self._writer_engine.dialect,
                               self._aggregates, self.load, bus, chunk_size)
 
@@ -71,6 +74,9 @@ class EventStore:
         await self.stop()
 
     async def start(self) -> None:
+        """Start the writer, and read the namespace before any runner asks for it (a first read
+        racing between runners would make their order depend on I/O timing)."""
+        await self.namespace()
         await self._writer.start()
 
     async def stop(self) -> None:
@@ -176,6 +182,19 @@ class EventStore:
         missing = [a for a in aggregate_ids if a not in self._aggregates]
         for i in range(0, len(missing), _LOAD_BATCH):
             await self._fetch(missing[i:i + _LOAD_BATCH])
+
+    async def namespace(self) -> str:
+        """This database's client order id namespace (``store_identity``, drawn when the
+        database was created or upgraded), read once (at ``start``)."""
+        if self._namespace is None:
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(select(t.store_identity.c.namespace))).scalars().all()
+            if len(rows) != 1 or not is_store_namespace(rows[0]):
+                raise StoreIdentityError(
+                    f"store_identity must hold one namespace of 10 lowercase hex characters, found "
+                    f"{rows!r}: run `genesis db upgrade` on a database made by genesis")
+            self._namespace = rows[0]
+        return self._namespace
 
     async def read(self, aggregate_id: str | None = None, after_sequence: int = 0,
                    limit: int | None = None) -> list[StoredEvent]:

@@ -3,8 +3,8 @@ the code reads and writes through. Keep the two in step (``tests/test_migrations
 
 from __future__ import annotations
 
-from sqlalchemy import (Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint, false)
+from sqlalchemy import (Boolean, CheckConstraint, Column, Float, ForeignKey, Index, Integer, MetaData, String,
+                        Table, Text, UniqueConstraint, false)
 
 from genesis.store.types import Money, UtcDateTime
 
@@ -204,6 +204,16 @@ execution_analyses = Table(
     _float("schedule_tracking_error"), _float("volume_curve_tracking_error"),
     _money("best_price"), _float("avg_vs_best_bps"), _money("capped_best_price"), _money("capped_best_qty"),
     Column("capped_best_feasible", Boolean), _float("avg_vs_capped_best_bps"),
+)
+
+
+# one row: the random namespace in every client order id this database makes (never rebuilt)
+store_identity = Table(
+    "store_identity", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("namespace", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("id = 1", name="one_row"),
 )
 
 PROJECTION_TABLES = (fills, child_orders, execution_slices, executions)  # delete order (FKs)

@@ -15,7 +15,7 @@ import ccxt.async_support as ccxt
 
 from genesis.clock import utc
 from genesis.domain.instrument import Instrument
-from genesis.domain.orders import Fill, Liquidity
+from genesis.domain.orders import Fill, Liquidity, OrderTerms
 from genesis.venue.base import PermanentVenueError
 from genesis.venue.credentials import Credentials
 
@@ -37,6 +37,19 @@ def ms_to_dt(ms: int | float) -> datetime:
 
 def dt_to_ms(t: datetime) -> int:
     return (utc(t) - _EPOCH) // timedelta(milliseconds=1)
+
+
+def order_terms(order: dict[str, Any], time_difference_ms: int = 0) -> OrderTerms | None:
+    """What a ccxt unified order says it is (``None`` when it does not carry its symbol, side,
+    type and amount, as in an ACK). Its creation time is moved onto our clock by ccxt's
+    measured ``timeDifference`` (ours minus the exchange's, 0 until measured)."""
+    symbol, side, kind, amount = (order.get(k) for k in ("symbol", "side", "type", "amount"))
+    if not (symbol and side and kind) or amount is None:
+        return None
+    price, stamp = order.get("price"), order.get("timestamp")
+    return OrderTerms(str(symbol), str(side).lower(), str(kind).lower(), dec(amount),
+                      dec(price) if price not in (None, 0, "0") else None,
+                      ms_to_dt(stamp + time_difference_ms) if stamp is not None else None)
 
 
 def override_urls(exchange: ccxt.Exchange, base_url: str) -> None:

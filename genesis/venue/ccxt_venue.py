@@ -34,7 +34,7 @@ from genesis.venue.base import (Candle, PermanentVenueError, RetryableVenueError
                                 UnknownOutcomeError)
 from genesis.venue.ccxt_errors import RATE_LIMITED, describe, map_ccxt_error
 from genesis.venue.ccxt_support import (build_exchange, dec, dt_to_ms, market_to_instrument,
-                                        ms_to_dt, trade_to_fill)
+                                        ms_to_dt, order_terms, trade_to_fill)
 from genesis.venue.credentials import Credentials
 from genesis.venue.order_budget import DEFAULT_REFILL_PER_SECOND, OrderBudget, shared_budget
 
@@ -257,7 +257,8 @@ class CcxtVenue:
         reason = {"expired": "expired: IOC remainder not marketable", "canceled": "cancelled",
                   "rejected": f"rejected by {self.exchange_id}"}.get(order.get("status") or "")
         return OrderReport(cid, str(order["id"]) if order.get("id") else None, status, filled,
-                           tuple(fills), reason)
+                           tuple(fills), reason,
+                           order_terms(order, int(self.ex.options.get("timeDifference") or 0)))
 
     def _cid_params(self, client_order_id: str) -> dict[str, str]:
         return {"origClientOrderId" if self._binance else "clientOrderId": client_order_id}
