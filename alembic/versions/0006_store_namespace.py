@@ -5,8 +5,8 @@ two databases trading one account never send the same client order id.
 The namespace is drawn once, here: when a new database is created, or when an existing one is
 upgraded (its executions already started keep their stored ids). A copy of the file shares it.
 
-Revision ID: 0005_store_namespace
-Revises: 0004
+Revision ID: 0006_store_namespace
+Revises: 0005_analysis
 Create Date: 2026-12-05
 """
 import secrets
