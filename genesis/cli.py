@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from genesis.config import ConfigError, RuntimeConfig, load_config
-from genesis.requests import RequestError, validate_submit
+if TYPE_CHECKING:
+    from genesis.config import RuntimeConfig
 
 DEFAULT_CONFIG = Path("config/runtime.yaml")
 
@@ -26,6 +25,8 @@ class Context:
         self.config_path = Path(config) if config else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
 
     def config(self) -> RuntimeConfig:
+        from genesis.config import ConfigError, load_config
+
         try:
             return load_config(self.config_path)
         except ConfigError as exc:
@@ -45,16 +46,23 @@ class Context:
         return sync_engine(self.db_path)
 
     def upgrade(self) -> None:
-        from alembic.util import CommandError
         from sqlalchemy.exc import SQLAlchemyError
 
         from genesis.store import migrate
 
         try:
             migrate.upgrade(self.db_path)
-        except (SQLAlchemyError, CommandError, OSError) as exc:
+        except (SQLAlchemyError, OSError, _alembic_command_error()) as exc:  # evaluated only on an error
             reason = getattr(exc, "orig", None) or exc
             raise click.ClickException(f"{self.db_path}: cannot open or migrate the database: {reason}") from None
+
+
+def _alembic_command_error() -> type[Exception]:
+    """Alembic's error class, imported only when a migration failed (a database already at
+    head never imports Alembic)."""
+    from alembic.util import CommandError
+
+    return CommandError
 
 
 def common(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -69,7 +77,36 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group()
+class _Group(click.Group):
+    """A command group whose heavy subcommands (``LAZY``) are imported only when they run:
+    every ``genesis`` call pays only for the modules its own command needs."""
+
+    LAZY = {"paper-exchange": ("genesis.paper.command", "main",
+                               "Run a local Binance-compatible paper exchange over the shipped candles.")}
+    _listing = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.LAZY:
+            return super().get_command(ctx, cmd_name)
+        module_name, attribute, short_help = self.LAZY[cmd_name]
+        if self._listing:  # ``--help`` lists it: its help line, without the import
+            return click.Command(cmd_name, help=short_help)
+        import importlib
+
+        return getattr(importlib.import_module(module_name), attribute)  # type: ignore[no-any-return]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+@click.group(cls=_Group)
 @click.version_option(package_name="genesis")
 def main() -> None:
     """genesis: works large parent orders into the market with TWAP, event-sourced in SQLite."""
@@ -164,6 +201,7 @@ def run(ctx: Context, venue: str, exchange_url: str | None, speed: float, sim_st
 def submit(ctx: Context, symbol: str, side: str, qty: str, algo: str, duration: str | None, slices: int | None,
            limit_price: str | None, request_id: str | None, urgency: str | None) -> None:
     """Durably record a parent order; prints its execution id."""
+    from genesis.requests import RequestError, validate_submit
     from genesis.store.inbox import enqueue_submit
     from genesis.venue.instruments import SIM_INSTRUMENTS
 
@@ -182,6 +220,7 @@ def _control(kind: str) -> Callable[..., None]:
     @common
     @click.argument("execution_id")
     def command(ctx: Context, execution_id: str) -> None:
+        from genesis.requests import RequestError
         from genesis.store.inbox import enqueue_control
 
         try:
@@ -221,6 +260,7 @@ def status(ctx: Context, execution_id: str | None, as_json: bool) -> None:
 def urgency(ctx: Context, execution_id: str, level: str) -> None:
     """Change a running VWAP's urgency (emergency: liquidate the rest now, overriding the
     participation cap but not hard risk limits). Recorded as an event by the daemon."""
+    from genesis.requests import RequestError
     from genesis.store.inbox import enqueue_control
 
     try:
@@ -262,9 +302,11 @@ def metrics(ctx: Context, as_json: bool) -> None:
 def backtest(ctx: Context, candles_path: str, symbol: str, side: str, qty: str, algo: str, start: str,
              duration: str, history_days: int, urgency: str, seed: int, as_json: bool) -> None:
     """Run the real executor over a candle file on a virtual clock (temporary database unless --db)."""
+    import asyncio
+
     from genesis.backtest import BacktestError, BacktestSpec, run_backtest
     from genesis.log import configure_logging
-    from genesis.requests import parse_duration
+    from genesis.requests import RequestError, parse_duration
 
     configure_logging("error")
     try:
@@ -296,12 +338,3 @@ def _print_status(rows: list[dict[str, Any]]) -> None:
                       f"{r.get('slices_done', 0)}/{r.get('slice_count') or '-'}")
     Console(width=160).print(table)
 from genesis import cli_analytics  # noqa: E402,F401  (registers sql/report/watch)
-
-
-def _paper_exchange() -> click.Command:
-    from genesis.paper.command import main as paper_exchange  # light: aiohttp loads when serving
-
-    return paper_exchange
-
-
-main.add_command(_paper_exchange(), "paper-exchange")
