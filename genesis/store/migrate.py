@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -18,8 +19,10 @@ _REVISION_LINE = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(.+?)\s
 _LITERAL = re.compile(r"""^(["'])([\w.-]+)\1$""")  # a quoted revision id
 
 
-def sqlite_url(db_path: str | Path, driver: str = "pysqlite") -> str:
-    return f"sqlite+{driver}:///{Path(db_path)}"
+def sqlite_url(db_path: str | Path, driver: str = "pysqlite") -> URL:
+    """The SQLAlchemy URL of the SQLite file ``db_path``, exactly that file: built from parts,
+    never parsed, so ``%20``, ``?`` and ``#`` in the path are part of the name."""
+    return URL.create(f"sqlite+{driver}", database=str(Path(db_path)))
 
 
 def alembic_config() -> Config:
