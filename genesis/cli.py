@@ -12,6 +12,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
+from genesis.cli_support import (Choice, CommandFailed, LazyGroup, PlainFloat, PlainInt, alembic_command_error,
+                                 backtest_window, one_line_storage_errors, option_error)
+from genesis.requests import shown
+
 if TYPE_CHECKING:
     from genesis.config import RuntimeConfig
 
@@ -52,17 +56,9 @@ class Context:
 
         try:
             migrate.upgrade(self.db_path)
-        except (SQLAlchemyError, OSError, _alembic_command_error()) as exc:  # evaluated only on an error
+        except (SQLAlchemyError, OSError, alembic_command_error()) as exc:  # evaluated only on an error
             reason = getattr(exc, "orig", None) or exc
-            raise click.ClickException(f"{self.db_path}: cannot open or migrate the database: {reason}") from None
-
-
-def _alembic_command_error() -> type[Exception]:
-    """Alembic's error class, imported only when a migration failed (a database already at
-    head never imports Alembic)."""
-    from alembic.util import CommandError
-
-    return CommandError
+            raise CommandFailed(f"{self.db_path}: cannot open or migrate the database: {reason}") from None
 
 
 def common(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -73,40 +69,13 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(db: str, config: str | None, **kwargs: Any) -> Any:
         explicit = click.get_current_context().get_parameter_source("db") is click.core.ParameterSource.COMMANDLINE
-        return fn(Context(db, config, explicit), **kwargs)
+        ctx = Context(db, config, explicit)
+        with one_line_storage_errors(ctx.db_path):
+            return fn(ctx, **kwargs)
     return wrapper
 
 
-class _Group(click.Group):
-    """A command group whose heavy subcommands (``LAZY``) are imported only when they run:
-    every ``genesis`` call pays only for the modules its own command needs."""
-
-    LAZY = {"paper-exchange": ("genesis.paper.command", "main",
-                               "Run a local Binance-compatible paper exchange over the shipped candles.")}
-    _listing = False
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *self.LAZY])
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.LAZY:
-            return super().get_command(ctx, cmd_name)
-        module_name, attribute, short_help = self.LAZY[cmd_name]
-        if self._listing:  # ``--help`` lists it: its help line, without the import
-            return click.Command(cmd_name, help=short_help)
-        import importlib
-
-        return getattr(importlib.import_module(module_name), attribute)  # type: ignore[no-any-return]
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        self._listing = True
-        try:
-            super().format_commands(ctx, formatter)
-        finally:
-            self._listing = False
-
-
-@click.group(cls=_Group)
+@click.group(cls=LazyGroup)
 @click.version_option(package_name="genesis")
 def main() -> None:
     """genesis: works large parent orders into the market with TWAP, event-sourced in SQLite."""
@@ -148,7 +117,7 @@ def _parse_iso(value: str | None, option: str = "--sim-start") -> datetime | Non
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO-8601 time like 2025-06-10T13:00:00Z",
+        raise click.BadParameter(f"{shown(value)} is not an ISO-8601 time like 2025-06-10T13:00:00Z",
                                  param_hint=option) from None
 
 
@@ -159,7 +128,7 @@ def _parse_iso(value: str | None, option: str = "--sim-start") -> datetime | Non
 @click.option("--exchange-url", default=None,
               help="ccxt venues: base URL replacing the exchange's REST host, e.g. http://127.0.0.1:8765 "
                    "(the paper exchange; the daemon then runs on its clock).")
-@click.option("--speed", type=float, default=1.0, show_default=True,
+@click.option("--speed", type=PlainFloat(), default=1.0, show_default=True,
               help="Simulated clock speed: N virtual seconds per wall second.")
 @click.option("--sim-start", default=None, help="ISO-8601 time in the shipped candles where the simulated market starts.")
 @click.option("--no-pidfile", is_flag=True, help="Do not write <db>.pid.")
@@ -194,7 +163,7 @@ def run(ctx: Context, venue: str, exchange_url: str | None, speed: float, sim_st
 @click.option("--algo", default="twap", show_default=True,
               help="twap, vwap, auto (the router decides single vs TWAP) or single.")
 @click.option("--duration", default=None, help="Window, e.g. 15m, 900s, 4h (default from the config).")
-@click.option("--slices", type=int, default=None, help="Number of child slices (default: one per minute).")
+@click.option("--slices", type=PlainInt(), default=None, help="Number of child slices (default: one per minute).")
 @click.option("--limit-price", default=None, help="Worst price for every child order.")
 @click.option("--id", "request_id", default=None, help="Client request id: resubmitting it returns the same execution.")
 @click.option("--urgency", default=None, help="VWAP only: low, medium, high, critical or emergency.")
@@ -212,7 +181,7 @@ def submit(ctx: Context, symbol: str, side: str, qty: str, algo: str, duration: 
                               config=config, urgency=urgency)
         execution_id, _created = enqueue_submit(ctx.engine(must_exist=False), req)
     except RequestError as exc:
-        raise click.UsageError(f"--{exc.field.replace('_', '-')}: {str(exc).split(': ', 1)[1]}") from None
+        raise option_error(exc) from None
     click.echo(execution_id)
 
 
@@ -246,7 +215,7 @@ def status(ctx: Context, execution_id: str | None, as_json: bool) -> None:
 
     rows = execution_status(ctx.engine(), execution_id)
     if execution_id and not rows:
-        raise click.ClickException(f"no execution {execution_id!r}")
+        raise click.ClickException(f"no execution {shown(execution_id)}")
     if as_json:
         click.echo(json.dumps(rows if not execution_id else rows[0], indent=2))
         return
@@ -256,7 +225,7 @@ def status(ctx: Context, execution_id: str | None, as_json: bool) -> None:
 @main.command()
 @common
 @click.argument("execution_id")
-@click.argument("level", type=click.Choice(["low", "medium", "high", "critical", "emergency"]))
+@click.argument("level", type=Choice(["low", "medium", "high", "critical", "emergency"]))
 def urgency(ctx: Context, execution_id: str, level: str) -> None:
     """Change a running VWAP's urgency (emergency: liquidate the rest now, overriding the
     participation cap but not hard risk limits). Recorded as an event by the daemon."""
@@ -292,12 +261,12 @@ def metrics(ctx: Context, as_json: bool) -> None:
 @click.option("--symbol", required=True)
 @click.option("--side", required=True)
 @click.option("--qty", required=True)
-@click.option("--algo", required=True, type=click.Choice(["twap", "vwap"]))
+@click.option("--algo", required=True, type=Choice(["twap", "vwap"]))
 @click.option("--start", required=True, help="Window start, ISO-8601 (e.g. 2025-07-01T00:00:00Z).")
 @click.option("--duration", required=True, help="Window length, e.g. 4h or 1d.")
-@click.option("--history-days", type=int, default=20, show_default=True, help="Candles before --start used as history.")
-@click.option("--urgency", default="low", show_default=True, type=click.Choice(["low", "medium", "high", "critical"]))
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--history-days", type=PlainInt(minimum=1), default=20, show_default=True, help="Candles before --start used as history.")
+@click.option("--urgency", default="low", show_default=True, type=Choice(["low", "medium", "high", "critical"]))
+@click.option("--seed", type=PlainInt(), default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def backtest(ctx: Context, candles_path: str, symbol: str, side: str, qty: str, algo: str, start: str,
              duration: str, history_days: int, urgency: str, seed: int, as_json: bool) -> None:
@@ -305,17 +274,22 @@ def backtest(ctx: Context, candles_path: str, symbol: str, side: str, qty: str, 
     import asyncio
 
     from genesis.backtest import BacktestError, BacktestSpec, run_backtest
+    from genesis.engine.supervisor import SubmissionRejected
     from genesis.log import configure_logging
-    from genesis.requests import RequestError, parse_duration
+    from genesis.requests import RequestError, parse_decimal, parse_duration
 
     configure_logging("error")
     try:
-        spec = BacktestSpec(Path(candles_path), symbol, side, qty, algo, _parse_iso(start, "--start"),
-                            parse_duration(duration), history_days, urgency, seed)
+        parse_decimal("qty", qty)  # the text as typed (run_backtest validates the order itself)
+        window = backtest_window(_parse_iso(start, "--start"), parse_duration(duration), history_days)
+        spec = BacktestSpec(Path(candles_path), symbol, side, qty, algo, window[0], window[1], history_days,
+                            urgency, seed)
         db_path = ctx.db_path if ctx.db_explicit else None
         result = asyncio.run(run_backtest(spec, ctx.config(), db_path))
-    except (BacktestError, RequestError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    except RequestError as exc:
+        raise option_error(exc) from None
+    except (BacktestError, ValueError, SubmissionRejected) as exc:  # a bad candle file; risk refuses the order...
+        raise CommandFailed(str(exc)) from None
     if as_json:
         click.echo(json.dumps(result))
         return

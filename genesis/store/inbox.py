@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from genesis.domain.ids import new_execution_id
-from genesis.requests import RequestError, SubmitRequest
+from genesis.requests import RequestError, SubmitRequest, shown
 from genesis.store import tables as t
 
 CONTROL_KINDS = ("pause", "resume", "cancel", "urgency")
@@ -68,7 +68,7 @@ def enqueue_control(engine: Engine, kind: str, execution_id: str, payload: dict[
         raise ValueError(f"unknown command kind {kind!r}")
     with engine.begin() as conn:
         if not _known(conn, execution_id):
-            raise RequestError("id", f"no execution {execution_id!r} (see `genesis status`)")
+            raise RequestError("id", f"no execution {shown(execution_id)} (see `genesis status`)")
         result = conn.execute(insert(t.commands), {
             "kind": kind, "execution_id": execution_id, "payload": json.dumps(payload or {}, sort_keys=True),
             "created_at": datetime.now(timezone.utc)})
