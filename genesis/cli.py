@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import click
 
 from genesis.cli_support import (Choice, CommandFailed, LazyGroup, PlainFloat, PlainInt, alembic_command_error,
-                                 backtest_window, one_line_storage_errors, option_error)
+                                 backtest_window, one_line_storage_errors, option_error, report_verdict,
+                                 wait_options)
 from genesis.requests import shown
 
 if TYPE_CHECKING:
@@ -167,11 +168,13 @@ def run(ctx: Context, venue: str, exchange_url: str | None, speed: float, sim_st
 @click.option("--limit-price", default=None, help="Worst price for every child order.")
 @click.option("--id", "request_id", default=None, help="Client request id: resubmitting it returns the same execution.")
 @click.option("--urgency", default=None, help="VWAP only: low, medium, high, critical or emergency.")
+@wait_options
 def submit(ctx: Context, symbol: str, side: str, qty: str, algo: str, duration: str | None, slices: int | None,
-           limit_price: str | None, request_id: str | None, urgency: str | None) -> None:
+           limit_price: str | None, request_id: str | None, urgency: str | None, wait: bool,
+           wait_timeout: float) -> None:
     """Durably record a parent order; prints its execution id."""
     from genesis.requests import RequestError, validate_submit
-    from genesis.store.inbox import enqueue_submit
+    from genesis.store.inbox import enqueue_submit, submit_command_id, wait_for_verdict
     from genesis.venue.instruments import SIM_INSTRUMENTS
 
     config = ctx.config()
@@ -179,24 +182,45 @@ def submit(ctx: Context, symbol: str, side: str, qty: str, algo: str, duration: 
         req = validate_submit(symbol=symbol, side=side, qty=qty, algo=algo, duration=duration, slices=slices,
                               limit_price=limit_price, request_id=request_id, instruments=SIM_INSTRUMENTS,
                               config=config, urgency=urgency)
-        execution_id, _created = enqueue_submit(ctx.engine(must_exist=False), req)
+    except RequestError as exc:
+        raise option_error(exc) from None
+    if config.risk.kill_switch:  # the daemon's parent risk check would refuse it (the others need prices)
+        raise CommandFailed(f"risk: kill switch is on (risk.kill_switch in {ctx.config_path}); nothing was stored")
+    engine = ctx.engine(must_exist=False)
+    try:
+        execution_id, _created = enqueue_submit(engine, req)
     except RequestError as exc:
         raise option_error(exc) from None
     click.echo(execution_id)
+    if wait:
+        report_verdict(f"submission {execution_id}",
+                       wait_for_verdict(engine, submit_command_id(engine, execution_id), wait_timeout), wait_timeout)
+
+
+def _enqueue_control(ctx: Context, kind: str, execution_id: str, payload: dict[str, str] | None,
+                     wait: bool, wait_timeout: float) -> None:
+    """Store one control command (refused here when the daemon could only refuse it); with
+    ``wait``, report the daemon's verdict."""
+    from genesis.requests import RequestError
+    from genesis.store.inbox import enqueue_control, wait_for_verdict
+
+    engine = ctx.engine()
+    try:
+        command_id = enqueue_control(engine, kind, execution_id, payload)
+    except RequestError as exc:
+        raise CommandFailed(str(exc)) from None
+    what = f"{kind} {payload['urgency']}" if payload else kind
+    click.echo(f"{what} requested for {execution_id}")
+    if wait:
+        report_verdict(f"{what} of {execution_id}", wait_for_verdict(engine, command_id, wait_timeout), wait_timeout)
 
 
 def _control(kind: str) -> Callable[..., None]:
     @common
     @click.argument("execution_id")
-    def command(ctx: Context, execution_id: str) -> None:
-        from genesis.requests import RequestError
-        from genesis.store.inbox import enqueue_control
-
-        try:
-            enqueue_control(ctx.engine(), kind, execution_id)
-        except RequestError as exc:
-            raise click.ClickException(str(exc)) from None
-        click.echo(f"{kind} requested for {execution_id}")
+    @wait_options
+    def command(ctx: Context, execution_id: str, wait: bool, wait_timeout: float) -> None:
+        _enqueue_control(ctx, kind, execution_id, None, wait, wait_timeout)
     command.__doc__ = f"Durably request {kind} of one execution (the daemon applies it)."
     return command
 
@@ -226,17 +250,11 @@ def status(ctx: Context, execution_id: str | None, as_json: bool) -> None:
 @common
 @click.argument("execution_id")
 @click.argument("level", type=Choice(["low", "medium", "high", "critical", "emergency"]))
-def urgency(ctx: Context, execution_id: str, level: str) -> None:
+@wait_options
+def urgency(ctx: Context, execution_id: str, level: str, wait: bool, wait_timeout: float) -> None:
     """Change a running VWAP's urgency (emergency: liquidate the rest now, overriding the
     participation cap but not hard risk limits). Recorded as an event by the daemon."""
-    from genesis.requests import RequestError
-    from genesis.store.inbox import enqueue_control
-
-    try:
-        enqueue_control(ctx.engine(), "urgency", execution_id, {"urgency": level})
-    except RequestError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"urgency {level} requested for {execution_id}")
+    _enqueue_control(ctx, "urgency", execution_id, {"urgency": level}, wait, wait_timeout)
 
 
 @main.command()

@@ -144,3 +144,31 @@ def backtest_window(start: datetime | None, duration_seconds: int, history_days:
         raise click.UsageError(f"--start: {start.isoformat()} plus --duration {duration_seconds}s is past "
                                "year 9999; use a start within the candle file") from None
     return start, duration_seconds
+
+
+class NoVerdict(click.ClickException):
+    """``--wait`` timed out: the command is stored, the daemon has not settled it (exit status 3)."""
+
+    exit_code = 3
+
+
+def wait_options(fn: Any) -> Any:
+    """Add ``--wait`` and ``--wait-timeout`` to a command that stores a command for the daemon."""
+    fn = click.option("--wait-timeout", type=PlainFloat(), default=30.0, show_default=True,
+                      help="With --wait: give up after this many seconds (exit status 3).")(fn)
+    return click.option("--wait", is_flag=True,
+                        help="Block until the daemon accepted (exit 0) or rejected (exit 1) the command, "
+                             "printing why.")(fn)
+
+
+def report_verdict(what: str, verdict: tuple[str, str | None] | None, timeout_seconds: float) -> None:
+    """Print the daemon's verdict on ``what`` (stderr); a refusal or no verdict is an error."""
+    from genesis.store.inbox import SETTLED_OK
+
+    if verdict is None:
+        raise NoVerdict(f"{what}: no verdict from the daemon within {timeout_seconds:g}s (is `genesis run` "
+                        "running on this database?); the command stays queued")
+    outcome, detail = verdict
+    if outcome not in SETTLED_OK:
+        raise click.ClickException(f"{what}: {outcome} by the daemon{f': {detail}' if detail else ''}")
+    click.echo(f"{what}: {outcome}{f' ({detail})' if detail else ''}", err=True)
