@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from genesis.cli_support import (Choice, CommandFailed, LazyGroup, PlainFloat, PlainInt, alembic_command_error,
+from genesis.cli_support import (Choice, CommandFailed, ExistingFile, LazyGroup, PlainFloat, PlainInt, alembic_command_error,
                                  backtest_window, one_line_storage_errors, option_error, report_verdict,
                                  wait_options)
-from genesis.requests import shown
+from genesis.requests import cut, shown
 
 if TYPE_CHECKING:
     from genesis.config import RuntimeConfig
@@ -45,7 +45,7 @@ class Context:
 
         if must_exist and not self.db_path.is_file():
             raise click.ClickException(
-                f"{self.db_path}: no such database (use --db or $GENESIS_DB; "
+                f"{cut(self.db_path)}: no such database (use --db or $GENESIS_DB; "
                 "`genesis submit`, `genesis run` or `genesis db upgrade` create one)")
         self.upgrade()
         return sync_engine(self.db_path)
@@ -58,8 +58,8 @@ class Context:
         try:
             migrate.upgrade(self.db_path)
         except (SQLAlchemyError, OSError, alembic_command_error()) as exc:  # evaluated only on an error
-            reason = getattr(exc, "orig", None) or exc
-            raise CommandFailed(f"{self.db_path}: cannot open or migrate the database: {reason}") from None
+            reason = (exc.strerror or exc) if isinstance(exc, OSError) else (getattr(exc, "orig", None) or exc)
+            raise CommandFailed(f"{cut(self.db_path)}: cannot open or migrate the database: {reason}") from None
 
 
 def common(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -274,7 +274,7 @@ def metrics(ctx: Context, as_json: bool) -> None:
 
 @main.command()
 @common
-@click.option("--candles", "candles_path", required=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--candles", "candles_path", required=True, type=ExistingFile(),
               help="1-minute candles: CSV or CSV.gz with header timestamp,open,high,low,close,volume.")
 @click.option("--symbol", required=True)
 @click.option("--side", required=True)

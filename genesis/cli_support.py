@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 import click
 
-from genesis.requests import PLAIN_NUMBER_RE, RequestError, shown
+from genesis.requests import PLAIN_NUMBER_RE, RequestError, cut, shown
 
 
 class CommandFailed(click.ClickException):
@@ -41,9 +41,9 @@ def one_line_storage_errors(db_path: Path) -> Iterator[None]:
         yield
     except _storage_errors() as exc:  # evaluated only on an error: no import cost otherwise
         if isinstance(exc, OSError):
-            raise CommandFailed(f"{exc.filename or db_path}: {exc.strerror or exc}") from None
+            raise CommandFailed(f"{cut(exc.filename or db_path)}: {exc.strerror or exc}") from None
         reason = getattr(exc, "orig", None) or exc
-        raise CommandFailed(f"{db_path}: database error: {reason}") from None
+        raise CommandFailed(f"{cut(db_path)}: database error: {reason}") from None
 
 
 class PlainInt(click.ParamType):
@@ -77,6 +77,21 @@ class PlainFloat(click.ParamType):
         if isinstance(value, str) and PLAIN_NUMBER_RE.fullmatch(value.strip()):
             return float(value.strip())
         self.fail(f"{shown(value)} is not a plain number in digits 0-9 and one '.', e.g. 2.5", param, ctx)
+
+
+class ExistingFile(click.ParamType):
+    """The name of an existing regular file, as typed (a long name is shown cut short)."""
+
+    name = "file"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            found = Path(value).is_file()
+        except OSError as exc:  # e.g. a name too long for the file system
+            self.fail(f"{cut(value)}: {exc.strerror}", param, ctx)
+        if not found:
+            self.fail(f"{cut(value)}: no such file", param, ctx)
+        return str(value)
 
 
 class Choice(click.Choice):

@@ -66,6 +66,12 @@ def shown(value: object) -> str:
     return f"{text[:SHOWN_CHARS]!r}… ({len(text)} chars)"
 
 
+def cut(value: object) -> str:
+    """``value`` unquoted (a file name leading a message), cut like ``shown``."""
+    text = str(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}… ({len(text)} chars)"
+
+
 def parse_duration(text: str) -> int:
     """``90``, ``90s``, ``15m``, ``4h``, ``1d`` to whole seconds (ASCII digits)."""
     m = _DURATION_RE.match(str(text))

@@ -101,6 +101,18 @@ def test_a_huge_input_is_cut_short_in_the_error(db, args):
     assert "(100000 chars)" in result.output and len(result.output) < 1000, result.output[:2000]
 
 
+@pytest.mark.parametrize("args", [
+    ["status", "--db", HUGE],
+    ["submit", *ORDER, "--db", HUGE],
+    ["backtest", "--candles", HUGE, "--symbol", "BTC/USDT", "--side", "buy", "--qty", "1", "--algo", "twap",
+     "--start", "2025-06-10T00:00:00Z", "--duration", "1h"],
+])
+def test_a_huge_file_name_is_cut_short_in_the_error(args):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output[:500]
+    assert "(100000 chars)" in result.output and len(result.output) < 1000, result.output[:2000]
+
+
 @pytest.mark.parametrize("algo", ["single", "auto"])
 @pytest.mark.parametrize("option,value", [("--duration", "4h"), ("--slices", "10")])
 def test_router_timed_algos_refuse_a_duration_or_slice_count(db, algo, option, value):
