@@ -145,7 +145,7 @@ def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, du
                                        f"widen {'vwap' if algo == 'vwap' else 'twap'}.min/max_duration_seconds in the config)")
     if slices is not None and not (1 <= slices <= MAX_SLICES):
         raise RequestError("slices", f"must be between 1 and {MAX_SLICES}, got {slices}")
-    if algo in WINDOWED_ALGOS:
+    if algo == "twap" and slices is not None:  # the default plan and VWAP's keep their own spacing
         _check_slice_interval(duration_s, slices, config)
     price_v = None
     if limit_price is not None:
@@ -170,18 +170,17 @@ def _check_router_timed(algo: str, duration_seconds: int, slices: int | None) ->
                                      "drop --slices, or use --algo twap or vwap")
 
 
-def _check_slice_interval(duration_seconds: int, slices: int | None, config: RuntimeConfig) -> None:
-    """Slices must be at least the maker timeout apart: a maker order rests that long before
-    the taker fallback, so denser slices would overrun their windows."""
+def _check_slice_interval(duration_seconds: int, count: int, config: RuntimeConfig) -> None:
+    """Slices asked for must be at least the maker timeout apart: a maker order rests that long
+    before the taker fallback, so denser slices would overrun their windows."""
     timeout = Decimal(str(config.router.maker_timeout_seconds))
-    count = slices if slices is not None else max(1, duration_seconds // 60)  # the TWAP default
     if not config.router.maker_first or timeout <= 0 or duration_seconds >= count * timeout:
         return
     largest = int(duration_seconds / timeout)
     if largest < 1:
         raise RequestError("duration", f"{duration_seconds}s is shorter than one maker timeout "
                                        f"(router.maker_timeout_seconds {timeout}s); use a longer --duration")
-    raise RequestError("slices" if slices is not None else "duration",
+    raise RequestError("slices",
                        f"{count} slices over {duration_seconds}s are {Decimal(duration_seconds) / count:.3g}s apart, "
                        f"less than the maker timeout (router.maker_timeout_seconds {timeout}s); "
                        f"use at most --slices {largest} for --duration {duration_seconds}s, or a longer --duration")
