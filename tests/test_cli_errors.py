@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from genesis.cli import main
 from genesis.store import migrate
 
+pytestmark = pytest.mark.usefixtures("restore_logging")  # backtest configures logging
 CANDLES = Path(__file__).parent / "data" / "BTC_USDT-1m-20250520-20250611.csv.gz"
 BACKTEST = ["backtest", "--candles", str(CANDLES), "--symbol", "BTC/USDT", "--side", "buy", "--algo", "twap"]
 SUBMIT = ["submit", "--symbol", "BTC/USDT", "--side", "buy", "--qty", "1", "--duration", "15m"]

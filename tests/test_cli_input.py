@@ -18,6 +18,7 @@ from genesis.store import migrate
 from genesis.venue.instruments import SIM_INSTRUMENTS
 
 ORDER = ["--symbol", "BTC/USDT", "--side", "buy", "--qty", "1", "--duration", "15m"]
+pytestmark = pytest.mark.usefixtures("restore_logging")  # backtest configures logging
 CANDLES = Path(__file__).parent / "data" / "BTC_USDT-1m-20250520-20250611.csv.gz"
 HUGE = "9" * 100_000
 
