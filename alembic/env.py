@@ -7,6 +7,7 @@ from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import create_engine
+from sqlalchemy.engine import URL, make_url
 
 from genesis.store.tables import metadata
 
@@ -15,9 +16,10 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
-def _url() -> str:
+def _url() -> URL:
+    """``-x db=...``: a URL, or a file path taken literally (``%20``, ``?``, ``#`` included)."""
     db = context.get_x_argument(as_dictionary=True).get("db") or os.environ.get("GENESIS_DB") or "genesis.db"
-    return db if "://" in db else f"sqlite:///{db}"
+    return make_url(db) if "://" in db else URL.create("sqlite", database=db)
 
 
 def run_migrations() -> None:

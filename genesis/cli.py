@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from genesis.config import ConfigError, RuntimeConfig, load_config
-from genesis.requests import RequestError, validate_submit
+from genesis.cli_support import (Choice, CommandFailed, ExistingFile, LazyGroup, PlainFloat, PlainInt, alembic_command_error,
+                                 backtest_window, one_line_storage_errors, option_error, report_verdict,
+                                 wait_options)
+from genesis.requests import cut, shown
+
+if TYPE_CHECKING:
+    from genesis.config import RuntimeConfig
 
 DEFAULT_CONFIG = Path("config/runtime.yaml")
 
@@ -26,6 +30,8 @@ class Context:
         self.config_path = Path(config) if config else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
 
     def config(self) -> RuntimeConfig:
+        from genesis.config import ConfigError, load_config
+
         try:
             return load_config(self.config_path)
         except ConfigError as exc:
@@ -39,22 +45,21 @@ class Context:
 
         if must_exist and not self.db_path.is_file():
             raise click.ClickException(
-                f"{self.db_path}: no such database (use --db or $GENESIS_DB; "
+                f"{cut(self.db_path)}: no such database (use --db or $GENESIS_DB; "
                 "`genesis submit`, `genesis run` or `genesis db upgrade` create one)")
         self.upgrade()
         return sync_engine(self.db_path)
 
     def upgrade(self) -> None:
-        from alembic.util import CommandError
         from sqlalchemy.exc import SQLAlchemyError
 
         from genesis.store import migrate
 
         try:
             migrate.upgrade(self.db_path)
-        except (SQLAlchemyError, CommandError, OSError) as exc:
-            reason = getattr(exc, "orig", None) or exc
-            raise click.ClickException(f"{self.db_path}: cannot open or migrate the database: {reason}") from None
+        except (SQLAlchemyError, OSError, alembic_command_error()) as exc:  # evaluated only on an error
+            reason = (exc.strerror or exc) if isinstance(exc, OSError) else (getattr(exc, "orig", None) or exc)
+            raise CommandFailed(f"{cut(self.db_path)}: cannot open or migrate the database: {reason}") from None
 
 
 def common(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -65,11 +70,13 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(db: str, config: str | None, **kwargs: Any) -> Any:
         explicit = click.get_current_context().get_parameter_source("db") is click.core.ParameterSource.COMMANDLINE
-        return fn(Context(db, config, explicit), **kwargs)
+        ctx = Context(db, config, explicit)
+        with one_line_storage_errors(ctx.db_path):
+            return fn(ctx, **kwargs)
     return wrapper
 
 
-@click.group()
+@click.group(cls=LazyGroup)
 @click.version_option(package_name="genesis")
 def main() -> None:
     """genesis: works large parent orders into the market with TWAP, event-sourced in SQLite."""
@@ -111,7 +118,7 @@ def _parse_iso(value: str | None, option: str = "--sim-start") -> datetime | Non
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO-8601 time like 2025-06-10T13:00:00Z",
+        raise click.BadParameter(f"{shown(value)} is not an ISO-8601 time like 2025-06-10T13:00:00Z",
                                  param_hint=option) from None
 
 
@@ -122,7 +129,7 @@ def _parse_iso(value: str | None, option: str = "--sim-start") -> datetime | Non
 @click.option("--exchange-url", default=None,
               help="ccxt venues: base URL replacing the exchange's REST host, e.g. http://127.0.0.1:8765 "
                    "(the paper exchange; the daemon then runs on its clock).")
-@click.option("--speed", type=float, default=1.0, show_default=True,
+@click.option("--speed", type=PlainFloat(), default=1.0, show_default=True,
               help="Simulated clock speed: N virtual seconds per wall second.")
 @click.option("--sim-start", default=None, help="ISO-8601 time in the shipped candles where the simulated market starts.")
 @click.option("--no-pidfile", is_flag=True, help="Do not write <db>.pid.")
@@ -157,14 +164,17 @@ def run(ctx: Context, venue: str, exchange_url: str | None, speed: float, sim_st
 @click.option("--algo", default="twap", show_default=True,
               help="twap, vwap, auto (the router decides single vs TWAP) or single.")
 @click.option("--duration", default=None, help="Window, e.g. 15m, 900s, 4h (default from the config).")
-@click.option("--slices", type=int, default=None, help="Number of child slices (default: one per minute).")
+@click.option("--slices", type=PlainInt(), default=None, help="Number of child slices (default: one per minute).")
 @click.option("--limit-price", default=None, help="Worst price for every child order.")
 @click.option("--id", "request_id", default=None, help="Client request id: resubmitting it returns the same execution.")
 @click.option("--urgency", default=None, help="VWAP only: low, medium, high, critical or emergency.")
+@wait_options
 def submit(ctx: Context, symbol: str, side: str, qty: str, algo: str, duration: str | None, slices: int | None,
-           limit_price: str | None, request_id: str | None, urgency: str | None) -> None:
+           limit_price: str | None, request_id: str | None, urgency: str | None, wait: bool,
+           wait_timeout: float) -> None:
     """Durably record a parent order; prints its execution id."""
-    from genesis.store.inbox import enqueue_submit
+    from genesis.requests import RequestError, validate_submit
+    from genesis.store.inbox import enqueue_submit, submit_command_id, wait_for_verdict
     from genesis.venue.instruments import SIM_INSTRUMENTS
 
     config = ctx.config()
@@ -172,23 +182,45 @@ def submit(ctx: Context, symbol: str, side: str, qty: str, algo: str, duration: 
         req = validate_submit(symbol=symbol, side=side, qty=qty, algo=algo, duration=duration, slices=slices,
                               limit_price=limit_price, request_id=request_id, instruments=SIM_INSTRUMENTS,
                               config=config, urgency=urgency)
-        execution_id, _created = enqueue_submit(ctx.engine(must_exist=False), req)
     except RequestError as exc:
-        raise click.UsageError(f"--{exc.field.replace('_', '-')}: {str(exc).split(': ', 1)[1]}") from None
+        raise option_error(exc) from None
+    if config.risk.kill_switch:  # the daemon's parent risk check would refuse it (the others need prices)
+        raise CommandFailed(f"risk: kill switch is on (risk.kill_switch in {ctx.config_path}); nothing was stored")
+    engine = ctx.engine(must_exist=False)
+    try:
+        execution_id, _created = enqueue_submit(engine, req)
+    except RequestError as exc:
+        raise option_error(exc) from None
     click.echo(execution_id)
+    if wait:
+        report_verdict(f"submission {execution_id}",
+                       wait_for_verdict(engine, submit_command_id(engine, execution_id), wait_timeout), wait_timeout)
+
+
+def _enqueue_control(ctx: Context, kind: str, execution_id: str, payload: dict[str, str] | None,
+                     wait: bool, wait_timeout: float) -> None:
+    """Store one control command (refused here when the daemon could only refuse it); with
+    ``wait``, report the daemon's verdict."""
+    from genesis.requests import RequestError
+    from genesis.store.inbox import enqueue_control, wait_for_verdict
+
+    engine = ctx.engine()
+    try:
+        command_id = enqueue_control(engine, kind, execution_id, payload)
+    except RequestError as exc:
+        raise CommandFailed(str(exc)) from None
+    what = f"{kind} {payload['urgency']}" if payload else kind
+    click.echo(f"{what} requested for {execution_id}")
+    if wait:
+        report_verdict(f"{what} of {execution_id}", wait_for_verdict(engine, command_id, wait_timeout), wait_timeout)
 
 
 def _control(kind: str) -> Callable[..., None]:
     @common
     @click.argument("execution_id")
-    def command(ctx: Context, execution_id: str) -> None:
-        from genesis.store.inbox import enqueue_control
-
-        try:
-            enqueue_control(ctx.engine(), kind, execution_id)
-        except RequestError as exc:
-            raise click.ClickException(str(exc)) from None
-        click.echo(f"{kind} requested for {execution_id}")
+    @wait_options
+    def command(ctx: Context, execution_id: str, wait: bool, wait_timeout: float) -> None:
+        _enqueue_control(ctx, kind, execution_id, None, wait, wait_timeout)
     command.__doc__ = f"Durably request {kind} of one execution (the daemon applies it)."
     return command
 
@@ -207,7 +239,7 @@ def status(ctx: Context, execution_id: str | None, as_json: bool) -> None:
 
     rows = execution_status(ctx.engine(), execution_id)
     if execution_id and not rows:
-        raise click.ClickException(f"no execution {execution_id!r}")
+        raise click.ClickException(f"no execution {shown(execution_id)}")
     if as_json:
         click.echo(json.dumps(rows if not execution_id else rows[0], indent=2))
         return
@@ -217,17 +249,12 @@ def status(ctx: Context, execution_id: str | None, as_json: bool) -> None:
 @main.command()
 @common
 @click.argument("execution_id")
-@click.argument("level", type=click.Choice(["low", "medium", "high", "critical", "emergency"]))
-def urgency(ctx: Context, execution_id: str, level: str) -> None:
+@click.argument("level", type=Choice(["low", "medium", "high", "critical", "emergency"]))
+@wait_options
+def urgency(ctx: Context, execution_id: str, level: str, wait: bool, wait_timeout: float) -> None:
     """Change a running VWAP's urgency (emergency: liquidate the rest now, overriding the
     participation cap but not hard risk limits). Recorded as an event by the daemon."""
-    from genesis.store.inbox import enqueue_control
-
-    try:
-        enqueue_control(ctx.engine(), "urgency", execution_id, {"urgency": level})
-    except RequestError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"urgency {level} requested for {execution_id}")
+    _enqueue_control(ctx, "urgency", execution_id, {"urgency": level}, wait, wait_timeout)
 
 
 @main.command()
@@ -247,33 +274,40 @@ def metrics(ctx: Context, as_json: bool) -> None:
 
 @main.command()
 @common
-@click.option("--candles", "candles_path", required=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--candles", "candles_path", required=True, type=ExistingFile(),
               help="1-minute candles: CSV or CSV.gz with header timestamp,open,high,low,close,volume.")
 @click.option("--symbol", required=True)
 @click.option("--side", required=True)
 @click.option("--qty", required=True)
-@click.option("--algo", required=True, type=click.Choice(["twap", "vwap"]))
+@click.option("--algo", required=True, type=Choice(["twap", "vwap"]))
 @click.option("--start", required=True, help="Window start, ISO-8601 (e.g. 2025-07-01T00:00:00Z).")
 @click.option("--duration", required=True, help="Window length, e.g. 4h or 1d.")
-@click.option("--history-days", type=int, default=20, show_default=True, help="Candles before --start used as history.")
-@click.option("--urgency", default="low", show_default=True, type=click.Choice(["low", "medium", "high", "critical"]))
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--history-days", type=PlainInt(minimum=1), default=20, show_default=True, help="Candles before --start used as history.")
+@click.option("--urgency", default="low", show_default=True, type=Choice(["low", "medium", "high", "critical"]))
+@click.option("--seed", type=PlainInt(), default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def backtest(ctx: Context, candles_path: str, symbol: str, side: str, qty: str, algo: str, start: str,
              duration: str, history_days: int, urgency: str, seed: int, as_json: bool) -> None:
     """Run the real executor over a candle file on a virtual clock (temporary database unless --db)."""
+    import asyncio
+
     from genesis.backtest import BacktestError, BacktestSpec, run_backtest
+    from genesis.engine.supervisor import SubmissionRejected
     from genesis.log import configure_logging
-    from genesis.requests import parse_duration
+    from genesis.requests import RequestError, parse_decimal, parse_duration
 
     configure_logging("error")
     try:
-        spec = BacktestSpec(Path(candles_path), symbol, side, qty, algo, _parse_iso(start, "--start"),
-                            parse_duration(duration), history_days, urgency, seed)
+        parse_decimal("qty", qty)  # the text as typed (run_backtest validates the order itself)
+        window = backtest_window(_parse_iso(start, "--start"), parse_duration(duration), history_days)
+        spec = BacktestSpec(Path(candles_path), symbol, side, qty, algo, window[0], window[1], history_days,
+                            urgency, seed)
         db_path = ctx.db_path if ctx.db_explicit else None
         result = asyncio.run(run_backtest(spec, ctx.config(), db_path))
-    except (BacktestError, RequestError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    except RequestError as exc:
+        raise option_error(exc) from None
+    except (BacktestError, ValueError, SubmissionRejected) as exc:  # a bad candle file; risk refuses the order...
+        raise CommandFailed(str(exc)) from None
     if as_json:
         click.echo(json.dumps(result))
         return
@@ -296,12 +330,3 @@ def _print_status(rows: list[dict[str, Any]]) -> None:
                       f"{r.get('slices_done', 0)}/{r.get('slice_count') or '-'}")
     Console(width=160).print(table)
 from genesis import cli_analytics  # noqa: E402,F401  (registers sql/report/watch)
-
-
-def _paper_exchange() -> click.Command:
-    from genesis.paper.command import main as paper_exchange  # light: aiohttp loads when serving
-
-    return paper_exchange
-
-
-main.add_command(_paper_exchange(), "paper-exchange")

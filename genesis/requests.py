@@ -10,25 +10,31 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
-from genesis.config import RuntimeConfig
 from genesis.domain.instrument import Instrument
 from genesis.domain.orders import Side
+
+if TYPE_CHECKING:
+    from genesis.config import RuntimeConfig
 
 ALGOS = ("twap", "vwap", "auto", "single")
 WINDOWED_ALGOS = ("twap", "vwap")
 URGENCIES = ("low", "medium", "high", "critical", "emergency")  # algorithms whose --duration is bounded by the config
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*$")  # ASCII digits only
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_SLICES = 10_000
 MAX_MAGNITUDE_DIGITS = 15  # quantities and prices are below 10**15
+PLAIN_NUMBER_RE = re.compile(r"[0-9]+(\.[0-9]+)?")  # what a person types: no '_', no non-ASCII digits
+SHOWN_CHARS = 80  # an input echoed in an error message is cut to this many characters
 
 
 class RequestError(ValueError):
     def __init__(self, field: str, message: str):
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.reason = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,28 +57,53 @@ class SubmitRequest:
                 "request_id": self.request_id}
 
 
+def shown(value: object) -> str:
+    """``value`` quoted for an error message, cut to ``SHOWN_CHARS`` characters (a 100 KB
+    input must not come back whole): ``'abc…' (100000 chars)``."""
+    text = str(value)
+    if len(text) <= SHOWN_CHARS:
+        return repr(text)
+    return f"{text[:SHOWN_CHARS]!r}… ({len(text)} chars)"
+
+
+def cut(value: object) -> str:
+    """``value`` unquoted (a file name leading a message), cut like ``shown``."""
+    text = str(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}… ({len(text)} chars)"
+
+
 def parse_duration(text: str) -> int:
-    """``90``, ``90s``, ``15m``, ``4h``, ``1d`` to whole seconds."""
+    """``90``, ``90s``, ``15m``, ``4h``, ``1d`` to whole seconds (ASCII digits)."""
     m = _DURATION_RE.match(str(text))
     if not m:
-        raise RequestError("duration", f"{text!r} is not a duration; use e.g. 900s, 15m or 4h")
+        raise RequestError("duration", f"{shown(text)} is not a duration; use e.g. 900s, 15m or 4h")
     if len(m.group(1)) > 20:
-        raise RequestError("duration", f"{text[:30]!r}... is too long to be a duration; use e.g. 900s, 15m or 4h")
+        raise RequestError("duration", f"{shown(text)} is too long to be a duration; use e.g. 900s, 15m or 4h")
     seconds = Fraction(m.group(1)) * _UNIT_SECONDS[m.group(2)]  # exact: no rounding to 28 digits
     if seconds.denominator != 1:
-        raise RequestError("duration", f"{text!r} is not a whole number of seconds")
+        raise RequestError("duration", f"{shown(text)} is not a whole number of seconds")
     return int(seconds)
 
 
 def parse_decimal(field: str, text: str | Decimal | int) -> Decimal:
-    try:
-        value = Decimal(str(text).strip())
-    except (InvalidOperation, ValueError):
-        raise RequestError(field, f"{text!r} is not a number") from None
+    """A finite amount below ``10**MAX_MAGNITUDE_DIGITS``. Text must be a plain ASCII decimal
+    (``2.5``) or Decimal's own spelling of a number (``1E-8``, as stored in the command inbox):
+    ``1_0``, non-ASCII digits and the like are refused, never read as some other number."""
+    if isinstance(text, (Decimal, int)) and not isinstance(text, bool):
+        value = Decimal(text)
+    else:
+        stripped = str(text).strip()
+        try:
+            value = Decimal(stripped) if stripped.isascii() else None
+        except (InvalidOperation, ValueError):
+            value = None
+        if value is None or not (PLAIN_NUMBER_RE.fullmatch(stripped) or str(value) == stripped):
+            raise RequestError(field, f"{shown(text)} is not a plain number; use ASCII digits and at most "
+                                      "one '.', e.g. 2.5")
     if not value.is_finite():
-        raise RequestError(field, f"{text!r} is not a finite number")
+        raise RequestError(field, f"{shown(text)} is not a finite number")
     if value and value.adjusted() >= MAX_MAGNITUDE_DIGITS:  # beyond any market; would overflow rounding
-        raise RequestError(field, f"{text!r} is too large")
+        raise RequestError(field, f"{shown(text)} is too large")
     return value
 
 
@@ -81,13 +112,13 @@ def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, du
                     instruments: dict[str, Instrument], config: RuntimeConfig, urgency: str | None = None) -> SubmitRequest:
     instrument = instruments.get(symbol)
     if instrument is None:
-        raise RequestError("symbol", f"unknown symbol {symbol!r}; known: {', '.join(sorted(instruments))}")
+        raise RequestError("symbol", f"unknown symbol {shown(symbol)}; known: {', '.join(sorted(instruments))}")
     try:
         side_v = Side(str(side).lower())
     except ValueError:
-        raise RequestError("side", f"{side!r} must be 'buy' or 'sell'") from None
+        raise RequestError("side", f"{shown(side)} must be 'buy' or 'sell'") from None
     if algo not in ALGOS:
-        raise RequestError("algo", f"{algo!r} is not supported; choose one of: {', '.join(ALGOS)}")
+        raise RequestError("algo", f"{shown(algo)} is not supported; choose one of: {', '.join(ALGOS)}")
     qty_v = parse_decimal("qty", qty)
     if qty_v <= 0:
         raise RequestError("qty", f"must be > 0, got {qty_v}")
@@ -100,19 +131,22 @@ def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, du
                                   f"use e.g. {instrument.round_qty_down(qty_v)}")
     bounds = config.vwap if algo == "vwap" else config.twap
     if urgency is not None and urgency not in URGENCIES:
-        raise RequestError("urgency", f"{urgency!r} must be one of: {', '.join(URGENCIES)}")
+        raise RequestError("urgency", f"{shown(urgency)} must be one of: {', '.join(URGENCIES)}")
     if urgency is not None and algo != "vwap":
         raise RequestError("urgency", f"urgency applies to --algo vwap, not {algo}")
     duration_s = bounds.default_duration_seconds if duration is None else (
         duration if isinstance(duration, int) and not isinstance(duration, bool) else parse_duration(str(duration)))
     if algo not in WINDOWED_ALGOS:
-        duration_s = 0 if duration is None else duration_s  # the router sets auto/single timing
+        _check_router_timed(algo, duration_s if duration is not None else 0, slices)
+        duration_s = 0  # the router sets auto/single timing
     elif not bounds.min_duration_seconds <= duration_s <= bounds.max_duration_seconds:
         raise RequestError("duration", f"{duration_s}s is outside what {algo} allows "
                                        f"({bounds.min_duration_seconds}s to {bounds.max_duration_seconds}s; "
                                        f"widen {'vwap' if algo == 'vwap' else 'twap'}.min/max_duration_seconds in the config)")
     if slices is not None and not (1 <= slices <= MAX_SLICES):
         raise RequestError("slices", f"must be between 1 and {MAX_SLICES}, got {slices}")
+    if algo == "twap" and slices is not None:  # the default plan and VWAP's keep their own spacing
+        _check_slice_interval(duration_s, slices, config)
     price_v = None
     if limit_price is not None:
         price_v = parse_decimal("limit_price", limit_price)
@@ -123,3 +157,30 @@ def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, du
     if request_id is not None and not _REQUEST_ID_RE.fullmatch(request_id):
         raise RequestError("id", "use 1-128 characters from A-Z a-z 0-9 . _ : -")
     return SubmitRequest(symbol, side_v, qty_v, algo, duration_s, slices, price_v, request_id, urgency or "low")
+
+
+def _check_router_timed(algo: str, duration_seconds: int, slices: int | None) -> None:
+    """``single`` and ``auto`` take their timing from the router: a window or a slice count
+    given with them would be silently ignored, so it is refused."""
+    if duration_seconds:
+        raise RequestError("duration", f"--algo {algo} takes no duration (the router sets its timing); "
+                                       "drop --duration, or use --algo twap or vwap for a window")
+    if slices is not None:
+        raise RequestError("slices", f"--algo {algo} takes no slice count (the router sets it); "
+                                     "drop --slices, or use --algo twap or vwap")
+
+
+def _check_slice_interval(duration_seconds: int, count: int, config: RuntimeConfig) -> None:
+    """Slices asked for must be at least the maker timeout apart: a maker order rests that long
+    before the taker fallback, so denser slices would overrun their windows."""
+    timeout = Decimal(str(config.router.maker_timeout_seconds))
+    if not config.router.maker_first or timeout <= 0 or duration_seconds >= count * timeout:
+        return
+    largest = int(duration_seconds / timeout)
+    if largest < 1:
+        raise RequestError("duration", f"{duration_seconds}s is shorter than one maker timeout "
+                                       f"(router.maker_timeout_seconds {timeout}s); use a longer --duration")
+    raise RequestError("slices",
+                       f"{count} slices over {duration_seconds}s are {Decimal(duration_seconds) / count:.3g}s apart, "
+                       f"less than the maker timeout (router.maker_timeout_seconds {timeout}s); "
+                       f"use at most --slices {largest} for --duration {duration_seconds}s, or a longer --duration")

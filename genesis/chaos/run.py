@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
+from genesis.analytics.sql import readonly_uri
 from genesis.chaos.procs import ChaosError, Proc, child_env, wait_until
 from genesis.paper.local import free_port, get_json
 from genesis.chaos.verdict import TERMINAL, Verdict, check
@@ -129,7 +130,7 @@ class _Run:
     def live_count(self) -> int:
         """Submitted parents not yet ended (a submission the daemon refused is not live)."""
         self.engine()
-        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10)
+        conn = sqlite3.connect(readonly_uri(self.db), uri=True, timeout=10)
         try:
             states = dict(conn.execute("SELECT execution_id, state FROM executions").fetchall())
             refused = dict(conn.execute("SELECT execution_id, detail FROM commands WHERE kind = 'submit' "
@@ -271,7 +272,7 @@ class _Run:
                           f"{time.monotonic() - started:.0f} s")
 
     def fault_counts(self) -> dict[str, int]:
-        conn = sqlite3.connect(f"file:{self.paper_db}?mode=ro", uri=True, timeout=10)
+        conn = sqlite3.connect(readonly_uri(self.paper_db), uri=True, timeout=10)
         try:
             return dict(conn.execute("SELECT fault, COUNT(*) FROM requests WHERE fault IS NOT NULL GROUP BY fault"))
         finally:

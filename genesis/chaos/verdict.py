@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable
 
+from genesis.analytics.sql import readonly_uri
 from genesis.domain.ids import parse_client_order_id
 
 TERMINAL = ("completed", "cancelled", "expired", "failed")
@@ -49,7 +50,7 @@ class Verdict:
 
 
 def _ro(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    return sqlite3.connect(readonly_uri(path), uri=True)
 
 
 def check(daemon_db: Path, paper_db: Path, expected_executions: Iterable[str] = (),

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from genesis.store.commit_process import connection_pragmas
 from genesis.store.migrate import create_private_file, sqlite_url
+
+if TYPE_CHECKING:  # the CLI's short-lived commands never load the asyncio extension
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -29,6 +32,8 @@ def async_engine(db_path: str | Path, durable: bool = True) -> AsyncEngine:
 
     ``durable=False`` (backtests on a throwaway file) skips fsync: a crash may lose the file,
     which is fine for a simulation and makes it many times faster."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
     create_private_file(db_path)
     engine = create_async_engine(sqlite_url(db_path, "aiosqlite"))
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas(durable))

@@ -7,6 +7,7 @@ into events, marking it processed in the same transaction as those events.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -18,10 +19,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from genesis.domain.ids import new_execution_id
-from genesis.requests import RequestError, SubmitRequest
+from genesis.domain.state import TERMINAL_STATES
+from genesis.requests import RequestError, SubmitRequest, shown
 from genesis.store import tables as t
 
 CONTROL_KINDS = ("pause", "resume", "cancel", "urgency")
+SETTLED_OK = ("accepted", "duplicate", "noop")  # outcomes that did what was asked (or had nothing to do)
+_TERMINAL = {s.value for s in TERMINAL_STATES}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,22 +68,62 @@ def _same_order(stored: dict[str, Any], new: dict[str, Any]) -> bool:
 
 
 def enqueue_control(engine: Engine, kind: str, execution_id: str, payload: dict[str, Any] | None = None) -> int:
+    """Record a control command; returns its command id. Refused here, before anything is
+    stored, when the daemon could only refuse it: no such execution, one that was rejected or
+    has ended, urgency of anything but a VWAP."""
     if kind not in CONTROL_KINDS:
         raise ValueError(f"unknown command kind {kind!r}")
     with engine.begin() as conn:
-        if not _known(conn, execution_id):
-            raise RequestError("id", f"no execution {execution_id!r} (see `genesis status`)")
+        algo, state = _target(conn, execution_id)
+        if state in _TERMINAL or state == "rejected":
+            raise RequestError("id", f"execution {execution_id} is {state}: there is nothing to {kind}")
+        if kind == "urgency" and algo != "vwap":
+            raise RequestError("urgency", f"applies to vwap executions only; {execution_id} is {algo}")
         result = conn.execute(insert(t.commands), {
             "kind": kind, "execution_id": execution_id, "payload": json.dumps(payload or {}, sort_keys=True),
             "created_at": datetime.now(timezone.utc)})
         return int(result.inserted_primary_key[0])
 
 
-def _known(conn: Connection, execution_id: str) -> bool:
-    if conn.execute(select(t.executions.c.execution_id).where(t.executions.c.execution_id == execution_id)).first():
-        return True
-    return conn.execute(select(t.commands.c.command_id).where(
-        (t.commands.c.execution_id == execution_id) & (t.commands.c.kind == "submit"))).first() is not None
+def _target(conn: Connection, execution_id: str) -> tuple[str | None, str]:
+    """``(algo, state)`` of an execution, or of its submission while the daemon has not taken it
+    (state ``queued``, or ``rejected``)."""
+    e = t.executions.c
+    row = conn.execute(select(e.algo, e.state).where(e.execution_id == execution_id)).first()
+    if row is not None:
+        return row.algo, row.state
+    c = t.commands.c
+    submitted = conn.execute(select(c.payload, c.outcome).where(
+        (c.execution_id == execution_id) & (c.kind == "submit")).order_by(c.command_id)).first()
+    if submitted is None:
+        raise RequestError("id", f"no execution {shown(execution_id)} (see `genesis status`)")
+    algo = (_payload(submitted.payload) or {}).get("algo")
+    return (str(algo) if algo is not None else None), ("rejected" if submitted.outcome == "rejected" else "queued")
+
+
+def submit_command_id(engine: Engine, execution_id: str) -> int:
+    """The command id of the submission of ``execution_id``."""
+    c = t.commands.c
+    with engine.connect() as conn:
+        return int(conn.execute(select(c.command_id).where((c.execution_id == execution_id) & (c.kind == "submit"))
+                                .order_by(c.command_id)).scalar_one())
+
+
+def wait_for_verdict(engine: Engine, command_id: int, timeout_seconds: float,
+                     poll_seconds: float = 0.1) -> tuple[str, str | None] | None:
+    """``(outcome, detail)`` once the daemon has settled the command (``accepted``, ``rejected``,
+    ``ignored``, ...), or None if it has not within ``timeout_seconds``."""
+    c = t.commands.c
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        with engine.connect() as conn:
+            row = conn.execute(select(c.processed_at, c.outcome, c.detail).where(c.command_id == command_id)).one()
+        if row.processed_at is not None:
+            return row.outcome or "processed", row.detail
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        time.sleep(min(poll_seconds, remaining))
 
 
 async def pending_commands(conn: AsyncConnection, limit: int = 500) -> list[Command]:

@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import os
+import re
+import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+_REVISION_LINE = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(.+?)\s*$", re.MULTILINE)
+_LITERAL = re.compile(r"""^(["'])([\w.-]+)\1$""")  # a quoted revision id
 
 
-def sqlite_url(db_path: str | Path, driver: str = "pysqlite") -> str:
-    return f"sqlite+{driver}:///{Path(db_path)}"
+def sqlite_url(db_path: str | Path, driver: str = "pysqlite") -> URL:
+    """The SQLAlchemy URL of the SQLite file ``db_path``, exactly that file: built from parts,
+    never parsed, so ``%20``, ``?`` and ``#`` in the path are part of the name."""
+    return URL.create(f"sqlite+{driver}", database=str(Path(db_path)))
 
 
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     ini = REPO_ROOT / "alembic.ini"
     cfg = Config(str(ini))
     cfg.set_main_option("script_location", str(REPO_ROOT / "alembic"))
@@ -55,11 +66,55 @@ def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
 
 
 def upgrade(db_path: str | Path, revision: str = "head") -> None:
+    """Migrate to ``revision``; a database already at the head costs one query, not an Alembic import."""
+    if revision == "head" and _at_head(db_path):
+        return
+    from alembic import command
+
     _run(db_path, command.upgrade, revision)
 
 
 def downgrade(db_path: str | Path, revision: str = "base") -> None:
+    from alembic import command
+
     _run(db_path, command.downgrade, revision)
+
+
+def _at_head(db_path: str | Path) -> bool:
+    """Whether the file exists and its stored revision is the single head of the migration
+    scripts (read from their ``revision``/``down_revision`` lines; anything else: False, and
+    Alembic decides)."""
+    path = Path(db_path)
+    if not path.is_file():
+        return False
+    head = _script_head()
+    if head is None:
+        return False
+    try:
+        conn = sqlite3.connect(path, timeout=10)
+        try:
+            rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return rows == [(head,)]
+
+
+def _script_head() -> str | None:
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (REPO_ROOT / "alembic" / "versions").glob("*.py"):
+        found = dict(_REVISION_LINE.findall(script.read_text(encoding="utf-8")))
+        revision = _LITERAL.match(found.get("revision", ""))
+        parent = found.get("down_revision", "")
+        if revision is None or (parent != "None" and _LITERAL.match(parent) is None):
+            return None  # not the plain one-parent form: leave it to Alembic
+        revisions.add(revision.group(2))
+        if parent != "None":
+            parents.add(_LITERAL.match(parent).group(2))  # type: ignore[union-attr]
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
 
 
 def current_revision(db_path: str | Path) -> str | None:
