@@ -67,8 +67,8 @@ def _live_figures(conn, execution_id: str, end_at) -> dict[str, Any]:  # type: i
     last_slice = conn.execute(
         select(s.reference_price, s.market_vwap).where((s.execution_id == execution_id) & s.executed_at.is_not(None))
         .order_by(s.executed_at.desc()).limit(1)).first()
-    parts = [p for (p,) in conn.execute(select(s.participation).where(
-        (s.execution_id == execution_id) & s.participation.is_not(None)))]
+    parts = [p for (p,) in conn.execute(select(s.participation).where(  # realised; emergency slices left out
+        (s.execution_id == execution_id) & s.participation.is_not(None) & ~s.cap_overridden))]
     as_of = conn.scalar(select(func.max(t.events.c.occurred_at)).where(t.events.c.aggregate_id == execution_id))
     remaining = max(0.0, (end_at - as_of).total_seconds()) if end_at and as_of else None
     return {
