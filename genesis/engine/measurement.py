@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from genesis.domain import events as ev
 from genesis.domain.benchmarks import interval_volume, participation
 from genesis.domain.execution import Execution, SliceState
+from genesis.engine.control import Desire
 
 if TYPE_CHECKING:
     from genesis.engine.runner import ExecutionRunner
@@ -57,3 +58,19 @@ async def measure(runner: "ExecutionRunner", agg: Execution, now: datetime) -> l
         out.append(ev.SliceParticipationMeasured(
             runner.execution_id, now, s.index, volume, None if part is None else part.quantize(PARTICIPATION_QUANTUM)))
     return out
+
+
+async def measure_after_end(runner: "ExecutionRunner", agg: Execution) -> bool:
+    """One step of a runner whose execution has ended: record the realised participation of
+    its last slices when their intervals have closed; True once nothing is left to record
+    (the runner exits). A stop leaves them unrecorded (NULL)."""
+    due = next_measurable_at(agg)
+    if due is None or runner.control.desire is Desire.STOP:
+        return True
+    runner.control.wake.clear()
+    now = runner.clock.now()
+    if due > now:
+        await runner.clock.wait_event(runner.control.wake, until=due)
+        return False
+    await runner.append(await measure(runner, agg, now))
+    return False

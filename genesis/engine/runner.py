@@ -27,7 +27,7 @@ from genesis.domain.twap import TwapParams, check_early_completion
 from genesis.engine.algos import AlgoPolicy, VwapSettings, policy_for
 from genesis.engine.control import Control, Desire
 from genesis.engine.market_data import MarketData
-from genesis.engine.measurement import measure, next_measurable_at
+from genesis.engine.measurement import measure, measure_after_end
 from genesis.engine.pacing import LoopPacer
 from genesis.engine.positions import PositionBook
 from genesis.engine.recovery import reconcile
@@ -120,7 +120,7 @@ class ExecutionRunner:
             if self.control.command_ids:
                 await self.store.mark_commands([(c, "ignored", f"execution is {agg.state.value}")
                                                 for c in self.control.take_commands()])
-            return await self._after_end(agg)
+            return await measure_after_end(self, agg)
         self.control.wake.clear()
         desire, now = self.control.desire, self.clock.now()
         if desire is Desire.STOP:
@@ -185,20 +185,6 @@ class ExecutionRunner:
             return False
         nominal = (agg.end_at - agg.started_at).total_seconds() / max(len(agg.slices), 1)
         return (now - ready_at).total_seconds() > max(5.0, nominal / 2)
-
-    async def _after_end(self, agg: Execution) -> bool:
-        """Once the execution has ended: record the realised participation of its last slices
-        when their intervals have closed, then exit (True). A stop leaves them unrecorded."""
-        due = next_measurable_at(agg)
-        if due is None or self.control.desire is Desire.STOP:
-            return True
-        self.control.wake.clear()
-        now = self.clock.now()
-        if due > now:
-            await self.clock.wait_event(self.control.wake, until=due)
-            return False
-        await self.append(await measure(self, agg, now))
-        return False
 
     async def _ack_noop(self, detail: str) -> None:
         if self.control.command_ids:
