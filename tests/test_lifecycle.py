@@ -162,6 +162,32 @@ async def test_a_plan_denser_than_slices_can_run_ends_at_the_window_end(db_path)
                                                          else ("window_ended", True))
 
 
+async def test_a_dense_plan_whose_commits_take_time_does_not_re_spread_in_a_loop(db_path):
+    # a plan of 100 slices is a big event: say its commit takes 10 s (a loaded machine, a
+    # slow disk). The first slice is then overdue; re-spreading (another 10 s commit) would
+    # leave the next one overdue again, and so on for ever
+    async with harness(db_path) as h:
+        append, replans = h.store.append, []
+
+        async def slow_append(events, **kwargs):  # type: ignore[no-untyped-def]
+            if any(isinstance(e, (ev.ExecutionStarted, ev.ScheduleReplanned)) for e in events):
+                replans.extend(e for e in events if isinstance(e, ev.ScheduleReplanned))
+                assert len(replans) < 20, "re-spread in a loop"
+                await h.clock.sleep_until(h.clock.now() + timedelta(seconds=10))
+            return await append(events, **kwargs)
+
+        h.store.append = slow_append  # type: ignore[method-assign]
+        req = dataclasses.replace(h.request(qty="5", duration="5m"), slice_count=100)
+        execution_id = await h.supervisor.submit(req)
+        await h.supervisor.wait_all()
+        history = [s.event for s in await h.store.read(execution_id)]
+        (started,) = of(history, ev.ExecutionStarted)
+        assert not replans and of(history, ev.TwapSliceExecuted)
+        row = await h.execution_row(execution_id)
+        assert row["state"] in ("completed", "expired") and row["end_at"] == started.end_at
+        assert all(f.occurred_at <= started.end_at for f in of(history, ev.FillRecorded))
+
+
 class StallingVenue:
     """The simulated venue, but the first book read at or after ``stall_from`` returns only at
     ``stall_until``, as when the daemon is stopped (SIGSTOP) or starved mid-decision."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Iterable
 
@@ -18,6 +18,8 @@ from genesis.domain.orders import Side
 from genesis.domain.state import ExecutionState, Trigger, transition
 
 BPS = Decimal(10_000)
+# no child order is sent in a window's last second: sent then, it could fill after the end
+ORDER_CUTOFF = timedelta(seconds=1)
 
 
 @dataclass(slots=True)
@@ -133,6 +135,10 @@ class Execution:
         """The window has ended: nothing more is sent, what is left expires. Neither a stall
         nor a re-spread moves the end; only a pause under the ``extend`` policy does."""
         return self.windowed and self.end_at is not None and now >= self.end_at
+
+    def orders_closed(self, now: datetime) -> bool:
+        """No more child orders: the window ends within ``ORDER_CUTOFF``."""
+        return self.window_over(now + ORDER_CUTOFF)
 
     def unmeasured_slices(self) -> list[SliceState]:
         """Closed slices whose realised participation is not recorded yet, in closing order."""

@@ -23,15 +23,16 @@ if TYPE_CHECKING:
     from genesis.engine.runner import ExecutionRunner
 
 MINUTE = timedelta(minutes=1)
+PUBLISH_GRACE = timedelta(seconds=2)  # a live exchange serves a closed minute's candle shortly after
 VOLUME_QUANTUM = Decimal("0.00000001")
 PARTICIPATION_QUANTUM = Decimal("0.000001")
 
 
 def measurable_at(s: SliceState) -> datetime:
-    """When the last minute ``s``'s interval touches has closed."""
+    """When the last minute ``s``'s interval touches has closed and its candle is served."""
     assert s.interval_end is not None
     floor = s.interval_end.replace(second=0, microsecond=0)
-    return floor if floor == s.interval_end else floor + MINUTE
+    return (floor if floor == s.interval_end else floor + MINUTE) + PUBLISH_GRACE
 
 
 def next_measurable_at(agg: Execution) -> datetime | None:
@@ -46,7 +47,7 @@ async def measure(runner: "ExecutionRunner", agg: Execution, now: datetime) -> l
     if not due:
         return []
     start = min(s.interval_start or s.interval_end for s in due)  # type: ignore[type-var]
-    end = max(measurable_at(s) for s in due)
+    end = max(measurable_at(s) for s in due) - PUBLISH_GRACE
     bars = await runner.calls.call("candles", lambda: runner.venue.candles(
         agg.symbol, start.replace(second=0, microsecond=0), end))
     out: list[ev.Event] = []

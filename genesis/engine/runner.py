@@ -69,7 +69,6 @@ class ExecutionRunner:
         self._vwap: tuple[datetime, RunningVwap] | None = None  # market VWAP of the window so far
         self.recovered = asyncio.Event()  # set once the aggregate is loaded and reconciled
         self._measured: list[ev.Event] = []  # realised participations, appended with the next events
-        self._free_at: datetime | None = None  # when the runner last finished a slice
 
     def _stopping(self) -> bool:
         return self.control.desire in (Desire.STOP, Desire.CANCEL)
@@ -162,7 +161,10 @@ class ExecutionRunner:
             return False
         if not self._measured:
             self._measured = await measure(self, agg, now)
-        if self._late(agg, max(nxt.scheduled_at, self._free_at or nxt.scheduled_at), now):
+        if agg.orders_closed(now):  # the window's last second: no new order, wait for its end
+            await self.clock.wait_event(self.control.wake, until=agg.end_at)
+            return False
+        if self._late(agg, nxt.scheduled_at, now):
             # the loop stalled (machine load, a long venue outage): re-spread what is left over
             # the time left instead of firing overdue slices back to back
             await self.append([self.replan(agg, now, agg.end_at or now, "late: remaining re-spread")])
@@ -172,19 +174,20 @@ class ExecutionRunner:
         gap = ((following or now) - now).total_seconds()
         interval = max(1.0, gap) if after is not None else max(60.0, gap)
         await self.worker.execute(agg, nxt, agg.open_count, interval)
-        self._free_at = self.clock.now()
         return False
 
-    @staticmethod
-    def _late(agg: Execution, ready_at: datetime, now: datetime) -> bool:
-        """Woke up late: more than half a nominal slice interval (and at least 5 s) after the
-        slice was due or the runner was free, whichever came last. The runner's own slices
-        running past the next one's time (a plan denser than slices can run) is not lateness
-        a re-spread could cure: it would only repeat after every slice."""
+    def _late(self, agg: Execution, scheduled_at: datetime, now: datetime) -> bool:
+        """Overdue by more than half a nominal slice interval (and at least 5 s), and the rest
+        fits in what is left of the window at one slice per maker timeout. A plan denser than
+        its slices can run is always overdue: re-spreading it would not help, only repeat
+        after every slice (or every re-spread, each as big as the plan)."""
         if agg.end_at is None or agg.started_at is None or agg.open_count < 2:
             return False
         nominal = (agg.end_at - agg.started_at).total_seconds() / max(len(agg.slices), 1)
-        return (now - ready_at).total_seconds() > max(5.0, nominal / 2)
+        routing = self.settings.routing
+        slice_seconds = max(1.0, routing.maker_timeout_seconds if routing.maker_first else 0.0)
+        fits = (agg.end_at - now).total_seconds() / agg.open_count >= slice_seconds
+        return fits and (now - scheduled_at).total_seconds() > max(5.0, nominal / 2)
 
     async def _ack_noop(self, detail: str) -> None:
         if self.control.command_ids:

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from genesis.domain import events as ev
-from genesis.domain.execution import Execution, SliceState, slippage_bps
+from genesis.domain.execution import ORDER_CUTOFF, Execution, SliceState, slippage_bps
 from genesis.domain.ids import client_order_id
 from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderType, Side, TimeInForce
 from genesis.domain.risk import SliceRiskInput
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from genesis.engine.runner import ExecutionRunner
 
 ZERO = Decimal(0)
-TAKER_LEAD = timedelta(seconds=1)  # a maker leg near the window end gives up this long before it
+TAKER_LEAD = ORDER_CUTOFF * 2  # a maker leg near the window end gives up this long before it
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +73,8 @@ class SliceWorker:
         # sizing reads market data (candles): a venue read, retried like any other
         sizing = await r.calls.call("size", lambda: policy.size(agg, s, slices_left, ref, interval_seconds,
                                                                  r.clock.now()))
-        if agg.window_over(r.clock.now()):
-            return  # the process stalled past the window's end: nothing is sent, the runner expires it
+        if agg.orders_closed(r.clock.now()):
+            return  # stalled into the window's last second: nothing is sent, the runner expires it
         if sizing.volume_anomaly:
             r.log.warning("volume_anomaly", slice_index=s.index, participation_reduced=True)
         if sizing.qty <= 0:
@@ -108,7 +108,7 @@ class SliceWorker:
             pending = self.outcome(agg, s, request, report)
             remaining -= report.filled_qty
         take = sizing.taker_fallback or not (self.routing.maker_first and sizing.maker_first)
-        if take and remaining > 0 and remaining >= r.instrument.min_qty_at(ref) and not agg.window_over(r.clock.now()):
+        if take and remaining > 0 and remaining >= r.instrument.min_qty_at(ref) and not agg.orders_closed(r.clock.now()):
             if agg.limit_price is not None:
                 request = self._request(agg, s, OrderType.LIMIT, remaining, agg.limit_price, TimeInForce.IOC)
             else:
