@@ -88,6 +88,7 @@ async def test_emergency_slices_are_flagged_and_left_out_of_participation_statis
     status = CliRunner().invoke(main, ["status", execution_id, "--json", "--db", str(db_path)])
     assert status.exit_code == 0, status.output
     shown = json.loads(status.output)
+    assert shown["state"] == "completed" and shown["time_remaining_seconds"] == 0.0  # ended well before end_at
     assert D(shown["participation_max"]) == max(r["participation"] for r in normal)
     report = CliRunner().invoke(main, ["report", execution_id, "--json", "--db", str(db_path)])
     assert report.exit_code == 0, report.output
