@@ -128,12 +128,14 @@ def series_base(symbol: str) -> str:
 
 
 async def _slice_figures(engine: AsyncEngine, execution_id: str) -> tuple[list[Decimal], int]:
-    """Realised participations and the number of slices that traded, from the slice projection
-    (one row per slice: far cheaper than decoding the whole event history of a 1,440-slice day)."""
+    """Realised participations (emergency slices, which override the cap by design, left out)
+    and the number of slices that traded, from the slice projection (one row per slice: far
+    cheaper than decoding the whole event history of a 1,440-slice day)."""
     s = tables.execution_slices.c
     async with engine.connect() as conn:
-        rows = (await conn.execute(select(s.participation, s.filled_qty).where(s.execution_id == execution_id))).all()
-    return [p for p, _ in rows if p is not None], sum(1 for _, f in rows if f > 0)
+        rows = (await conn.execute(select(s.participation, s.filled_qty, s.cap_overridden)
+                                   .where(s.execution_id == execution_id))).all()
+    return [p for p, _, over in rows if p is not None and not over], sum(1 for _, f, _ in rows if f > 0)
 
 
 def summarise(spec: BacktestSpec, agg: Execution, history: list, series: CandleSeries,  # type: ignore[type-arg]
@@ -142,7 +144,9 @@ def summarise(spec: BacktestSpec, agg: Execution, history: list, series: CandleS
     from genesis.domain import events as ev
 
     slices = [e for e in history if isinstance(e, ev.TwapSliceExecuted)]
-    participations = [s.participation for s in slices if s.participation is not None]
+    overridden = {s.slice_index for s in slices if s.cap_overridden}
+    participations = [m.participation for m in history if isinstance(m, ev.SliceParticipationMeasured)
+                      and m.participation is not None and m.slice_index not in overridden]
     return _summary(spec, agg, participations, sum(1 for s in slices if s.filled_qty > 0), series, wall_seconds)
 
 

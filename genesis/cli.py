@@ -283,7 +283,7 @@ def metrics(ctx: Context, as_json: bool) -> None:
 @click.option("--start", required=True, help="Window start, ISO-8601 (e.g. 2025-07-01T00:00:00Z).")
 @click.option("--duration", required=True, help="Window length, e.g. 4h or 1d.")
 @click.option("--history-days", type=PlainInt(minimum=1), default=20, show_default=True, help="Candles before --start used as history.")
-@click.option("--urgency", default="low", show_default=True, type=Choice(["low", "medium", "high", "critical"]))
+@click.option("--urgency", default="low", show_default=True, type=Choice(["low", "medium", "high", "critical", "emergency"]))
 @click.option("--seed", type=PlainInt(), default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def backtest(ctx: Context, candles_path: str, symbol: str, side: str, qty: str, algo: str, start: str,

@@ -85,8 +85,16 @@ def _slice(eid: str, at: datetime, index: int, count: int, status: str, planned:
     avg_d = D(avg) if avg else None
     slip = None if avg_d is None else ((avg_d - D(ref)) / D(ref) * 10000).quantize(D("0.0001"))
     return cls(eid, at, index, count, status, D(planned), D(filled), avg_d, D(ref), slip, D(fee),
-               market_volume=D(volume), participation=D(part), reason=reason, maker_qty=D(maker), taker_qty=D(taker),
-               scheduled_at=scheduled, market_vwap=D(vwap) if vwap else None, **extra)
+               forecast_volume=D(volume), forecast_participation=D(part), reason=reason, maker_qty=D(maker),
+               taker_qty=D(taker), scheduled_at=scheduled, market_vwap=D(vwap) if vwap else None,
+               interval_start=at, interval_end=at + timedelta(minutes=1), **extra)
+
+
+def measured(batch: list[ev.Event]) -> list[ev.Event]:
+    """The realised participation of the slices closed in ``batch``: here, as forecast."""
+    return [ev.SliceParticipationMeasured(e.execution_id, e.occurred_at, e.slice_index, e.forecast_volume,
+                                          e.forecast_participation)
+            for e in batch if isinstance(e, ev.TwapSliceExecuted)]
 
 
 def exec_a() -> list[list[ev.Event]]:
@@ -173,6 +181,8 @@ async def build(db_path: Path, candles: list[tuple[int, str, str, str, str]] = C
             for batches in (make() for make in executions):
                 for batch in batches:
                     await store.append(batch)
+                    if measured(batch):
+                        await store.append(measured(batch))
         await CandleCache(engine).save(BTC, [
             Candle(T + timedelta(minutes=m), D(c), D(h), D(lo), D(c), D(v)) for m, h, lo, c, v in candles])
     finally:

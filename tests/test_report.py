@@ -71,9 +71,10 @@ def test_report_json_equals_the_hand_computed_figures(history_db):
     }
     assert r["fees_usdt"] == "31"
     assert r["liquidity"] == {"maker_qty": "0.45", "taker_qty": "0.55", "maker_ratio": "0.450000"}
-    assert r["participation"] == {"max": "0.025000", "avg": "0.016667", "window": "0.010000", "cap": "0.10"}
+    assert r["participation"] == {"max": "0.025000", "avg": "0.016667", "window": "0.010000", "cap": "0.10",
+                                  "cap_overridden_slices": 0}
     assert r["slices"] == {"planned": 4, "executed": 3, "denied": 1, "skipped": 0, "unfilled": 0,
-                           "failed": 0, "open": 0}
+                           "failed": 0, "open": 0, "not_needed": 0, "expired": 0}
     # at 13:01, 13:02, 13:03 and the end 13:03:06 we had filled 0.25, 0.5, 0.5, 1.0 of the target;
     # the plan 0.5, 0.75, 1, 1 -> mean |diff| (0.25 + 0.25 + 0.5 + 0) / 4 = 0.25;
     # the market's volume share 0.1, 0.3, 0.6, 1 -> (0.15 + 0.2 + 0.1 + 0) / 4 = 0.1125

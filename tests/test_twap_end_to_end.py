@@ -45,7 +45,7 @@ async def test_twap_fills_parent_exactly_and_projections_match_events(db_path):
         row = await h.execution_row(execution_id)
         expected = execution_row(agg)
         assert {k: row[k] for k in expected} == expected
-        completed = history[-1]
+        (completed,) = [e for e in history if isinstance(e, ev.TwapCompleted)]
         assert isinstance(completed, ev.TwapCompleted) and completed.reason == "filled"
         assert completed.avg_price == agg.avg_price
         assert row["implementation_shortfall_bps"] == agg.implementation_shortfall_bps

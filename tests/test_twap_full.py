@@ -81,10 +81,10 @@ async def test_participation_is_capped_at_exactly_10_percent_and_the_rest_expire
     async with harness(db_path, config, start=start, venue=lambda clock: venue(clock, btc)) as h:
         execution_id, history = await run_one(h, qty="2", duration="15m")
         slices = of(history, ev.TwapSliceExecuted)
-        assert all(s.filled_qty <= D("0.1") * s.market_volume for s in slices if s.market_volume)
-        assert max(s.participation for s in slices if s.participation is not None) == D("0.1")
+        assert all(s.filled_qty <= D("0.1") * s.forecast_volume for s in slices if s.forecast_volume)
+        assert max(s.forecast_participation for s in slices if s.forecast_participation is not None) == D("0.1")
         assert any(s.cap_bound for s in slices)
-        done = history[-1]
+        (done,) = of(history, ev.TwapCompleted)
         assert isinstance(done, ev.TwapCompleted) and done.reason == "window_ended"
         assert done.remaining_qty == D("2") - done.filled_qty > 0
         row = await h.execution_row(execution_id)
@@ -121,12 +121,12 @@ async def test_early_completion_when_price_falls_below_arrival_for_a_buy(db_path
         execution_id, history = await run_one(h, qty="1", duration="30m")
         (early,) = of(history, ev.EarlyCompletionTriggered)
         assert early.improvement_bps >= D("20") and early.arrival_price == D("100000")
-        done = history[-1]
+        (done,) = of(history, ev.TwapCompleted)
         assert isinstance(done, ev.TwapCompleted) and done.reason == "filled" and done.filled_qty == D("1")
         assert (done.occurred_at - start) < timedelta(minutes=15)  # well before the 30-minute window ends
         # still inside the participation cap after the trigger
         after = [s for s in of(history, ev.TwapSliceExecuted) if s.occurred_at >= early.occurred_at]
-        assert after and all(s.filled_qty <= D("0.1") * s.market_volume for s in after)
+        assert after and all(s.filled_qty <= D("0.1") * s.forecast_volume for s in after)
 
 
 @pytest.mark.parametrize("policy", ["extend", "compress"])
@@ -150,14 +150,21 @@ async def test_pause_resume_moves_the_window_end_per_policy(db_path, policy):
         history = [s.event for s in await h.store.read(execution_id)]
         paused = of(history, ev.ExecutionPaused)[0]
         resumed = of(history, ev.ExecutionResumed)[0]
-        replan = of(history, ev.ScheduleReplanned)[0]
         original_end = of(history, ev.ExecutionStarted)[0].end_at
         # no slice ran while paused
         assert not [s for s in of(history, ev.TwapSliceExecuted) if paused.occurred_at < s.occurred_at < resumed.occurred_at]
-        expected_end = original_end + (resumed.occurred_at - paused.occurred_at) if policy == "extend" else resumed.occurred_at if original_end < resumed.occurred_at else original_end
-        assert replan.end_at == expected_end
         agg = Execution.replay(execution_id, history)
-        assert agg.filled_qty == D("1") and agg.paused_seconds == (resumed.occurred_at - paused.occurred_at).total_seconds()
+        assert agg.paused_seconds == (resumed.occurred_at - paused.occurred_at).total_seconds()
+        if policy == "extend":  # the end moves by the paused time, the rest keeps its pace
+            (replan,) = of(history, ev.ScheduleReplanned)
+            assert replan.end_at == original_end + (resumed.occurred_at - paused.occurred_at)
+            assert agg.state.value == "completed" and agg.filled_qty == D("1")
+        else:  # the end stays: resumed after it, the window is over and the rest expires, unsent
+            assert not of(history, ev.ScheduleReplanned) and agg.end_at == original_end < resumed.occurred_at
+            (done,) = of(history, ev.TwapCompleted)
+            assert done.reason == "window_ended" and done.occurred_at == resumed.occurred_at
+            assert agg.state.value == "expired" and done.remaining_qty == D("1") - agg.filled_qty > 0
+            assert all(f.occurred_at < original_end for f in of(history, ev.FillRecorded))
 
 
 async def test_restart_resumes_remaining_quantity_over_remaining_time(db_path):
@@ -239,7 +246,7 @@ async def test_extreme_volatility_limit_price_far_from_market_is_denied_by_the_c
         denials = of(history, ev.RiskDenied)
         assert len(denials) == 5 and "collar" in denials[0].reason
         assert Execution.replay(execution_id, history).filled_qty == 0
-        assert history[-1].reason == "window_ended"
+        assert of(history, ev.TwapCompleted)[0].reason == "window_ended"
 
 
 async def test_volume_anomaly_halves_participation_and_is_recorded(db_path):
@@ -253,4 +260,4 @@ async def test_volume_anomaly_halves_participation_and_is_recorded(db_path):
         slices = of(history, ev.TwapSliceExecuted)
         assert slices[0].volume_anomaly
         # cap 10% halved to 5% of the expected interval volume
-        assert slices[0].filled_qty <= D("0.05") * slices[0].market_volume
+        assert slices[0].filled_qty <= D("0.05") * slices[0].forecast_volume

@@ -32,9 +32,9 @@ async def test_vwap_halves_its_cap_after_an_anomalous_minute_and_records_it(db_p
         await h.supervisor.wait_all()
         history = [s.event for s in await h.store.read(execution_id)]
     slices = [e for e in history if isinstance(e, ev.VwapSliceExecuted)]
-    assert len(slices) == 5 and all(s.market_volume is not None for s in slices)
+    assert len(slices) == 5 and all(s.forecast_volume is not None for s in slices)
     assert [s.volume_anomaly for s in slices] == [anomaly] * 5
     # the 20 BTC wanted is far above the cap: every slice is capped at exactly cap x expected volume
     assert all(s.cap_bound for s in slices)
-    assert all(s.filled_qty == (cap * s.market_volume).quantize(D("0.00001"), rounding="ROUND_DOWN")
+    assert all(s.filled_qty == (cap * s.forecast_volume).quantize(D("0.00001"), rounding="ROUND_DOWN")
                for s in slices)

@@ -37,10 +37,10 @@ async def test_vwap_follows_the_curve_fills_exactly_and_tracks_the_benchmark(db_
         assert all(type(s) is ev.VwapSliceExecuted for s in of(history, ev.TwapSliceExecuted))
         assert sum(s.filled_qty for s in slices) == D("3")
         # participation never above the cap of the expected interval volume (low urgency)
-        assert all(s.filled_qty <= D("0.1") * s.market_volume for s in slices if s.market_volume)
+        assert all(s.filled_qty <= D("0.1") * s.forecast_volume for s in slices if s.forecast_volume)
         # real-time benchmark updated every slice and stored on the execution
         assert all(s.market_vwap is not None for s in slices[1:])
-        done = history[-1]
+        (done,) = of(history, ev.TwapCompleted)
         assert isinstance(done, ev.VwapCompleted) and done.market_vwap is not None
         expected = ((done.avg_price - done.market_vwap) / done.market_vwap * 10000).quantize(D("0.0001"))
         assert done.slippage_vs_vwap_bps == expected
@@ -77,21 +77,26 @@ async def test_urgency_change_is_an_event_and_speeds_up_the_pace(db_path):
         assert {s.urgency for s in of(hist_fast, ev.VwapSliceExecuted) if s.occurred_at > change.occurred_at} == {"high"}
 
 
+async def liquidate_after(h, minutes: int) -> tuple[str, list[ev.Event]]:  # type: ignore[no-untyped-def]
+    """A 2 BTC, 4-hour VWAP switched to emergency after ``minutes``: its id and history."""
+    execution_id = await h.supervisor.submit(h.request(algo="vwap", qty="2", duration="4h"))
+    start = h.clock.now()
+
+    async def steer() -> None:
+        async with h.clock.actor():
+            await h.clock.sleep_until(start + timedelta(minutes=minutes))
+            h.supervisor.set_urgency(execution_id, "emergency", "desk says flatten")
+
+    await asyncio.gather(steer(), h.supervisor.wait_all())
+    return execution_id, [s.event for s in await h.store.read(execution_id)]
+
+
 async def test_emergency_liquidation_sends_the_rest_now_with_its_own_event(db_path):
     async with harness(db_path) as h:
-        execution_id = await h.supervisor.submit(h.request(algo="vwap", qty="2", duration="4h"))
-        start = h.clock.now()
-
-        async def steer() -> None:
-            async with h.clock.actor():
-                await h.clock.sleep_until(start + timedelta(minutes=30))
-                h.supervisor.set_urgency(execution_id, "emergency", "desk says flatten")
-
-        await asyncio.gather(steer(), h.supervisor.wait_all())
-        history = [s.event for s in await h.store.read(execution_id)]
+        _, history = await liquidate_after(h, 30)
         (em,) = of(history, ev.EmergencyLiquidationStarted)
         assert em.reason == "desk says flatten" and em.remaining_qty > 0
-        done = history[-1]
+        (done,) = of(history, ev.TwapCompleted)
         assert done.filled_qty == D("2")
         # everything after the emergency went out within a minute, as taker, beyond the cap
         after = [f for f in of(history, ev.FillRecorded) if f.occurred_at >= em.occurred_at]

@@ -34,6 +34,7 @@ from typing import Any
 
 from genesis.analytics.data import ExecutionHistory
 from genesis.domain import benchmarks
+from genesis.domain import events as ev
 from genesis.domain.orders import Side
 from genesis.venue.base import Candle
 
@@ -148,8 +149,9 @@ def tca_report(h: ExecutionHistory, participation_cap: Decimal = Decimal("0.10")
     volume = sum((c.volume for c in h.candles), ZERO) if h.candles else None
     closed = [s for s in h.slices if s["executed_at"] is not None]
     traded = [s for s in closed if s["filled_qty"] > 0]
-    parts = [s["participation"] for s in closed if s["participation"] is not None]
-    traded_parts = [s["participation"] for s in traded if s["participation"] is not None]
+    # emergency slices override the cap by design (cap_overridden): not part of its statistics
+    parts = [s["participation"] for s in closed if s["participation"] is not None and not s["cap_overridden"]]
+    traded_parts = [s["participation"] for s in traded if s["participation"] is not None and not s["cap_overridden"]]
     delays = [Decimal(str((s["executed_at"] - s["scheduled_at"]).total_seconds())) for s in closed]
     vs_plan, vs_curve = tracking(h)
     timing, execution_cost = timing_split(h, side, avg, arrival)
@@ -195,11 +197,13 @@ def tca_report(h: ExecutionHistory, participation_cap: Decimal = Decimal("0.10")
             "avg": _q(sum(traded_parts, ZERO) / len(traded_parts) if traded_parts else None, Q_RATIO),
             "window": _q(_div(filled, volume) if volume else None, Q_RATIO),
             "cap": str(participation_cap),
+            "cap_overridden_slices": sum(1 for s in closed if s["cap_overridden"]),
         },
         "slices": {
             "planned": len(h.slices), "executed": len(traded), "denied": count("denied"),
             "skipped": count("skipped"), "unfilled": count("unfilled"), "failed": count("failed"),
             "open": count("planned") + count("sent"),
+            "not_needed": count(ev.SLICE_NOT_NEEDED), "expired": count(ev.SLICE_EXPIRED),
         },
         "timing": {
             "avg_delay_seconds": _q(sum(delays, ZERO) / len(delays) if delays else None, Decimal("0.001")),

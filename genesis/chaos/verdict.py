@@ -206,6 +206,7 @@ def _projections(v: Verdict, daemon_db: Path) -> None:
     from genesis.store.db import sync_engine
     from genesis.domain.state import IllegalTransition
     from genesis.store.projector import rebuild_sync
+    from sqlalchemy.exc import IntegrityError
 
     with tempfile.TemporaryDirectory(prefix="genesis-chaos-") as tmp:
         copy = Path(tmp) / "rebuilt.db"
@@ -219,8 +220,9 @@ def _projections(v: Verdict, daemon_db: Path) -> None:
         try:
             with engine.begin() as conn:
                 rebuild_sync(conn)
-        except (KeyError, ValueError, TypeError, IllegalTransition) as exc:
-            # the event log itself does not replay (an event lost or altered): that is the finding
+        except (KeyError, ValueError, TypeError, IllegalTransition, IntegrityError) as exc:
+            # the event log itself does not replay (an event lost or altered, e.g. an execution's
+            # first event, so its slices have no execution row): that is the finding
             v.fail("projections cannot be rebuilt: the events do not replay", [f"{type(exc).__name__}: {exc}"])
             v.counts["projections"] = "UNREPLAYABLE"
             return

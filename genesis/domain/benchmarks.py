@@ -10,6 +10,7 @@ sell received less), quantised to 0.0001 bps like ``genesis.domain.execution.sli
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Iterable, Protocol
 
@@ -18,6 +19,8 @@ from genesis.domain.orders import Side
 
 ZERO = Decimal(0)
 THREE = Decimal(3)
+MINUTE = timedelta(minutes=1)
+MICROSECONDS_PER_MINUTE = Decimal(60_000_000)
 
 
 class Bar(Protocol):
@@ -93,3 +96,31 @@ def participation(qty: Decimal, market_volume: Decimal | None) -> Decimal | None
     if market_volume is None or market_volume <= 0:
         return None
     return qty / market_volume
+
+
+class MinuteVolume(Protocol):
+    """A 1-minute candle's start and volume (``genesis.venue.base.Candle`` fits)."""
+
+    @property
+    def open_time(self) -> datetime: ...
+    @property
+    def volume(self) -> Decimal: ...
+
+
+def interval_volume(bars: Iterable[MinuteVolume], start: datetime, end: datetime) -> Decimal | None:
+    """Market volume traded in ``[start, end)`` from 1-minute candles: each minute counts for
+    the part of it inside the interval (volume taken as even within a minute, the finest grain
+    candles have, and how the simulator trades it). None when a minute the interval touches
+    has no candle: an unknown volume, never a guess."""
+    volumes = {b.open_time: b.volume for b in bars}
+    minute = start.replace(second=0, microsecond=0)
+    total = ZERO
+    while minute < end:
+        volume = volumes.get(minute)
+        if volume is None:
+            return None
+        overlap = min(end, minute + MINUTE) - max(start, minute)
+        total += volume if overlap == MINUTE else \
+            volume * Decimal(overlap // timedelta(microseconds=1)) / MICROSECONDS_PER_MINUTE
+        minute += MINUTE
+    return total

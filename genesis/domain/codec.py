@@ -2,7 +2,8 @@
 
 Rules: ``Decimal`` as a string (exact; a JSON number for a Decimal field is refused, so no
 binary float can slip into money), datetimes as ISO-8601 UTC, enums by value, tuples of
-nested dataclasses as lists of objects. Anything else is a ``CodecError``.
+nested dataclasses as lists of objects. Anything else is a ``CodecError``. A class's
+``legacy_names`` (old key -> field) reads events stored before a field was renamed.
 """
 
 from __future__ import annotations
@@ -126,10 +127,13 @@ def _decoder(cls: type) -> Converter:
     """A function from the JSON object of ``cls`` to an instance, built once per class."""
     hints = typing.get_type_hints(cls)
     fields = [(f.name, _converter(hints[f.name], f"{cls.__name__}.{f.name}")) for f in dataclasses.fields(cls)]
+    legacy: dict[str, str] = getattr(cls, "legacy_names", {})  # old key -> the field it became
 
     def from_plain(raw: Any) -> Any:
         if not isinstance(raw, dict):
             raise CodecError(f"{cls.__name__}: expected an object, got {raw!r}")
+        if legacy and not any(new in raw for new in legacy.values()):
+            raw = {legacy.get(k, k): v for k, v in raw.items()}
         kwargs = {name: convert(raw[name]) for name, convert in fields if name in raw}
         try:
             return cls(**kwargs)

@@ -157,8 +157,8 @@ class TwapSliceExecuted(Event):
     reference_price: Decimal | None
     slippage_bps: Decimal | None
     fee: Decimal
-    market_volume: Decimal | None = None
-    participation: Decimal | None = None
+    forecast_volume: Decimal | None = None  # market volume expected in the interval (what the cap used)
+    forecast_participation: Decimal | None = None  # filled / forecast_volume
     execution_style: str = "twap"
     reason: str | None = None
     maker_qty: Decimal = Decimal(0)
@@ -168,6 +168,28 @@ class TwapSliceExecuted(Event):
     volume_anomaly: bool = False
     market_vwap: Decimal | None = None  # market VWAP over the window so far (typical price)
     slippage_vs_vwap_bps: Decimal | None = None  # our average so far vs market_vwap, + = worse
+    # the interval the slice was sized for, [start, end): its realised participation is
+    # measured over it once its minutes have closed (SliceParticipationMeasured)
+    interval_start: datetime | None = None
+    interval_end: datetime | None = None
+    cap_overridden: bool = False  # emergency: sized beyond the participation cap by design
+
+    # stored before the forecast got its own name: their market_volume/participation were it
+    legacy_names: ClassVar[dict[str, str]] = {"market_volume": "forecast_volume",
+                                              "participation": "forecast_participation"}
+
+
+@dataclass(frozen=True, slots=True)
+class SliceParticipationMeasured(Event):
+    """The market volume actually traded in a closed slice's interval and the slice's realised
+    participation (filled / that volume), once every minute of the interval has closed.
+    ``None``: the venue's candles do not cover the interval (never a guess)."""
+
+    slice_index: int
+    market_volume: Decimal | None
+    participation: Decimal | None
+
+    priority: ClassVar[EventPriority] = EventPriority.NORMAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +236,10 @@ class EarlyCompletionTriggered(Event):
 
 @dataclass(frozen=True, slots=True)
 class TwapCompleted(Event):
-    """Execution finished its schedule. ``reason``: ``filled`` (state completed) or
-    ``window_ended`` (state expired: quantity was left, see ``remaining_qty``)."""
+    """Execution finished. ``reason``: ``filled`` (state completed: the quantity is filled,
+    whatever slices were still planned) or ``window_ended`` (state expired: the window ended
+    with quantity left, see ``remaining_qty``). Slices still open are closed by it, without
+    trading (``SLICE_NOT_NEEDED`` / ``SLICE_EXPIRED``)."""
 
     filled_qty: Decimal
     remaining_qty: Decimal
@@ -250,9 +274,13 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ExecutionResumed, RiskDenied, OrderIntended, OrderAcknowledged, FillRecorded,
         OrderClosed, TwapSliceExecuted, TwapCompleted, ExecutionCancelled, ExecutionFailed,
         EarlyCompletionTriggered, VwapSliceExecuted, UrgencyChanged, EmergencyLiquidationStarted,
-        VwapCompleted,
+        VwapCompleted, SliceParticipationMeasured,
     )
 }
+
+# the status of a slice still open when its execution ended: filled without it, or window over
+SLICE_NOT_NEEDED = "not_needed"
+SLICE_EXPIRED = "expired"
 
 
 # the JSON codec lives in genesis.domain.codec; re-exported here for callers

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Iterable
 
@@ -18,6 +18,8 @@ from genesis.domain.orders import Side
 from genesis.domain.state import ExecutionState, Trigger, transition
 
 BPS = Decimal(10_000)
+# no child order is sent in a window's last second: sent then, it could fill after the end
+ORDER_CUTOFF = timedelta(seconds=1)
 
 
 @dataclass(slots=True)
@@ -51,6 +53,8 @@ class SliceState:
     filled_notional: Decimal = Decimal(0)
     fees: Decimal = Decimal(0)
     maker_qty: Decimal = Decimal(0)
+    interval_start: datetime | None = None  # the interval it was sized for, [start, end) (closed slices)
+    interval_end: datetime | None = None
 
     @property
     def avg_price(self) -> Decimal | None:
@@ -98,6 +102,7 @@ class Execution:
     _open: list[int] = field(default_factory=list)  # indices of open slices, ascending
     _orders_by_slice: dict[int, list[ChildOrder]] = field(default_factory=dict)
     _unresolved: dict[str, ChildOrder] = field(default_factory=dict)
+    _unmeasured: list[int] = field(default_factory=list)  # closed slices awaiting their realised participation
 
     @classmethod
     def replay(cls, execution_id: str, history: Iterable[ev.Event]) -> "Execution":
@@ -120,6 +125,25 @@ class Execution:
     def implementation_shortfall_bps(self) -> Decimal | None:
         """Signed, positive = worse than the arrival price for us."""
         return slippage_bps(self.side, self.avg_price, self.arrival_price)
+
+    @property
+    def windowed(self) -> bool:
+        """Trades inside a window that ends at ``end_at`` (TWAP and VWAP). The router's short
+        TWAP and a single order have a nominal end only: their child orders take what they take."""
+        return self.algo in ("twap", "vwap") and "router_interval_seconds" not in self.params
+
+    def window_over(self, now: datetime) -> bool:
+        """The window has ended: nothing more is sent, what is left expires. Neither a stall
+        nor a re-spread moves the end; only a pause under the ``extend`` policy does."""
+        return self.windowed and self.end_at is not None and now >= self.end_at
+
+    def orders_closed(self, now: datetime) -> bool:
+        """No more child orders: the window ends within ``ORDER_CUTOFF``."""
+        return self.window_over(now + ORDER_CUTOFF)
+
+    def unmeasured_slices(self) -> list[SliceState]:
+        """Closed slices whose realised participation is not recorded yet, in closing order."""
+        return [self.slices[i] for i in self._unmeasured]
 
     def open_slices(self) -> list[SliceState]:
         """Slices not yet executed, by index."""
@@ -233,12 +257,17 @@ class Execution:
         s = self.slices[e.slice_index]
         if s.closed:
             raise ValueError(f"slice {e.slice_index} closed twice")
-        s.closed, s.status = True, e.status
+        s.closed, s.status, s.interval_start, s.interval_end = True, e.status, e.interval_start, e.interval_end
         self._open.remove(e.slice_index)
+        if e.interval_end is not None:
+            self._unmeasured.append(e.slice_index)
         self.slices_executed += s.filled_qty > 0
         self.slices_denied += e.status == "denied"
         if e.market_vwap is not None:
             self.market_vwap, self.slippage_vs_vwap_bps = e.market_vwap, e.slippage_vs_vwap_bps
+
+    def _measured(self, e: ev.SliceParticipationMeasured) -> None:
+        self._unmeasured.remove(e.slice_index)
 
     def _urgency(self, e: ev.UrgencyChanged) -> None:
         self.urgency = e.urgency
@@ -254,6 +283,10 @@ class Execution:
         if e.market_vwap is not None:
             self.market_vwap, self.slippage_vs_vwap_bps = e.market_vwap, e.slippage_vs_vwap_bps
         self.ended_at, self.completion_reason = e.occurred_at, e.reason
+        status = ev.SLICE_NOT_NEEDED if e.reason == "filled" else ev.SLICE_EXPIRED
+        for i in self._open:  # never traded: closed all at once with the execution
+            self.slices[i].closed, self.slices[i].status = True, status
+        self._open.clear()
 
     def _cancelled(self, e: ev.ExecutionCancelled) -> None:
         self.state = transition(self.state, Trigger.CANCEL)
@@ -289,6 +322,7 @@ _HANDLERS = {
     ev.VwapCompleted: Execution._completed,
     ev.UrgencyChanged: Execution._urgency,
     ev.EmergencyLiquidationStarted: Execution._emergency,
+    ev.SliceParticipationMeasured: Execution._measured,
     ev.ExecutionCancelled: Execution._cancelled,
     ev.ExecutionFailed: Execution._failed,
 }

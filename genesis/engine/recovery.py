@@ -17,11 +17,13 @@ if TYPE_CHECKING:
 async def reconcile(runner: "ExecutionRunner", agg: Execution) -> None:
     """Resolve every child order whose outcome the store does not know, by the client order id
     its intent stored (never a recomputed one), before anything new is sent; one the venue
-    never saw is sent again with the same id. Its slice then closes with what was filled (the
-    rest carries forward). An order found under that id that is not the one intended fails the
-    execution (``SliceWorker.refuse_foreign``). Finally the schedule is re-spread if slices
-    were missed while the daemon was down."""
+    never saw is sent again with the same id (unless the window has ended meanwhile). Its slice
+    then closes with what was filled (the rest carries forward). An order found under that id
+    that is not the one intended fails the execution (``SliceWorker.refuse_foreign``). Finally
+    the schedule is re-spread over the rest of the window if slices were missed while the
+    daemon was down (a window that has ended is not: it expires)."""
     touched: set[int] = set()
+    window_over = agg.window_over(runner.clock.now())
     for order in agg.unresolved_orders():
         request = OrderRequest(order.client_order_id, agg.symbol, agg.side, OrderType(order.order_type),
                                order.qty, order.limit_price, TimeInForce(order.time_in_force))
@@ -30,7 +32,7 @@ async def reconcile(runner: "ExecutionRunner", agg: Execution) -> None:
             report = await runner.calls.lookup_intended(request, order.intended_at)
             runner.log.info("order_reconciled", client_order_id=order.client_order_id,
                             status=report.status.value, filled=str(report.filled_qty))
-            if report.status is OrderStatus.NOT_FOUND:
+            if report.status is OrderStatus.NOT_FOUND and not window_over:  # never sent: send it now, same id
                 report = await runner.calls.place(request, order.intended_at)
         except ForeignOrderError as exc:
             await runner.worker.refuse_foreign(agg, agg.slices[order.slice_index], exc)
@@ -43,7 +45,7 @@ async def reconcile(runner: "ExecutionRunner", agg: Execution) -> None:
             await runner.worker.close(agg, agg.slices[index], None, None)
     agg = await runner.store.load(runner.execution_id)
     now = runner.clock.now()
-    if agg.state is ExecutionState.RUNNING and agg.end_at is not None:
+    if agg.state is ExecutionState.RUNNING and agg.end_at is not None and not agg.window_over(now):
         nxt = agg.next_open()
         if nxt is not None and nxt.scheduled_at < now - timedelta(seconds=1):
             await runner.append([await runner.replan(agg, now, agg.end_at, "restart: remaining re-spread over remaining time")])

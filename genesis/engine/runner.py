@@ -27,6 +27,7 @@ from genesis.domain.twap import TwapParams, check_early_completion, early_comple
 from genesis.engine.algos import AlgoPolicy, VwapSettings, policy_for
 from genesis.engine.control import Control, Desire
 from genesis.engine.market_data import MarketData
+from genesis.engine.measurement import measure, measure_after_end
 from genesis.engine.pacing import LoopPacer
 from genesis.engine.positions import PositionBook
 from genesis.engine.recovery import reconcile
@@ -67,6 +68,7 @@ class ExecutionRunner:
         self.policy: AlgoPolicy | None = None
         self._vwap: tuple[datetime, RunningVwap] | None = None  # market VWAP of the window so far
         self.recovered = asyncio.Event()  # set once the aggregate is loaded and reconciled
+        self._measured: list[ev.Event] = []  # realised participations, appended with the next events
 
     def _stopping(self) -> bool:
         return self.control.desire in (Desire.STOP, Desire.CANCEL)
@@ -74,6 +76,8 @@ class ExecutionRunner:
     async def append(self, events: list[ev.Event], commands: list[int] | None = None) -> Execution:
         """Append durably; on a storage fault wait and retry (fail closed: nothing proceeds)."""
         done = [(cid, "accepted", None) for cid in (commands or [])]
+        measured, self._measured = self._measured, []
+        events = [*measured, *events]
         while True:
             try:
                 await self.store.append(events, done_commands=done)
@@ -115,11 +119,14 @@ class ExecutionRunner:
             if self.control.command_ids:
                 await self.store.mark_commands([(c, "ignored", f"execution is {agg.state.value}")
                                                 for c in self.control.take_commands()])
-            return True
+            return await measure_after_end(self, agg)
         self.control.wake.clear()
         desire, now = self.control.desire, self.clock.now()
         if desire is Desire.STOP:
             return True
+        if agg.state is ExecutionState.RUNNING and (agg.remaining_qty <= 0 or agg.window_over(now)):
+            await self._complete(agg, now)  # filled: at once, whatever is still planned
+            return False
         if desire is Desire.CANCEL:
             await self.append([ev.ExecutionCancelled(self.execution_id, now, self.control.reason)],
                               self.control.take_commands())
@@ -147,9 +154,15 @@ class ExecutionRunner:
             await self._complete(agg, now)
             return False
         if nxt.scheduled_at > now:
-            await self.clock.wait_event(self.control.wake, until=nxt.scheduled_at)
+            wake_at = min(nxt.scheduled_at, agg.end_at) if agg.windowed and agg.end_at else nxt.scheduled_at
+            await self.clock.wait_event(self.control.wake, until=wake_at)
             return False
         if await self._maybe_finish_early(agg, now):
+            return False
+        if not self._measured:
+            self._measured = await measure(self, agg, now)
+        if agg.orders_closed(now):  # the window's last second: no new order, wait for its end
+            await self.clock.wait_event(self.control.wake, until=agg.end_at)
             return False
         if self._late(agg, nxt.scheduled_at, now):
             # the loop stalled (machine load, a long venue outage): re-spread what is left over
@@ -163,13 +176,18 @@ class ExecutionRunner:
         await self.worker.execute(agg, nxt, agg.open_count, interval)
         return False
 
-    @staticmethod
-    def _late(agg: Execution, scheduled_at: datetime, now: datetime) -> bool:
-        """Overdue by more than half a nominal slice interval (and at least 5 s)."""
+    def _late(self, agg: Execution, scheduled_at: datetime, now: datetime) -> bool:
+        """Overdue by more than half a nominal slice interval (and at least 5 s), and the rest
+        fits in what is left of the window at one slice per maker timeout. A plan denser than
+        its slices can run is always overdue: re-spreading it would not help, only repeat
+        after every slice (or every re-spread, each as big as the plan)."""
         if agg.end_at is None or agg.started_at is None or agg.open_count < 2:
             return False
         nominal = (agg.end_at - agg.started_at).total_seconds() / max(len(agg.slices), 1)
-        return (now - scheduled_at).total_seconds() > max(5.0, nominal / 2)
+        routing = self.settings.routing
+        slice_seconds = max(1.0, routing.maker_timeout_seconds if routing.maker_first else 0.0)
+        fits = (agg.end_at - now).total_seconds() / agg.open_count >= slice_seconds
+        return fits and (now - scheduled_at).total_seconds() > max(5.0, nominal / 2)
 
     async def _ack_noop(self, detail: str) -> None:
         if self.control.command_ids:
@@ -196,8 +214,10 @@ class ExecutionRunner:
     async def _resume(self, agg: Execution, now: datetime) -> None:
         paused_for = (now - agg.paused_at) if agg.paused_at else timedelta(0)
         events: list[ev.Event] = [ev.ExecutionResumed(self.execution_id, now, self.control.reason)]
-        if agg.end_at is not None:
-            end_at = agg.end_at + paused_for if self.settings.pause_policy == "extend" else agg.end_at
+        end_at = agg.end_at
+        if end_at is not None and self.settings.pause_policy == "extend":
+            end_at += paused_for
+        if end_at is not None and not (agg.windowed and end_at <= now):  # else: over, it expires next
             events.append(await self.replan(agg, now, end_at, f"resumed after {paused_for.total_seconds():.0f}s paused "
                                                                f"({self.settings.pause_policy})"))
         await self.append(events, self.control.take_commands())

@@ -10,12 +10,12 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from genesis.domain import events as ev
-from genesis.domain.execution import Execution, SliceState, slippage_bps
+from genesis.domain.execution import ORDER_CUTOFF, Execution, SliceState, slippage_bps
 from genesis.domain.ids import client_order_id, parse_client_order_id
 from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderType, Side, TimeInForce
 from genesis.domain.risk import SliceRiskInput
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from genesis.engine.runner import ExecutionRunner
 
 ZERO = Decimal(0)
+TAKER_LEAD = ORDER_CUTOFF * 2  # a maker leg near the window end gives up this long before it
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,8 @@ class SliceWorker:
     async def execute(self, agg: Execution, s: SliceState, slices_left: int, interval_seconds: float) -> None:
         r = self.r
         started = time.perf_counter()
+        at = r.clock.now()
+        interval = (at, at + timedelta(seconds=interval_seconds))  # what it is sized for
         top = await r.calls.call("book_top", lambda: r.venue.book_top(agg.symbol))
         ref = top.mid
         policy = r.policy
@@ -71,12 +74,14 @@ class SliceWorker:
         # sizing reads market data (candles): a venue read, retried like any other
         sizing = await r.calls.call("size", lambda: policy.size(agg, s, slices_left, ref, interval_seconds,
                                                                  r.clock.now()))
+        if agg.orders_closed(r.clock.now()):
+            return  # stalled into the window's last second: nothing is sent, the runner expires it
         if sizing.volume_anomaly:
             r.log.warning("volume_anomaly", slice_index=s.index, participation_reduced=True)
         if sizing.qty <= 0:
             reason = ("participation cap: interval volume too small" if sizing.cap_bound
                       else "share below the instrument minimum; carried forward")
-            await r.append([self._closed(agg, s, "skipped", ref, sizing, reason)])
+            await r.append([self._closed(agg, s, "skipped", ref, sizing, reason, interval=interval)])
             return
         order_price = agg.limit_price if agg.limit_price is not None else top.far(agg.side)
         decision = r.risk.check_slice(SliceRiskInput(
@@ -86,7 +91,7 @@ class SliceWorker:
         if not decision.approved:
             r.log.warning("risk_denied", slice_index=s.index, reason=decision.reason)
             await r.append([ev.RiskDenied(r.execution_id, r.clock.now(), s.index, sizing.qty, ref, decision.reason or ""),
-                            self._closed(agg, s, "denied", ref, sizing, decision.reason)])
+                            self._closed(agg, s, "denied", ref, sizing, decision.reason, interval=interval)])
             return
         remaining = sizing.qty
         namespace = await r.store.namespace()
@@ -101,13 +106,13 @@ class SliceWorker:
                 return
             killpoints.reach("after_send")
             if not report.status.is_final:
-                await r.clock.sleep_until(r.clock.now() + timedelta(seconds=self.routing.maker_timeout_seconds))
+                await r.clock.sleep_until(self._maker_deadline(agg))
                 await r.pacer.turn()
             report = await r.calls.finish(request, report)
             pending = self.outcome(agg, s, request, report)
             remaining -= report.filled_qty
         take = sizing.taker_fallback or not (self.routing.maker_first and sizing.maker_first)
-        if take and remaining > 0 and remaining >= r.instrument.min_qty_at(ref):
+        if take and remaining > 0 and remaining >= r.instrument.min_qty_at(ref) and not agg.orders_closed(r.clock.now()):
             if agg.limit_price is not None:
                 request = self._request(namespace, agg, s, OrderType.LIMIT, remaining, agg.limit_price,
                                         TimeInForce.IOC)
@@ -121,7 +126,15 @@ class SliceWorker:
             killpoints.reach("after_send")
             report = await r.calls.finish(request, report)
             pending = self.outcome(agg, s, request, report)
-        await self.close(agg, s, ref, sizing, before=pending)
+        await self.close(agg, s, ref, sizing, before=pending, interval=interval)
+
+    def _maker_deadline(self, agg: Execution) -> datetime:
+        """When the maker leg gives up: after the maker timeout, and inside a window early
+        enough (``TAKER_LEAD``) for the taker remainder to go before the window ends."""
+        deadline = self.r.clock.now() + timedelta(seconds=self.routing.maker_timeout_seconds)
+        if agg.windowed and agg.end_at is not None:
+            deadline = max(self.r.clock.now(), min(deadline, agg.end_at - TAKER_LEAD))
+        return deadline
 
     def _request(self, namespace: str, agg: Execution, s: SliceState, order_type: OrderType, qty: Decimal,
                  price: Decimal | None, tif: TimeInForce) -> OrderRequest:
@@ -201,9 +214,11 @@ class SliceWorker:
         return agg
 
     async def close(self, agg: Execution, s: SliceState, ref: Decimal | None, sizing: SliceSizing | None,
-                    before: list[ev.Event] = ()) -> None:  # type: ignore[assignment]
+                    before: list[ev.Event] = (),  # type: ignore[assignment]
+                    interval: tuple[datetime, datetime] | None = None) -> None:
         """Close the slice with its figures, in one transaction with ``before`` (the last order's
-        outcome, whose fills the figures already include)."""
+        outcome, whose fills the figures already include). ``interval``: what it was sized for
+        (its realised participation is measured over it later); None after a restart."""
         st = with_fills(agg.slices[s.index], [e for e in before if isinstance(e, ev.FillRecorded)])
         closing = {e.client_order_id: e for e in before if isinstance(e, ev.OrderClosed)}
         ended = [(o.status, o.reason) for o in agg.orders_of(s.index) if o.client_order_id not in closing]
@@ -213,18 +228,22 @@ class SliceWorker:
                   else "failed" if any(st_ == "rejected" for st_, _ in ended) else "unfilled")
         reasons = "; ".join(r for st_, r in ended if r and st_ == "rejected") or None
         bench = await self.r.benchmark(agg, extra_fills=[e for e in before if isinstance(e, ev.FillRecorded)])
-        await self._commit([*before, self._closed(agg, st, status, ref, sizing, reasons, bench)])
+        await self._commit([*before, self._closed(agg, st, status, ref, sizing, reasons, bench, interval)])
 
     def _closed(self, agg: Execution, s: SliceState, status: str, ref: Decimal | None, sizing: SliceSizing | None,
-                reason: str | None, bench: tuple[Decimal | None, Decimal | None] = (None, None)) -> ev.TwapSliceExecuted:
+                reason: str | None, bench: tuple[Decimal | None, Decimal | None] = (None, None),
+                interval: tuple[datetime, datetime] | None = None) -> ev.TwapSliceExecuted:
         avg = s.avg_price
-        volume = sizing.market_volume if sizing else None
+        volume = sizing.market_volume if sizing else None  # the forecast the cap was computed on
         cls, extra = (ev.VwapSliceExecuted, {"urgency": agg.urgency}) if agg.algo == "vwap" else (ev.TwapSliceExecuted, {})
         return cls(
             self.r.execution_id, self.r.clock.now(), s.index, len(agg.slices), status, s.planned_qty, s.filled_qty,
-            avg, ref, slippage_bps(agg.side, avg, ref), s.fees, market_volume=volume,
-            participation=(s.filled_qty / volume).quantize(Decimal("0.000001")) if volume else None,
+            avg, ref, slippage_bps(agg.side, avg, ref), s.fees, forecast_volume=volume,
+            forecast_participation=(s.filled_qty / volume).quantize(Decimal("0.000001")) if volume else None,
             execution_style=agg.execution_style, reason=reason, maker_qty=s.maker_qty,
             taker_qty=s.filled_qty - s.maker_qty, scheduled_at=s.scheduled_at,
             cap_bound=bool(sizing and sizing.cap_bound), volume_anomaly=bool(sizing and sizing.volume_anomaly),
-            market_vwap=bench[0], slippage_vs_vwap_bps=bench[1], **extra)
+            market_vwap=bench[0], slippage_vs_vwap_bps=bench[1],
+            interval_start=interval[0] if interval else None, interval_end=interval[1] if interval else None,
+            # emergency (Story 10.4.1 AC10) overrides the cap by design: kept out of participation statistics
+            cap_overridden=agg.urgency == "emergency", **extra)

@@ -208,11 +208,25 @@ def _slice_executed(agg: Execution, e: ev.TwapSliceExecuted) -> Iterator[Stateme
     yield (_SLICE_UPDATE, {
         "_execution_id": agg.execution_id, "_slice_index": e.slice_index, "status": e.status, "executed_at": e.occurred_at, "filled_qty": e.filled_qty,
         "avg_price": _q8(e.avg_price), "reference_price": e.reference_price,
-        "slippage_bps": e.slippage_bps, "fee": e.fee, "market_volume": e.market_volume,
-        "participation": e.participation, "reason": e.reason, "maker_qty": e.maker_qty,
+        "slippage_bps": e.slippage_bps, "fee": e.fee, "forecast_volume": e.forecast_volume,
+        "forecast_participation": e.forecast_participation, "reason": e.reason, "maker_qty": e.maker_qty,
         "taker_qty": e.taker_qty, "cap_bound": e.cap_bound, "volume_anomaly": e.volume_anomaly,
-        "market_vwap": e.market_vwap, "urgency": getattr(e, "urgency", None),
+        "market_vwap": e.market_vwap, "urgency": getattr(e, "urgency", None), "cap_overridden": e.cap_overridden,
+        "interval_start": e.interval_start, "interval_end": e.interval_end,
     })
+
+
+def _measured(agg: Execution, e: ev.SliceParticipationMeasured) -> Iterator[Statement]:
+    yield _slice(agg, e.slice_index, market_volume=e.market_volume, participation=e.participation)
+
+
+def _completed(agg: Execution, e: ev.TwapCompleted) -> Iterator[Statement]:
+    """The slices still open when the execution ended, closed by it (one statement)."""
+    status = ev.SLICE_NOT_NEEDED if e.reason == "filled" else ev.SLICE_EXPIRED
+    rows = [{"_execution_id": agg.execution_id, "_slice_index": i, "status": status}
+            for i, s in agg.slices.items() if s.status == status]
+    if rows:
+        yield (_SLICE_UPDATE, rows)
 
 
 _HANDLERS = {
@@ -225,6 +239,9 @@ _HANDLERS = {
     ev.OrderClosed: _closed,
     ev.TwapSliceExecuted: _slice_executed,
     ev.VwapSliceExecuted: _slice_executed,
+    ev.SliceParticipationMeasured: _measured,
+    ev.TwapCompleted: _completed,
+    ev.VwapCompleted: _completed,
 }
 
 

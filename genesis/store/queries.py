@@ -28,7 +28,7 @@ def execution_status(engine: Engine, execution_id: str | None = None) -> list[di
         known = set()
         for r in conn.execute(q).mappings():
             known.add(r["execution_id"])
-            live = _live_figures(conn, r["execution_id"], r["end_at"])
+            live = _live_figures(conn, r["execution_id"], r["end_at"], r["ended_at"])
             out.append({**live, 
                 "execution_id": r["execution_id"], "state": r["state"], "algo": r["algo"],
                 "symbol": r["symbol"], "side": r["side"], "target_qty": str(r["target_qty"]),
@@ -60,17 +60,18 @@ def execution_status(engine: Engine, execution_id: str | None = None) -> list[di
     return out
 
 
-def _live_figures(conn, execution_id: str, end_at) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _live_figures(conn, execution_id: str, end_at, ended_at) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """Story 4.3 AC7: market price, participation and time remaining, as of the execution's
-    latest event (the daemon's clock: virtual on the simulator, wall time live)."""
+    latest event (the daemon's clock: virtual on the simulator, wall time live); none remains
+    once it has ended (filled early, or cancelled)."""
     s = t.execution_slices.c
     last_slice = conn.execute(
         select(s.reference_price, s.market_vwap).where((s.execution_id == execution_id) & s.executed_at.is_not(None))
         .order_by(s.executed_at.desc()).limit(1)).first()
-    parts = [p for (p,) in conn.execute(select(s.participation).where(
-        (s.execution_id == execution_id) & s.participation.is_not(None)))]
+    parts = [p for (p,) in conn.execute(select(s.participation).where(  # realised; emergency slices left out
+        (s.execution_id == execution_id) & s.participation.is_not(None) & ~s.cap_overridden))]
     as_of = conn.scalar(select(func.max(t.events.c.occurred_at)).where(t.events.c.aggregate_id == execution_id))
-    remaining = max(0.0, (end_at - as_of).total_seconds()) if end_at and as_of else None
+    remaining = 0.0 if ended_at else max(0.0, (end_at - as_of).total_seconds()) if end_at and as_of else None
     return {
         "market_price": _s(last_slice[0]) if last_slice else None,
         "market_vwap": _s(last_slice[1]) if last_slice else None,

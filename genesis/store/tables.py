@@ -109,6 +109,13 @@ execution_slices = Table(
     Column("volume_anomaly", Boolean, nullable=False, server_default=false()),
     Column("market_vwap", Money),
     Column("urgency", String(16)),
+    # market_volume/participation above are realised (SliceParticipationMeasured); the
+    # forecast the participation cap was computed on has its own columns
+    Column("forecast_volume", Money),
+    Column("forecast_participation", Money),
+    Column("cap_overridden", Boolean, nullable=False, server_default=false()),
+    Column("interval_start", UtcDateTime),
+    Column("interval_end", UtcDateTime),
 )
 
 candles = Table(
