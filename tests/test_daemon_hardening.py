@@ -6,11 +6,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import threading
 import time
-import pytest
+from pathlib import Path
 
-from tests.test_daemon_process import CALM, Workspace, ws  # noqa: F401 - ws is the fixture
+import pytest
+from click.testing import CliRunner
+
+from genesis.cli import main
+from genesis.engine.pidlock import LockError, PidLock
+from tests.test_daemon_process import CALM, EXIT_TIMEOUT, ROOT, Workspace, ws  # noqa: F401 - ws is the fixture
 
 
 def _burst(pid: int, seconds: float, sent: dict[int, int]) -> None:
@@ -42,6 +48,7 @@ def test_a_signal_burst_coalesces_and_the_daemon_keeps_serving(ws: Workspace):
                 "pause after the burst")
     after = ws.submit("--qty", "0.2", "--duration", "30m", "--id", "burst-after")
     daemon.wait(lambda: ws.state(after) not in (None, "queued", "pending"), "a submission after the burst")
+    daemon.wait(lambda: daemon.events("config_reloaded"), "the reload the SIGHUPs asked for")
     assert daemon.stop() == 0, daemon.tail()
 
     log = daemon.log_text()
@@ -76,3 +83,80 @@ async def test_a_burst_is_one_callback_that_knows_which_signal_came_last():
     finally:
         bridge.uninstall()
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
+
+
+# -- the database file ------------------------------------------------------------------------
+
+def test_a_second_daemon_through_a_symlink_is_refused(ws: Workspace):
+    daemon = ws.daemon(speed=CALM)
+    daemon.wait_ready()
+    other_dir = ws.root / "elsewhere"
+    other_dir.mkdir()
+    link = other_dir / "alias.db"
+    link.symlink_to(ws.db)
+
+    second = ws.daemon("--db", str(link))
+    assert second.proc.wait(EXIT_TIMEOUT) != 0
+    assert "another genesis daemon" in second.log_text() and str(daemon.pid) in second.log_text()
+    assert not (other_dir / "alias.pid").exists()
+    assert daemon.stop() == 0, daemon.tail()
+
+
+def test_a_lock_file_that_would_be_the_database_is_refused(tmp_path: Path):
+    db = tmp_path / "trading.pid"
+    db.write_bytes(b"SQLite format 3\x00 precious")
+    result = CliRunner().invoke(main, ["run", "--db", str(db), "--config", str(ROOT / "config" / "runtime.yaml")])
+    assert result.exit_code != 0
+    assert "would be the database itself" in result.output and "trading.db" in result.output
+    assert db.read_bytes() == b"SQLite format 3\x00 precious"
+
+    # a lock file that is a link to the database is refused too, and left alone
+    target = tmp_path / "real.db"
+    target.write_bytes(b"data")
+    (tmp_path / "real.pid").symlink_to(target)
+    with pytest.raises(LockError, match="symlink"):
+        PidLock(target).acquire()
+    (tmp_path / "real.pid").unlink()
+    os.link(target, tmp_path / "real.pid")
+    with pytest.raises(LockError, match="would be the database itself"):
+        PidLock(target).acquire()
+    assert target.read_bytes() == b"data"
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_database_deleted_or_replaced_under_the_daemon_stops_it(ws: Workspace, how: str):
+    daemon = ws.daemon(speed=CALM)
+    daemon.wait_ready()
+    execution_id = ws.submit("--qty", "1", "--duration", "30m", "--id", f"db-{how}")
+    daemon.wait(lambda: ws.filled_children(execution_id) >= 1, "the first child order to fill")
+
+    if how == "deleted":
+        ws.db.unlink()
+    else:
+        copy = ws.root / "copy.db"
+        copy.write_bytes(ws.db.read_bytes())
+        copy.replace(ws.db)
+    assert daemon.proc.wait(EXIT_TIMEOUT) == 1, daemon.tail()
+    stopped = daemon.events("database_file_gone_trading_stopped")
+    assert stopped and how in stopped[0]["reason"], daemon.tail()
+    assert daemon.events("daemon_stopped")
+
+
+def _make_immutable(path: Path) -> None:
+    done = subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"chattr +i is not available here: {done.stderr.decode().strip()}")
+
+
+def test_a_read_only_database_is_refused_before_ready(ws: Workspace):
+    """Root ignores file modes: the database is made immutable (``chattr +i``) instead."""
+    ws.cli("db", "upgrade")
+    _make_immutable(ws.db)
+    try:
+        daemon = ws.daemon()
+        assert daemon.proc.wait(EXIT_TIMEOUT) != 0, daemon.tail()
+        assert "the database is not writable" in daemon.log_text(), daemon.tail()
+        assert not daemon.events("daemon_ready")
+        assert not ws.pid_file.exists()
+    finally:
+        subprocess.run(["chattr", "-i", str(ws.db)], check=False)

@@ -28,6 +28,7 @@ from genesis.config import ConfigError, RuntimeConfig, load_config
 from genesis.domain import events as ev
 from genesis.domain.ids import is_execution_id
 from genesis.engine.control import Desire
+from genesis.engine.database_file import DatabaseFileError, check_writable, file_identity, watch_identity
 from genesis.engine.supervisor import SubmissionRejected, Supervisor, apply_config, build_supervisor
 from genesis.engine.pacing import settle_heap
 from genesis.engine.pidlock import LockError, PidLock
@@ -117,6 +118,11 @@ class Daemon:
             except (SQLAlchemyError, CommandError) as exc:
                 raise DaemonError(f"{self.options.db_path}: cannot open or migrate the database: "
                                   f"{getattr(exc, 'orig', None) or exc}") from None
+            try:  # never report ready on a database that takes no writes
+                identity = file_identity(self.options.db_path)
+                await asyncio.to_thread(check_writable, self.options.db_path)
+            except DatabaseFileError as exc:
+                raise DaemonError(str(exc)) from None
             self.engine = async_engine(self.options.db_path)
             self.bus = EventBus()
             self.bus.subscribe("progress-log", log_progress,
@@ -126,6 +132,7 @@ class Daemon:
             self.store = EventStore(self.engine, self.bus)
             await self.store.start()
             self._spawn(self._watch_store(self.store), "store-watch")
+            self._spawn(watch_identity(self.options.db_path, identity), "database-file-watch")
             self.clock = await self._make_clock()
             self.venue = self._make_venue()
             try:
