@@ -160,3 +160,26 @@ def test_a_read_only_database_is_refused_before_ready(ws: Workspace):
         assert not ws.pid_file.exists()
     finally:
         subprocess.run(["chattr", "-i", str(ws.db)], check=False)
+
+
+# -- the config file on SIGHUP ---------------------------------------------------------------
+
+def test_sighup_on_a_secrets_file_or_a_fifo_is_rejected_without_content_and_stops_cleanly(ws: Workspace):
+    daemon = ws.daemon(speed=CALM)
+    daemon.wait_ready()
+    secrets = ws.root / "shadow"
+    secrets.write_text("root:$6$salt$SECRETHASHabcdef:19000:0:99999:7:::\n")
+    secrets.chmod(0o600)
+    ws.config.unlink()
+    ws.config.symlink_to(secrets)
+    daemon.signal(signal.SIGHUP)
+    rejected = daemon.wait(lambda: daemon.events("config_reload_rejected"), "the secrets file rejected")
+    assert "line 1" in rejected[0]["error"]
+    assert "SECRETHASH" not in daemon.log_text()
+
+    ws.config.unlink()
+    os.mkfifo(ws.config)  # nobody ever writes to it
+    daemon.signal(signal.SIGHUP)
+    rejected = daemon.wait(lambda: len(daemon.events("config_reload_rejected")) == 2, "the FIFO rejected")
+    assert "not a regular file" in daemon.events("config_reload_rejected")[1]["error"]
+    assert daemon.stop() == 0, daemon.tail()
