@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -182,4 +183,29 @@ def test_sighup_on_a_secrets_file_or_a_fifo_is_rejected_without_content_and_stop
     daemon.signal(signal.SIGHUP)
     rejected = daemon.wait(lambda: len(daemon.events("config_reload_rejected")) == 2, "the FIFO rejected")
     assert "not a regular file" in daemon.events("config_reload_rejected")[1]["error"]
+    assert daemon.stop() == 0, daemon.tail()
+
+
+# -- core dumps ------------------------------------------------------------------------------
+
+def _unit_settings() -> dict[str, list[str]]:
+    settings: dict[str, list[str]] = {}
+    for line in (ROOT / "config" / "genesis.service").read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, value = line.split("=", 1)
+            settings.setdefault(key.strip(), []).append(value.strip())
+    return settings
+
+
+def test_the_unit_forbids_core_dumps():
+    assert _unit_settings()["LimitCORE"] == ["0"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux only")
+def test_the_running_daemon_is_not_dumpable_and_has_no_core_limit(ws: Workspace):
+    daemon = ws.daemon()
+    assert daemon.wait_ready()["dumpable"] is False
+    limits = Path(f"/proc/{daemon.pid}/limits").read_text()
+    core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
+    assert core.split()[4:6] == ["0", "0"], core
     assert daemon.stop() == 0, daemon.tail()

@@ -28,6 +28,7 @@ from genesis.config import ConfigError, RuntimeConfig, load_config
 from genesis.domain import events as ev
 from genesis.domain.ids import is_execution_id
 from genesis.engine.control import Desire
+from genesis.engine.core_dumps import forbid_core_dumps, is_dumpable
 from genesis.engine.database_file import DatabaseFileError, check_writable, file_identity, watch_identity
 from genesis.engine.supervisor import SubmissionRejected, Supervisor, apply_config, build_supervisor
 from genesis.engine.pacing import settle_heap
@@ -153,7 +154,8 @@ class Daemon:
                 self._spawn(self._watchdog(), "systemd-watchdog")
             self.notifier.notify("READY=1", wait_seconds=1.0)
             log.info("daemon_ready", db=str(self.options.db_path), venue=self.venue.name,
-                     clock=self.clock.now().isoformat(), recovered=len(recovered), pid=os.getpid())
+                     clock=self.clock.now().isoformat(), recovered=len(recovered), pid=os.getpid(),
+                     dumpable=is_dumpable())
             await self.stop_event.wait()
             await self._shutdown()
             return 1 if self._task_failed else 0
@@ -395,4 +397,5 @@ def run_daemon(options: DaemonOptions, config: RuntimeConfig) -> int:
     # worker threads (the readers' aiosqlite connections, candle estimates) share the GIL with the
     # event loop: hand it over every 1 ms (default 5 ms) so none can hold the loop for long
     sys.setswitchinterval(0.001)
+    forbid_core_dumps()  # before any credential is loaded
     return asyncio.run(Daemon(options, config).run())
