@@ -215,7 +215,8 @@ class RuntimeConfig(_Strict):
 
 
 def parse_config(data: Any, source: str = "config", key_lines: dict[str, int] | None = None) -> RuntimeConfig:
-    """Validate parsed YAML; ``key_lines`` (key -> line) locates keys that are not shown."""
+    """Validate parsed YAML. ``key_lines`` (key -> line), given for data read from a file, hides
+    the keys that do not look like config keys behind their line numbers."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -223,7 +224,7 @@ def parse_config(data: Any, source: str = "config", key_lines: dict[str, int] | 
     try:
         return RuntimeConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: " + _describe(exc, key_lines or {})) from None
+        raise ConfigError(f"{source}: " + _describe(exc, key_lines)) from None
 
 
 def load_config(path: str | Path | None) -> RuntimeConfig:
@@ -320,10 +321,10 @@ def _shown(key: Any, line: int | None) -> str:
     return f"<a key at line {line}, not shown>" if line else "<a key, not shown>"
 
 
-def _describe(exc: ValidationError, key_lines: dict[str, int]) -> str:
+def _describe(exc: ValidationError, key_lines: dict[str, int] | None) -> str:
     parts = []
     for err in exc.errors():
-        key = ".".join(str(x) if isinstance(x, int) or _SHOWABLE_KEY.fullmatch(str(x))
+        key = ".".join(str(x) if key_lines is None or isinstance(x, int) or _SHOWABLE_KEY.fullmatch(str(x))
                        else _shown(x, key_lines.get(str(x))) for x in err["loc"]) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
