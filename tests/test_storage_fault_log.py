@@ -4,10 +4,13 @@ logged ~160 identical lines a second)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from genesis.engine import runner as runner_module
@@ -59,12 +62,23 @@ class FullDiskStore:
         return "aggregate"
 
 
-async def test_a_long_storage_fault_is_a_few_lines_with_counts(monkeypatch: pytest.MonkeyPatch):
+@pytest.fixture
+def every_level() -> Iterator[None]:
+    """Warnings logged whatever level an earlier test configured (``configure_logging("error")``)."""
+    previous = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        yield
+    finally:
+        structlog.configure(**previous)
+
+
+async def test_a_long_storage_fault_is_a_few_lines_with_counts(monkeypatch: pytest.MonkeyPatch, every_level: None):
     monkeypatch.setattr(runner_module, "STORAGE_FAULT_LOG_SECONDS", 3600.0)  # the whole fault in one interval
     store = FullDiskStore(failures=2_000)
-    runner = ExecutionRunner("0123456789ab", store=store, venue=None, clock=InstantClock(),  # type: ignore[arg-type]
-                             instrument=None, risk=None, positions=None, control=Control())  # type: ignore[arg-type]
-    with capture_logs() as logs:
+    with capture_logs() as logs:  # before the runner binds its logger
+        runner = ExecutionRunner("0123456789ab", store=store, venue=None, clock=InstantClock(),  # type: ignore[arg-type]
+                                 instrument=None, risk=None, positions=None, control=Control())  # type: ignore[arg-type]
         assert await runner.append([]) == "aggregate"
     halted = [e for e in logs if e["event"] == "storage_fault_trading_halted"]
     cleared = [e for e in logs if e["event"] == "storage_fault_cleared"]
