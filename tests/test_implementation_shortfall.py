@@ -143,7 +143,7 @@ def test_extreme_risk_aversion_trades_everything_first_without_overflow() -> Non
 def test_urgency_maps_to_increasing_risk_aversion_and_front_loading() -> None:
     notional = 1_000_000.0
     lambdas = [risk_aversion_for(u, notional) for u in (Urgency.LOW, Urgency.MEDIUM, Urgency.HIGH, Urgency.CRITICAL)]
-    assert lambdas == [0.1 / notional, 1 / notional, 10 / notional, 100 / notional]
+    assert lambdas == [1 / notional, 10 / notional, 100 / notional, 1000 / notional]
     with pytest.raises(ValueError, match="emergency"):
         risk_aversion_for(Urgency.EMERGENCY, notional)
     firsts = []
@@ -162,10 +162,15 @@ def test_impact_rule_and_market_config_by_hand() -> None:
         temporary_impact_from_spread(0.2, 0.0)
     config = config_from_market(urgency=Urgency.MEDIUM, qty=Decimal(2), price=Decimal(50), spread_quote=Decimal("0.2"),
                                 relative_volatility_per_sqrt_second=0.001, volume_per_second=5.0, fee_rate=0.001)
-    assert config.risk_aversion_per_quote == pytest.approx(1 / 100)
+    assert config.risk_aversion_per_quote == pytest.approx(10 / 100)
     assert config.volatility_per_sqrt_second == pytest.approx(0.05)
     assert config.temporary_impact == pytest.approx(2.0)
     assert config.fixed_cost_per_base == pytest.approx(0.1 + 0.05)
+    # a 1-tick book: the spread is floored at min_spread_bps of the price (1 bp of 50_000 = 5)
+    floored = config_from_market(urgency=Urgency.LOW, qty=Decimal(1), price=Decimal(50_000), spread_quote=Decimal("0.01"),
+                                 relative_volatility_per_sqrt_second=0.001, volume_per_second=5.0)
+    assert floored.temporary_impact == pytest.approx(2.5 / 0.05)
+    assert floored.fixed_cost_per_base == pytest.approx(2.5)
 
 
 @pytest.mark.parametrize("kwargs, field", [

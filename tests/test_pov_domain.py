@@ -156,3 +156,14 @@ def test_config_defaults_max_to_twice_the_target() -> None:
     assert PovConfig(Decimal("0.05")).max_participation == Decimal("0.10")
     assert PovConfig(Decimal("0.7")).max_participation == Decimal(1)
     assert PovConfig("0.05").target_participation == Decimal("0.05")
+
+
+def test_a_remainder_that_would_break_max_participation_waits_for_more_volume() -> None:
+    config = PovConfig(Decimal("0.10"), max_participation=Decimal("0.10"))
+    args = dict(config=config, side=Side.BUY, interval_volume=Decimal(10), remaining_qty=Decimal("1.50"),
+                instrument=COARSE, price=P100)
+    # 1.00 would strand 0.50 (below the 1.00 minimum); all 1.50 would exceed 10% of 100 - 8.80
+    held = pov_slice_qty(cumulative_volume=Decimal(100), done_qty=Decimal("8.80"), **args)
+    assert (held.qty, held.reason) == (Decimal(0), "below_min")
+    later = pov_slice_qty(cumulative_volume=Decimal(110), done_qty=Decimal("8.80"), **args)
+    assert later.qty == Decimal("1.50")  # 10.30 done <= 10% of 110

@@ -33,8 +33,9 @@ from genesis.domain.vwap import Urgency, group_bounds
 
 # lambda * notional (dimensionless): the weight of Var[cost / notional] against E[cost / notional]
 URGENCY_RISK_AVERSION: dict[Urgency, float] = {
-    Urgency.LOW: 0.1, Urgency.MEDIUM: 1.0, Urgency.HIGH: 10.0, Urgency.CRITICAL: 100.0}
+    Urgency.LOW: 1.0, Urgency.MEDIUM: 10.0, Urgency.HIGH: 100.0, Urgency.CRITICAL: 1000.0}
 DEFAULT_PARTICIPATION_REFERENCE = 0.01
+DEFAULT_MIN_SPREAD_BPS = 1.0  # floor of the spread fed to the impact rule: a 1-tick book understates impact
 _US = timedelta(microseconds=1)
 
 
@@ -89,8 +90,8 @@ def risk_aversion_for(urgency: Urgency, notional_quote: float) -> float:
     """lambda per quote for ``urgency``: ``URGENCY_RISK_AVERSION[urgency] / notional_quote``.
 
     Scaling by the notional makes the urgency mean the same for any order size: the objective
-    becomes ``E[c] + a Var[c]`` with ``c = cost / notional`` and ``a`` from the table (low 0.1,
-    medium 1, high 10, critical 100). Emergency has no trajectory (everything now)."""
+    becomes ``E[c] + a Var[c]`` with ``c = cost / notional`` and ``a`` from the table (low 1,
+    medium 10, high 100, critical 1000; calibration in docs/algorithms.md). Emergency has no trajectory (everything now)."""
     if urgency not in URGENCY_RISK_AVERSION:
         raise ValueError(f"urgency {urgency.value!r} has no risk aversion: use one of "
                          f"{', '.join(u.value for u in URGENCY_RISK_AVERSION)} (emergency trades at once)")
@@ -197,16 +198,18 @@ def plan_is(qty: Decimal, start: datetime, duration_seconds: float, instrument: 
 def config_from_market(*, urgency: Urgency, qty: Decimal, price: Decimal, relative_volatility_per_sqrt_second: float,
                        spread_quote: Decimal, volume_per_second: float, interval_seconds: float = 60.0,
                        participation_reference: float = DEFAULT_PARTICIPATION_REFERENCE,
-                       fee_rate: float = 0.0) -> AlmgrenChrissConfig:
+                       min_spread_bps: float = DEFAULT_MIN_SPREAD_BPS, fee_rate: float = 0.0) -> AlmgrenChrissConfig:
     """The model for one parent from market figures: ``lambda = risk_aversion_for(urgency,
     qty * price)``, ``sigma = relative volatility * price`` (e.g. ``estimate_volatility``),
+    ``spread = max(spread_quote, min_spread_bps / 10^4 * price)``,
     ``eta = temporary_impact_from_spread(spread, volume_per_second, participation_reference)``,
     ``epsilon = spread / 2 + fee_rate * price``, no permanent impact (it does not change the
     trajectory when ``eta_tilde`` is fixed; it adds the constant ``gamma X^2 / 2``)."""
     price_f = float(price)
+    spread = max(float(spread_quote), float(min_spread_bps) / 10_000 * price_f)
     return AlmgrenChrissConfig(
         risk_aversion_per_quote=risk_aversion_for(urgency, float(qty) * price_f),
         volatility_per_sqrt_second=float(relative_volatility_per_sqrt_second) * price_f,
-        temporary_impact=temporary_impact_from_spread(float(spread_quote), volume_per_second, participation_reference),
-        fixed_cost_per_base=float(spread_quote) / 2 + float(fee_rate) * price_f,
+        temporary_impact=temporary_impact_from_spread(spread, volume_per_second, participation_reference),
+        fixed_cost_per_base=spread / 2 + float(fee_rate) * price_f,
         interval_seconds=interval_seconds)
