@@ -167,8 +167,9 @@ def test_impact_rule_and_market_config_by_hand() -> None:
     assert config.temporary_impact == pytest.approx(2.0)
     assert config.fixed_cost_per_base == pytest.approx(0.1 + 0.05)
     # a 1-tick book: the spread is floored at min_spread_bps of the price (1 bp of 50_000 = 5)
-    floored = config_from_market(urgency=Urgency.LOW, qty=Decimal(1), price=Decimal(50_000), spread_quote=Decimal("0.01"),
-                                 relative_volatility_per_sqrt_second=0.001, volume_per_second=5.0)
+    floored = config_from_market(urgency=Urgency.LOW, qty=Decimal(1), price=Decimal(50_000),
+                                 spread_quote=Decimal("0.01"), relative_volatility_per_sqrt_second=0.001,
+                                 volume_per_second=5.0)
     assert floored.temporary_impact == pytest.approx(2.5 / 0.05)
     assert floored.fixed_cost_per_base == pytest.approx(2.5)
 

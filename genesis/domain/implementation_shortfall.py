@@ -91,7 +91,8 @@ def risk_aversion_for(urgency: Urgency, notional_quote: float) -> float:
 
     Scaling by the notional makes the urgency mean the same for any order size: the objective
     becomes ``E[c] + a Var[c]`` with ``c = cost / notional`` and ``a`` from the table (low 1,
-    medium 10, high 100, critical 1000; calibration in docs/algorithms.md). Emergency has no trajectory (everything now)."""
+    medium 10, high 100, critical 1000; calibration in docs/algorithms.md). Emergency has no
+    trajectory (everything now)."""
     if urgency not in URGENCY_RISK_AVERSION:
         raise ValueError(f"urgency {urgency.value!r} has no risk aversion: use one of "
                          f"{', '.join(u.value for u in URGENCY_RISK_AVERSION)} (emergency trades at once)")

@@ -60,7 +60,8 @@ class PovConfig:
             raise PovConfigError(f"limit_price must be > 0 (or omitted for no limit), got {self.limit_price}")
         if isinstance(self.interval_seconds, bool) or not isinstance(self.interval_seconds, int) \
                 or self.interval_seconds <= 0:
-            raise PovConfigError(f"interval_seconds must be a whole number of seconds > 0, got {self.interval_seconds!r}")
+            raise PovConfigError(
+                f"interval_seconds must be a whole number of seconds > 0, got {self.interval_seconds!r}")
         object.__setattr__(self, "target_participation", target)
         object.__setattr__(self, "min_participation", low)
         object.__setattr__(self, "max_participation", high)
