@@ -151,3 +151,16 @@ def test_risk_denial_burst_needs_n_within_t_seconds():
 
     assert [burst.add(denied(s)) is not None for s in (0, 30, 100, 110, 120, 125)] == [
         False, False, False, False, True, False]
+
+
+def test_alert_urls_are_checked_with_a_message_naming_the_entry():
+    import pytest
+
+    from genesis.config import ConfigError, parse_config
+    from genesis.observability.alerts import AlertsSetupError
+
+    with pytest.raises(ConfigError, match=r"alerts.urls: .*entry 0 is not a URL"):
+        parse_config({"alerts": {"urls": ["hooks.example.com"]}})
+    with pytest.raises(AlertsSetupError, match=r"alerts.urls\[1\]: not a URL Apprise can send to"):
+        AppriseNotifier(["json://127.0.0.1:1/x", "nosuchscheme://secret-token"])
+    assert parse_config({}).alerts.urls == ()  # off by default
