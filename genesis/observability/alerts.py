@@ -42,7 +42,8 @@ class AppriseNotifier:
     def __init__(self, urls: Sequence[str], threads: int = 2):
         import apprise  # imported only when alerts are configured
 
-        self._apprise = apprise.Apprise()
+        # memory only: the service's file system is read-only outside its state directory
+        self._apprise = apprise.Apprise(asset=apprise.AppriseAsset(storage_mode=apprise.PersistentStoreMode.MEMORY))
         self._types = {"critical": apprise.NotifyType.FAILURE, "warning": apprise.NotifyType.WARNING,
                        "info": apprise.NotifyType.INFO}
         for i, url in enumerate(urls):
