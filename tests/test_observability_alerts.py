@@ -78,23 +78,30 @@ async def test_a_burst_of_identical_alerts_is_one_notification_and_a_summary():
     assert alerter.sent == 2 and alerter.suppressed == 49
 
 
+class Recorder:
+    """A notifier that keeps the titles it is given."""
+
+    def __init__(self):
+        self.titles: list[str] = []
+
+    async def send(self, title, body, severity):
+        self.titles.append(title)
+        return True
+
+    def close(self):
+        pass
+
+
 async def test_the_dedupe_window_closes_and_the_rate_limit_holds():
-    sent: list[str] = []
     now = [0.0]
-
-    class Recorder:
-        async def send(self, title, body, severity):
-            sent.append(title)
-            return True
-
-        def close(self):
-            pass
-
-    alerter = Alerter(Recorder(), dedupe_window_seconds=10, max_per_minute=3, monotonic=lambda: now[0])
+    recorder = Recorder()
+    sent = recorder.titles
+    alerter = Alerter(recorder, dedupe_window_seconds=10, max_per_minute=3, monotonic=lambda: now[0])
     alerter.start()
     for key in ("a", "a", "b", "c", "d"):  # d is over the rate
         alerter.raise_alert(Alert(key, key, key))
-    await asyncio.sleep(0.05)
+    while alerter.sent + alerter.suppressed < 5:
+        await asyncio.sleep(0)
     now[0] = 11.0  # the windows close: "a" had one duplicate
     alerter.raise_alert(Alert("a", "a", "again"))
     await alerter.stop()
@@ -164,3 +171,27 @@ def test_alert_urls_are_checked_with_a_message_naming_the_entry():
     with pytest.raises(AlertsSetupError, match=r"alerts.urls\[1\]: not a URL Apprise can send to"):
         AppriseNotifier(["json://127.0.0.1:1/x", "nosuchscheme://secret-token"])
     assert parse_config({}).alerts.urls == ()  # off by default
+
+
+async def test_refused_store_commits_alert_once_count_and_clear_readiness(tmp_path):
+    from genesis.observability.health import readiness
+    from tests.test_storage_faults import CONFIG, HEAL_AFTER_FAILURES, Fault
+
+    recorder = Recorder()
+    titles = recorder.titles
+    fault = Fault(lambda c: c.execute("PRAGMA query_only=ON"), lambda c: c.execute("PRAGMA query_only=OFF"))
+    async with harness(tmp_path / "genesis.db", CONFIG, commit_in="thread") as h:
+        obs = Observability(lambda: CONFIG, notifier=recorder)
+        await obs.start(h.bus, h.store, h.engine, h.venue)
+        fault.install(h.store.writer_engine)
+        await h.supervisor.submit(h.request(qty="1.2", duration="10m", slices=6))
+        await h.supervisor.wait_all()
+        await h.bus.drain()
+        ready, details = await readiness(obs.readiness_checks)
+        await obs.stop()
+        text = obs.metrics.render()[0].decode()
+    refused = int(next(float(line.split()[1]) for line in text.splitlines()
+                       if line.startswith("genesis_store_commit_failures_total ")))
+    assert fault.healed and refused >= HEAL_AFTER_FAILURES
+    assert titles == ["genesis: store commit failed", f"genesis: store commit failed (x{refused - 1} more)"]
+    assert ready and details["store"]["ok"]  # committed again after the fault healed
