@@ -83,3 +83,18 @@ def test_collector_registries_are_independent():
     one.metrics.risk_denials.labels("kill_switch").inc()
     assert b'genesis_risk_denials_total{reason="kill_switch"} 1.0' in one.metrics.render()[0]
     assert b"kill_switch" not in two.metrics.render()[0]
+
+
+async def test_a_store_that_cannot_be_read_still_leaves_a_whole_scrape(tmp_path):
+    from genesis.store.db import async_engine
+
+    engine = async_engine(tmp_path / "missing-dir" / "g.db")
+    obs = Observability(RuntimeConfig)
+    obs.metrics.watch(engine)
+    obs.metrics.slices.labels("filled", "twap").inc()
+    await obs.metrics.refresh()
+    await engine.dispose()
+    values = samples(obs.metrics.render()[0].decode())
+    assert values[("genesis_metrics_store_read_failures_total", ())] == 1.0
+    assert values[("genesis_slices_total", (("algo", "twap"), ("outcome", "filled")))] == 1.0
+    assert values[("genesis_executions", (("state", "running"),))] == 0.0

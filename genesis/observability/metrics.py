@@ -21,7 +21,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
+import structlog
 
 from genesis.domain import events as ev
 from genesis.domain.state import ExecutionState
@@ -32,6 +34,8 @@ from genesis.store import tables as t
 SLIPPAGE_BUCKETS_BPS = (-100.0, -50.0, -20.0, -10.0, -5.0, -2.0, 0.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0)
 COMMIT_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 LAG_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+
+log = structlog.get_logger("genesis.metrics")
 
 _RISK_KEY = re.compile(r"risk\.([a-z_]+)")
 
@@ -77,6 +81,9 @@ class MetricsCollector:
                                   "slept a fixed interval, seconds", buckets=LAG_BUCKETS_SECONDS, registry=r)
         self.loop_lag_last = Gauge("genesis_event_loop_lag_last_seconds", "The last event-loop lag sample, seconds",
                                    registry=r)
+        self.store_read_failures = Counter("genesis_metrics_store_read_failures", "Scrapes that could not read "
+                                           "executions by state from the store (the last figures were served)",
+                                           registry=r)
         self.started = Gauge("genesis_process_start_time_seconds", "Unix time this collector started",
                              registry=r)
         self.started.set(time.time())
@@ -101,9 +108,13 @@ class MetricsCollector:
         if self._state.engine is None:
             return
         c = t.executions.c
-        async with self._state.engine.connect() as conn:
-            rows = await conn.execute(select(c.state, func.count()).group_by(c.state))
-            self._state.executions_by_state = {state: n for state, n in rows}
+        try:
+            async with self._state.engine.connect() as conn:
+                rows = await conn.execute(select(c.state, func.count()).group_by(c.state))
+                self._state.executions_by_state = {state: n for state, n in rows}
+        except (SQLAlchemyError, OSError) as exc:  # the other metrics matter most when the store fails
+            self.store_read_failures.inc()
+            log.warning("metrics_store_read_failed", error=str(exc))
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition of every metric, and its content type."""

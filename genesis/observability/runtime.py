@@ -77,7 +77,7 @@ class Observability:
             self.metrics.on_commit(seconds, committed)
             health.on_commit(seconds, committed)
             if not committed:
-                self._raise(Alert("store_commit_failed", "genesis: store commit failed",
+                self.raise_alert(Alert("store_commit_failed", "genesis: store commit failed",
                                   "the database refused a transaction; runners retry (see the daemon's log)",
                                   CRITICAL))
 
@@ -100,35 +100,37 @@ class Observability:
 
     # -- alerts ----------------------------------------------------------------------------
 
-    def _raise(self, alert: Alert) -> None:
+    def raise_alert(self, alert: Alert) -> None:
+        """Send ``alert`` (deduplicated, rate-limited, never blocking) when alerts are on. For
+        components with their own failure to report (a market-data stream that went down...)."""
         if self.alerter is not None:
             self.alerter.raise_alert(alert)
 
     async def _alert_on(self, event: ev.Event) -> None:
         """Bus subscriber: the alert rules, with the context they need."""
         for alert in event_alerts(event):
-            self._raise(alert)
+            self.raise_alert(alert)
         if isinstance(event, ev.RiskDenied):
             burst = self._burst.add(event)
             if burst is not None:
-                self._raise(burst)
+                self.raise_alert(burst)
         elif isinstance(event, ev.TwapSliceExecuted) and event.participation is not None:
             cap = self._config().twap.participation_cap
             if event.participation > cap and self._store is not None:
                 instrument = self._instruments.get((await self._store.load(event.execution_id)).symbol)
-                alert = instrument and participation_alert(event, cap, instrument.step_size)
-                if alert:
-                    self._raise(alert)
+                alert = None if instrument is None else participation_alert(event, cap, instrument.step_size)
+                if alert is not None:
+                    self.raise_alert(alert)
 
     def _venue_changed(self, down: bool, venue: str, detail: str) -> None:
         if down:
-            self._raise(Alert(f"venue_down:{venue}", f"genesis: venue {venue} is not answering", detail, CRITICAL))
+            self.raise_alert(Alert(f"venue_down:{venue}", f"genesis: venue {venue} is not answering", detail, CRITICAL))
         else:
-            self._raise(Alert(f"venue_up:{venue}", f"genesis: venue {venue} answers again", detail, WARNING))
+            self.raise_alert(Alert(f"venue_up:{venue}", f"genesis: venue {venue} answers again", detail, WARNING))
 
     async def _watch_store(self, store: EventStore) -> None:
         error = await store.writer_failed()
-        self._raise(Alert("store_stopped", "genesis: event store stopped",
+        self.raise_alert(Alert("store_stopped", "genesis: event store stopped",
                           f"the event store writer stopped ({error!r}); the daemon exits and systemd restarts it",
                           CRITICAL))
 
