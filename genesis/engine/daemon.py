@@ -37,6 +37,8 @@ from genesis.engine.signals import SignalBridge
 from genesis.engine.systemd import SystemdNotifier
 from genesis.engine.venues import VenueSetupError, build_ccxt_venue, build_sim_venue, default_sim_start
 from genesis.log import configure_logging
+from genesis.observability.alerts import AlertsSetupError
+from genesis.observability.runtime import Observability
 from genesis.requests import RequestError, validate_submit
 from genesis.store import migrate
 from genesis.store import tables as t
@@ -115,6 +117,10 @@ class Daemon:
         try:
             self._sim_window = self._check_options()  # bad options fail before the database is touched
             try:
+                self.observability = Observability(lambda: self.config)
+            except AlertsSetupError as exc:
+                raise DaemonError(str(exc)) from None
+            try:
                 await asyncio.to_thread(migrate.upgrade, self.options.db_path)
             except (SQLAlchemyError, CommandError) as exc:
                 raise DaemonError(f"{self.options.db_path}: cannot open or migrate the database: "
@@ -135,7 +141,7 @@ class Daemon:
             self._spawn(self._watch_store(self.store), "store-watch")
             self._spawn(watch_identity(self.options.db_path, identity), "database-file-watch")
             self.clock = await self._make_clock()
-            self.venue = self._make_venue()
+            self.venue = self.observability.watch_venue(self._make_venue())
             try:
                 instruments = await self.venue.instruments()
             except VenueError as exc:
@@ -143,6 +149,7 @@ class Daemon:
                 raise DaemonError(f"venue {self.venue.name}: cannot load its markets: {exc}") from None
             self.supervisor = build_supervisor(self.store, self.venue, self.clock, instruments, self.config,
                                                CandleCache(self.engine))
+            await self.observability.start(self.bus, self.store, self.engine, self.venue, instruments)
             settle_heap()  # before recovery: frozen objects are never collected, runners must not be
             recovered = await self.supervisor.recover()
             if self._early_toggle == "pause":
@@ -386,6 +393,7 @@ class Daemon:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.observability.stop()  # after the drain: the alerts it raised are sent
         await self.store.stop()
         await self.bus.close()
         await self.venue.close()
