@@ -50,21 +50,22 @@ def event_alerts(event: ev.Event) -> list[Alert]:
     return []
 
 
-def participation_excess(event: ev.TwapSliceExecuted, cap: Decimal, step: Decimal) -> Decimal | None:
-    """The base quantity by which a slice's participation exceeded ``cap`` (a fraction of the
-    market volume of its interval), when that is more than one lot ``step``; else None.
-    Emergency slices override the cap by design and never count. Keyed off the slice event's
-    ``participation`` and ``market_volume``: the one place to change if their meaning does."""
-    if event.participation is None or not event.market_volume:
-        return None
-    if isinstance(event, ev.VwapSliceExecuted) and event.urgency == "emergency":
+def participation_excess(event: ev.SliceParticipationMeasured, cap: Decimal, step: Decimal,
+                         cap_overridden: bool = False) -> Decimal | None:
+    """The base quantity by which a slice's realised participation exceeded ``cap`` (a fraction
+    of the market volume traded in its interval), when that is more than one lot ``step``; else
+    None. Emergency slices (``cap_overridden`` on their slice event) override the cap by design
+    and never count. Keyed off the measurement's ``participation`` and ``market_volume``: the
+    one place to change if their meaning does."""
+    if cap_overridden or event.participation is None or not event.market_volume:
         return None
     excess = (event.participation - cap) * event.market_volume
     return excess if excess > step else None
 
 
-def participation_alert(event: ev.TwapSliceExecuted, cap: Decimal, step: Decimal) -> Alert | None:
-    excess = participation_excess(event, cap, step)
+def participation_alert(event: ev.SliceParticipationMeasured, cap: Decimal, step: Decimal,
+                        cap_overridden: bool = False) -> Alert | None:
+    excess = participation_excess(event, cap, step, cap_overridden)
     if excess is None:
         return None
     eid = event.execution_id

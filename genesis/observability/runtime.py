@@ -33,7 +33,7 @@ COMPLETION_EVENTS = (ev.TwapCompleted, ev.VwapCompleted)
 METRIC_EVENTS = (*SLICE_EVENTS, *COMPLETION_EVENTS, ev.FillRecorded, ev.OrderClosed, ev.RiskDenied,
                  ev.ExecutionCancelled, ev.ExecutionFailed)
 ALERT_EVENTS = (*SLICE_EVENTS, *COMPLETION_EVENTS, ev.RiskDenied, ev.ExecutionFailed,
-                ev.EmergencyLiquidationStarted, ev.UrgencyChanged)
+                ev.EmergencyLiquidationStarted, ev.UrgencyChanged, ev.SliceParticipationMeasured)
 
 
 class Observability:
@@ -52,6 +52,7 @@ class Observability:
             notifier, settings.dedupe_window_seconds, settings.max_per_minute, settings.queue_size,
             settings.send_timeout_seconds)
         self._burst = DenialBurst(settings.risk_denial_burst_count, settings.risk_denial_burst_seconds)
+        self._cap_overridden: set[tuple[str, int]] = set()  # emergency slices awaiting their measurement
         self._lag_interval = lag_interval_seconds
         self.readiness_checks: dict[str, ReadinessCheck] = {}
         self._store: EventStore | None = None
@@ -114,9 +115,13 @@ class Observability:
             burst = self._burst.add(event)
             if burst is not None:
                 self.raise_alert(burst)
-        elif isinstance(event, ev.TwapSliceExecuted) and event.participation is not None:
+        elif isinstance(event, ev.TwapSliceExecuted) and event.cap_overridden:
+            self._cap_overridden.add((event.execution_id, event.slice_index))
+        elif isinstance(event, ev.SliceParticipationMeasured) and event.participation is not None:
+            overridden = (event.execution_id, event.slice_index) in self._cap_overridden
+            self._cap_overridden.discard((event.execution_id, event.slice_index))
             cap = self._config().twap.participation_cap
-            if event.participation > cap and self._store is not None:
+            if event.participation > cap and not overridden and self._store is not None:
                 instrument = self._instruments.get((await self._store.load(event.execution_id)).symbol)
                 alert = None if instrument is None else participation_alert(event, cap, instrument.step_size)
                 if alert is not None:
