@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from genesis.domain.fills import FillTotals
+
 
 class Side(str, enum.Enum):
     BUY = "buy"
@@ -30,17 +32,49 @@ class TimeInForce(str, enum.Enum):
 
 
 class OrderStatus(str, enum.Enum):
+    """A child order's status: the one vocabulary of the aggregate, the events, the query
+    rows and every venue (a venue reports all but ``INTENDED``). Moves between them follow
+    ``ORDER_TRANSITIONS``."""
+
+    INTENDED = "intended"  # its intent is durable; the venue may not have seen it yet
     OPEN = "open"
     PARTIALLY_FILLED = "partially_filled"
     FILLED = "filled"
     CANCELLED = "cancelled"
     REJECTED = "rejected"
-    NOT_FOUND = "not_found"
+    NOT_FOUND = "not_found"  # the venue never saw it (or no longer knows it): nothing more will fill
 
     @property
     def is_final(self) -> bool:
-        return self in (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED,
-                        OrderStatus.NOT_FOUND)
+        """The order's outcome is known: nothing more fills, it moves no more."""
+        return not ORDER_TRANSITIONS[self]
+
+
+_LIVE = (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+_FINAL = (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.NOT_FOUND)
+# the statuses an order may move to from each: a live order may be reported again (its
+# acknowledgement, a cancel the venue has not finished) or end; a final one never moves
+ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.INTENDED: frozenset((*_LIVE, *_FINAL)),
+    OrderStatus.OPEN: frozenset((*_LIVE, *_FINAL)),
+    OrderStatus.PARTIALLY_FILLED: frozenset((*_LIVE, *_FINAL)),
+    **{final: frozenset() for final in _FINAL},
+}
+
+
+class IllegalOrderTransition(ValueError):
+    """A child order cannot move from ``current`` to ``target`` (e.g. a filled order reopened)."""
+
+    def __init__(self, client_order_id: str, current: OrderStatus, target: OrderStatus):
+        super().__init__(f"child order {client_order_id} cannot move from {current.value} to {target.value}")
+        self.client_order_id, self.current, self.target = client_order_id, current, target
+
+
+def order_transition(client_order_id: str, current: OrderStatus, target: OrderStatus) -> OrderStatus:
+    """``target``, when ``ORDER_TRANSITIONS`` allows the move; else ``IllegalOrderTransition``."""
+    if target not in ORDER_TRANSITIONS[current]:
+        raise IllegalOrderTransition(client_order_id, current, target)
+    return target
 
 
 class Liquidity(str, enum.Enum):
@@ -104,10 +138,7 @@ class OrderReport:
 
     @property
     def avg_price(self) -> Decimal | None:
-        qty = sum((f.qty for f in self.fills), Decimal(0))
-        if qty == 0:
-            return None
-        return sum((f.qty * f.price for f in self.fills), Decimal(0)) / qty
+        return FillTotals().plus_all(self.fills).avg_price
 
 
 def foreign_order_reason(request: OrderRequest, terms: OrderTerms, intended_at: datetime,

@@ -188,7 +188,7 @@ def _intended(agg: Execution, e: ev.OrderIntended) -> Iterator[Statement]:
 
 
 def _acknowledged(agg: Execution, e: ev.OrderAcknowledged) -> Iterator[Statement]:
-    yield _order(e.client_order_id, venue_order_id=e.venue_order_id, status=agg.orders[e.client_order_id].status)
+    yield _order(e.client_order_id, venue_order_id=e.venue_order_id, status=agg.orders[e.client_order_id].status.value)
 
 
 def _fill(agg: Execution, e: ev.FillRecorded) -> Iterator[Statement]:

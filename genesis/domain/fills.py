@@ -1,0 +1,60 @@
+"""The one fill fold: what a set of fills adds up to (quantity, notional, fees, maker share).
+
+The aggregate folds its ``FillRecorded`` events with it (per execution and per slice), the
+slice executor counts fills about to be appended with it, a venue report averages its fills
+with it. Exact ``Decimal``; a fill counts as maker when its liquidity is ``"maker"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Iterable, Protocol
+
+ZERO = Decimal(0)
+
+
+class FillLike(Protocol):
+    """What the fold reads from a fill (``events.FillRecorded`` and ``orders.Fill`` fit)."""
+
+    @property
+    def qty(self) -> Decimal: ...
+    @property
+    def price(self) -> Decimal: ...
+    @property
+    def fee(self) -> Decimal: ...
+    @property
+    def liquidity(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FillTotals:
+    """Totals of some fills. Invariants: ``0 <= maker_qty <= qty``; ``notional`` is the
+    exact sum of ``qty * price``."""
+
+    qty: Decimal = ZERO
+    notional: Decimal = ZERO
+    fees: Decimal = ZERO
+    maker_qty: Decimal = ZERO
+
+    def plus(self, fill: FillLike) -> "FillTotals":
+        """These totals with ``fill`` counted."""
+        maker = fill.qty if fill.liquidity == "maker" else ZERO
+        return FillTotals(self.qty + fill.qty, self.notional + fill.qty * fill.price, self.fees + fill.fee,
+                          self.maker_qty + maker)
+
+    def plus_all(self, fills: Iterable[FillLike]) -> "FillTotals":
+        """These totals with every one of ``fills`` counted."""
+        out = self
+        for f in fills:
+            out = out.plus(f)
+        return out
+
+    @property
+    def avg_price(self) -> Decimal | None:
+        """Volume-weighted average price; None when nothing is filled."""
+        return self.notional / self.qty if self.qty else None
+
+    @property
+    def taker_qty(self) -> Decimal:
+        return self.qty - self.maker_qty
