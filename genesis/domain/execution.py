@@ -49,20 +49,19 @@ class ChildOrder:
         self.status = order_transition(self.client_order_id, self.status, status)
 
 
-@dataclass(slots=True)
-class SliceState:
-    index: int
-    scheduled_at: datetime
-    planned_qty: Decimal
-    closed: bool = False
-    status: str = "planned"
-    fills: FillTotals = FillTotals()
-    interval_start: datetime | None = None  # the interval it was sized for, [start, end) (closed slices)
-    interval_end: datetime | None = None
+class FilledFigures:
+    """What a holder of ``fills`` (the one fill fold, ``FillTotals``) reports of them."""
+
+    __slots__ = ()
+    fills: FillTotals
 
     @property
     def filled_qty(self) -> Decimal:
         return self.fills.qty
+
+    @property
+    def filled_notional(self) -> Decimal:
+        return self.fills.notional
 
     @property
     def fees(self) -> Decimal:
@@ -78,7 +77,19 @@ class SliceState:
 
 
 @dataclass(slots=True)
-class Execution:
+class SliceState(FilledFigures):
+    index: int
+    scheduled_at: datetime
+    planned_qty: Decimal
+    closed: bool = False
+    status: str = "planned"
+    fills: FillTotals = FillTotals()
+    interval_start: datetime | None = None  # the interval it was sized for, [start, end) (closed slices)
+    interval_end: datetime | None = None
+
+
+@dataclass(slots=True)
+class Execution(FilledFigures):
     execution_id: str
     version: int = 0
     state: ExecutionState = ExecutionState.PENDING
@@ -127,28 +138,8 @@ class Execution:
     # -- queries ---------------------------------------------------------------------------
 
     @property
-    def filled_qty(self) -> Decimal:
-        return self.fills.qty
-
-    @property
-    def filled_notional(self) -> Decimal:
-        return self.fills.notional
-
-    @property
-    def fees(self) -> Decimal:
-        return self.fills.fees
-
-    @property
-    def maker_qty(self) -> Decimal:
-        return self.fills.maker_qty
-
-    @property
     def remaining_qty(self) -> Decimal:
         return self.qty - self.filled_qty
-
-    @property
-    def avg_price(self) -> Decimal | None:
-        return self.fills.avg_price
 
     @property
     def implementation_shortfall_bps(self) -> Decimal | None:
