@@ -15,7 +15,7 @@ from typing import Iterable
 
 from genesis.domain import events as ev
 from genesis.domain.fills import FillTotals
-from genesis.domain.orders import OrderStatus, Side, order_transition
+from genesis.domain.orders import OrderRequest, OrderStatus, OrderType, Side, TimeInForce, order_transition
 from genesis.domain.state import ExecutionState, Trigger, transition
 from genesis.domain.units import BPS
 # no child order is sent in a window's last second: sent then, it could fill after the end
@@ -43,6 +43,11 @@ class ChildOrder:
     @property
     def outcome_known(self) -> bool:
         return self.status.is_final
+
+    def request(self, symbol: str, side: Side) -> OrderRequest:
+        """The order as it was intended, to look up or send again under the same client id."""
+        return OrderRequest(self.client_order_id, symbol, side, OrderType(self.order_type), self.qty,
+                            self.limit_price, TimeInForce(self.time_in_force))
 
     def move_to(self, status: OrderStatus) -> None:
         """Set the status; ``IllegalOrderTransition`` when the table does not allow the move."""

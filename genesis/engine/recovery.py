@@ -10,7 +10,7 @@ import structlog
 from genesis.clock import Clock
 from genesis.domain import events as ev
 from genesis.domain.execution import Execution
-from genesis.domain.orders import OrderRequest, OrderStatus, OrderType, TimeInForce
+from genesis.domain.orders import OrderStatus
 from genesis.domain.state import ExecutionState
 from genesis.engine.ports import Append, VenuePort
 from genesis.engine.slice_executor import SliceExecutor
@@ -35,8 +35,7 @@ async def reconcile(agg: Execution, *, venue: VenuePort, slices: SliceExecutor, 
     touched: set[int] = set()
     window_over = agg.window_over(clock.now())
     for order in agg.unresolved_orders():
-        request = OrderRequest(order.client_order_id, agg.symbol, agg.side, OrderType(order.order_type),
-                               order.qty, order.limit_price, TimeInForce(order.time_in_force))
+        request = order.request(agg.symbol, agg.side)
         assert order.intended_at is not None
         try:
             report = await venue.lookup_intended(request, order.intended_at)

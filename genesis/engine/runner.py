@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -69,7 +69,7 @@ class ExecutionRunner:
         self.hooks = hooks  # test and chaos hooks: the kill points (inert unless armed)
         self.slices: SliceExecutor | None = None  # built once the algorithm is known (run)
         self.policy: AlgoPolicy | None = None
-        self._benchmark = WindowBenchmark(self.calls.candles, clock)
+        self.benchmark = WindowBenchmark(self.calls.candles, clock)  # market VWAP of the window so far
         self.recovered = asyncio.Event()  # set once the aggregate is loaded and reconciled
         self._measured: list[ev.Event] = []  # realised participations, appended with the next events
 
@@ -304,11 +304,6 @@ class ExecutionRunner:
             return
         self.log.info("urgency_changed", urgency=level, reason=reason)
         await self.append([ev.UrgencyChanged(self.execution_id, now, level, reason)], commands)
-
-    async def benchmark(self, agg: Execution, extra_fills: Sequence[ev.FillRecorded] = ()
-                        ) -> tuple[Decimal | None, Decimal | None]:
-        """Market VWAP over the window so far and our average against it (``WindowBenchmark``)."""
-        return await self._benchmark(agg, extra_fills)
 
     async def _complete(self, agg: Execution, now: datetime) -> None:
         reason = "filled" if agg.remaining_qty == 0 else "window_ended"

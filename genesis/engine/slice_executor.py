@@ -236,13 +236,13 @@ class SliceExecutor:
         st = agg.slices[s.index]
         counted = dataclasses.replace(st, fills=st.fills.plus_all(fills))  # ahead of the append
         closing = {e.client_order_id: e for e in before if isinstance(e, ev.OrderClosed)}
-        ended = [(o.status.value, o.reason) for o in agg.orders_of(s.index) if o.client_order_id not in closing]
-        ended += [(e.status, e.reason) for e in closing.values()]
+        ended = [(o.status, o.reason) for o in agg.orders_of(s.index) if o.client_order_id not in closing]
+        ended += [(OrderStatus(e.status), e.reason) for e in closing.values()]
         wanted = sizing.qty if sizing else counted.planned_qty
         filled = counted.filled_qty
         status = ("filled" if filled >= wanted and filled > 0 else "partial" if filled > 0
-                  else "failed" if any(st_ == OrderStatus.REJECTED.value for st_, _ in ended) else "unfilled")
-        reasons = "; ".join(r for st_, r in ended if r and st_ == OrderStatus.REJECTED.value) or None
+                  else "failed" if any(st_ is OrderStatus.REJECTED for st_, _ in ended) else "unfilled")
+        reasons = "; ".join(r for st_, r in ended if r and st_ is OrderStatus.REJECTED) or None
         bench = await self.benchmark(agg, fills)
         await self._commit([*before, self._closed(agg, counted, status, ref, sizing, reasons, bench, interval)])
 
