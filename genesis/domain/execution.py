@@ -264,7 +264,7 @@ class Execution(FilledFigures):
 
     def _order_closed(self, e: ev.OrderClosed) -> None:
         order = self.orders[e.client_order_id]
-        order.move_to(OrderStatus(e.status))
+        order.move_to(OrderStatus.parse(e.status))
         order.reason = e.reason
         if order.outcome_known:
             self._unresolved.pop(e.client_order_id, None)

@@ -7,11 +7,11 @@ with it. Exact ``Decimal``; a fill counts as maker when its liquidity is ``"make
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Iterable, Protocol
+from typing import Iterable, NamedTuple, Protocol
 
 ZERO = Decimal(0)
+_new = tuple.__new__  # a NamedTuple without its keyword-handling constructor: the fold is hot
 
 
 class FillLike(Protocol):
@@ -27,10 +27,9 @@ class FillLike(Protocol):
     def liquidity(self) -> str: ...
 
 
-@dataclass(frozen=True, slots=True)
-class FillTotals:
-    """Totals of some fills. Invariants: ``0 <= maker_qty <= qty``; ``notional`` is the
-    exact sum of ``qty * price``."""
+class FillTotals(NamedTuple):
+    """Totals of some fills, immutable (a tuple: the aggregate folds thousands of fills).
+    Invariants: ``0 <= maker_qty <= qty``; ``notional`` is the exact sum of ``qty * price``."""
 
     qty: Decimal = ZERO
     notional: Decimal = ZERO
@@ -39,9 +38,9 @@ class FillTotals:
 
     def plus(self, fill: FillLike) -> "FillTotals":
         """These totals with ``fill`` counted."""
-        maker = fill.qty if fill.liquidity == "maker" else ZERO
-        return FillTotals(self.qty + fill.qty, self.notional + fill.qty * fill.price, self.fees + fill.fee,
-                          self.maker_qty + maker)
+        qty = fill.qty
+        return _new(FillTotals, (self.qty + qty, self.notional + qty * fill.price, self.fees + fill.fee,
+                                 self.maker_qty + qty if fill.liquidity == "maker" else self.maker_qty))
 
     def plus_all(self, fills: Iterable[FillLike]) -> "FillTotals":
         """These totals with every one of ``fills`` counted."""

@@ -47,7 +47,15 @@ class OrderStatus(str, enum.Enum):
     @property
     def is_final(self) -> bool:
         """The order's outcome is known: nothing more fills, it moves no more."""
-        return not ORDER_TRANSITIONS[self]
+        return self in FINAL_ORDER_STATUSES
+
+    @classmethod
+    def parse(cls, value: str) -> "OrderStatus":
+        """The status named ``value`` (as events and rows store it); ``ValueError`` if none is."""
+        try:
+            return _BY_VALUE[value]
+        except KeyError:
+            raise ValueError(f"{value!r} is not a child order status") from None
 
 
 _LIVE = (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
@@ -60,6 +68,8 @@ ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.PARTIALLY_FILLED: frozenset((*_LIVE, *_FINAL)),
     **{final: frozenset() for final in _FINAL},
 }
+FINAL_ORDER_STATUSES = frozenset(s for s, targets in ORDER_TRANSITIONS.items() if not targets)
+_BY_VALUE = {s.value: s for s in OrderStatus}
 
 
 class IllegalOrderTransition(ValueError):
