@@ -262,6 +262,6 @@ class SliceExecutor:
             cap_bound=bool(sizing and sizing.cap_bound), volume_anomaly=bool(sizing and sizing.volume_anomaly),
             market_vwap=bench[0], slippage_vs_vwap_bps=bench[1],
             interval_start=interval[0] if interval else None, interval_end=interval[1] if interval else None,
-            # emergency (Story 10.4.1 AC10) overrides the cap by design: kept out of participation statistics
+            # an emergency overrides the cap by design: kept out of participation statistics
             cap_overridden=agg.urgency == "emergency")
         return self.algorithm.slice_event(agg, fields)
