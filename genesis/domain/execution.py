@@ -14,71 +14,12 @@ from decimal import Decimal
 from typing import Iterable
 
 from genesis.domain import events as ev
-from genesis.domain.fills import FillTotals
-from genesis.domain.orders import OrderRequest, OrderStatus, OrderType, Side, TimeInForce, order_transition
+from genesis.domain.fills import FilledFigures, FillTotals
+from genesis.domain.orders import ChildOrder, OrderStatus, Side
 from genesis.domain.state import ExecutionState, Trigger, transition
 from genesis.domain.units import BPS
 # no child order is sent in a window's last second: sent then, it could fill after the end
 ORDER_CUTOFF = timedelta(seconds=1)
-
-
-@dataclass(slots=True)
-class ChildOrder:
-    """A child order as the aggregate knows it: its intent, and where its status has moved
-    (``OrderStatus``, by ``orders.ORDER_TRANSITIONS``) from its acknowledgement and close."""
-
-    client_order_id: str
-    slice_index: int
-    attempt: int
-    qty: Decimal
-    order_type: str
-    time_in_force: str
-    limit_price: Decimal | None
-    reference_price: Decimal
-    status: OrderStatus = OrderStatus.INTENDED
-    filled_qty: Decimal = Decimal(0)
-    reason: str | None = None
-    intended_at: datetime | None = None  # when its OrderIntended occurred: it cannot be older at the venue
-
-    @property
-    def outcome_known(self) -> bool:
-        return self.status.is_final
-
-    def request(self, symbol: str, side: Side) -> OrderRequest:
-        """The order as it was intended, to look up or send again under the same client id."""
-        return OrderRequest(self.client_order_id, symbol, side, OrderType(self.order_type), self.qty,
-                            self.limit_price, TimeInForce(self.time_in_force))
-
-    def move_to(self, status: OrderStatus) -> None:
-        """Set the status; ``IllegalOrderTransition`` when the table does not allow the move."""
-        self.status = order_transition(self.client_order_id, self.status, status)
-
-
-class FilledFigures:
-    """What a holder of ``fills`` (the one fill fold, ``FillTotals``) reports of them."""
-
-    __slots__ = ()
-    fills: FillTotals
-
-    @property
-    def filled_qty(self) -> Decimal:
-        return self.fills.qty
-
-    @property
-    def filled_notional(self) -> Decimal:
-        return self.fills.notional
-
-    @property
-    def fees(self) -> Decimal:
-        return self.fills.fees
-
-    @property
-    def maker_qty(self) -> Decimal:
-        return self.fills.maker_qty
-
-    @property
-    def avg_price(self) -> Decimal | None:
-        return self.fills.avg_price
 
 
 @dataclass(slots=True)

@@ -57,3 +57,30 @@ class FillTotals(NamedTuple):
     @property
     def taker_qty(self) -> Decimal:
         return self.qty - self.maker_qty
+
+
+class FilledFigures:
+    """What a holder of ``fills`` (the one fill fold, ``FillTotals``) reports of them."""
+
+    __slots__ = ()
+    fills: FillTotals
+
+    @property
+    def filled_qty(self) -> Decimal:
+        return self.fills.qty
+
+    @property
+    def filled_notional(self) -> Decimal:
+        return self.fills.notional
+
+    @property
+    def fees(self) -> Decimal:
+        return self.fills.fees
+
+    @property
+    def maker_qty(self) -> Decimal:
+        return self.fills.maker_qty
+
+    @property
+    def avg_price(self) -> Decimal | None:
+        return self.fills.avg_price

@@ -1,4 +1,5 @@
-"""Order vocabulary shared by the engine and every venue: sides, types, requests, reports."""
+"""Order vocabulary shared by the engine and every venue: sides, types, requests, reports; a child
+order as the execution aggregate knows it (``ChildOrder``) and its state machine as data."""
 
 from __future__ import annotations
 
@@ -166,6 +167,38 @@ def foreign_order_reason(request: OrderRequest, terms: OrderTerms, intended_at: 
     if terms.created_at is not None and terms.created_at < intended_at - clock_tolerance:
         wrong.append(f"created {terms.created_at.isoformat()}, before the intent at {intended_at.isoformat()}")
     return "; ".join(wrong) or None
+
+
+@dataclass(slots=True)
+class ChildOrder:
+    """A child order as the aggregate knows it: its intent, and where its status has moved
+    (``OrderStatus``, by ``orders.ORDER_TRANSITIONS``) from its acknowledgement and close."""
+
+    client_order_id: str
+    slice_index: int
+    attempt: int
+    qty: Decimal
+    order_type: str
+    time_in_force: str
+    limit_price: Decimal | None
+    reference_price: Decimal
+    status: OrderStatus = OrderStatus.INTENDED
+    filled_qty: Decimal = Decimal(0)
+    reason: str | None = None
+    intended_at: datetime | None = None  # when its OrderIntended occurred: it cannot be older at the venue
+
+    @property
+    def outcome_known(self) -> bool:
+        return self.status.is_final
+
+    def request(self, symbol: str, side: Side) -> OrderRequest:
+        """The order as it was intended, to look up or send again under the same client id."""
+        return OrderRequest(self.client_order_id, symbol, side, OrderType(self.order_type), self.qty,
+                            self.limit_price, TimeInForce(self.time_in_force))
+
+    def move_to(self, status: OrderStatus) -> None:
+        """Set the status; ``IllegalOrderTransition`` when the table does not allow the move."""
+        self.status = order_transition(self.client_order_id, self.status, status)
 
 
 @dataclass(frozen=True, slots=True)
