@@ -53,7 +53,7 @@ def build_app(deps: ApiDeps, extra_routes: Sequence[web.RouteDef] = ()) -> web.A
     api = _Handlers(deps)
     hub = StreamHub()
     app[HUB] = hub
-    document = openapi_document()
+    document = openapi_document(list(deps.instruments()))
 
     async def openapi(_request: web.Request) -> web.Response:
         return web.json_response(document)

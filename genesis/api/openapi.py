@@ -3,7 +3,8 @@ contract, and ``tests/test_api_fuzz.py`` fuzzes the running daemon against it)."
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from typing import Any, Sequence
 
 from genesis.requests import ALGOS, URGENCIES
 
@@ -12,8 +13,12 @@ _NS = {"type": "string", "nullable": True}
 _NUM = {"type": "number"}
 _NNUM = {"type": "number", "nullable": True}
 _NINT = {"type": "integer", "nullable": True}
-_AMOUNT = {"anyOf": [{"type": "string", "pattern": r"^\s*[0-9]+(\.[0-9]+)?\s*$", "maxLength": 40},
-                     {"type": "number", "minimum": 0}]}
+
+
+def _amount(pattern: str, example: str) -> dict[str, Any]:
+    return {"anyOf": [{"type": "string", "pattern": pattern, "example": example}, {"type": "number", "minimum": 0}]}
+
+
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -23,15 +28,17 @@ SCHEMAS: dict[str, Any] = {
     "Submission": {
         "type": "object", "additionalProperties": False, "required": ["symbol", "side", "qty"],
         "properties": {
-            "symbol": {"type": "string", "example": "BTC/USDT", "maxLength": 32},
+            "symbol": {"type": "string", "example": "BTC/USDT", "maxLength": 32},  # enum: the venue's
             "side": {"type": "string", "enum": ["buy", "sell"]},
-            "qty": {**_AMOUNT, "description": "base quantity, a decimal string (a JSON number is read exactly)"},
+            "qty": {**_amount(r"^[0-9]{1,4}(\.[0-9]{1,5})?$", "2.5"),
+                    "description": "base quantity on the symbol's step, a decimal string (a JSON number is read exactly)"},
             "algo": {"type": "string", "enum": list(ALGOS), "default": "twap"},
-            "duration": {"anyOf": [{"type": "string", "example": "15m", "maxLength": 24},
-                                   {"type": "integer", "minimum": 0}],
+            "duration": {"anyOf": [{"type": "string", "pattern": r"^[0-9]{1,6}[smhd]?$", "example": "15m"},
+                                   {"type": "integer", "minimum": 60, "maximum": 86400}],
                          "description": "window: 900s, 15m, 4h, or whole seconds (default from the config)"},
             "slices": {"type": "integer", "minimum": 1, "maximum": 10000},
-            "limit_price": {**_AMOUNT, "description": "worst price for every child order"},
+            "limit_price": {**_amount(r"^[0-9]{1,6}(\.[0-9]{1,2})?$", "108000.5"),
+                            "description": "worst price for every child order, on the symbol's tick"},
             "urgency": {"type": "string", "enum": list(URGENCIES), "description": "vwap only"},
             "client_request_id": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$",
                                   "description": "idempotency key: the same id returns the same execution "
@@ -107,8 +114,12 @@ def _control(kind: str, what: str) -> dict[str, Any]:
     return {"post": op}
 
 
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.0 document (a fresh dict each call)."""
+def openapi_document(symbols: Sequence[str] = ()) -> dict[str, Any]:
+    """The OpenAPI 3.0 document (a fresh dict each call); ``symbols``: the venue's, listed as
+    the submission's ``symbol`` values."""
+    schemas = copy.deepcopy(SCHEMAS)
+    if symbols:
+        schemas["Submission"]["properties"]["symbol"]["enum"] = sorted(symbols)
     int_query = lambda name, low, high, text: {  # noqa: E731
         "name": name, "in": "query", "required": False, "description": text,
         "schema": {"type": "integer", "minimum": low, "maximum": high}}
@@ -117,7 +128,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "genesis execution daemon", "version": "1",
                  "description": "Parent orders in, child orders out. Bearer tokens from <db>.tokens.json: "
                                 "`read` for GET, `trader` also for POST. See docs/api.md."},
-        "components": {"schemas": SCHEMAS, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {"schemas": schemas, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
         "paths": {
             "/healthz": {"get": {"summary": "the process serves", "operationId": "health", "security": [],
