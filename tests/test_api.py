@@ -192,3 +192,17 @@ def test_submit_file_refuses_other_order_options(db_path: Path, tmp_path: Path) 
     assert result.exit_code == 2 and "--file" in result.output
     result = CliRunner().invoke(main, ["submit", "--db", str(db_path), "--side", "buy"])
     assert result.exit_code == 2 and "--symbol" in result.output
+
+
+async def test_concurrent_submissions_store_each_order_once_and_refuse_only_the_reused_id(api: Api) -> None:
+    import asyncio
+
+    await api.post("/v1/executions", {**ORDER, "client_request_id": "taken"})
+    bodies = [{**ORDER, "client_request_id": f"c{i}"} for i in range(30)]
+    bodies += [{**ORDER, "client_request_id": "same"}] * 10 + [{**ORDER, "qty": "9", "client_request_id": "taken"}]
+    answers = await asyncio.gather(*(api.post("/v1/executions", b) for b in bodies))
+    statuses = [r.status for r in answers]
+    assert statuses[:30] == [202] * 30 and statuses[-1] == 409
+    same = [await r.json() for r in answers[30:40]]
+    assert len({s["execution_id"] for s in same}) == 1 and sum(s["created"] for s in same) == 1
+    assert len(api.commands()) == 1 + 30 + 1

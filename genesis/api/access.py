@@ -14,10 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from genesis.domain.state import TERMINAL_STATES
-from genesis.requests import SubmitRequest
+from genesis.requests import RequestError, SubmitRequest
 from genesis.store import tables as t
 from genesis.store.db import sync_engine
-from genesis.store.inbox import enqueue_control, enqueue_submit
+from genesis.store.inbox import enqueue_control, enqueue_submit, enqueue_submits
 from genesis.store.queries import execution_status
 
 TERMINAL = frozenset(s.value for s in TERMINAL_STATES) | {"rejected"}
@@ -28,11 +28,46 @@ class StoreAccess:
 
     def __init__(self, db_path: str | Path):
         self.engine: Engine = sync_engine(db_path)
+        self._waiting: list[tuple[SubmitRequest, asyncio.Future[tuple[str, bool]]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def submit(self, req: SubmitRequest) -> tuple[str, bool]:
         """``enqueue_submit``: ``(execution_id, created)``; ``RequestError`` (field ``id``) when
-        the request id was used for a different order."""
-        return await asyncio.to_thread(enqueue_submit, self.engine, req)
+        the request id was used for a different order. Concurrent submissions share one
+        transaction (group commit: one fsync, one writer thread, however many clients)."""
+        future: asyncio.Future[tuple[str, bool]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((req, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_waiting(), name="api-inbox-writer")
+        return await future
+
+    async def _write_waiting(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                results = await asyncio.to_thread(enqueue_submits, self.engine, [req for req, _ in batch])
+            except RequestError:  # one reused id refuses the batch: each on its own, to refuse only it
+                for req, future in batch:
+                    await self._settle_one(req, future)
+                continue
+            except Exception as exc:  # task boundary: the callers get the failure, not a hang
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results):
+                if not future.done():
+                    future.set_result(result)
+
+    async def _settle_one(self, req: SubmitRequest, future: asyncio.Future[tuple[str, bool]]) -> None:
+        try:
+            result = await asyncio.to_thread(enqueue_submit, self.engine, req)
+        except Exception as exc:  # task boundary: handed to the caller
+            if not future.done():
+                future.set_exception(exc)
+            return
+        if not future.done():
+            future.set_result(result)
 
     async def control(self, kind: str, execution_id: str, payload: dict[str, Any] | None = None) -> int:
         """``enqueue_control``: the command id; ``RequestError`` when the execution is unknown."""
