@@ -206,3 +206,19 @@ async def test_concurrent_submissions_store_each_order_once_and_refuse_only_the_
     same = [await r.json() for r in answers[30:40]]
     assert len({s["execution_id"] for s in same}) == 1 and sum(s["created"] for s in same) == 1
     assert len(api.commands()) == 1 + 30 + 1
+
+
+def test_the_cli_parts_of_the_api_do_not_load_the_web_stack() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, genesis.cli, genesis.api.submission, genesis.api.tokens, genesis.api.address; "
+            "print(sorted(m for m in sys.modules if m.startswith('aiohttp')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:99999", "127.0.0.1:http", "example.com:8780", ""])
+def test_a_bad_http_address_is_refused_naming_the_option(db_path: Path, address: str) -> None:
+    result = CliRunner().invoke(main, ["run", "--db", str(db_path), "--http", address])
+    assert result.exit_code == 2 and "--http" in result.output

@@ -173,3 +173,16 @@ def test_after_fuzzing_every_command_is_a_valid_submission_or_control(live: Live
             assert row["kind"] in CONTROL_KINDS and row["execution_id"] in submitted, dict(row)
     wait_for(lambda: not live.ws.rows("SELECT 1 FROM commands WHERE processed_at IS NULL"),
              "the daemon to settle every command")
+
+
+def test_a_port_already_taken_stops_the_start_with_a_clear_error(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        daemon = ws.daemon("--http", f"127.0.0.1:{taken.getsockname()[1]}")
+        try:
+            code = daemon.proc.wait(60)
+        finally:
+            daemon.kill()
+    assert code == 1 and "cannot listen" in daemon.log_text(), daemon.tail()
