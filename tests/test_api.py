@@ -58,6 +58,7 @@ async def test_token_file_is_private_with_one_token_per_role(api: Api) -> None:
 async def test_missing_or_wrong_token_is_401_and_read_token_cannot_post(api: Api) -> None:
     r = await api.client.get("/v1/executions")
     assert r.status == 401 and (await r.json())["field"] == "Authorization"
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
     r = await api.client.get("/v1/executions", headers={"Authorization": "Bearer gen_nope"})
     assert r.status == 401
     r = await api.post("/v1/executions", ORDER, role="read")

@@ -193,7 +193,8 @@ async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitab
     try:
         return await handler(request)
     except ApiError as exc:
-        return web.json_response(exc.body(), status=exc.status)
+        challenge = {"WWW-Authenticate": 'Bearer realm="genesis"'} if exc.status == 401 else None
+        return web.json_response(exc.body(), status=exc.status, headers=challenge)
     except web.HTTPException as exc:  # no route, wrong method...: the same JSON shape
         if exc.status < 400:
             raise
