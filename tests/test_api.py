@@ -172,7 +172,7 @@ def test_submit_file_is_all_or_nothing(db_path: Path, tmp_path: Path) -> None:
     bad_file = tmp_path / "bad.jsonl"
     bad_file.write_text("\n".join(json.dumps(o) for o in [*good[:2], {**ORDER, "qty": "zero"}, good[2]]) + "\n")
     result = CliRunner().invoke(main, ["submit", "--db", str(db_path), "--file", str(bad_file)])
-    assert result.exit_code == 1 and "line 3: qty" in result.output and "nothing was stored" in result.output
+    assert result.exit_code == 2 and "line 3: qty" in result.output and "nothing was stored" in result.output
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT count(*) FROM commands").fetchone() == (0,)
 

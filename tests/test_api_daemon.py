@@ -88,7 +88,13 @@ def test_first_start_creates_a_private_token_file_with_a_trader_and_a_read_token
     path = token_path(live.ws.db)
     assert path.stat().st_mode & 0o777 == 0o600
     assert sorted(live.tokens) == ["read", "trader"]
-    assert live.call("GET", "/readyz")[0] == 200
+    status, body = live.call("GET", "/readyz")
+    assert status == 200 and body["checks"]["commands"]["ok"] and body["checks"]["store"]["ok"]
+    conn = http.client.HTTPConnection("127.0.0.1", live.port, timeout=30)
+    conn.request("GET", "/metrics")
+    metrics = conn.getresponse()
+    assert metrics.status == 200 and b"genesis_" in metrics.read()
+    conn.close()
 
 
 def test_the_stream_delivers_a_slice_event_of_a_running_execution(live: LiveApi) -> None:

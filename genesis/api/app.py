@@ -78,8 +78,11 @@ def build_app(deps: ApiDeps, extra_routes: Sequence[web.RouteDef] = ()) -> web.A
     app.on_startup.append(attach)
     app.on_shutdown.append(close_streams)
     app.on_cleanup.append(close_store)
+    given = {route.path for route in extra_routes if isinstance(route, web.RouteDef)}
+    probes = [web.get(path, handler) for path, handler in (("/healthz", api.healthz), ("/readyz", api.readyz))
+              if path not in given]  # a richer probe among extra_routes (genesis.observability) wins
     app.add_routes([
-        web.get("/healthz", api.healthz), web.get("/readyz", api.readyz), web.get("/v1/openapi.json", openapi),
+        *probes, web.get("/v1/openapi.json", openapi),
         web.get("/v1/executions", api.list_executions), web.post("/v1/executions", api.submit),
         web.get("/v1/executions/{id}", api.get_execution), web.get("/v1/executions/{id}/events", api.events),
         *[web.post(f"/v1/executions/{{id}}/{kind}", api.control(kind)) for kind in CONTROLS],
@@ -92,11 +95,12 @@ class _Handlers:
         self.deps = deps
 
     async def healthz(self, _request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return web.json_response({"status": "alive"})
 
     async def readyz(self, _request: web.Request) -> web.Response:
         ready = self.deps.ready()
-        return web.json_response({"status": "ready" if ready else "not ready"}, status=200 if ready else 503)
+        return web.json_response({"ready": ready, "checks": {"commands": {"ok": ready, "detail": ""}}},
+                                 status=200 if ready else 503)
 
     async def list_executions(self, request: web.Request) -> web.Response:
         limit = _int_query(request, "limit", 100, 1, MAX_LIST)

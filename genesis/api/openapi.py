@@ -82,7 +82,7 @@ SCHEMAS: dict[str, Any] = {
                                                                                     "urgency"]},
                        "command_id": {"type": "integer"}, "urgency": _S},
     },
-    "Probe": {"type": "object", "required": ["status"], "properties": {"status": _S}},
+    "Probe": {"type": "object", "description": "/healthz: {status, pid}; /readyz: {ready, checks: {name: {ok, detail}}}"},
 }
 
 

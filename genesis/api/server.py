@@ -61,11 +61,28 @@ async def serve_api(daemon: Any, address: str, instruments: Mapping[str, Instrum
     except ValueError as exc:
         raise ApiSetupError(f"--http {exc}") from None
     db_path = daemon.options.db_path
+    routes = [*_observability_routes(daemon), *extra_routes]
     deps = ApiDeps(
         store=StoreAccess(db_path), tokens=prepare_tokens(db_path),
         instruments=lambda: instruments, config=lambda: daemon.config,
         ready=lambda: daemon.ready and not daemon.stop_event.is_set(), bus=daemon.bus, inbox_written=daemon.wake_command_poller)
-    server = ApiServer(build_app(deps, extra_routes), host, port)
+    server = ApiServer(build_app(deps, routes), host, port)
     await server.start()
     log.info("api_listening", address=f"http://{host}:{port}", tokens=str(token_path(db_path)))
     return server
+
+
+def _observability_routes(daemon: Any) -> list[web.RouteDef]:
+    """``/metrics``, ``/healthz`` and ``/readyz`` from genesis.observability; its readiness
+    checks gain ``commands``: executions recovered, the command inbox served."""
+    from genesis.observability.http import healthz_route, metrics_route, readyz_route
+
+    obs = daemon.observability
+
+    def commands() -> tuple[bool, str]:
+        if daemon.stop_event.is_set():
+            return False, "the daemon is stopping"
+        return (True, "taking commands") if daemon.ready else (False, "recovering executions")
+
+    obs.readiness_checks["commands"] = commands
+    return [metrics_route(obs.metrics), healthz_route(), readyz_route(lambda: obs.readiness_checks)]

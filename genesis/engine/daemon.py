@@ -152,11 +152,11 @@ class Daemon:
             except VenueError as exc:
                 await self.venue.close()
                 raise DaemonError(f"venue {self.venue.name}: cannot load its markets: {exc}") from None
-            if self.options.http:
-                await self._start_api(instruments)
             self.supervisor = build_supervisor(self.store, self.venue, self.clock, instruments, self.config,
                                                CandleCache(self.engine))
             await self.observability.start(self.bus, self.store, self.engine, self.venue, instruments)
+            if self.options.http:
+                await self._start_api(instruments)
             settle_heap()  # before recovery: frozen objects are never collected, runners must not be
             recovered = await self.supervisor.recover()
             if self._early_toggle == "pause":
@@ -183,6 +183,7 @@ class Daemon:
         try:
             self._api = await serve_api(self, self.options.http, instruments)
         except ApiSetupError as exc:
+            await self.observability.stop()
             await self.venue.close()
             raise DaemonError(str(exc)) from None
 
