@@ -50,6 +50,7 @@ from genesis.venue.base import PermanentVenueError, Venue, VenueError
 
 log = structlog.get_logger("genesis.daemon")
 RELOAD_SETTLE_SECONDS = 0.1  # a SIGHUP reloads once no other has come for this long
+COMMAND_CHAINS_AT_ONCE = 32  # executions whose commands the poller applies concurrently
 
 
 class DaemonError(Exception):
@@ -65,6 +66,7 @@ class DaemonOptions:
     sim_start: datetime | None = None
     pidfile: bool = True
     exchange_url: str | None = None  # ccxt venues: base URL replacing the exchange's REST host
+    http: str | None = None  # HOST:PORT of the HTTP API (genesis.api); None: no API
 
 
 def log_progress(event: ev.Event) -> None:
@@ -94,6 +96,9 @@ class Daemon:
         self._reload_task: asyncio.Task[None] | None = None
         self._reload_again = False  # a SIGHUP arrived while a reload was under way
         self._task_failed = False
+        self._inbox_nudge = asyncio.Event()  # set by the API after it writes a command
+        self._api = None  # genesis.api.server.ApiServer when --http
+        self.ready = False  # recovered and taking commands (the API's /readyz)
 
     @property
     def pid_path(self) -> Path:
@@ -150,6 +155,8 @@ class Daemon:
             self.supervisor = build_supervisor(self.store, self.venue, self.clock, instruments, self.config,
                                                CandleCache(self.engine))
             await self.observability.start(self.bus, self.store, self.engine, self.venue, instruments)
+            if self.options.http:
+                await self._start_api(instruments)
             settle_heap()  # before recovery: frozen objects are never collected, runners must not be
             recovered = await self.supervisor.recover()
             if self._early_toggle == "pause":
@@ -159,6 +166,7 @@ class Daemon:
             self._spawn(self._poll_commands(), "command-poller")
             if self.notifier.watchdog_seconds:
                 self._spawn(self._watchdog(), "systemd-watchdog")
+            self.ready = True
             self.notifier.notify("READY=1", wait_seconds=1.0)
             log.info("daemon_ready", db=str(self.options.db_path), venue=self.venue.name,
                      clock=self.clock.now().isoformat(), recovered=len(recovered), pid=os.getpid(),
@@ -168,6 +176,20 @@ class Daemon:
             return 1 if self._task_failed else 0
         finally:
             self._lock.release()
+
+    async def _start_api(self, instruments: dict) -> None:  # type: ignore[type-arg]
+        from genesis.api.server import ApiSetupError, serve_api  # aiohttp's web stack only with --http
+
+        try:
+            self._api = await serve_api(self, self.options.http, instruments)
+        except ApiSetupError as exc:
+            await self.observability.stop()
+            await self.venue.close()
+            raise DaemonError(str(exc)) from None
+
+    def wake_command_poller(self) -> None:
+        """Read the command inbox now instead of at the next poll (the API just wrote to it)."""
+        self._inbox_nudge.set()
 
     def _check_options(self) -> tuple[datetime, datetime]:
         """Validate the venue and ``--sim-start``; the shipped candles' common ``(first, end)``."""
@@ -316,10 +338,25 @@ class Daemon:
             except SQLAlchemyError as exc:
                 log.error("command_poll_failed", error=str(exc))
                 commands = []
+            chains: dict[str, list[Command]] = {}  # one execution's commands stay in order
             for cmd in commands:
                 if cmd.command_id not in self._delivered:
-                    await self._dispatch_guarded(cmd)
-            await asyncio.sleep(self.config.engine.command_poll_seconds)
+                    chains.setdefault(cmd.execution_id, []).append(cmd)
+            slots = asyncio.Semaphore(COMMAND_CHAINS_AT_ONCE)
+            await asyncio.gather(*(self._dispatch_chain(chain, slots) for chain in chains.values()))
+            try:
+                await asyncio.wait_for(self._inbox_nudge.wait(), self.config.engine.command_poll_seconds)
+            except TimeoutError:
+                pass
+            self._inbox_nudge.clear()
+
+    async def _dispatch_chain(self, chain: list[Command], slots: asyncio.Semaphore) -> None:
+        """One execution's commands, in order; up to ``COMMAND_CHAINS_AT_ONCE`` executions side
+        by side, so a burst of submissions shares the store's group commits instead of one
+        commit each (and the venue sees a bounded number of book requests at once)."""
+        async with slots:
+            for cmd in chain:
+                await self._dispatch_guarded(cmd)
 
     async def _dispatch_guarded(self, cmd: Command) -> None:
         """Task boundary of one command: whatever goes wrong with it becomes its recorded
@@ -388,6 +425,8 @@ class Daemon:
 
     async def _shutdown(self) -> None:
         self.notifier.notify("STOPPING=1", wait_seconds=1.0)
+        if self._api is not None:
+            await self._api.stop()
         log.info("daemon_draining", executions=len(self.supervisor.active_ids))
         await self.supervisor.shutdown(self.config.engine.drain_timeout_seconds)
         for task in list(self._tasks):
