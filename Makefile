@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export GENESIS_DB ?= genesis.db
 
-.PHONY: help venv install test demo paper-demo run migrate clean bench quality chaos
+.PHONY: help venv install test demo paper-demo run migrate clean bench quality chaos wheel
 
 help:
 	@echo "make demo     set up, then run a TWAP on the embedded simulated venue (under a minute)"
@@ -16,6 +16,7 @@ help:
 	@echo "make quality  VWAP vs TWAP tracking study on the shared candles (long)"
 	@echo "make chaos    50+ SIGKILLs of the daemon against a faulty paper exchange, then exactly-once checks (~6 min)"
 	@echo "make migrate  alembic upgrade head on \$$GENESIS_DB (default ./genesis.db)"
+	@echo "make wheel    build dist/genesis-<version>-py3-none-any.whl (what a server installs: docs/systemd.md)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +41,11 @@ run: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/genesis db upgrade --db $(GENESIS_DB)
 
+wheel: $(STAMP)
+	$(BIN)/pip wheel --no-deps --no-build-isolation -w dist .
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache demo.db demo.db-* demo.pid demo.log paper-demo* chaos-run
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache demo.db demo.db-* demo.pid demo.log paper-demo* chaos-run
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

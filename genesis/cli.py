@@ -15,6 +15,7 @@ import click
 from genesis.cli_support import (Choice, CommandFailed, ExistingFile, LazyGroup, PlainFloat, PlainInt, alembic_command_error,
                                  backtest_window, one_line_storage_errors, option_error, report_verdict,
                                  wait_options)
+from genesis.defaults import RUNTIME_YAML as PACKAGED_CONFIG
 from genesis.requests import cut, shown
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ class Context:
     def __init__(self, db: str, config: str | None, db_explicit: bool = False):
         self.db_path = Path(db)
         self.db_explicit = db_explicit
-        self.config_path = Path(config) if config else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+        self.config_path = Path(config) if config else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else PACKAGED_CONFIG)
 
     def config(self) -> RuntimeConfig:
         from genesis.config import ConfigError, load_config
@@ -66,7 +67,7 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--db`` and ``--config`` to a command and pass a ``Context`` as ``ctx``."""
     @click.option("--db", "db", default=lambda: os.environ.get("GENESIS_DB", "genesis.db"), show_default="$GENESIS_DB or ./genesis.db",
                   help="SQLite database file.")
-    @click.option("--config", "config", default=None, help="Runtime config YAML (default config/runtime.yaml).")
+    @click.option("--config", "config", default=None, help="Runtime config YAML (default ./config/runtime.yaml, else the defaults shipped in the package).")
     @functools.wraps(fn)
     def wrapper(db: str, config: str | None, **kwargs: Any) -> Any:
         explicit = click.get_current_context().get_parameter_source("db") is click.core.ParameterSource.COMMANDLINE

@@ -137,8 +137,8 @@ class VwapAlgoConfig(_Strict):
 
 
 class TWAPConfig(_Strict):
-    """``router.twap`` (patch v7.4_C1): when the router splits an order into a short TWAP.
-    Missing keys take the patch's defaults (disabled); ``slices`` below 1 is clamped to 1."""
+    """``router.twap``: when the router (``--algo auto``) splits an order into a short TWAP.
+    Missing keys leave it disabled (always one order); ``slices`` below 1 is clamped to 1."""
 
     enabled: bool = False
     min_notional_usd: Decimal = Field(Decimal("0"), ge=0)
