@@ -17,6 +17,7 @@
   const S = {
     token: null, role: null, executions: new Map(), rows: new Map(), selected: null,
     stream: null, timers: new Map(), resync: null, log: [], market: null,
+    session: 0,  // bumped by every open and forget: a stream loop of an older session stops
   };
   const $ = (id) => document.getElementById(id);
 
@@ -102,7 +103,7 @@
     c.order.textContent = `${(x.algo || "").toUpperCase()} ${x.side || ""} ${qty(x.target_qty)} ${x.symbol || ""}`;
     c.state.textContent = x.state;
     c.state.className = `state st-${x.state}`;
-    if (x.detail) c.state.title = x.detail;
+    c.state.title = x.detail || "";
     const pct = Number(x.progress_pct || 0);
     row.fill.style.width = `${Math.min(100, Math.max(0, pct)).toFixed(1)}%`;
     row.cells.progress.querySelector(".progress-text").textContent = `${pct.toFixed(1)}%`;
@@ -288,9 +289,9 @@
     s.className = `status ${cls}`;
   }
 
-  async function stream() {
+  async function stream(session) {
     let backoff = 1000;
-    while (S.token) {
+    while (S.token && S.session === session) {
       const abort = new AbortController();
       S.stream = abort;
       try {
@@ -317,7 +318,7 @@
       } catch (_) {
         if (abort.signal.aborted) return;
       }
-      if (!S.token) return;
+      if (!S.token || S.session !== session) return;
       setStatus("reconnecting", "wait");
       await sleep(backoff);
       backoff = Math.min(backoff * 2, 15000);
@@ -349,6 +350,7 @@
 
   // ---- signing in and out --------------------------------------------------------------
   function forget(reason) {
+    S.session += 1;
     S.token = null;
     S.role = null;
     sessionStorage.removeItem(TOKEN_KEY);
@@ -371,6 +373,7 @@
   }
 
   async function open(token) {
+    const session = ++S.session;
     S.token = token;
     let who;
     try {
@@ -389,8 +392,9 @@
     role.textContent = S.role === "trader" ? "trader" : "read only";
     role.className = `role ${S.role}`;
     await loadAll().catch((err) => notice(`Could not list executions: ${err.message}`, "bad"));
+    if (S.session !== session) return;
     S.resync = setInterval(() => loadAll().catch(() => {}), RESYNC_MS);
-    stream();
+    stream(session);
   }
 
   document.addEventListener("DOMContentLoaded", () => {
