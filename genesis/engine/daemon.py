@@ -179,9 +179,11 @@ class Daemon:
 
     async def _start_api(self, instruments: dict) -> None:  # type: ignore[type-arg]
         from genesis.api.server import ApiSetupError, serve_api  # aiohttp's web stack only with --http
+        from genesis.dashboard.routes import dashboard_routes
 
         try:
-            self._api = await serve_api(self, self.options.http, instruments)
+            self._api = await serve_api(self, self.options.http, instruments,
+                                        dashboard_routes(self.options.db_path))
         except ApiSetupError as exc:
             await self.observability.stop()
             await self.venue.close()
