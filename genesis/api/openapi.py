@@ -83,6 +83,11 @@ SCHEMAS: dict[str, Any] = {
                        "command_id": {"type": "integer"}, "urgency": _S},
     },
     "Probe": {"type": "object", "description": "/healthz: {status, pid}; /readyz: {ready, checks: {name: {ok, detail}}}"},
+    "MarketView": {"type": "object", "description": "the dashboard's chart data of one execution: candles, the "
+                   "cumulative market VWAP, fills with our running average, the window VWAP and our slippage "
+                   "against it (amounts as decimal strings; docs/dashboard.md)"},
+    "Role": {"type": "object", "required": ["role"],
+             "properties": {"role": {"type": "string", "enum": ["read", "trader"]}}},
 }
 
 
@@ -161,6 +166,14 @@ def openapi_document(symbols: Sequence[str] = ()) -> dict[str, Any]:
                                int_query("limit", 1, 10000, "at most this many")],
                 "responses": {"200": _answer("events, in commit order", "EventList"),
                               "400": _answer("bad query"), "404": _answer("no such execution"), **_AUTH}}},
+            "/v1/executions/{id}/market": {"get": {
+                "summary": "the dashboard's chart data of one started execution", "operationId": "executionMarket",
+                "parameters": [_ID],
+                "responses": {"200": _answer("the chart data", "MarketView"),
+                              "404": _answer("no started execution"), **_AUTH}}},
+            "/v1/whoami": {"get": {
+                "summary": "the role of the token presented", "operationId": "whoami",
+                "responses": {"200": _answer("the role", "Role"), **_AUTH}}},
             "/v1/executions/{id}/pause": _control("pause", "pause (no child order while paused)"),
             "/v1/executions/{id}/resume": _control("resume", "resume a paused execution"),
             "/v1/executions/{id}/cancel": _control("cancel", "cancel (open child orders are cancelled)"),
