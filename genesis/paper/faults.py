@@ -121,3 +121,74 @@ class FaultInjector:
     def _count(self, name: str) -> str:
         self.counts[name] = self.counts.get(name, 0) + 1
         return name
+
+
+STREAM_PROBABILITIES = ("p_disconnect", "p_duplicate", "p_out_of_order")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFaults:
+    """WebSocket faults (market streams and the user data stream), per message sent:
+
+    * ``stall``: nothing is sent while it is on (the socket stays open and answers pings);
+    * ``p_disconnect``: the connection is closed instead of sending the message;
+    * ``p_duplicate``: the message is sent twice;
+    * ``p_out_of_order``: the message is held back and sent after the next one.
+
+    Replies to requests (``SUBSCRIBE``, ``userDataStream.subscribe.signature``) are never
+    faulted; draws come from ``random.Random(seed)``."""
+
+    p_disconnect: float = 0.0
+    p_duplicate: float = 0.0
+    p_out_of_order: float = 0.0
+    stall: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in STREAM_PROBABILITIES:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"{name} must be a number between 0 and 1, got {value!r}")
+        if not isinstance(self.stall, bool):
+            raise ValueError("stall must be true or false")
+
+    def updated(self, changes: dict[str, Any]) -> StreamFaults:
+        """A copy with ``changes`` applied; unknown keys are refused (``ValueError``)."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(f"unknown stream fault setting(s): {', '.join(unknown)}; known: "
+                             f"{', '.join(sorted(known))}")
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class StreamFaultInjector:
+    """Decides, per outgoing stream message, what the stream faults do to it."""
+
+    def __init__(self, faults: StreamFaults | None = None):
+        self.faults = faults or StreamFaults()
+        self._rng = random.Random(self.faults.seed)
+        self.counts: dict[str, int] = {}
+
+    def set(self, faults: StreamFaults) -> None:
+        if faults.seed != self.faults.seed:
+            self._rng = random.Random(faults.seed)
+        self.faults = faults
+
+    def decide(self) -> str | None:
+        """"stall", "disconnect", "duplicate", "out_of_order" or None (send as is)."""
+        f = self.faults
+        if f.stall:
+            return self._count("stall")
+        for name, p in (("disconnect", f.p_disconnect), ("duplicate", f.p_duplicate),
+                        ("out_of_order", f.p_out_of_order)):
+            if p > 0 and self._rng.random() < p:
+                return self._count(name)
+        return None
+
+    def _count(self, name: str) -> str:
+        self.counts[name] = self.counts.get(name, 0) + 1
+        return name
