@@ -56,12 +56,7 @@ class Faults:
 
     def updated(self, changes: dict[str, Any]) -> Faults:
         """A copy with ``changes`` applied; unknown keys are refused (``ValueError``)."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            raise ValueError(f"unknown fault setting(s): {', '.join(unknown)}; known: "
-                             f"{', '.join(sorted(known))}")
-        return replace(self, **changes)
+        return updated(self, changes, "fault")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,18 +64,38 @@ class Faults:
     @classmethod
     def parse(cls, text: str) -> Faults:
         """``"p_5xx=0.1,p_429=0.05"`` (the CLI's ``--faults``)."""
-        changes: dict[str, Any] = {}
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            name, sep, value = part.partition("=")
-            if not sep:
-                raise ValueError(f"expected name=value, got {part!r}")
-            name = name.strip()
-            kind = {f.name: f.type for f in fields(cls)}.get(name)
-            if kind is None:
-                raise ValueError(f"unknown fault setting {name!r}")
+        return cls().updated(parse_settings(cls, text))
+
+
+def updated(settings: Any, changes: dict[str, Any], kind: str) -> Any:
+    """A copy of the dataclass ``settings`` with ``changes``; unknown names refused."""
+    known = {f.name for f in fields(settings)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise ValueError(f"unknown {kind} setting(s): {', '.join(unknown)}; known: "
+                         f"{', '.join(sorted(known))}")
+    return replace(settings, **changes)
+
+
+def parse_settings(cls: Any, text: str, kind_name: str = "fault") -> dict[str, Any]:
+    """``"name=value,name=value"`` for the fields of the dataclass ``cls`` (bool, int, float)."""
+    changes: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep:
+            raise ValueError(f"expected name=value, got {part!r}")
+        name = name.strip()
+        kind = {f.name: f.type for f in fields(cls)}.get(name)
+        if kind is None:
+            raise ValueError(f"unknown {kind_name} setting {name!r}; known: "
+                             f"{', '.join(f.name for f in fields(cls))}")
+        try:
             changes[name] = (value.strip().lower() in ("1", "true", "yes") if kind == "bool"
                              else int(value) if kind == "int" else float(value))
-        return cls().updated(changes)
+        except ValueError:
+            raise ValueError(f"{name} must be a{'n integer' if kind == 'int' else ' number'}, "
+                             f"got {value.strip()!r}") from None
+    return changes
 
 
 class FaultInjector:
@@ -154,15 +169,15 @@ class StreamFaults:
 
     def updated(self, changes: dict[str, Any]) -> StreamFaults:
         """A copy with ``changes`` applied; unknown keys are refused (``ValueError``)."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            raise ValueError(f"unknown stream fault setting(s): {', '.join(unknown)}; known: "
-                             f"{', '.join(sorted(known))}")
-        return replace(self, **changes)
+        return updated(self, changes, "stream fault")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def parse(cls, text: str) -> StreamFaults:
+        """``"p_duplicate=0.1,stall=true"`` (the CLI's ``--stream-faults``)."""
+        return cls().updated(parse_settings(cls, text, "stream fault"))
 
 
 class StreamFaultInjector:

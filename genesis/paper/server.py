@@ -280,11 +280,12 @@ async def start_paper_exchange(*, port: int = 0, state_path: str | Path, key: st
 async def serve(port: int, state_path: str | Path, speed: float = 1.0,
                 start: datetime | None = None, key: str = "", secret: str = "",
                 faults: Faults | None = None, host: str = "127.0.0.1",
-                stop: asyncio.Event | None = None, limits: Limits | None = None) -> None:
+                stop: asyncio.Event | None = None, limits: Limits | None = None,
+                stream_faults: StreamFaults | None = None) -> None:
     """Run the paper exchange until ``stop`` is set (or the task is cancelled)."""
     server = await start_paper_exchange(port=port, state_path=state_path, key=key, secret=secret,
                                         start=start, speed=speed, faults=faults, host=host,
-                                        limits=limits)
+                                        limits=limits, stream_faults=stream_faults)
     try:
         await (stop or asyncio.Event()).wait()
     finally:
