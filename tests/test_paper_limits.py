@@ -117,3 +117,29 @@ async def test_no_limits_turns_them_off_but_keeps_the_headers(
                 assert (resp.status, resp.headers["X-MBX-USED-WEIGHT-1M"]) == (200, str(n))
     finally:
         await server.stop()
+
+
+def test_command_options_set_limits_and_stream_faults(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from genesis.cli import main as cli
+    from genesis.paper import server
+    from genesis.paper.faults import StreamFaults
+
+    seen: dict[str, Any] = {}
+
+    async def fake_serve(*args: Any) -> None:
+        seen["limits"], seen["stream_faults"] = args[-2], args[-1]
+
+    monkeypatch.setattr(server, "serve", fake_serve)
+    state = ["paper-exchange", "--state", str(tmp_path / "paper.db")]
+    result = CliRunner().invoke(cli, [*state, "--limits", "weight_per_minute=1200",
+                                      "--no-limits", "--stream-faults", "p_duplicate=0.5"], env={})
+    assert result.exit_code == 0, result.output
+    assert seen == {"limits": Limits(weight_per_minute=1200, enabled=False),
+                    "stream_faults": StreamFaults(p_duplicate=0.5)}
+    result = CliRunner().invoke(cli, [*state, "--limits", "orders_per_10s=lots"], env={})
+    assert result.exit_code == 2
+    assert "Invalid value for --limits: orders_per_10s must be an integer, got 'lots'" in (
+        result.output)

@@ -289,3 +289,17 @@ async def test_stream_duplicates_are_delivered_twice_and_reordering_swaps(market
     later, _ = await collect(lambda: client.watch_trades(BTC), clock, at, 6)
     times = [t["timestamp"] for t in later]
     assert times != sorted(times)  # each message overtaken by the next one
+
+
+async def test_combined_stream_wraps_payloads_with_the_stream_name(market: Any) -> None:
+    server, _, clock = market
+    url = server.url + "/stream?streams=btcusdt@trade/btcusdt@kline_1m"
+    async with aiohttp.ClientSession() as s, s.ws_connect(url) as ws:
+        await asyncio.sleep(0.2)
+        clock.advance_to(minute(0.6))
+        message = await asyncio.wait_for(ws.receive_json(), WAIT)
+        assert message["stream"] in ("btcusdt@trade", "btcusdt@kline_1m")
+        data = message["data"]
+        assert data["s"] == "BTCUSDT" and data["e"] in ("trade", "kline")
+        assert set(data) >= ({"e", "E", "s", "t", "p", "q", "T", "m", "M"} if data["e"] == "trade"
+                             else {"e", "E", "s", "k"})

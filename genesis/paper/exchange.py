@@ -185,6 +185,11 @@ class PaperExchange:
         self._emit("CANCELED", row, now, cancel_client_id=cancel_id)
         return row, cancel_id, now
 
+    def has_new_fills(self) -> bool:
+        """Whether resting orders filled (simulated up to now) since the last ``sync``."""
+        self.sim.open_orders()  # replays elapsed candles
+        return len(self.sim.trades()) > self._seen_fills
+
     async def sync(self) -> None:
         """Let the simulator match resting orders up to now and persist what happened."""
         self.sim.open_orders()  # replays elapsed candles

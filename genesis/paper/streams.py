@@ -216,6 +216,12 @@ def install_streams(app: "PaperApp") -> None:
 
     app.web.cleanup_ctx.append(run_pump)
 
+    async def close_sockets(_: web.Application) -> None:  # clients see the server go away
+        for conn in list(app.streams.connections) + list(app.user.subscriptions.values()):
+            await conn.close()
+
+    app.web.on_shutdown.append(close_sockets)
+
 
 async def pump(app: "PaperApp") -> None:
     """Every ``TICK_SECONDS``: let resting orders match up to now (when someone listens to the
@@ -224,7 +230,7 @@ async def pump(app: "PaperApp") -> None:
         await asyncio.sleep(TICK_SECONDS)
         try:
             async with app.lock:
-                if app.user.subscriptions:
+                if app.user.subscriptions and app.exchange.has_new_fills():
                     await app.exchange.sync()
                 app.user.flush()
                 await app.streams.tick()
