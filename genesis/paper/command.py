@@ -22,7 +22,6 @@ import click
 
 from genesis.cli_support import PlainFloat, PlainInt
 from genesis.paper.faults import Faults, StreamFaults, parse_settings, updated
-from genesis.paper.limits import Limits
 from genesis.paper.store import PaperStore
 from genesis.venue.credentials import CredentialsError, check_private_file
 
@@ -123,6 +122,8 @@ def main(port: int, host: str, state: str, speed: float, start: str | None, key:
         stream_faults = StreamFaults.parse(stream_faults_text)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--stream-faults") from None
+    from genesis.paper.limits import Limits  # binance_json and the candles: only when serving
+
     try:
         limits = updated(Limits(), {**parse_settings(Limits, limits_text, "limit"),
                                     **({"enabled": False} if no_limits else {})}, "limit")

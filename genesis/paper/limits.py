@@ -124,9 +124,8 @@ class RateLimiter:
             state.over_limit_requests = 0
             raise self._banned(state, sim_ms, wall_ms, headers)
         retry = self._wall_seconds(MINUTE_MS - sim_ms % MINUTE_MS)
-        error = bj.too_many_requests(retry)
+        error = bj.too_many_requests(retry, self.limits.weight_per_minute)
         error.headers.update(headers)
-        error.msg = error.msg.replace("6000", str(self.limits.weight_per_minute))
         raise error
 
     def _banned(self, state: _IpState, sim_ms: int, wall_ms: int,
