@@ -64,11 +64,28 @@ async def soon(awaitable: Any) -> Any:
     return await asyncio.wait_for(awaitable, WAIT)
 
 
+async def until(condition: Any, what: str) -> None:
+    for _ in range(int(WAIT / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def subscribed(server: PaperServer, stream: str = "btcusdt@trade") -> None:
+    """Wait until the server has the client's subscription (the market moves only after)."""
+    await until(lambda: any(stream in c.streams for c in server.app.streams.connections), stream)
+
+
+async def user_subscribed(server: PaperServer) -> None:
+    await until(lambda: bool(server.app.user.subscriptions), "the user data subscription")
+
+
 async def test_watch_trades_delivers_the_seeded_tape_inside_the_candle(market: Any) -> None:
     server, client, clock = market
     await client.load_markets()
     first = asyncio.ensure_future(client.watch_trades(BTC))
-    await asyncio.sleep(0.2)  # subscribed: trades from now on
+    await subscribed(server)  # trades from now on
     clock.advance_to(minute(2))
     seen: list[dict[str, Any]] = list(await soon(first))
     while seen[-1]["timestamp"] < int(minute(2).timestamp() * 1000) - 2_000:
@@ -86,7 +103,7 @@ async def test_watch_trades_delivers_the_seeded_tape_inside_the_candle(market: A
 async def test_watch_bids_asks_follows_the_book_ticker(market: Any) -> None:
     server, client, clock = market
     first = asyncio.ensure_future(client.watch_bids_asks([BTC]))
-    await asyncio.sleep(0.3)
+    await subscribed(server, "btcusdt@bookTicker")
     clock.advance_to(minute(1.7))
     quotes = await soon(first)
     async with aiohttp.ClientSession() as s:
@@ -100,7 +117,7 @@ async def test_watch_bids_asks_follows_the_book_ticker(market: Any) -> None:
 async def test_watch_order_book_syncs_snapshot_and_diffs(market: Any) -> None:
     server, client, clock = market
     first = asyncio.ensure_future(client.watch_order_book(BTC))
-    await asyncio.sleep(0.3)
+    await subscribed(server, "btcusdt@depth@100ms")
     clock.advance_to(minute(1.2))
     book = await soon(first)
     for n in range(1, 4):  # every diff continues the one before (ccxt checks U == u + 1)
@@ -118,7 +135,7 @@ async def test_watch_order_book_syncs_snapshot_and_diffs(market: Any) -> None:
 async def test_watch_ohlcv_closes_on_the_shipped_candle(market: Any) -> None:
     server, client, clock = market
     first = asyncio.ensure_future(client.watch_ohlcv(BTC, "1m"))
-    await asyncio.sleep(0.3)
+    await subscribed(server, "btcusdt@kline_1m")
     clock.advance_to(minute(2.5))
     candles: dict[int, list[Any]] = {}
     for row in await soon(first):
@@ -171,7 +188,7 @@ async def test_watch_orders_and_my_trades_see_place_partial_fill_fill_and_cancel
     server, client, clock = trading
     await client.load_markets()
     watching = asyncio.ensure_future(client.watch_orders(BTC))
-    await asyncio.sleep(0.3)  # subscribed through userDataStream.subscribe.signature
+    await user_subscribed(server)  # through userDataStream.subscribe.signature
     placed = await client.create_order(BTC, "limit", "buy", 4, 99.90,
                                        {"newClientOrderId": "resting-buy-1"})
     (new,) = await soon(watching)
@@ -230,9 +247,10 @@ async def test_user_data_subscription_checks_the_signature(trading: Any) -> None
 
 
 # ----------------------------------------------------------------------------- stream faults
-async def subscribed_trades(client: Any, clock: VirtualClock, at: float) -> list[dict[str, Any]]:
+async def subscribed_trades(server: PaperServer, client: Any, clock: VirtualClock,
+                            at: float) -> list[dict[str, Any]]:
     watching = asyncio.ensure_future(client.watch_trades(BTC))
-    await asyncio.sleep(0.2)
+    await subscribed(server)
     clock.advance_to(minute(at))
     return list(await soon(watching))
 
@@ -242,14 +260,14 @@ async def test_stream_disconnect_makes_ccxt_raise_and_a_new_watch_reconnects(mar
     await client.load_markets()
     server.set_stream_faults(StreamFaults(p_disconnect=1.0))
     with pytest.raises(ccxtpro.NetworkError):
-        await subscribed_trades(client, clock, 1.0)
+        await subscribed_trades(server, client, clock, 1.0)
     server.set_stream_faults(StreamFaults())
-    assert await subscribed_trades(client, clock, 1.5)  # a fresh connection, trades again
+    assert await subscribed_trades(server, client, clock, 1.5)  # a fresh connection, trades again
 
 
 async def test_stream_stall_keeps_the_socket_open_and_silent(market: Any) -> None:
     server, client, clock = market
-    await subscribed_trades(client, clock, 1.0)
+    await subscribed_trades(server, client, clock, 1.0)
     async with aiohttp.ClientSession() as s:  # switched from the admin API
         async with s.post(server.url + "/admin/stream-faults", json={"stall": True}) as resp:
             assert (await resp.json())["stall"] is True
@@ -295,7 +313,7 @@ async def test_combined_stream_wraps_payloads_with_the_stream_name(market: Any) 
     server, _, clock = market
     url = server.url + "/stream?streams=btcusdt@trade/btcusdt@kline_1m"
     async with aiohttp.ClientSession() as s, s.ws_connect(url) as ws:
-        await asyncio.sleep(0.2)
+        await subscribed(server, "btcusdt@kline_1m")
         clock.advance_to(minute(0.6))
         message = await asyncio.wait_for(ws.receive_json(), WAIT)
         assert message["stream"] in ("btcusdt@trade", "btcusdt@kline_1m")

@@ -145,12 +145,12 @@ class MarketStreams:
         conn = WsConnection(ws, self.app.stream_faults, combined)
         named = (request.query.get("streams", "") if combined
                  else request.match_info.get("tail", ""))
-        conn.streams.update(s for s in named.split("/") if self._valid(s))
         self.connections.add(conn)
         try:
+            await self._subscribe(conn, [s for s in named.split("/") if self._valid(s)])
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    self._request(conn, msg.data)
+                    await self._request(conn, msg.data)
         finally:
             self.connections.discard(conn)
             await conn.close()
@@ -160,7 +160,21 @@ class MarketStreams:
         symbol, _, channel = stream.partition("@")
         return channel in CHANNELS and symbol.upper() in self.app.exchange.by_id
 
-    def _request(self, conn: WsConnection, text: str) -> None:
+    async def _subscribe(self, conn: WsConnection, streams: list[str]) -> None:
+        """Add ``streams``; what they publish starts from the market as it is now."""
+        async with self.app.lock:
+            now_ms = self.app.exchange.now_ms()
+            for stream in streams:
+                symbol_id, _, channel = stream.partition("@")
+                inst = self.app.exchange.by_id[symbol_id.upper()]
+                if channel in ("trade", "aggTrade", "kline_1m"):
+                    self._tape_ms.setdefault(bj.symbol_id(inst), now_ms)
+                else:
+                    with contextlib.suppress(PermanentVenueError):  # outside the candle data
+                        await self.book(inst)
+            conn.streams.update(streams)
+
+    async def _request(self, conn: WsConnection, text: str) -> None:
         try:
             message = json.loads(text)
         except ValueError as exc:
@@ -184,7 +198,7 @@ class MarketStreams:
                         "id": rid})
             return
         if method == "SUBSCRIBE":
-            conn.streams.update(params)
+            await self._subscribe(conn, params)
         else:
             conn.streams.difference_update(params)
         conn.reply({"result": None, "id": rid})
