@@ -149,3 +149,28 @@ def test_command_options_set_limits_and_stream_faults(tmp_path: Path,
     assert result.exit_code == 2
     assert "Invalid value for --limits: orders_per_10s must be an integer, got 'lots'" in (
         result.output)
+
+
+def test_windows_are_simulated_time_and_waits_are_wall_time_at_speed() -> None:
+    from genesis.paper import binance_json as bj
+    from genesis.paper.limits import RateLimiter
+
+    limiter = RateLimiter(Limits(weight_per_minute=10, ban_after_429s=1, ban_minutes=2), speed=60)
+    assert limiter.charge("ip", 10, sim_ms=0, wall_ms=0) == {"X-MBX-USED-WEIGHT-1M": "10"}
+    with pytest.raises(bj.BinanceError) as over:
+        limiter.charge("ip", 1, sim_ms=30_000, wall_ms=500)
+    assert (over.value.http_status, over.value.headers["Retry-After"]) == (429, "1")  # 30 s / 60
+    with pytest.raises(bj.BinanceError) as banned:
+        limiter.charge("ip", 1, sim_ms=30_000, wall_ms=500)
+    # a 2-minute ban is 2 wall seconds at speed 60, said in wall-clock milliseconds
+    assert (banned.value.http_status, banned.value.headers["Retry-After"]) == (418, "2")
+    assert "IP banned until 2500." in banned.value.msg
+    assert limiter.charge("other-ip", 1, sim_ms=30_000, wall_ms=500)  # per IP
+    assert limiter.charge("ip", 1, sim_ms=150_000, wall_ms=2_500) == {"X-MBX-USED-WEIGHT-1M": "1"}
+    for _ in range(9):  # over again: the second ban lasts twice as long
+        limiter.charge("ip", 1, sim_ms=160_000, wall_ms=2_700)
+    with pytest.raises(bj.BinanceError):
+        limiter.charge("ip", 1, sim_ms=160_000, wall_ms=2_700)
+    with pytest.raises(bj.BinanceError) as second:
+        limiter.charge("ip", 1, sim_ms=160_000, wall_ms=2_700)
+    assert (second.value.http_status, second.value.headers["Retry-After"]) == (418, "4")

@@ -152,7 +152,7 @@ class PaperApp:
                 raise bj.too_many_requests(injector.faults.retry_after_seconds)
             if fault == "5xx":
                 self._audit(request, 503, None, fault)
-                return web.Response(status=503, text="Service Unavailable")
+                return web.Response(status=503, text="Service Unavailable", headers=limit_headers)
             response = await handler(request)
         except bj.BinanceError as exc:
             self._audit(request, exc.http_status, exc.code, fault)
