@@ -32,6 +32,7 @@ from genesis.engine.pidlock import LockError, PidLock
 from genesis.engine.systemd import SystemdNotifier
 from genesis.engine.venues import VenueSetupError, build_ccxt_venue, build_sim_venue, default_sim_start
 from genesis.log import configure_logging
+from genesis.algorithms.registry import submit_options
 from genesis.requests import RequestError, validate_submit
 from genesis.store import migrate
 from genesis.store import tables as t
@@ -296,7 +297,8 @@ class Daemon:
                                       duration=duration, slices=p.get("slice_count"),
                                       limit_price=p.get("limit_price"), request_id=p.get("request_id"),
                                       instruments=self.supervisor.instruments, config=self.config,
-                                      urgency=p.get("urgency"))
+                                      urgency=p.get("urgency"),
+                                      options={o.name: p.get(o.name) for o in submit_options()})
                 self._delivered.add(cmd.command_id)
                 await self.supervisor.submit(req, cmd.execution_id, cmd.command_id)
             except (RequestError, SubmissionRejected, PermanentVenueError, KeyError, TypeError, ValueError) as exc:

@@ -20,7 +20,7 @@ from genesis.domain.ids import client_order_id, parse_client_order_id
 from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderType, Side, TimeInForce
 from genesis.domain.risk import SliceRiskInput
 from genesis.engine import killpoints
-from genesis.engine.algos import SliceSizing
+from genesis.algorithms.base import SliceSizing
 from genesis.engine.venue_calls import ForeignOrderError
 
 if TYPE_CHECKING:
@@ -235,9 +235,9 @@ class SliceWorker:
                 interval: tuple[datetime, datetime] | None = None) -> ev.TwapSliceExecuted:
         avg = s.avg_price
         volume = sizing.market_volume if sizing else None  # the forecast the cap was computed on
-        cls, extra = (ev.VwapSliceExecuted, {"urgency": agg.urgency}) if agg.algo == "vwap" else (ev.TwapSliceExecuted, {})
-        return cls(
-            self.r.execution_id, self.r.clock.now(), s.index, len(agg.slices), status, s.planned_qty, s.filled_qty,
+        assert self.r.policy is not None
+        return self.r.policy.slice_event(
+            agg, self.r.execution_id, self.r.clock.now(), s.index, len(agg.slices), status, s.planned_qty, s.filled_qty,
             avg, ref, slippage_bps(agg.side, avg, ref), s.fees, forecast_volume=volume,
             forecast_participation=(s.filled_qty / volume).quantize(Decimal("0.000001")) if volume else None,
             execution_style=agg.execution_style, reason=reason, maker_qty=s.maker_qty,
@@ -246,4 +246,4 @@ class SliceWorker:
             market_vwap=bench[0], slippage_vs_vwap_bps=bench[1],
             interval_start=interval[0] if interval else None, interval_end=interval[1] if interval else None,
             # emergency (Story 10.4.1 AC10) overrides the cap by design: kept out of participation statistics
-            cap_overridden=agg.urgency == "emergency", **extra)
+            cap_overridden=agg.urgency == "emergency")
