@@ -127,7 +127,7 @@ def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, du
     """A submission checked field by field (``RequestError`` names the first bad one); the
     algorithm's own options (``submit_options``) are checked by the algorithm."""
     from genesis.algorithms.registry import (algorithm_class, option_users, router_decides, submittable,
-                                             urgency_algorithms)
+                                             urgency_users)
 
     instrument = instruments.get(symbol)
     if instrument is None:
@@ -154,7 +154,7 @@ def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, du
     if urgency is not None and urgency not in URGENCIES:
         raise RequestError("urgency", f"{shown(urgency)} must be one of: {', '.join(URGENCIES)}")
     if urgency is not None and (algorithm is None or not algorithm.accepts_urgency):
-        raise RequestError("urgency", f"urgency applies to --algo {' or '.join(urgency_algorithms())}, not {algo}")
+        raise RequestError("urgency", f"urgency applies to --algo {' or '.join(urgency_users())}, not {algo}")
     given = {k: v for k, v in (options or {}).items() if v is not None}
     own = {o.name for o in algorithm.options} if algorithm is not None else set()
     for name in given:

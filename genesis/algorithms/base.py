@@ -96,7 +96,8 @@ class Algorithm(Protocol):
     name: ClassVar[str]  # the registered name (``--algo``)
     windowed: ClassVar[bool]  # trades inside a window ending at end_at (else a nominal end only)
     tiered: ClassVar[bool]  # needs the Strategist tier
-    accepts_urgency: ClassVar[bool]
+    accepts_urgency: ClassVar[bool]  # --urgency at submit
+    changes_urgency: ClassVar[bool]  # `genesis urgency` while it runs
     honours_slice_count: ClassVar[bool]  # --slices sets its plan (checked against the maker timeout)
     duration_section: ClassVar[str | None]  # the config section bounding --duration (None: no window asked)
     options: ClassVar[tuple[SubmitOption, ...]]
@@ -154,6 +155,7 @@ class AlgorithmDefaults:
     windowed: ClassVar[bool] = True
     tiered: ClassVar[bool] = True
     accepts_urgency: ClassVar[bool] = False
+    changes_urgency: ClassVar[bool] = False
     honours_slice_count: ClassVar[bool] = False
     duration_section: ClassVar[str | None] = "twap"
     options: ClassVar[tuple[SubmitOption, ...]] = ()

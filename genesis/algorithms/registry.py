@@ -93,8 +93,8 @@ def routed_submission(route: RouteDecision, router_min_notional_usd: Decimal, ro
 
 
 def urgency_algorithms() -> tuple[str, ...]:
-    """The algorithms whose urgency an operator may change."""
-    return tuple(n for n, cls in ALGORITHMS.items() if cls.accepts_urgency)
+    """The algorithms whose urgency an operator may change while they run."""
+    return tuple(n for n, cls in ALGORITHMS.items() if cls.changes_urgency)
 
 
 def option_users(option_name: str) -> tuple[str, ...]:
@@ -105,3 +105,8 @@ def option_users(option_name: str) -> tuple[str, ...]:
 def windowed_submittable() -> tuple[str, ...]:
     """The ``--algo`` values that take a ``--duration``."""
     return tuple(n for n in submittable() if not router_decides(n) and ALGORITHMS[n].duration_section is not None)
+
+
+def urgency_users() -> tuple[str, ...]:
+    """The algorithms that take ``--urgency`` at submit."""
+    return tuple(n for n, cls in ALGORITHMS.items() if cls.accepts_urgency)

@@ -9,7 +9,8 @@ from typing import Callable
 from genesis.domain.execution import Execution, SliceState
 from genesis.domain.instrument import Instrument
 from genesis.domain.schedule import next_slice_qty
-from genesis.domain.twap import TwapParams, is_volume_anomaly
+from genesis.algorithms.base import SliceSizing
+from genesis.domain.twap import TwapParams, cap_slice_qty, is_volume_anomaly
 from genesis.engine.market_data import MINUTE, MarketData, floor_minute
 
 ZERO = Decimal(0)
@@ -45,3 +46,22 @@ def planned_share(agg: Execution, s: SliceState, instrument: Instrument, ref: De
         return next_slice_qty(agg.remaining_qty, len(open_slices), instrument, ref)
     share = instrument.round_qty_down(agg.remaining_qty * s.planned_qty / planned_left)
     return share if share >= instrument.min_qty_at(ref) else ZERO
+
+
+async def capped_planned_share(market: MarketData, instrument: Instrument, params: TwapParams, agg: Execution,
+                               s: SliceState, ref: Decimal, interval_seconds: float, now: datetime) -> SliceSizing:
+    """The slice's planned share of what is left (``planned_share``), capped at the
+    participation cap of the volume expected until the next slice (the recent traded rate
+    times the interval; ``participation_cap_now``). Too small to trade after the cap: 0, the
+    quantity carries forward. TWAP's sizing, and IS's."""
+    wanted = planned_share(agg, s, instrument, ref)
+    if wanted <= 0:
+        return SliceSizing(wanted, wanted, None)
+    rate = await market.volume_rate(agg.symbol, now)
+    volume = None if rate is None else rate * Decimal(str(max(interval_seconds, 1.0)))
+    cap, anomaly = await participation_cap_now(market, agg.symbol, now, params,
+                                               lambda at: market.usual_minute_volume(agg.symbol, at))
+    qty = cap_slice_qty(wanted, volume, cap, instrument)
+    if 0 < qty < instrument.min_qty_at(ref):
+        qty = ZERO  # too small to trade: carry forward
+    return SliceSizing(qty, wanted, volume, cap_bound=qty < wanted, volume_anomaly=anomaly)

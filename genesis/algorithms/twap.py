@@ -17,15 +17,12 @@ from decimal import Decimal
 from typing import ClassVar, Mapping
 
 from genesis.algorithms.base import (AlgorithmDefaults, Context, OptionError, SliceSizing, execution_seed)
-from genesis.algorithms.sizing import minutes_covering, participation_cap_now, planned_share
+from genesis.algorithms.sizing import capped_planned_share, minutes_covering, planned_share
 from genesis.domain import events as ev
 from genesis.domain.events import PlannedSlice
 from genesis.domain.execution import Execution, SliceState
 from genesis.domain.schedule import feasible_slice_count, respread_by_volume, split_equal
-from genesis.domain.twap import (BPS, TwapParams, calculate_time_slices, cap_slice_qty, check_early_completion,
-                                 early_completion_end)
-
-ZERO = Decimal(0)
+from genesis.domain.twap import BPS, TwapParams, calculate_time_slices, check_early_completion, early_completion_end
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,18 +81,8 @@ class TwapExecutor(AlgorithmDefaults):
 
     async def size(self, agg: Execution, s: SliceState, slices_left: int, ref: Decimal,
                    interval_seconds: float, now: datetime) -> SliceSizing:
-        wanted = planned_share(agg, s, self.instrument, ref)
-        if wanted <= 0:
-            return SliceSizing(wanted, wanted, None)
-        params = self.config.params
-        rate = await self.market.volume_rate(agg.symbol, now)
-        volume = None if rate is None else rate * Decimal(str(max(interval_seconds, 1.0)))
-        cap, anomaly = await participation_cap_now(
-            self.market, agg.symbol, now, params, lambda at: self.market.usual_minute_volume(agg.symbol, at))
-        qty = cap_slice_qty(wanted, volume, cap, self.instrument)
-        if 0 < qty < self.instrument.min_qty_at(ref):
-            qty = ZERO  # too small to trade: carry forward
-        return SliceSizing(qty, wanted, volume, cap_bound=qty < wanted, volume_anomaly=anomaly)
+        return await capped_planned_share(self.market, self.instrument, self.config.params, agg, s, ref,
+                                          interval_seconds, now)
 
     async def replan_profile(self, agg: Execution, start: datetime, end: datetime) -> list[float] | None:
         return await self.market.window_profile(agg.symbol, start, minutes_covering(start, end))

@@ -42,6 +42,7 @@ class VWAPExecutionStrategy(AlgorithmDefaults):
 
     name: ClassVar[str] = "vwap"
     accepts_urgency: ClassVar[bool] = True
+    changes_urgency: ClassVar[bool] = True
 
     def __init__(self, ctx: Context, config: VwapConfig):
         self.market, self.instrument, self.config = ctx.market, ctx.instrument, config
