@@ -1,12 +1,17 @@
 """Runtime configuration: ``config/runtime.yaml`` parsed into typed, validated models.
 
 Every error names the offending key (``risk.price_collar_bps: ...``) and nothing is guessed:
-unknown keys are rejected so a typo cannot silently fall back to a default.
+unknown keys are rejected so a typo cannot silently fall back to a default. An error never
+quotes the file's content (``--config`` may point at a file that is not a config at all, e.g. a
+symlink to a secrets file): a YAML error gives its line and column, and a key that does not
+look like a config key name is shown by its line number only.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import re
 import stat
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +28,10 @@ if TYPE_CHECKING:
 
 class ConfigError(ValueError):
     """The config file is missing, unreadable or invalid. The message names the key."""
+
+
+MAX_WINDOW_SECONDS = 30 * 86_400  # an execution window; far inside what datetime arithmetic holds
+_SHOWABLE_KEY = re.compile(r"[A-Za-z0-9_./-]{1,64}")  # config keys, symbols, assets
 
 
 class _Strict(BaseModel):
@@ -76,15 +85,15 @@ class RiskConfig(_Strict):
 
 
 class TwapAlgoConfig(_Strict):
-    min_duration_seconds: int = Field(300, gt=0)
-    max_duration_seconds: int = Field(1800, gt=0)
-    default_duration_seconds: int = Field(900, gt=0)
+    min_duration_seconds: int = Field(300, gt=0, le=MAX_WINDOW_SECONDS)
+    max_duration_seconds: int = Field(1800, gt=0, le=MAX_WINDOW_SECONDS)
+    default_duration_seconds: int = Field(900, gt=0, le=MAX_WINDOW_SECONDS)
     pause_policy: Literal["extend", "compress"] = "extend"
     participation_cap: Decimal = Field(Decimal("0.10"), gt=0, le=1)
     jitter_fraction: float = Field(0.3, ge=0, le=0.9)
     size_variation: Decimal = Field(Decimal("0.2"), ge=0, lt=1)
     early_completion_bps: Decimal = Field(Decimal("20"), ge=0)
-    early_interval_seconds: int = Field(10, ge=0)
+    early_interval_seconds: int = Field(10, ge=0, le=86_400)
     anomaly_ratio: float = Field(5.0, gt=1)
     anomaly_participation_factor: Decimal = Field(Decimal("0.5"), gt=0, le=1)
     volume_lookback_days: int = Field(20, ge=1, le=60)
@@ -109,9 +118,9 @@ class TwapAlgoConfig(_Strict):
 
 
 class VwapAlgoConfig(_Strict):
-    min_duration_seconds: int = Field(300, gt=0)
-    max_duration_seconds: int = Field(86_400, gt=0)
-    default_duration_seconds: int = Field(14_400, gt=0)
+    min_duration_seconds: int = Field(300, gt=0, le=MAX_WINDOW_SECONDS)
+    max_duration_seconds: int = Field(86_400, gt=0, le=MAX_WINDOW_SECONDS)
+    default_duration_seconds: int = Field(14_400, gt=0, le=MAX_WINDOW_SECONDS)
     interval_seconds: int = Field(60, ge=10, le=3600)
     # the allowed lag behind the curve, as a share of the schedule still ahead (a funnel that
     # closes at the window end); measured in docs/execution-quality.md
@@ -194,6 +203,30 @@ class LoggingConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class AlertsConfig(_Strict):
+    """``alerts``: notifications through Apprise URLs (docs/operations.md). Off while ``urls`` is empty."""
+
+    urls: tuple[str, ...] = ()
+    dedupe_window_seconds: float = Field(300.0, gt=0, le=86_400)
+    max_per_minute: int = Field(20, ge=1, le=10_000)
+    risk_denial_burst_count: int = Field(10, ge=2, le=100_000)
+    risk_denial_burst_seconds: float = Field(60.0, gt=0, le=86_400)
+    venue_down_after_errors: int = Field(3, ge=1, le=10_000)
+    send_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    queue_size: int = Field(1000, ge=1, le=1_000_000)
+
+    _fin = field_validator("dedupe_window_seconds", "risk_denial_burst_seconds", "send_timeout_seconds")(_finite)
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for i, url in enumerate(v):
+            if "://" not in url:
+                raise ValueError(f"entry {i} is not a URL (expected scheme://..., e.g. tgram://TOKEN/CHAT_ID, "
+                                 f"slack://..., mailto://..., json://host/path)")
+        return v
+
+
 class RuntimeConfig(_Strict):
     engine: EngineConfig = EngineConfig()
     risk: RiskConfig = RiskConfig()
@@ -203,9 +236,12 @@ class RuntimeConfig(_Strict):
     tiers: TiersConfig = TiersConfig()
     sim: SimConfig = SimConfig()
     logging: LoggingConfig = LoggingConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
 
-def parse_config(data: Any, source: str = "config") -> RuntimeConfig:
+def parse_config(data: Any, source: str = "config", key_lines: dict[str, int] | None = None) -> RuntimeConfig:
+    """Validate parsed YAML. ``key_lines`` (key -> line), given for data read from a file, hides
+    the keys that do not look like config keys behind their line numbers."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -213,7 +249,7 @@ def parse_config(data: Any, source: str = "config") -> RuntimeConfig:
     try:
         return RuntimeConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: " + _describe(exc)) from None
+        raise ConfigError(f"{source}: " + _describe(exc, key_lines)) from None
 
 
 def load_config(path: str | Path | None) -> RuntimeConfig:
@@ -223,33 +259,69 @@ def load_config(path: str | Path | None) -> RuntimeConfig:
         return RuntimeConfig()
     p = Path(path)
     try:
-        _refuse_world_writable(p)
-        text = p.read_text(encoding="utf-8")
+        text = _read_regular_file(p).decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{p}: config file not found (pass --config PATH)") from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config file: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    loader: _UniqueKeyLoader | None = None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+        loader = _UniqueKeyLoader(text)
+        data = loader.get_single_data()
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{p}: duplicate key {_shown(exc.key, exc.line)} (line {exc.line}): "
+                          f"YAML would keep only the last") from None
+    except yaml.YAMLError as exc:  # never the parser's own message: it quotes the file
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}: not valid YAML{where} (content not shown)") from None
     except RecursionError:
         raise ConfigError(f"{p}: not valid YAML: nested too deeply") from None
-    return parse_config(data, str(p))
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return parse_config(data, str(p), loader.key_lines)
 
 
-def _refuse_world_writable(p: Path) -> None:
+def _read_regular_file(p: Path) -> bytes:
+    """The file's bytes; a FIFO, device or directory is refused without blocking on it."""
+    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a special file"
+            raise ConfigError(f"{p}: cannot read config file: not a regular file ({kind}); "
+                              f"point --config at a YAML file")
+        _refuse_world_writable(p, st.st_mode)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def _refuse_world_writable(p: Path, st_mode: int) -> None:
     """Any user could change the risk limits in a world-writable config: refuse it."""
-    mode = stat.S_IMODE(p.stat().st_mode)
+    mode = stat.S_IMODE(st_mode)
     if mode & stat.S_IWOTH:
         raise ConfigError(f"{p}: config file is world-writable (mode {mode:04o}): any user could change the "
                           f"risk limits. Refusing to use it; fix with: chmod o-w {p}")
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, line: int):
+        super().__init__(f"duplicate key at line {line}")
+        self.key, self.line = key, line
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (YAML would keep the last)."""
+    """SafeLoader that refuses a key given twice in one mapping (YAML would keep the last)
+    and records the line of every string key (``key_lines``)."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.key_lines: dict[str, int] = {}
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -261,16 +333,24 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             except TypeError:
                 continue  # unhashable key: the base class reports it
             if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark, f"found duplicate key {key!r}",
-                    key_node.start_mark)
+                raise _DuplicateKey(key, key_node.start_mark.line + 1)
+            if isinstance(key, str):
+                self.key_lines.setdefault(key, key_node.start_mark.line + 1)
         return super().construct_mapping(node, deep=deep)
 
 
-def _describe(exc: ValidationError) -> str:
+def _shown(key: Any, line: int | None) -> str:
+    """``key`` when it looks like a config key, a symbol or an asset; else only where it is."""
+    if isinstance(key, str) and _SHOWABLE_KEY.fullmatch(key):
+        return repr(key)
+    return f"<a key at line {line}, not shown>" if line else "<a key, not shown>"
+
+
+def _describe(exc: ValidationError, key_lines: dict[str, int] | None) -> str:
     parts = []
     for err in exc.errors():
-        key = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        key = ".".join(str(x) if key_lines is None or isinstance(x, int) or _SHOWABLE_KEY.fullmatch(str(x))
+                       else _shown(x, key_lines.get(str(x))) for x in err["loc"]) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see config/runtime.yaml for the known keys)"

@@ -117,8 +117,9 @@ def assert_failed_closed_and_recovered(agg: Any, probe: IntentProbe, logs: list[
     assert probe.sent and all(committed for _, committed, _ in probe.sent), probe.sent
     assert not any(during for _, _, during in probe.sent), probe.sent
     halted = [e for e in logs if e["event"] == "storage_fault_trading_halted"]
-    assert len(halted) >= HEAL_AFTER_FAILURES and all(reason in e["error"] for e in halted)
+    assert halted and all(reason in e["error"] for e in halted)
     assert all(e["log_level"] == "error" and e["execution_id"] == agg.execution_id for e in halted)
+    # (rate limited: the first refusal, then one line per interval; tests/test_storage_fault_log.py)
     # resumed: the whole parent filled, every child order the venue saw is recorded
     assert (agg.state.value, agg.filled_qty) == ("completed", Decimal("1.2"))
     assert {cid for cid, _, _ in probe.sent} == set(agg.orders)

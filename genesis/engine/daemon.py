@@ -2,7 +2,9 @@
 
 ``Daemon.run()`` is what ``genesis run`` calls. Signals: SIGUSR1 pauses every running
 execution, SIGUSR2 resumes every paused one, SIGTERM/SIGINT drain and exit 0, SIGHUP reloads
-the config (an invalid file is refused and the old config stays).
+the config (an invalid file is refused and the old config stays). A burst of signals coalesces
+(``engine.signals``): any number of SIGHUPs is one reload (one more if they arrive during it),
+and of SIGUSR1/SIGUSR2 the last one decides.
 """
 
 from __future__ import annotations
@@ -20,19 +22,24 @@ from alembic.util import CommandError
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from genesis.algorithms.registry import submit_options
 from genesis.bus import EventBus
 from genesis.clock import Clock, ScaledClock, utc
 from genesis.config import ConfigError, RuntimeConfig, load_config
 from genesis.domain import events as ev
 from genesis.domain.ids import is_execution_id
 from genesis.engine.control import Desire
+from genesis.engine.core_dumps import forbid_core_dumps, is_dumpable
+from genesis.engine.database_file import DatabaseFileError, check_writable, file_identity, watch_identity
 from genesis.engine.supervisor import SubmissionRejected, Supervisor, apply_config, build_supervisor
 from genesis.engine.pacing import settle_heap
 from genesis.engine.pidlock import LockError, PidLock
+from genesis.engine.signals import SignalBridge
 from genesis.engine.systemd import SystemdNotifier
 from genesis.engine.venues import VenueSetupError, build_ccxt_venue, build_sim_venue, default_sim_start
 from genesis.log import configure_logging
-from genesis.algorithms.registry import submit_options
+from genesis.observability.alerts import AlertsSetupError
+from genesis.observability.runtime import Observability
 from genesis.requests import RequestError, validate_submit
 from genesis.store import migrate
 from genesis.store import tables as t
@@ -43,6 +50,7 @@ from genesis.store.inbox import Command, pending_commands
 from genesis.venue.base import PermanentVenueError, Venue, VenueError
 
 log = structlog.get_logger("genesis.daemon")
+RELOAD_SETTLE_SECONDS = 0.1  # a SIGHUP reloads once no other has come for this long
 
 
 class DaemonError(Exception):
@@ -82,7 +90,10 @@ class Daemon:
         self._delivered: set[int] = set()
         self._lock = PidLock(options.db_path, options.pidfile)
         self.supervisor: Supervisor | None = None
-        self._early_signals: list[str] = []  # SIGUSR1/2 that arrived before the supervisor existed
+        self._early_toggle: str | None = None  # the last SIGUSR1/2 before the supervisor existed
+        self._signals: SignalBridge | None = None
+        self._reload_task: asyncio.Task[None] | None = None
+        self._reload_again = False  # a SIGHUP arrived while a reload was under way
         self._task_failed = False
 
     @property
@@ -94,16 +105,32 @@ class Daemon:
         # handlers first: a signal during start-up must not kill the process half-way
         self._install_signals()
         try:
+            return await self._run_locked()
+        finally:
+            assert self._signals is not None
+            self._signals.uninstall()
+
+    async def _run_locked(self) -> int:
+        try:
             self._lock.acquire()
         except LockError as exc:
             raise DaemonError(str(exc)) from None
         try:
             self._sim_window = self._check_options()  # bad options fail before the database is touched
             try:
+                self.observability = Observability(lambda: self.config)
+            except AlertsSetupError as exc:
+                raise DaemonError(str(exc)) from None
+            try:
                 await asyncio.to_thread(migrate.upgrade, self.options.db_path)
             except (SQLAlchemyError, CommandError) as exc:
                 raise DaemonError(f"{self.options.db_path}: cannot open or migrate the database: "
                                   f"{getattr(exc, 'orig', None) or exc}") from None
+            try:  # never report ready on a database that takes no writes
+                identity = file_identity(self.options.db_path)
+                await asyncio.to_thread(check_writable, self.options.db_path)
+            except DatabaseFileError as exc:
+                raise DaemonError(str(exc)) from None
             self.engine = async_engine(self.options.db_path)
             self.bus = EventBus()
             self.bus.subscribe("progress-log", log_progress,
@@ -113,8 +140,9 @@ class Daemon:
             self.store = EventStore(self.engine, self.bus)
             await self.store.start()
             self._spawn(self._watch_store(self.store), "store-watch")
+            self._spawn(watch_identity(self.options.db_path, identity), "database-file-watch")
             self.clock = await self._make_clock()
-            self.venue = self._make_venue()
+            self.venue = self.observability.watch_venue(self._make_venue())
             try:
                 instruments = await self.venue.instruments()
             except VenueError as exc:
@@ -122,19 +150,20 @@ class Daemon:
                 raise DaemonError(f"venue {self.venue.name}: cannot load its markets: {exc}") from None
             self.supervisor = build_supervisor(self.store, self.venue, self.clock, instruments, self.config,
                                                CandleCache(self.engine))
+            await self.observability.start(self.bus, self.store, self.engine, self.venue, instruments)
             settle_heap()  # before recovery: frozen objects are never collected, runners must not be
             recovered = await self.supervisor.recover()
-            for kind in self._early_signals:
-                if kind == "pause":
-                    self._signal_pause()
-                else:
-                    self._signal_resume()
+            if self._early_toggle == "pause":
+                self._signal_pause()
+            elif self._early_toggle == "resume":
+                self._signal_resume()
             self._spawn(self._poll_commands(), "command-poller")
             if self.notifier.watchdog_seconds:
                 self._spawn(self._watchdog(), "systemd-watchdog")
             self.notifier.notify("READY=1", wait_seconds=1.0)
             log.info("daemon_ready", db=str(self.options.db_path), venue=self.venue.name,
-                     clock=self.clock.now().isoformat(), recovered=len(recovered), pid=os.getpid())
+                     clock=self.clock.now().isoformat(), recovered=len(recovered), pid=os.getpid(),
+                     dumpable=is_dumpable())
             await self.stop_event.wait()
             await self._shutdown()
             return 1 if self._task_failed else 0
@@ -193,10 +222,11 @@ class Daemon:
         error = await store.writer_failed()
         raise StorageError(f"the event store stopped: {error!r}")
 
-    def _spawn(self, coro, name: str) -> None:  # type: ignore[no-untyped-def]
+    def _spawn(self, coro, name: str) -> asyncio.Task[None]:  # type: ignore[no-untyped-def]
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -208,16 +238,31 @@ class Daemon:
     # -- signals ---------------------------------------------------------------------------
 
     def _install_signals(self) -> None:
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGUSR1, self._signal_pause)
-        loop.add_signal_handler(signal.SIGUSR2, self._signal_resume)
-        loop.add_signal_handler(signal.SIGTERM, self._signal_stop, "SIGTERM")
-        loop.add_signal_handler(signal.SIGINT, self._signal_stop, "SIGINT")
-        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self._reload_config(), "config-reload"))
+        self._signals = SignalBridge(asyncio.get_running_loop(), (
+            signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT, signal.SIGHUP), self._on_signals)
+        self._signals.install()
+
+    def _on_signals(self, arrived: dict[int, int]) -> None:
+        """On the loop, once per burst: ``arrived`` maps each signal to the order of its last arrival."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            if sig in arrived:
+                self._signal_stop(signal.Signals(sig).name)
+        toggles = [sig for sig in (signal.SIGUSR1, signal.SIGUSR2) if sig in arrived]
+        if toggles:
+            last = max(toggles, key=arrived.__getitem__)
+            if last == signal.SIGUSR1:
+                self._signal_pause()
+            else:
+                self._signal_resume()
+        if signal.SIGHUP in arrived:
+            if self._reload_task is not None and not self._reload_task.done():
+                self._reload_again = True  # read the file once more when this reload ends
+            else:
+                self._reload_task = self._spawn(self._reload_config(), "config-reload")
 
     def _signal_pause(self) -> None:
         if self.supervisor is None:
-            self._early_signals.append("pause")
+            self._early_toggle = "pause"
             log.info("signal_deferred", signal="SIGUSR1", note="applied once executions are recovered")
             return
         n = self.supervisor.pause_all("signal SIGUSR1")
@@ -225,7 +270,7 @@ class Daemon:
 
     def _signal_resume(self) -> None:
         if self.supervisor is None:
-            self._early_signals.append("resume")
+            self._early_toggle = "resume"
             log.info("signal_deferred", signal="SIGUSR2", note="applied once executions are recovered")
             return
         n = self.supervisor.resume_all("signal SIGUSR2")
@@ -236,6 +281,18 @@ class Daemon:
         self.stop_event.set()
 
     async def _reload_config(self) -> None:
+        """Read the config once the SIGHUPs have settled (one read per burst), and once more
+        if another arrived during the read."""
+        while True:
+            self._reload_again = False
+            await asyncio.sleep(RELOAD_SETTLE_SECONDS)  # wall time, not the simulated clock
+            if self._reload_again:
+                continue  # the burst goes on
+            await self._reload_config_once()
+            if not self._reload_again:
+                return
+
+    async def _reload_config_once(self) -> None:
         path = self.options.config_path
         try:
             new = await asyncio.to_thread(load_config, path)
@@ -338,6 +395,7 @@ class Daemon:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.observability.stop()  # after the drain: the alerts it raised are sent
         await self.store.stop()
         await self.bus.close()
         await self.venue.close()
@@ -349,4 +407,5 @@ def run_daemon(options: DaemonOptions, config: RuntimeConfig) -> int:
     # worker threads (the readers' aiosqlite connections, candle estimates) share the GIL with the
     # event loop: hand it over every 1 ms (default 5 ms) so none can hold the loop for long
     sys.setswitchinterval(0.001)
+    forbid_core_dumps()  # before any credential is loaded
     return asyncio.run(Daemon(options, config).run())

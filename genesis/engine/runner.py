@@ -27,6 +27,7 @@ from genesis.domain.schedule import respread_by_volume
 from genesis.domain.state import ExecutionState
 from genesis.domain.twap import TwapParams
 from genesis.engine.control import Control, Desire
+from genesis.engine.log_throttle import LogThrottle
 from genesis.engine.market_data import MarketData
 from genesis.engine.measurement import measure, measure_after_end
 from genesis.engine.pacing import LoopPacer
@@ -36,6 +37,8 @@ from genesis.engine.slicer import RoutingSettings, SliceWorker
 from genesis.engine.venue_calls import RetryPolicy, VenueCaller, VenueUnavailable
 from genesis.store.eventstore import EventStore, StorageError
 from genesis.venue.base import Venue
+
+STORAGE_FAULT_LOG_SECONDS = 10.0  # a storage fault is logged at most once per this (wall time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,17 +76,24 @@ class ExecutionRunner:
         return self.control.desire in (Desire.STOP, Desire.CANCEL)
 
     async def append(self, events: list[ev.Event], commands: list[int] | None = None) -> Execution:
-        """Append durably; on a storage fault wait and retry (fail closed: nothing proceeds)."""
+        """Append durably; on a storage fault wait and retry (fail closed: nothing proceeds).
+        The fault is logged when it starts, then at most once per ``STORAGE_FAULT_LOG_SECONDS``
+        with the count of retries not logged; ``storage_fault_cleared`` when a retry succeeds."""
         done = [(cid, "accepted", None) for cid in (commands or [])]
         measured, self._measured = self._measured, []
         events = [*measured, *events]
+        faults = LogThrottle(STORAGE_FAULT_LOG_SECONDS)  # this call retries until the fault is over
         while True:
             try:
                 await self.store.append(events, done_commands=done)
+                if faults.active:
+                    self.log.warning("storage_fault_cleared", repeats_not_logged=faults.reset())
                 await self.pacer.turn()  # one commit wakes many runners: not all in one iteration
                 return await self.store.load(self.execution_id)
             except StorageError as exc:
-                self.log.error("storage_fault_trading_halted", error=str(exc))
+                not_logged = faults.due()
+                if not_logged is not None:
+                    self.log.error("storage_fault_trading_halted", error=str(exc), repeats_not_logged=not_logged)
                 await self.clock.sleep_until(
                     self.clock.now() + timedelta(seconds=self.settings.storage_retry_seconds))
 

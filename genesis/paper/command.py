@@ -20,6 +20,7 @@ from pathlib import Path
 
 import click
 
+from genesis.cli_support import PlainFloat, PlainInt
 from genesis.paper.faults import Faults
 from genesis.paper.store import PaperStore
 from genesis.venue.credentials import CredentialsError, check_private_file
@@ -79,12 +80,12 @@ def _parse_start(value: str | None) -> datetime | None:
 
 
 @click.command("paper-exchange")
-@click.option("--port", type=int, default=8765, show_default=True, help="TCP port (0: any free).")
+@click.option("--port", type=PlainInt(0, 65535), default=8765, show_default=True, help="TCP port (0: any free).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind; the admin API is unauthenticated, keep it local.")
 @click.option("--state", "state", default="paper.db", show_default=True,
               help="The exchange's own SQLite file (orders, trades, balances).")
-@click.option("--speed", type=float, default=1.0, show_default=True,
+@click.option("--speed", type=PlainFloat(above=0), default=1.0, show_default=True,
               help="Simulated seconds per wall second.")
 @click.option("--start", default=None, help="ISO-8601 simulated start time (default: 20 days "
               "into the shipped candles; a restart continues after the stored time).")
