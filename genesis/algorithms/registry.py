@@ -9,6 +9,8 @@ from decimal import Decimal
 from typing import Mapping
 
 from genesis.algorithms.base import Algorithm, Context, SubmitOption
+from genesis.algorithms.implementation_shortfall import ImplementationShortfallExecutor
+from genesis.algorithms.pov import PovExecutor
 from genesis.algorithms.single import SingleOrder
 from genesis.algorithms.twap import RouterTwap, RouterTwapConfig, TwapExecutor
 from genesis.algorithms.vwap import VWAPExecutionStrategy
@@ -16,7 +18,7 @@ from genesis.domain.execution import Execution
 from genesis.domain.router import RouteDecision
 
 ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (  # type: ignore[misc]
-    TwapExecutor, VWAPExecutionStrategy, SingleOrder, RouterTwap,
+    TwapExecutor, VWAPExecutionStrategy, SingleOrder, RouterTwap, PovExecutor, ImplementationShortfallExecutor,
 )}
 ROUTED = "auto"  # not an algorithm: the router picks ``single`` or ``router_twap`` by notional
 ROUTER_ENTRY = (ROUTED, SingleOrder.name)
