@@ -161,6 +161,8 @@ def _summary(spec: BacktestSpec, agg: Execution, participations: list[Decimal], 
     start = utc(spec.start)
     window = series.range(start, start + timedelta(seconds=spec.duration_seconds))
     vwap = benchmarks.market_vwap(window)
+    active_end = min(agg.ended_at, start + timedelta(seconds=spec.duration_seconds)) if agg.ended_at else None
+    market_volume = sum((c.volume for c in window if active_end is None or c.open_time < active_end), Decimal(0))
     side = Side(spec.side)
     q = Decimal("0.0001")
     return {
@@ -172,6 +174,9 @@ def _summary(spec: BacktestSpec, agg: Execution, participations: list[Decimal], 
         "slippage_vs_vwap_bps": _q(benchmarks.slippage_vs_vwap_bps(side, agg.avg_price, vwap), q),
         "implementation_shortfall_bps": _q(agg.implementation_shortfall_bps, q),
         "max_participation": _q(max(participations) if participations else None, Decimal("0.000001")),
+        # filled / market volume from the start to the execution's end (the minute it ended counted
+        # whole): what POV targets (its --participation)
+        "realised_participation": _q(agg.filled_qty / market_volume if market_volume else None, Decimal("0.000001")),
         "slices": traded_slices,
         "maker_ratio": _q(agg.maker_qty / agg.filled_qty if agg.filled_qty else None, q),
         "fees": str(agg.fees), "wall_seconds": round(wall_seconds, 3),
