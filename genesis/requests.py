@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Mapping
 
 from genesis.domain.instrument import Instrument
+from genesis.request_error import RequestError
 from genesis.domain.orders import Side
 
 if TYPE_CHECKING:
@@ -26,13 +27,6 @@ MAX_SLICES = 10_000
 MAX_MAGNITUDE_DIGITS = 15  # quantities and prices are below 10**15
 PLAIN_NUMBER_RE = re.compile(r"[0-9]+(\.[0-9]+)?")  # what a person types: no '_', no non-ASCII digits
 SHOWN_CHARS = 80  # an input echoed in an error message is cut to this many characters
-
-
-class RequestError(ValueError):
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.reason = message
 
 
 @dataclass(frozen=True, slots=True)

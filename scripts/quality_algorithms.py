@@ -1,6 +1,6 @@
 """``make quality`` tables for POV and implementation shortfall, beside TWAP and VWAP.
 
-POV: its realised participation (filled / the market volume of the window) against its
+POV: its realised participation (filled / the market volume from its start to its end) against its
 target. IS: its shortfall against the arrival price next to TWAP's and VWAP's (and POV's) on
 the same windows (the same start and seed; only windows every algorithm ran are paired).
 """
@@ -26,7 +26,8 @@ def pov_table(rows: list[dict[str, Any]], windows: dict[str, int]) -> list[str]:
             groups[(r["pair"], r["window"])].append(r)
     if not groups:
         return []
-    lines = ["", "POV: realised participation (filled / market volume of the window) against the target.", "",
+    lines = ["", "POV: realised participation (filled / market volume from its start to its end) "
+                 "against the target.", "",
              "| pair | window | target | bounds | N | mean realised | min | max | within bounds | fill rate |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for (pair, window), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], windows[kv[0][1]])):

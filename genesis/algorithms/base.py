@@ -25,7 +25,7 @@ from genesis.domain.execution import Execution, SliceState
 from genesis.domain.instrument import Instrument
 from genesis.domain.twap import TwapParams
 from genesis.engine.market_data import MarketData
-from genesis.requests import RequestError
+from genesis.request_error import RequestError
 
 OptionError = RequestError  # a bad submit option of an algorithm: names the field and the fix
 
