@@ -102,3 +102,25 @@ def test_the_cli_takes_the_pov_options_from_the_algorithm(tmp_path):
     assert refused.exit_code == 2 and "--participation: target_participation must be in (0, 1]" in refused.output
     other = CliRunner().invoke(main, [*base, "--algo", "twap", "--participation", "0.05"])
     assert other.exit_code == 2 and "--participation: applies to --algo pov, not twap" in other.output
+
+
+async def test_genesis_metrics_count_pov_trades_in_their_own_bucket(tmp_path):
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from genesis.backtest import BacktestSpec, run_backtest
+    from genesis.store.db import sync_engine
+    from genesis.store.queries import router_metrics
+
+    sample = Path(__file__).parent / "data" / "BTC_USDT-1m-20250520-20250611.csv.gz"
+    db = tmp_path / "bt.db"
+    spec = BacktestSpec(sample, "BTC/USDT", "buy", "2", "pov", datetime(2025, 6, 10, 14, tzinfo=timezone.utc), 1800,
+                        options={"participation": "0.05"})
+    await run_backtest(spec, db_path=db)
+    engine = sync_engine(db)
+    try:
+        metrics = router_metrics(engine)
+    finally:
+        engine.dispose()
+    assert metrics["pov_trades_count"] > 0 and metrics["pov_avg_slippage_bps"] is not None
+    assert metrics["twap_trades_count"] == 0 and metrics["vwap_trades_count"] == 0
