@@ -70,13 +70,11 @@ def __getattr__(name: str) -> tuple[str, ...]:
     """``ALGOS`` (the ``--algo`` values) and ``WINDOWED_ALGOS`` (those given a ``--duration``),
     from the algorithm registry, imported on first use (it brings the engine's market data:
     the CLI must start without it)."""
+    if name not in ("ALGOS", "WINDOWED_ALGOS"):
+        raise AttributeError(name)  # checked first: the import machinery probes e.g. __path__
     from genesis.algorithms import registry
 
-    if name == "ALGOS":
-        return registry.submittable()
-    if name == "WINDOWED_ALGOS":
-        return registry.windowed_submittable()
-    raise AttributeError(name)
+    return registry.submittable() if name == "ALGOS" else registry.windowed_submittable()
 
 
 def parse_duration(text: str) -> int:
