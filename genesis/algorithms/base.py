@@ -174,7 +174,7 @@ class AlgorithmDefaults:
         return []
 
     def change_urgency(self, agg: Execution, level: str, reason: str, now: datetime) -> UrgencyDecision:
-        return UrgencyDecision(rejected=f"urgency does not apply to {agg.algo}")
+        return UrgencyDecision(rejected=f"the urgency of a {agg.algo} execution cannot change while it runs")
 
     def slice_event(self, agg: Execution, *args: Any, **fields: Any) -> ev.TwapSliceExecuted:
         return ev.TwapSliceExecuted(*args, **fields)
