@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from genesis.algorithms.registry import algorithm_class, windowed_submittable
 from genesis.bus import EventBus
 from genesis.clock import VirtualClock, utc
 from genesis.config import RuntimeConfig, parse_config
@@ -21,7 +22,7 @@ from genesis.domain import benchmarks
 from genesis.domain.execution import Execution
 from genesis.domain.orders import Side
 from genesis.engine.supervisor import build_supervisor
-from genesis.requests import validate_submit
+from genesis.requests import shown, validate_submit
 from genesis.store import migrate, tables
 from genesis.store.candle_cache import CandleCache
 from genesis.store.db import async_engine
@@ -50,6 +51,7 @@ class BacktestSpec:
     urgency: str = "low"
     seed: int = 0
     slices: int | None = None
+    options: dict[str, str] = field(default_factory=dict)  # the algorithm's own submit options
 
 
 def backtest_config(base: RuntimeConfig, history_days: int) -> RuntimeConfig:
@@ -87,10 +89,14 @@ async def run_backtest(spec: BacktestSpec, config: RuntimeConfig | None = None, 
     series = series or load_candles(spec.candles_path, spec.symbol)
     check_window(series, spec)
     config = backtest_config(config or RuntimeConfig(), spec.history_days)
+    if spec.algo not in windowed_submittable():
+        raise BacktestError(f"--algo: {shown(spec.algo)} cannot be backtested over a window; "
+                            f"choose one of: {', '.join(windowed_submittable())}")
     req = validate_submit(symbol=spec.symbol, side=spec.side, qty=spec.qty, algo=spec.algo,
                           duration=spec.duration_seconds, slices=spec.slices, limit_price=None,
                           request_id=f"backtest-{spec.seed}", instruments=SIM_INSTRUMENTS, config=config,
-                          urgency=spec.urgency if spec.algo == "vwap" else None)
+                          urgency=spec.urgency if algorithm_class(spec.algo).accepts_urgency else None,
+                          options=spec.options)
     with tempfile.TemporaryDirectory(prefix="genesis-backtest-") as tmp:
         path = db_path or Path(tmp) / "backtest.db"
         migrate.upgrade(path)
@@ -155,6 +161,8 @@ def _summary(spec: BacktestSpec, agg: Execution, participations: list[Decimal], 
     start = utc(spec.start)
     window = series.range(start, start + timedelta(seconds=spec.duration_seconds))
     vwap = benchmarks.market_vwap(window)
+    active_end = min(agg.ended_at, start + timedelta(seconds=spec.duration_seconds)) if agg.ended_at else None
+    market_volume = sum((c.volume for c in window if active_end is None or c.open_time < active_end), Decimal(0))
     side = Side(spec.side)
     q = Decimal("0.0001")
     return {
@@ -166,6 +174,9 @@ def _summary(spec: BacktestSpec, agg: Execution, participations: list[Decimal], 
         "slippage_vs_vwap_bps": _q(benchmarks.slippage_vs_vwap_bps(side, agg.avg_price, vwap), q),
         "implementation_shortfall_bps": _q(agg.implementation_shortfall_bps, q),
         "max_participation": _q(max(participations) if participations else None, Decimal("0.000001")),
+        # filled / market volume from the start to the execution's end (the minute it ended counted
+        # whole): what POV targets (its --participation)
+        "realised_participation": _q(agg.filled_qty / market_volume if market_volume else None, Decimal("0.000001")),
         "slices": traded_slices,
         "maker_ratio": _q(agg.maker_qty / agg.filled_qty if agg.filled_qty else None, q),
         "fees": str(agg.fees), "wall_seconds": round(wall_seconds, 3),

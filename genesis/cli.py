@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from genesis.cli_support import (Choice, CommandFailed, ExistingFile, LazyGroup, PlainFloat, PlainInt, alembic_command_error,
+from genesis.cli_support import (AlgorithmOptionsCommand, Choice, CommandFailed, ExistingFile, LazyGroup, PlainFloat, PlainInt, alembic_command_error,
                                  backtest_window, one_line_storage_errors, option_error, report_verdict,
                                  wait_options)
 from genesis.defaults import RUNTIME_YAML as PACKAGED_CONFIG
@@ -170,25 +170,25 @@ def _check_http_address(address: str) -> None:
         raise click.BadParameter(str(exc), param_hint="--http") from None
 
 
-@main.command()
+@main.command(cls=AlgorithmOptionsCommand)
 @common
 @click.option("--symbol", default=None, help="Unified symbol, e.g. BTC/USDT.")
 @click.option("--side", default=None, help="buy or sell.")
 @click.option("--qty", default=None, help="Parent quantity in base currency, e.g. 2.5.")
 @click.option("--algo", default="twap", show_default=True,
-              help="twap, vwap, auto (the router decides single vs TWAP) or single.")
+              help="twap, vwap, pov, is, auto (the router decides single vs TWAP) or single.")
 @click.option("--duration", default=None, help="Window, e.g. 15m, 900s, 4h (default from the config).")
 @click.option("--slices", type=PlainInt(), default=None, help="Number of child slices (default: one per minute).")
 @click.option("--limit-price", default=None, help="Worst price for every child order.")
 @click.option("--id", "request_id", default=None, help="Client request id: resubmitting it returns the same execution.")
-@click.option("--urgency", default=None, help="VWAP only: low, medium, high, critical or emergency.")
+@click.option("--urgency", default=None, help="VWAP and IS: low, medium, high, critical or emergency.")
 @wait_options
 @click.option("--file", "orders_file", type=click.File("r"), default=None,
               help="Many orders, one JSON object per line (fields as the API's POST /v1/executions): "
                    "all stored, or none when a line is bad.")
 def submit(ctx: Context, symbol: str | None, side: str | None, qty: str | None, algo: str, duration: str | None,
            slices: int | None, limit_price: str | None, request_id: str | None, urgency: str | None, wait: bool,
-           wait_timeout: float, orders_file: Any) -> None:
+           wait_timeout: float, orders_file: Any, **algorithm_options: str | None) -> None:
     """Durably record a parent order (or a file of them); prints its execution id."""
     from genesis.requests import RequestError, validate_submit
     from genesis.store.inbox import enqueue_submit, submit_command_id, wait_for_verdict
@@ -205,7 +205,7 @@ def submit(ctx: Context, symbol: str | None, side: str | None, qty: str | None, 
     try:
         req = validate_submit(symbol=symbol, side=side, qty=qty, algo=algo, duration=duration, slices=slices,
                               limit_price=limit_price, request_id=request_id, instruments=SIM_INSTRUMENTS,
-                              config=config, urgency=urgency)
+                              config=config, urgency=urgency, options=algorithm_options)
     except RequestError as exc:
         raise option_error(exc) from None
     if config.risk.kill_switch:  # the daemon's parent risk check would refuse it (the others need prices)
@@ -346,14 +346,14 @@ def metrics(ctx: Context, as_json: bool) -> None:
         click.echo(f"{key:26} {value if value is not None else '-'}")
 
 
-@main.command()
+@main.command(cls=AlgorithmOptionsCommand)
 @common
 @click.option("--candles", "candles_path", required=True, type=ExistingFile(),
               help="1-minute candles: CSV or CSV.gz with header timestamp,open,high,low,close,volume.")
 @click.option("--symbol", required=True)
 @click.option("--side", required=True)
 @click.option("--qty", required=True)
-@click.option("--algo", required=True, type=Choice(["twap", "vwap"]))
+@click.option("--algo", required=True, help="A windowed algorithm: twap, vwap, pov or is.")
 @click.option("--start", required=True, help="Window start, ISO-8601 (e.g. 2025-07-01T00:00:00Z).")
 @click.option("--duration", required=True, help="Window length, e.g. 4h or 1d.")
 @click.option("--history-days", type=PlainInt(minimum=1), default=20, show_default=True, help="Candles before --start used as history.")
@@ -361,7 +361,8 @@ def metrics(ctx: Context, as_json: bool) -> None:
 @click.option("--seed", type=PlainInt(), default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def backtest(ctx: Context, candles_path: str, symbol: str, side: str, qty: str, algo: str, start: str,
-             duration: str, history_days: int, urgency: str, seed: int, as_json: bool) -> None:
+             duration: str, history_days: int, urgency: str, seed: int, as_json: bool,
+             **algorithm_options: str | None) -> None:
     """Run the real executor over a candle file on a virtual clock (temporary database unless --db)."""
     import asyncio
 
@@ -375,7 +376,7 @@ def backtest(ctx: Context, candles_path: str, symbol: str, side: str, qty: str, 
         parse_decimal("qty", qty)  # the text as typed (run_backtest validates the order itself)
         window = backtest_window(_parse_iso(start, "--start"), parse_duration(duration), history_days)
         spec = BacktestSpec(Path(candles_path), symbol, side, qty, algo, window[0], window[1], history_days,
-                            urgency, seed)
+                            urgency, seed, options={k: v for k, v in algorithm_options.items() if v is not None})
         db_path = ctx.db_path if ctx.db_explicit else None
         result = asyncio.run(run_backtest(spec, ctx.config(), db_path))
     except RequestError as exc:

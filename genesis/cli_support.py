@@ -114,6 +114,25 @@ class Choice(click.Choice):
         return super().convert(value, param, ctx)
 
 
+class AlgorithmOptionsCommand(click.Command):
+    """A command that takes every algorithm's own submit options (``--participation`` ...), read
+    from the algorithm registry when the command runs or shows its help: ``genesis`` itself
+    starts without importing the engine."""
+
+    _added = False
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if not self._added:
+            from genesis.algorithms.registry import option_users, submit_options
+
+            for option in submit_options():
+                users = " or ".join(option_users(option.name))
+                self.params.append(click.Option([option.flag, option.name], default=None,
+                                                help=f"{users} only: {option.help}"))
+            self._added = True
+        return super().get_params(ctx)
+
+
 class LazyGroup(click.Group):
     """A command group whose heavy subcommands (``LAZY``) are imported only when they run:
     every ``genesis`` call pays only for the modules its own command needs."""

@@ -7,20 +7,19 @@ the field and says how to fix it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 from genesis.domain.instrument import Instrument
+from genesis.request_error import RequestError
 from genesis.domain.orders import Side
 
 if TYPE_CHECKING:
     from genesis.config import RuntimeConfig
 
-ALGOS = ("twap", "vwap", "auto", "single")
-WINDOWED_ALGOS = ("twap", "vwap")
-URGENCIES = ("low", "medium", "high", "critical", "emergency")  # algorithms whose --duration is bounded by the config
+URGENCIES = ("low", "medium", "high", "critical", "emergency")
 _DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*$")  # ASCII digits only
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -28,13 +27,6 @@ MAX_SLICES = 10_000
 MAX_MAGNITUDE_DIGITS = 15  # quantities and prices are below 10**15
 PLAIN_NUMBER_RE = re.compile(r"[0-9]+(\.[0-9]+)?")  # what a person types: no '_', no non-ASCII digits
 SHOWN_CHARS = 80  # an input echoed in an error message is cut to this many characters
-
-
-class RequestError(ValueError):
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.reason = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +40,12 @@ class SubmitRequest:
     limit_price: Decimal | None
     request_id: str | None
     urgency: str = "low"
+    options: dict[str, str] = field(default_factory=dict)  # the algorithm's own submit options, as given
+    params: dict[str, str] = field(default_factory=dict)  # what its execution records (the algorithm's config)
 
     def payload(self) -> dict[str, str | int | None]:
         return {"symbol": self.symbol, "side": self.side.value, "qty": str(self.qty), "algo": self.algo,
-                **({"urgency": self.urgency} if self.algo == "vwap" else {}),
+                **self.options,
                 "duration_seconds": self.duration_seconds, "slice_count": self.slice_count,
                 "limit_price": None if self.limit_price is None else str(self.limit_price),
                 "request_id": self.request_id}
@@ -70,6 +64,17 @@ def cut(value: object) -> str:
     """``value`` unquoted (a file name leading a message), cut like ``shown``."""
     text = str(value)
     return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}… ({len(text)} chars)"
+
+
+def __getattr__(name: str) -> tuple[str, ...]:
+    """``ALGOS`` (the ``--algo`` values) and ``WINDOWED_ALGOS`` (those given a ``--duration``),
+    from the algorithm registry, imported on first use (it brings the engine's market data:
+    the CLI must start without it)."""
+    if name not in ("ALGOS", "WINDOWED_ALGOS"):
+        raise AttributeError(name)  # checked first: the import machinery probes e.g. __path__
+    from genesis.algorithms import registry
+
+    return registry.submittable() if name == "ALGOS" else registry.windowed_submittable()
 
 
 def parse_duration(text: str) -> int:
@@ -109,7 +114,13 @@ def parse_decimal(field: str, text: str | Decimal | int) -> Decimal:
 
 def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, duration: str | int | None,
                     slices: int | None, limit_price: str | Decimal | None, request_id: str | None,
-                    instruments: dict[str, Instrument], config: RuntimeConfig, urgency: str | None = None) -> SubmitRequest:
+                    instruments: dict[str, Instrument], config: RuntimeConfig, urgency: str | None = None,
+                    options: Mapping[str, str | None] | None = None) -> SubmitRequest:
+    """A submission checked field by field (``RequestError`` names the first bad one); the
+    algorithm's own options (``submit_options``) are checked by the algorithm."""
+    from genesis.algorithms.registry import (algorithm_class, option_users, router_decides, submittable,
+                                             urgency_users)
+
     instrument = instruments.get(symbol)
     if instrument is None:
         raise RequestError("symbol", f"unknown symbol {shown(symbol)}; known: {', '.join(sorted(instruments))}")
@@ -117,8 +128,8 @@ def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, du
         side_v = Side(str(side).lower())
     except ValueError:
         raise RequestError("side", f"{shown(side)} must be 'buy' or 'sell'") from None
-    if algo not in ALGOS:
-        raise RequestError("algo", f"{shown(algo)} is not supported; choose one of: {', '.join(ALGOS)}")
+    if algo not in submittable():
+        raise RequestError("algo", f"{shown(algo)} is not supported; choose one of: {', '.join(submittable())}")
     qty_v = parse_decimal("qty", qty)
     if qty_v <= 0:
         raise RequestError("qty", f"must be > 0, got {qty_v}")
@@ -129,23 +140,31 @@ def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, du
     if qty_v != instrument.round_qty_down(qty_v):
         raise RequestError("qty", f"{qty_v} is not a multiple of the {symbol} step size {instrument.step_size}; "
                                   f"use e.g. {instrument.round_qty_down(qty_v)}")
-    bounds = config.vwap if algo == "vwap" else config.twap
+    algorithm = None if router_decides(algo) else algorithm_class(algo)
+    section = algorithm.duration_section if algorithm is not None else None
+    bounds = getattr(config, section) if section is not None else None
     if urgency is not None and urgency not in URGENCIES:
         raise RequestError("urgency", f"{shown(urgency)} must be one of: {', '.join(URGENCIES)}")
-    if urgency is not None and algo != "vwap":
-        raise RequestError("urgency", f"urgency applies to --algo vwap, not {algo}")
-    duration_s = bounds.default_duration_seconds if duration is None else (
+    if urgency is not None and (algorithm is None or not algorithm.accepts_urgency):
+        raise RequestError("urgency", f"urgency applies to --algo {' or '.join(urgency_users())}, not {algo}")
+    given = {k: v for k, v in (options or {}).items() if v is not None}
+    own = {o.name for o in algorithm.options} if algorithm is not None else set()
+    for name in given:
+        if name not in own:
+            raise RequestError(name, f"applies to --algo {' or '.join(option_users(name))}, not {algo}")
+    params = algorithm.params_from(given, urgency) if algorithm is not None else {}  # RequestError names the option
+    duration_s = (bounds.default_duration_seconds if bounds is not None else 0) if duration is None else (
         duration if isinstance(duration, int) and not isinstance(duration, bool) else parse_duration(str(duration)))
-    if algo not in WINDOWED_ALGOS:
+    if bounds is None:
         _check_router_timed(algo, duration_s if duration is not None else 0, slices)
         duration_s = 0  # the router sets auto/single timing
     elif not bounds.min_duration_seconds <= duration_s <= bounds.max_duration_seconds:
         raise RequestError("duration", f"{duration_s}s is outside what {algo} allows "
                                        f"({bounds.min_duration_seconds}s to {bounds.max_duration_seconds}s; "
-                                       f"widen {'vwap' if algo == 'vwap' else 'twap'}.min/max_duration_seconds in the config)")
+                                       f"widen {section}.min/max_duration_seconds in the config)")
     if slices is not None and not (1 <= slices <= MAX_SLICES):
         raise RequestError("slices", f"must be between 1 and {MAX_SLICES}, got {slices}")
-    if algo == "twap" and slices is not None:  # the default plan and VWAP's keep their own spacing
+    if algorithm is not None and algorithm.honours_slice_count and slices is not None:
         _check_slice_interval(duration_s, slices, config)
     price_v = None
     if limit_price is not None:
@@ -156,7 +175,10 @@ def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, du
             raise RequestError("limit_price", f"{price_v} is not on the {symbol} tick size {instrument.tick_size}")
     if request_id is not None and not _REQUEST_ID_RE.fullmatch(request_id):
         raise RequestError("id", "use 1-128 characters from A-Z a-z 0-9 . _ : -")
-    return SubmitRequest(symbol, side_v, qty_v, algo, duration_s, slices, price_v, request_id, urgency or "low")
+    if algorithm is not None and algorithm.accepts_urgency:
+        given["urgency"] = urgency or "low"
+    return SubmitRequest(symbol, side_v, qty_v, algo, duration_s, slices, price_v, request_id, urgency or "low",
+                         {k: str(v) for k, v in given.items()}, params)
 
 
 def _check_router_timed(algo: str, duration_seconds: int, slices: int | None) -> None:

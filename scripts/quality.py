@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""``make quality``: VWAP vs TWAP tracking of the market VWAP on the shared candles.
+"""``make quality``: VWAP vs TWAP tracking of the market VWAP on the shared candles, with POV
+(realised participation against its target) and IS (shortfall against arrival) beside them.
 
 For each pair and each out-of-sample UTC day with ``--history-days`` full days of candles
 before it, buy a fixed quantity over each 4-hour window of the day (00, 04, ... 20 UTC) and
-over the whole day, once with ``--algo twap`` and once with ``--algo vwap`` (same seed), through
+over the whole day, once per algorithm (``--algos``; same seed), through
 ``genesis.backtest.run_backtest`` (the real runner, risk, events and store on a virtual clock).
 Every execution is one CSV row (``bench/quality.csv``); the summary tables are written into
 ``docs/execution-quality.md`` between the ``quality:begin`` / ``quality:end`` markers.
@@ -36,6 +37,7 @@ from genesis.backtest import BacktestSpec, run_backtest
 from genesis.config import RuntimeConfig, parse_config
 from genesis.log import configure_logging
 from genesis.venue.candles import CandleSeries, load_candles
+from scripts.quality_algorithms import pov_table, shortfall_table
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "market" / "binance_spot_1m"
 # ~2% of the median market volume of the window (61 days of data: BTC 4h median 2,149 BTC, day
@@ -43,10 +45,11 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "market" / "binance_spot_1m"
 # the 10% participation cap in a normal window.
 SIZES = {"BTC/USDT": {"4h": "40", "24h": "300"}, "ETH/USDT": {"4h": "1500", "24h": "10000"}}
 WINDOWS = {"4h": 4 * 3600, "24h": 86_400}
-ALGOS = ("twap", "vwap")
+ALGOS = ("twap", "vwap", "pov", "is")
 FIELDS = ["pair", "day", "subset", "window", "start", "algo", "qty", "filled_qty", "fill_rate", "state",
           "avg_price", "market_vwap", "slippage_vs_vwap_bps", "implementation_shortfall_bps", "maker_ratio",
-          "max_participation", "slices", "fees", "wall_seconds"]
+          "max_participation", "realised_participation", "target_participation", "participation_bounds",
+          "slices", "fees", "wall_seconds"]
 BEGIN, END = "<!-- quality:begin -->", "<!-- quality:end -->"
 
 _series: dict[str, CandleSeries] = {}  # per worker process: each candle file is parsed once
@@ -81,16 +84,23 @@ def _run_one(job: dict[str, Any]) -> dict[str, Any]:
     if job["pair"] not in _series:
         _series[job["pair"]] = load_candles(path, job["pair"])
     config = parse_config(job["config"], "quality config")
+    pov = job["algo"] == "pov"
+    options = {"participation": job["pov"][0], "min_participation": job["pov"][1]} if pov else {}
     spec = BacktestSpec(path, job["pair"], "buy", job["qty"], job["algo"], datetime.fromisoformat(job["start"]),
-                        WINDOWS[job["window"]], history_days=job["history_days"], seed=job["seed"])
+                        WINDOWS[job["window"]], history_days=job["history_days"], seed=job["seed"],
+                        urgency=job["is_urgency"] if job["algo"] == "is" else "low", options=options)
     r = asyncio.run(run_backtest(spec, config=config, series=_series[job["pair"]]))
+    target = float(job["pov"][0])
     filled, qty = float(r["filled_qty"]), float(r["qty"])
     return {"pair": job["pair"], "day": job["day"], "subset": job["subset"], "window": job["window"],
             "start": job["start"], "algo": job["algo"], "qty": r["qty"], "filled_qty": r["filled_qty"],
             "fill_rate": f"{filled / qty:.6f}", "state": r["state"], "avg_price": r["avg_price"],
             "market_vwap": r["market_vwap"], "slippage_vs_vwap_bps": r["slippage_vs_vwap_bps"],
             "implementation_shortfall_bps": r["implementation_shortfall_bps"], "maker_ratio": r["maker_ratio"],
-            "max_participation": r["max_participation"], "slices": r["slices"], "fees": r["fees"],
+            "max_participation": r["max_participation"], "realised_participation": r["realised_participation"],
+            "target_participation": job["pov"][0] if pov else "",
+            "participation_bounds": f"{job['pov'][1]}-{min(1.0, 2 * target):g}" if pov else "",  # POV's default max
+            "slices": r["slices"], "fees": r["fees"],
             "wall_seconds": r["wall_seconds"]}
 
 
@@ -117,7 +127,9 @@ def build_jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
                         jobs.append({"path": str(path), "pair": pair, "day": day.date().isoformat(), "subset": subset,
                                      "window": window, "start": start.isoformat(), "algo": algo,
                                      "qty": args.size.get((pair, window), SIZES[pair][window]),
-                                     "history_days": args.history_days, "seed": args.seed, "config": config})
+                                     "history_days": args.history_days, "seed": args.seed, "config": config,
+                                     "pov": (args.pov_participation, args.pov_min_participation),
+                                     "is_urgency": args.is_urgency})
     jobs.sort(key=lambda j: -WINDOWS[j["window"]])  # longest first: the two workers finish together
     return jobs
 
@@ -231,6 +243,7 @@ def tables(rows: list[dict[str, Any]]) -> str:
                      f"({(1 - v['mean_abs'] / t['mean_abs']) * 100:+.0f}% less) | {t['rms']:.2f} -> {v['rms']:.2f} "
                      f"({(1 - v['rms'] / t['rms']) * 100:+.0f}% less) | {m:+.2f} +- {se:.2f} | "
                      f"{share * 100:.0f}% of {n} |")
+    lines += pov_table(rows, WINDOWS) + shortfall_table(rows, WINDOWS)
     return "\n".join(lines)
 
 
@@ -264,6 +277,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-starts", type=int, default=6, help="4-hour windows per day (from 00 UTC)")
     p.add_argument("--size", nargs=3, action="append", metavar=("PAIR", "WINDOW", "QTY"), default=[],
                    help="override a size, e.g. --size BTC/USDT 4h 20")
+    p.add_argument("--pov-participation", default="0.03", help="POV's target share of the traded volume")
+    p.add_argument("--pov-min-participation", default="0.01")
+    p.add_argument("--is-urgency", default="medium", choices=["low", "medium", "high", "critical"])
     p.add_argument("--history-days", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from genesis.cli import main
 from genesis.config import RuntimeConfig
+from genesis.algorithms.registry import submit_options
 from genesis.requests import ALGOS, MAX_SLICES, URGENCIES, WINDOWED_ALGOS, RequestError, SubmitRequest, validate_submit
 from genesis.store import migrate
 from genesis.venue.instruments import SIM_INSTRUMENTS
@@ -264,7 +265,8 @@ def test_run_refuses_bad_options_before_touching_the_database(tmp_path):
 
 # -- property: validation never fails with anything but a RequestError naming a field ----------
 
-FIELDS = {"symbol", "side", "algo", "qty", "duration", "slices", "limit_price", "id", "urgency"}
+FIELDS = {"symbol", "side", "algo", "qty", "duration", "slices", "limit_price", "id", "urgency",
+          *(o.name for o in submit_options())}  # and each algorithm's own options (POV's --participation)
 numbers = st.one_of(st.decimals(allow_nan=True, allow_infinity=True).map(str), st.floats().map(repr),
                     st.integers(min_value=-10**30, max_value=10**30).map(str))
 VALID = {
@@ -327,5 +329,6 @@ def test_validate_submit_gives_a_valid_request_or_a_request_error(args):
     again = validate_submit(symbol=p["symbol"], side=p["side"], qty=p["qty"], algo=p["algo"],
                             duration=int(p["duration_seconds"]), slices=p.get("slice_count"),
                             limit_price=p.get("limit_price"), request_id=p.get("request_id"),
-                            urgency=p.get("urgency"), instruments=SIM_INSTRUMENTS, config=config)
+                            urgency=p.get("urgency"), instruments=SIM_INSTRUMENTS, config=config,
+                            options={o.name: p.get(o.name) for o in submit_options()})
     assert again == req

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from genesis.store import migrate
 
-HEAVY = ("alembic", "ccxt", "aiohttp", "matplotlib", "genesis.paper")
+HEAVY = ("alembic", "ccxt", "aiohttp", "matplotlib", "genesis.paper",
+         "genesis.algorithms")  # the registry brings the engine's market data: only submit and backtest need it
 
 
 def loaded_heavy_modules(code: str) -> list[str]:

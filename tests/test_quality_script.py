@@ -1,5 +1,5 @@
 """``scripts/quality.py`` (``make quality``): the summary arithmetic by hand, and a smoke run
-of the real backtests on the small shipped candle file (one 1-hour-sized window, both algos)."""
+of the real backtests on the small shipped candle file (one 4-hour window, every algorithm)."""
 
 from __future__ import annotations
 
@@ -50,10 +50,14 @@ def test_smoke_run_on_the_shipped_sample(quality, tmp_path: Path) -> None:  # ty
                          "--every", "3", "--size", "BTC/USDT", "4h", "2", "--workers", "1",
                          "--csv", str(out), "--doc", str(doc)]) == 0
     rows = list(csv.DictReader(out.open()))
-    assert sorted(r["algo"] for r in rows) == ["twap", "vwap"]
+    assert sorted(r["algo"] for r in rows) == ["is", "pov", "twap", "vwap"]
     assert {r["start"] for r in rows} == {"2025-06-09T00:00:00+00:00"}
     vwap = next(r for r in rows if r["algo"] == "vwap")
     assert vwap["state"] == "completed" and float(vwap["fill_rate"]) == 1.0 and vwap["filled_qty"] == "2.00000"
     text = doc.read_text()
     assert "narrative kept" in text and "tail kept" in text and "\nold\n" not in text
     assert "| vwap | BTC/USDT | 4h | 2 | 1 |" in text
+    pov = next(r for r in rows if r["algo"] == "pov")
+    assert pov["target_participation"] == "0.03" and 0.01 <= float(pov["realised_participation"]) <= 0.06
+    assert "POV: realised participation" in text and "| BTC/USDT | 4h | 0.03 | [0.01, 0.06] | 1 |" in text
+    assert "| pair | window | N | twap mean IS | vwap mean IS | is mean IS | pov mean IS |" in text

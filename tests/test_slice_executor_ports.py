@@ -14,7 +14,7 @@ from genesis.clock import VirtualClock
 from genesis.domain import events as ev
 from genesis.domain.execution import Execution
 from genesis.domain.risk import RiskEngine, RiskLimits
-from genesis.engine.algos import SliceSizing
+from genesis.algorithms.base import SliceSizing
 from genesis.engine.positions import PositionBook
 from genesis.engine.recovery import reconcile
 from genesis.engine.slice_executor import RoutingSettings, SliceExecutor

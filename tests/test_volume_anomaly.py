@@ -12,7 +12,7 @@ import pytest
 from genesis.clock import VirtualClock
 from genesis.domain import twap
 from genesis.domain.volume_anomaly import is_volume_anomaly
-from genesis.engine.algos import participation_cap_now
+from genesis.algorithms.sizing import participation_cap_now
 from genesis.engine.market_data import MarketData
 from tests.market import HISTORY_DAYS, T0, flat, series, venue
 

@@ -53,6 +53,16 @@ class ExecutionSubmitted(Event):
     limit_price: Decimal | None = None
     execution_style: str = "twap"
     params: dict[str, str] = field(default_factory=dict)
+    windowed: bool | None = None  # None: stored before the algorithm recorded it (see ``trades_in_window``)
+
+    @property
+    def trades_in_window(self) -> bool:
+        """The execution trades inside a window that ends at ``end_at`` (its algorithm says so).
+        Submissions stored before that was recorded: a window was a duration without the
+        router's timing (a single order has no duration, the router's TWAP its own timing)."""
+        if self.windowed is not None:
+            return self.windowed
+        return self.duration_seconds > 0 and "router_interval_seconds" not in self.params
 
 
 @dataclass(frozen=True, slots=True)

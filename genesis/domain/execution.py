@@ -49,6 +49,9 @@ class Execution(FilledFigures):
     limit_price: Decimal | None = None
     execution_style: str = "twap"
     params: dict[str, str] = field(default_factory=dict)
+    # trades inside a window that ends at ``end_at`` (TWAP, VWAP...); else (a single order, the
+    # router's short TWAP) a nominal end only: the child orders take what they take
+    windowed: bool = True
     submitted_at: datetime | None = None
     started_at: datetime | None = None
     end_at: datetime | None = None
@@ -91,12 +94,6 @@ class Execution(FilledFigures):
     def implementation_shortfall_bps(self) -> Decimal | None:
         """Signed, positive = worse than the arrival price for us."""
         return slippage_bps(self.side, self.avg_price, self.arrival_price)
-
-    @property
-    def windowed(self) -> bool:
-        """Trades inside a window that ends at ``end_at`` (TWAP and VWAP). The router's short
-        TWAP and a single order have a nominal end only: their child orders take what they take."""
-        return self.algo in ("twap", "vwap") and "router_interval_seconds" not in self.params
 
     def window_over(self, now: datetime) -> bool:
         """The window has ended: nothing more is sent, what is left expires. Neither a stall
@@ -147,6 +144,7 @@ class Execution(FilledFigures):
         self.qty, self.algo, self.duration_seconds = e.qty, e.algo, e.duration_seconds
         self.slice_count, self.limit_price = e.slice_count, e.limit_price
         self.execution_style, self.params = e.execution_style, dict(e.params)
+        self.windowed = e.trades_in_window
         self.submitted_at = e.occurred_at
         self.urgency = self.params.get("urgency", "low")
 

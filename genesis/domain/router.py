@@ -8,17 +8,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import ClassVar
 
 from genesis.domain.instrument import Instrument
 
 
 @dataclass(frozen=True, slots=True)
 class RouteDecision:
-    execution_style: str  # "single" or "twap"
+    execution_style: str  # SINGLE or TWAP
     slices: int
     interval_seconds: float
     parent_gross_usd: Decimal
     warning: str | None = None
+
+    SINGLE: ClassVar[str] = "single"
+    TWAP: ClassVar[str] = "twap"
 
     @property
     def duration_seconds(self) -> int:

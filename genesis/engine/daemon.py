@@ -22,6 +22,7 @@ from alembic.util import CommandError
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from genesis.algorithms.registry import submit_options
 from genesis.bus import EventBus
 from genesis.clock import Clock, ScaledClock, utc
 from genesis.config import ConfigError, RuntimeConfig, load_config
@@ -392,7 +393,8 @@ class Daemon:
                                       duration=duration, slices=p.get("slice_count"),
                                       limit_price=p.get("limit_price"), request_id=p.get("request_id"),
                                       instruments=self.supervisor.instruments, config=self.config,
-                                      urgency=p.get("urgency"))
+                                      urgency=p.get("urgency"),
+                                      options={o.name: p.get(o.name) for o in submit_options()})
                 self._delivered.add(cmd.command_id)
                 await self.supervisor.submit(req, cmd.execution_id, cmd.command_id)
             except (RequestError, SubmissionRejected, PermanentVenueError, KeyError, TypeError, ValueError) as exc:

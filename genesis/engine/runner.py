@@ -20,12 +20,12 @@ from genesis.domain import events as ev
 from genesis.domain.execution import Execution
 from genesis.domain.instrument import Instrument
 from genesis.domain.risk import RiskEngine
-from genesis.domain.schedule import respread, respread_by_volume
+from genesis.algorithms.base import Algorithm, AlgorithmSettings, Context, VwapSettings
+from genesis.algorithms.registry import algorithm_for
+from genesis.domain.schedule import respread_by_volume
 from genesis.domain.state import ExecutionState
-from genesis.domain.twap import TwapParams, check_early_completion, early_completion_end
-from genesis.domain.units import BPS
+from genesis.domain.twap import TwapParams
 from genesis.engine import killpoints
-from genesis.engine.algos import AlgoPolicy, VwapSettings, policy_for
 from genesis.engine.control import Control, Desire
 from genesis.engine.log_throttle import LogThrottle
 from genesis.engine.market_data import MarketData
@@ -71,7 +71,7 @@ class ExecutionRunner:
         self.calls = VenueCaller(venue, clock, settings.retry, self._stopping, self.log, self.pacer.turn)
         self.hooks = hooks  # test and chaos hooks: the kill points (inert unless armed)
         self.slices: SliceExecutor | None = None  # built once the algorithm is known (run)
-        self.policy: AlgoPolicy | None = None
+        self.policy: Algorithm | None = None  # the execution's algorithm, once loaded
         self.benchmark = WindowBenchmark(self.calls.candles, clock)  # market VWAP of the window so far
         self.recovered = asyncio.Event()  # set once the aggregate is loaded and reconciled
         self._measured: list[ev.Event] = []  # realised participations, appended with the next events
@@ -101,7 +101,7 @@ class ExecutionRunner:
                 await self.clock.sleep_until(
                     self.clock.now() + timedelta(seconds=self.settings.storage_retry_seconds))
 
-    def _slice_executor(self, policy: AlgoPolicy) -> SliceExecutor:
+    def _slice_executor(self, policy: Algorithm) -> SliceExecutor:
         """The slice executor on this runner's ports (never the runner itself)."""
         return SliceExecutor(
             self.execution_id, algorithm=PolicySliceAlgorithm(policy), venue=self.calls, append=self.append,
@@ -116,7 +116,8 @@ class ExecutionRunner:
         async with self.clock.actor():
             await self.pacer.turn()
             agg = await self.store.load(self.execution_id)
-            self.policy = policy_for(agg, self.market, self.instrument, self.settings.twap, self.settings.vwap)
+            self.policy = algorithm_for(agg, Context(self.market, self.instrument,
+                                                     AlgorithmSettings(self.settings.twap, self.settings.vwap)))
             self.slices = self._slice_executor(self.policy)
             self.log.info("runner_started", state=agg.state.value, filled=str(agg.filled_qty))
             try:
@@ -178,7 +179,14 @@ class ExecutionRunner:
         await self._ack_noop("already running")
         nxt = agg.next_open()
         if nxt is None:
-            await self._complete(agg, now)
+            policy = self.policy
+            assert policy is not None
+            more = [] if agg.remaining_qty <= 0 or agg.window_over(now) else await self.calls.call(
+                "continue", lambda: policy.continue_after_plan(agg, now))
+            if more:
+                await self.append(more)
+            else:
+                await self._complete(agg, now)
             return False
         if nxt.scheduled_at > now:
             wake_at = min(nxt.scheduled_at, agg.end_at) if agg.windowed and agg.end_at else nxt.scheduled_at
@@ -264,32 +272,14 @@ class ExecutionRunner:
         return ev.ScheduleReplanned(self.execution_id, now, end_at, plan, reason)
 
     async def _maybe_finish_early(self, agg: Execution, now: datetime) -> bool:
-        """Story 4.3 AC5: price better than arrival by the threshold: compress what is left."""
-        params = self.settings.twap
-        if (agg.algo != "twap" or agg.early_completion_at is not None or agg.arrival_price is None
-                or "router_interval_seconds" in agg.params or agg.open_count < 2):
+        """The algorithm's early finish (TWAP: a price better than arrival), appended as it
+        returns it. True when something was decided."""
+        policy = self.policy
+        assert policy is not None
+        events = await self.calls.call("early_completion", lambda: policy.finish_early(agg, now))
+        if not events:
             return False
-        top = await self.calls.call("book_top", lambda: self.venue.book_top(agg.symbol))
-        if not check_early_completion(agg.side, top.mid, agg.arrival_price, params.early_completion_bps):
-            return False
-        improvement = (-agg.side.sign * (top.mid - agg.arrival_price) / agg.arrival_price * BPS).quantize(Decimal("0.01"))
-        # faster, but never faster than the participation cap can absorb at the recent traded
-        # rate: otherwise the compressed slices are capped to slivers and the window ends with
-        # quantity left (early_completion_end: the figures and the reason go in the event)
-        rate = await self.calls.call("volume_rate", lambda: self.market.volume_rate(agg.symbol, now))
-        rate = None if rate is None else rate.quantize(Decimal("0.00000001"))
-        old_end = agg.end_at or now
-        chosen = early_completion_end(now, old_end, agg.remaining_qty, agg.open_count, rate, params)
-        self.log.info("early_completion", price=str(top.mid), arrival=str(agg.arrival_price),
-                      improvement_bps=str(improvement), accelerated=chosen.accelerated, reason=chosen.reason)
-        events: list[ev.Event] = [ev.EarlyCompletionTriggered(
-            self.execution_id, now, top.mid, agg.arrival_price, improvement, previous_end_at=old_end,
-            end_at=chosen.end_at, accelerated=chosen.accelerated, volume_rate_per_second=rate,
-            participation_cap=params.participation_cap, cap_span_seconds=chosen.cap_span_seconds,
-            nominal_span_seconds=chosen.nominal_span_seconds, reason=chosen.reason)]
-        if chosen.accelerated:
-            events.append(await self.replan(agg, now, chosen.end_at,
-                                            f"early completion: price better than arrival; {chosen.reason}"))
+        self.log.info("early_completion", events=[type(e).__name__ for e in events])
         await self.append(events)
         return True
 
@@ -297,32 +287,29 @@ class ExecutionRunner:
         level, reason, command_id = self.control.urgency  # type: ignore[misc]
         self.control.urgency = None
         commands = [command_id] if command_id is not None else []
-        if agg.algo != "vwap":
+        policy = self.policy
+        assert policy is not None
+        decision = policy.change_urgency(agg, level, reason, now)
+        if decision.rejected is not None:
             if commands:
-                await self.store.mark_commands([(command_id, "rejected", f"urgency applies to vwap, not {agg.algo}")])
+                await self.store.mark_commands([(command_id, "rejected", decision.rejected)])
             return
-        if level == "emergency":
+        if any(isinstance(e, ev.EmergencyLiquidationStarted) for e in decision.events):
             self.log.critical("EMERGENCY_LIQUIDATION", reason=reason, remaining=str(agg.remaining_qty),
                               note="participation cap and schedule overridden; hard risk limits still apply")
-            events: list[ev.Event] = [ev.EmergencyLiquidationStarted(self.execution_id, now, reason, agg.remaining_qty)]
-            indices = [s.index for s in agg.open_slices()]
-            if indices:  # every open slice is due now: the first takes everything, the rest skip
-                events.append(ev.ScheduleReplanned(self.execution_id, now, agg.end_at or now,
-                                                   respread(agg.remaining_qty, indices, now, now, self.instrument),
-                                                   "emergency liquidation"))
-            await self.append(events, commands)
-            return
-        self.log.info("urgency_changed", urgency=level, reason=reason)
-        await self.append([ev.UrgencyChanged(self.execution_id, now, level, reason)], commands)
+        else:
+            self.log.info("urgency_changed", urgency=level, reason=reason)
+        await self.append(list(decision.events), commands)
 
     async def _complete(self, agg: Execution, now: datetime) -> None:
         reason = "filled" if agg.remaining_qty == 0 else "window_ended"
         if reason != "filled":
             self.log.warning("window_ended_with_quantity_left", remaining=str(agg.remaining_qty))
         vwap, vs_vwap = await self.benchmark(agg)
-        cls = ev.VwapCompleted if agg.algo == "vwap" else ev.TwapCompleted
-        await self.append([cls(
-            self.execution_id, now, agg.filled_qty, agg.remaining_qty, agg.avg_price, agg.arrival_price,
+        policy = self.policy
+        assert policy is not None
+        await self.append([policy.completion_event(
+            agg, self.execution_id, now, agg.filled_qty, agg.remaining_qty, agg.avg_price, agg.arrival_price,
             agg.implementation_shortfall_bps, agg.fees, reason, vwap, vs_vwap)])
         self.log.info("execution_completed", reason=reason, filled=str(agg.filled_qty),
                       avg_price=str(agg.avg_price), is_bps=str(agg.implementation_shortfall_bps))

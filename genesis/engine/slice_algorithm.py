@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from genesis.domain import events as ev
 from genesis.domain.execution import Execution, SliceState
-from genesis.engine.algos import AlgoPolicy, SliceSizing
+from genesis.algorithms.base import Algorithm, SliceSizing
 
 
 class SliceAlgorithm(Protocol):
@@ -26,10 +26,10 @@ class SliceAlgorithm(Protocol):
 
 
 class PolicySliceAlgorithm:
-    """``SliceAlgorithm`` over an ``engine.algos`` policy: VWAP slices close with
-    ``VwapSliceExecuted`` (and the urgency they ran at), every other with ``TwapSliceExecuted``."""
+    """``SliceAlgorithm`` over an execution's algorithm (``genesis.algorithms``): it sizes the
+    slice and names the event that closes it (VWAP: ``VwapSliceExecuted`` with its urgency)."""
 
-    def __init__(self, policy: AlgoPolicy):
+    def __init__(self, policy: Algorithm):
         self.policy = policy
 
     async def size(self, agg: Execution, s: SliceState, slices_left: int, ref: Decimal,
@@ -37,6 +37,4 @@ class PolicySliceAlgorithm:
         return await self.policy.size(agg, s, slices_left, ref, interval_seconds, now)
 
     def slice_event(self, agg: Execution, fields: dict[str, Any]) -> ev.TwapSliceExecuted:
-        if agg.algo == "vwap":
-            return ev.VwapSliceExecuted(**fields, urgency=agg.urgency)
-        return ev.TwapSliceExecuted(**fields)
+        return self.policy.slice_event(agg, **fields)

@@ -25,7 +25,7 @@ from genesis.domain.ids import client_order_id, parse_client_order_id
 from genesis.domain.instrument import Instrument
 from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 from genesis.domain.risk import RiskEngine, SliceRiskInput
-from genesis.engine.algos import SliceSizing
+from genesis.algorithms.base import SliceSizing
 from genesis.engine.ports import NO_HOOKS, Append, Benchmark, Hooks, VenuePort
 from genesis.engine.positions import PositionBook
 from genesis.engine.slice_algorithm import SliceAlgorithm

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from genesis.algorithms.registry import ROUTED, algorithm_class, routed_submission, router_decides, stored_name
 from genesis.clock import Clock
 from genesis.config import TWAPConfig
 from genesis.domain import events as ev
@@ -78,23 +79,20 @@ class Supervisor:
             return execution_id
         top = await self.venue.book_top(req.symbol)
         self._check_acceptable(req, top.mid)
-        algo, style, duration, slices = req.algo, req.algo, req.duration_seconds, req.slice_count
-        params = {"urgency": req.urgency} if req.algo == "vwap" else {}
-        if req.algo in ("auto", "single"):
-            route = self._route(req, top.mid)
-            style, slices = route.execution_style, route.slices
-            algo = "twap" if style == "twap" else "single"
-            duration = route.duration_seconds if style == "twap" else 0
-            if style == "twap":
-                params = {"router_interval_seconds": str(route.interval_seconds),
-                          "router_min_notional_usd": str(self.router_twap.min_notional_usd),
-                          "router_slices": str(self.router_twap.slices)}
-        if algo != "single":
+        name, style, duration, slices, params = req.algo, req.algo, req.duration_seconds, req.slice_count, req.params
+        if router_decides(req.algo):
+            cfg = self.router_twap
+            routed = routed_submission(self._route(req, top.mid), cfg.min_notional_usd, cfg.slices)
+            name, style, duration, slices, params = (routed.name, routed.execution_style, routed.duration_seconds,
+                                                     routed.slice_count, routed.params)
+        algorithm, algo = algorithm_class(name), stored_name(name)
+        if algorithm.tiered:
             await self._check_tier(algo)
         now = self.clock.now()
         event = ev.ExecutionSubmitted(
             execution_id, now, req.request_id or execution_id, req.symbol, req.side.value, req.qty,
-            algo, duration, slices, req.limit_price, execution_style=style, params=params)
+            algo, duration, slices, req.limit_price, execution_style=style, params=dict(params),
+            windowed=algorithm.windowed)
         done = [(command_id, "accepted", None)] if command_id is not None else []
         await self.store.append([event], expected_version=0, done_commands=done)
         log.info("execution_submitted", execution_id=execution_id, symbol=req.symbol, side=req.side.value,
@@ -104,8 +102,8 @@ class Supervisor:
 
     def _route(self, req: SubmitRequest, price: Decimal) -> RouteDecision:
         cfg = self.router_twap
-        if req.algo == "single":
-            return RouteDecision("single", 1, 0.0, req.qty * price)
+        if not req.algo == ROUTED:  # a forced single order
+            return RouteDecision(RouteDecision.SINGLE, 1, 0.0, req.qty * price)
         route = decide_route(req.qty, price, self.instruments[req.symbol], enabled=cfg.enabled,
                              min_notional_usd=cfg.min_notional_usd, slices=cfg.slices,
                              interval_seconds=cfg.interval_seconds)
@@ -237,7 +235,7 @@ class Supervisor:
 
 
 def runner_settings(config: "RuntimeConfig") -> RunnerSettings:
-    from genesis.engine.algos import VwapSettings
+    from genesis.algorithms.base import VwapSettings
     from genesis.engine.slice_executor import RoutingSettings
     from genesis.engine.venue_calls import RetryPolicy
 

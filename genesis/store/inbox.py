@@ -105,12 +105,15 @@ def enqueue_control(engine: Engine, kind: str, execution_id: str, payload: dict[
     has ended, urgency of anything but a VWAP."""
     if kind not in CONTROL_KINDS:
         raise ValueError(f"unknown command kind {kind!r}")
+    from genesis.algorithms.registry import urgency_algorithms  # on use: it brings the engine's market data
+
     with engine.begin() as conn:
         algo, state = _target(conn, execution_id)
         if state in _TERMINAL or state == "rejected":
             raise RequestError("id", f"execution {execution_id} is {state}: there is nothing to {kind}")
-        if kind == "urgency" and algo != "vwap":
-            raise RequestError("urgency", f"applies to vwap executions only; {execution_id} is {algo}")
+        if kind == "urgency" and algo not in urgency_algorithms():
+            raise RequestError("urgency", f"applies to {' or '.join(urgency_algorithms())} executions only; "
+                                          f"{execution_id} is {algo}")
         result = conn.execute(insert(t.commands), {
             "kind": kind, "execution_id": execution_id, "payload": json.dumps(payload or {}, sort_keys=True),
             "created_at": datetime.now(timezone.utc)})

@@ -82,11 +82,25 @@ def _live_figures(conn, execution_id: str, end_at, ended_at) -> dict[str, Any]: 
     }
 
 
+_TRADES_BY_ALGO = text(
+    "SELECT e.algo, COUNT(*) AS trades, AVG(CAST(s.slippage_bps AS DOUBLE PRECISION)) AS slippage "
+    "FROM execution_slices s JOIN executions e ON e.execution_id = s.execution_id "
+    "WHERE CAST(s.filled_qty AS DOUBLE PRECISION) > 0 GROUP BY e.algo ORDER BY e.algo")
+
+
 def router_metrics(engine: Engine) -> dict[str, Any]:
-    """The ``router_metrics`` view: child trade counts and average slippage (bps) per algorithm."""
+    """Child trade counts and average slippage (bps) per algorithm: the ``router_metrics``
+    view's buckets (``twap``, ``single``, ``vwap``; 0 when none traded), then, by the view's
+    definition, one for every other algorithm that traded (POV, IS, and any added later:
+    the view's columns are fixed in SQL)."""
     with engine.connect() as conn:
         row = conn.execute(text("SELECT * FROM router_metrics")).mappings().one()
-    return {k: (row[k] if row[k] is not None else (0 if k.endswith("count") else None)) for k in row.keys()}
+        others = conn.execute(_TRADES_BY_ALGO).all()
+    out = {k: (row[k] if row[k] is not None else (0 if k.endswith("count") else None)) for k in row.keys()}
+    for algo, trades, slippage in others:
+        if f"{algo}_trades_count" not in out:
+            out[f"{algo}_trades_count"], out[f"{algo}_avg_slippage_bps"] = trades, slippage
+    return out
 
 
 def _s(v: Decimal | None) -> str | None:
