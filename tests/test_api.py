@@ -223,3 +223,20 @@ def test_the_cli_parts_of_the_api_do_not_load_the_web_stack() -> None:
 def test_a_bad_http_address_is_refused_naming_the_option(db_path: Path, address: str) -> None:
     result = CliRunner().invoke(main, ["run", "--db", str(db_path), "--http", address])
     assert result.exit_code == 2 and "--http" in result.output
+
+
+async def test_an_algorithms_own_options_are_taken_as_the_cli_takes_them(api: Api) -> None:
+    pov = {**ORDER, "algo": "pov", "participation": "0.05", "client_request_id": "pov-1"}
+    del pov["duration"]
+    r = await api.post("/v1/executions", pov)
+    assert r.status == 202, await r.json()
+    ((kind, _eid, _r, payload),) = api.commands()
+    assert kind == "submit" and '"participation": "0.05"' in payload and '"algo": "pov"' in payload
+    r = await api.post("/v1/executions", {**pov, "participation": None, "client_request_id": "pov-2"})
+    body = await r.json()
+    assert (r.status, body["field"]) == (422, "participation"), body  # required by POV
+    r = await api.post("/v1/executions", {**ORDER, "participation": "0.05", "client_request_id": "twap-1"})
+    assert r.status == 422 and (await r.json())["field"] == "participation"  # not a TWAP option
+    assert len(api.commands()) == 1
+    doc = await (await api.client.get("/v1/openapi.json")).json()
+    assert "participation" in doc["components"]["schemas"]["Submission"]["properties"]

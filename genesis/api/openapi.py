@@ -39,7 +39,7 @@ SCHEMAS: dict[str, Any] = {
             "slices": {"type": "integer", "minimum": 1, "maximum": 10000},
             "limit_price": {**_amount(r"^[0-9]{1,6}(\.[0-9]{1,2})?$", "108000.5"),
                             "description": "worst price for every child order, on the symbol's tick"},
-            "urgency": {"type": "string", "enum": list(URGENCIES), "description": "vwap only"},
+            "urgency": {"type": "string", "enum": list(URGENCIES), "description": "vwap and is"},
             "client_request_id": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$",
                                   "description": "idempotency key: the same id returns the same execution "
                                                  "(the CLI's --id)"},
@@ -122,7 +122,12 @@ def _control(kind: str, what: str) -> dict[str, Any]:
 def openapi_document(symbols: Sequence[str] = ()) -> dict[str, Any]:
     """The OpenAPI 3.0 document (a fresh dict each call); ``symbols``: the venue's, listed as
     the submission's ``symbol`` values."""
+    from genesis.algorithms.registry import submit_options
+
     schemas = copy.deepcopy(SCHEMAS)
+    for option in submit_options():  # each algorithm's own options (POV's participation...)
+        schemas["Submission"]["properties"][option.name] = {
+            **_amount(r"^[0-9]{1,4}(\.[0-9]{1,8})?$", "0.05"), "description": option.help}
     if symbols:
         schemas["Submission"]["properties"]["symbol"]["enum"] = sorted(symbols)
     int_query = lambda name, low, high, text: {  # noqa: E731

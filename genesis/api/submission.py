@@ -26,7 +26,7 @@ FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "duration": ((str, int), 'a window like "15m", "900s" or "4h", or whole seconds'),
     "slices": ((int,), "a whole number of slices between 1 and 10000"),
     "limit_price": ((str, int, Decimal), 'a positive price on the symbol\'s tick size, e.g. "108000.5"'),
-    "urgency": ((str,), f"vwap only; one of: {', '.join(URGENCIES)}"),
+    "urgency": ((str,), f"vwap and is; one of: {', '.join(URGENCIES)}"),
     "client_request_id": ((str,), "1-128 characters from A-Z a-z 0-9 . _ : -"),
 }
 REQUIRED = ("symbol", "side", "qty")
@@ -66,11 +66,12 @@ def submission(body: Any, instruments: Mapping[str, Instrument], config: Runtime
     if not isinstance(body, dict):
         raise ApiError(400, "the submission must be a JSON object", "body",
                        'send e.g. {"symbol": "BTC/USDT", "side": "buy", "qty": "2.5"}')
+    fields = submission_fields()
     for name, value in body.items():
-        if name not in FIELDS:
+        if name not in fields:
             raise ApiError(400, f"unknown field {str(name)[:64]!r}", str(name)[:64],
-                           f"remove it; the fields are: {', '.join(FIELDS)}")
-        types, fix = FIELDS[name]
+                           f"remove it; the fields are: {', '.join(fields)}")
+        types, fix = fields[name]
         if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
             raise ApiError(400, f"{name}: {type(value).__name__} is not accepted here", name, fix)
     for name in REQUIRED:
@@ -81,10 +82,20 @@ def submission(body: Any, instruments: Mapping[str, Instrument], config: Runtime
             symbol=body["symbol"], side=body["side"], qty=body["qty"], algo=body.get("algo") or "twap",
             duration=body.get("duration"), slices=body.get("slices"), limit_price=body.get("limit_price"),
             request_id=body.get("client_request_id"), instruments=instruments, config=config,
-            urgency=body.get("urgency"))
+            urgency=body.get("urgency"),
+            options={name: str(body[name]) for name in fields if name not in FIELDS and body.get(name) is not None})
     except RequestError as exc:
         field = api_field(exc.field)
-        raise ApiError(422, f"{field}: {str(exc).split(': ', 1)[1]}", field, FIELDS[field][1]) from None
+        fix = fields[field][1] if field in fields else "see GET /v1/openapi.json"
+        raise ApiError(422, f"{field}: {str(exc).split(': ', 1)[1]}", field, fix) from None
+
+
+def submission_fields() -> dict[str, tuple[tuple[type, ...], str]]:
+    """``FIELDS`` plus every algorithm's own options (POV's ``participation``...), as the CLI's
+    ``genesis submit`` takes them; an option's value is a decimal string or a JSON number."""
+    from genesis.algorithms.registry import submit_options
+
+    return {**FIELDS, **{o.name: ((str, int, Decimal), o.help) for o in submit_options()}}
 
 
 def api_field(request_field: str) -> str:
