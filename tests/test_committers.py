@@ -20,7 +20,8 @@ from genesis.store.committers import (CommitRefused, Committer, CommitterLost, P
                                       ThreadCommitter)
 from genesis.store.db import async_engine, sync_engine
 from genesis.store.eventstore import EventStore, StorageError, StoreClosedError
-from genesis.store.postgres import PostgresCommitter
+from genesis.store.db import writer_engine
+from genesis.store.postgres import PostgresCommitter, PostgresProcessCommitter
 from tests.test_eventstore import paused, running
 
 INSERT = "INSERT INTO kv (k, v) VALUES (?, ?)"
@@ -53,9 +54,9 @@ class Kv:
     rows: Callable[[], dict[str, str]]
 
 
-@pytest.fixture(params=["process", "thread", "postgresql"])
+@pytest.fixture(params=["process", "thread", "postgresql-process", "postgresql-thread"])
 async def kv(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Kv]:
-    if request.param == "postgresql":
+    if request.param.startswith("postgresql"):
         engine = sync_engine(request.getfixturevalue("pg_url"))
         with engine.begin() as conn:
             conn.exec_driver_sql("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
@@ -63,7 +64,9 @@ async def kv(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Kv
         def pg_rows() -> dict[str, str]:
             with engine.connect() as conn:
                 return dict(conn.exec_driver_sql("SELECT k, v FROM kv").all())  # type: ignore[arg-type]
-        c: Committer = PostgresCommitter(sync_engine(engine.url))
+        writing = writer_engine(async_engine(engine.url))
+        c: Committer = PostgresProcessCommitter(writing) if request.param.endswith("process") else \
+            PostgresCommitter(writing)
         made = Kv(c, INSERT.replace("?", "%s"), UPDATE.replace("?", "%s"), pg_rows)
     else:
         path = kv_database(tmp_path)
@@ -74,7 +77,7 @@ async def kv(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Kv
         yield made
     finally:
         await c.stop()
-        if request.param == "postgresql":
+        if request.param.startswith("postgresql"):
             engine.dispose()
 
 
@@ -192,6 +195,6 @@ def test_commit_in_is_checked(db_path: Path) -> None:
         EventStore(async_engine(db_path), commit_in="fork")
 
 
-def test_postgresql_commits_in_a_thread(pg_db) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(ValueError, match="PostgreSQL commits in a thread"):
-        EventStore(async_engine(pg_db), commit_in="process")
+def test_a_precondition_needs_the_thread_committer(any_db) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="a precondition needs commit_in='thread'"):
+        EventStore(async_engine(any_db), precondition=lambda conn: None)

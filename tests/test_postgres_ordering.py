@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from sqlalchemy import select
 from sqlalchemy.engine import URL
 
@@ -72,3 +74,35 @@ async def test_a_polling_reader_misses_no_event_of_two_concurrent_writers(pg_db:
     assert seen == list(range(1, total + 1))  # the poller saw every one, in order, once
     assert sorted(r for result in results for r in result) == stored  # what each append reported
     assert all(store.commits > 0 for store in stores)
+
+
+async def test_a_precondition_runs_under_the_events_lock_in_the_commit_transaction(pg_db: URL) -> None:
+    """The hook a writer lease check will use: it runs inside the transaction that appends,
+    after the events table lock; when it fails, nothing of the transaction is written."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import Connection
+
+    from genesis.store.eventstore import StorageError
+
+    seen: list[int] = []
+    refuse = {"on": False}
+
+    def precondition(conn: Connection) -> None:
+        seen.append(int(conn.execute(text(
+            "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND mode = 'ExclusiveLock' "
+            "AND relation = 'events'::regclass")).scalar_one()))
+        if refuse["on"]:
+            conn.execute(text("SELECT 1 / 0"))  # as a failed check would: the database refuses
+
+    engine = async_engine(pg_db)
+    async with EventStore(engine, commit_in="thread", precondition=precondition) as store:
+        await store.append(running("a"))
+        refuse["on"] = True
+        with pytest.raises(StorageError, match="division by zero"):
+            await store.append([paused("a")], done_commands=())
+        refuse["on"] = False
+        await store.append([paused("a")], expected_version=2)
+        assert [(s.sequence_number, s.event) for s in await store.read()] == \
+               [(1, running("a")[0]), (2, running("a")[1]), (3, paused("a"))]
+    await engine.dispose()
+    assert seen == [1, 1, 1]

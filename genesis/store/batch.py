@@ -146,9 +146,12 @@ _EVENT_KEYS = ("event_id", "sequence_number", "event_type", "aggregate_id", "agg
                "occurred_at", "created_at")  # the keys of the rows plan_events makes, in order
 
 
-def event_insert_sql(dialect: Dialect) -> str:
-    """The SQL of the event rows' insert in a chunk's ``transaction``, for ``dialect``."""
-    return driver_rows(dialect, _EVENT_INSERT, [dict.fromkeys(_EVENT_KEYS)])[0]
+def event_insert_sql(dialect: Dialect) -> tuple[str, int | str]:
+    """The SQL of the event rows' insert in a chunk's ``transaction``, for ``dialect``, and
+    where its rows hold ``sequence_number``: a tuple index, or the key (named paramstyles)."""
+    marker = -1
+    sql, (row,) = driver_rows(dialect, _EVENT_INSERT, [dict.fromkeys(_EVENT_KEYS) | {"sequence_number": marker}])
+    return sql, ("sequence_number" if isinstance(row, dict) else list(row).index(marker))
 _CONVERT_PART = 64  # rows converted between two looks at the clock
 
 

@@ -148,7 +148,7 @@ class ProcessCommitter(_Refusals):
         self.db_path = Path(db_path)
         self.durable = durable
         self._proc: asyncio.subprocess.Process | None = None
-        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._waiting: collections.deque[asyncio.Future[int | None]] = collections.deque()
         self._reader: asyncio.Task[None] | None = None
         self._lost: CommitterLost | None = None
         self.sqlite_version = ""
@@ -158,11 +158,15 @@ class ProcessCommitter(_Refusals):
     def pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
 
+    def _command(self) -> tuple[list[str], dict[str, str] | None]:
+        """The commit process' command line and environment (None: this process')."""
+        return [sys.executable, "-m", "genesis.store.commit_process", str(self.db_path),
+                "FULL" if self.durable else "OFF", str(db.BUSY_TIMEOUT_MS)], None
+
     async def start(self) -> None:
+        argv, env = self._command()
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "genesis.store.commit_process", str(self.db_path),
-            "FULL" if self.durable else "OFF", str(db.BUSY_TIMEOUT_MS),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            *argv, env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
         try:
             reply = await self._reply()
         except CommitterLost:
@@ -174,8 +178,8 @@ class ProcessCommitter(_Refusals):
         self.sqlite_version = reply[1]
         self._reader = asyncio.create_task(self._read_replies(), name="eventstore-commit-replies")
 
-    def submit(self, transaction: Transaction, generation: int) -> asyncio.Future[None]:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def submit(self, transaction: Transaction, generation: int) -> asyncio.Future[int | None]:
+        done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         if self._lost is not None or self._proc is None or self._proc.stdin is None:
             done.set_exception(self._lost or CommitterLost("the commit process is not running"))
             return done
@@ -183,7 +187,7 @@ class ProcessCommitter(_Refusals):
             request = frame((generation, transaction))
         except ValueError:  # marshal takes exact types only: str/int/float subclasses (enums) as sqlite3 would
             try:
-                request = frame((generation, _exact_types(transaction)))
+                request = frame((generation, self._plain(transaction)))
             except TypeError as exc:  # a bug upstream: nothing was sent
                 done.set_exception(exc)
                 return done
@@ -201,7 +205,7 @@ class ProcessCommitter(_Refusals):
                     continue
                 if reply[0] == "ok":
                     self.commits = reply[2]
-                    done.set_result(None)
+                    done.set_result(reply[3])  # the shift of the event rows' sequence numbers
                 else:
                     done.set_exception(CommitRefused(reply[1], reply[2], reply[3]))
         except CommitterLost as exc:
@@ -238,6 +242,10 @@ class ProcessCommitter(_Refusals):
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)  # ends at EOF: settles what is left
         self._proc = None
+
+    def _plain(self, transaction: Transaction) -> Transaction:
+        """``transaction`` in the types the protocol carries (``marshal`` takes exact types)."""
+        return _exact_types(transaction)
 
 
 def _exact_types(transaction: Transaction) -> Transaction:

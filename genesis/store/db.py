@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from genesis.store.commit_process import connection_pragmas
 from genesis.store.location import Db, is_postgres
 from genesis.store.migrate import create_private_file, sqlite_url
+from genesis.store.types import TEXT_BINDS
 
 if TYPE_CHECKING:  # the CLI's short-lived commands never load the asyncio extension
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -65,8 +66,11 @@ def is_durable(engine: AsyncEngine) -> bool:
 def writer_engine(engine: AsyncEngine) -> Engine:
     """A blocking engine on the same SQLite file with the same settings, for the event store's
     thread committer (``EventStore(commit_in="thread")``); its dialect compiles the writer's SQL."""
-    if engine.dialect.name == "postgresql":
-        return create_engine(engine.url, pool_size=1, max_overflow=0, connect_args=_postgres_args(is_durable(engine)))
+    if engine.dialect.name == "postgresql":  # positional rows of plain values: the commit process' protocol
+        sync = create_engine(engine.url, pool_size=1, max_overflow=0, paramstyle="format",
+                             connect_args=_postgres_args(is_durable(engine)))
+        setattr(sync.dialect, TEXT_BINDS, True)  # money and times as text (the SQL casts them)
+        return sync
     url = engine.url.set(drivername="sqlite+pysqlite")
     sync = create_engine(url, pool_size=1, max_overflow=0)
     event.listen(sync, "connect", _sqlite_pragmas(is_durable(engine)))

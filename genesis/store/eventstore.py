@@ -29,7 +29,7 @@ from genesis.store.committers import Committer, ProcessCommitter, ThreadCommitte
 from genesis.store.db import is_durable, writer_engine
 from genesis.store.errors import (ConcurrencyError, InvalidEventError, StorageError, StoreClosedError,
                                   StoreIdentityError)
-from genesis.store.postgres import PostgresCommitter
+from genesis.store.postgres import PostgresCommitter, PostgresProcessCommitter
 from genesis.store.writer import Writer
 
 _LOAD_BATCH = 500  # aggregates per query (SQLite allows 32,766 bound parameters)
@@ -43,9 +43,9 @@ class EventStore:
 
     ``chunk_size``: appends folded per chunk by the writer (see ``genesis.store.writer``).
     ``commit_in``: where the writer's transactions run (``genesis.store.committers``):
-    ``"process"``, a commit process with its own connection (the default on SQLite: its work
-    stays off the event loop's GIL), or ``"thread"``, a worker thread through ``writer_engine``
-    (the only choice, and the default, on PostgreSQL: ``genesis.store.postgres``).
+    ``"process"``, a commit process with its own connection (the default: the database
+    driver's work stays off the event loop's GIL), or ``"thread"``, a worker thread through
+    ``writer_engine``. On PostgreSQL both are in ``genesis.store.postgres``.
     ``precondition(conn)``: run inside every commit transaction (after the PostgreSQL events
     lock); it refuses the transaction by raising."""
 
@@ -53,8 +53,7 @@ class EventStore:
                  commit_in: str | None = None, precondition: Callable[[Connection], None] | None = None):
         self._engine = engine
         self._writer_engine: Engine = writer_engine(engine)
-        if commit_in is None:
-            commit_in = "thread" if engine.dialect.name == "postgresql" else "process"
+        commit_in = commit_in or "process"
         self._aggregates: dict[str, Execution] = {}
         self._loading: dict[str, asyncio.Future[Execution]] = {}  # cache misses queued for one query
         self._loader: asyncio.Task[None] | None = None
@@ -247,9 +246,11 @@ def _committer(commit_in: str, engine: AsyncEngine, sync: Engine,
     if commit_in not in ("process", "thread"):
         raise ValueError(f"commit_in must be 'process' or 'thread', not {commit_in!r}")
     if engine.dialect.name == "postgresql":
-        if commit_in != "thread":
-            raise ValueError("commit_in='process' runs SQLite's commit process; PostgreSQL commits in a thread")
-        return PostgresCommitter(sync, precondition)
+        if commit_in == "thread":
+            return PostgresCommitter(sync, precondition)
+        if precondition is not None:
+            raise ValueError("a precondition needs commit_in='thread' (the commit process runs SQL only)")
+        return PostgresProcessCommitter(sync, durable=is_durable(engine))
     if commit_in == "thread":
         return ThreadCommitter(sync, precondition)
     if precondition is not None:

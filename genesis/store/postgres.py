@@ -22,15 +22,17 @@ transaction: the place for a check that must hold at commit, e.g. a writer lease
 
 from __future__ import annotations
 
+import os
+import sys
+from datetime import datetime
+from decimal import Decimal
 from typing import Any, Callable
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 
 from genesis.store.batch import event_insert_sql
-from genesis.store.committers import ThreadCommitter, Transaction, run_statements
-
-LOCK_EVENTS = "LOCK TABLE events IN EXCLUSIVE MODE"
-NEXT_SEQUENCE = "SELECT COALESCE(MAX(sequence_number), 0) + 1 FROM events"
+from genesis.store.committers import ProcessCommitter, ThreadCommitter, Transaction, run_statements
+from genesis.store.pg_commit_process import LOCK_EVENTS, NEXT_SEQUENCE, shift_for, shifted
 
 
 class PostgresCommitter(ThreadCommitter):
@@ -39,7 +41,7 @@ class PostgresCommitter(ThreadCommitter):
 
     def __init__(self, engine: Engine, precondition: Callable[[Connection], None] | None = None) -> None:
         super().__init__(engine, precondition)
-        self._events_sql = event_insert_sql(engine.dialect)
+        self._events_sql, self._seq_at = event_insert_sql(engine.dialect)
 
     def _execute(self, conn: Connection, transaction: Transaction) -> int:
         event_rows = [rows for sql, rows in transaction if sql == self._events_sql and rows]
@@ -50,14 +52,51 @@ class PostgresCommitter(ThreadCommitter):
             self.precondition(conn)  # under the lock: nobody appends between the check and the commit
         if event_rows:
             next_free = int(conn.exec_driver_sql(NEXT_SEQUENCE).scalar_one())
-            shift = next_free - event_rows[0][0]["sequence_number"]
+            shift = shift_for(next_free, event_rows[0][0], self._seq_at)
         if shift:
-            transaction = [(sql, _shifted(rows, shift) if sql == self._events_sql else rows)
+            transaction = [(sql, shifted(rows, self._seq_at, shift) if sql == self._events_sql else rows)
                            for sql, rows in transaction]
         run_statements(conn, transaction)
         return shift
 
 
-def _shifted(rows: list[Any], shift: int) -> list[dict[str, Any]]:
-    return [{**row, "sequence_number": row["sequence_number"] + shift} for row in rows]
 
+
+class PostgresProcessCommitter(ProcessCommitter):
+    """The commit process on PostgreSQL (``genesis.store.pg_commit_process``): same locking
+    and shifting as ``PostgresCommitter``, with psycopg's per-row work on another core.
+    Money and times travel as text (the SQL casts them); no ``precondition`` (it would have
+    to run in the child: use ``PostgresCommitter`` for one)."""
+
+    def __init__(self, engine: Engine, durable: bool = True) -> None:
+        super().__init__("", durable)
+        self.url: URL = engine.url
+        self._events_sql, self._seq_at = event_insert_sql(engine.dialect)
+        if not isinstance(self._seq_at, int):
+            raise ValueError("the PostgreSQL commit process takes positional rows (paramstyle 'format')")
+
+    def _command(self) -> tuple[list[str], dict[str, str] | None]:
+        env = {**os.environ, "GENESIS_COMMIT_DSN": self.url.set(drivername="postgresql").render_as_string(
+            hide_password=False), "GENESIS_EVENTS_SQL": self._events_sql}
+        return [sys.executable, "-m", "genesis.store.pg_commit_process", "on" if self.durable else "off",
+                str(self._seq_at)], env
+
+    def _plain(self, transaction: Transaction) -> Transaction:
+        """Rows the fast path could not send as they are (the writer's dialect binds money and
+        times as text already: ``genesis.store.db.writer_engine``)."""
+        return [(sql, [tuple(_plain_value(v) for v in row) for row in rows]) for sql, rows in transaction]
+
+
+def _plain_value(value: Any) -> Any:
+    """A driver value as marshal carries it: Decimal and datetime as text the server casts."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.isoformat(" ")
+    if type(value) in (str, int, float, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        return value[:]
+    if isinstance(value, int):
+        return int(value)
+    raise TypeError(f"a row value is not a plain DBAPI value: {type(value).__name__} {value!r}")
