@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 venv install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -rs
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
