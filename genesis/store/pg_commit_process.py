@@ -34,6 +34,7 @@ NEXT_SEQUENCE = "SELECT COALESCE(MAX(sequence_number), 0) + 1 FROM events"
 SET_SHIFT = ("SELECT set_config('genesis.sequence_shift', "
              "(COALESCE(MAX(sequence_number), 0) + 1 - %s::integer)::text, true)::integer FROM events")
 _PARAMETER = re.compile(r"%s")
+ROWS_PER_INSERT = 64  # 512 parameters per statement (PostgreSQL takes at most 65,535)
 
 
 def shifting_insert(events_sql: str, seq_at: int) -> str:
@@ -98,8 +99,10 @@ def main(argv: list[str]) -> int:
                     cur.execute(LOCK_EVENTS)
                     shift.execute(SET_SHIFT, (appends[0][0][seq_at],))
                 for sql, rows in statements:
-                    if appends and sql == events_sql:  # one multi-row INSERT: one statement for the server
-                        cur.execute(many_rows(shifting_sql, len(rows)), [v for row in rows for v in row])
+                    if appends and sql == events_sql:  # multi-row INSERTs: one statement for the server
+                        for start in range(0, len(rows), ROWS_PER_INSERT):
+                            part = rows[start:start + ROWS_PER_INSERT]
+                            cur.execute(many_rows(shifting_sql, len(part)), [v for row in part for v in row])
                     else:
                         cur.executemany(sql, rows)
             return None, int(shift.fetchone()[0]) if appends else 0  # type: ignore[index]
