@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 venv install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -rs
 
 # Debian's chromium (never `playwright install`: it downloads a browser build); Playwright from
 # the [browser] extra drives it. Needs root or sudo for apt-get when chromium is missing.

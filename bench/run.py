@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import api_bench, engine_bench, metrics_bench, store_bench  # noqa: E402
+from bench import api_bench, engine_bench, metrics_bench, postgres_bench, store_bench  # noqa: E402
 from genesis.domain.volume_curve import VolumeCurveEstimator  # noqa: E402
 from genesis.domain.vwap import plan_vwap  # noqa: E402
 from genesis.log import configure_logging  # noqa: E402
@@ -94,6 +94,11 @@ def main() -> None:
     parents = int(os.environ.get("BENCH_PARENTS", "1000"))
     t0 = time.perf_counter()
     store = store_bench.run()
+    try:
+        postgres: dict | None = postgres_bench.run()
+    except postgres_bench.Unavailable as exc:
+        postgres = None
+        print(f"skipped the PostgreSQL figures: {exc}", file=sys.stderr)
     engine = engine_bench.run(parents)
     curve = curve_and_schedule_fresh()
     backtest = backtest_speed()
@@ -107,6 +112,14 @@ def main() -> None:
         row("  same, vs raw sqlite3 doing the store's SQL", store["genesis_store"]["events_per_second"], "events/s",
             store["raw_sqlite3_batch100_with_projection"]["events_per_second"],
             "raw inserts + projection updates, 100/commit (context)", True, target_ratio=0.5),
+        *([] if postgres is None else [
+            row("event store append on PostgreSQL (100 appenders, durable)",
+                postgres["genesis_store"]["events_per_second"], "events/s",
+                postgres["raw_psycopg_batch100"]["events_per_second"],
+                "raw psycopg executemany, 100/commit; target ratio >= 0.5", True, target_ratio=0.5),
+            row("  same, vs raw psycopg doing the store's SQL", postgres["genesis_store"]["events_per_second"],
+                "events/s", postgres["raw_psycopg_batch100_with_projection"]["events_per_second"],
+                "raw inserts + projection updates, 100/commit (context)", True, target_ratio=0.5)]),
         row(f"per-child decision p50 ({parents} parents, {lag['speed']:g}x live load)", lag["decision_p50_ms"], "ms",
             1.0, "target p99 < 1 ms", False),
         row(f"per-child decision p99 ({parents} parents, {lag['speed']:g}x live load)", lag["decision_p99_ms"], "ms",
@@ -134,7 +147,7 @@ def main() -> None:
     ]
     machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
                "load_average": os.getloadavg(), "when": datetime.now(timezone.utc).isoformat()}
-    results = {"machine": machine, "rows": rows, "store": store, "engine": engine, "curve": curve,
+    results = {"machine": machine, "rows": rows, "store": store, "postgres": postgres, "engine": engine, "curve": curve,
                "backtest": backtest, "metrics": metrics, "api": api, "bench_seconds": time.perf_counter() - t0}
     out = ROOT / "bench" / "results.json"
     out.write_text(json.dumps(results, indent=2, default=str))

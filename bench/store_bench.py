@@ -13,6 +13,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
+from sqlalchemy.engine import URL
+
 from genesis.domain import events as ev
 from genesis.domain.events import PlannedSlice, encode
 from genesis.store import migrate
@@ -38,9 +40,9 @@ def toggle(eid: str, n: int) -> ev.Event:
     return ev.ExecutionPaused(eid, at, "bench") if n % 2 == 0 else ev.ExecutionResumed(eid, at, "bench")
 
 
-async def store_throughput(path: Path, appenders: int, per_appender: int) -> dict[str, float]:
+async def store_throughput(path: Path | URL, appenders: int, per_appender: int) -> dict[str, float]:
     migrate.upgrade(path)
-    engine = async_engine(path)  # WAL, synchronous=FULL: every commit durable
+    engine = async_engine(path)  # SQLite: WAL, synchronous=FULL; PostgreSQL: synchronous_commit=on
     store = EventStore(engine)
     await store.start()
     await asyncio.gather(*(store.append(started(_eid(i))) for i in range(appenders)))
@@ -62,6 +64,16 @@ async def store_throughput(path: Path, appenders: int, per_appender: int) -> dic
             "commits": commits, "events_per_commit": events / max(commits, 1)}
 
 
+def bench_execution_row(i: int, now: object) -> dict[str, object]:
+    """The executions row of the ``i``-th bench execution, running at version 2."""
+    return {c.name: None for c in t.executions.columns} | {
+        "execution_id": _eid(i), "request_id": _eid(i), "algo": "twap", "execution_style": "twap", "symbol": "BTC/USDT",
+        "side": "buy", "state": "running", "target_qty": "1", "filled_qty": "0", "remaining_qty": "1",
+        "notional_usdt": "0", "fees_usdt": "0", "duration_seconds": 900, "slices_executed": 0,
+        "slices_denied": 0, "submitted_at": now, "paused_seconds": 0.0, "version": 2, "maker_qty": "0",
+        "urgency": "low"}
+
+
 def raw_sqlite(path: Path, events: int, batch: int = 100, with_projection: bool = False) -> dict[str, float]:
     """The same event rows inserted with plain sqlite3, 100 per transaction, WAL, synchronous=FULL.
 
@@ -76,12 +88,7 @@ def raw_sqlite(path: Path, events: int, batch: int = 100, with_projection: bool 
     if with_projection:
         conn.execute("BEGIN")
         for i in range(100):
-            execution_row = {c.name: None for c in t.executions.columns} | {
-                "execution_id": _eid(i), "request_id": _eid(i), "algo": "twap", "execution_style": "twap", "symbol": "BTC/USDT",
-                "side": "buy", "state": "running", "target_qty": "1", "filled_qty": "0", "remaining_qty": "1",
-                "notional_usdt": "0", "fees_usdt": "0", "duration_seconds": 900, "slices_executed": 0,
-                "slices_denied": 0, "submitted_at": now, "paused_seconds": 0.0, "version": 2, "maker_qty": "0",
-                "urgency": "low"}
+            execution_row = bench_execution_row(i, now)
             conn.execute(f"INSERT INTO executions ({', '.join(execution_row)}) "
                          f"VALUES ({', '.join('?' * len(execution_row))})", tuple(execution_row.values()))
         conn.execute("COMMIT")
@@ -118,15 +125,21 @@ def run(appenders: int = 100, per_appender: int = 200, rounds: int = 5) -> dict[
             raw.append(raw_sqlite(Path(tmp) / "raw.db", appenders * per_appender))
             raw_projection.append(raw_sqlite(Path(tmp) / "rawp.db", appenders * per_appender, with_projection=True))
 
+    return median_round(ours, raw, raw_projection, "raw_sqlite3_batch100")
+
+
+def median_round(ours: list[dict[str, float]], raw: list[dict[str, float]], raw_projection: list[dict[str, float]],
+                 raw_name: str) -> dict[str, object]:
+    """The figures of the median round by ratio of the store to ``raw``, and every round's rates."""
     def rate(x: dict[str, float]) -> float:
         return x["events_per_second"]
 
     ratios = [rate(o) / rate(w) for o, w in zip(ours, raw)]
-    median_round = sorted(range(rounds), key=lambda i: ratios[i])[rounds // 2]
-    return {"genesis_store": ours[median_round], "raw_sqlite3_batch100": raw[median_round],
-            "raw_sqlite3_batch100_with_projection": raw_projection[median_round],
-            "ratio": ratios[median_round],
-            "ratio_with_projection": rate(ours[median_round]) / rate(raw_projection[median_round]),
+    median = sorted(range(len(ratios)), key=lambda i: ratios[i])[len(ratios) // 2]
+    return {"genesis_store": ours[median], raw_name: raw[median],
+            f"{raw_name}_with_projection": raw_projection[median],
+            "ratio": ratios[median],
+            "ratio_with_projection": rate(ours[median]) / rate(raw_projection[median]),
             "runs_events_per_second": {"genesis_store": [rate(x) for x in ours], "raw": [rate(x) for x in raw],
                                        "raw_with_projection": [rate(x) for x in raw_projection]},
             "round_ratios": ratios}

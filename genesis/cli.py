@@ -26,7 +26,7 @@ DEFAULT_CONFIG = Path("config/runtime.yaml")
 
 class Context:
     def __init__(self, db: str, config: str | None, db_explicit: bool = False):
-        self.db_path = Path(db)
+        self.db_path = _parse_db(db)  # a Path (SQLite) or a PostgreSQL URL
         self.db_explicit = db_explicit
         self.config_path = Path(config) if config else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else PACKAGED_CONFIG)
 
@@ -44,7 +44,7 @@ class Context:
         a mistyped ``--db`` must not leave an empty database behind."""
         from genesis.store.db import sync_engine
 
-        if must_exist and not self.db_path.is_file():
+        if must_exist and isinstance(self.db_path, Path) and not self.db_path.is_file():
             raise click.ClickException(
                 f"{cut(self.db_path)}: no such database (use --db or $GENESIS_DB; "
                 "`genesis submit`, `genesis run` or `genesis db upgrade` create one)")
@@ -63,10 +63,20 @@ class Context:
             raise CommandFailed(f"{cut(self.db_path)}: cannot open or migrate the database: {reason}") from None
 
 
+def _parse_db(db: str) -> Any:
+    """``--db``: a file path or a PostgreSQL URL (``genesis.store.location``), else a usage error."""
+    from genesis.store.location import DbLocationError, parse_db
+
+    try:
+        return parse_db(db)
+    except DbLocationError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--db`` and ``--config`` to a command and pass a ``Context`` as ``ctx``."""
     @click.option("--db", "db", default=lambda: os.environ.get("GENESIS_DB", "genesis.db"), show_default="$GENESIS_DB or ./genesis.db",
-                  help="SQLite database file.")
+                  help="SQLite database file, or PostgreSQL URL postgresql+psycopg://user@host/dbname.")
     @click.option("--config", "config", default=None, help="Runtime config YAML (default ./config/runtime.yaml, else the defaults shipped in the package).")
     @functools.wraps(fn)
     def wrapper(db: str, config: str | None, **kwargs: Any) -> Any:
@@ -102,12 +112,12 @@ def db_upgrade(ctx: Context) -> None:
 @common
 def db_rebuild(ctx: Context) -> None:
     """Rebuild the query tables from the event log (stop the daemon first)."""
-    from genesis.engine.pidlock import running_daemon_pid
+    from genesis.engine.pidlock import running_daemon
     from genesis.store.projector import rebuild_sync
 
-    pid = running_daemon_pid(ctx.db_path)
+    pid = running_daemon(ctx.db_path)
     if pid is not None:
-        raise click.ClickException(f"a genesis daemon (pid {pid}) is running on {ctx.db_path}; stop it first")
+        raise click.ClickException(f"a genesis daemon ({pid}) is running on {ctx.db_path}; stop it first")
     with ctx.engine().begin() as conn:
         count = rebuild_sync(conn)
     click.echo(f"replayed {count} events into the projections")

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import pytest
+from sqlalchemy.engine import URL
 
 from genesis.store import migrate
+from tests.postgres import fresh_database
 
 
 @pytest.fixture
@@ -13,6 +16,30 @@ def db_path(tmp_path: Path) -> Path:
     path = tmp_path / "genesis.db"
     migrate.upgrade(path)
     return path
+
+
+@pytest.fixture
+def pg_url() -> Iterator[URL]:
+    """A fresh, empty PostgreSQL database (dropped afterwards); skipped when the server is
+    unreachable, failed under CI=true."""
+    yield from fresh_database()
+
+
+@pytest.fixture
+def pg_db(pg_url: URL) -> URL:
+    """A fresh PostgreSQL database migrated to head by Alembic."""
+    migrate.upgrade(pg_url)
+    return pg_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | URL:
+    """A fresh database migrated to head, once per backend: the store's contract holds on both."""
+    if request.param == "sqlite":
+        path = tmp_path / "genesis.db"
+        migrate.upgrade(path)
+        return path
+    return request.getfixturevalue("pg_db")
 
 
 @pytest.fixture

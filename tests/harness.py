@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import AsyncIterator, Callable
 
 from sqlalchemy import select
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genesis.bus import EventBus
@@ -55,11 +56,12 @@ class Harness:
 
 
 @asynccontextmanager
-async def harness(db_path: Path, config: RuntimeConfig | None = None, start: datetime = SIM_START,
+async def harness(db_path: Path | URL, config: RuntimeConfig | None = None, start: datetime = SIM_START,
                   venue: Callable[[VirtualClock], object] | None = None,
-                  commit_in: str = "process") -> AsyncIterator[Harness]:
+                  commit_in: str | None = None) -> AsyncIterator[Harness]:
     """``venue`` builds the venue on the harness' clock (default: the shipped-candle simulator).
-    ``commit_in``: the store's committer (``"thread"`` takes SQLAlchemy hooks on its engine)."""
+    ``commit_in``: the store's committer (``"thread"`` takes SQLAlchemy hooks on its engine;
+    default: the backend's own, see ``EventStore``). ``db_path``: a file or a PostgreSQL URL."""
     config = config or RuntimeConfig()
     migrate.upgrade(db_path)
     engine = async_engine(db_path)

@@ -1,5 +1,5 @@
-"""The committers' contract, run against both adapters (the commit process and the worker
-thread), and what only the commit process can do: outlive the daemon's signals, stop when
+"""The committers' contract, run against every adapter (the commit process and the worker
+thread on SQLite, the PostgreSQL committer), and what only the commit process can do: outlive the daemon's signals, stop when
 told, and report its own death instead of guessing what it committed."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import enum
 import os
 import signal
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 import pytest
 
@@ -19,6 +20,8 @@ from genesis.store.committers import (CommitRefused, Committer, CommitterLost, P
                                       ThreadCommitter)
 from genesis.store.db import async_engine, sync_engine
 from genesis.store.eventstore import EventStore, StorageError, StoreClosedError
+from genesis.store.db import writer_engine
+from genesis.store.postgres import PostgresCommitter, PostgresProcessCommitter
 from tests.test_eventstore import paused, running
 
 INSERT = "INSERT INTO kv (k, v) VALUES (?, ?)"
@@ -41,39 +44,65 @@ def kv_database(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture(params=["process", "thread"])
-async def committer(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Committer]:
-    path = kv_database(tmp_path)
-    c: Committer = ProcessCommitter(path) if request.param == "process" else ThreadCommitter(sync_engine(path))
+@dataclass
+class Kv:
+    """A committer on a one-table database, and that database's SQL and rows."""
+
+    committer: Committer
+    insert: str
+    update: str
+    rows: Callable[[], dict[str, str]]
+
+
+@pytest.fixture(params=["process", "thread", "postgresql-process", "postgresql-thread"])
+async def kv(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Kv]:
+    if request.param.startswith("postgresql"):
+        engine = sync_engine(request.getfixturevalue("pg_url"))
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
+
+        def pg_rows() -> dict[str, str]:
+            with engine.connect() as conn:
+                return dict(conn.exec_driver_sql("SELECT k, v FROM kv").all())  # type: ignore[arg-type]
+        writing = writer_engine(async_engine(engine.url))
+        c: Committer = PostgresProcessCommitter(writing) if request.param.endswith("process") else \
+            PostgresCommitter(writing)
+        made = Kv(c, INSERT.replace("?", "%s"), UPDATE.replace("?", "%s"), pg_rows)
+    else:
+        path = kv_database(tmp_path)
+        c = ProcessCommitter(path) if request.param == "process" else ThreadCommitter(sync_engine(path))
+        made = Kv(c, INSERT, UPDATE, lambda: rows(path))
     await c.start()
     try:
-        yield c
+        yield made
     finally:
         await c.stop()
+        if request.param.startswith("postgresql"):
+            engine.dispose()
 
 
-async def test_a_committed_transaction_is_there_for_any_new_connection(committer: Committer, tmp_path: Path) -> None:
-    await committer.commit([(INSERT, [("a", "1"), ("b", "2")]), (UPDATE, [("3", "a")])])
-    assert rows(tmp_path / "c.db") == {"a": "3", "b": "2"}
+async def test_a_committed_transaction_is_there_for_any_new_connection(kv: Kv) -> None:
+    await kv.committer.commit([(kv.insert, [("a", "1"), ("b", "2")]), (kv.update, [("3", "a")])])
+    assert kv.rows() == {"a": "3", "b": "2"}
 
 
-async def test_a_refused_transaction_writes_none_of_its_statements(committer: Committer, tmp_path: Path) -> None:
-    await committer.commit([(INSERT, [("a", "1")])])
-    with pytest.raises(CommitRefused, match="UNIQUE constraint failed: kv.k") as refused:
-        await committer.commit([(INSERT, [("b", "2")]), (UPDATE, [("9", "a")]), (INSERT, [("a", "dup")])])
-    assert refused.value.error_class == "IntegrityError"
-    assert rows(tmp_path / "c.db") == {"a": "1"}
-    await committer.commit([(INSERT, [("b", "2")])])  # still serving
-    assert rows(tmp_path / "c.db") == {"a": "1", "b": "2"}
+async def test_a_refused_transaction_writes_none_of_its_statements(kv: Kv) -> None:
+    await kv.committer.commit([(kv.insert, [("a", "1")])])
+    with pytest.raises(CommitRefused, match='UNIQUE constraint failed: kv.k|unique constraint "kv_pkey"') as refused:
+        await kv.committer.commit([(kv.insert, [("b", "2")]), (kv.update, [("9", "a")]), (kv.insert, [("a", "dup")])])
+    assert refused.value.error_class in ("IntegrityError", "UniqueViolation")
+    assert kv.rows() == {"a": "1"}
+    await kv.committer.commit([(kv.insert, [("b", "2")])])  # still serving
+    assert kv.rows() == {"a": "1", "b": "2"}
 
 
 class Side(str, enum.Enum):
     BUY = "buy"
 
 
-async def test_str_enum_members_are_stored_as_their_values(committer: Committer, tmp_path: Path) -> None:
-    await committer.commit([(INSERT, [("side", Side.BUY)])])
-    assert rows(tmp_path / "c.db") == {"side": "buy"}
+async def test_str_enum_members_are_stored_as_their_values(kv: Kv) -> None:
+    await kv.committer.commit([(kv.insert, [("side", Side.BUY)])])
+    assert kv.rows() == {"side": "buy"}
 
 
 async def test_a_database_locked_past_the_busy_timeout_is_refused_then_served(
@@ -164,3 +193,8 @@ async def test_a_store_whose_commit_process_died_stops_and_says_so(db_path: Path
 def test_commit_in_is_checked(db_path: Path) -> None:
     with pytest.raises(ValueError, match="commit_in must be 'process' or 'thread', not 'fork'"):
         EventStore(async_engine(db_path), commit_in="fork")
+
+
+def test_a_precondition_needs_the_thread_committer(any_db) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="a precondition needs commit_in='thread'"):
+        EventStore(async_engine(any_db), precondition=lambda conn: None)

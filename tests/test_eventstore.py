@@ -1,4 +1,5 @@
-"""The event store on real migrated SQLite files: ordering, versions, refusals, group commit,
+"""The event store's contract, on real migrated SQLite files and PostgreSQL databases (every
+test runs on both: the ``any_db`` fixture): ordering, versions, refusals, group commit,
 durability, command settlement and storage faults."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import AsyncIterator
 import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, insert, select
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -53,8 +55,8 @@ def running(eid: str) -> list[ev.Event]:
 # -- fixtures ------------------------------------------------------------------------------
 
 @pytest.fixture
-async def engine(db_path: Path) -> AsyncIterator[AsyncEngine]:
-    eng = async_engine(db_path)
+async def engine(any_db: Path | URL) -> AsyncIterator[AsyncEngine]:
+    eng = async_engine(any_db)
     yield eng
     await eng.dispose()
 
@@ -225,7 +227,7 @@ async def test_unique_aggregate_version_is_enforced_by_the_database(store: Event
     row = {"event_id": str(uuid.uuid4()), "sequence_number": 99, "event_type": "ExecutionPaused",
            "aggregate_id": "a", "aggregate_version": 2, "event_data": ev.encode(paused("a")),
            "occurred_at": T0, "created_at": T0}
-    with pytest.raises(IntegrityError, match="aggregate_id, events.aggregate_version"):
+    with pytest.raises(IntegrityError, match="aggregate_id, events.aggregate_version|uq_events_aggregate_id"):
         async with engine.begin() as conn:
             await conn.execute(insert(t.events), row)
     dup_seq = {**row, "event_id": str(uuid.uuid4()), "sequence_number": 2, "aggregate_version": 3}
@@ -270,7 +272,8 @@ async def test_group_commit_under_100_concurrent_appenders(store: EventStore, en
     assert states == {"running"}
 
 
-async def test_stop_commits_what_is_queued_and_a_new_store_reads_it_back(db_path: Path) -> None:
+async def test_stop_commits_what_is_queued_and_a_new_store_reads_it_back(any_db: Path | URL) -> None:
+    db_path = any_db
     engine = async_engine(db_path)
     store = EventStore(engine)
     await store.start()
@@ -331,17 +334,21 @@ async def test_done_commands_are_marked_in_the_same_transaction(store: EventStor
 
 # -- storage faults ------------------------------------------------------------------------
 
-async def test_storage_error_when_the_database_refuses_writes(db_path: Path) -> None:
-    """``PRAGMA query_only`` makes every write fail like a read-only file would. Callers get
-    ``StorageError``, nothing is half-written, and the store works again once writes do."""
+async def test_storage_error_when_the_database_refuses_writes(any_db: Path | URL) -> None:
+    """``PRAGMA query_only`` (PostgreSQL: ``default_transaction_read_only``) makes every write
+    fail like a read-only file would. Callers get ``StorageError``, nothing is half-written,
+    and the store works again once writes do."""
     read_only = {"on": False}
-    engine = async_engine(db_path)
+    engine = async_engine(any_db)
+    refuse = ("SET default_transaction_read_only = on" if isinstance(any_db, URL) else "PRAGMA query_only=ON")
 
     def _query_only(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
         if read_only["on"]:
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA query_only=ON")
+            cur.execute(refuse)
             cur.close()
+            if isinstance(any_db, URL):
+                dbapi_conn.commit()
 
     store = EventStore(engine, chunk_size=1, commit_in="thread")  # its engine takes the hook
     for target in (engine.sync_engine, store.writer_engine):  # readers and the writer thread
@@ -365,7 +372,7 @@ async def test_storage_error_when_the_database_refuses_writes(db_path: Path) -> 
             return_exceptions=True,
         )
         assert all(isinstance(r, StorageError) for r in results), results
-        assert "readonly" in str(results[0])
+        assert "readonly" in str(results[0]) or "read-only transaction" in str(results[0])
 
         read_only["on"] = False
         await engine.dispose()

@@ -9,6 +9,7 @@ from typing import AsyncIterator
 
 import pytest
 from sqlalchemy import event as sa_event
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -33,9 +34,10 @@ class EventReads:
 
 
 @pytest.fixture
-async def engine(db_path: Path) -> AsyncIterator[AsyncEngine]:
+async def engine(any_db: Path | URL) -> AsyncIterator[AsyncEngine]:
     """A fresh engine on a file holding a0..a4 running, a1 also paused: what a fresh store
     must load."""
+    db_path = any_db
     writing = async_engine(db_path)
     async with EventStore(writing) as store:
         await asyncio.gather(*(store.append(running(f"a{i}")) for i in range(5)))

@@ -1,14 +1,17 @@
-"""Alembic migrations on real SQLite files: up, down, up again; schema equals the code's tables."""
+"""Alembic migrations on real SQLite files and PostgreSQL databases: up, down, up again;
+schema equals the code's tables."""
 
 from __future__ import annotations
 
 import stat
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, MetaData, Table, create_engine, inspect, text
+from sqlalchemy.engine import URL, Engine
 
 from genesis.store import migrate
 from genesis.store.tables import metadata
@@ -26,8 +29,18 @@ def _revisions_base_to_head() -> list[str]:
     return [r.revision for r in reversed(list(script.walk_revisions()))]
 
 
-def _inspect(path: Path) -> tuple[set[str], set[str]]:
-    engine = create_engine(migrate.sqlite_url(path))
+def _engine(db: Path | URL) -> Engine:
+    return create_engine(db) if isinstance(db, URL) else create_engine(migrate.sqlite_url(db))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | URL:
+    """No database file yet, or an empty PostgreSQL database."""
+    return tmp_path / "fresh.db" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
+def _inspect(path: Path | URL) -> tuple[set[str], set[str]]:
+    engine = _engine(path)
     try:
         with engine.connect() as conn:
             insp = inspect(conn)
@@ -36,8 +49,8 @@ def _inspect(path: Path) -> tuple[set[str], set[str]]:
         engine.dispose()
 
 
-def _schema_diff(path: Path, target: MetaData) -> list:
-    engine = create_engine(migrate.sqlite_url(path))
+def _schema_diff(path: Path | URL, target: MetaData) -> list:
+    engine = _engine(path)
     try:
         with engine.connect() as conn:
             ctx = MigrationContext.configure(conn, opts={"compare_type": True})
@@ -46,9 +59,9 @@ def _schema_diff(path: Path, target: MetaData) -> list:
         engine.dispose()
 
 
-def test_upgrade_downgrade_upgrade_on_an_empty_file(tmp_path: Path) -> None:
-    path = tmp_path / "fresh.db"
-    assert not path.exists()
+def test_upgrade_downgrade_upgrade_on_an_empty_database(empty_db: Path | URL) -> None:
+    path = empty_db
+    assert isinstance(path, URL) or not path.exists()
 
     migrate.upgrade(path)
     tables, views = _inspect(path)
@@ -70,8 +83,8 @@ def test_upgrade_downgrade_upgrade_on_an_empty_file(tmp_path: Path) -> None:
     assert _schema_diff(path, metadata) == []
 
 
-def test_every_revision_upgrades_and_downgrades_one_step_at_a_time(tmp_path: Path) -> None:
-    path = tmp_path / "steps.db"
+def test_every_revision_upgrades_and_downgrades_one_step_at_a_time(empty_db: Path | URL) -> None:
+    path = empty_db
     revisions = _revisions_base_to_head()
     assert revisions[0] == "0001" and revisions[-1] == _head()
     for rev in revisions:
@@ -86,13 +99,15 @@ def test_every_revision_upgrades_and_downgrades_one_step_at_a_time(tmp_path: Pat
     assert _inspect(path) == ({"alembic_version"}, set())
 
 
-def test_upgrade_is_idempotent(db_path: Path) -> None:
+def test_upgrade_is_idempotent(any_db: Path | URL) -> None:
+    db_path = any_db
     migrate.upgrade(db_path)
     assert migrate.current_revision(db_path) == _head()
     assert _schema_diff(db_path, metadata) == []
 
 
-def test_migrated_schema_matches_the_code_tables(db_path: Path) -> None:
+def test_migrated_schema_matches_the_code_tables(any_db: Path | URL) -> None:
+    db_path = any_db
     assert _schema_diff(db_path, metadata) == []
 
 
@@ -116,8 +131,9 @@ def test_database_file_is_private(tmp_path: Path) -> None:
         assert stat.S_IMODE(side.stat().st_mode) & 0o077 == 0, side
 
 
-def test_twap_views_select_without_error(db_path: Path) -> None:
-    engine = create_engine(migrate.sqlite_url(db_path))
+def test_twap_views_select_without_error(any_db: Path | URL) -> None:
+    db_path = any_db
+    engine = _engine(db_path)
     try:
         with engine.connect() as conn:
             for view in sorted(_inspect(db_path)[1]):  # every view compiles against the tables

@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import Table, text
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genesis.domain import events as ev
@@ -29,7 +30,7 @@ D = Decimal
 
 
 async def raw_rows(engine: AsyncEngine, table: Table) -> list[tuple]:
-    """Every row exactly as SQLite stores it (money as text, times as text), in key order."""
+    """Every row exactly as the database stores it (SQLite: money as text, times as text), in key order."""
     keys = ", ".join(c.name for c in table.primary_key.columns)
     async with engine.connect() as conn:
         return [tuple(r) for r in (await conn.execute(text(f"SELECT * FROM {table.name} ORDER BY {keys}"))).all()]
@@ -71,8 +72,8 @@ async def run_scenario(h: Harness) -> dict[str, str]:
     return ids
 
 
-async def test_rebuilt_projections_equal_the_live_ones(db_path: Path) -> None:
-    async with harness(db_path) as h:
+async def test_rebuilt_projections_equal_the_live_ones(any_db: Path | URL) -> None:
+    async with harness(any_db) as h:
         ids = await run_scenario(h)
         histories = {role: [s.event for s in await h.store.read(eid)] for role, eid in ids.items()}
         states = {role: Execution.replay(ids[role], hist).state.value for role, hist in histories.items()}
@@ -104,8 +105,8 @@ async def test_rebuilt_projections_equal_the_live_ones(db_path: Path) -> None:
         assert await snapshot(h.engine) == live
 
 
-async def test_projections_agree_with_the_events(db_path: Path) -> None:
-    async with harness(db_path) as h:
+async def test_projections_agree_with_the_events(any_db: Path | URL) -> None:
+    async with harness(any_db) as h:
         ids = await run_scenario(h)
         executions = {r["execution_id"]: r for r in await h.rows(t.executions)}
         fills = await h.rows(t.fills)

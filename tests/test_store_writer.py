@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import bindparam, event as sa_event, insert, text, update
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 
 from genesis.domain import events as ev
@@ -123,8 +124,8 @@ class FailNthCommit:
                 raise OperationalError(statement, None, Exception("disk I/O error (injected)"))
 
 
-async def test_a_failed_commit_fails_what_was_prepared_on_it_and_loses_nothing(db_path: Path) -> None:
-    engine = async_engine(db_path)
+async def test_a_failed_commit_fails_what_was_prepared_on_it_and_loses_nothing(any_db: Path | URL) -> None:
+    engine = async_engine(any_db)
     published: list[ev.Event] = []
     bus = PublishRecorder(published)
     store = EventStore(engine, bus, chunk_size=4, commit_in="thread")  # type: ignore[arg-type]  # small chunks: several in the pipeline at once; the thread committer's engine takes the fault hook
@@ -231,8 +232,8 @@ def test_utc_datetime_text_on_sqlite_is_sqlalchemys_own(value: datetime) -> None
         ours.bind_processor(dialect)(naive_utc)
 
 
-async def test_a_value_its_column_cannot_store_refuses_that_chunk_and_the_writer_goes_on(db_path: Path) -> None:
-    engine = async_engine(db_path)
+async def test_a_value_its_column_cannot_store_refuses_that_chunk_and_the_writer_goes_on(any_db: Path | URL) -> None:
+    engine = async_engine(any_db)
     async with EventStore(engine) as store:
         await store.append(running("good"))
         float_slice = ev.PlannedSlice(0, T0, 0.5)  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""Read-only access to the SQLite store, for analysts and for the report/watch commands.
+"""Read-only access to the SQLite store, for analysts and for the report/watch commands
+(PostgreSQL: ``genesis.analytics.sql_postgres``, chosen here when given a URL).
 
 The database is opened with ``mode=ro`` (SQLite refuses every write with SQLITE_READONLY)
 and ``PRAGMA query_only=ON``; an authorizer also refuses ATTACH/DETACH (which could open
@@ -21,7 +22,7 @@ from typing import Any, Iterator
 from urllib.parse import quote
 
 from sqlalchemy import create_engine
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
 # pragmas that only read, even when given an argument (table_info(events) ...)
@@ -78,9 +79,14 @@ def connect_readonly(db_path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-def readonly_engine(db_path: str | Path) -> Engine:
+def readonly_engine(db_path: str | Path | URL) -> Engine:
     """A SQLAlchemy engine over ``connect_readonly``: the store's tables and column types
-    (``Money`` reads back as ``Decimal``) without any chance of writing."""
+    (``Money`` reads back as ``Decimal``) without any chance of writing. On PostgreSQL (a URL):
+    every transaction read-only (``genesis.analytics.sql_postgres``)."""
+    if isinstance(db_path, URL):
+        from genesis.analytics import sql_postgres
+
+        return sql_postgres.readonly_engine(db_path)
     path = Path(db_path)
     if not path.is_file():
         raise QueryError(f"{path}: no such database file")
@@ -126,10 +132,18 @@ class QueryResult:
 
 
 @contextmanager
-def open_query(db_path: str | Path, query: str, timeout_seconds: float) -> Iterator[QueryResult]:
+def open_query(db_path: str | Path | URL, query: str, timeout_seconds: float) -> Iterator[QueryResult]:
     """Start one read-only statement with at most ``timeout_seconds`` of SQLite time; the
     connection closes when the block ends. Raises ``WriteRefused`` when SQLite refuses a write
-    or a denied function, ``QueryTimeout`` when the time is spent, ``QueryError`` otherwise."""
+    or a denied function, ``QueryTimeout`` when the time is spent, ``QueryError`` otherwise.
+    On PostgreSQL (a URL): a read-only transaction with ``statement_timeout``
+    (``genesis.analytics.sql_postgres``)."""
+    if isinstance(db_path, URL):
+        from genesis.analytics import sql_postgres
+
+        with sql_postgres.open_query(db_path, query, timeout_seconds) as pg_result:
+            yield pg_result  # type: ignore[misc]
+        return
     conn = connect_readonly(db_path)
     budget = _TimeBudget(timeout_seconds)
     conn.set_progress_handler(budget.check, PROGRESS_STEPS)
@@ -167,7 +181,7 @@ def _is_refusal(exc: sqlite3.Error) -> bool:
     return name.startswith("SQLITE_READONLY") or name.startswith("SQLITE_AUTH") or "not authorized" in str(exc)
 
 
-def run_query(db_path: str | Path, query: str,
+def run_query(db_path: str | Path | URL, query: str,
               timeout_seconds: float = 30.0) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run one statement read-only; returns the column names and every row (for results
     known to be small: ``open_query`` streams). Raises like ``open_query``."""

@@ -33,7 +33,7 @@ from genesis.engine.core_dumps import forbid_core_dumps, is_dumpable
 from genesis.engine.database_file import DatabaseFileError, check_writable, file_identity, watch_identity
 from genesis.engine.supervisor import SubmissionRejected, Supervisor, apply_config, build_supervisor
 from genesis.engine.pacing import settle_heap
-from genesis.engine.pidlock import LockError, PidLock
+from genesis.engine.pidlock import LockError, daemon_lock
 from genesis.engine.signals import SignalBridge
 from genesis.engine.systemd import SystemdNotifier
 from genesis.engine.venues import VenueSetupError, build_ccxt_venue, build_sim_venue, default_sim_start
@@ -45,6 +45,7 @@ from genesis.store import migrate
 from genesis.store import tables as t
 from genesis.store.candle_cache import CandleCache
 from genesis.store.db import async_engine
+from genesis.store.location import is_postgres
 from genesis.store.eventstore import EventStore, StorageError, StoreClosedError
 from genesis.store.inbox import Command, pending_commands
 from genesis.venue.base import PermanentVenueError, Venue, VenueError
@@ -90,7 +91,7 @@ class Daemon:
         self.notifier = SystemdNotifier()
         self._tasks: set[asyncio.Task[None]] = set()
         self._delivered: set[int] = set()
-        self._lock = PidLock(options.db_path, options.pidfile)
+        self._lock = daemon_lock(options.db_path, options.pidfile)
         self.supervisor: Supervisor | None = None
         self._early_toggle: str | None = None  # the last SIGUSR1/2 before the supervisor existed
         self._signals: SignalBridge | None = None
@@ -131,9 +132,10 @@ class Daemon:
             except (SQLAlchemyError, CommandError) as exc:
                 raise DaemonError(f"{self.options.db_path}: cannot open or migrate the database: "
                                   f"{getattr(exc, 'orig', None) or exc}") from None
-            try:  # never report ready on a database that takes no writes
-                identity = file_identity(self.options.db_path)
-                await asyncio.to_thread(check_writable, self.options.db_path)
+            try:  # never report ready on a database that takes no writes (PostgreSQL: checked by the lock)
+                identity = None if is_postgres(self.options.db_path) else file_identity(self.options.db_path)
+                if identity is not None:
+                    await asyncio.to_thread(check_writable, self.options.db_path)
             except DatabaseFileError as exc:
                 raise DaemonError(str(exc)) from None
             self.engine = async_engine(self.options.db_path)
@@ -145,7 +147,8 @@ class Daemon:
             self.store = EventStore(self.engine, self.bus)
             await self.store.start()
             self._spawn(self._watch_store(self.store), "store-watch")
-            self._spawn(watch_identity(self.options.db_path, identity), "database-file-watch")
+            if identity is not None:
+                self._spawn(watch_identity(self.options.db_path, identity), "database-file-watch")
             self.clock = await self._make_clock()
             self.venue = self.observability.watch_venue(self._make_venue())
             try:

@@ -93,7 +93,7 @@ def plan_events(chunk: Chunk, folded: list[tuple[Pending, Execution, list[int]]]
         stored = []
         for version, e in zip(versions, item.events):
             stored.append(StoredEvent(seq, version, e))
-            chunk.rows.append({
+            chunk.rows.append({  # the keys of _EVENT_KEYS, written out: this is the hot path
                 "event_id": next(ids), "sequence_number": seq, "event_type": e.event_type,
                 "aggregate_id": item.aggregate_id, "aggregate_version": version,
                 "event_data": encode(e), "occurred_at": e.occurred_at, "created_at": now,
@@ -142,6 +142,16 @@ async def to_sql(chunk: Chunk, dialect: Dialect, slot: Slot) -> None:
 
 
 _EVENT_INSERT = bulk(insert(t.events))
+_EVENT_KEYS = ("event_id", "sequence_number", "event_type", "aggregate_id", "aggregate_version", "event_data",
+               "occurred_at", "created_at")  # the keys of the rows plan_events makes, in order
+
+
+def event_insert_sql(dialect: Dialect) -> tuple[str, int | str]:
+    """The SQL of the event rows' insert in a chunk's ``transaction``, for ``dialect``, and
+    where its rows hold ``sequence_number``: a tuple index, or the key (named paramstyles)."""
+    marker = -1
+    sql, (row,) = driver_rows(dialect, _EVENT_INSERT, [dict.fromkeys(_EVENT_KEYS) | {"sequence_number": marker}])
+    return sql, ("sequence_number" if isinstance(row, dict) else list(row).index(marker))
 _CONVERT_PART = 64  # rows converted between two looks at the clock
 
 

@@ -19,6 +19,8 @@ from typing import Any, Callable, TypeVar
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import Executable
 
+from genesis.store.types import text_binds
+
 E = TypeVar("E", bound=Executable)
 
 _REGISTERED: dict[int, Executable] = {}  # id -> statement (the reference keeps the id valid)
@@ -44,7 +46,7 @@ class _Compiled:
     converted: tuple[tuple[int, int, Callable[[Any], Any]], ...]  # (position, id, processor) to apply
 
 
-_COMPILED: dict[tuple[str, str, int, tuple[str, ...]], _Compiled] = {}
+_COMPILED: dict[tuple[str, str, bool, int, tuple[str, ...]], _Compiled] = {}
 
 
 def _compile(stmt: Executable, keys: tuple[str, ...], dialect: Dialect) -> _Compiled:
@@ -76,7 +78,7 @@ def driver_rows(dialect: Dialect, stmt: Executable, rows: list[dict[str, Any]],
     transaction: a commit time shared by every row, or the same datetime in an event and in
     its projection, is converted once. The caller keeps the rows alive while it uses the memo."""
     keys = tuple(rows[0])
-    cache_key = (dialect.name, dialect.paramstyle, id(stmt), keys)
+    cache_key = (dialect.name, dialect.paramstyle, text_binds(dialect), id(stmt), keys)
     c = _COMPILED.get(cache_key)
     if c is None:
         if not is_bulk(stmt):

@@ -13,7 +13,7 @@ Protocol, on stdin and stdout: frames of a 4-byte big-endian length and a ``mars
 The first reply is ``("ready", sqlite_version)`` (or ``("refused", error class, message, 0)``
 if the database cannot be opened). Each request is ``(generation, statements)``, statements
 being a list of ``(sql, rows)`` each run with ``executemany``. Every request gets one reply,
-in order: ``("ok", failures, commits)`` once committed (durably, with ``synchronous=FULL``) or
+in order: ``("ok", failures, commits, 0)`` once committed (durably, with ``synchronous=FULL``) or
 ``("refused", error class, message, failures)`` after a rollback.
 
 Group commit: whenever it is free, this process commits every request that has arrived as
@@ -36,7 +36,7 @@ import select
 import signal
 import sqlite3
 import sys
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 HEADER_BYTES = 4
 EARLIER_FAILED = "EarlierCommitFailed"
@@ -123,13 +123,27 @@ def serve(db_path: str, synchronous: str, busy_timeout_ms: int, inp: int, out: B
         return 1
     out.write(frame(("ready", sqlite3.sqlite_version)))
     out.flush()
+    try:
+        answer(lambda statements: (run_transaction(conn, statements), 0), inp, out)
+    finally:
+        conn.close()
+    return 0
+
+
+def answer(run: Callable[[list[tuple[str, list[Any]]]], tuple[tuple[str, str] | None, int]],
+           inp: int, out: BinaryIO) -> None:
+    """The request loop (group commit, refusals, replies) around ``run(statements)``, which
+    commits all of them and returns ``(None, shift)`` or none and returns ``((error class,
+    message), 0)``. ``shift``: how far the committed event rows' sequence numbers were moved
+    (PostgreSQL, ``genesis.store.pg_commit_process``); replies are ``("ok", failures,
+    commits, shift)``."""
     failures = commits = 0
     requests = Requests(inp)
     try:
         while requests.wait():
             batch = requests.take()
             live = [statements for generation, statements in batch if generation >= failures]
-            error = run_transaction(conn, [s for statements in live for s in statements]) if live else None
+            error, shift = run([s for statements in live for s in statements]) if live else (None, 0)
             if live and error is None:
                 commits += 1
             failures += error is not None
@@ -139,22 +153,24 @@ def serve(db_path: str, synchronous: str, busy_timeout_ms: int, inp: int, out: B
                 elif error is not None:
                     out.write(frame(("refused", *error, failures)))
                 else:
-                    out.write(frame(("ok", failures, commits)))
+                    out.write(frame(("ok", failures, commits, shift)))
             out.flush()
     except BrokenPipeError:
         pass  # the daemon went away while we answered: nothing is waiting for the reply
-    finally:
-        conn.close()
-    return 0
 
 
-def main(argv: list[str]) -> int:
-    db_path, synchronous, busy_timeout_ms = argv[0], argv[1], int(argv[2])
+def protocol_output() -> BinaryIO:
+    """Ignore the daemon's signals and take stdout for the replies (a stray print goes to stderr)."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_IGN)
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print must not corrupt the protocol
-    return serve(db_path, synchronous, busy_timeout_ms, sys.stdin.fileno(), out)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    db_path, synchronous, busy_timeout_ms = argv[0], argv[1], int(argv[2])
+    return serve(db_path, synchronous, busy_timeout_ms, sys.stdin.fileno(), protocol_output())
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 A transaction is a list of ``(sql, rows)``: SQL compiled by SQLAlchemy for the database's
 dialect and rows of plain DBAPI values (``genesis.store.bulk.driver_rows``), run in order with
 ``executemany`` and committed, or not at all. ``submit(transaction, generation)`` queues one
-and returns a future that resolves once it is durable. Transactions run in submission order
+and returns a future that resolves once it is durable, to the amount its event rows'
+``sequence_number`` were shifted by at commit (0 unless another writer appended since they
+were planned: see ``genesis.store.postgres``). Transactions run in submission order
 (the commit process commits all that are waiting as one), and the writer submits the next
 before the previous one is confirmed (it was prepared on top of it): ``generation`` is the
 number of refused transactions the writer had seen when it prepared this one (``failures``
@@ -19,6 +21,9 @@ stops, and a restart recovers from what the database holds.
   another core instead of sharing the GIL with the event loop.
 - ``ThreadCommitter``: one worker thread through a blocking SQLAlchemy engine, in process. Its
   engine takes SQLAlchemy event hooks (the storage fault tests inject failures through them).
+  ``precondition(conn)``, when set, runs first inside every transaction: it refuses the
+  transaction by raising (a ``DBAPIError`` refuses it like any database error; anything else
+  stops the writer). The PostgreSQL committer (``genesis.store.postgres``) builds on it.
 """
 
 from __future__ import annotations
@@ -29,9 +34,9 @@ import marshal
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from genesis.store import db
@@ -48,8 +53,8 @@ class CommitRefused(Exception):
     """The database refused the transaction (locked, read-only, full...); nothing was written.
     ``failures``: the committer's refused transactions so far, this one included."""
 
-    def __init__(self, error_class: str, message: str, failures: int) -> None:
-        super().__init__(message if error_class == EARLIER_FAILED else f"(sqlite3.{error_class}) {message}")
+    def __init__(self, error_class: str, message: str, failures: int, driver: str = "sqlite3") -> None:
+        super().__init__(message if error_class == EARLIER_FAILED else f"({driver}.{error_class}) {message}")
         self.error_class = error_class
         self.failures = failures
 
@@ -64,7 +69,7 @@ class Committer(Protocol):
 
     async def start(self) -> None: ...
 
-    def submit(self, transaction: Transaction, generation: int) -> asyncio.Future[None]: ...
+    def submit(self, transaction: Transaction, generation: int) -> asyncio.Future[int | None]: ...
 
     async def stop(self) -> None: ...
 
@@ -85,10 +90,11 @@ class _Refusals:
 
 class ThreadCommitter(_Refusals):
     """Runs the transactions in one worker thread, in order, through ``engine`` (blocking, same
-    file and settings)."""
+    file and settings). ``precondition``: see the module docstring."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, precondition: Callable[[Connection], None] | None = None) -> None:
         self.engine = engine
+        self.precondition = precondition
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="eventstore-commit")
         self._failed = 0  # refused transactions so far (in the worker thread)
         self.commits = 0
@@ -96,27 +102,42 @@ class ThreadCommitter(_Refusals):
     async def start(self) -> None:
         pass
 
-    def submit(self, transaction: Transaction, generation: int) -> asyncio.Future[None]:
+    def submit(self, transaction: Transaction, generation: int) -> asyncio.Future[int]:
         return asyncio.get_running_loop().run_in_executor(self._executor, self._run, transaction, generation)
 
-    def _run(self, transaction: Transaction, generation: int) -> None:
+    def _run(self, transaction: Transaction, generation: int) -> int:
         if generation < self._failed:
             raise CommitRefused(EARLIER_FAILED, "an earlier commit failed; nothing was written", self._failed)
         try:
             with self.engine.begin() as conn:
-                for sql, rows in transaction:
-                    conn.exec_driver_sql(sql, rows)
+                shift = self._execute(conn, transaction)
         except DBAPIError as exc:
             self._failed += 1
-            raise CommitRefused(type(exc.orig).__name__, str(exc.orig), self._failed) from exc
+            raise CommitRefused(type(exc.orig).__name__, str(exc.orig).strip(), self._failed,
+                                type(exc.orig).__module__.split(".")[0]) from exc
         except BaseException:
             self._failed += 1  # whatever it was, what was prepared on it must not run
             raise
         self.commits += 1
+        return shift
+
+    def _execute(self, conn: Connection, transaction: Transaction) -> int:
+        """Check the precondition and run the statements inside the open transaction; the
+        shift of its sequence numbers."""
+        if self.precondition is not None:
+            self.precondition(conn)
+        run_statements(conn, transaction)
+        return 0
 
     async def stop(self) -> None:
         await asyncio.to_thread(self._executor.shutdown)
         self.engine.dispose()
+
+
+def run_statements(conn: Connection, transaction: Transaction) -> None:
+    """Each ``(sql, rows)`` of ``transaction`` with one ``executemany``, in order."""
+    for sql, rows in transaction:
+        conn.exec_driver_sql(sql, rows)
 
 
 class ProcessCommitter(_Refusals):
@@ -127,7 +148,7 @@ class ProcessCommitter(_Refusals):
         self.db_path = Path(db_path)
         self.durable = durable
         self._proc: asyncio.subprocess.Process | None = None
-        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._waiting: collections.deque[asyncio.Future[int | None]] = collections.deque()
         self._reader: asyncio.Task[None] | None = None
         self._lost: CommitterLost | None = None
         self.sqlite_version = ""
@@ -137,11 +158,15 @@ class ProcessCommitter(_Refusals):
     def pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
 
+    def _command(self) -> tuple[list[str], dict[str, str] | None]:
+        """The commit process' command line and environment (None: this process')."""
+        return [sys.executable, "-m", "genesis.store.commit_process", str(self.db_path),
+                "FULL" if self.durable else "OFF", str(db.BUSY_TIMEOUT_MS)], None
+
     async def start(self) -> None:
+        argv, env = self._command()
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "genesis.store.commit_process", str(self.db_path),
-            "FULL" if self.durable else "OFF", str(db.BUSY_TIMEOUT_MS),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            *argv, env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
         try:
             reply = await self._reply()
         except CommitterLost:
@@ -153,8 +178,8 @@ class ProcessCommitter(_Refusals):
         self.sqlite_version = reply[1]
         self._reader = asyncio.create_task(self._read_replies(), name="eventstore-commit-replies")
 
-    def submit(self, transaction: Transaction, generation: int) -> asyncio.Future[None]:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def submit(self, transaction: Transaction, generation: int) -> asyncio.Future[int | None]:
+        done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         if self._lost is not None or self._proc is None or self._proc.stdin is None:
             done.set_exception(self._lost or CommitterLost("the commit process is not running"))
             return done
@@ -162,7 +187,7 @@ class ProcessCommitter(_Refusals):
             request = frame((generation, transaction))
         except ValueError:  # marshal takes exact types only: str/int/float subclasses (enums) as sqlite3 would
             try:
-                request = frame((generation, _exact_types(transaction)))
+                request = frame((generation, self._plain(transaction)))
             except TypeError as exc:  # a bug upstream: nothing was sent
                 done.set_exception(exc)
                 return done
@@ -180,7 +205,7 @@ class ProcessCommitter(_Refusals):
                     continue
                 if reply[0] == "ok":
                     self.commits = reply[2]
-                    done.set_result(None)
+                    done.set_result(reply[3])  # the shift of the event rows' sequence numbers
                 else:
                     done.set_exception(CommitRefused(reply[1], reply[2], reply[3]))
         except CommitterLost as exc:
@@ -217,6 +242,10 @@ class ProcessCommitter(_Refusals):
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)  # ends at EOF: settles what is left
         self._proc = None
+
+    def _plain(self, transaction: Transaction) -> Transaction:
+        """``transaction`` in the types the protocol carries (``marshal`` takes exact types)."""
+        return _exact_types(transaction)
 
 
 def _exact_types(transaction: Transaction) -> Transaction:

@@ -4,7 +4,8 @@ Callers ``await store.append(...)`` and get control back only once their events 
 the single writer (``genesis.store.writer``) folds appends into the cached aggregates, plans
 their projection rows and commits many appends per transaction, preparing the next chunk while
 the previous one is being committed. Committed events are published on the bus. Readers use
-the async (aiosqlite) engine; in WAL mode they never wait for the writer.
+the async engine (aiosqlite in WAL mode, or psycopg on PostgreSQL); they never wait for the
+writer.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from decimal import Decimal
 from typing import Callable, Sequence
 
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from genesis.bus import EventBus
@@ -28,6 +29,7 @@ from genesis.store.committers import Committer, ProcessCommitter, ThreadCommitte
 from genesis.store.db import is_durable, writer_engine
 from genesis.store.errors import (ConcurrencyError, InvalidEventError, StorageError, StoreClosedError,
                                   StoreIdentityError)
+from genesis.store.postgres import PostgresCommitter, PostgresProcessCommitter
 from genesis.store.writer import Writer
 
 _LOAD_BATCH = 500  # aggregates per query (SQLite allows 32,766 bound parameters)
@@ -41,18 +43,23 @@ class EventStore:
 
     ``chunk_size``: appends folded per chunk by the writer (see ``genesis.store.writer``).
     ``commit_in``: where the writer's transactions run (``genesis.store.committers``):
-    ``"process"``, a commit process with its own connection (the default: SQLite's work stays
-    off the event loop's GIL), or ``"thread"``, a worker thread through ``writer_engine``."""
+    ``"process"``, a commit process with its own connection (the default: the database
+    driver's work stays off the event loop's GIL), or ``"thread"``, a worker thread through
+    ``writer_engine``. On PostgreSQL both are in ``genesis.store.postgres``.
+    ``precondition(conn)``: run inside every commit transaction (after the PostgreSQL events
+    lock); it refuses the transaction by raising."""
 
     def __init__(self, engine: AsyncEngine, bus: EventBus | None = None, chunk_size: int = 32,
-                 commit_in: str = "process"):
+                 commit_in: str | None = None, precondition: Callable[[Connection], None] | None = None):
         self._engine = engine
         self._writer_engine: Engine = writer_engine(engine)
+        commit_in = commit_in or "process"
         self._aggregates: dict[str, Execution] = {}
         self._loading: dict[str, asyncio.Future[Execution]] = {}  # cache misses queued for one query
         self._loader: asyncio.Task[None] | None = None
         self._namespace: str | None = None
-        self._writer = Writer(engine, _committer(commit_in, engine, self._writer_engine), self._writer_engine.dialect,
+        self._writer = Writer(engine, _committer(commit_in, engine, self._writer_engine, precondition),
+                              self._writer_engine.dialect,
                               self._aggregates, self.load, bus, chunk_size)
 
     @property
@@ -234,11 +241,20 @@ class EventStore:
             return [r[0] for r in rows]
 
 
-def _committer(commit_in: str, engine: AsyncEngine, sync: Engine) -> Committer:
-    if commit_in == "thread":
-        return ThreadCommitter(sync)
-    if commit_in != "process":
+def _committer(commit_in: str, engine: AsyncEngine, sync: Engine,
+               precondition: Callable[[Connection], None] | None) -> Committer:
+    if commit_in not in ("process", "thread"):
         raise ValueError(f"commit_in must be 'process' or 'thread', not {commit_in!r}")
+    if engine.dialect.name == "postgresql":
+        if commit_in == "thread":
+            return PostgresCommitter(sync, precondition)
+        if precondition is not None:
+            raise ValueError("a precondition needs commit_in='thread' (the commit process runs SQL only)")
+        return PostgresProcessCommitter(sync, durable=is_durable(engine))
+    if commit_in == "thread":
+        return ThreadCommitter(sync, precondition)
+    if precondition is not None:
+        raise ValueError("a precondition needs commit_in='thread' (the commit process runs SQL only)")
     path = engine.url.database
     if not path or path == ":memory:":
         raise ValueError("commit_in='process' needs a database file; use commit_in='thread' for memory")

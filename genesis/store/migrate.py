@@ -8,8 +8,10 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import URL
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import URL, Engine
+
+from genesis.store.location import Db, is_postgres
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -48,12 +50,25 @@ def create_private_file(db_path: str | Path) -> None:
     os.close(fd)
 
 
-def _run(db_path: str | Path, fn, *args) -> None:  # type: ignore[no-untyped-def]
-    create_private_file(db_path)
-    engine = create_engine(sqlite_url(db_path))
+MIGRATION_LOCK_KEY = 0x67656E6573697300  # PostgreSQL: one migration at a time per database ("genesis\0")
+
+
+def _engine(db: str | Path | Db) -> Engine:
+    """An engine for migrating or inspecting ``db`` (a SQLite file is created, mode 0600)."""
+    if is_postgres(db):
+        return create_engine(db)
+    create_private_file(db)
+    engine = create_engine(sqlite_url(db))
     event.listen(engine, "connect", _pragmas)
+    return engine
+
+
+def _run(db_path: str | Path | Db, fn, *args) -> None:  # type: ignore[no-untyped-def]
+    engine = _engine(db_path)
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # a daemon and a CLI starting together: one migrates
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             cfg = alembic_config()
             cfg.attributes["connection"] = conn
             fn(cfg, *args)
@@ -68,7 +83,7 @@ def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
     cur.close()
 
 
-def upgrade(db_path: str | Path, revision: str = "head") -> None:
+def upgrade(db_path: str | Path | Db, revision: str = "head") -> None:
     """Migrate to ``revision``; a database already at the head costs one query, not an Alembic import."""
     if revision == "head" and _at_head(db_path):
         return
@@ -77,16 +92,18 @@ def upgrade(db_path: str | Path, revision: str = "head") -> None:
     _run(db_path, command.upgrade, revision)
 
 
-def downgrade(db_path: str | Path, revision: str = "base") -> None:
+def downgrade(db_path: str | Path | Db, revision: str = "base") -> None:
     from alembic import command
 
     _run(db_path, command.downgrade, revision)
 
 
-def _at_head(db_path: str | Path) -> bool:
+def _at_head(db_path: str | Path | Db) -> bool:
     """Whether the file exists and its stored revision is the single head of the migration
     scripts (read from their ``revision``/``down_revision`` lines; anything else: False, and
     Alembic decides)."""
+    if is_postgres(db_path):
+        return False  # Alembic's own check is one query on PostgreSQL too
     path = Path(db_path)
     if not path.is_file():
         return False
@@ -120,10 +137,10 @@ def _script_head() -> str | None:
     return heads.pop() if len(heads) == 1 else None
 
 
-def current_revision(db_path: str | Path) -> str | None:
+def current_revision(db_path: str | Path | Db) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
-    engine = create_engine(sqlite_url(db_path))
+    engine = create_engine(db_path) if is_postgres(db_path) else create_engine(sqlite_url(db_path))
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()

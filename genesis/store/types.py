@@ -16,6 +16,15 @@ from sqlalchemy import DateTime, Numeric, String
 from sqlalchemy.types import TypeDecorator
 
 
+TEXT_BINDS = "genesis_text_binds"
+
+
+def text_binds(dialect: Any) -> bool:
+    """Whether ``dialect`` (the PostgreSQL event writer's) binds money and times as text, the
+    plain values its commit process takes (its SQL casts them): ``genesis.store.db``."""
+    return bool(getattr(dialect, TEXT_BINDS, False))
+
+
 class Money(TypeDecorator[Decimal]):
     impl = String(64)
     cache_ok = True
@@ -32,7 +41,7 @@ class Money(TypeDecorator[Decimal]):
             raise TypeError(f"Money columns take Decimal, got {type(value).__name__}: {value!r}")
         if not value.is_finite():
             raise ValueError(f"Money columns take finite values, got {value}")
-        return value if dialect.name == "postgresql" else format(value, "f")
+        return value if dialect.name == "postgresql" and not text_binds(dialect) else format(value, "f")
 
     def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
         if value is None:
@@ -51,7 +60,7 @@ class UtcDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def bind_processor(self, dialect: Any) -> Any:
-        if dialect.name != "sqlite":
+        if dialect.name != "sqlite" and not text_binds(dialect):
             return super().bind_processor(dialect)
         return _utc_text  # one function for every column: the writer's memo converts a time once
 
@@ -81,7 +90,8 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 def _utc_text(value: Any) -> str | None:
-    """An aware datetime as naive-UTC text, "2025-06-10 13:00:01.000000" (SQLite)."""
+    """An aware datetime as naive-UTC text, "2025-06-10 13:00:01.000000" (SQLite, and the
+    PostgreSQL event writer)."""
     if value is None:
         return None
     if value.tzinfo is not timezone.utc:

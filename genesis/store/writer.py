@@ -62,8 +62,8 @@ class Writer:
         self._chunk_size = chunk_size
         self._queue: asyncio.Queue[Pending] = asyncio.Queue()
         self._ready: asyncio.Queue[Chunk] = asyncio.Queue()
-        self._sent: collections.deque[tuple[list[Chunk], asyncio.Future[None]]] = collections.deque()
-        self._to_confirm: asyncio.Queue[tuple[list[Chunk], asyncio.Future[None]]] = asyncio.Queue()
+        self._sent: collections.deque[tuple[list[Chunk], asyncio.Future[int | None]]] = collections.deque()
+        self._to_confirm: asyncio.Queue[tuple[list[Chunk], asyncio.Future[int | None]]] = asyncio.Queue()
         self._committed: asyncio.Queue[list[tuple[Pending, list[StoredEvent]]]] = asyncio.Queue()
         self._rows: dict[str, tuple] = {}  # executions state columns as last planned: update only changes
         self._next_seq: int | None = None
@@ -179,7 +179,7 @@ class Writer:
             while True:
                 live, done = await self._to_confirm.get()
                 try:
-                    await done
+                    shift = await done
                 except CommitRefused as exc:
                     self._observe_commit(live, False)
                     pending = [c for c in live if not c.failed]  # (the rest failed with an earlier one)
@@ -191,7 +191,8 @@ class Writer:
                     raise
                 else:
                     self._observe_commit(live, True)
-                    self._committed.put_nowait([accepted for chunk in live for accepted in chunk.accepted])
+                    self._committed.put_nowait([(item, _shifted(stored, shift)) for chunk in live
+                                                for item, stored in chunk.accepted])
                 finally:
                     self._sent.popleft()
         finally:
@@ -332,6 +333,14 @@ class Writer:
 
 
 _PLAN_PART = 8  # appends planned between two looks at the clock
+
+
+def _shifted(stored: list[StoredEvent], shift: int | None) -> list[StoredEvent]:
+    """``stored`` as committed: the committer moved their sequence numbers by ``shift`` when
+    another writer had appended since they were planned (PostgreSQL, ``genesis.store.postgres``)."""
+    if not shift:
+        return stored
+    return [StoredEvent(s.sequence_number + shift, s.aggregate_version, s.event) for s in stored]
 
 
 async def _next_sequence(conn: AsyncConnection) -> int:

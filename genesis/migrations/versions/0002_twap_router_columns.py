@@ -19,11 +19,11 @@ ROUTER_METRICS_VIEW = """
 CREATE VIEW router_metrics AS
 SELECT
   SUM(CASE WHEN e.execution_style = 'twap' THEN 1 ELSE 0 END) AS twap_trades_count,
-  AVG(CASE WHEN e.execution_style = 'twap' THEN CAST(s.slippage_bps AS REAL) END) AS twap_avg_slippage_bps,
+  AVG(CASE WHEN e.execution_style = 'twap' THEN CAST(s.slippage_bps AS DOUBLE PRECISION) END) AS twap_avg_slippage_bps,
   SUM(CASE WHEN e.execution_style = 'single' THEN 1 ELSE 0 END) AS single_trades_count,
-  AVG(CASE WHEN e.execution_style = 'single' THEN CAST(s.slippage_bps AS REAL) END) AS single_avg_slippage_bps
+  AVG(CASE WHEN e.execution_style = 'single' THEN CAST(s.slippage_bps AS DOUBLE PRECISION) END) AS single_avg_slippage_bps
 FROM execution_slices s JOIN executions e ON e.execution_id = s.execution_id
-WHERE CAST(s.filled_qty AS REAL) > 0
+WHERE CAST(s.filled_qty AS DOUBLE PRECISION) > 0
 """
 
 

@@ -1,0 +1,102 @@
+"""The PostgreSQL adapter of the event store's commit path: global order = commit order.
+
+On SQLite one writer holds the database's write lock for the whole transaction, so the
+sequence numbers the writer planned (``max + 1`` onwards) are committed in their order. On
+PostgreSQL transactions run concurrently (another daemon taking over, a second writer by
+mistake), and a ``SERIAL``/``IDENTITY`` value is drawn at insert time, not at commit: a
+transaction may commit number 11 after a reader has already seen 12 and moved past it.
+
+``PostgresCommitter`` closes that hole the way the ``eventsourcing`` library's PostgreSQL
+recorder does: every transaction that appends events first takes
+``LOCK TABLE events IN EXCLUSIVE MODE``. That mode conflicts with itself and with every
+writer of ``events``, not with plain ``SELECT``s: readers never wait, and appenders are
+serialised from the lock to their commit. Under the lock the transaction reads
+``max(sequence_number)`` (one index lookup) and, if another writer appended since the rows
+were planned, shifts its rows' sequence numbers to follow it. Numbers are therefore assigned
+in commit order with no gaps: a reader that has seen N never later finds a new event below N.
+The writer learns the shift from the committer's future and reports the committed numbers.
+
+``precondition(conn)`` (see ``genesis.store.committers``) runs after the lock, inside the same
+transaction: the place for a check that must hold at commit, e.g. a writer lease's epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Callable
+
+from sqlalchemy.engine import URL, Connection, Engine
+
+from genesis.store.batch import event_insert_sql
+from genesis.store.committers import ProcessCommitter, ThreadCommitter, Transaction, run_statements
+from genesis.store.pg_commit_process import LOCK_EVENTS, NEXT_SEQUENCE, shift_for, shifted
+
+
+class PostgresCommitter(ThreadCommitter):
+    """``ThreadCommitter`` over a psycopg engine, serialising appends of events by a table
+    lock so that sequence numbers follow commit order (module docstring)."""
+
+    def __init__(self, engine: Engine, precondition: Callable[[Connection], None] | None = None) -> None:
+        super().__init__(engine, precondition)
+        self._events_sql, self._seq_at = event_insert_sql(engine.dialect)
+
+    def _execute(self, conn: Connection, transaction: Transaction) -> int:
+        event_rows = [rows for sql, rows in transaction if sql == self._events_sql and rows]
+        shift = 0
+        if event_rows:
+            conn.exec_driver_sql(LOCK_EVENTS)
+        if self.precondition is not None:
+            self.precondition(conn)  # under the lock: nobody appends between the check and the commit
+        if event_rows:
+            next_free = int(conn.exec_driver_sql(NEXT_SEQUENCE).scalar_one())
+            shift = shift_for(next_free, event_rows[0][0], self._seq_at)
+        if shift:
+            transaction = [(sql, shifted(rows, self._seq_at, shift) if sql == self._events_sql else rows)
+                           for sql, rows in transaction]
+        run_statements(conn, transaction)
+        return shift
+
+
+
+
+class PostgresProcessCommitter(ProcessCommitter):
+    """The commit process on PostgreSQL (``genesis.store.pg_commit_process``): same locking
+    and shifting as ``PostgresCommitter``, with psycopg's per-row work on another core.
+    Money and times travel as text (the SQL casts them); no ``precondition`` (it would have
+    to run in the child: use ``PostgresCommitter`` for one)."""
+
+    def __init__(self, engine: Engine, durable: bool = True) -> None:
+        super().__init__("", durable)
+        self.url: URL = engine.url
+        self._events_sql, self._seq_at = event_insert_sql(engine.dialect)
+        if not isinstance(self._seq_at, int):
+            raise ValueError("the PostgreSQL commit process takes positional rows (paramstyle 'format')")
+
+    def _command(self) -> tuple[list[str], dict[str, str] | None]:
+        env = {**os.environ, "GENESIS_COMMIT_DSN": self.url.set(drivername="postgresql").render_as_string(
+            hide_password=False), "GENESIS_EVENTS_SQL": self._events_sql}
+        return [sys.executable, "-m", "genesis.store.pg_commit_process", "on" if self.durable else "off",
+                str(self._seq_at)], env
+
+    def _plain(self, transaction: Transaction) -> Transaction:
+        """Rows the fast path could not send as they are (the writer's dialect binds money and
+        times as text already: ``genesis.store.db.writer_engine``)."""
+        return [(sql, [tuple(_plain_value(v) for v in row) for row in rows]) for sql, rows in transaction]
+
+
+def _plain_value(value: Any) -> Any:
+    """A driver value as marshal carries it: Decimal and datetime as text the server casts."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.isoformat(" ")
+    if type(value) in (str, int, float, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        return value[:]
+    if isinstance(value, int):
+        return int(value)
+    raise TypeError(f"a row value is not a plain DBAPI value: {type(value).__name__} {value!r}")
