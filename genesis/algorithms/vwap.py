@@ -90,7 +90,7 @@ class VWAPExecutionStrategy(AlgorithmDefaults):
         return SliceSizing(target.qty, target.desired_qty, volume, cap_bound=target.cap_bound,
                            volume_anomaly=anomaly and not emergency,
                            taker_fallback=behind or last or emergency or urgency is Urgency.CRITICAL,
-                           maker_first=not emergency)
+                           maker_first=not emergency, participation_cap=None if emergency else cap)
 
     async def replan_profile(self, agg: Execution, start: datetime, end: datetime) -> list[float] | None:
         curve = await self.market.volume_curve(agg.symbol, start)

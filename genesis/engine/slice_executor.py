@@ -25,6 +25,7 @@ from genesis.domain.ids import client_order_id, parse_client_order_id
 from genesis.domain.instrument import Instrument
 from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 from genesis.domain.risk import RiskEngine, SliceRiskInput
+from genesis.domain.twap import taker_allowance
 from genesis.algorithms.base import SliceSizing
 from genesis.engine.ports import NO_HOOKS, Append, Benchmark, Hooks, VenuePort
 from genesis.engine.positions import PositionBook
@@ -34,6 +35,7 @@ from genesis.engine.venue_calls import ForeignOrderError
 ZERO = Decimal(0)
 TAKER_LEAD = ORDER_CUTOFF * 2  # a maker leg near the window end gives up this long before it
 Interval = tuple[datetime, datetime]
+LOOK = timedelta(seconds=1)  # the taker, waiting for the market to trade enough, looks again at least this apart
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,16 @@ def passive_price(top: BookTop, side: Side, limit: Decimal | None) -> Decimal:
     if limit is None:
         return price
     return min(price, limit) if side is Side.BUY else max(price, limit)
+
+
+def next_look(start: datetime, now: datetime, traded: Decimal | None, needed_volume: Decimal) -> datetime:
+    """When the market, trading at its pace since ``start``, will have traded ``needed_volume``:
+    when the taker looks at the traded volume again (a guess of *when*, never a size; at least
+    ``LOOK`` from now)."""
+    soonest = now + LOOK
+    if traded is None or traded <= 0 or now <= start:
+        return soonest
+    return max(soonest, start + (now - start) * float(needed_volume / traded))
 
 
 async def _no_pause() -> None:
@@ -125,6 +137,14 @@ class SliceExecutor:
             pending = self._outcome(agg, s, request, report)
             remaining -= report.filled_qty
         take = sizing.taker_fallback or not maker_first
+        if take and remaining >= self.instrument.min_qty_at(ref) and self._capped_by_traded_volume(sizing):
+            if pending:  # the maker leg's outcome, recorded before the wait
+                agg, pending = await self._commit(pending), []
+            allowed = await self._taker_allowance(agg, s, remaining, sizing, interval)
+            if allowed < remaining:
+                sizing = dataclasses.replace(sizing, cap_bound=True)
+                self.log.info("participation_cap_held_back", slice_index=s.index, held_back=str(remaining - allowed))
+            remaining = allowed
         if (take and remaining > 0 and remaining >= self.instrument.min_qty_at(ref)
                 and not agg.orders_closed(self.clock.now())):
             if agg.limit_price is not None:
@@ -141,6 +161,31 @@ class SliceExecutor:
             report = await self.venue.finish(request, report)
             pending = self._outcome(agg, s, request, report)
         await self.close(agg, s, ref, sizing, before=pending, interval=interval)
+
+    def _capped_by_traded_volume(self, sizing: SliceSizing) -> bool:
+        """The taker leg is held to the cap of the volume actually traded (the venue can say)."""
+        return sizing.participation_cap is not None and self.venue.measures_traded_volume
+
+    async def _taker_allowance(self, agg: Execution, s: SliceState, remaining: Decimal, sizing: SliceSizing,
+                               interval: Interval) -> Decimal:
+        """How much of ``remaining`` the taker may send: the cap of the volume traded in the
+        slice's interval so far, less what the slice already filled (``taker_allowance``). It
+        waits while the market has not yet traded enough for all of it, at the latest until the
+        interval ends (inside a window, ``TAKER_LEAD`` before the window ends); the rest then
+        carries forward."""
+        assert sizing.participation_cap is not None
+        cap, filled = sizing.participation_cap, agg.slices[s.index].filled_qty
+        take_at = interval[1]
+        if agg.windowed and agg.end_at is not None:
+            take_at = min(take_at, agg.end_at - TAKER_LEAD)
+        while True:
+            now = self.clock.now()
+            traded = await self.venue.traded_volume(agg.symbol, interval[0], now)
+            allowed = taker_allowance(cap, traded, filled, remaining, self.instrument)
+            if allowed >= remaining or now >= take_at:
+                return allowed
+            await self.clock.sleep_until(min(take_at, next_look(interval[0], now, traded, (filled + remaining) / cap)))
+            await self.pace()
 
     def _maker_deadline(self, agg: Execution) -> datetime:
         """When the maker leg gives up: after the maker timeout, and inside a window early

@@ -18,6 +18,7 @@ from decimal import Decimal
 import numpy as np
 
 from genesis.clock import Clock, utc
+from genesis.domain.benchmarks import interval_volume
 from genesis.domain.instrument import Instrument, InstrumentRuleError
 from genesis.domain.orders import (BookTop, Fill, Liquidity, OrderReport, OrderRequest,
                                    OrderStatus, OrderType, Side, TimeInForce)
@@ -151,6 +152,19 @@ class SimulatedVenue:
         rows = series.indices(start, min(utc(end), now), closed_by=now)
         return (series.open_times_ms()[rows.start:rows.stop].copy(),
                 series.volumes_float()[rows.start:rows.stop].copy())
+
+    async def traded_volume(self, symbol: str, start: datetime, end: datetime) -> Decimal | None:
+        """Base volume the market has traded in ``[start, min(end, now))``: each minute's candle
+        volume spread evenly over the minute, exactly the flow resting orders fill against
+        (``docs/sim-venue.md``), the current minute pro rata. None: a minute has no candle."""
+        self._instrument(symbol)
+        self._sync()
+        until = min(utc(end), self._clock.now())
+        start = utc(start)
+        if until <= start:
+            return Decimal(0)
+        bars = self._series[symbol].range(start.replace(second=0, microsecond=0), until)
+        return interval_volume(bars, start, until)
 
     async def close(self) -> None:
         """Nothing to release."""
