@@ -4,6 +4,7 @@ what is held back carries forward, and a window that ends short expires with the
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from decimal import Decimal
 
@@ -14,6 +15,7 @@ from genesis.config import parse_config
 from genesis.domain import events as ev
 from genesis.domain.execution import Execution
 from genesis.domain.twap import taker_allowance
+from genesis.venue.candles import CandleSeries
 from genesis.venue.instruments import SIM_INSTRUMENTS
 from tests.harness import harness
 from tests.market import HISTORY_DAYS, T0, flat, series, venue
@@ -76,3 +78,21 @@ async def test_no_slice_exceeds_the_cap_of_real_volume_when_volume_collapses(db_
     assert agg.filled_qty < D("20") and agg.remaining_qty == D("20") - agg.filled_qty
     (ended,) = [e for e in history if isinstance(e, ev.TwapCompleted)]
     assert ended.reason == "window_ended" and ended.remaining_qty == agg.remaining_qty > 0
+
+
+async def test_a_maker_leg_rests_only_what_the_market_already_traded_room_for(db_path):
+    # resting orders fill 25% of the market's flow (the simulator's limit_fill_share): a maker
+    # leg sized on the forecast (10 BTC a minute until the window, 1 in it) would take 25% of
+    # what traded while it rested
+    wide = series(HISTORY_DAYS + 1, flat("100000"), lambda i: D("1") if i >= FIRST else D("10"))
+    btc = CandleSeries.from_candles([dataclasses.replace(c, low=c.low - 50, high=c.high + 50)
+                                     for c in wide.range(wide.first_open_time, wide.end_time)], "BTC/USDT")
+    config = parse_config({"twap": {"volume_lookback_days": HISTORY_DAYS, "min_duration_seconds": 60}})
+    async with harness(db_path, config, start=START, venue=lambda c: venue(c, btc)) as h:
+        execution_id = await h.supervisor.submit(h.request(qty="2", duration="2m", slices=12))
+        await h.supervisor.wait_all()
+        history = [s.event for s in await h.store.read(execution_id)]
+    slices = [e for e in history if isinstance(e, ev.TwapSliceExecuted) and e.filled_qty > 0]
+    assert slices and any(s.maker_qty > 0 for s in slices)
+    for m in (e for e in history if isinstance(e, ev.SliceParticipationMeasured) and e.participation):
+        assert m.market_volume and m.participation <= CAP + BTC.step_size / m.market_volume, m

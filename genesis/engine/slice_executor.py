@@ -121,9 +121,14 @@ class SliceExecutor:
         namespace = await self.namespace()
         pending: list[ev.Event] = []  # an order's outcome, appended with the next intent or the close
         maker_first = self.routing.maker_first and sizing.maker_first
-        if maker_first:
+        capped = self._capped_by_traded_volume(sizing)
+        maker_qty = remaining
+        if maker_first and capped:  # rests only what the market has already traded room for
+            maker_qty = await self._allowance(agg, s, remaining, sizing, interval, by=self._maker_by(agg, interval))
+            top = await self.venue.book_top(agg.symbol)
+        if maker_first and maker_qty >= self.instrument.min_qty_at(ref):
             price = passive_price(top, agg.side, agg.limit_price)
-            request = self._request(namespace, agg, s, OrderType.LIMIT, remaining, price, TimeInForce.POST_ONLY)
+            request = self._request(namespace, agg, s, OrderType.LIMIT, maker_qty, price, TimeInForce.POST_ONLY)
             agg = await self._intend(agg, s, request, ref)
             self.hooks.reach("after_intent")
             report = await self._send(agg, s, request, ref, sizing)
@@ -137,10 +142,10 @@ class SliceExecutor:
             pending = self._outcome(agg, s, request, report)
             remaining -= report.filled_qty
         take = sizing.taker_fallback or not maker_first
-        if take and remaining >= self.instrument.min_qty_at(ref) and self._capped_by_traded_volume(sizing):
+        if take and remaining >= self.instrument.min_qty_at(ref) and capped:
             if pending:  # the maker leg's outcome, recorded before the wait
                 agg, pending = await self._commit(pending), []
-            allowed = await self._taker_allowance(agg, s, remaining, sizing, interval)
+            allowed = await self._allowance(agg, s, remaining, sizing, interval, by=self._taker_by(agg, interval))
             if allowed < remaining:
                 sizing = dataclasses.replace(sizing, cap_bound=True)
                 self.log.info("participation_cap_held_back", slice_index=s.index, held_back=str(remaining - allowed))
@@ -166,25 +171,36 @@ class SliceExecutor:
         """The taker leg is held to the cap of the volume actually traded (the venue can say)."""
         return sizing.participation_cap is not None and self.venue.measures_traded_volume
 
-    async def _taker_allowance(self, agg: Execution, s: SliceState, remaining: Decimal, sizing: SliceSizing,
-                               interval: Interval) -> Decimal:
-        """How much of ``remaining`` the taker may send: the cap of the volume traded in the
-        slice's interval so far, less what the slice already filled (``taker_allowance``). It
-        waits while the market has not yet traded enough for all of it, at the latest until the
-        interval ends (inside a window, ``TAKER_LEAD`` before the window ends); the rest then
-        carries forward."""
+    def _taker_by(self, agg: Execution, interval: Interval) -> datetime:
+        """The latest the taker leg goes: the interval's end; inside a window, ``TAKER_LEAD``
+        before the window ends."""
+        if agg.windowed and agg.end_at is not None:
+            return min(interval[1], agg.end_at - TAKER_LEAD)
+        return interval[1]
+
+    def _maker_by(self, agg: Execution, interval: Interval) -> datetime:
+        """The latest the maker leg is placed: its timeout before the taker's latest."""
+        return self._taker_by(agg, interval) - timedelta(seconds=self.routing.maker_timeout_seconds)
+
+    async def _allowance(self, agg: Execution, s: SliceState, remaining: Decimal, sizing: SliceSizing,
+                         interval: Interval, by: datetime) -> Decimal:
+        """How much of ``remaining`` may be sent now: the cap of the volume the market traded
+        in the slice's interval so far, less what the slice already filled
+        (``taker_allowance``). While that is short of ``remaining`` it waits for the market to
+        trade more, until ``by`` at the latest; the rest then carries forward."""
         assert sizing.participation_cap is not None
         cap, filled = sizing.participation_cap, agg.slices[s.index].filled_qty
-        take_at = interval[1]
-        if agg.windowed and agg.end_at is not None:
-            take_at = min(take_at, agg.end_at - TAKER_LEAD)
+        now, forecast = self.clock.now(), sizing.market_volume
+        if forecast and forecast > 0 and now < by:  # first look when the forecast says it will have traded
+            share = float((filled + remaining) / cap / forecast)
+            await self.clock.sleep_until(min(by, max(now, interval[0] + (interval[1] - interval[0]) * share)))
         while True:
             now = self.clock.now()
             traded = await self.venue.traded_volume(agg.symbol, interval[0], now)
             allowed = taker_allowance(cap, traded, filled, remaining, self.instrument)
-            if allowed >= remaining or now >= take_at:
+            if allowed >= remaining or now >= by:
                 return allowed
-            await self.clock.sleep_until(min(take_at, next_look(interval[0], now, traded, (filled + remaining) / cap)))
+            await self.clock.sleep_until(min(by, next_look(interval[0], now, traded, (filled + remaining) / cap)))
             await self.pace()
 
     def _maker_deadline(self, agg: Execution) -> datetime:
