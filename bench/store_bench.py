@@ -14,7 +14,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from genesis.domain import events as ev
-from genesis.domain.events import PlannedSlice, encode
+from genesis.domain.codec import encode
+from genesis.domain.events import PlannedSlice
 from genesis.store import migrate
 from genesis.store import tables as t
 from genesis.store.db import async_engine

@@ -11,17 +11,15 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from genesis.domain.instrument import Instrument
 from genesis.domain.orders import Liquidity
 from genesis.paper import binance_json as bj
+from genesis.paper.app import Ctx, PaperApp
 from genesis.venue.candles import from_epoch_ms, to_epoch_ms
-
-if TYPE_CHECKING:
-    from genesis.paper.server import Ctx, PaperApp
 
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)

@@ -18,7 +18,8 @@ from typing import Any, Iterator
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.engine import Dialect
 
-from genesis.domain.events import Event, ExecutionSubmitted, encode
+from genesis.domain.codec import encode
+from genesis.domain.events import Event, ExecutionSubmitted
 from genesis.domain.execution import Execution
 from genesis.domain.state import IllegalTransition
 from genesis.store import tables as t

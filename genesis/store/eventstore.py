@@ -19,7 +19,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from genesis.bus import EventBus
-from genesis.domain.events import Event, decode
+from genesis.domain.codec import decode
+from genesis.domain.events import Event
 from genesis.domain.execution import Execution
 from genesis.domain.ids import is_store_namespace
 from genesis.store import tables as t
