@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
+from bench.tuning_off import bench_tuning
 from genesis.domain import events as ev
 from genesis.domain.codec import encode
 from genesis.domain.events import PlannedSlice
@@ -42,7 +43,7 @@ def toggle(eid: str, n: int) -> ev.Event:
 async def store_throughput(path: Path, appenders: int, per_appender: int) -> dict[str, float]:
     migrate.upgrade(path)
     engine = async_engine(path)  # WAL, synchronous=FULL: every commit durable
-    store = EventStore(engine)
+    store = EventStore(engine, tuning=bench_tuning())
     await store.start()
     await asyncio.gather(*(store.append(started(_eid(i))) for i in range(appenders)))
     commits0 = store.commits
@@ -134,5 +135,7 @@ def run(appenders: int = 100, per_appender: int = 200, rounds: int = 5) -> dict[
 
 
 if __name__ == "__main__":
-    sys.setswitchinterval(0.001)  # as the daemon sets it (genesis.engine.daemon.run_daemon)
+    switch = bench_tuning().switch_interval_seconds
+    if switch is not None:
+        sys.setswitchinterval(switch)  # as the daemon sets it (genesis.tuning)
     print(json.dumps(run(), indent=2))

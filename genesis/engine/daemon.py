@@ -1,6 +1,9 @@
 """The daemon: migrations, store, venue, supervisor, command inbox, signals, systemd.
 
-``Daemon.run()`` is what ``genesis run`` calls. Signals: SIGUSR1 pauses every running
+``Daemon.run()`` is what ``genesis run`` calls; it reads as its phases: ``startup`` (lock,
+options, database, the engine as ``genesis.runtime.wiring`` builds it, recovery), ``serve``
+(ready; the command poller and the watchdog until a stop), ``shutdown`` (drain the runners,
+stop the store, close the rest). Signals: SIGUSR1 pauses every running
 execution, SIGUSR2 resumes every paused one, SIGTERM/SIGINT drain and exit 0, SIGHUP reloads
 the config (an invalid file is refused and the old config stays). A burst of signals coalesces
 (``engine.signals``): any number of SIGHUPs is one reload (one more if they arrive during it),
@@ -12,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Awaitable, Callable
 
 import structlog
 from alembic.util import CommandError
@@ -23,28 +26,25 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from genesis.bus import EventBus
-from genesis.clock import Clock, ScaledClock, utc
+from genesis.clock import Clock, ScaledClock, WallClock, utc
 from genesis.config import ConfigError, RuntimeConfig, load_config
 from genesis.domain import events as ev
-from genesis.domain.ids import is_execution_id
-from genesis.engine.control import Desire
+from genesis.engine.command_poller import CommandPoller
 from genesis.engine.core_dumps import forbid_core_dumps, is_dumpable
 from genesis.engine.database_file import DatabaseFileError, check_writable, file_identity, watch_identity
-from genesis.engine.supervisor import SubmissionRejected, Supervisor, apply_config, build_supervisor
-from genesis.engine.pacing import settle_heap
+from genesis.engine.hooks import NO_HOOKS, EngineHooks
 from genesis.engine.pidlock import LockError, PidLock
 from genesis.engine.signals import SignalBridge
+from genesis.engine.supervisor import Supervisor, apply_config
 from genesis.engine.systemd import SystemdNotifier
 from genesis.engine.venues import VenueSetupError, build_ccxt_venue, build_sim_venue, default_sim_start
 from genesis.log import configure_logging
-from genesis.requests import RequestError, validate_submit
+from genesis.runtime.wiring import Engine, EngineOptions, build_supervisor, open_store
 from genesis.store import migrate
 from genesis.store import tables as t
-from genesis.store.candle_cache import CandleCache
-from genesis.store.db import async_engine
-from genesis.store.eventstore import EventStore, StorageError, StoreClosedError
-from genesis.store.inbox import Command, pending_commands
-from genesis.venue.base import PermanentVenueError, Venue, VenueError
+from genesis.store.eventstore import EventStore, StorageError
+from genesis.tuning import DEFAULT_TUNING
+from genesis.venue.base import Venue, VenueError
 
 log = structlog.get_logger("genesis.daemon")
 RELOAD_SETTLE_SECONDS = 0.1  # a SIGHUP reloads once no other has come for this long
@@ -63,6 +63,10 @@ class DaemonOptions:
     sim_start: datetime | None = None
     pidfile: bool = True
     exchange_url: str | None = None  # ccxt venues: base URL replacing the exchange's REST host
+    # ccxt venues: the clock to run on, asked of the exchange (the paper exchange's simulated
+    # time: ``genesis run --paper-clock``); None: the wall clock
+    exchange_clock: Callable[[], Awaitable[Clock]] | None = None
+    hooks: EngineHooks = NO_HOOKS  # chaos only: ``genesis run --kill-point``
 
 
 def log_progress(event: ev.Event) -> None:
@@ -84,7 +88,7 @@ class Daemon:
         self.stop_event = asyncio.Event()
         self.notifier = SystemdNotifier()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._delivered: set[int] = set()
+        self.wired: Engine | None = None
         self._lock = PidLock(options.db_path, options.pidfile)
         self.supervisor: Supervisor | None = None
         self._early_toggle: str | None = None  # the last SIGUSR1/2 before the supervisor existed
@@ -98,69 +102,77 @@ class Daemon:
         return self._lock.path
 
     async def run(self) -> int:
-        """Start, serve until SIGTERM/SIGINT, drain. Exit code 0, or 1 when a daemon task died."""
+        """Start, serve until SIGTERM/SIGINT, shut down. Exit code 0, or 1 when a daemon task died."""
         # handlers first: a signal during start-up must not kill the process half-way
         self._install_signals()
         try:
-            return await self._run_locked()
+            try:
+                self._lock.acquire()
+            except LockError as exc:
+                raise DaemonError(str(exc)) from None
+            try:
+                recovered = await self._startup()
+                await self._serve(recovered)
+                await self._shutdown()
+                return 1 if self._task_failed else 0
+            finally:
+                self._lock.release()
         finally:
             assert self._signals is not None
             self._signals.uninstall()
 
-    async def _run_locked(self) -> int:
+    async def _startup(self) -> int:
+        """Options, database, store, clock, venue, supervisor; the live executions recovered
+        (how many). ``DaemonError`` for anything the operator must fix."""
+        self._sim_window = self._check_options()  # bad options fail before the database is touched
         try:
-            self._lock.acquire()
-        except LockError as exc:
+            await asyncio.to_thread(migrate.upgrade, self.options.db_path)
+        except (SQLAlchemyError, CommandError) as exc:
+            raise DaemonError(f"{self.options.db_path}: cannot open or migrate the database: "
+                              f"{getattr(exc, 'orig', None) or exc}") from None
+        try:  # never report ready on a database that takes no writes
+            identity = file_identity(self.options.db_path)
+            await asyncio.to_thread(check_writable, self.options.db_path)
+        except DatabaseFileError as exc:
             raise DaemonError(str(exc)) from None
+        bus = EventBus()
+        bus.subscribe("progress-log", log_progress,
+                      (ev.TwapSliceExecuted, ev.VwapSliceExecuted, ev.TwapCompleted, ev.VwapCompleted,
+                       ev.RiskDenied, ev.ExecutionPaused, ev.ExecutionResumed, ev.ExecutionCancelled,
+                       ev.ExecutionFailed, ev.EmergencyLiquidationStarted))
+        self.wired = await open_store(self.options.db_path, EngineOptions(hooks=self.options.hooks), bus)
+        self.engine, self.bus, self.store = self.wired.database, self.wired.bus, self.wired.store
+        self._spawn(self._watch_store(self.store), "store-watch")
+        self._spawn(watch_identity(self.options.db_path, identity), "database-file-watch")
+        self.clock = await self._make_clock()
+        self.venue = self._make_venue()
         try:
-            self._sim_window = self._check_options()  # bad options fail before the database is touched
-            try:
-                await asyncio.to_thread(migrate.upgrade, self.options.db_path)
-            except (SQLAlchemyError, CommandError) as exc:
-                raise DaemonError(f"{self.options.db_path}: cannot open or migrate the database: "
-                                  f"{getattr(exc, 'orig', None) or exc}") from None
-            try:  # never report ready on a database that takes no writes
-                identity = file_identity(self.options.db_path)
-                await asyncio.to_thread(check_writable, self.options.db_path)
-            except DatabaseFileError as exc:
-                raise DaemonError(str(exc)) from None
-            self.engine = async_engine(self.options.db_path)
-            self.bus = EventBus()
-            self.bus.subscribe("progress-log", log_progress,
-                               (ev.TwapSliceExecuted, ev.VwapSliceExecuted, ev.TwapCompleted, ev.VwapCompleted,
-                                ev.RiskDenied, ev.ExecutionPaused, ev.ExecutionResumed, ev.ExecutionCancelled,
-                                ev.ExecutionFailed, ev.EmergencyLiquidationStarted))
-            self.store = EventStore(self.engine, self.bus)
-            await self.store.start()
-            self._spawn(self._watch_store(self.store), "store-watch")
-            self._spawn(watch_identity(self.options.db_path, identity), "database-file-watch")
-            self.clock = await self._make_clock()
-            self.venue = self._make_venue()
-            try:
-                instruments = await self.venue.instruments()
-            except VenueError as exc:
-                await self.venue.close()
-                raise DaemonError(f"venue {self.venue.name}: cannot load its markets: {exc}") from None
-            self.supervisor = build_supervisor(self.store, self.venue, self.clock, instruments, self.config,
-                                               CandleCache(self.engine))
-            settle_heap()  # before recovery: frozen objects are never collected, runners must not be
-            recovered = await self.supervisor.recover()
-            if self._early_toggle == "pause":
-                self._signal_pause()
-            elif self._early_toggle == "resume":
-                self._signal_resume()
-            self._spawn(self._poll_commands(), "command-poller")
-            if self.notifier.watchdog_seconds:
-                self._spawn(self._watchdog(), "systemd-watchdog")
-            self.notifier.notify("READY=1", wait_seconds=1.0)
-            log.info("daemon_ready", db=str(self.options.db_path), venue=self.venue.name,
-                     clock=self.clock.now().isoformat(), recovered=len(recovered), pid=os.getpid(),
-                     dumpable=is_dumpable())
-            await self.stop_event.wait()
-            await self._shutdown()
-            return 1 if self._task_failed else 0
-        finally:
-            self._lock.release()
+            instruments = await self.venue.instruments()
+        except VenueError as exc:
+            await self.venue.close()
+            raise DaemonError(f"venue {self.venue.name}: cannot load its markets: {exc}") from None
+        self.supervisor = build_supervisor(self.wired, self.clock, self.venue, instruments, self.config)
+        # before recovery: frozen objects are never collected, runners must not be
+        DEFAULT_TUNING.apply_to_process()
+        recovered = await self.supervisor.recover()
+        if self._early_toggle == "pause":
+            self._signal_pause()
+        elif self._early_toggle == "resume":
+            self._signal_resume()
+        return len(recovered)
+
+    async def _serve(self, recovered: int) -> None:
+        """Ready: serve commands (and the systemd watchdog) until a stop signal or a failed task."""
+        assert self.supervisor is not None
+        poller = CommandPoller(self.engine, self.store, self.supervisor, lambda: self.config)
+        self._spawn(poller.run(self.stop_event), "command-poller")
+        if self.notifier.watchdog_seconds:
+            self._spawn(self._watchdog(), "systemd-watchdog")
+        self.notifier.notify("READY=1", wait_seconds=1.0)
+        log.info("daemon_ready", db=str(self.options.db_path), venue=self.venue.name,
+                 clock=self.clock.now().isoformat(), recovered=recovered, pid=os.getpid(),
+                 dumpable=is_dumpable())
+        await self.stop_event.wait()
 
     def _check_options(self) -> tuple[datetime, datetime]:
         """Validate the venue and ``--sim-start``; the shipped candles' common ``(first, end)``."""
@@ -180,13 +192,10 @@ class Daemon:
 
     async def _make_clock(self) -> Clock:
         if self.options.venue.startswith("ccxt:"):
-            # a paper exchange's own simulated clock, or the wall clock for a real exchange
-            from genesis.paper.clock import ExchangeUnreachable, exchange_clock
-
-            try:
-                return await exchange_clock(self.options.exchange_url)
-            except ExchangeUnreachable as exc:
-                raise DaemonError(str(exc)) from None
+            # the wall clock for a real exchange; a paper exchange's simulated one when asked
+            if self.options.exchange_clock is None:
+                return WallClock()
+            return await self.options.exchange_clock()
         _first, end = self._sim_window
         start = utc(self.options.sim_start) if self.options.sim_start else default_sim_start()
         # the simulated market never runs backwards across restarts: continue after the last event
@@ -292,84 +301,12 @@ class Daemon:
             log.error("config_reload_rejected", error=str(exc), note="the previous config stays in force")
             return
         old_level, self.config = self.config.logging.level, new  # the poller reads its interval here
-        if self.supervisor is not None:  # else build_supervisor reads self.config when it gets there
+        if self.supervisor is not None:  # else the start-up wires it from self.config when it gets there
             apply_config(self.supervisor, new)
         log.info("config_reloaded", path=str(path), kill_switch=new.risk.kill_switch,
                  logging_level=new.logging.level, command_poll_seconds=new.engine.command_poll_seconds)
         if new.logging.level != old_level:  # after the line above, which the old level decides
             configure_logging(new.logging.level)
-
-    # -- commands --------------------------------------------------------------------------
-
-    async def _poll_commands(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                async with self.engine.connect() as conn:
-                    commands = await pending_commands(conn)
-            except SQLAlchemyError as exc:
-                log.error("command_poll_failed", error=str(exc))
-                commands = []
-            for cmd in commands:
-                if cmd.command_id not in self._delivered:
-                    await self._dispatch_guarded(cmd)
-            await asyncio.sleep(self.config.engine.command_poll_seconds)
-
-    async def _dispatch_guarded(self, cmd: Command) -> None:
-        """Task boundary of one command: whatever goes wrong with it becomes its recorded
-        rejection, and the poller goes on serving the others."""
-        try:
-            await self._dispatch(cmd)
-        except Exception as exc:  # noqa: BLE001 - recorded as the command's outcome
-            log.exception("command_failed", command_id=cmd.command_id, kind=cmd.kind)
-            try:
-                await self.store.mark_commands([(cmd.command_id, "rejected", f"internal error: {exc!r}")])
-            except (StorageError, StoreClosedError):  # storage fault: the next poll retries the command
-                self._delivered.discard(cmd.command_id)
-
-    async def _dispatch(self, cmd: Command) -> None:
-        bound = log.bind(command_id=cmd.command_id, kind=cmd.kind, execution_id=cmd.execution_id)
-        problem = ("payload is not a JSON object" if cmd.payload is None
-                   else None if is_execution_id(cmd.execution_id)
-                   else f"malformed execution id {cmd.execution_id[:40]!r}")
-        if problem is not None:
-            bound.warning("command_rejected", reason=problem)
-            await self.store.mark_commands([(cmd.command_id, "rejected", problem)])
-            return
-        p = cmd.payload
-        assert p is not None
-        if cmd.kind == "submit":
-            try:
-                duration = p["duration_seconds"]
-                if not isinstance(duration, int) or isinstance(duration, bool):
-                    raise RequestError("duration", f"{duration!r} is not a whole number of seconds")
-                req = validate_submit(symbol=p["symbol"], side=p["side"], qty=p["qty"], algo=p["algo"],
-                                      duration=duration, slices=p.get("slice_count"),
-                                      limit_price=p.get("limit_price"), request_id=p.get("request_id"),
-                                      instruments=self.supervisor.instruments, config=self.config,
-                                      urgency=p.get("urgency"))
-                self._delivered.add(cmd.command_id)
-                await self.supervisor.submit(req, cmd.execution_id, cmd.command_id)
-            except (RequestError, SubmissionRejected, PermanentVenueError, KeyError, TypeError, ValueError) as exc:
-                bound.warning("submission_rejected", reason=str(exc))
-                await self.store.mark_commands([(cmd.command_id, "rejected", str(exc))])
-            except VenueError as exc:  # transient (nothing was recorded): the next poll tries again
-                bound.warning("submission_deferred", reason=f"{type(exc).__name__}: {exc}")
-                self._delivered.discard(cmd.command_id)
-            return
-        if cmd.kind == "urgency":
-            self._delivered.add(cmd.command_id)
-            level = str(p.get("urgency", ""))
-            if not self.supervisor.set_urgency(cmd.execution_id, level, "command urgency", cmd.command_id):
-                await self.store.mark_commands([(cmd.command_id, "ignored", "execution is not live")])
-            return
-        desire = {"pause": Desire.PAUSE, "resume": Desire.RUN, "cancel": Desire.CANCEL}.get(cmd.kind)
-        if desire is None:
-            await self.store.mark_commands([(cmd.command_id, "rejected", f"unknown command {cmd.kind!r}")])
-            return
-        self._delivered.add(cmd.command_id)
-        if not self.supervisor.control(cmd.execution_id, desire, f"command {cmd.kind}", cmd.command_id):
-            await self.store.mark_commands([(cmd.command_id, "ignored", "execution is not live")])
-        bound.info("command_delivered")
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -386,16 +323,13 @@ class Daemon:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.store.stop()
-        await self.bus.close()
-        await self.venue.close()
-        await self.engine.dispose()
+        assert self.wired is not None
+        self.wired.supervisor = None  # drained above, before the daemon's own tasks stopped
+        await self.wired.close()
         log.info("daemon_stopped")
 
 
 def run_daemon(options: DaemonOptions, config: RuntimeConfig) -> int:
-    # worker threads (the readers' aiosqlite connections, candle estimates) share the GIL with the
-    # event loop: hand it over every 1 ms (default 5 ms) so none can hold the loop for long
-    sys.setswitchinterval(0.001)
+    """``genesis run``: the daemon on a fresh event loop; its exit code."""
     forbid_core_dumps()  # before any credential is loaded
     return asyncio.run(Daemon(options, config).run())

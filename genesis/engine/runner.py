@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -26,15 +25,16 @@ from genesis.domain.state import ExecutionState
 from genesis.domain.twap import TwapParams, check_early_completion, early_completion_end
 from genesis.engine.algos import AlgoPolicy, VwapSettings, policy_for
 from genesis.engine.control import Control, Desire
+from genesis.engine.hooks import NO_HOOKS, EngineHooks
 from genesis.engine.log_throttle import LogThrottle
 from genesis.engine.market_data import MarketData
 from genesis.engine.measurement import measure, measure_after_end
-from genesis.engine.pacing import LoopPacer
 from genesis.engine.positions import PositionBook
 from genesis.engine.recovery import reconcile
 from genesis.engine.slicer import RoutingSettings, SliceWorker
 from genesis.engine.venue_calls import RetryPolicy, VenueCaller, VenueUnavailable
 from genesis.store.eventstore import EventStore, StorageError
+from genesis.tuning import LoopPacer
 from genesis.venue.base import Venue
 
 BPS = Decimal(10_000)
@@ -49,21 +49,20 @@ class RunnerSettings:
     routing: RoutingSettings = RoutingSettings()
     twap: TwapParams = field(default_factory=TwapParams)
     vwap: VwapSettings = field(default_factory=VwapSettings)
-    # called with the seconds each child decision took (sizing + risk check); bench only
-    decision_timer: Callable[[float], None] | None = None
 
 
 class ExecutionRunner:
     def __init__(self, execution_id: str, *, store: EventStore, venue: Venue, clock: Clock,
                  instrument: Instrument, risk: RiskEngine, positions: PositionBook,
                  control: Control, settings: RunnerSettings = RunnerSettings(),
-                 market: MarketData | None = None, pacer: LoopPacer | None = None):
+                 market: MarketData | None = None, pacer: LoopPacer | None = None,
+                 hooks: EngineHooks = NO_HOOKS):
         self.execution_id = execution_id
         self.store, self.venue, self.clock = store, venue, clock
         self.instrument, self.risk, self.positions = instrument, risk, positions
-        self.control, self.settings = control, settings
+        self.control, self.settings, self.hooks = control, settings, hooks
         self.market = market or MarketData(venue)
-        self.pacer = pacer or LoopPacer(0)  # shared with the other runners: see engine.pacing
+        self.pacer = pacer or LoopPacer(0)  # shared with the other runners: see genesis.tuning
         self.log = structlog.get_logger("genesis.runner").bind(execution_id=execution_id)
         self.calls = VenueCaller(venue, clock, settings.retry, self._stopping, self.log, self.pacer.turn)
         self.worker = SliceWorker(self, settings.routing)

@@ -19,7 +19,6 @@ from genesis.domain.execution import ORDER_CUTOFF, Execution, SliceState, slippa
 from genesis.domain.ids import client_order_id, parse_client_order_id
 from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderType, Side, TimeInForce
 from genesis.domain.risk import SliceRiskInput
-from genesis.engine import killpoints
 from genesis.engine.algos import SliceSizing
 from genesis.engine.venue_calls import ForeignOrderError
 
@@ -86,8 +85,7 @@ class SliceWorker:
         order_price = agg.limit_price if agg.limit_price is not None else top.far(agg.side)
         decision = r.risk.check_slice(SliceRiskInput(
             agg.symbol, agg.side, sizing.qty, ref, order_price, agg.qty, r.positions.get(agg.symbol)))
-        if r.settings.decision_timer is not None:
-            r.settings.decision_timer(time.perf_counter() - started)
+        r.hooks.decision_seconds(time.perf_counter() - started)
         if not decision.approved:
             r.log.warning("risk_denied", slice_index=s.index, reason=decision.reason)
             await r.append([ev.RiskDenied(r.execution_id, r.clock.now(), s.index, sizing.qty, ref, decision.reason or ""),
@@ -100,11 +98,11 @@ class SliceWorker:
             price = passive_price(top, agg.side, agg.limit_price)
             request = self._request(namespace, agg, s, OrderType.LIMIT, remaining, price, TimeInForce.POST_ONLY)
             agg = await self.intend(agg, s, request, ref, sizing)
-            killpoints.reach("after_intent")
+            r.hooks.kill_points.reach("after_intent")
             report = await self.send(agg, s, request, ref, sizing)
             if report is None:
                 return
-            killpoints.reach("after_send")
+            r.hooks.kill_points.reach("after_send")
             if not report.status.is_final:
                 await r.clock.sleep_until(self._maker_deadline(agg))
                 await r.pacer.turn()
@@ -119,11 +117,11 @@ class SliceWorker:
             else:
                 request = self._request(namespace, agg, s, OrderType.MARKET, remaining, None, TimeInForce.GTC)
             agg = await self.intend(agg, s, request, ref, sizing, before=pending)
-            killpoints.reach("after_intent")
+            r.hooks.kill_points.reach("after_intent")
             report = await self.send(agg, s, request, ref, sizing)
             if report is None:
                 return
-            killpoints.reach("after_send")
+            r.hooks.kill_points.reach("after_send")
             report = await r.calls.finish(request, report)
             pending = self.outcome(agg, s, request, report)
         await self.close(agg, s, ref, sizing, before=pending, interval=interval)
@@ -202,11 +200,11 @@ class SliceWorker:
     async def _commit(self, events: list[ev.Event]) -> Execution:
         """Append, then count the new fills in the position book (only once they are durable)."""
         fills = [e for e in events if isinstance(e, ev.FillRecorded)]
-        if killpoints.armed("between_fills") and len(fills) > 1:
+        if self.r.hooks.kill_points.armed("between_fills") and len(fills) > 1:
             # chaos only: the first fill alone, then die before the others are recorded
             first = await self.r.append([fills[0]])
             self.r.positions.add(first.symbol, first.side, fills[0].qty)
-            killpoints.reach("between_fills")
+            self.r.hooks.kill_points.reach("between_fills")
             events = [e for e in events if e is not fills[0]]
         agg = await self.r.append(events)
         filled = sum((e.qty for e in events if isinstance(e, ev.FillRecorded)), ZERO)

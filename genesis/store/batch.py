@@ -26,7 +26,7 @@ from genesis.store import tables as t
 from genesis.store.bulk import bulk, driver_rows
 from genesis.store.errors import ConcurrencyError, InvalidEventError
 from genesis.store.projector import Statement, grouped, state_columns, statements, update_executions
-from genesis.store.slots import Slot
+from genesis.tuning import Slot
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from genesis.store.db import is_durable, writer_engine
 from genesis.store.errors import (ConcurrencyError, InvalidEventError, StorageError, StoreClosedError,
                                   StoreIdentityError)
 from genesis.store.writer import Writer
+from genesis.tuning import DEFAULT_TUNING, Tuning
 
 _LOAD_BATCH = 500  # aggregates per query (SQLite allows 32,766 bound parameters)
 
@@ -43,10 +44,11 @@ class EventStore:
     ``chunk_size``: appends folded per chunk by the writer (see ``genesis.store.writer``).
     ``commit_in``: where the writer's transactions run (``genesis.store.committers``):
     ``"process"``, a commit process with its own connection (the default: SQLite's work stays
-    off the event loop's GIL), or ``"thread"``, a worker thread through ``writer_engine``."""
+    off the event loop's GIL), or ``"thread"``, a worker thread through ``writer_engine``.
+    ``tuning``: the writer's slot of the event loop (``genesis.tuning``)."""
 
     def __init__(self, engine: AsyncEngine, bus: EventBus | None = None, chunk_size: int = 32,
-                 commit_in: str = "process"):
+                 commit_in: str = "process", tuning: Tuning = DEFAULT_TUNING):
         self._engine = engine
         self._writer_engine: Engine = writer_engine(engine)
         self._aggregates: dict[str, Execution] = {}
@@ -54,7 +56,7 @@ class EventStore:
         self._loader: asyncio.Task[None] | None = None
         self._namespace: str | None = None
         self._writer = Writer(engine, _committer(commit_in, engine, self._writer_engine), self._writer_engine.dialect,
-                              self._aggregates, self.load, bus, chunk_size)
+                              self._aggregates, self.load, bus, chunk_size, tuning)
 
     @property
     def writer_engine(self) -> Engine:
