@@ -65,8 +65,9 @@ async def harness(db_path: Path, config: RuntimeConfig | None = None, start: dat
     config = config or RuntimeConfig()
     migrate.upgrade(db_path)
     clock = VirtualClock(start)
-    engine = await build_engine(db_path, config, clock, venue or (lambda c: build_sim_venue(c, config)),  # type: ignore[arg-type]
-                                SIM_INSTRUMENTS, EngineOptions(commit_in=commit_in, candle_cache=False, hooks=hooks))
+    make_venue = venue or (lambda c: build_sim_venue(c, config))
+    engine = await build_engine(db_path, config, clock, make_venue, SIM_INSTRUMENTS,  # type: ignore[arg-type]
+                                EngineOptions(commit_in=commit_in, candle_cache=False, hooks=hooks))
     assert engine.supervisor is not None
     try:
         yield Harness(engine.database, engine.bus, engine.store, clock, engine.venue, engine.supervisor, config)

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "data" / "BTC_USDT-1m-20250520-20250611.csv.gz"
 
 
-def genesis_process(args: list[str], cwd: Path, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+def genesis_process(args: list[str], cwd: Path, timeout: float = 120,  # type: ignore[type-arg]
+                    **env: str) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "GENESIS_DB")}
     full_env.update(PYTHONPATH=str(ROOT), **env)
     return subprocess.run([sys.executable, "-m", "genesis", *args], cwd=cwd, env=full_env, capture_output=True,

@@ -15,58 +15,31 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Awaitable, Callable
-
 import structlog
 from alembic.util import CommandError
-from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from genesis.bus import EventBus
-from genesis.clock import Clock, ScaledClock, WallClock, utc
 from genesis.config import ConfigError, RuntimeConfig, load_config
 from genesis.domain import events as ev
 from genesis.engine.command_poller import CommandPoller
 from genesis.engine.core_dumps import forbid_core_dumps, is_dumpable
+from genesis.engine.daemon_options import (DaemonError, DaemonOptions, check_options, daemon_clock,
+                                           daemon_venue)
 from genesis.engine.database_file import DatabaseFileError, check_writable, file_identity, watch_identity
-from genesis.engine.hooks import NO_HOOKS, EngineHooks
 from genesis.engine.pidlock import LockError, PidLock
 from genesis.engine.signals import SignalBridge
 from genesis.engine.supervisor import Supervisor, apply_config
 from genesis.engine.systemd import SystemdNotifier
-from genesis.engine.venues import VenueSetupError, build_ccxt_venue, build_sim_venue, default_sim_start
 from genesis.log import configure_logging
 from genesis.runtime.wiring import Engine, EngineOptions, build_supervisor, open_store
 from genesis.store import migrate
-from genesis.store import tables as t
 from genesis.store.eventstore import EventStore, StorageError
 from genesis.tuning import DEFAULT_TUNING
-from genesis.venue.base import Venue, VenueError
+from genesis.venue.base import VenueError
 
 log = structlog.get_logger("genesis.daemon")
 RELOAD_SETTLE_SECONDS = 0.1  # a SIGHUP reloads once no other has come for this long
-
-
-class DaemonError(Exception):
-    """The daemon cannot start (another one runs on this database, bad options...)."""
-
-
-@dataclass(frozen=True, slots=True)
-class DaemonOptions:
-    db_path: Path
-    config_path: Path | None
-    venue: str = "sim"
-    speed: float = 1.0
-    sim_start: datetime | None = None
-    pidfile: bool = True
-    exchange_url: str | None = None  # ccxt venues: base URL replacing the exchange's REST host
-    # ccxt venues: the clock to run on, asked of the exchange (the paper exchange's simulated
-    # time: ``genesis run --paper-clock``); None: the wall clock
-    exchange_clock: Callable[[], Awaitable[Clock]] | None = None
-    hooks: EngineHooks = NO_HOOKS  # chaos only: ``genesis run --kill-point``
 
 
 def log_progress(event: ev.Event) -> None:
@@ -124,7 +97,7 @@ class Daemon:
     async def _startup(self) -> int:
         """Options, database, store, clock, venue, supervisor; the live executions recovered
         (how many). ``DaemonError`` for anything the operator must fix."""
-        self._sim_window = self._check_options()  # bad options fail before the database is touched
+        sim_window = check_options(self.options)  # bad options fail before the database is touched
         try:
             await asyncio.to_thread(migrate.upgrade, self.options.db_path)
         except (SQLAlchemyError, CommandError) as exc:
@@ -144,8 +117,8 @@ class Daemon:
         self.engine, self.bus, self.store = self.wired.database, self.wired.bus, self.wired.store
         self._spawn(self._watch_store(self.store), "store-watch")
         self._spawn(watch_identity(self.options.db_path, identity), "database-file-watch")
-        self.clock = await self._make_clock()
-        self.venue = self._make_venue()
+        self.clock = await daemon_clock(self.options, self.engine, sim_window)
+        self.venue = daemon_venue(self.options, self.clock, self.config)
         try:
             instruments = await self.venue.instruments()
         except VenueError as exc:
@@ -173,48 +146,6 @@ class Daemon:
                  clock=self.clock.now().isoformat(), recovered=recovered, pid=os.getpid(),
                  dumpable=is_dumpable())
         await self.stop_event.wait()
-
-    def _check_options(self) -> tuple[datetime, datetime]:
-        """Validate the venue and ``--sim-start``; the shipped candles' common ``(first, end)``."""
-        if self.options.venue.startswith("ccxt:") and len(self.options.venue) > 5:
-            return datetime.min.replace(tzinfo=timezone.utc), datetime.max.replace(tzinfo=timezone.utc)
-        if self.options.venue != "sim":
-            raise DaemonError(f"--venue {self.options.venue!r} is not available; use sim or ccxt:<exchange id>")
-        from genesis.venue.candles import shipped_candles, shipped_symbols
-
-        series = [shipped_candles(symbol) for symbol in shipped_symbols()]  # load before the clock ticks
-        first = max(s.first_open_time for s in series)
-        end = min(s.end_time for s in series)
-        if self.options.sim_start is not None and not first <= utc(self.options.sim_start) < end:
-            raise DaemonError(f"--sim-start {utc(self.options.sim_start).isoformat()} is outside the shipped "
-                              f"candles ({first.isoformat()} to {end.isoformat()})")
-        return first, end
-
-    async def _make_clock(self) -> Clock:
-        if self.options.venue.startswith("ccxt:"):
-            # the wall clock for a real exchange; a paper exchange's simulated one when asked
-            if self.options.exchange_clock is None:
-                return WallClock()
-            return await self.options.exchange_clock()
-        _first, end = self._sim_window
-        start = utc(self.options.sim_start) if self.options.sim_start else default_sim_start()
-        # the simulated market never runs backwards across restarts: continue after the last event
-        async with self.engine.connect() as conn:
-            last = await conn.scalar(select(func.max(t.events.c.occurred_at)))
-        if last is not None and last > start:
-            start = last
-            if start >= end:
-                raise DaemonError(f"the simulated market in {self.options.db_path} has reached the end of the "
-                                  f"shipped candles ({end.isoformat()}); use a new database")
-        return ScaledClock(start, self.options.speed)
-
-    def _make_venue(self) -> Venue:
-        try:
-            if self.options.venue.startswith("ccxt:"):
-                return build_ccxt_venue(self.options.venue.split(":", 1)[1], self.options.exchange_url, self.clock)
-            return build_sim_venue(self.clock, self.config)
-        except VenueSetupError as exc:
-            raise DaemonError(str(exc)) from None
 
     @staticmethod
     async def _watch_store(store: EventStore) -> None:
