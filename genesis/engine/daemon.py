@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+
 import structlog
 from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
@@ -250,13 +251,12 @@ class Daemon:
     async def _shutdown(self) -> None:
         self.notifier.notify("STOPPING=1", wait_seconds=1.0)
         log.info("daemon_draining", executions=len(self.supervisor.active_ids))
-        await self.supervisor.shutdown(self.config.engine.drain_timeout_seconds)
+        assert self.wired is not None
+        await self.wired.drain(self.config.engine.drain_timeout_seconds)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        assert self.wired is not None
-        self.wired.supervisor = None  # drained above, before the daemon's own tasks stopped
-        await self.wired.close()
+        await self.wired.release()
         log.info("daemon_stopped")
 
 

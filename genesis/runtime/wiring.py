@@ -5,8 +5,8 @@ engine bench: the database, the bus, the event store, the clock, the venue and t
 
 ``build_engine`` builds it all at once (backtest, tests, bench). The daemon builds it in its
 start-up phase a part at a time, because its clock depends on the store and its instruments
-on the venue: ``open_store`` then ``build_supervisor``. ``Engine.close`` takes it down in the
-reverse order whichever way it was built.
+on the venue: ``open_store`` then ``build_supervisor``. ``Engine.close`` (``drain``, then
+``release``) takes it down in the reverse order whichever way it was built.
 """
 
 from __future__ import annotations
@@ -61,18 +61,26 @@ class Engine:
     venue: Venue | None = None
     supervisor: Supervisor | None = None
 
+    async def drain(self, timeout_seconds: float) -> None:
+        """Stop the runners, waiting up to ``timeout_seconds`` for them to record where they are."""
+        if self.supervisor is not None:
+            await self.supervisor.shutdown(timeout_seconds)
+
+    async def release(self, close_venue: bool = True) -> None:
+        """Stop the store (what was appended is committed), close the bus, the venue (unless
+        the caller owns it) and the database."""
+        await self.store.stop()
+        await self.bus.close()
+        if close_venue and self.venue is not None:
+            await self.venue.close()
+        await self.database.dispose()
+
     async def close(self, drain_timeout_seconds: float = 1.0, close_venue: bool = True) -> None:
-        """Drain the runners (up to ``drain_timeout_seconds``), stop the store (what was
-        appended is committed), close the bus, the venue and the database."""
+        """``drain``, then ``release``."""
         try:
-            if self.supervisor is not None:
-                await self.supervisor.shutdown(drain_timeout_seconds)
+            await self.drain(drain_timeout_seconds)
         finally:
-            await self.store.stop()
-            await self.bus.close()
-            if close_venue and self.venue is not None:
-                await self.venue.close()
-            await self.database.dispose()
+            await self.release(close_venue)
 
 
 async def open_store(db_path: Path, options: EngineOptions = EngineOptions(),
