@@ -5,17 +5,19 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export GENESIS_DB ?= genesis.db
 
-.PHONY: help venv install test demo paper-demo run migrate clean bench quality chaos
+.PHONY: help venv install test browser-test demo paper-demo run migrate clean bench quality chaos wheel
 
 help:
 	@echo "make demo     set up, then run a TWAP on the embedded simulated venue (under a minute)"
 	@echo "make test     set up, then run the test suite"
+	@echo "make browser-test  the web dashboard in headless Chromium against a live daemon (installs chromium, playwright)"
 	@echo "make paper-demo  a TWAP through the real ccxt client against the local paper exchange"
 	@echo "make run      the daemon in the foreground on the simulated venue"
 	@echo "make bench    speed and memory figures side by side with their references"
 	@echo "make quality  VWAP vs TWAP tracking study on the shared candles (long)"
 	@echo "make chaos    50+ SIGKILLs of the daemon against a faulty paper exchange, then exactly-once checks (~6 min)"
 	@echo "make migrate  alembic upgrade head on \$$GENESIS_DB (default ./genesis.db)"
+	@echo "make wheel    build dist/genesis-<version>-py3-none-any.whl (what a server installs: docs/systemd.md)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +29,15 @@ venv install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Debian's chromium (never `playwright install`: it downloads a browser build); Playwright from
+# the [browser] extra drives it. Needs root or sudo for apt-get when chromium is missing.
+CHROMIUM ?= /usr/bin/chromium
+browser-test: $(STAMP)
+	@test -x $(CHROMIUM) || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+	$(BIN)/python -c 'import playwright' 2>/dev/null || $(BIN)/pip install --quiet -e '.[test,browser]'
+	GENESIS_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q -m browser tests/test_dashboard_browser.py
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
@@ -40,8 +51,11 @@ run: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/genesis db upgrade --db $(GENESIS_DB)
 
+wheel: $(STAMP)
+	$(BIN)/pip wheel --no-deps --no-build-isolation -w dist .
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache demo.db demo.db-* demo.pid demo.log paper-demo* chaos-run
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache demo.db demo.db-* demo.pid demo.log paper-demo* chaos-run
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
@@ -15,7 +15,10 @@ from genesis.cli_context import Context, common
 from genesis.cli_support import (Choice, CommandFailed, ExistingFile, LazyGroup, PlainFloat, PlainInt,
                                  backtest_window, chaos_hooks, option_error, paper_clock_source, report_verdict,
                                  wait_options)
-from genesis.requests import shown
+from genesis.requests import cut, shown
+
+if TYPE_CHECKING:
+    from genesis.config import RuntimeConfig
 
 @click.group(cls=LazyGroup)
 @click.version_option(package_name="genesis")
@@ -79,8 +82,10 @@ def _parse_iso(value: str | None, option: str = "--sim-start") -> datetime | Non
 @click.option("--no-pidfile", is_flag=True, help="Do not write <db>.pid.")
 @click.option("--kill-point", default=None, hidden=True,
               help="Chaos harness only: SIGKILL the daemon at <name>[:<n>] (genesis.engine.killpoints).")
+@click.option("--http", "http", default=None, metavar="HOST:PORT",
+              help="Serve the HTTP API, /healthz and /readyz here, e.g. 127.0.0.1:8780 (docs/api.md).")
 def run(ctx: Context, venue: str, exchange_url: str | None, paper_clock: bool, speed: float,
-        sim_start: str | None, no_pidfile: bool, kill_point: str | None) -> None:
+        sim_start: str | None, no_pidfile: bool, kill_point: str | None, http: str | None) -> None:
     """Run the daemon in the foreground."""
     if not (speed > 0 and speed < float("inf")):
         raise click.BadParameter("must be a finite number > 0", param_hint="--speed")
@@ -90,6 +95,8 @@ def run(ctx: Context, venue: str, exchange_url: str | None, paper_clock: bool, s
         raise click.BadParameter("only for --venue ccxt:<exchange id>", param_hint="--exchange-url")
     if paper_clock and not exchange_url:
         raise click.BadParameter("needs --exchange-url (the paper exchange's address)", param_hint="--paper-clock")
+    if http is not None:
+        _check_http_address(http)
     start = _parse_iso(sim_start)
     hooks = chaos_hooks(kill_point)
     config = ctx.config()  # options and config are checked before the (slow) engine import
@@ -99,18 +106,27 @@ def run(ctx: Context, venue: str, exchange_url: str | None, paper_clock: bool, s
 
     configure_logging(config.logging.level)
     options = DaemonOptions(ctx.db_path, ctx.config_path, venue, speed, start, not no_pidfile, exchange_url,
-                            paper_clock_source(exchange_url) if paper_clock else None, hooks)
+                            paper_clock_source(exchange_url) if paper_clock else None, hooks, http)
     try:
         sys.exit(run_daemon(options, config))
     except DaemonError as exc:
         raise click.ClickException(str(exc)) from None
 
 
+def _check_http_address(address: str) -> None:
+    from genesis.api.address import parse_http_address
+
+    try:
+        parse_http_address(address)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--http") from None
+
+
 @main.command()
 @common
-@click.option("--symbol", required=True, help="Unified symbol, e.g. BTC/USDT.")
-@click.option("--side", required=True, help="buy or sell.")
-@click.option("--qty", required=True, help="Parent quantity in base currency, e.g. 2.5.")
+@click.option("--symbol", default=None, help="Unified symbol, e.g. BTC/USDT.")
+@click.option("--side", default=None, help="buy or sell.")
+@click.option("--qty", default=None, help="Parent quantity in base currency, e.g. 2.5.")
 @click.option("--algo", default="twap", show_default=True,
               help="twap, vwap, auto (the router decides single vs TWAP) or single.")
 @click.option("--duration", default=None, help="Window, e.g. 15m, 900s, 4h (default from the config).")
@@ -119,15 +135,25 @@ def run(ctx: Context, venue: str, exchange_url: str | None, paper_clock: bool, s
 @click.option("--id", "request_id", default=None, help="Client request id: resubmitting it returns the same execution.")
 @click.option("--urgency", default=None, help="VWAP only: low, medium, high, critical or emergency.")
 @wait_options
-def submit(ctx: Context, symbol: str, side: str, qty: str, algo: str, duration: str | None, slices: int | None,
-           limit_price: str | None, request_id: str | None, urgency: str | None, wait: bool,
-           wait_timeout: float) -> None:
-    """Durably record a parent order; prints its execution id."""
+@click.option("--file", "orders_file", type=click.File("r"), default=None,
+              help="Many orders, one JSON object per line (fields as the API's POST /v1/executions): "
+                   "all stored, or none when a line is bad.")
+def submit(ctx: Context, symbol: str | None, side: str | None, qty: str | None, algo: str, duration: str | None,
+           slices: int | None, limit_price: str | None, request_id: str | None, urgency: str | None, wait: bool,
+           wait_timeout: float, orders_file: Any) -> None:
+    """Durably record a parent order (or a file of them); prints its execution id."""
     from genesis.requests import RequestError, validate_submit
     from genesis.store.inbox import enqueue_submit, submit_command_id, wait_for_verdict
     from genesis.venue.instruments import SIM_INSTRUMENTS
 
     config = ctx.config()
+    if orders_file is not None:
+        _submit_file(ctx, orders_file, config)
+        return
+    for option, value in (("--symbol", symbol), ("--side", side), ("--qty", qty)):
+        if value is None:
+            raise click.UsageError(f"Missing option '{option}' (or give --file)")
+    assert symbol is not None and side is not None and qty is not None
     try:
         req = validate_submit(symbol=symbol, side=side, qty=qty, algo=algo, duration=duration, slices=slices,
                               limit_price=limit_price, request_id=request_id, instruments=SIM_INSTRUMENTS,
@@ -163,6 +189,56 @@ def _enqueue_control(ctx: Context, kind: str, execution_id: str, payload: dict[s
     click.echo(f"{what} requested for {execution_id}")
     if wait:
         report_verdict(f"{what} of {execution_id}", wait_for_verdict(engine, command_id, wait_timeout), wait_timeout)
+
+
+def _submit_file(ctx: Context, orders_file: Any, config: RuntimeConfig) -> None:
+    """``submit --file``: every line validated, then all stored in one transaction, or none."""
+    from genesis.api.submission import ApiError, submissions_from_lines
+    from genesis.requests import RequestError
+    from genesis.store.inbox import enqueue_submits
+    from genesis.venue.instruments import SIM_INSTRUMENTS
+
+    click_ctx = click.get_current_context()
+    given = [f"--{name.replace('_', '-')}" for name in click_ctx.params if name != "orders_file"
+             and click_ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+             and name not in ("db", "config")]
+    if given:
+        raise click.UsageError(f"--file takes every order from the file; drop {', '.join(given)}")
+    try:
+        reqs = submissions_from_lines(orders_file, SIM_INSTRUMENTS, config)
+    except ApiError as exc:
+        raise CommandFailed(f"{cut(orders_file.name)}: {exc.error} ({exc.fix}); nothing was stored") from None
+    if config.risk.kill_switch:
+        raise CommandFailed(f"risk: kill switch is on (risk.kill_switch in {ctx.config_path}); nothing was stored")
+    try:
+        results = enqueue_submits(ctx.engine(must_exist=False), reqs)
+    except RequestError as exc:
+        raise CommandFailed(f"{cut(orders_file.name)}: client_request_id: {exc.reason}; nothing was stored") from None
+    for execution_id, _created in results:
+        click.echo(execution_id)
+
+
+@main.group()
+def token() -> None:
+    """API bearer tokens (<db>.tokens.json, docs/api.md)."""
+
+
+@token.command("create")
+@common
+@click.option("--role", required=True, type=click.Choice(["read", "trader"]),
+              help="read: GET only; trader: also submit, pause, resume, cancel, urgency.")
+def token_create(ctx: Context, role: str) -> None:
+    """Add an API token of ROLE and print it (the daemon picks it up at once)."""
+    from genesis.api.tokens import TokenFileError, create_token, token_path
+
+    try:
+        made = create_token(ctx.db_path, role)
+    except TokenFileError as exc:
+        raise CommandFailed(str(exc)) from None
+    except OSError as exc:
+        raise CommandFailed(f"{cut(token_path(ctx.db_path))}: cannot write the token file: {exc.strerror}") from None
+    click.echo(made.token)
+    click.echo(f"{role} token added to {token_path(ctx.db_path)}", err=True)
 
 
 def _control(kind: str) -> Callable[..., None]:

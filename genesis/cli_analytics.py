@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from genesis.cli_context import Context, common
+from genesis.cli_support import PlainInt
 
 
 def _no_database(ctx: Context) -> None:
@@ -169,7 +170,7 @@ def _print_report(result: dict) -> None:  # type: ignore[type-arg]
 @click.argument("execution_id", required=False)
 @click.option("--interval", type=click.FloatRange(0.1, 1.0), default=1.0, show_default=True,
               help="Seconds between refreshes (at most 1).")
-@click.option("--recent", type=click.IntRange(0, 1000), default=10, show_default=True,
+@click.option("--recent", type=PlainInt(0, 1000), default=10, show_default=True,
               help="Finished executions shown below the active ones.")
 @click.option("--once", is_flag=True, help="Print one frame and exit (no full-screen view).")
 def watch(ctx: Context, execution_id: str | None, interval: float, recent: int, once: bool) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import click
 
 from genesis.cli_support import CommandFailed, alembic_command_error, one_line_storage_errors
+from genesis.defaults import RUNTIME_YAML as PACKAGED_CONFIG
 from genesis.requests import cut
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ class Context:
     def __init__(self, db: str, config: str | None, db_explicit: bool = False):
         self.db_path = Path(db)
         self.db_explicit = db_explicit
-        self.config_path = Path(config) if config else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+        self.config_path = Path(config) if config else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else PACKAGED_CONFIG)
 
     def config(self) -> RuntimeConfig:
         from genesis.config import ConfigError, load_config
@@ -62,7 +63,7 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--db`` and ``--config`` to a command and pass a ``Context`` as ``ctx``."""
     @click.option("--db", "db", default=lambda: os.environ.get("GENESIS_DB", "genesis.db"), show_default="$GENESIS_DB or ./genesis.db",
                   help="SQLite database file.")
-    @click.option("--config", "config", default=None, help="Runtime config YAML (default config/runtime.yaml).")
+    @click.option("--config", "config", default=None, help="Runtime config YAML (default ./config/runtime.yaml, else the defaults shipped in the package).")
     @functools.wraps(fn)
     def wrapper(db: str, config: str | None, **kwargs: Any) -> Any:
         explicit = click.get_current_context().get_parameter_source("db") is click.core.ParameterSource.COMMANDLINE

@@ -47,12 +47,13 @@ def one_line_storage_errors(db_path: Path) -> Iterator[None]:
 
 
 class PlainInt(click.ParamType):
-    """A whole number in ASCII digits (``10``; not ``1_0`` or ``١٠``), optionally ``>= minimum``."""
+    """A whole number in ASCII digits (``10``; not ``1_0`` or ``١٠``), optionally within
+    ``[minimum, maximum]``."""
 
     name = "integer"
 
-    def __init__(self, minimum: int | None = None):
-        self.minimum = minimum
+    def __init__(self, minimum: int | None = None, maximum: int | None = None):
+        self.minimum, self.maximum = minimum, maximum
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int) and not isinstance(value, bool):
@@ -63,20 +64,30 @@ class PlainInt(click.ParamType):
             self.fail(f"{shown(value)} is not a whole number >= 0 in digits 0-9, e.g. 10", param, ctx)
         if self.minimum is not None and number < self.minimum:
             self.fail(f"must be >= {self.minimum}, got {number}", param, ctx)
+        if self.maximum is not None and number > self.maximum:
+            self.fail(f"must be <= {self.maximum}, got {number}", param, ctx)
         return number
 
 
 class PlainFloat(click.ParamType):
-    """A decimal number in ASCII digits with at most one ``.`` (``2.5``; not ``2_5`` or ``1e3``)."""
+    """A decimal number in ASCII digits with at most one ``.`` (``2.5``; not ``2_5`` or ``1e3``),
+    optionally strictly above ``above``."""
 
     name = "number"
 
+    def __init__(self, above: float | None = None):
+        self.above = above
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         if isinstance(value, float):
-            return value
-        if isinstance(value, str) and PLAIN_NUMBER_RE.fullmatch(value.strip()):
-            return float(value.strip())
-        self.fail(f"{shown(value)} is not a plain number in digits 0-9 and one '.', e.g. 2.5", param, ctx)
+            number = value
+        elif isinstance(value, str) and PLAIN_NUMBER_RE.fullmatch(value.strip()):
+            number = float(value.strip())
+        else:
+            self.fail(f"{shown(value)} is not a plain number in digits 0-9 and one '.', e.g. 2.5", param, ctx)
+        if self.above is not None and not number > self.above:
+            self.fail(f"must be > {self.above:g}, got {number:g}", param, ctx)
+        return number
 
 
 class ExistingFile(click.ParamType):

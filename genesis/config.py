@@ -137,8 +137,8 @@ class VwapAlgoConfig(_Strict):
 
 
 class TWAPConfig(_Strict):
-    """``router.twap`` (patch v7.4_C1): when the router splits an order into a short TWAP.
-    Missing keys take the patch's defaults (disabled); ``slices`` below 1 is clamped to 1."""
+    """``router.twap``: when the router (``--algo auto``) splits an order into a short TWAP.
+    Missing keys leave it disabled (always one order); ``slices`` below 1 is clamped to 1."""
 
     enabled: bool = False
     min_notional_usd: Decimal = Field(Decimal("0"), ge=0)
@@ -203,6 +203,30 @@ class LoggingConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class AlertsConfig(_Strict):
+    """``alerts``: notifications through Apprise URLs (docs/operations.md). Off while ``urls`` is empty."""
+
+    urls: tuple[str, ...] = ()
+    dedupe_window_seconds: float = Field(300.0, gt=0, le=86_400)
+    max_per_minute: int = Field(20, ge=1, le=10_000)
+    risk_denial_burst_count: int = Field(10, ge=2, le=100_000)
+    risk_denial_burst_seconds: float = Field(60.0, gt=0, le=86_400)
+    venue_down_after_errors: int = Field(3, ge=1, le=10_000)
+    send_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    queue_size: int = Field(1000, ge=1, le=1_000_000)
+
+    _fin = field_validator("dedupe_window_seconds", "risk_denial_burst_seconds", "send_timeout_seconds")(_finite)
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for i, url in enumerate(v):
+            if "://" not in url:
+                raise ValueError(f"entry {i} is not a URL (expected scheme://..., e.g. tgram://TOKEN/CHAT_ID, "
+                                 f"slack://..., mailto://..., json://host/path)")
+        return v
+
+
 class RuntimeConfig(_Strict):
     engine: EngineConfig = EngineConfig()
     risk: RiskConfig = RiskConfig()
@@ -212,6 +236,7 @@ class RuntimeConfig(_Strict):
     tiers: TiersConfig = TiersConfig()
     sim: SimConfig = SimConfig()
     logging: LoggingConfig = LoggingConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
 
 def parse_config(data: Any, source: str = "config", key_lines: dict[str, int] | None = None) -> RuntimeConfig:

@@ -71,6 +71,7 @@ def test_plain_numbers_are_stored_as_typed(db):
 
 @pytest.mark.parametrize("args,option", [
     (["run", "--speed", "1_0"], "--speed"),
+    (["watch", "--once", "--recent", "1_0"], "--recent"),
     (["backtest", "--candles", str(CANDLES), "--symbol", "BTC/USDT", "--side", "buy", "--qty", "1",
       "--algo", "twap", "--start", "2025-06-10T00:00:00Z", "--duration", "1h", "--history-days", "2_0"],
      "--history-days"),
@@ -165,3 +166,14 @@ def test_the_slice_interval_check_follows_the_router_config():
 def test_decimal_spellings_stored_in_the_inbox_still_parse():
     for amount in (Decimal("0.00000001"), Decimal("12.5"), Decimal("1E+3")):
         assert parse_decimal("qty", str(amount)) == amount  # str(Decimal) is what a payload holds
+
+
+@pytest.mark.parametrize("args,option", [
+    (["--port", "8_765"], "--port"), (["--port", "70000"], "--port"),
+    (["--speed", "1_0"], "--speed"), (["--speed", "0"], "--speed"),
+])
+def test_the_paper_exchange_refuses_numbers_that_are_not_plain(tmp_path, args, option):
+    result = CliRunner().invoke(main, ["paper-exchange", "--state", str(tmp_path / "p.db"), *args])
+    assert result.exit_code == 2, result.output
+    assert option in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "p.db").exists()

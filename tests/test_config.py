@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from genesis.cli import main
 from genesis.config import ConfigError, RuntimeConfig, load_config, parse_config
+from genesis.defaults import RUNTIME_YAML as PACKAGED
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "config" / "runtime.yaml"
@@ -105,7 +106,14 @@ def test_the_shipped_config_is_valid_and_spells_out_the_defaults():
     assert changed.engine == RuntimeConfig().engine
 
 
-def test_cli_uses_the_default_file_when_present_and_defaults_when_absent(tmp_path, monkeypatch):
+def test_the_package_ships_the_repository_config_unchanged():
+    """One file in two places: the repository's (what developers edit and the docs name) and
+    the package's (what an installed wheel falls back to). They must not drift apart."""
+    assert PACKAGED.read_bytes() == SHIPPED.read_bytes(), (
+        "config/runtime.yaml changed: cp config/runtime.yaml genesis/defaults/runtime.yaml")
+
+
+def test_cli_uses_the_default_file_when_present_and_the_packaged_one_when_absent(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     order = ["submit", "--symbol", "BTC/USDT", "--side", "buy", "--qty", "1"]
 

@@ -11,10 +11,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "genesis"
 TOOLS = ("genesis.paper", "genesis.chaos")
 # the command line starts the tools (``genesis paper-exchange``, ``genesis run --paper-clock``)
 TOOL_LAUNCHERS = {"genesis.cli", "genesis.cli_support", "genesis.__main__"}
-# Known cycle, owned by the slice-executor-on-ports change (branch reseam/ports): the lead
-# removes this exception once that branch is merged.
-KNOWN_CYCLES = [{"genesis.engine.runner", "genesis.engine.slicer", "genesis.engine.recovery",
-                 "genesis.engine.measurement"}]
+# Known cycle, in a tool beside the product: the paper exchange's server, routes and streams
+# import each other (the aiohttp app class lives in server.py, the others type against it). To
+# remove: move Ctx and PaperApp out of server.py into a module that routes, streams and
+# user_stream import, with routes and streams installed by the server (as commit 88dd036 did
+# before the streams existed), then delete this exception.
+KNOWN_CYCLES = [{"genesis.paper.server", "genesis.paper.routes", "genesis.paper.streams",
+                 "genesis.paper.user_stream"}]
 
 
 def module_files() -> dict[str, Path]:

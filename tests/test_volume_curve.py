@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from genesis.domain.volume_curve import (FLOOR_OF_UNIFORM, CurveCache, VolumeCurve,
-                                         VolumeCurveError, VolumeCurveEstimator,
-                                         is_volume_anomaly, volume_ratio)
+                                         VolumeCurveError, VolumeCurveEstimator, expected_volume,
+                                         volume_ratio)
+from genesis.domain.volume_anomaly import is_volume_anomaly
 from genesis.venue.candles import shipped_candles
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -240,14 +241,14 @@ def test_cache_serves_the_same_day_and_recomputes_when_the_day_changes() -> None
 def test_volume_anomaly_both_directions() -> None:
     curve = _uniform_curve()  # 1440 per day -> 1.0 expected per minute at any time
     at = T0 + timedelta(hours=14, minutes=7)
+    usual = expected_volume(curve, 1440, at)
     assert volume_ratio(Decimal("2.5"), curve, Decimal(1440), at) == pytest.approx(2.5)
-    assert is_volume_anomaly(Decimal("5.1"), curve, 1440, at)
-    assert not is_volume_anomaly(Decimal("4.9"), curve, 1440, at)
-    assert not is_volume_anomaly(Decimal("0.21"), curve, 1440, at)
-    assert is_volume_anomaly(Decimal("0.19"), curve, 1440, at)
-    assert is_volume_anomaly(0.0, curve, 1440, at)
+    assert is_volume_anomaly(Decimal("5.1"), usual, 5.0)
+    assert not is_volume_anomaly(Decimal("4.9"), usual, 5.0)
+    assert not is_volume_anomaly(Decimal("0.21"), usual, 5.0)
+    assert is_volume_anomaly(Decimal("0.19"), usual, 5.0)
+    assert is_volume_anomaly(0.0, usual, 5.0)
     # over 15 minutes the usual volume is 15
-    assert not is_volume_anomaly(70, curve, 1440, at, interval_seconds=900)
-    assert is_volume_anomaly(80, curve, 1440, at, interval_seconds=900)
-    assert not is_volume_anomaly(Decimal("2.9"), curve, 1440, at, threshold=3.0) and \
-        is_volume_anomaly(Decimal("3.1"), curve, 1440, at, threshold=3.0)
+    assert not is_volume_anomaly(70, expected_volume(curve, 1440, at, interval_seconds=900), 5.0)
+    assert is_volume_anomaly(80, expected_volume(curve, 1440, at, interval_seconds=900), 5.0)
+    assert not is_volume_anomaly(Decimal("2.9"), usual, 3.0) and is_volume_anomaly(Decimal("3.1"), usual, 3.0)

@@ -36,10 +36,10 @@ from genesis.analytics.data import ExecutionHistory
 from genesis.domain import benchmarks
 from genesis.domain import events as ev
 from genesis.domain.orders import Side
+from genesis.domain.units import BPS
 from genesis.venue.base import Candle
 
 ZERO = Decimal(0)
-BPS = Decimal(10_000)
 MINUTE = timedelta(minutes=1)
 Q_PRICE, Q_BPS, Q_RATIO = Decimal("0.00000001"), Decimal("0.0001"), Decimal("0.000001")
 

@@ -14,55 +14,28 @@ from decimal import Decimal
 from typing import Iterable
 
 from genesis.domain import events as ev
-from genesis.domain.orders import Side
+from genesis.domain.fills import FilledFigures, FillTotals
+from genesis.domain.orders import ChildOrder, OrderStatus, Side
 from genesis.domain.state import ExecutionState, Trigger, transition
-
-BPS = Decimal(10_000)
+from genesis.domain.units import BPS
 # no child order is sent in a window's last second: sent then, it could fill after the end
 ORDER_CUTOFF = timedelta(seconds=1)
 
 
 @dataclass(slots=True)
-class ChildOrder:
-    client_order_id: str
-    slice_index: int
-    attempt: int
-    qty: Decimal
-    order_type: str
-    time_in_force: str
-    limit_price: Decimal | None
-    reference_price: Decimal
-    status: str = "intended"  # intended, open, filled, cancelled, rejected, not_found
-    filled_qty: Decimal = Decimal(0)
-    reason: str | None = None
-    intended_at: datetime | None = None  # when its OrderIntended occurred: it cannot be older at the venue
-
-    @property
-    def outcome_known(self) -> bool:
-        return self.status in ("filled", "cancelled", "rejected", "not_found")
-
-
-@dataclass(slots=True)
-class SliceState:
+class SliceState(FilledFigures):
     index: int
     scheduled_at: datetime
     planned_qty: Decimal
     closed: bool = False
     status: str = "planned"
-    filled_qty: Decimal = Decimal(0)
-    filled_notional: Decimal = Decimal(0)
-    fees: Decimal = Decimal(0)
-    maker_qty: Decimal = Decimal(0)
+    fills: FillTotals = FillTotals()
     interval_start: datetime | None = None  # the interval it was sized for, [start, end) (closed slices)
     interval_end: datetime | None = None
 
-    @property
-    def avg_price(self) -> Decimal | None:
-        return self.filled_notional / self.filled_qty if self.filled_qty else None
-
 
 @dataclass(slots=True)
-class Execution:
+class Execution(FilledFigures):
     execution_id: str
     version: int = 0
     state: ExecutionState = ExecutionState.PENDING
@@ -86,12 +59,9 @@ class Execution:
     slices: dict[int, SliceState] = field(default_factory=dict)
     orders: dict[str, ChildOrder] = field(default_factory=dict)
     trade_ids: set[str] = field(default_factory=set)
-    filled_qty: Decimal = Decimal(0)
-    filled_notional: Decimal = Decimal(0)
-    fees: Decimal = Decimal(0)
+    fills: FillTotals = FillTotals()
     completion_reason: str | None = None
     early_completion_at: datetime | None = None
-    maker_qty: Decimal = Decimal(0)
     urgency: str = "low"
     emergency_at: datetime | None = None
     market_vwap: Decimal | None = None
@@ -116,10 +86,6 @@ class Execution:
     @property
     def remaining_qty(self) -> Decimal:
         return self.qty - self.filled_qty
-
-    @property
-    def avg_price(self) -> Decimal | None:
-        return self.filled_notional / self.filled_qty if self.filled_qty else None
 
     @property
     def implementation_shortfall_bps(self) -> Decimal | None:
@@ -225,31 +191,22 @@ class Execution:
         self._unresolved[e.client_order_id] = order
 
     def _acknowledged(self, e: ev.OrderAcknowledged) -> None:
-        order = self.orders[e.client_order_id]
-        if not order.outcome_known:
-            order.status = "open"
+        self.orders[e.client_order_id].move_to(OrderStatus.OPEN)
 
     def _fill(self, e: ev.FillRecorded) -> None:
         if e.trade_id in self.trade_ids:
             raise ValueError(f"fill {e.trade_id} recorded twice")
         self.trade_ids.add(e.trade_id)
         self.orders[e.client_order_id].filled_qty += e.qty
-        self.filled_qty += e.qty
-        self.filled_notional += e.qty * e.price
-        self.fees += e.fee
-        if e.liquidity == "maker":
-            self.maker_qty += e.qty
+        self.fills = self.fills.plus(e)
         s = self.slices.get(e.slice_index)
         if s is not None:
-            s.filled_qty += e.qty
-            s.filled_notional += e.qty * e.price
-            s.fees += e.fee
-            if e.liquidity == "maker":
-                s.maker_qty += e.qty
+            s.fills = s.fills.plus(e)
 
     def _order_closed(self, e: ev.OrderClosed) -> None:
         order = self.orders[e.client_order_id]
-        order.status, order.reason = e.status, e.reason
+        order.move_to(OrderStatus.parse(e.status))
+        order.reason = e.reason
         if order.outcome_known:
             self._unresolved.pop(e.client_order_id, None)
 

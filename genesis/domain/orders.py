@@ -1,4 +1,5 @@
-"""Order vocabulary shared by the engine and every venue: sides, types, requests, reports."""
+"""Order vocabulary shared by the engine and every venue: sides, types, requests, reports; a child
+order as the execution aggregate knows it (``ChildOrder``) and its state machine as data."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+
+from genesis.domain.fills import FillTotals
 
 
 class Side(str, enum.Enum):
@@ -30,17 +33,59 @@ class TimeInForce(str, enum.Enum):
 
 
 class OrderStatus(str, enum.Enum):
+    """A child order's status: the one vocabulary of the aggregate, the events, the query
+    rows and every venue (a venue reports all but ``INTENDED``). Moves between them follow
+    ``ORDER_TRANSITIONS``."""
+
+    INTENDED = "intended"  # its intent is durable; the venue may not have seen it yet
     OPEN = "open"
     PARTIALLY_FILLED = "partially_filled"
     FILLED = "filled"
     CANCELLED = "cancelled"
     REJECTED = "rejected"
-    NOT_FOUND = "not_found"
+    NOT_FOUND = "not_found"  # the venue never saw it (or no longer knows it): nothing more will fill
 
     @property
     def is_final(self) -> bool:
-        return self in (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED,
-                        OrderStatus.NOT_FOUND)
+        """The order's outcome is known: nothing more fills, it moves no more."""
+        return self in FINAL_ORDER_STATUSES
+
+    @classmethod
+    def parse(cls, value: str) -> "OrderStatus":
+        """The status named ``value`` (as events and rows store it); ``ValueError`` if none is."""
+        try:
+            return _BY_VALUE[value]
+        except KeyError:
+            raise ValueError(f"{value!r} is not a child order status") from None
+
+
+_LIVE = (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+_FINAL = (OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.NOT_FOUND)
+# the statuses an order may move to from each: a live order may be reported again (its
+# acknowledgement, a cancel the venue has not finished) or end; a final one never moves
+ORDER_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.INTENDED: frozenset((*_LIVE, *_FINAL)),
+    OrderStatus.OPEN: frozenset((*_LIVE, *_FINAL)),
+    OrderStatus.PARTIALLY_FILLED: frozenset((*_LIVE, *_FINAL)),
+    **{final: frozenset() for final in _FINAL},
+}
+FINAL_ORDER_STATUSES = frozenset(s for s, targets in ORDER_TRANSITIONS.items() if not targets)
+_BY_VALUE = {s.value: s for s in OrderStatus}
+
+
+class IllegalOrderTransition(ValueError):
+    """A child order cannot move from ``current`` to ``target`` (e.g. a filled order reopened)."""
+
+    def __init__(self, client_order_id: str, current: OrderStatus, target: OrderStatus):
+        super().__init__(f"child order {client_order_id} cannot move from {current.value} to {target.value}")
+        self.client_order_id, self.current, self.target = client_order_id, current, target
+
+
+def order_transition(client_order_id: str, current: OrderStatus, target: OrderStatus) -> OrderStatus:
+    """``target``, when ``ORDER_TRANSITIONS`` allows the move; else ``IllegalOrderTransition``."""
+    if target not in ORDER_TRANSITIONS[current]:
+        raise IllegalOrderTransition(client_order_id, current, target)
+    return target
 
 
 class Liquidity(str, enum.Enum):
@@ -104,10 +149,7 @@ class OrderReport:
 
     @property
     def avg_price(self) -> Decimal | None:
-        qty = sum((f.qty for f in self.fills), Decimal(0))
-        if qty == 0:
-            return None
-        return sum((f.qty * f.price for f in self.fills), Decimal(0)) / qty
+        return FillTotals().plus_all(self.fills).avg_price
 
 
 def foreign_order_reason(request: OrderRequest, terms: OrderTerms, intended_at: datetime,
@@ -125,6 +167,38 @@ def foreign_order_reason(request: OrderRequest, terms: OrderTerms, intended_at: 
     if terms.created_at is not None and terms.created_at < intended_at - clock_tolerance:
         wrong.append(f"created {terms.created_at.isoformat()}, before the intent at {intended_at.isoformat()}")
     return "; ".join(wrong) or None
+
+
+@dataclass(slots=True)
+class ChildOrder:
+    """A child order as the aggregate knows it: its intent, and where its status has moved
+    (``OrderStatus``, by ``orders.ORDER_TRANSITIONS``) from its acknowledgement and close."""
+
+    client_order_id: str
+    slice_index: int
+    attempt: int
+    qty: Decimal
+    order_type: str
+    time_in_force: str
+    limit_price: Decimal | None
+    reference_price: Decimal
+    status: OrderStatus = OrderStatus.INTENDED
+    filled_qty: Decimal = Decimal(0)
+    reason: str | None = None
+    intended_at: datetime | None = None  # when its OrderIntended occurred: it cannot be older at the venue
+
+    @property
+    def outcome_known(self) -> bool:
+        return self.status.is_final
+
+    def request(self, symbol: str, side: Side) -> OrderRequest:
+        """The order as it was intended, to look up or send again under the same client id."""
+        return OrderRequest(self.client_order_id, symbol, side, OrderType(self.order_type), self.qty,
+                            self.limit_price, TimeInForce(self.time_in_force))
+
+    def move_to(self, status: OrderStatus) -> None:
+        """Set the status; ``IllegalOrderTransition`` when the table does not allow the move."""
+        self.status = order_transition(self.client_order_id, self.status, status)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from genesis.domain.orders import Side
-
-BPS = Decimal(10_000)
+from genesis.domain.units import BPS
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The order router's decision (patch v7.4_C1): one order, or a short TWAP of N slices.
+"""The order router's decision (``--algo auto``): one order, or a short TWAP of N slices.
 
 Pure. The TWAP it chooses runs through the same executor as any TWAP (risk before every
 slice); only the schedule differs: ``slices`` children ``interval_seconds`` apart.

@@ -29,6 +29,14 @@ def feasible_slice_count(qty: Decimal, wanted: int, instrument: Instrument, pric
     Deterministic: the count is reduced until ``qty / count`` is tradable. Returns 1 when
     even two slices are too small; raises ``ScheduleError`` when the whole is not tradable.
     """
+    smallest = require_tradable(qty, instrument, price)
+    by_size = int(qty // smallest)
+    return max(1, min(wanted, by_size))
+
+
+def require_tradable(qty: Decimal, instrument: Instrument, price: Decimal) -> Decimal:
+    """The smallest tradable quantity at ``price`` (``Instrument.min_qty_at``); raises
+    ``ScheduleError`` naming the instrument's rules when ``qty`` is below it."""
     smallest = instrument.min_qty_at(price)
     if qty < smallest:
         raise ScheduleError(
@@ -36,8 +44,7 @@ def feasible_slice_count(qty: Decimal, wanted: int, instrument: Instrument, pric
             f"({instrument.symbol} at {price}: min qty {instrument.min_qty}, "
             f"min notional {instrument.min_notional} {instrument.quote})"
         )
-    by_size = int(qty // smallest)
-    return max(1, min(wanted, by_size))
+    return smallest
 
 
 def split_equal(qty: Decimal, count: int, instrument: Instrument) -> list[Decimal]:

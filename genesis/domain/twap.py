@@ -18,8 +18,8 @@ from genesis.domain.events import PlannedSlice
 from genesis.domain.instrument import Instrument
 from genesis.domain.orders import Side
 from genesis.domain.schedule import feasible_slice_count, split_equal
-
-BPS = Decimal(10_000)
+from genesis.domain.units import BPS
+from genesis.domain.volume_anomaly import DEFAULT_ANOMALY_RATIO, is_volume_anomaly  # noqa: F401  re-exported; the rule lives there
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +31,7 @@ class TwapParams:
     participation_cap: Decimal = Decimal("0.10")  # of the market volume in the slice's interval
     early_completion_bps: Decimal = Decimal("20")  # 0.2% better than arrival: finish faster
     early_interval_seconds: int = 10  # spacing of the remaining slices once finishing early
-    anomaly_ratio: float = 5.0  # a minute's volume this many times above/below usual is anomalous
+    anomaly_ratio: float = DEFAULT_ANOMALY_RATIO  # a minute's volume this many times above/below usual is anomalous
     anomaly_participation_factor: Decimal = Decimal("0.5")  # cap multiplier in an anomalous minute
 
 
@@ -201,10 +201,3 @@ def early_completion_end(now: datetime, end_at: datetime, remaining_qty: Decimal
 def _seconds(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.001"))
 
-
-def is_volume_anomaly(minute_volume: Decimal, usual_volume: Decimal | None, ratio: float) -> bool:
-    """A minute's volume far outside its usual level for that time of day (either way)."""
-    if usual_volume is None or usual_volume <= 0:
-        return False
-    r = float(minute_volume / usual_volume)
-    return r >= ratio or r <= 1 / ratio

@@ -280,20 +280,18 @@ class CurveCache:
         return curve
 
 
+def expected_volume(curve: VolumeCurve, typical_daily_volume: Decimal | float, at: datetime,
+                    interval_seconds: int = 60) -> float:
+    """The volume the curve expects in ``[at, at + interval)``: the usual level that
+    ``volume_anomaly.is_volume_anomaly`` judges an observed volume against."""
+    expected = float(typical_daily_volume) * curve.fraction(at, at + timedelta(seconds=interval_seconds))
+    if expected <= 0:
+        raise VolumeCurveError("typical_daily_volume must be > 0")
+    return expected
+
+
 def volume_ratio(observed_volume: Decimal | float, curve: VolumeCurve,
                  typical_daily_volume: Decimal | float, at: datetime,
                  interval_seconds: int = 60) -> float:
     """Observed volume in ``[at, at + interval)`` over what the curve expects there."""
-    expected = float(typical_daily_volume) * curve.fraction(at, at + timedelta(seconds=interval_seconds))
-    if expected <= 0:
-        raise VolumeCurveError("typical_daily_volume must be > 0")
-    return float(observed_volume) / expected
-
-
-def is_volume_anomaly(minute_volume: Decimal | float, curve: VolumeCurve,
-                      typical_daily_volume: Decimal | float, at: datetime,
-                      threshold: float = 5.0, interval_seconds: int = 60) -> bool:
-    """True when the minute (or ``interval_seconds``) starting at ``at`` traded more than
-    ``threshold`` times, or less than ``1/threshold`` of, the usual volume for that time of day."""
-    ratio = volume_ratio(minute_volume, curve, typical_daily_volume, at, interval_seconds)
-    return ratio > threshold or ratio < 1.0 / threshold
+    return float(observed_volume) / expected_volume(curve, typical_daily_volume, at, interval_seconds)

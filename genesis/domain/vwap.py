@@ -24,7 +24,7 @@ import numpy as np
 from genesis.clock import utc
 from genesis.domain.events import PlannedSlice
 from genesis.domain.instrument import Instrument
-from genesis.domain.schedule import ScheduleError
+from genesis.domain.schedule import ScheduleError, require_tradable
 from genesis.domain.volume_curve import VolumeCurve, day_start, float_to_decimal
 
 DEFAULT_INTERVAL_SECONDS = 60
@@ -75,12 +75,7 @@ def plan_vwap(
     start, end = utc(start), utc(end)
     if end <= start or interval_seconds <= 0:
         raise ScheduleError("need end > start and interval_seconds > 0")
-    smallest = instrument.min_qty_at(price)
-    if qty < smallest:
-        raise ScheduleError(
-            f"qty {qty} is below the smallest tradable quantity {smallest} "
-            f"({instrument.symbol} at {price}: min qty {instrument.min_qty}, "
-            f"min notional {instrument.min_notional} {instrument.quote})")
+    smallest = require_tradable(qty, instrument, price)
     span_us = (end - start) // _US
     n = max(1, -(-span_us // (interval_seconds * 1_000_000)))
     step = instrument.step_size
@@ -95,7 +90,7 @@ def plan_vwap(
         bounds: "range | list[int]" = range(n + 1)  # common case: every interval is tradable
         cu = cu_arr.tolist()
     else:
-        bounds = _group_bounds(cu_arr.tolist(), min_units)
+        bounds = group_bounds(cu_arr.tolist(), min_units)
         cu = cu_arr[bounds].tolist()
     as_qty: dict[int, Decimal] = {}  # step multiples repeat along a curve: each is built once
     qtys = [as_qty.get(d) or as_qty.setdefault(d, Decimal(d) * step) for d in map(operator.sub, cu[1:], cu)]
@@ -110,8 +105,11 @@ def plan_vwap(
     return tuple(map(PlannedSlice, range(first_index, first_index + len(times)), times, qtys))
 
 
-def _group_bounds(cu: list[int], min_units: int) -> list[int]:
-    """Left-to-right grouping of cumulative step targets into groups of >= ``min_units``."""
+def group_bounds(cu: list[int], min_units: int) -> list[int]:
+    """Left-to-right grouping of cumulative step targets into groups of >= ``min_units``.
+
+    Returns indices into ``cu`` (first 0, last ``len(cu) - 1``): a group closes as soon as it
+    holds ``min_units``; a short tail joins the group before it."""
     bounds = [0]
     last = 0
     for k in range(1, len(cu)):

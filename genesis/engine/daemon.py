@@ -33,6 +33,8 @@ from genesis.engine.signals import SignalBridge
 from genesis.engine.supervisor import Supervisor, apply_config
 from genesis.engine.systemd import SystemdNotifier
 from genesis.log import configure_logging
+from genesis.observability.alerts import AlertsSetupError
+from genesis.observability.runtime import Observability
 from genesis.runtime.wiring import Engine, EngineOptions, build_supervisor, open_store
 from genesis.store import migrate
 from genesis.store.eventstore import EventStore, StorageError
@@ -70,6 +72,9 @@ class Daemon:
         self._reload_task: asyncio.Task[None] | None = None
         self._reload_again = False  # a SIGHUP arrived while a reload was under way
         self._task_failed = False
+        self._inbox_nudge = asyncio.Event()  # set by the API after it writes a command
+        self._api = None  # genesis.api.server.ApiServer when --http
+        self.ready = False  # recovered and taking commands (the API's /readyz)
 
     @property
     def pid_path(self) -> Path:
@@ -100,6 +105,10 @@ class Daemon:
         (how many). ``DaemonError`` for anything the operator must fix."""
         sim_window = check_options(self.options)  # bad options fail before the database is touched
         try:
+            self.observability = Observability(lambda: self.config)
+        except AlertsSetupError as exc:
+            raise DaemonError(str(exc)) from None
+        try:
             await asyncio.to_thread(migrate.upgrade, self.options.db_path)
         except (SQLAlchemyError, CommandError) as exc:
             raise DaemonError(f"{self.options.db_path}: cannot open or migrate the database: "
@@ -119,13 +128,16 @@ class Daemon:
         self._spawn(self._watch_store(self.store), "store-watch")
         self._spawn(watch_identity(self.options.db_path, identity), "database-file-watch")
         self.clock = await daemon_clock(self.options, self.engine, sim_window)
-        self.venue = daemon_venue(self.options, self.clock, self.config)
+        self.venue = self.observability.watch_venue(daemon_venue(self.options, self.clock, self.config))
         try:
             instruments = await self.venue.instruments()
         except VenueError as exc:
             await self.venue.close()
             raise DaemonError(f"venue {self.venue.name}: cannot load its markets: {exc}") from None
         self.supervisor = build_supervisor(self.wired, self.clock, self.venue, instruments, self.config)
+        await self.observability.start(self.bus, self.store, self.engine, self.venue, instruments)
+        if self.options.http:
+            await self._start_api(instruments)
         # before recovery: frozen objects are never collected, runners must not be
         DEFAULT_TUNING.apply_to_process()
         recovered = await self.supervisor.recover()
@@ -138,15 +150,32 @@ class Daemon:
     async def _serve(self, recovered: int) -> None:
         """Ready: serve commands (and the systemd watchdog) until a stop signal or a failed task."""
         assert self.supervisor is not None
-        poller = CommandPoller(self.engine, self.store, self.supervisor, lambda: self.config)
+        poller = CommandPoller(self.engine, self.store, self.supervisor, lambda: self.config, self._inbox_nudge)
         self._spawn(poller.run(self.stop_event), "command-poller")
         if self.notifier.watchdog_seconds:
             self._spawn(self._watchdog(), "systemd-watchdog")
+        self.ready = True
         self.notifier.notify("READY=1", wait_seconds=1.0)
         log.info("daemon_ready", db=str(self.options.db_path), venue=self.venue.name,
                  clock=self.clock.now().isoformat(), recovered=recovered, pid=os.getpid(),
                  dumpable=is_dumpable())
         await self.stop_event.wait()
+
+    async def _start_api(self, instruments: dict) -> None:  # type: ignore[type-arg]
+        from genesis.api.server import ApiSetupError, serve_api  # aiohttp's web stack only with --http
+        from genesis.dashboard.routes import dashboard_routes
+
+        try:
+            self._api = await serve_api(self, self.options.http, instruments,
+                                        dashboard_routes(self.options.db_path))
+        except ApiSetupError as exc:
+            await self.observability.stop()
+            await self.venue.close()
+            raise DaemonError(str(exc)) from None
+
+    def wake_command_poller(self) -> None:
+        """Read the command inbox now instead of at the next poll (the API just wrote to it)."""
+        self._inbox_nudge.set()
 
     @staticmethod
     async def _watch_store(store: EventStore) -> None:
@@ -250,12 +279,15 @@ class Daemon:
 
     async def _shutdown(self) -> None:
         self.notifier.notify("STOPPING=1", wait_seconds=1.0)
+        if self._api is not None:
+            await self._api.stop()
         log.info("daemon_draining", executions=len(self.supervisor.active_ids))
         assert self.wired is not None
         await self.wired.drain(self.config.engine.drain_timeout_seconds)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.observability.stop()  # after the drain: the alerts it raised are sent
         await self.wired.release()
         log.info("daemon_stopped")
 

@@ -36,6 +36,7 @@ class DaemonOptions:
     # time: ``genesis run --paper-clock``); None: the wall clock
     exchange_clock: Callable[[], Awaitable[Clock]] | None = None
     hooks: EngineHooks = NO_HOOKS  # chaos only: ``genesis run --kill-point``
+    http: str | None = None  # HOST:PORT of the HTTP API (genesis.api); None: no API
 
 
 def check_options(options: DaemonOptions) -> tuple[datetime, datetime]:

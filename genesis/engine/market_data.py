@@ -17,6 +17,7 @@ import numpy as np
 
 from genesis.domain import benchmarks
 from genesis.domain.orders import BookTop
+from genesis.domain.volume_anomaly import DEFAULT_ANOMALY_RATIO, is_volume_anomaly
 from genesis.domain.volume_curve import CurveCache, VolumeCurve, VolumeCurveEstimator, day_start
 from genesis.store.candle_cache import CandleCache
 from genesis.venue.base import Candle, Venue
@@ -98,20 +99,17 @@ class MarketData:
         """Base volume traded over the last 24 hours (closed minutes)."""
         return await self.traded_volume(symbol, now - timedelta(days=1), now)
 
-    async def volume_anomaly(self, symbol: str, now: datetime, ratio: float = 5.0) -> bool:
+    async def volume_anomaly(self, symbol: str, now: datetime, ratio: float = DEFAULT_ANOMALY_RATIO) -> bool:
         """The last closed minute's volume is ``ratio`` times above or below its usual level for
-        that minute of day (the median of the last ``lookback_days`` days)."""
+        that minute of day (the median of the last ``lookback_days`` days), boundary included
+        (``volume_anomaly.is_volume_anomaly``)."""
         last = await self.last_minute(symbol, now)
         if last is None:
             return False
         at, volume = last
         if self.usual_minute_volume(symbol, at) is None:
             await self.window_profile(symbol, at, 1, lead_minutes=0)
-        usual = self.usual_minute_volume(symbol, at)
-        if usual is None or usual <= 0:
-            return False
-        r = float(volume / usual)
-        return r >= ratio or r <= 1 / ratio
+        return is_volume_anomaly(volume, self.usual_minute_volume(symbol, at), ratio)
 
     async def volume_today(self, symbol: str, now: datetime) -> Decimal:
         """Volume traded since UTC midnight (closed minutes)."""

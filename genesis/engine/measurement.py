@@ -12,15 +12,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
+from genesis.clock import Clock
 from genesis.domain import events as ev
 from genesis.domain.benchmarks import interval_volume, participation
 from genesis.domain.execution import Execution, SliceState
-from genesis.engine.control import Desire
-
-if TYPE_CHECKING:
-    from genesis.engine.runner import ExecutionRunner
+from genesis.engine.control import Control, Desire
+from genesis.engine.ports import Append
+from genesis.engine.window_benchmark import CandleRead
 
 MINUTE = timedelta(minutes=1)
 PUBLISH_GRACE = timedelta(seconds=2)  # a live exchange serves a closed minute's candle shortly after
@@ -40,16 +39,15 @@ def next_measurable_at(agg: Execution) -> datetime | None:
     return min((measurable_at(s) for s in agg.unmeasured_slices()), default=None)
 
 
-async def measure(runner: "ExecutionRunner", agg: Execution, now: datetime) -> list[ev.Event]:
+async def measure(candles: CandleRead, agg: Execution, now: datetime) -> list[ev.Event]:
     """``SliceParticipationMeasured`` for every unmeasured slice whose interval has closed by
-    ``now`` (one candle read for all of them)."""
+    ``now`` (one candle read for all of them; ``candles``: a retried venue read)."""
     due = [s for s in agg.unmeasured_slices() if measurable_at(s) <= now]
     if not due:
         return []
     start = min(s.interval_start or s.interval_end for s in due)  # type: ignore[type-var]
     end = max(measurable_at(s) for s in due) - PUBLISH_GRACE
-    bars = await runner.calls.call("candles", lambda: runner.venue.candles(
-        agg.symbol, start.replace(second=0, microsecond=0), end))
+    bars = await candles(agg.symbol, start.replace(second=0, microsecond=0), end)
     out: list[ev.Event] = []
     for s in due:
         volume = None if s.interval_start is None else interval_volume(bars, s.interval_start, s.interval_end)  # type: ignore[arg-type]
@@ -57,21 +55,22 @@ async def measure(runner: "ExecutionRunner", agg: Execution, now: datetime) -> l
             volume = volume.quantize(VOLUME_QUANTUM)
         part = participation(s.filled_qty, volume)
         out.append(ev.SliceParticipationMeasured(
-            runner.execution_id, now, s.index, volume, None if part is None else part.quantize(PARTICIPATION_QUANTUM)))
+            agg.execution_id, now, s.index, volume, None if part is None else part.quantize(PARTICIPATION_QUANTUM)))
     return out
 
 
-async def measure_after_end(runner: "ExecutionRunner", agg: Execution) -> bool:
+async def measure_after_end(agg: Execution, *, candles: CandleRead, control: Control, clock: Clock,
+                            append: Append) -> bool:
     """One step of a runner whose execution has ended: record the realised participation of
     its last slices when their intervals have closed; True once nothing is left to record
     (the runner exits). A stop leaves them unrecorded (NULL)."""
     due = next_measurable_at(agg)
-    if due is None or runner.control.desire is Desire.STOP:
+    if due is None or control.desire is Desire.STOP:
         return True
-    runner.control.wake.clear()
-    now = runner.clock.now()
+    control.wake.clear()
+    now = clock.now()
     if due > now:
-        await runner.clock.wait_event(runner.control.wake, until=due)
+        await clock.wait_event(control.wake, until=due)
         return False
-    await runner.append(await measure(runner, agg, now))
+    await append(await measure(candles, agg, now))
     return False

@@ -16,13 +16,13 @@ import structlog
 
 from genesis.clock import Clock
 from genesis.domain import events as ev
-from genesis.domain.benchmarks import RunningVwap, slippage_vs_vwap_bps
 from genesis.domain.execution import Execution
 from genesis.domain.instrument import Instrument
 from genesis.domain.risk import RiskEngine
 from genesis.domain.schedule import respread, respread_by_volume
 from genesis.domain.state import ExecutionState
 from genesis.domain.twap import TwapParams, check_early_completion, early_completion_end
+from genesis.domain.units import BPS
 from genesis.engine.algos import AlgoPolicy, VwapSettings, policy_for
 from genesis.engine.control import Control, Desire
 from genesis.engine.hooks import NO_HOOKS, EngineHooks
@@ -31,13 +31,14 @@ from genesis.engine.market_data import MarketData
 from genesis.engine.measurement import measure, measure_after_end
 from genesis.engine.positions import PositionBook
 from genesis.engine.recovery import reconcile
-from genesis.engine.slicer import RoutingSettings, SliceWorker
+from genesis.engine.slice_algorithm import PolicySliceAlgorithm
+from genesis.engine.slice_executor import RoutingSettings, SliceExecutor
 from genesis.engine.venue_calls import RetryPolicy, VenueCaller, VenueUnavailable
+from genesis.engine.window_benchmark import WindowBenchmark
 from genesis.store.eventstore import EventStore, StorageError
 from genesis.tuning import LoopPacer
 from genesis.venue.base import Venue
 
-BPS = Decimal(10_000)
 STORAGE_FAULT_LOG_SECONDS = 10.0  # a storage fault is logged at most once per this (wall time)
 
 
@@ -65,9 +66,9 @@ class ExecutionRunner:
         self.pacer = pacer or LoopPacer(0)  # shared with the other runners: see genesis.tuning
         self.log = structlog.get_logger("genesis.runner").bind(execution_id=execution_id)
         self.calls = VenueCaller(venue, clock, settings.retry, self._stopping, self.log, self.pacer.turn)
-        self.worker = SliceWorker(self, settings.routing)
+        self.slices: SliceExecutor | None = None  # built once the algorithm is known (run)
         self.policy: AlgoPolicy | None = None
-        self._vwap: tuple[datetime, RunningVwap] | None = None  # market VWAP of the window so far
+        self.benchmark = WindowBenchmark(self.calls.candles, clock)  # market VWAP of the window so far
         self.recovered = asyncio.Event()  # set once the aggregate is loaded and reconciled
         self._measured: list[ev.Event] = []  # realised participations, appended with the next events
 
@@ -96,14 +97,27 @@ class ExecutionRunner:
                 await self.clock.sleep_until(
                     self.clock.now() + timedelta(seconds=self.settings.storage_retry_seconds))
 
+    def _slice_executor(self, policy: AlgoPolicy) -> SliceExecutor:
+        """The slice executor on this runner's ports (never the runner itself)."""
+        return SliceExecutor(
+            self.execution_id, algorithm=PolicySliceAlgorithm(policy), venue=self.calls, append=self.append,
+            namespace=self.store.namespace, clock=self.clock, instrument=self.instrument, risk=self.risk,
+            positions=self.positions, benchmark=self.benchmark, log=self.log, routing=self.settings.routing,
+            hooks=self.hooks.kill_points, decision_timer=self.hooks.decision_seconds, pace=self.pacer.turn)
+
+    async def _load(self) -> Execution:
+        return await self.store.load(self.execution_id)
+
     async def run(self) -> None:
         async with self.clock.actor():
             await self.pacer.turn()
             agg = await self.store.load(self.execution_id)
             self.policy = policy_for(agg, self.market, self.instrument, self.settings.twap, self.settings.vwap)
+            self.slices = self._slice_executor(self.policy)
             self.log.info("runner_started", state=agg.state.value, filled=str(agg.filled_qty))
             try:
-                await reconcile(self, agg)
+                await reconcile(agg, venue=self.calls, slices=self.slices, load=self._load, append=self.append,
+                                replan=self.replan, clock=self.clock, log=self.log)
                 self.recovered.set()
                 while not await self._step():
                     pass
@@ -127,7 +141,8 @@ class ExecutionRunner:
             if self.control.command_ids:
                 await self.store.mark_commands([(c, "ignored", f"execution is {agg.state.value}")
                                                 for c in self.control.take_commands()])
-            return await measure_after_end(self, agg)
+            return await measure_after_end(agg, candles=self.calls.candles, control=self.control,
+                                           clock=self.clock, append=self.append)
         self.control.wake.clear()
         desire, now = self.control.desire, self.clock.now()
         if desire is Desire.STOP:
@@ -168,7 +183,7 @@ class ExecutionRunner:
         if await self._maybe_finish_early(agg, now):
             return False
         if not self._measured:
-            self._measured = await measure(self, agg, now)
+            self._measured = await measure(self.calls.candles, agg, now)
         if agg.orders_closed(now):  # the window's last second: no new order, wait for its end
             await self.clock.wait_event(self.control.wake, until=agg.end_at)
             return False
@@ -181,7 +196,8 @@ class ExecutionRunner:
         following = after.scheduled_at if after is not None else agg.end_at
         gap = ((following or now) - now).total_seconds()
         interval = max(1.0, gap) if after is not None else max(60.0, gap)
-        await self.worker.execute(agg, nxt, agg.open_count, interval)
+        assert self.slices is not None
+        await self.slices.execute(agg, nxt, agg.open_count, interval)
         return False
 
     def _late(self, agg: Execution, scheduled_at: datetime, now: datetime) -> bool:
@@ -294,28 +310,6 @@ class ExecutionRunner:
             return
         self.log.info("urgency_changed", urgency=level, reason=reason)
         await self.append([ev.UrgencyChanged(self.execution_id, now, level, reason)], commands)
-
-    async def benchmark(self, agg: Execution, extra_fills: list[ev.FillRecorded] = ()  # type: ignore[assignment]
-                        ) -> tuple[Decimal | None, Decimal | None]:
-        """Market VWAP over the window so far and our average against it (bps, + = worse);
-        ``extra_fills``: fills about to be appended, counted in our average."""
-        if agg.started_at is None:
-            return None, None
-        now = self.clock.now()
-        since, acc = self._vwap or (agg.started_at, RunningVwap())
-        if now > since:
-            bars = await self.calls.call("candles", lambda: self.venue.candles(agg.symbol, since, now))
-            if bars:
-                acc = acc.add(bars)
-                since = bars[-1].open_time + timedelta(minutes=1)
-            self._vwap = (since, acc)
-        vwap = acc.value
-        if vwap is None:
-            return None, None
-        q = Decimal("0.00000001")
-        qty = agg.filled_qty + sum((f.qty for f in extra_fills), Decimal(0))
-        notional = agg.filled_notional + sum((f.qty * f.price for f in extra_fills), Decimal(0))
-        return vwap.quantize(q), slippage_vs_vwap_bps(agg.side, notional / qty if qty else None, vwap)
 
     async def _complete(self, agg: Execution, now: datetime) -> None:
         reason = "filled" if agg.remaining_qty == 0 else "window_ended"

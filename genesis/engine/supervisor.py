@@ -239,7 +239,7 @@ class Supervisor:
 
 def runner_settings(config: "RuntimeConfig") -> RunnerSettings:
     from genesis.engine.algos import VwapSettings
-    from genesis.engine.slicer import RoutingSettings
+    from genesis.engine.slice_executor import RoutingSettings
     from genesis.engine.venue_calls import RetryPolicy
 
     return RunnerSettings(

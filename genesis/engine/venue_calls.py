@@ -17,8 +17,8 @@ from typing import Awaitable, Callable, TypeVar
 import structlog
 
 from genesis.clock import Clock
-from genesis.domain.orders import OrderReport, OrderRequest, OrderStatus, foreign_order_reason
-from genesis.venue.base import (DuplicateOrderError, PermanentVenueError, RetryableVenueError,
+from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderStatus, foreign_order_reason
+from genesis.venue.base import (Candle, DuplicateOrderError, PermanentVenueError, RetryableVenueError,
                                 UnknownOutcomeError, Venue, VenueError)
 
 T = TypeVar("T")
@@ -83,6 +83,14 @@ class VenueCaller:
                 self._log.warning("venue_unavailable", call=what, error=str(exc), attempt=attempt)
                 await self._backoff(attempt)
             attempt += 1
+
+    async def book_top(self, symbol: str) -> BookTop:
+        """Best bid and ask now, retried like any read."""
+        return await self.call("book_top", lambda: self.venue.book_top(symbol))
+
+    async def candles(self, symbol: str, start: datetime, end: datetime) -> list[Candle]:
+        """The closed one-minute candles in ``[start, end)``, retried like any read."""
+        return await self.call("candles", lambda: self.venue.candles(symbol, start, end))
 
     async def lookup(self, symbol: str, client_order_id: str) -> OrderReport:
         return await self.call("fetch_order", lambda: self.venue.fetch_order(symbol, client_order_id))

@@ -85,10 +85,11 @@ def invalid_parameter(param: str) -> BinanceError:
     return BinanceError(400, -1130, f"Data sent for parameter '{param}' is not valid.")
 
 
-def too_many_requests(retry_after_seconds: int) -> BinanceError:
-    return BinanceError(429, -1003, "Too much request weight used; current limit is 6000 request "
-                        "weight per 1 MINUTE. Please use WebSocket Streams for live updates to "
-                        "avoid polling the API.", {"Retry-After": str(retry_after_seconds)})
+def too_many_requests(retry_after_seconds: int, weight_per_minute: int = 6000) -> BinanceError:
+    return BinanceError(429, -1003, f"Too much request weight used; current limit is "
+                        f"{weight_per_minute} request weight per 1 MINUTE. Please use WebSocket "
+                        f"Streams for live updates to avoid polling the API.",
+                        {"Retry-After": str(retry_after_seconds)})
 
 
 def ip_banned(until_ms: int, retry_after_seconds: int) -> BinanceError:

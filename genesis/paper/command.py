@@ -20,7 +20,8 @@ from pathlib import Path
 
 import click
 
-from genesis.paper.faults import Faults
+from genesis.cli_support import PlainFloat, PlainInt
+from genesis.paper.faults import Faults, StreamFaults, parse_settings, updated
 from genesis.paper.store import PaperStore
 from genesis.venue.credentials import CredentialsError, check_private_file
 
@@ -79,12 +80,12 @@ def _parse_start(value: str | None) -> datetime | None:
 
 
 @click.command("paper-exchange")
-@click.option("--port", type=int, default=8765, show_default=True, help="TCP port (0: any free).")
+@click.option("--port", type=PlainInt(0, 65535), default=8765, show_default=True, help="TCP port (0: any free).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind; the admin API is unauthenticated, keep it local.")
 @click.option("--state", "state", default="paper.db", show_default=True,
               help="The exchange's own SQLite file (orders, trades, balances).")
-@click.option("--speed", type=float, default=1.0, show_default=True,
+@click.option("--speed", type=PlainFloat(above=0), default=1.0, show_default=True,
               help="Simulated seconds per wall second.")
 @click.option("--start", default=None, help="ISO-8601 simulated start time (default: 20 days "
               "into the shipped candles; a restart continues after the stored time).")
@@ -97,8 +98,16 @@ def _parse_start(value: str | None) -> datetime | None:
 @click.option("--secret", default=None, hidden=True, help="Refused: see --secret-file.")
 @click.option("--faults", "faults_text", default="",
               help='Fault injection, e.g. "p_5xx=0.05,p_429=0.02,seed=7" (see docs).')
+@click.option("--stream-faults", "stream_faults_text", default="",
+              help='WebSocket fault injection, e.g. "p_duplicate=0.1,p_out_of_order=0.1" (see docs).')
+@click.option("--limits", "limits_text", default="",
+              help='Binance limits other than the defaults, e.g. "weight_per_minute=1200,'
+                   'orders_per_10s=50" (per simulated minute / 10 s / day).')
+@click.option("--no-limits", is_flag=True, help="Do not enforce the request weight and order "
+              "limits (the usage headers are still sent).")
 def main(port: int, host: str, state: str, speed: float, start: str | None, key: str | None,
-         secret_file: Path | None, secret: str | None, faults_text: str) -> None:
+         secret_file: Path | None, secret: str | None, faults_text: str, stream_faults_text: str,
+         limits_text: str, no_limits: bool) -> None:
     """Run a local Binance-compatible paper exchange over the shipped candles."""
     if secret is not None:
         raise click.UsageError(SECRET_ON_COMMAND_LINE)
@@ -109,6 +118,17 @@ def main(port: int, host: str, state: str, speed: float, start: str | None, key:
         faults = Faults.parse(faults_text)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from None
+    try:
+        stream_faults = StreamFaults.parse(stream_faults_text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--stream-faults") from None
+    from genesis.paper.limits import Limits  # binance_json and the candles: only when serving
+
+    try:
+        limits = updated(Limits(), {**parse_settings(Limits, limits_text, "limit"),
+                                    **({"enabled": False} if no_limits else {})}, "limit")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--limits") from None
     from genesis.log import configure_logging
 
     configure_logging("info")
@@ -124,7 +144,8 @@ def main(port: int, host: str, state: str, speed: float, start: str | None, key:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(port, state_path, speed, _parse_start(start), key, secret, faults, host, stop)
+        await serve(port, state_path, speed, _parse_start(start), key, secret, faults, host, stop,
+                    limits, stream_faults)
 
     asyncio.run(run())
     sys.exit(0)

@@ -30,6 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from genesis.defaults import RUNTIME_YAML as PACKAGED_CONFIG
 from genesis.domain.ids import parse_client_order_id
 from genesis.store.db import sync_engine
 from genesis.store.queries import execution_status
@@ -92,7 +93,7 @@ def run_demo(workdir: Path, speed: float = 60.0, qty: str = "1.5", duration: str
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
     env.update(GENESIS_API_KEY=key, GENESIS_API_SECRET=secret,
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
-    db = ["--db", str(workdir / "paper-demo.db"), "--config", str(ROOT / "config/runtime.yaml")]
+    db = ["--db", str(workdir / "paper-demo.db"), "--config", str(PACKAGED_CONFIG)]
     procs: list[_Proc] = []
     try:
         echo(f"$ genesis paper-exchange --port {port} --speed {speed:g} --start {start}")

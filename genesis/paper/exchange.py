@@ -16,6 +16,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from dataclasses import dataclass, replace
 from typing import Any
 
 from genesis.clock import Clock
@@ -41,6 +42,18 @@ _SIM_ERRORS = (  # simulator refusal text -> Binance error
 )
 
 
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """A change of one order, for the user data stream: ``execution_type`` NEW, TRADE,
+    CANCELED or EXPIRED, the order as it was right after it, the fill of a TRADE."""
+
+    execution_type: str
+    order: OrderRow
+    time_ms: int
+    trade: TradeRow | None = None
+    cancel_client_id: str | None = None
+
+
 class PaperExchange:
     """Binance-spot semantics over a ``SimulatedVenue`` on ``clock``, persisted in ``store``."""
 
@@ -63,6 +76,7 @@ class PaperExchange:
                 store.save_balances(balances)
         self.sim = SimulatedVenue(clock, self.series, self.instruments, self.model, balances, seed)
         self._seen_fills = 0
+        self.outbox: list[OrderEvent] = []  # drained by the user data stream
         self._restore_resting_orders()
 
     # ------------------------------------------------------------------ lookups
@@ -143,11 +157,13 @@ class PaperExchange:
                        "NEW", now, now)
         with self.store.transaction():
             self.store.insert_order(row)
+            self._emit("NEW", row, now)
             self._absorb_fills()
             if report.status is OrderStatus.CANCELLED:  # IOC remainder
                 row = self._reload(row)
                 row.status, row.updated_ms = "EXPIRED", now
                 self.store.update_order(row)
+                self._emit("EXPIRED", row, now)
         row = self._reload(row)
         return row, self.store.trades_of_orders([row.order_id])[row.order_id]
 
@@ -166,7 +182,13 @@ class PaperExchange:
             row.status, row.updated_ms = "CANCELED", now
             self.store.update_order(row)
         cancel_id = params.get("newClientOrderId") or f"paper-cancel-{uuid.uuid4().hex[:16]}"
+        self._emit("CANCELED", row, now, cancel_client_id=cancel_id)
         return row, cancel_id, now
+
+    def has_new_fills(self) -> bool:
+        """Whether resting orders filled (simulated up to now) since the last ``sync``."""
+        self.sim.open_orders()  # replays elapsed candles
+        return len(self.sim.trades()) > self._seen_fills
 
     async def sync(self) -> None:
         """Let the simulator match resting orders up to now and persist what happened."""
@@ -204,6 +226,11 @@ class PaperExchange:
         assert fresh is not None
         return fresh
 
+    def _emit(self, execution_type: str, row: OrderRow, time_ms: int,
+              trade: TradeRow | None = None, cancel_client_id: str | None = None) -> None:
+        self.outbox.append(OrderEvent(execution_type, replace(row), time_ms, trade,
+                                      cancel_client_id))
+
     def _absorb_fills(self) -> None:
         """Write simulator fills not yet stored (call inside a transaction)."""
         fills = self.sim.trades()[self._seen_fills:]
@@ -213,10 +240,11 @@ class PaperExchange:
             assert row is not None, f"fill for unknown order {fill.client_order_id}"
             inst = self.instruments[row.symbol]
             quote_qty = fill.qty * fill.price
-            self.store.insert_trade(TradeRow(
+            trade = TradeRow(
                 trade_id, row.order_id, row.symbol, row.side, fill.price, fill.qty, quote_qty,
                 fill.fee, fill.fee_asset or inst.quote, fill.liquidity is Liquidity.MAKER,
-                to_epoch_ms(fill.timestamp)))
+                to_epoch_ms(fill.timestamp))
+            self.store.insert_trade(trade)
             trade_id += 1
             row.executed_qty += fill.qty
             row.cumm_quote_qty += quote_qty
@@ -224,6 +252,7 @@ class PaperExchange:
                 row.status = "FILLED" if row.executed_qty >= row.orig_qty else "PARTIALLY_FILLED"
             row.updated_ms = max(row.updated_ms, to_epoch_ms(fill.timestamp))
             self.store.update_order(row)
+            self._emit("TRADE", row, trade.time_ms, trade)
         self._seen_fills += len(fills)
         self.store.save_balances(self.sim.balances())
         self.store.set_meta("sim_now_ms", str(self.now_ms()))

@@ -56,12 +56,7 @@ class Faults:
 
     def updated(self, changes: dict[str, Any]) -> Faults:
         """A copy with ``changes`` applied; unknown keys are refused (``ValueError``)."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            raise ValueError(f"unknown fault setting(s): {', '.join(unknown)}; known: "
-                             f"{', '.join(sorted(known))}")
-        return replace(self, **changes)
+        return updated(self, changes, "fault")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,18 +64,38 @@ class Faults:
     @classmethod
     def parse(cls, text: str) -> Faults:
         """``"p_5xx=0.1,p_429=0.05"`` (the CLI's ``--faults``)."""
-        changes: dict[str, Any] = {}
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            name, sep, value = part.partition("=")
-            if not sep:
-                raise ValueError(f"expected name=value, got {part!r}")
-            name = name.strip()
-            kind = {f.name: f.type for f in fields(cls)}.get(name)
-            if kind is None:
-                raise ValueError(f"unknown fault setting {name!r}")
+        return cls().updated(parse_settings(cls, text))
+
+
+def updated(settings: Any, changes: dict[str, Any], kind: str) -> Any:
+    """A copy of the dataclass ``settings`` with ``changes``; unknown names refused."""
+    known = {f.name for f in fields(settings)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise ValueError(f"unknown {kind} setting(s): {', '.join(unknown)}; known: "
+                         f"{', '.join(sorted(known))}")
+    return replace(settings, **changes)
+
+
+def parse_settings(cls: Any, text: str, kind_name: str = "fault") -> dict[str, Any]:
+    """``"name=value,name=value"`` for the fields of the dataclass ``cls`` (bool, int, float)."""
+    changes: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep:
+            raise ValueError(f"expected name=value, got {part!r}")
+        name = name.strip()
+        kind = {f.name: f.type for f in fields(cls)}.get(name)
+        if kind is None:
+            raise ValueError(f"unknown {kind_name} setting {name!r}; known: "
+                             f"{', '.join(f.name for f in fields(cls))}")
+        try:
             changes[name] = (value.strip().lower() in ("1", "true", "yes") if kind == "bool"
                              else int(value) if kind == "int" else float(value))
-        return cls().updated(changes)
+        except ValueError:
+            raise ValueError(f"{name} must be a{'n integer' if kind == 'int' else ' number'}, "
+                             f"got {value.strip()!r}") from None
+    return changes
 
 
 class FaultInjector:
@@ -117,6 +132,77 @@ class FaultInjector:
 
     def _draw(self, p: float) -> bool:
         return p > 0 and self._rng.random() < p
+
+    def _count(self, name: str) -> str:
+        self.counts[name] = self.counts.get(name, 0) + 1
+        return name
+
+
+STREAM_PROBABILITIES = ("p_disconnect", "p_duplicate", "p_out_of_order")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFaults:
+    """WebSocket faults (market streams and the user data stream), per message sent:
+
+    * ``stall``: nothing is sent while it is on (the socket stays open and answers pings);
+    * ``p_disconnect``: the connection is closed instead of sending the message;
+    * ``p_duplicate``: the message is sent twice;
+    * ``p_out_of_order``: the message is held back and sent after the next one.
+
+    Replies to requests (``SUBSCRIBE``, ``userDataStream.subscribe.signature``) are never
+    faulted; draws come from ``random.Random(seed)``."""
+
+    p_disconnect: float = 0.0
+    p_duplicate: float = 0.0
+    p_out_of_order: float = 0.0
+    stall: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in STREAM_PROBABILITIES:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"{name} must be a number between 0 and 1, got {value!r}")
+        if not isinstance(self.stall, bool):
+            raise ValueError("stall must be true or false")
+
+    def updated(self, changes: dict[str, Any]) -> StreamFaults:
+        """A copy with ``changes`` applied; unknown keys are refused (``ValueError``)."""
+        return updated(self, changes, "stream fault")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def parse(cls, text: str) -> StreamFaults:
+        """``"p_duplicate=0.1,stall=true"`` (the CLI's ``--stream-faults``)."""
+        return cls().updated(parse_settings(cls, text, "stream fault"))
+
+
+class StreamFaultInjector:
+    """Decides, per outgoing stream message, what the stream faults do to it."""
+
+    def __init__(self, faults: StreamFaults | None = None):
+        self.faults = faults or StreamFaults()
+        self._rng = random.Random(self.faults.seed)
+        self.counts: dict[str, int] = {}
+
+    def set(self, faults: StreamFaults) -> None:
+        if faults.seed != self.faults.seed:
+            self._rng = random.Random(faults.seed)
+        self.faults = faults
+
+    def decide(self) -> str | None:
+        """"stall", "disconnect", "duplicate", "out_of_order" or None (send as is)."""
+        f = self.faults
+        if f.stall:
+            return self._count("stall")
+        for name, p in (("disconnect", f.p_disconnect), ("duplicate", f.p_duplicate),
+                        ("out_of_order", f.p_out_of_order)):
+            if p > 0 and self._rng.random() < p:
+                return self._count(name)
+        return None
 
     def _count(self, name: str) -> str:
         self.counts[name] = self.counts.get(name, 0) + 1

@@ -11,15 +11,17 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from genesis.domain.instrument import Instrument
 from genesis.domain.orders import Liquidity
 from genesis.paper import binance_json as bj
-from genesis.paper.app import Ctx, PaperApp
 from genesis.venue.candles import from_epoch_ms, to_epoch_ms
+
+if TYPE_CHECKING:
+    from genesis.paper.server import Ctx, PaperApp
 
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)
@@ -41,6 +43,8 @@ def install(app: "PaperApp") -> None:
     app.web.router.add_get("/admin/clock", admin.clock)
     app.web.router.add_get("/admin/faults", admin.get_faults)
     app.web.router.add_post("/admin/faults", admin.set_faults)
+    app.web.router.add_get("/admin/stream-faults", admin.get_stream_faults)
+    app.web.router.add_post("/admin/stream-faults", admin.set_stream_faults)
     app.web.router.add_get("/admin/orders", admin.orders)
 
 
@@ -61,10 +65,11 @@ async def exchange_info(ctx: "Ctx") -> dict[str, Any]:
 
 
 async def depth(ctx: "Ctx") -> dict[str, Any]:
+    """One level per side; ``lastUpdateId`` is the book's update id of the ``@depth`` stream."""
     inst = ctx.exchange.instrument(ctx.params.get("symbol"))
-    bid, ask, size = await ctx.exchange.quote(inst)
-    return {"lastUpdateId": ctx.exchange.now_ms(), "bids": [[bj.fmt(bid), bj.fmt(size)]],
-            "asks": [[bj.fmt(ask), bj.fmt(size)]]}
+    book = await ctx.app.streams.book(inst)
+    return {"lastUpdateId": book.update_id, "bids": [[bj.fmt(book.bid), bj.fmt(book.size)]],
+            "asks": [[bj.fmt(book.ask), bj.fmt(book.size)]]}
 
 
 async def klines(ctx: "Ctx") -> list[Any]:
@@ -217,18 +222,30 @@ class Admin:
                                   "speed": self.app.speed, "wall_ms": self.app.wall_ms()})
 
     async def get_faults(self, request: web.Request) -> web.Response:
-        injector = self.app.faults
-        return web.json_response({**injector.faults.as_dict(), "counts": injector.counts})
+        return self._show(self.app.faults)
 
     async def set_faults(self, request: web.Request) -> web.Response:
+        return await self._update(request, self.app.faults)
+
+    async def get_stream_faults(self, request: web.Request) -> web.Response:
+        return self._show(self.app.stream_faults)
+
+    async def set_stream_faults(self, request: web.Request) -> web.Response:
+        return await self._update(request, self.app.stream_faults)
+
+    @staticmethod
+    def _show(injector: Any) -> web.Response:
+        return web.json_response({**injector.faults.as_dict(), "counts": injector.counts})
+
+    async def _update(self, request: web.Request, injector: Any) -> web.Response:
         try:
             changes = await request.json()
             if not isinstance(changes, dict):
                 raise ValueError("expected a JSON object of fault settings")
-            self.app.faults.set(self.app.faults.faults.updated(changes))
+            injector.set(injector.faults.updated(changes))
         except (ValueError, TypeError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
-        return await self.get_faults(request)
+        return self._show(injector)
 
     async def orders(self, request: web.Request) -> web.Response:
         ex = self.app.exchange

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from decimal import Decimal
-from typing import Sequence
+from typing import Callable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -68,6 +68,20 @@ class EventStore:
     def commits(self) -> int:
         """Transactions committed so far (group commit makes this far fewer than appends)."""
         return self._writer.commits
+
+    def writer_running(self) -> bool:
+        """For readiness: the writer takes appends (it has started and not stopped or failed)."""
+        return self._writer.running()
+
+    def queue_depths(self) -> tuple[int, int]:
+        """For metrics: appends waiting for the writer, transactions waiting for the disk."""
+        return self._writer.queue_depths()
+
+    def observe_commits(self, callback: Callable[[float, bool], None] | None) -> None:
+        """For metrics and alerts: ``callback(seconds, committed)`` after every transaction
+        the writer hands over is committed or refused (``seconds``: from its first chunk
+        prepared to the outcome). Runs on the event loop: it must be quick and must not raise."""
+        self._writer.on_commit = callback
 
     async def __aenter__(self) -> "EventStore":
         await self.start()

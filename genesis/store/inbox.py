@@ -60,6 +60,38 @@ def enqueue_submit(engine: Engine, req: SubmitRequest) -> tuple[str, bool]:
         return row.execution_id, False
 
 
+def enqueue_submits(engine: Engine, reqs: list[SubmitRequest]) -> list[tuple[str, bool]]:
+    """Record many submissions in one transaction: all of them, or none (a request id already
+    used for a different order raises ``RequestError`` and nothing is stored). Each result is
+    ``(execution_id, created)`` as for ``enqueue_submit``; a repeated request id, in the
+    database or earlier in ``reqs``, maps to its first execution."""
+    for attempt in (1, 2):  # a concurrent insert of one of the ids: the second pass finds it
+        try:
+            with engine.begin() as conn:
+                return [_submit_in(conn, req, index) for index, req in enumerate(reqs)]
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _submit_in(conn: Connection, req: SubmitRequest, index: int) -> tuple[str, bool]:
+    payload = req.payload()
+    if req.request_id is not None:
+        row = conn.execute(select(t.commands.c.execution_id, t.commands.c.payload)
+                           .where(t.commands.c.request_id == req.request_id)).first()
+        if row is not None:
+            if not _same_order(json.loads(row.payload), payload):
+                raise RequestError("id", f"order {index + 1}: request id {req.request_id!r} was already used for "
+                                         f"a different order (execution {row.execution_id}); choose a new id")
+            return row.execution_id, False
+    execution_id = new_execution_id(req.request_id)
+    conn.execute(insert(t.commands), {
+        "request_id": req.request_id, "kind": "submit", "execution_id": execution_id,
+        "payload": json.dumps(payload, sort_keys=True), "created_at": datetime.now(timezone.utc)})
+    return execution_id, True
+
+
 def _same_order(stored: dict[str, Any], new: dict[str, Any]) -> bool:
     """Equal payloads, with amounts compared as numbers (``--qty 1.0`` is ``--qty 1``)."""
     def canonical(p: dict[str, Any]) -> dict[str, Any]:

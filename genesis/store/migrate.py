@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL
 if TYPE_CHECKING:
     from alembic.config import Config
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"  # genesis/migrations: env.py, versions/
 _REVISION_LINE = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(.+?)\s*$", re.MULTILINE)
 _LITERAL = re.compile(r"""^(["'])([\w.-]+)\1$""")  # a quoted revision id
 
@@ -26,11 +26,14 @@ def sqlite_url(db_path: str | Path, driver: str = "pysqlite") -> URL:
 
 
 def alembic_config() -> Config:
+    """Alembic's configuration for the migration scripts shipped inside the package: no
+    ``alembic.ini`` and nothing relative to the working directory, so an installed wheel
+    migrates like a checkout."""
     from alembic.config import Config
 
-    ini = REPO_ROOT / "alembic.ini"
-    cfg = Config(str(ini))
-    cfg.set_main_option("script_location", str(REPO_ROOT / "alembic"))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))  # %: ConfigParser syntax
+    cfg.set_main_option("path_separator", "os")
     cfg.attributes["configure_logging"] = False
     return cfg
 
@@ -104,7 +107,7 @@ def _at_head(db_path: str | Path) -> bool:
 def _script_head() -> str | None:
     revisions: set[str] = set()
     parents: set[str] = set()
-    for script in (REPO_ROOT / "alembic" / "versions").glob("*.py"):
+    for script in (MIGRATIONS / "versions").glob("*.py"):
         found = dict(_REVISION_LINE.findall(script.read_text(encoding="utf-8")))
         revision = _LITERAL.match(found.get("revision", ""))
         parent = found.get("down_revision", "")

@@ -18,6 +18,7 @@ from sqlalchemy.sql import Executable
 from genesis.domain import events as ev
 from genesis.domain.codec import decode
 from genesis.domain.execution import Execution
+from genesis.domain.orders import OrderStatus
 from genesis.store import tables as t
 from genesis.store.bulk import bulk, driver_rows
 
@@ -180,7 +181,7 @@ def _intended(agg: Execution, e: ev.OrderIntended) -> Iterator[Statement]:
         "client_order_id": e.client_order_id, "execution_id": agg.execution_id,
         "slice_index": e.slice_index, "attempt": e.attempt, "order_type": e.order_type,
         "time_in_force": e.time_in_force, "qty": e.qty, "limit_price": e.limit_price,
-        "reference_price": e.reference_price, "status": "intended", "filled_qty": ZERO,
+        "reference_price": e.reference_price, "status": OrderStatus.INTENDED.value, "filled_qty": ZERO,
         "intended_at": e.occurred_at,
     })
     yield _slice(agg, e.slice_index, status="sent", client_order_id=e.client_order_id,
@@ -188,7 +189,7 @@ def _intended(agg: Execution, e: ev.OrderIntended) -> Iterator[Statement]:
 
 
 def _acknowledged(agg: Execution, e: ev.OrderAcknowledged) -> Iterator[Statement]:
-    yield _order(e.client_order_id, venue_order_id=e.venue_order_id, status=agg.orders[e.client_order_id].status)
+    yield _order(e.client_order_id, venue_order_id=e.venue_order_id, status=agg.orders[e.client_order_id].status.value)
 
 
 def _fill(agg: Execution, e: ev.FillRecorded) -> Iterator[Statement]:

@@ -73,6 +73,9 @@ class Writer:
         self._tasks: list[asyncio.Task[None]] = []
         self._alive = False  # every writer task running (checked on every append)
         self._failure: asyncio.Future[BaseException] | None = None  # set if the writer ends on its own
+        # observability: called with (seconds from a transaction's first chunk prepared to its outcome,
+        # committed or refused) for every transaction the committer answers
+        self.on_commit: Callable[[float, bool], None] | None = None
 
     async def start(self) -> None:
         async with self._engine.connect() as conn:
@@ -104,6 +107,11 @@ class Writer:
 
     def running(self) -> bool:
         return self._alive
+
+    def queue_depths(self) -> tuple[int, int]:
+        """Read-only, for metrics: appends queued and not yet prepared, and transactions handed
+        to the committer and not yet confirmed."""
+        return self._queue.qsize(), len(self._sent)
 
     @property
     def commits(self) -> int:
@@ -175,6 +183,7 @@ class Writer:
                 try:
                     await done
                 except CommitRefused as exc:
+                    self._observe_commit(live, False)
                     pending = [c for c in live if not c.failed]  # (the rest failed with an earlier one)
                     if pending:
                         self._lost(pending, StorageError(f"database commit failed: {exc}"), exc.failures)
@@ -183,6 +192,7 @@ class Writer:
                     self._lost([c for c in live if not c.failed], StorageError(f"event store writer failed: {exc!r}"))
                     raise
                 else:
+                    self._observe_commit(live, True)
                     self._committed.put_nowait([accepted for chunk in live for accepted in chunk.accepted])
                 finally:
                     self._sent.popleft()
@@ -211,6 +221,10 @@ class Writer:
             while not self._committed.empty():
                 for item, stored in self._committed.get_nowait():
                     self._deliver(item, stored)
+
+    def _observe_commit(self, live: list[Chunk], committed: bool) -> None:
+        if self.on_commit is not None and live:
+            self.on_commit((datetime.now(timezone.utc) - live[0].created_at).total_seconds(), committed)
 
     def _settle(self, item: Pending, result: list[StoredEvent] | BaseException) -> None:
         """Settle one queued item's future (unless refused already) and count it done."""

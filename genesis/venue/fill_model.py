@@ -14,9 +14,9 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 from genesis.domain.instrument import Instrument
 from genesis.domain.orders import Liquidity, Side
+from genesis.domain.units import BPS
 from genesis.venue.base import Candle
 
-BPS = Decimal(10_000)
 MINUTE = timedelta(minutes=1)
 _MINUTE_US = Decimal(60_000_000)
 _ONE_US = timedelta(microseconds=1)

@@ -99,8 +99,7 @@ class SimulatedVenue:
             return _not_found(client_order_id)
         if type(order) is _SimOrder and order.resting:
             self._book.release(order)
-            order.status = OrderStatus.CANCELLED
-            order.reason = "cancelled by client"
+            order.move_to(OrderStatus.CANCELLED, "cancelled by client")
             self._orders[client_order_id] = order.final()
         return order_report(client_order_id, order, self._trades)
 
@@ -200,11 +199,11 @@ class SimulatedVenue:
                           matched_until=now)
         self._orders[cid] = order
         if post_only and marketable:
-            order.status, order.reason = OrderStatus.REJECTED, POST_ONLY_REJECT_REASON
+            order.move_to(OrderStatus.REJECTED, POST_ONLY_REJECT_REASON)
         elif marketable:
             self._execute(order, qty, price, Liquidity.TAKER, now)
         elif request.time_in_force is TimeInForce.IOC:
-            order.status, order.reason = OrderStatus.CANCELLED, "IOC order not marketable"
+            order.move_to(OrderStatus.CANCELLED, "IOC order not marketable")
         if order.resting:
             self._book.add(order, candle, now)
             return order.report()
@@ -263,7 +262,7 @@ class SimulatedVenue:
         order.add_fill(fill)
         order.trade_rows.append(len(self._trades))
         self._trades.append(fill)
-        order.status = OrderStatus.FILLED if order.remaining == 0 else OrderStatus.PARTIALLY_FILLED
+        order.move_to(OrderStatus.FILLED if order.remaining == 0 else OrderStatus.PARTIALLY_FILLED)
         if held and order.resting:
             self._book.hold(order)
         if order.status is OrderStatus.FILLED and self._orders.get(fill.client_order_id) is order:

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Callable
 
 from genesis.domain.instrument import Instrument
-from genesis.domain.orders import Fill, Liquidity, OrderReport, OrderRequest, OrderStatus, Side
+from genesis.domain.orders import Fill, Liquidity, OrderReport, OrderRequest, OrderStatus, Side, order_transition
 from genesis.venue import fill_model as fm
 from genesis.venue.base import Candle
 from genesis.venue.candles import CandleSeries
@@ -44,6 +44,12 @@ class _SimOrder:
 
     def __post_init__(self) -> None:
         self.filled_qty = sum((f.qty for f in self.fills), Decimal(0))
+
+    def move_to(self, status: OrderStatus, reason: str | None = None) -> None:
+        """Move by the child-order transition table (``orders.ORDER_TRANSITIONS``)."""
+        self.status = order_transition(self.request.client_order_id, self.status, status)
+        if reason is not None:
+            self.reason = reason
 
     def add_fill(self, fill: Fill) -> None:
         self.fills.append(fill)

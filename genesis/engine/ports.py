@@ -1,0 +1,77 @@
+"""The narrow ports the slice executor and reconciliation work through (never the runner).
+
+The runner builds them: ``VenuePort`` is its ``VenueCaller`` (retries, unknown outcomes
+resolved by client order id), ``Append`` its durable append (returns the folded aggregate),
+``Hooks`` whatever test or chaos hooks were injected (``NO_HOOKS`` by default).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Awaitable, Callable, Protocol, Sequence, TypeVar
+
+from genesis.domain import events as ev
+from genesis.domain.execution import Execution
+from genesis.domain.orders import BookTop, OrderReport, OrderRequest
+
+T = TypeVar("T")
+
+
+class VenuePort(Protocol):
+    """Venue calls, retried and made safe (``engine.venue_calls.VenueCaller`` satisfies it)."""
+
+    async def call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """A read (market data, sizing on market data), retried until it answers."""
+        ...
+
+    async def book_top(self, symbol: str) -> BookTop:
+        """Best bid and ask now."""
+        ...
+
+    async def place(self, request: OrderRequest, intended_at: datetime) -> OrderReport:
+        """Place an intended order exactly once (``ForeignOrderError``: its id is taken)."""
+        ...
+
+    async def finish(self, request: OrderRequest, report: OrderReport) -> OrderReport:
+        """Make the order final: cancel what still rests."""
+        ...
+
+    async def lookup_intended(self, request: OrderRequest, intended_at: datetime) -> OrderReport:
+        """The order held under the request's client id, if it is the one intended."""
+        ...
+
+
+class Append(Protocol):
+    """Append events durably (retrying storage faults), then return the folded aggregate."""
+
+    async def __call__(self, events: list[ev.Event]) -> Execution: ...
+
+
+class Benchmark(Protocol):
+    """Market VWAP over the window so far and our average against it (bps, + = worse),
+    counting ``extra_fills`` about to be appended."""
+
+    async def __call__(self, agg: Execution, extra_fills: Sequence[ev.FillRecorded] = ()
+                       ) -> tuple[Decimal | None, Decimal | None]: ...
+
+
+class Hooks(Protocol):
+    """Named points a test or chaos run may act at (``engine.killpoints`` satisfies it)."""
+
+    def reach(self, name: str) -> None: ...
+
+    def armed(self, name: str) -> bool: ...
+
+
+class NoHooks:
+    """Hooks that do nothing: the product's default."""
+
+    def reach(self, name: str) -> None:
+        return None
+
+    def armed(self, name: str) -> bool:
+        return False
+
+
+NO_HOOKS = NoHooks()

@@ -1,0 +1,267 @@
+"""One slice: size it, check risk, work it maker-first, record every step.
+
+Maker-first (the router's routing settings): a post-only limit at the touch waits up to the
+maker timeout, is cancelled, and the remainder is taken as taker. Each child order's intent
+is a durable event before the venue sees it; the slice closes with the event its algorithm
+names (``SliceAlgorithm.slice_event``). The executor works through ports (``engine.ports``),
+never the runner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Awaitable, Callable, Sequence
+
+import structlog
+
+from genesis.clock import Clock
+from genesis.domain import events as ev
+from genesis.domain.execution import ORDER_CUTOFF, Execution, SliceState, slippage_bps
+from genesis.domain.ids import client_order_id, parse_client_order_id
+from genesis.domain.instrument import Instrument
+from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderStatus, OrderType, Side, TimeInForce
+from genesis.domain.risk import RiskEngine, SliceRiskInput
+from genesis.engine.algos import SliceSizing
+from genesis.engine.ports import NO_HOOKS, Append, Benchmark, Hooks, VenuePort
+from genesis.engine.positions import PositionBook
+from genesis.engine.slice_algorithm import SliceAlgorithm
+from genesis.engine.venue_calls import ForeignOrderError
+
+ZERO = Decimal(0)
+TAKER_LEAD = ORDER_CUTOFF * 2  # a maker leg near the window end gives up this long before it
+Interval = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingSettings:
+    maker_first: bool = True
+    maker_timeout_seconds: float = 5.0
+
+
+def passive_price(top: BookTop, side: Side, limit: Decimal | None) -> Decimal:
+    """At the touch, never through the parent's limit price."""
+    price = top.touch(side)
+    if limit is None:
+        return price
+    return min(price, limit) if side is Side.BUY else max(price, limit)
+
+
+async def _no_pause() -> None:
+    return None
+
+
+class SliceExecutor:
+    """Executes the slices of one execution through its ports."""
+
+    def __init__(self, execution_id: str, *, algorithm: SliceAlgorithm, venue: VenuePort, append: Append,
+                 namespace: Callable[[], Awaitable[str]], clock: Clock, instrument: Instrument, risk: RiskEngine,
+                 positions: PositionBook, benchmark: Benchmark, log: structlog.typing.FilteringBoundLogger,
+                 routing: RoutingSettings = RoutingSettings(), hooks: Hooks = NO_HOOKS,
+                 decision_timer: Callable[[float], None] | None = None,
+                 pace: Callable[[], Awaitable[None]] = _no_pause):
+        """``namespace``: the store's client-id namespace; ``decision_timer``: called with the
+        seconds each child decision took (sizing + risk check); ``pace``: awaited after the
+        maker leg's wait, before the venue is called again."""
+        self.execution_id, self.algorithm, self.venue, self.append = execution_id, algorithm, venue, append
+        self.namespace, self.clock, self.instrument, self.risk = namespace, clock, instrument, risk
+        self.positions, self.benchmark, self.log, self.routing = positions, benchmark, log, routing
+        self.hooks, self.decision_timer, self.pace = hooks, decision_timer, pace
+
+    async def execute(self, agg: Execution, s: SliceState, slices_left: int, interval_seconds: float) -> None:
+        """Run slice ``s`` now, sized for the next ``interval_seconds``, and close it."""
+        started = time.perf_counter()
+        at = self.clock.now()
+        interval = (at, at + timedelta(seconds=interval_seconds))  # what it is sized for
+        top = await self.venue.book_top(agg.symbol)
+        ref = top.mid
+        # sizing reads market data (candles): a venue read, retried like any other
+        sizing = await self.venue.call("size", lambda: self.algorithm.size(
+            agg, s, slices_left, ref, interval_seconds, self.clock.now()))
+        if agg.orders_closed(self.clock.now()):
+            return  # stalled into the window's last second: nothing is sent, the runner expires it
+        if sizing.volume_anomaly:
+            self.log.warning("volume_anomaly", slice_index=s.index, participation_reduced=True)
+        if sizing.qty <= 0:
+            reason = ("participation cap: interval volume too small" if sizing.cap_bound
+                      else "share below the instrument minimum; carried forward")
+            await self.append([self._closed(agg, s, "skipped", ref, sizing, reason, interval=interval)])
+            return
+        order_price = agg.limit_price if agg.limit_price is not None else top.far(agg.side)
+        decision = self.risk.check_slice(SliceRiskInput(
+            agg.symbol, agg.side, sizing.qty, ref, order_price, agg.qty, self.positions.get(agg.symbol)))
+        if self.decision_timer is not None:
+            self.decision_timer(time.perf_counter() - started)
+        if not decision.approved:
+            self.log.warning("risk_denied", slice_index=s.index, reason=decision.reason)
+            await self.append([
+                ev.RiskDenied(self.execution_id, self.clock.now(), s.index, sizing.qty, ref, decision.reason or ""),
+                self._closed(agg, s, "denied", ref, sizing, decision.reason, interval=interval)])
+            return
+        await self._work(agg, s, top, sizing, interval)
+
+    async def _work(self, agg: Execution, s: SliceState, top: BookTop, sizing: SliceSizing, interval: Interval) -> None:
+        """The child orders of an approved slice (maker leg, then taker remainder), then its close."""
+        ref, remaining = top.mid, sizing.qty
+        namespace = await self.namespace()
+        pending: list[ev.Event] = []  # an order's outcome, appended with the next intent or the close
+        maker_first = self.routing.maker_first and sizing.maker_first
+        if maker_first:
+            price = passive_price(top, agg.side, agg.limit_price)
+            request = self._request(namespace, agg, s, OrderType.LIMIT, remaining, price, TimeInForce.POST_ONLY)
+            agg = await self._intend(agg, s, request, ref)
+            self.hooks.reach("after_intent")
+            report = await self._send(agg, s, request, ref, sizing)
+            if report is None:
+                return
+            self.hooks.reach("after_send")
+            if not report.status.is_final:
+                await self.clock.sleep_until(self._maker_deadline(agg))
+                await self.pace()
+            report = await self.venue.finish(request, report)
+            pending = self._outcome(agg, s, request, report)
+            remaining -= report.filled_qty
+        take = sizing.taker_fallback or not maker_first
+        if (take and remaining > 0 and remaining >= self.instrument.min_qty_at(ref)
+                and not agg.orders_closed(self.clock.now())):
+            if agg.limit_price is not None:
+                request = self._request(namespace, agg, s, OrderType.LIMIT, remaining, agg.limit_price,
+                                        TimeInForce.IOC)
+            else:
+                request = self._request(namespace, agg, s, OrderType.MARKET, remaining, None, TimeInForce.GTC)
+            agg = await self._intend(agg, s, request, ref, before=pending)
+            self.hooks.reach("after_intent")
+            report = await self._send(agg, s, request, ref, sizing)
+            if report is None:
+                return
+            self.hooks.reach("after_send")
+            report = await self.venue.finish(request, report)
+            pending = self._outcome(agg, s, request, report)
+        await self.close(agg, s, ref, sizing, before=pending, interval=interval)
+
+    def _maker_deadline(self, agg: Execution) -> datetime:
+        """When the maker leg gives up: after the maker timeout, and inside a window early
+        enough (``TAKER_LEAD``) for the taker remainder to go before the window ends."""
+        deadline = self.clock.now() + timedelta(seconds=self.routing.maker_timeout_seconds)
+        if agg.windowed and agg.end_at is not None:
+            deadline = max(self.clock.now(), min(deadline, agg.end_at - TAKER_LEAD))
+        return deadline
+
+    def _request(self, namespace: str, agg: Execution, s: SliceState, order_type: OrderType, qty: Decimal,
+                 price: Decimal | None, tif: TimeInForce) -> OrderRequest:
+        coid = client_order_id(namespace, self.execution_id, s.index, agg.attempts_for(s.index))
+        return OrderRequest(coid, agg.symbol, agg.side, order_type, qty, price, tif)
+
+    async def _intend(self, agg: Execution, s: SliceState, request: OrderRequest, ref: Decimal,
+                      before: Sequence[ev.Event] = ()) -> Execution:
+        """The durable intent: after this returns, and only then, may the venue see the order.
+        ``before``: a previous order's outcome, committed in the same transaction."""
+        _, _, attempt = parse_client_order_id(request.client_order_id)
+        return await self.append([*before, ev.OrderIntended(
+            self.execution_id, self.clock.now(), s.index, attempt, request.client_order_id,
+            request.order_type.value, request.time_in_force.value, request.qty, request.limit_price, ref,
+            execution_style=agg.execution_style, slice_count=len(agg.slices),
+            parent_gross_usd=(agg.qty * agg.arrival_price) if agg.arrival_price else None,
+            twap_config=dict(agg.params))])
+
+    async def _send(self, agg: Execution, s: SliceState, request: OrderRequest, ref: Decimal | None,
+                    sizing: SliceSizing | None) -> OrderReport | None:
+        """Place an intended order. ``None`` when the venue holds a foreign order under its
+        client id: that is recorded and the execution has failed (``refuse_foreign``)."""
+        intended_at = agg.orders[request.client_order_id].intended_at
+        assert intended_at is not None
+        try:
+            return await self.venue.place(request, intended_at)
+        except ForeignOrderError as exc:
+            await self.refuse_foreign(agg, s, exc, ref, sizing)
+            return None
+
+    async def refuse_foreign(self, agg: Execution, s: SliceState, exc: ForeignOrderError,
+                             ref: Decimal | None = None, sizing: SliceSizing | None = None) -> None:
+        """Our child order is ``rejected`` with the reason (none of the foreign order's fills
+        recorded), its slice closes and the execution fails, in one transaction: the client id
+        space is shared with another database, so nothing more is sent."""
+        now, reason = self.clock.now(), str(exc)
+        st = agg.slices[s.index]
+        events: list[ev.Event] = [ev.OrderClosed(self.execution_id, now, exc.client_order_id,
+                                                 OrderStatus.REJECTED.value, ZERO, reason)]
+        if not st.closed:
+            events.append(self._closed(agg, st, "partial" if st.filled_qty > 0 else "failed", ref, sizing, reason))
+        events.append(ev.ExecutionFailed(self.execution_id, now, reason))
+        await self._commit(events)
+
+    def _outcome(self, agg: Execution, s: SliceState, request: OrderRequest, report: OrderReport) -> list[ev.Event]:
+        """The events that record a final order: its new fills, acknowledgement and end."""
+        coid, now = request.client_order_id, self.clock.now()
+        events: list[ev.Event] = [
+            ev.FillRecorded(self.execution_id, now, f.client_order_id, s.index, f.trade_id, f.qty, f.price, f.fee,
+                            f.fee_asset, f.liquidity.value, f.timestamp)
+            for f in report.fills if f.trade_id not in agg.trade_ids]
+        events.append(ev.OrderAcknowledged(self.execution_id, now, coid, report.venue_order_id, report.status.value))
+        events.append(ev.OrderClosed(self.execution_id, now, coid, report.status.value, report.filled_qty,
+                                     report.reason))
+        self.log.info("child_order_done", slice_index=s.index, client_order_id=coid, type=request.order_type.value,
+                      tif=request.time_in_force.value, qty=str(request.qty), filled=str(report.filled_qty),
+                      avg_price=str(report.avg_price), status=report.status.value)
+        return events
+
+    async def record(self, agg: Execution, s: SliceState, request: OrderRequest, report: OrderReport) -> Execution:
+        """Make the order final (cancel what rests) and record its fills and end."""
+        report = await self.venue.finish(request, report)
+        return await self._commit(self._outcome(agg, s, request, report))
+
+    async def _commit(self, events: list[ev.Event]) -> Execution:
+        """Append, then count the new fills in the position book (only once they are durable)."""
+        fills = [e for e in events if isinstance(e, ev.FillRecorded)]
+        if self.hooks.armed("between_fills") and len(fills) > 1:
+            # chaos only: the first fill alone, then die before the others are recorded
+            first = await self.append([fills[0]])
+            self.positions.add(first.symbol, first.side, fills[0].qty)
+            self.hooks.reach("between_fills")
+            events = [e for e in events if e is not fills[0]]
+        agg = await self.append(events)
+        filled = sum((e.qty for e in events if isinstance(e, ev.FillRecorded)), ZERO)
+        self.positions.add(agg.symbol, agg.side, filled)
+        return agg
+
+    async def close(self, agg: Execution, s: SliceState, ref: Decimal | None, sizing: SliceSizing | None,
+                    before: Sequence[ev.Event] = (), interval: Interval | None = None) -> None:
+        """Close the slice with its figures, in one transaction with ``before`` (the last order's
+        outcome, whose fills the figures already include). ``interval``: what it was sized for
+        (its realised participation is measured over it later); None after a restart."""
+        fills = [e for e in before if isinstance(e, ev.FillRecorded)]
+        st = agg.slices[s.index]
+        counted = dataclasses.replace(st, fills=st.fills.plus_all(fills))  # ahead of the append
+        closing = {e.client_order_id: e for e in before if isinstance(e, ev.OrderClosed)}
+        ended = [(o.status, o.reason) for o in agg.orders_of(s.index) if o.client_order_id not in closing]
+        ended += [(OrderStatus(e.status), e.reason) for e in closing.values()]
+        wanted = sizing.qty if sizing else counted.planned_qty
+        filled = counted.filled_qty
+        status = ("filled" if filled >= wanted and filled > 0 else "partial" if filled > 0
+                  else "failed" if any(st_ is OrderStatus.REJECTED for st_, _ in ended) else "unfilled")
+        reasons = "; ".join(r for st_, r in ended if r and st_ is OrderStatus.REJECTED) or None
+        bench = await self.benchmark(agg, fills)
+        await self._commit([*before, self._closed(agg, counted, status, ref, sizing, reasons, bench, interval)])
+
+    def _closed(self, agg: Execution, s: SliceState, status: str, ref: Decimal | None, sizing: SliceSizing | None,
+                reason: str | None, bench: tuple[Decimal | None, Decimal | None] = (None, None),
+                interval: Interval | None = None) -> ev.TwapSliceExecuted:
+        avg = s.avg_price
+        volume = sizing.market_volume if sizing else None  # the forecast the cap was computed on
+        fields: dict[str, Any] = dict(
+            execution_id=self.execution_id, occurred_at=self.clock.now(), slice_index=s.index,
+            slice_count=len(agg.slices), status=status, planned_qty=s.planned_qty, filled_qty=s.filled_qty,
+            avg_price=avg, reference_price=ref, slippage_bps=slippage_bps(agg.side, avg, ref), fee=s.fees,
+            forecast_volume=volume,
+            forecast_participation=(s.filled_qty / volume).quantize(Decimal("0.000001")) if volume else None,
+            execution_style=agg.execution_style, reason=reason, maker_qty=s.maker_qty,
+            taker_qty=s.filled_qty - s.maker_qty, scheduled_at=s.scheduled_at,
+            cap_bound=bool(sizing and sizing.cap_bound), volume_anomaly=bool(sizing and sizing.volume_anomaly),
+            market_vwap=bench[0], slippage_vs_vwap_bps=bench[1],
+            interval_start=interval[0] if interval else None, interval_end=interval[1] if interval else None,
+            # an emergency overrides the cap by design: kept out of participation statistics
+            cap_overridden=agg.urgency == "emergency")
+        return self.algorithm.slice_event(agg, fields)
