@@ -11,13 +11,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "genesis"
 TOOLS = ("genesis.paper", "genesis.chaos")
 # the command line starts the tools (``genesis paper-exchange``, ``genesis run --paper-clock``)
 TOOL_LAUNCHERS = {"genesis.cli", "genesis.cli_support", "genesis.__main__"}
-# Known cycle, in a tool beside the product: the paper exchange's server, routes and streams
-# import each other (the aiohttp app class lives in server.py, the others type against it). To
-# remove: move Ctx and PaperApp out of server.py into a module that routes, streams and
-# user_stream import, with routes and streams installed by the server (as commit 88dd036 did
-# before the streams existed), then delete this exception.
-KNOWN_CYCLES = [{"genesis.paper.server", "genesis.paper.routes", "genesis.paper.streams",
-                 "genesis.paper.user_stream"}]
 
 
 def module_files() -> dict[str, Path]:
@@ -102,8 +95,7 @@ def test_the_graph_sees_every_kind_of_import() -> None:
 
 
 def test_no_import_cycles() -> None:
-    found = [c for c in cycles(import_graph()) if not any(c <= known for known in KNOWN_CYCLES)]
-    assert found == []
+    assert cycles(import_graph()) == []
 
 
 def test_the_product_does_not_import_the_tools_beside_it() -> None:
