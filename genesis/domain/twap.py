@@ -1,4 +1,4 @@
-"""Story 4.3 TWAP: adaptive slice timing, randomisation, participation cap, early completion.
+"""TWAP: adaptive slice timing, randomisation, participation cap, early completion.
 
 Pure functions. ``calculate_time_slices`` places slices at the quantiles of the expected
 cumulative volume over the window, so busy minutes get more (and thin minutes fewer) slices,

@@ -58,7 +58,7 @@ class VenueCaller:
                  pace: Callable[[], Awaitable[None]] | None = None):
         self.venue, self.clock, self.policy = venue, clock, policy
         self._should_stop, self._log = should_stop, log
-        self._pace = pace  # awaited after a back-off, before calling again (engine.pacing)
+        self._pace = pace  # awaited after a back-off, before calling again (genesis.tuning.LoopPacer)
 
     async def _backoff(self, attempt: int, at_least: float = 0.0) -> None:
         if self._should_stop():
