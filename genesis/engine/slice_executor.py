@@ -25,8 +25,8 @@ from genesis.domain.ids import client_order_id, parse_client_order_id
 from genesis.domain.instrument import Instrument
 from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 from genesis.domain.risk import RiskEngine, SliceRiskInput
-from genesis.domain.twap import taker_allowance
 from genesis.algorithms.base import SliceSizing
+from genesis.engine.cap_room import room_under_cap
 from genesis.engine.ports import NO_HOOKS, Append, Benchmark, Hooks, VenuePort
 from genesis.engine.positions import PositionBook
 from genesis.engine.slice_algorithm import SliceAlgorithm
@@ -35,7 +35,6 @@ from genesis.engine.venue_calls import ForeignOrderError
 ZERO = Decimal(0)
 TAKER_LEAD = ORDER_CUTOFF * 2  # a maker leg near the window end gives up this long before it
 Interval = tuple[datetime, datetime]
-LOOK = timedelta(seconds=1)  # the taker, waiting for the market to trade enough, looks again at least this apart
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,16 +49,6 @@ def passive_price(top: BookTop, side: Side, limit: Decimal | None) -> Decimal:
     if limit is None:
         return price
     return min(price, limit) if side is Side.BUY else max(price, limit)
-
-
-def next_look(start: datetime, now: datetime, traded: Decimal | None, needed_volume: Decimal) -> datetime:
-    """When the market, trading at its pace since ``start``, will have traded ``needed_volume``:
-    when the taker looks at the traded volume again (a guess of *when*, never a size; at least
-    ``LOOK`` from now)."""
-    soonest = now + LOOK
-    if traded is None or traded <= 0 or now <= start:
-        return soonest
-    return max(soonest, start + (now - start) * float(needed_volume / traded))
 
 
 async def _no_pause() -> None:
@@ -186,22 +175,13 @@ class SliceExecutor:
                          interval: Interval, by: datetime) -> Decimal:
         """How much of ``remaining`` may be sent now: the cap of the volume the market traded
         in the slice's interval so far, less what the slice already filled
-        (``taker_allowance``). While that is short of ``remaining`` it waits for the market to
+        (``engine.cap_room``). While that is short of ``remaining`` it waits for the market to
         trade more, until ``by`` at the latest; the rest then carries forward."""
         assert sizing.participation_cap is not None
-        cap, filled = sizing.participation_cap, agg.slices[s.index].filled_qty
-        now, forecast = self.clock.now(), sizing.market_volume
-        if forecast and forecast > 0 and now < by:  # first look when the forecast says it will have traded
-            share = float((filled + remaining) / cap / forecast)
-            await self.clock.sleep_until(min(by, max(now, interval[0] + (interval[1] - interval[0]) * share)))
-        while True:
-            now = self.clock.now()
-            traded = await self.venue.traded_volume(agg.symbol, interval[0], now)
-            allowed = taker_allowance(cap, traded, filled, remaining, self.instrument)
-            if allowed >= remaining or now >= by:
-                return allowed
-            await self.clock.sleep_until(min(by, next_look(interval[0], now, traded, (filled + remaining) / cap)))
-            await self.pace()
+        return await room_under_cap(
+            traded_volume=lambda start, end: self.venue.traded_volume(agg.symbol, start, end), clock=self.clock,
+            pace=self.pace, cap=sizing.participation_cap, filled=agg.slices[s.index].filled_qty, wanted=remaining,
+            instrument=self.instrument, interval=interval, by=by, forecast_volume=sizing.market_volume)
 
     def _maker_deadline(self, agg: Execution) -> datetime:
         """When the maker leg gives up: after the maker timeout, and inside a window early
