@@ -1,0 +1,95 @@
+"""StreamingCcxtVenue against the paper exchange through the unmodified ccxt.pro client: book
+top, candles and fills come from the streams (no REST for them while the streams are up);
+one subscription per symbol however many users; REST while a stream is down."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import pytest
+
+from genesis.clock import VirtualClock
+from genesis.domain.orders import OrderStatus, Side, TimeInForce
+from genesis.paper.server import PaperServer
+from genesis.venue.ccxt_stream import StreamingCcxtVenue
+from genesis.venue.credentials import Credentials
+from genesis.venue.order_budget import OrderBudget
+from tests.test_paper_exchange import start
+from tests.test_paper_streams import moving_series
+from tests.test_venue_contract import BTC, FAST, KEY, SECRET, minute, order
+
+WAIT_SECONDS = 10.0
+
+
+def paths(server: PaperServer) -> list[str]:
+    return [row[0] for row in server.exchange.store.db.execute("SELECT path FROM requests")]
+
+
+async def until(predicate: Any, what: str) -> None:
+    for _ in range(int(WAIT_SECONDS / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+async def streaming(tmp_path: Path) -> AsyncIterator[tuple[PaperServer, StreamingCcxtVenue,
+                                                           VirtualClock]]:
+    clock = VirtualClock(minute(0.5))
+    server = await start(tmp_path, clock, series=moving_series())
+    venue = StreamingCcxtVenue("binance", credentials=Credentials(KEY, SECRET),
+                               exchange_url=server.url, clock=clock, budget=OrderBudget(),
+                               config=FAST, fill_wait_seconds=WAIT_SECONDS)
+    try:
+        yield server, venue, clock
+    finally:
+        await venue.close()
+        await server.stop()
+
+
+async def test_book_top_and_candles_come_from_the_streams(streaming: Any) -> None:
+    server, venue, clock = streaming
+    await venue.instruments()
+    await venue.book_top(BTC)  # subscribes; REST until subscribed
+    await until(lambda: venue.hub.feed(BTC).book_state.up, "the subscription")
+    for n in range(1, 4):
+        clock.advance_to(minute(n + 0.5))
+        await until(lambda n=n: minute(n) .timestamp() * 1000 in {
+            float(t) for t in venue.hub.feed(BTC).klines}, f"the kline of minute {n}")
+    before = paths(server)
+    top = await venue.book_top(BTC)
+    assert top.bid < top.ask and top.timestamp == clock.now()
+    candles = await venue.candles(BTC, minute(1), minute(3))
+    assert [c.open_time for c in candles] == [minute(1), minute(2)]
+    assert (candles[0].open, candles[0].close) == (D(101), D(102))  # moving_series row 1
+    assert paths(server) == before  # no REST request for either
+
+
+async def test_resting_order_fills_come_from_the_user_stream(streaming: Any) -> None:
+    server, venue, clock = streaming
+    await venue.instruments()
+    top = await venue.book_top(BTC)
+    placed = await venue.place_order(order("gaaaaaaaaaaaa-1-0", Side.BUY, "1",
+                                           str(top.bid), TimeInForce.POST_ONLY))
+    assert placed.status is OrderStatus.OPEN
+    clock.advance_to(minute(3))  # the market trades through the bid
+    report = await venue.fetch_order(BTC, "gaaaaaaaaaaaa-1-0")
+    assert (report.status, report.filled_qty) == (OrderStatus.FILLED, D(1))
+    assert sum((f.qty for f in report.fills), D(0)) == D(1)
+    assert "/api/v3/myTrades" not in paths(server)
+
+
+async def test_one_subscription_per_symbol_however_many_users(streaming: Any) -> None:
+    server, venue, clock = streaming
+    await venue.instruments()
+    await asyncio.gather(*(venue.book_top(BTC) for _ in range(20)),
+                         *(venue.candles(BTC, minute(0), minute(1)) for _ in range(20)))
+    assert venue.hub.subscriptions == {f"{BTC} bookTicker": 1, f"{BTC} trade": 1,
+                                       f"{BTC} kline_1m": 1}
+    await until(lambda: venue.hub.feed(BTC).book_state.up, "the stream")
+    subscribed = [s for conn in server.app.streams.connections for s in conn.streams]
+    assert sorted(subscribed) == ["btcusdt@bookTicker", "btcusdt@kline_1m", "btcusdt@trade"]
