@@ -136,8 +136,10 @@ def _parse_iso(value: str | None, option: str = "--sim-start") -> datetime | Non
 @click.option("--no-pidfile", is_flag=True, help="Do not write <db>.pid.")
 @click.option("--http", "http", default=None, metavar="HOST:PORT",
               help="Serve the HTTP API, /healthz and /readyz here, e.g. 127.0.0.1:8780 (docs/api.md).")
+@click.option("--streams", is_flag=True,
+              help="ccxt venues: market data and fills from the exchange's WebSocket streams (ccxt.pro).")
 def run(ctx: Context, venue: str, exchange_url: str | None, speed: float, sim_start: str | None,
-        no_pidfile: bool, http: str | None) -> None:
+        no_pidfile: bool, http: str | None, streams: bool) -> None:
     """Run the daemon in the foreground."""
     if not (speed > 0 and speed < float("inf")):
         raise click.BadParameter("must be a finite number > 0", param_hint="--speed")
@@ -145,6 +147,8 @@ def run(ctx: Context, venue: str, exchange_url: str | None, speed: float, sim_st
         raise click.BadParameter("use sim or ccxt:<exchange id>, e.g. ccxt:binance", param_hint="--venue")
     if exchange_url and venue == "sim":
         raise click.BadParameter("only for --venue ccxt:<exchange id>", param_hint="--exchange-url")
+    if streams and venue == "sim":
+        raise click.BadParameter("only for --venue ccxt:<exchange id>", param_hint="--streams")
     start = _parse_iso(sim_start)
     if http is not None:
         _check_http_address(http)
@@ -154,7 +158,8 @@ def run(ctx: Context, venue: str, exchange_url: str | None, speed: float, sim_st
     from genesis.log import configure_logging
 
     configure_logging(config.logging.level)
-    options = DaemonOptions(ctx.db_path, ctx.config_path, venue, speed, start, not no_pidfile, exchange_url, http)
+    options = DaemonOptions(ctx.db_path, ctx.config_path, venue, speed, start, not no_pidfile, exchange_url, http,
+                            streams)
     try:
         sys.exit(run_daemon(options, config))
     except DaemonError as exc:

@@ -13,15 +13,24 @@ import pytest
 
 from genesis.clock import VirtualClock
 from genesis.domain.orders import OrderStatus, Side, TimeInForce
+from genesis.config import parse_config
+from genesis.paper.faults import StreamFaults
+from genesis.paper.local import free_port
 from genesis.paper.server import PaperServer
+from genesis.requests import validate_submit
+from genesis.venue.base import RetryableVenueError
 from genesis.venue.ccxt_stream import StreamingCcxtVenue
 from genesis.venue.credentials import Credentials
+from genesis.venue.instruments import SIM_INSTRUMENTS
+from genesis.venue.market_hub import Backoff
 from genesis.venue.order_budget import OrderBudget
+from tests.test_fault_matrix import engine_on, exchange_orders, order_posts
 from tests.test_paper_exchange import start
 from tests.test_paper_streams import moving_series
 from tests.test_venue_contract import BTC, FAST, KEY, SECRET, minute, order
 
 WAIT_SECONDS = 10.0
+MAKER_FIRST = parse_config({})
 
 
 def paths(server: PaperServer) -> list[str]:
@@ -93,3 +102,64 @@ async def test_one_subscription_per_symbol_however_many_users(streaming: Any) ->
     await until(lambda: venue.hub.feed(BTC).book_state.up, "the stream")
     subscribed = [s for conn in server.app.streams.connections for s in conn.streams]
     assert sorted(subscribed) == ["btcusdt@bookTicker", "btcusdt@kline_1m", "btcusdt@trade"]
+
+
+# ---------------------------------------------------------------------- outages, through the runner
+async def test_streams_dropping_mid_execution_lose_and_double_nothing(tmp_path: Path) -> None:
+    """Market and user streams disconnect on 30 % of pushed messages while a maker-first TWAP
+    runs: the venue reads over REST while they are down and the orders' fills again after
+    each gap; the execution fills its quantity, each fill recorded once, each child order sent
+    once (the exchange's own orders, trades and request audit)."""
+    clock = VirtualClock(minute(0.5))
+    server = await start(tmp_path, clock)
+    server.set_stream_faults(StreamFaults(p_disconnect=0.3, seed=3))
+    venue = StreamingCcxtVenue("binance", credentials=Credentials(KEY, SECRET),
+                               exchange_url=server.url, clock=clock, budget=OrderBudget(),
+                               timeout_ms=2000, config=FAST, fill_wait_seconds=1.0)
+    venue.hub.backoff = Backoff(base_seconds=0.01, max_seconds=0.05)
+    await venue.instruments()
+    twap = validate_submit(symbol=BTC, side="buy", qty="2", algo="twap", duration="8m", slices=4,
+                           limit_price=None, request_id=None, instruments=SIM_INSTRUMENTS,
+                           config=MAKER_FIRST)
+    try:
+        async with engine_on(tmp_path, clock, venue, MAKER_FIRST) as (store, supervisor, _):
+            execution_id = await supervisor.submit(twap)
+            await supervisor.wait_all()
+            agg = await store.load(execution_id)
+        trades = [(str(r[0]), D(str(r[1]))) for r in server.exchange.store.db.execute(
+            "SELECT trade_id, qty FROM trades")]
+        posts = [c for c, status, _, _ in order_posts(server) if status == 200]
+        orders = exchange_orders(server)
+        disconnects = server.app.stream_faults.counts.get("disconnect", 0)
+    finally:
+        await venue.close()
+        await server.stop()
+    assert (agg.state.value, agg.filled_qty) == ("completed", D(2))
+    assert sorted(agg.trade_ids) == sorted(tid for tid, _ in trades)  # each fill once
+    assert sum(q for _, q in trades) == D(2)
+    assert len(posts) == len(set(posts)) == len(orders)  # each child order sent once
+    assert disconnects > 0
+
+
+async def test_market_stream_down_reads_rest_then_reports_the_market_unavailable(
+        tmp_path: Path) -> None:
+    """The market streams cannot connect: the book top is read over REST until the stream has
+    been down for ``unavailable_after_seconds``, then the venue refuses with a retryable error
+    naming the outage (the engine holds new slices and retries)."""
+    clock = VirtualClock(minute(0.5))
+    server = await start(tmp_path, clock)
+    venue = StreamingCcxtVenue("binance", credentials=Credentials(KEY, SECRET),
+                               exchange_url=server.url, clock=clock, budget=OrderBudget(),
+                               config=FAST, unavailable_after_seconds=0.5)
+    venue.ex.urls["api"]["ws"]["spot"] = f"ws://127.0.0.1:{free_port()}/ws"  # nothing listens
+    venue.hub.backoff = Backoff(base_seconds=0.01, max_seconds=0.05)
+    try:
+        top = await venue.book_top(BTC)
+        assert (top.bid, top.ask) == (D("99.99"), D("100.01"))  # over REST
+        await until(lambda: venue.hub.feed(BTC).book_state.down_for() > 0.5, "the outage")
+        with pytest.raises(RetryableVenueError, match="market data stream down for"):
+            await venue.book_top(BTC)
+        assert venue.hub.feed(BTC).book is None
+    finally:
+        await venue.close()
+        await server.stop()

@@ -67,6 +67,7 @@ class DaemonOptions:
     pidfile: bool = True
     exchange_url: str | None = None  # ccxt venues: base URL replacing the exchange's REST host
     http: str | None = None  # HOST:PORT of the HTTP API (genesis.api); None: no API
+    streams: bool = False  # ccxt venues: market data and fills from WebSocket streams
 
 
 def log_progress(event: ev.Event) -> None:
@@ -233,7 +234,8 @@ class Daemon:
     def _make_venue(self) -> Venue:
         try:
             if self.options.venue.startswith("ccxt:"):
-                return build_ccxt_venue(self.options.venue.split(":", 1)[1], self.options.exchange_url, self.clock)
+                return build_ccxt_venue(self.options.venue.split(":", 1)[1], self.options.exchange_url, self.clock,
+                                        streams=self.options.streams)
             return build_sim_venue(self.clock, self.config)
         except VenueSetupError as exc:
             raise DaemonError(str(exc)) from None
