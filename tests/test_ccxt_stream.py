@@ -163,3 +163,16 @@ async def test_market_stream_down_reads_rest_then_reports_the_market_unavailable
     finally:
         await venue.close()
         await server.stop()
+
+
+async def test_request_weight_is_the_exchanges_count_shared_by_the_account(streaming: Any) -> None:
+    server, venue, clock = streaming
+    await venue.instruments()  # exchangeInfo: 20
+    await venue.book_top(BTC)  # depth (limit 5): 5, the stream has no book yet
+    await venue.place_order(order("gaaaaaaaaaaaa-2-0", Side.BUY, "0.1"))  # POST order: 1
+    assert venue.request_weight() == (26.0, 6000.0)
+    assert (venue.weight.order_count_10s, venue.weight.order_count_1d) == (1, 1)
+    other = StreamingCcxtVenue("binance", credentials=Credentials(KEY, SECRET),
+                               exchange_url=server.url, clock=clock)
+    assert other.weight is venue.weight  # every venue on the account counts into one
+    await other.close()
