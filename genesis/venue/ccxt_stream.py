@@ -33,6 +33,7 @@ from genesis.venue.market_hub import MarketHub, StreamState
 MINUTE_MS = 60_000
 DEFAULT_UNAVAILABLE_AFTER_SECONDS = 60.0
 DEFAULT_FILL_WAIT_SECONDS = 3.0
+_FINAL_CCXT_STATUSES = ("closed", "canceled", "expired", "rejected")
 
 
 class StreamingCcxtVenue(CcxtVenue):
@@ -87,14 +88,24 @@ class StreamingCcxtVenue(CcxtVenue):
         now_ms, start_ms, end_ms = dt_to_ms(self.clock.now()), dt_to_ms(start), dt_to_ms(end)
         first = -(-start_ms // MINUTE_MS) * MINUTE_MS
         wanted = range(first, min(end_ms, now_ms - MINUTE_MS + 1), MINUTE_MS)
-        missing = [t for t in wanted if t not in feed.closed]
+        missing = [t for t in wanted if t not in feed.closed and t not in feed.absent]
+        if missing and feed.kline_state.up and feed.kline_connection_start is not None \
+                and missing[0] >= feed.kline_connection_start:
+            # minutes this connection saw (the one that just closed): the stream will close them
+            deadline = time.monotonic() + self.fill_wait_seconds
+            while missing and feed.kline_state.up and time.monotonic() < deadline:
+                try:
+                    await asyncio.wait_for(feed.changed.wait(), deadline - time.monotonic())
+                except asyncio.TimeoutError:
+                    break
+                missing = [t for t in wanted if t not in feed.closed]
         if missing:
-            rest = await super().candles(symbol, ms_to_dt(missing[0]), end, timeframe)
-            for c in rest:
-                t = dt_to_ms(c.open_time)
-                if t not in feed.closed:
-                    feed.klines[t] = [t, c.open, c.high, c.low, c.close, c.volume]
-                    feed.closed.add(t)
+            async with feed.rest_lock:  # one REST read for concurrent callers
+                missing = [t for t in wanted if t not in feed.closed and t not in feed.absent]
+                if missing:
+                    rest = await super().candles(symbol, ms_to_dt(missing[0]), end, timeframe)
+                    feed.keep_closed([[dt_to_ms(c.open_time), c.open, c.high, c.low, c.close,
+                                       c.volume] for c in rest], missing)
         return [Candle(ms_to_dt(t), *(dec(v) for v in feed.klines[t][1:6]))
                 for t in wanted if t in feed.closed]
 
@@ -115,6 +126,35 @@ class StreamingCcxtVenue(CcxtVenue):
             self._placed_at_reconnects.setdefault(report.venue_order_id,
                                                   self.hub.user.trades_state.reconnects)
         return report
+
+    async def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport:
+        """From the user data stream when it saw this order (placed here) end; else REST."""
+        final = self._final_in_stream(client_order_id)
+        if final is not None:
+            return await self._report(symbol, client_order_id, final)
+        return await super().fetch_order(symbol, client_order_id)
+
+    async def cancel_order(self, symbol: str, client_order_id: str) -> OrderReport:
+        """An order the user data stream saw end (filled, expired) needs no cancel: its final
+        report comes from the stream; otherwise cancelled over REST."""
+        final = self._final_in_stream(client_order_id)
+        if final is not None:
+            return await self._report(symbol, client_order_id, final)
+        return await super().cancel_order(symbol, client_order_id)
+
+    def _final_in_stream(self, client_order_id: str) -> dict[str, Any] | None:
+        """The stream's last state of an order this venue placed, if final and the stream has
+        been up without a gap since the placement (else it may have missed events)."""
+        user = self.hub.user
+        order_id = user.by_client_id.get(client_order_id)
+        if order_id is None or not user.healthy:
+            return None
+        if self._placed_at_reconnects.get(order_id) != user.trades_state.reconnects:
+            return None
+        order = user.orders.get(order_id)
+        if order is None or order.get("status") not in _FINAL_CCXT_STATUSES:
+            return None
+        return order
 
     async def user_stream_ready(self, timeout_seconds: float | None = None) -> bool:
         """Subscribe the user data stream and wait (bounded) until it is up."""

@@ -31,7 +31,7 @@ from genesis.venue.ccxt_support import dec, ms_to_dt
 
 log = structlog.get_logger("genesis.venue.market_hub")
 TAPE_LENGTH = 2000
-KLINE_MINUTES = 24 * 60
+KLINE_MINUTES = 30 * 24 * 60  # kept per symbol: the volume curve reads 20 days
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +85,21 @@ class SymbolFeed:
     kline_state: StreamState = field(default_factory=StreamState)
     trade_state: StreamState = field(default_factory=StreamState)
 
+    changed: asyncio.Event = field(default_factory=asyncio.Event)  # set (and replaced) per kline
+    absent: set[int] = field(default_factory=set)  # closed minutes REST has no candle for
+    rest_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def keep_closed(self, rows: list[list[Any]], asked: list[int]) -> None:
+        """Closed candles read over REST for the minutes ``asked``: kept (a closed candle never
+        changes); asked minutes it has no candle for are remembered as absent."""
+        got = {int(row[0]) for row in rows}
+        for row in rows:
+            t = int(row[0])
+            if t not in self.closed:
+                self.klines[t] = list(row)
+                self.closed.add(t)
+        self.absent.update(t for t in asked if t not in got and t not in self.closed)
+
     def on_klines(self, new: list[list[Any]], cached: list[list[Any]], reconnected: bool) -> None:
         """``new``: the rows the watch call returned; ``cached``: ccxt's whole kline cache
         (several messages can arrive between two watch calls: only the cache has them all)."""
@@ -102,6 +117,9 @@ class SymbolFeed:
             for t in sorted(self.klines)[:-KLINE_MINUTES]:
                 self.klines.pop(t)
                 self.closed.discard(t)
+            self.absent = {t for t in self.absent if t >= min(self.klines)}
+        self.changed.set()
+        self.changed = asyncio.Event()
 
     def on_bids_asks(self, tickers: dict[str, Any], now_ms: int) -> None:
         t = tickers.get(self.symbol)
@@ -115,6 +133,7 @@ class UserFeed:
     """Orders and trades of the account from the user data stream, keyed by exchange order id."""
 
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    by_client_id: dict[str, str] = field(default_factory=dict)  # client order id -> order id
     trades: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # order -> id -> t
     orders_state: StreamState = field(default_factory=StreamState)
     trades_state: StreamState = field(default_factory=StreamState)
@@ -124,6 +143,8 @@ class UserFeed:
         for o in orders:
             if o.get("id") is not None:
                 self.orders[str(o["id"])] = dict(o)
+                if o.get("clientOrderId"):
+                    self.by_client_id[str(o["clientOrderId"])] = str(o["id"])
         self._notify()
 
     def on_trades(self, trades: list[dict[str, Any]]) -> None:
