@@ -5,6 +5,7 @@ one subscription per symbol however many users; REST while a stream is down."""
 from __future__ import annotations
 
 import asyncio
+import random
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -22,7 +23,7 @@ from genesis.venue.base import RetryableVenueError
 from genesis.venue.ccxt_stream import StreamingCcxtVenue
 from genesis.venue.credentials import Credentials
 from genesis.venue.instruments import SIM_INSTRUMENTS
-from genesis.venue.market_hub import Backoff
+from genesis.venue.market_hub import Backoff, SymbolFeed
 from genesis.venue.order_budget import OrderBudget
 from tests.test_fault_matrix import engine_on, exchange_orders, order_posts
 from tests.test_paper_exchange import start
@@ -69,6 +70,7 @@ async def test_book_top_and_candles_come_from_the_streams(streaming: Any) -> Non
         clock.advance_to(minute(n + 0.5))
         await until(lambda n=n: minute(n) .timestamp() * 1000 in {
             float(t) for t in venue.hub.feed(BTC).klines}, f"the kline of minute {n}")
+    await until(lambda: venue.hub.feed(BTC).book is not None, "a pushed book ticker")
     before = paths(server)
     top = await venue.book_top(BTC)
     assert top.bid < top.ask and top.timestamp == clock.now()
@@ -176,3 +178,29 @@ async def test_request_weight_is_the_exchanges_count_shared_by_the_account(strea
                                exchange_url=server.url, clock=clock)
     assert other.weight is venue.weight  # every venue on the account counts into one
     await other.close()
+
+
+def test_a_minute_counts_as_closed_only_when_its_connection_saw_it_end() -> None:
+    """Kline snapshots are cumulative: minute M is closed once a later minute arrived on the
+    same connection. After a reconnect that skipped M's end, M stays open (read over REST)."""
+    feed = SymbolFeed(BTC)
+    m = [60_000 * i for i in range(5)]
+    feed.on_klines([[m[0], 1, 1, 1, 1, 1]], [[m[0], 1, 1, 1, 1, 1]], reconnected=False)
+    assert feed.closed == set()
+    cache = [[m[0], 1, 2, 1, 2, 3], [m[1], 2, 2, 2, 2, 1]]
+    feed.on_klines(cache[1:], cache, reconnected=False)
+    assert feed.closed == {m[0]} and feed.klines[m[0]][5] == 3
+    # the connection drops during minute 1 and comes back in minute 3
+    cache += [[m[3], 4, 4, 4, 4, 1]]
+    feed.on_klines(cache[2:], cache, reconnected=True)
+    assert feed.closed == {m[0]}  # minute 1's end was not seen
+    cache += [[m[4], 5, 5, 5, 5, 1]]
+    feed.on_klines(cache[3:], cache, reconnected=False)
+    assert feed.closed == {m[0], m[3]}
+
+
+def test_reconnect_backoff_grows_and_is_jittered() -> None:
+    backoff, rng = Backoff(base_seconds=0.5, max_seconds=30.0), random.Random(1)
+    delays = [[backoff.delay(attempt, rng) for _ in range(200)] for attempt in (0, 3, 10)]
+    assert all(0 <= d <= cap for ds, cap in zip(delays, (0.5, 4.0, 30.0)) for d in ds)
+    assert all(len({round(d, 6) for d in ds}) > 150 for ds in delays)  # spread, not one value

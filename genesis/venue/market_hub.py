@@ -105,14 +105,19 @@ class SymbolFeed:
         (several messages can arrive between two watch calls: only the cache has them all)."""
         if new and (reconnected or self.kline_connection_start is None):
             self.kline_connection_start = max(int(row[0]) for row in new)
-        for row in cached:
+        if self.kline_connection_start is None:
+            return
+        mine = []  # rows of this connection; ccxt's cache is in time order, newest last
+        for row in reversed(cached):
+            if int(row[0]) < self.kline_connection_start:
+                break
+            mine.append(row)
+        latest = max((int(row[0]) for row in mine), default=None)
+        for row in mine:
             t = int(row[0])
-            if self.kline_connection_start is None or t < self.kline_connection_start:
-                continue
             self.klines[t] = list(row)
-            for earlier in [k for k in self.klines if k < t and k not in self.closed]:
-                # a later minute arrived on this connection: the earlier one was seen to its end
-                self.closed.add(earlier)
+            if t < latest:  # a later minute arrived on this connection: this one was seen to its end
+                self.closed.add(t)
         if len(self.klines) > KLINE_MINUTES:
             for t in sorted(self.klines)[:-KLINE_MINUTES]:
                 self.klines.pop(t)
