@@ -21,6 +21,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from genesis.clock import ScaledClock
 from genesis.config import parse_config
 from genesis.engine.supervisor import build_supervisor
@@ -28,6 +30,7 @@ from genesis.paper.limits import request_weight
 from genesis.paper.server import start_paper_exchange
 from genesis.requests import validate_submit
 from genesis.store import migrate
+from genesis.store import tables as t
 from genesis.store.db import async_engine
 from genesis.store.eventstore import EventStore
 from genesis.venue.candles import shipped_candles
@@ -76,6 +79,9 @@ async def one_mode(streams: bool, parents: int, slices: int, minutes: int,
             rows = list(server.exchange.store.db.execute("SELECT method, path, http_status FROM requests"))
             slice_rows = list(server.exchange.store.db.execute(
                 "SELECT COUNT(*) FROM requests WHERE method = 'POST' AND path = '/api/v3/order'"))
+            async with engine.connect() as conn:
+                timing = (await conn.execute(select(t.execution_slices.c.scheduled_at,
+                                                    t.execution_slices.c.executed_at))).all()
         finally:
             await supervisor.shutdown(1.0)
             await store.stop()
@@ -89,6 +95,7 @@ async def one_mode(streams: bool, parents: int, slices: int, minutes: int,
         weights[key] += request_weight(method, path, _PARAMS.get(path, {"symbol": "X"}))
         counts[key] += 1
     slices_run = parents * slices
+    late = sorted((done - due).total_seconds() for due, done in timing if done is not None)
     trading = {k: w for k, w in weights.items() if k.split(" ", 1)[1] not in SETUP_PATHS}
     return {"streams": streams, "parents": parents, "slices": slices_run,
             "child_orders_posted": slice_rows[0][0], "wall_seconds": round(wall, 2),
@@ -96,7 +103,15 @@ async def one_mode(streams: bool, parents: int, slices: int, minutes: int,
             "weight_per_slice": round(sum(trading.values()) / slices_run, 2),
             "per_slice_by_endpoint": {k: round(w / slices_run, 2) for k, w in sorted(trading.items())},
             "requests_per_slice_by_endpoint": {k: round(counts[k] / slices_run, 2) for k in sorted(trading)},
-            "http_429_or_418": sum(1 for *_, s in rows if s in (429, 418))}
+            "http_429_or_418": sum(1 for *_, s in rows if s in (429, 418)),
+            # exchange seconds from a slice's scheduled time to its close (the maker leg waits)
+            "slice_lateness_p50_s": _pct(late, 0.5), "slice_lateness_p99_s": _pct(late, 0.99),
+            "weight_share_of_limit_per_minute": round(
+                sum(weights.values()) / (minutes + 1) / 6000, 4)}
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return round(values[min(len(values) - 1, int(q * len(values)))], 2) if values else None
 
 
 def run(parents: int = 4, slices: int = 10, minutes: int = 10,

@@ -204,3 +204,13 @@ def test_reconnect_backoff_grows_and_is_jittered() -> None:
     delays = [[backoff.delay(attempt, rng) for _ in range(200)] for attempt in (0, 3, 10)]
     assert all(0 <= d <= cap for ds, cap in zip(delays, (0.5, 4.0, 30.0)) for d in ds)
     assert all(len({round(d, 6) for d in ds}) > 150 for ds in delays)  # spread, not one value
+
+
+def test_streams_option_is_refused_for_the_simulated_venue(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from genesis.cli import main
+
+    result = CliRunner().invoke(main, ["run", "--db", str(tmp_path / "g.db"), "--streams"])
+    assert result.exit_code == 2 and "--streams" in result.output
+    assert "only for --venue ccxt:<exchange id>" in result.output

@@ -57,7 +57,6 @@ class StreamingCcxtVenue(CcxtVenue):
 
                 point_ccxt_at(kwargs["exchange"], exchange_url)
         super().__init__(exchange_id, credentials=credentials, exchange_url=exchange_url, **kwargs)
-        self.name = f"ccxt:{exchange_id}+streams"
         self.hub = hub or MarketHub(self.ex, lambda: dt_to_ms(self.clock.now()))
         self.unavailable_after_seconds = unavailable_after_seconds
         self.fill_wait_seconds = fill_wait_seconds
