@@ -23,7 +23,7 @@ from genesis.venue.base import RetryableVenueError
 from genesis.venue.ccxt_stream import StreamingCcxtVenue
 from genesis.venue.credentials import Credentials
 from genesis.venue.instruments import SIM_INSTRUMENTS
-from genesis.venue.market_hub import Backoff, SymbolFeed
+from genesis.venue.market_hub import USER_ORDERS_KEPT, Backoff, SymbolFeed, UserFeed
 from genesis.venue.order_budget import OrderBudget
 from tests.test_fault_matrix import engine_on, exchange_orders, order_posts
 from tests.test_paper_exchange import start
@@ -214,3 +214,10 @@ def test_streams_option_is_refused_for_the_simulated_venue(tmp_path: Path) -> No
     result = CliRunner().invoke(main, ["run", "--db", str(tmp_path / "g.db"), "--streams"])
     assert result.exit_code == 2 and "--streams" in result.output
     assert "only for --venue ccxt:<exchange id>" in result.output
+
+
+def test_user_feed_keeps_a_bounded_number_of_orders() -> None:
+    user = UserFeed()
+    user.on_orders([{"id": str(i), "clientOrderId": f"c{i}"} for i in range(USER_ORDERS_KEPT + 5)])
+    assert len(user.orders) == len(user.by_client_id) == USER_ORDERS_KEPT
+    assert "0" not in user.orders and str(USER_ORDERS_KEPT + 4) in user.orders

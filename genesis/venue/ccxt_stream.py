@@ -28,7 +28,7 @@ from genesis.venue.base import Candle, RetryableVenueError
 from genesis.venue.ccxt_support import build_exchange, dec, dt_to_ms, ms_to_dt
 from genesis.venue.ccxt_venue import CcxtVenue
 from genesis.venue.credentials import Credentials
-from genesis.venue.market_hub import MarketHub, StreamState
+from genesis.venue.market_hub import USER_ORDERS_KEPT, MarketHub, StreamState, forget_oldest
 
 MINUTE_MS = 60_000
 DEFAULT_UNAVAILABLE_AFTER_SECONDS = 60.0
@@ -124,6 +124,7 @@ class StreamingCcxtVenue(CcxtVenue):
         if report.venue_order_id is not None:
             self._placed_at_reconnects.setdefault(report.venue_order_id,
                                                   self.hub.user.trades_state.reconnects)
+            forget_oldest(self._placed_at_reconnects, USER_ORDERS_KEPT)
         return report
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport:

@@ -32,6 +32,13 @@ from genesis.venue.ccxt_support import dec, ms_to_dt
 log = structlog.get_logger("genesis.venue.market_hub")
 TAPE_LENGTH = 2000
 KLINE_MINUTES = 30 * 24 * 60  # kept per symbol: the volume curve reads 20 days
+USER_ORDERS_KEPT = 20_000  # orders (and their trades) kept; older ones are read over REST
+
+
+def forget_oldest(kept: dict[Any, Any], limit: int) -> None:
+    """Drop the oldest entries (insertion order) of ``kept`` beyond ``limit``."""
+    for key in list(kept)[:max(0, len(kept) - limit)]:
+        kept.pop(key, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +157,8 @@ class UserFeed:
                 self.orders[str(o["id"])] = dict(o)
                 if o.get("clientOrderId"):
                     self.by_client_id[str(o["clientOrderId"])] = str(o["id"])
+        for kept in (self.orders, self.by_client_id, self.trades):
+            forget_oldest(kept, USER_ORDERS_KEPT)
         self._notify()
 
     def on_trades(self, trades: list[dict[str, Any]]) -> None:
