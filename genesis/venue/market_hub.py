@@ -32,11 +32,14 @@ from genesis.venue.ccxt_support import dec, ms_to_dt
 log = structlog.get_logger("genesis.venue.market_hub")
 TAPE_LENGTH = 2000
 KLINE_MINUTES = 30 * 24 * 60  # kept per symbol: the volume curve reads 20 days
+REFRESH_SECONDS = 0.1
 USER_ORDERS_KEPT = 20_000  # orders (and their trades) kept; older ones are read over REST
 
 
 def forget_oldest(kept: dict[Any, Any], limit: int) -> None:
     """Drop the oldest entries (insertion order) of ``kept`` beyond ``limit``."""
+    if len(kept) <= limit:
+        return
     for key in list(kept)[:max(0, len(kept) - limit)]:
         kept.pop(key, None)
 
@@ -116,10 +119,12 @@ class SymbolFeed:
             return
         mine = []  # rows of this connection; ccxt's cache is in time order, newest last
         for row in reversed(cached):
-            if int(row[0]) < self.kline_connection_start:
-                break
+            if int(row[0]) < self.kline_connection_start or int(row[0]) in self.closed:
+                break  # older than this connection, or final already
             mine.append(row)
-        latest = max((int(row[0]) for row in mine), default=None)
+        if not mine:
+            return
+        latest = max(int(row[0]) for row in mine)
         for row in mine:
             t = int(row[0])
             self.klines[t] = list(row)
@@ -204,12 +209,14 @@ class MarketHub:
             feed = self.feeds[symbol] = SymbolFeed(symbol)
             self._start(f"{symbol} bookTicker", feed.book_state,
                         lambda: self.ex.watch_bids_asks([symbol]),
-                        lambda data, _r: feed.on_bids_asks(data, self._now_ms()))
+                        lambda data, _r: feed.on_bids_asks(
+                            {**(getattr(self.ex, "bidsasks", None) or {}), **(data or {})},
+                            self._now_ms()))
             self._start(f"{symbol} trade", feed.trade_state, lambda: self.ex.watch_trades(symbol),
-                        lambda data, _r: feed.trades.extend(data))
+                        lambda data, _r: feed.trades.extend(data or []))
             self._start(f"{symbol} kline_1m", feed.kline_state,
                         lambda: self.ex.watch_ohlcv(symbol, "1m"),
-                        lambda data, r: feed.on_klines(data, self._cached_klines(symbol), r))
+                        lambda data, r: feed.on_klines(data or [], self._cached_klines(symbol), r))
         return feed
 
     def start_user_stream(self) -> UserFeed:
@@ -218,9 +225,9 @@ class MarketHub:
             self._user_started = True
             # ccxt's caches hold every update, also those between two watch calls
             self._start("user orders", self.user.orders_state, lambda: self.ex.watch_orders(),
-                        lambda data, _r: self.user.on_orders([*(self.ex.orders or []), *data]))
+                        lambda data, _r: self.user.on_orders([*(self.ex.orders or []), *(data or [])]))
             self._start("user trades", self.user.trades_state, lambda: self.ex.watch_my_trades(),
-                        lambda data, _r: self.user.on_trades([*(self.ex.myTrades or []), *data]))
+                        lambda data, _r: self.user.on_trades([*(self.ex.myTrades or []), *(data or [])]))
         return self.user
 
     def _start(self, name: str, state: StreamState, watch: Callable[[], Awaitable[Any]],
@@ -245,20 +252,25 @@ class MarketHub:
                 return True
         return False
 
-    async def _watch(self, name: str, state: StreamState,
-                     watch: Callable[[], Awaitable[Any]]) -> Any:
-        """One watch call; the stream counts as up once subscribed, before its first message."""
+    async def _watch(self, name: str, state: StreamState, watch: Callable[[], Awaitable[Any]],
+                     refresh: Callable[[], None]) -> Any:
+        """One watch call; the stream counts as up once subscribed, before its first message.
+        While it waits, ccxt's caches are read again every ``REFRESH_SECONDS``: messages that
+        arrive between two watch calls resolve no one's future, and only the cache has them."""
         if name.startswith("user"):
             await self.ex.authenticate()  # confirmed userDataStream.subscribe.signature
             if not state.up:
                 state.mark_up()
-            return await watch()
         task = asyncio.ensure_future(watch())
         try:
             while not task.done():
-                await asyncio.wait({task}, timeout=0.05)
-                if not task.done() and not state.up and self._market_connected():
+                await asyncio.wait({task}, timeout=REFRESH_SECONDS)
+                if task.done():
+                    break
+                if not state.up and self._market_connected():
                     state.mark_up()
+                if state.up and not state.gap:
+                    refresh()
         finally:
             if not task.done():
                 task.cancel()
@@ -269,7 +281,7 @@ class MarketHub:
         attempt = 0
         while not self._closed:
             try:
-                data = await self._watch(name, state, watch)
+                data = await self._watch(name, state, watch, lambda: on_data(None, False))
             except asyncio.CancelledError:
                 raise
             except (ccxt.BaseError, KeyError) as exc:
