@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import api_bench, engine_bench, metrics_bench, postgres_bench, store_bench  # noqa: E402
+from bench import api_bench, engine_bench, metrics_bench, postgres_bench, store_bench, stream_weight_bench  # noqa: E402
 from genesis.domain.volume_curve import VolumeCurveEstimator  # noqa: E402
 from genesis.domain.vwap import plan_vwap  # noqa: E402
 from genesis.log import configure_logging  # noqa: E402
@@ -110,6 +110,7 @@ def main() -> None:
     backtest = backtest_speed()
     metrics = metrics_bench.run()
     api = api_bench.run()
+    weight = stream_weight_bench.run()
     p, lag, rec = engine["parents"], engine["lag"], engine["recovery"]
     rows = [
         row("event store append (100 appenders, durable)", store["genesis_store"]["events_per_second"], "events/s",
@@ -154,11 +155,14 @@ def main() -> None:
         row(f"API submit-to-accepted p99 ({api['clients']} concurrent clients)", api["accepted_p99_ms"], "ms",
             1000.0, "target < 1 s", False),
         row("  same, POST answered (durably queued) p99", api["queued_p99_ms"], "ms", 1000.0, "context", False),
+        row(f"request weight per slice, streams ({weight['streams']['slices']} TWAP slices, paper exchange)",
+            weight["streams"]["weight_per_slice"], "weight", 4.0, "target <= 4", False),
+        row("  same, REST only (CcxtVenue)", weight["rest"]["weight_per_slice"], "weight", 4.0, "context", False),
     ]
     machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
                "load_average": os.getloadavg(), "when": datetime.now(timezone.utc).isoformat()}
     results = {"machine": machine, "rows": rows, "store": store, "postgres": postgres, "engine": engine, "curve": curve,
-               "backtest": backtest, "metrics": metrics, "api": api, "bench_seconds": time.perf_counter() - t0}
+               "backtest": backtest, "metrics": metrics, "api": api, "request_weight": weight, "bench_seconds": time.perf_counter() - t0}
     out = ROOT / "bench" / "results.json"
     out.write_text(json.dumps(results, indent=2, default=str))
     from rich.console import Console

@@ -85,8 +85,10 @@ def _parse_iso(value: str | None, option: str = "--sim-start") -> datetime | Non
               help="Chaos harness only: SIGKILL the daemon at <name>[:<n>] (genesis.engine.killpoints).")
 @click.option("--http", "http", default=None, metavar="HOST:PORT",
               help="Serve the HTTP API, /healthz and /readyz here, e.g. 127.0.0.1:8780 (docs/api.md).")
+@click.option("--streams", is_flag=True,
+              help="ccxt venues: market data and fills from the exchange's WebSocket streams (ccxt.pro).")
 def run(ctx: Context, venue: str, exchange_url: str | None, paper_clock: bool, speed: float,
-        sim_start: str | None, no_pidfile: bool, kill_point: str | None, http: str | None) -> None:
+        sim_start: str | None, no_pidfile: bool, kill_point: str | None, http: str | None, streams: bool) -> None:
     """Run the daemon in the foreground."""
     if not (speed > 0 and speed < float("inf")):
         raise click.BadParameter("must be a finite number > 0", param_hint="--speed")
@@ -96,6 +98,8 @@ def run(ctx: Context, venue: str, exchange_url: str | None, paper_clock: bool, s
         raise click.BadParameter("only for --venue ccxt:<exchange id>", param_hint="--exchange-url")
     if paper_clock and not exchange_url:
         raise click.BadParameter("needs --exchange-url (the paper exchange's address)", param_hint="--paper-clock")
+    if streams and venue == "sim":
+        raise click.BadParameter("only for --venue ccxt:<exchange id>", param_hint="--streams")
     if http is not None:
         _check_http_address(http)
     start = _parse_iso(sim_start)
@@ -107,7 +111,7 @@ def run(ctx: Context, venue: str, exchange_url: str | None, paper_clock: bool, s
 
     configure_logging(config.logging.level)
     options = DaemonOptions(ctx.db_path, ctx.config_path, venue, speed, start, not no_pidfile, exchange_url,
-                            paper_clock_source(exchange_url) if paper_clock else None, hooks, http)
+                            paper_clock_source(exchange_url) if paper_clock else None, hooks, http, streams)
     try:
         sys.exit(run_daemon(options, config))
     except DaemonError as exc:

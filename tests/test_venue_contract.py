@@ -18,6 +18,7 @@ from genesis.domain.orders import (Liquidity, OrderReport, OrderRequest, OrderSt
 from genesis.paper.server import PaperServer, start_paper_exchange
 from genesis.venue.base import (Candle, DuplicateOrderError, PermanentVenueError, Venue)
 from genesis.venue.candles import CandleSeries
+from genesis.venue.ccxt_stream import StreamingCcxtVenue
 from genesis.venue.ccxt_venue import CcxtVenue
 from genesis.venue.credentials import Credentials
 from genesis.venue.order_budget import OrderBudget
@@ -48,7 +49,7 @@ class Env:
     paper: PaperServer | None = None
 
 
-@pytest.fixture(params=["sim", "ccxt-paper"])
+@pytest.fixture(params=["sim", "ccxt-paper", "ccxt-paper-streams"])
 async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Env]:
     clock = VirtualClock(minute(0.5))
     if request.param == "sim":
@@ -56,8 +57,9 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
         return
     paper = await start_paper_exchange(state_path=tmp_path / "paper.db", key=KEY, secret=SECRET,
                                        clock=clock, series=market_series())
-    venue = CcxtVenue("binance", credentials=Credentials(KEY, SECRET), exchange_url=paper.url,
-                      clock=clock, budget=OrderBudget(), config=FAST)
+    kind = StreamingCcxtVenue if request.param == "ccxt-paper-streams" else CcxtVenue
+    venue = kind("binance", credentials=Credentials(KEY, SECRET), exchange_url=paper.url,
+                 clock=clock, budget=OrderBudget(), config=FAST)
     try:
         yield Env(venue, clock, paper)
     finally:

@@ -37,6 +37,7 @@ class DaemonOptions:
     exchange_clock: Callable[[], Awaitable[Clock]] | None = None
     hooks: EngineHooks = NO_HOOKS  # chaos only: ``genesis run --kill-point``
     http: str | None = None  # HOST:PORT of the HTTP API (genesis.api); None: no API
+    streams: bool = False  # ccxt venues: market data and fills from WebSocket streams
 
 
 def check_options(options: DaemonOptions) -> tuple[datetime, datetime]:
@@ -79,7 +80,8 @@ async def daemon_clock(options: DaemonOptions, database: AsyncEngine,
 def daemon_venue(options: DaemonOptions, clock: Clock, config: RuntimeConfig) -> Venue:
     try:
         if options.venue.startswith("ccxt:"):
-            return build_ccxt_venue(options.venue.split(":", 1)[1], options.exchange_url, clock)
+            return build_ccxt_venue(options.venue.split(":", 1)[1], options.exchange_url, clock,
+                                    streams=options.streams)
         return build_sim_venue(clock, config)
     except VenueSetupError as exc:
         raise DaemonError(str(exc)) from None

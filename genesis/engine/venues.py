@@ -33,7 +33,9 @@ def build_sim_venue(clock: Clock, config: RuntimeConfig) -> Venue:
                           seed=sim.seed)
 
 
-def build_ccxt_venue(exchange_id: str, exchange_url: str | None, clock: Clock) -> Venue:
+def build_ccxt_venue(exchange_id: str, exchange_url: str | None, clock: Clock, streams: bool = False) -> Venue:
+    """The ccxt venue; ``streams``: the streaming one (``StreamingCcxtVenue``, one market-data hub)."""
+    from genesis.venue.ccxt_stream import StreamingCcxtVenue
     from genesis.venue.ccxt_venue import CcxtVenue
     from genesis.venue.credentials import CredentialsError, load_credentials
 
@@ -46,7 +48,8 @@ def build_ccxt_venue(exchange_id: str, exchange_url: str | None, clock: Clock) -
                           f"(or GENESIS_CREDENTIALS_FILE, a mode-0600 file)")
     try:
         # a paper exchange's clock runs --speed times faster: so do its rate limits
-        return CcxtVenue(exchange_id, credentials=credentials, exchange_url=exchange_url, clock=clock,
-                         time_scale=getattr(clock, "speed", 1.0))
+        kind = StreamingCcxtVenue if streams else CcxtVenue
+        return kind(exchange_id, credentials=credentials, exchange_url=exchange_url, clock=clock,
+                    time_scale=getattr(clock, "speed", 1.0))
     except PermanentVenueError as exc:
         raise VenueSetupError(str(exc)) from None

@@ -102,10 +102,12 @@ def trade_to_fill(t: dict[str, Any], client_order_id: str, now: datetime) -> Fil
 
 def build_exchange(exchange_id: str, credentials: Credentials | None, exchange_url: str | None,
                    timeout_ms: int = 10_000, options: dict[str, Any] | None = None,
-                   config: dict[str, Any] | None = None, time_scale: float = 1.0) -> ccxt.Exchange:
+                   config: dict[str, Any] | None = None, time_scale: float = 1.0,
+                   module: Any = ccxt) -> ccxt.Exchange:
     """A configured ``ccxt.async_support`` exchange (rate limiter on, spot only). With
-    ``time_scale`` N the limiter allows N times the exchange's rate (its clock runs N x)."""
-    cls = getattr(ccxt, exchange_id, None)
+    ``time_scale`` N the limiter allows N times the exchange's rate (its clock runs N x).
+    ``module``: where the exchange class comes from (``ccxt.pro`` for the streaming venue)."""
+    cls = getattr(module, exchange_id, None)
     if cls is None or not isinstance(cls, type):
         raise PermanentVenueError(f"unknown ccxt exchange id {exchange_id!r}")
     opts: dict[str, Any] = {"defaultType": "spot"}

@@ -37,6 +37,7 @@ from genesis.venue.ccxt_support import (build_exchange, dec, dt_to_ms, market_to
                                         ms_to_dt, order_terms, trade_to_fill)
 from genesis.venue.credentials import Credentials
 from genesis.venue.order_budget import DEFAULT_REFILL_PER_SECOND, OrderBudget, shared_budget
+from genesis.venue.request_weight import RequestWeight, shared_weight
 
 log = structlog.get_logger("genesis.venue.ccxt")
 T = TypeVar("T")
@@ -76,6 +77,8 @@ class CcxtVenue:
         self.budget = budget or shared_budget(
             exchange_id, credentials.api_key if credentials else None,
             refill_per_second=DEFAULT_REFILL_PER_SECOND * time_scale)
+        self.weight: RequestWeight = shared_weight(
+            exchange_id, credentials.api_key if credentials else None)
         self._time_scale = time_scale
         self._binance = exchange_id.startswith("binance")
         self._log = log.bind(venue=self.name)
@@ -231,6 +234,15 @@ class CcxtVenue:
                 return fills
             params["fromId"] = str(int(page[-1]["id"]) + 1)
 
+    async def order_fills(self, symbol: str, cid: str, order: dict[str, Any],
+                          filled: Decimal) -> list[Fill]:
+        """The fills of an order that has ``filled`` executed: those of a placement response
+        (its immediate, taker executions) when they add up, else the order's trades (REST)."""
+        fills = [self.fill_from_trade(t, cid) for t in order.get("trades") or [] if t.get("id")]
+        if sum((f.qty for f in fills), Decimal(0)) != filled:
+            fills = await self.fetch_fills(symbol, order["id"], cid)
+        return fills
+
     def fill_from_trade(self, trade: dict[str, Any], client_order_id: str) -> Fill:
         """ccxt unified trade -> ``Fill`` (see ``trade_to_fill``)."""
         return trade_to_fill(trade, client_order_id, self.clock.now())
@@ -243,10 +255,7 @@ class CcxtVenue:
             status = OrderStatus.PARTIALLY_FILLED
         fills: list[Fill] = []
         if filled > 0:
-            # fills in a placement response are the order's immediate (taker) executions
-            fills = [self.fill_from_trade(t, cid) for t in order.get("trades") or [] if t.get("id")]
-            if sum((f.qty for f in fills), Decimal(0)) != filled:
-                fills = await self.fetch_fills(symbol, order["id"], cid)
+            fills = await self.order_fills(symbol, cid, order, filled)
             got = sum((f.qty for f in fills), Decimal(0))
             if got != filled:
                 message = (f"{cid}: exchange reports {filled} filled but its trades add up to "
@@ -279,9 +288,13 @@ class CcxtVenue:
                 await self._resync_time(exc)
                 raise self._mapped(exc, changes_state) from exc
             except ccxt.BaseError as exc:
+                if isinstance(exc, RATE_LIMITED):
+                    self.weight.rate_limited += 1
                 if raw:
                     raise
                 raise self._mapped(exc, changes_state) from exc
+            finally:
+                self.weight.observe(what, getattr(self.ex, "last_response_headers", None))
 
     async def _read_step(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
         """One request of a longer read (a page of klines, the markets), retried a few times on a
@@ -310,6 +323,10 @@ class CcxtVenue:
             self._log.warning("venue_time_resynced", time_difference_ms=offset, error=describe(exc))
         except ccxt.BaseError as again:
             self._log.warning("venue_time_resync_failed", error=describe(again))
+
+    def request_weight(self) -> tuple[float, float]:
+        """(request weight used in the exchange's current minute, its limit), account-wide."""
+        return self.weight.used()
 
     async def close(self) -> None:
         """Close the ccxt HTTP session."""

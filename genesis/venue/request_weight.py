@@ -1,0 +1,78 @@
+"""Binance request weight and order counts, per account, shared by every execution.
+
+Binance answers every REST request with the weight the IP used in the current minute
+(``X-MBX-USED-WEIGHT-1M``) and, on orders, the account's order counts
+(``X-MBX-ORDER-COUNT-10S``, ``X-MBX-ORDER-COUNT-1D``). ``RequestWeight`` keeps the latest of
+each (the exchange's own count, which includes every other client on the IP). When an exchange
+sends no such header, the published weight of each call made in the last minute is summed
+instead (``PUBLISHED_WEIGHTS``, Binance spot's).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Mapping
+
+# Binance spot's published weights of the calls CcxtVenue makes (ccxt method name; myTrades
+# always with an orderId)
+PUBLISHED_WEIGHTS: dict[str, int] = {
+    "load_markets": 20, "fetch_order_book": 5, "fetch_ohlcv": 2, "create_order": 1,
+    "cancel_order": 1, "fetch_order": 4, "fetch_my_trades": 5, "fetch_open_orders": 6,
+    "fetch_balance": 20, "fetch_tickers": 2,
+}
+DEFAULT_WEIGHT_LIMIT_1M = 6000.0
+DEFAULT_ORDER_LIMIT_10S = 100
+DEFAULT_ORDER_LIMIT_1D = 200_000
+_WINDOW_SECONDS = 60.0
+
+
+@dataclass
+class RequestWeight:
+    """The account's request weight and order counts (see module docstring)."""
+
+    weight_limit_1m: float = DEFAULT_WEIGHT_LIMIT_1M
+    order_limit_10s: int = DEFAULT_ORDER_LIMIT_10S
+    order_limit_1d: int = DEFAULT_ORDER_LIMIT_1D
+    used_weight_1m: float | None = None  # the exchange's figure, from the last response
+    order_count_10s: int | None = None
+    order_count_1d: int | None = None
+    requests: int = 0
+    rate_limited: int = 0  # 429/418 answers seen
+    _published: deque = field(default_factory=deque)  # (monotonic seconds, weight)
+
+    def observe(self, call: str, headers: Mapping[str, str] | None) -> None:
+        """Record one REST call and the exchange's counters in its response headers."""
+        self.requests += 1
+        now = time.monotonic()
+        self._published.append((now, PUBLISHED_WEIGHTS.get(call, 1)))
+        while self._published and self._published[0][0] < now - _WINDOW_SECONDS:
+            self._published.popleft()
+        lowered = {k.lower(): v for k, v in (headers or {}).items()}
+        for name, attr, kind in (("x-mbx-used-weight-1m", "used_weight_1m", float),
+                                 ("x-mbx-order-count-10s", "order_count_10s", int),
+                                 ("x-mbx-order-count-1d", "order_count_1d", int)):
+            if name in lowered:
+                try:
+                    setattr(self, attr, kind(lowered[name]))
+                except ValueError:
+                    pass
+
+    def published_weight_1m(self) -> float:
+        """Sum of the published weights of this process's calls in the last minute."""
+        cutoff = time.monotonic() - _WINDOW_SECONDS
+        return float(sum(w for t, w in self._published if t >= cutoff))
+
+    def used(self) -> tuple[float, float]:
+        """(weight used in the current minute, limit): the exchange's figure when it sent one."""
+        used = self.used_weight_1m if self.used_weight_1m is not None else self.published_weight_1m()
+        return used, self.weight_limit_1m
+
+
+_SHARED: dict[tuple[str, str | None], RequestWeight] = {}
+
+
+def shared_weight(exchange_id: str, api_key: str | None) -> RequestWeight:
+    """The process-wide ``RequestWeight`` of one account (every venue on it shares it)."""
+    return _SHARED.setdefault((exchange_id, api_key), RequestWeight())
