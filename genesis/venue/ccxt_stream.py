@@ -25,7 +25,7 @@ import ccxt.pro as ccxtpro
 
 from genesis.domain.orders import BookTop, Fill, OrderReport, OrderRequest
 from genesis.venue.base import Candle, RetryableVenueError
-from genesis.venue.ccxt_support import build_exchange, dec, dt_to_ms, ms_to_dt
+from genesis.venue.ccxt_support import build_exchange, dec, dt_to_ms, ms_to_dt, point_ccxt_at
 from genesis.venue.ccxt_venue import CcxtVenue
 from genesis.venue.credentials import Credentials
 from genesis.venue.market_hub import USER_ORDERS_KEPT, MarketHub, StreamState, forget_oldest
@@ -53,8 +53,6 @@ class StreamingCcxtVenue(CcxtVenue):
                 kwargs.pop("options", None), kwargs.pop("config", None),
                 kwargs.get("time_scale", 1.0), module=ccxtpro)
             if exchange_url:
-                from genesis.paper.local import point_ccxt_at
-
                 point_ccxt_at(kwargs["exchange"], exchange_url)
         super().__init__(exchange_id, credentials=credentials, exchange_url=exchange_url, **kwargs)
         self.hub = hub or MarketHub(self.ex, lambda: dt_to_ms(self.clock.now()))

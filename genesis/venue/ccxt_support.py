@@ -129,3 +129,22 @@ def build_exchange(exchange_id: str, credentials: Credentials | None, exchange_u
     if exchange_url:
         override_urls(exchange, exchange_url)
     return exchange
+
+
+def ws_urls(base_url: str) -> dict[str, Any]:
+    """The WebSocket URLs of a paper exchange at ``base_url`` (``http://127.0.0.1:8765``), in
+    the shape of ccxt.pro binance's ``urls['api']['ws']`` entries for spot."""
+    origin = base_url.rstrip("/").replace("https://", "wss://").replace("http://", "ws://")
+    return {"spot": origin + "/ws", "ws-api": {"spot": origin + "/ws-api/v3"}}
+
+
+def point_ccxt_at(exchange: Any, base_url: str) -> None:
+    """Point a ccxt (or ccxt.pro) ``binance`` client at a paper exchange: the REST URLs as
+    ``--exchange-url`` does, and the spot WebSocket URLs (market streams and the WebSocket API
+    of the user data stream)."""
+    ws = exchange.urls["api"].get("ws")
+    override_urls(exchange, base_url)
+    if isinstance(ws, dict):
+        paper = ws_urls(base_url)
+        exchange.urls["api"]["ws"] = {**ws, "spot": paper["spot"], "margin": paper["spot"],
+                                      "ws-api": {**ws.get("ws-api", {}), **paper["ws-api"]}}
