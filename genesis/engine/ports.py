@@ -29,8 +29,10 @@ class VenuePort(Protocol):
         """Best bid and ask now."""
         ...
 
-    async def place(self, request: OrderRequest, intended_at: datetime) -> OrderReport:
-        """Place an intended order exactly once (``ForeignOrderError``: its id is taken)."""
+    async def place(self, request: OrderRequest, intended_at: datetime,
+                    deadline: datetime | None = None) -> OrderReport:
+        """Place an intended order exactly once (``ForeignOrderError``: its id is taken), never
+        sending it at or after ``deadline``."""
         ...
 
     async def finish(self, request: OrderRequest, report: OrderReport) -> OrderReport:
