@@ -1,14 +1,21 @@
 """Nothing is sent once a window's orders have closed, whatever the venue answered meanwhile
-(throttling, unknown outcomes)."""
+(throttling, unknown outcomes); and a dust remainder after an early completion ends the
+execution instead of failing it."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+from genesis.algorithms.base import AlgorithmSettings, Context, VwapSettings
+from genesis.algorithms.twap import TwapConfig, TwapExecutor
 from genesis.domain import events as ev
+from genesis.domain.execution import Execution, SliceState
+from genesis.domain.fills import FillTotals
+from genesis.domain.instrument import Instrument
 from genesis.domain.orders import OrderStatus
 from genesis.domain.state import ExecutionState
+from genesis.domain.twap import TwapParams
 from genesis.venue.base import RetryableVenueError, UnknownOutcomeError
 from tests.harness import harness
 from tests.market import HISTORY_DAYS, T0, flat, series, venue
@@ -91,6 +98,27 @@ async def test_an_unknown_outcome_past_the_deadline_is_looked_up_never_sent_agai
     first = slow.sent_at[0][0]
     # the (resting) order the venue did take, shown 30 s after the end, is found and cancelled
     assert [(c.client_order_id, c.status) for c in log.of(ev.OrderClosed)] == [(first, "cancelled")]
+
+
+async def test_a_dust_remainder_after_early_completion_plans_nothing() -> None:
+    t0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+    class NoProfile:
+        async def window_profile(self, *a, **k):  # type: ignore[no-untyped-def]
+            return None
+
+    inst = Instrument("BTC/USDT", "BTC", "USDT", Decimal("0.01"), Decimal("0.00001"), Decimal("0.00001"), Decimal("5"))
+    ctx = Context(NoProfile(), inst, AlgorithmSettings(TwapParams(), VwapSettings()))
+    algo = TwapExecutor(ctx, TwapConfig(TwapParams()))
+    agg = Execution("0123456789ab", state=ExecutionState.RUNNING, symbol="BTC/USDT", qty=Decimal("1"),
+                    started_at=t0, end_at=t0 + timedelta(minutes=30), arrival_price=Decimal("100000"),
+                    early_completion_at=t0 + timedelta(minutes=2))
+    agg.slices = {i: SliceState(i, t0 + timedelta(seconds=10 * i), Decimal("0.03"), closed=True, status="partial")
+                  for i in range(30)}
+    # 0.00004 BTC left = $4, below the $5 minimum notional (a partial maker fill leaves this)
+    agg.fills = FillTotals(qty=Decimal("0.99996"), notional=Decimal("99996"))
+    assert agg.remaining_qty == Decimal("0.00004")
+    assert await algo.continue_after_plan(agg, t0 + timedelta(minutes=6)) == []
 
 
 async def test_a_run_throttled_past_its_window_sends_nothing_late_and_expires(db_path) -> None:  # type: ignore[no-untyped-def]
