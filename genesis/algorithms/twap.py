@@ -122,7 +122,8 @@ class TwapExecutor(AlgorithmDefaults):
         """After an early completion whose squeezed slices all ran with quantity left: the
         remainder re-planned over the rest of the original window, as many slices as the
         plan's nominal spacing fits there (new indices); nothing when less than one spacing is
-        left (the execution then ends with what it has, as any TWAP does)."""
+        left or the remainder is below the instrument's minimum order at the arrival price (the
+        execution then ends with what it has, as any TWAP does)."""
         if (agg.early_completion_at is None or agg.end_at is None or agg.started_at is None
                 or agg.remaining_qty <= 0):
             return []
@@ -130,6 +131,8 @@ class TwapExecutor(AlgorithmDefaults):
         if spacing <= timedelta(0) or agg.end_at - now < spacing:
             return []
         price = agg.arrival_price or Decimal(1)
+        if agg.remaining_qty < self.instrument.min_qty_at(price):
+            return []  # dust: no order could carry it
         wanted = int((agg.end_at - now) / spacing)
         count = feasible_slice_count(agg.remaining_qty, wanted, self.instrument, price)
         first = max(agg.slices, default=-1) + 1

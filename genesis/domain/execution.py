@@ -104,6 +104,12 @@ class Execution(FilledFigures):
         """No more child orders: the window ends within ``ORDER_CUTOFF``."""
         return self.window_over(now + ORDER_CUTOFF)
 
+    def order_deadline(self) -> datetime | None:
+        """When sending child orders stops (``orders_closed`` from then on); None: no window."""
+        if not self.windowed or self.end_at is None:
+            return None
+        return self.end_at - ORDER_CUTOFF
+
     def unmeasured_slices(self) -> list[SliceState]:
         """Closed slices whose realised participation is not recorded yet, in closing order."""
         return [self.slices[i] for i in self._unmeasured]

@@ -38,8 +38,10 @@ class VenuePort(Protocol):
         """Base volume the market traded in ``[start, min(end, now))``; None: unknown."""
         ...
 
-    async def place(self, request: OrderRequest, intended_at: datetime) -> OrderReport:
-        """Place an intended order exactly once (``ForeignOrderError``: its id is taken)."""
+    async def place(self, request: OrderRequest, intended_at: datetime,
+                    deadline: datetime | None = None) -> OrderReport:
+        """Place an intended order exactly once (``ForeignOrderError``: its id is taken), never
+        sending it at or after ``deadline``."""
         ...
 
     async def finish(self, request: OrderRequest, report: OrderReport) -> OrderReport:

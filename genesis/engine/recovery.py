@@ -23,8 +23,8 @@ async def reconcile(agg: Execution, *, venue: VenuePort, slices: SliceExecutor, 
                     append: Append, replan: Replan, clock: Clock, log: structlog.typing.FilteringBoundLogger) -> None:
     """Resolve every child order whose outcome the store does not know, by the client order id
     its intent stored (never a recomputed one), before anything new is sent; one the venue
-    never saw is sent again with the same id (unless the window has ended meanwhile). Its slice
-    then closes with what was filled (the rest carries forward). An order found under that id
+    never saw is sent again with the same id (unless orders have closed: the window ends
+    within ``ORDER_CUTOFF``). Its slice then closes with what was filled (the rest carries forward). An order found under that id
     that is not the one intended fails the execution (``SliceExecutor.refuse_foreign``). Finally
     the schedule is re-spread over the rest of the window if slices were missed while the
     daemon was down (a window that has ended is not: it expires).
@@ -33,7 +33,7 @@ async def reconcile(agg: Execution, *, venue: VenuePort, slices: SliceExecutor, 
     ``load`` (the execution as stored), ``append``, ``replan`` (the open slices re-planned
     over ``[now, end)`` with a reason), the clock and the logger."""
     touched: set[int] = set()
-    window_over = agg.window_over(clock.now())
+    orders_closed = agg.orders_closed(clock.now())
     for order in agg.unresolved_orders():
         request = order.request(agg.symbol, agg.side)
         assert order.intended_at is not None
@@ -41,8 +41,8 @@ async def reconcile(agg: Execution, *, venue: VenuePort, slices: SliceExecutor, 
             report = await venue.lookup_intended(request, order.intended_at)
             log.info("order_reconciled", client_order_id=order.client_order_id,
                      status=report.status.value, filled=str(report.filled_qty))
-            if report.status is OrderStatus.NOT_FOUND and not window_over:  # never sent: send it now, same id
-                report = await venue.place(request, order.intended_at)
+            if report.status is OrderStatus.NOT_FOUND and not orders_closed:  # never sent: send it now, same id
+                report = await venue.place(request, order.intended_at, agg.order_deadline())
         except ForeignOrderError as exc:
             await slices.refuse_foreign(agg, agg.slices[order.slice_index], exc)
             return

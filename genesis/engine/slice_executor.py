@@ -215,7 +215,7 @@ class SliceExecutor:
         intended_at = agg.orders[request.client_order_id].intended_at
         assert intended_at is not None
         try:
-            return await self.venue.place(request, intended_at)
+            return await self.venue.place(request, intended_at, agg.order_deadline())
         except ForeignOrderError as exc:
             await self.refuse_foreign(agg, s, exc, ref, sizing)
             return None

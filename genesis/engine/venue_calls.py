@@ -25,6 +25,8 @@ T = TypeVar("T")
 # how much earlier than our intent the venue may date an order that is ours: its clock against
 # ours (a real exchange's after the time-difference correction; a paper exchange's at --speed N)
 CREATION_CLOCK_TOLERANCE = timedelta(seconds=60)
+# an order refused for its window: the deadline came before the venue accepted it (not sent)
+WINDOW_ENDED_REASON = "window ended before the venue accepted it"
 
 
 class VenueUnavailable(Exception):
@@ -122,13 +124,20 @@ class VenueCaller:
             raise ForeignOrderError(request.client_order_id, detail)
         return report
 
-    async def place(self, request: OrderRequest, intended_at: datetime) -> OrderReport:
+    async def place(self, request: OrderRequest, intended_at: datetime,
+                    deadline: datetime | None = None) -> OrderReport:
         """Place ``request`` (intended at ``intended_at``) exactly once. Returns the venue's
         report; a permanent refusal is a ``REJECTED`` report with the reason, not an exception;
         an order the venue already holds under this client id that is not this intent raises
-        ``ForeignOrderError``."""
+        ``ForeignOrderError``. Nothing is sent at or after ``deadline`` (a window's end less
+        ``ORDER_CUTOFF``): an order the venue certainly did not take by then is ``REJECTED``
+        (``WINDOW_ENDED_REASON``); one whose outcome is unknown is only looked up from then on,
+        until the venue shows it (never given up as not found: a late fill would be lost)."""
         attempt = 0
         while True:
+            if self._past(deadline):
+                return OrderReport(request.client_order_id, None, OrderStatus.REJECTED, Decimal(0),
+                                   reason=WINDOW_ENDED_REASON)
             try:
                 return await self.venue.place_order(request)
             except PermanentVenueError as exc:
@@ -137,7 +146,8 @@ class VenueCaller:
             except RetryableVenueError as exc:
                 self._log.warning("order_retry_before_send", client_order_id=request.client_order_id,
                                   error=str(exc), attempt=attempt)
-                await self._backoff(attempt, exc.retry_after_seconds)
+                if not self._past(deadline):
+                    await self._backoff(attempt, exc.retry_after_seconds)
             except (UnknownOutcomeError, DuplicateOrderError, VenueError) as exc:
                 # any other venue error may have reached the venue: treat it as unknown
                 self._log.warning("order_outcome_unknown", client_order_id=request.client_order_id,
@@ -152,6 +162,23 @@ class VenueCaller:
                     if report.status is not OrderStatus.NOT_FOUND:
                         return report
                 await self._backoff(attempt)
+                if self._past(deadline):
+                    return await self._resolve_by_lookup(request, intended_at, attempt + 1)
+            attempt += 1
+
+    def _past(self, deadline: datetime | None) -> bool:
+        return deadline is not None and self.clock.now() >= deadline
+
+    async def _resolve_by_lookup(self, request: OrderRequest, intended_at: datetime, attempt: int) -> OrderReport:
+        """An order of unknown outcome that may no longer be sent: looked up (with back-off)
+        until the venue shows it; a stop request ends the waiting (``VenueUnavailable``)."""
+        while True:
+            report = await self.lookup_intended(request, intended_at)
+            if report.status is not OrderStatus.NOT_FOUND:
+                return report
+            self._log.warning("order_unknown_after_deadline", client_order_id=request.client_order_id,
+                              attempt=attempt)
+            await self._backoff(attempt)
             attempt += 1
 
     async def finish(self, request: OrderRequest, report: OrderReport) -> OrderReport:
