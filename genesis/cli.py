@@ -57,6 +57,9 @@ def db_rebuild(ctx: Context) -> None:
     click.echo(f"replayed {count} events into the projections")
 
 
+TOKENS_HELP = "API token file (default <db>.tokens.json beside a SQLite --db; required with a PostgreSQL --db)."
+
+
 def _parse_iso(value: str | None, option: str = "--sim-start") -> datetime | None:
     if value is None:
         return None
@@ -87,8 +90,10 @@ def _parse_iso(value: str | None, option: str = "--sim-start") -> datetime | Non
               help="Serve the HTTP API, /healthz and /readyz here, e.g. 127.0.0.1:8780 (docs/api.md).")
 @click.option("--streams", is_flag=True,
               help="ccxt venues: market data and fills from the exchange's WebSocket streams (ccxt.pro).")
+@click.option("--tokens", "tokens", default=None, metavar="PATH", help=TOKENS_HELP)
 def run(ctx: Context, venue: str, exchange_url: str | None, paper_clock: bool, speed: float,
-        sim_start: str | None, no_pidfile: bool, kill_point: str | None, http: str | None, streams: bool) -> None:
+        sim_start: str | None, no_pidfile: bool, kill_point: str | None, http: str | None, streams: bool,
+        tokens: str | None) -> None:
     """Run the daemon in the foreground."""
     if not (speed > 0 and speed < float("inf")):
         raise click.BadParameter("must be a finite number > 0", param_hint="--speed")
@@ -102,6 +107,9 @@ def run(ctx: Context, venue: str, exchange_url: str | None, paper_clock: bool, s
         raise click.BadParameter("only for --venue ccxt:<exchange id>", param_hint="--streams")
     if http is not None:
         _check_http_address(http)
+        tokens_path = _token_file(ctx, tokens)
+    elif tokens is not None:
+        raise click.BadParameter("only with --http (the API's token file)", param_hint="--tokens")
     start = _parse_iso(sim_start)
     hooks = chaos_hooks(kill_point)
     config = ctx.config()  # options and config are checked before the (slow) engine import
@@ -111,11 +119,23 @@ def run(ctx: Context, venue: str, exchange_url: str | None, paper_clock: bool, s
 
     configure_logging(config.logging.level)
     options = DaemonOptions(ctx.db_path, ctx.config_path, venue, speed, start, not no_pidfile, exchange_url,
-                            paper_clock_source(exchange_url) if paper_clock else None, hooks, http, streams)
+                            paper_clock_source(exchange_url) if paper_clock else None, hooks, http,
+                            tokens_path if http is not None else None, streams)
     try:
         sys.exit(run_daemon(options, config))
     except DaemonError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _token_file(ctx: Context, tokens: str | None) -> Path:
+    """The API token file: ``--tokens``, else beside a SQLite ``--db``; a usage error (exit 2)
+    naming ``--tokens`` with a PostgreSQL ``--db``."""
+    from genesis.api.tokens import TokenFileMissing, token_path
+
+    try:
+        return token_path(ctx.db_path, tokens)
+    except TokenFileMissing as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _check_http_address(address: str) -> None:
@@ -225,25 +245,27 @@ def _submit_file(ctx: Context, orders_file: Any, config: RuntimeConfig) -> None:
 
 @main.group()
 def token() -> None:
-    """API bearer tokens (<db>.tokens.json, docs/api.md)."""
+    """API bearer tokens (--tokens PATH, default <db>.tokens.json; docs/api.md)."""
 
 
 @token.command("create")
 @common
 @click.option("--role", required=True, type=click.Choice(["read", "trader"]),
               help="read: GET only; trader: also submit, pause, resume, cancel, urgency.")
-def token_create(ctx: Context, role: str) -> None:
+@click.option("--tokens", "tokens", default=None, metavar="PATH", help=TOKENS_HELP)
+def token_create(ctx: Context, role: str, tokens: str | None) -> None:
     """Add an API token of ROLE and print it (the daemon picks it up at once)."""
-    from genesis.api.tokens import TokenFileError, create_token, token_path
+    from genesis.api.tokens import TokenFileError, create_token
 
+    path = _token_file(ctx, tokens)
     try:
-        made = create_token(ctx.db_path, role)
+        made = create_token(path, role)
     except TokenFileError as exc:
         raise CommandFailed(str(exc)) from None
     except OSError as exc:
-        raise CommandFailed(f"{cut(token_path(ctx.db_path))}: cannot write the token file: {exc.strerror}") from None
+        raise CommandFailed(f"{cut(path)}: cannot write the token file: {exc.strerror}") from None
     click.echo(made.token)
-    click.echo(f"{role} token added to {token_path(ctx.db_path)}", err=True)
+    click.echo(f"{role} token added to {path}", err=True)
 
 
 def _control(kind: str) -> Callable[..., None]:

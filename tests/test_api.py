@@ -41,8 +41,8 @@ class Api:
 
 @pytest.fixture
 async def api(db_path: Path) -> AsyncIterator[Api]:
-    tokens = {t.role: t.token for t in ensure_token_file(db_path)}
-    deps = ApiDeps(StoreAccess(db_path), TokenBook(db_path), lambda: SIM_INSTRUMENTS, RuntimeConfig, lambda: True)
+    tokens = {t.role: t.token for t in ensure_token_file(token_path(db_path))}
+    deps = ApiDeps(StoreAccess(db_path), TokenBook(token_path(db_path)), lambda: SIM_INSTRUMENTS, RuntimeConfig, lambda: True)
     async with TestClient(TestServer(build_app(deps))) as client:
         yield Api(client, db_path, tokens)
 
@@ -52,7 +52,7 @@ async def test_token_file_is_private_with_one_token_per_role(api: Api) -> None:
     assert path.name == "genesis.db.tokens.json"
     assert os.stat(path).st_mode & 0o777 == 0o600
     assert sorted(e["role"] for e in json.loads(path.read_text())["tokens"]) == ["read", "trader"]
-    assert ensure_token_file(api.db) == []  # an existing file is left alone
+    assert ensure_token_file(token_path(api.db)) == []  # an existing file is left alone
 
 
 async def test_missing_or_wrong_token_is_401_and_read_token_cannot_post(api: Api) -> None:

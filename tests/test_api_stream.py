@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from genesis.api.access import StoreAccess
 from genesis.api.app import HUB, ApiDeps, build_app
-from genesis.api.tokens import TokenBook, ensure_token_file
+from genesis.api.tokens import TokenBook, ensure_token_file, token_path
 from genesis.bus import EventBus
 from genesis.config import RuntimeConfig
 from genesis.domain import events as ev
@@ -25,9 +25,9 @@ AT = datetime(2025, 6, 10, 13, 0, tzinfo=timezone.utc)
 
 @pytest.fixture
 async def wired(db_path: Path) -> AsyncIterator[tuple[TestClient, EventBus, dict[str, str]]]:
-    tokens = {t.role: t.token for t in ensure_token_file(db_path)}
+    tokens = {t.role: t.token for t in ensure_token_file(token_path(db_path))}
     bus = EventBus()
-    deps = ApiDeps(StoreAccess(db_path), TokenBook(db_path), lambda: SIM_INSTRUMENTS, RuntimeConfig,
+    deps = ApiDeps(StoreAccess(db_path), TokenBook(token_path(db_path)), lambda: SIM_INSTRUMENTS, RuntimeConfig,
                    lambda: True, bus=bus)
     app = build_app(deps)
     app[HUB].queue_size = 5

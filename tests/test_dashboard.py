@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from genesis.api.access import StoreAccess
 from genesis.api.app import ApiDeps, build_app
-from genesis.api.tokens import TokenBook, ensure_token_file, load_tokens
+from genesis.api.tokens import TokenBook, ensure_token_file, load_tokens, token_path
 from genesis.config import RuntimeConfig
 from genesis.dashboard.market import load_market_view
 from genesis.dashboard.routes import STATIC_FILES, dashboard_routes, static_file
@@ -41,11 +41,11 @@ def history_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 async def client(history_db: Path) -> AsyncIterator[tuple[TestClient, dict[str, str]]]:
-    ensure_token_file(history_db)
-    tokens = {t.role: t.token for t in load_tokens(history_db)}
-    deps = ApiDeps(StoreAccess(history_db), TokenBook(history_db), lambda: SIM_INSTRUMENTS, RuntimeConfig,
+    ensure_token_file(token_path(history_db))
+    tokens = {t.role: t.token for t in load_tokens(token_path(history_db))}
+    deps = ApiDeps(StoreAccess(history_db), TokenBook(token_path(history_db)), lambda: SIM_INSTRUMENTS, RuntimeConfig,
                    lambda: True)
-    async with TestClient(TestServer(build_app(deps, dashboard_routes(history_db)))) as c:
+    async with TestClient(TestServer(build_app(deps, dashboard_routes(history_db, token_path(history_db))))) as c:
         yield c, tokens
 
 

@@ -23,13 +23,13 @@ pytestmark = pytest.mark.slow
 
 
 class PgDaemon:
-    def __init__(self, url: URL, root: Path, n: int = 0):
+    def __init__(self, url: URL, root: Path, n: int = 0, args: tuple[str, ...] = ()):
         self.log_path = root / f"daemon-{n}.log"
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "genesis", "run", "--venue", "sim", "--speed", FAST,
                  "--db", url.render_as_string(hide_password=False),
-                 "--config", str(ROOT / "config" / "runtime.yaml")],
+                 "--config", str(ROOT / "config" / "runtime.yaml"), *args],
                 cwd=root, env=genesis_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
 
     def log_text(self) -> str:

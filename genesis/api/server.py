@@ -11,7 +11,8 @@ from aiohttp import web
 from genesis.api.access import StoreAccess
 from genesis.api.address import parse_http_address
 from genesis.api.app import ApiDeps, build_app
-from genesis.api.tokens import TokenBook, TokenFileError, ensure_token_file, load_tokens, token_path
+from genesis.api.tokens import (TokenBook, TokenFileError, TokenFileMissing, ensure_token_file, load_tokens,
+                                token_path)
 from genesis.domain.instrument import Instrument
 
 log = structlog.get_logger("genesis.api")
@@ -40,35 +41,40 @@ class ApiServer:
         await self._runner.cleanup()
 
 
-def prepare_tokens(db_path: Path) -> TokenBook:
-    """The token file, created with one trader and one read token when missing, checked."""
-    created = ensure_token_file(db_path)
+def prepare_tokens(path: Path) -> TokenBook:
+    """The token file ``path``, created with one trader and one read token when missing, checked."""
+    created = ensure_token_file(path)
     if created:
-        log.info("api_tokens_created", path=str(token_path(db_path)), roles=[t.role for t in created])
+        log.info("api_tokens_created", path=str(path), roles=[t.role for t in created])
     try:
-        load_tokens(db_path)
+        load_tokens(path)
     except TokenFileError as exc:
         raise ApiSetupError(str(exc)) from None
-    return TokenBook(db_path)
+    return TokenBook(path)
 
 
 async def serve_api(daemon: Any, address: str, instruments: Mapping[str, Instrument],
-                    extra_routes: Sequence[web.RouteDef] = ()) -> ApiServer:
+                    extra_routes: Sequence[web.RouteDef] = (), tokens_path: Path | None = None) -> ApiServer:
     """Start the API for a starting ``Daemon`` (its store and bus live, its venue's
-    ``instruments`` loaded); ``/readyz`` says when it takes commands."""
+    ``instruments`` loaded); ``/readyz`` says when it takes commands. ``tokens_path``: the
+    token file (``token_path``: by default beside a SQLite database)."""
     try:
         host, port = parse_http_address(address)
     except ValueError as exc:
         raise ApiSetupError(f"--http {exc}") from None
     db_path = daemon.options.db_path
+    try:
+        tokens_path = token_path(db_path, tokens_path)
+    except TokenFileMissing as exc:
+        raise ApiSetupError(str(exc)) from None
     routes = [*_observability_routes(daemon), *extra_routes]
     deps = ApiDeps(
-        store=StoreAccess(db_path), tokens=prepare_tokens(db_path),
+        store=StoreAccess(db_path), tokens=prepare_tokens(tokens_path),
         instruments=lambda: instruments, config=lambda: daemon.config,
         ready=lambda: daemon.ready and not daemon.stop_event.is_set(), bus=daemon.bus, inbox_written=daemon.wake_command_poller)
     server = ApiServer(build_app(deps, routes), host, port)
     await server.start()
-    log.info("api_listening", address=f"http://{host}:{port}", tokens=str(token_path(db_path)))
+    log.info("api_listening", address=f"http://{host}:{port}", tokens=str(tokens_path))
     return server
 
 

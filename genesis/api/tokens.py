@@ -1,4 +1,6 @@
-"""API bearer tokens: ``<db>.tokens.json``, mode 0600, beside the database.
+"""API bearer tokens: a JSON file, mode 0600: ``--tokens PATH``, by default
+``<db>.tokens.json`` beside a SQLite database (a PostgreSQL ``--db`` has no file beside it:
+``--tokens`` is required there, ``token_path``).
 
 Two roles: ``read`` (every GET) and ``trader`` (also submissions and controls). The file is
 created at the first ``genesis run --http`` with one token of each role when it is missing;
@@ -26,9 +28,20 @@ class TokenFileError(Exception):
     """The token file cannot be used (unreadable, not JSON, readable by others...)."""
 
 
-def token_path(db_path: str | Path) -> Path:
-    """``genesis.db`` -> ``genesis.db.tokens.json``."""
-    p = Path(db_path)
+class TokenFileMissing(ValueError):
+    """No token file location: a PostgreSQL database and no ``--tokens``."""
+
+
+def token_path(db: object, tokens: str | Path | None = None) -> Path:
+    """The token file: ``tokens`` when given, else beside a SQLite file (``genesis.db`` ->
+    ``genesis.db.tokens.json``). ``db`` is what ``genesis.store.location.parse_db`` returns;
+    a PostgreSQL URL with no ``tokens`` raises ``TokenFileMissing``."""
+    if tokens is not None:
+        return Path(tokens)
+    if not isinstance(db, (str, Path)) or "://" in str(db):
+        raise TokenFileMissing("--tokens PATH is required with a PostgreSQL --db "
+                               "(the API token file has no database file to sit beside)")
+    p = Path(db)
     return p.with_name(p.name + ".tokens.json")
 
 
@@ -45,10 +58,9 @@ def new_token(role: str) -> Token:
     return Token(TOKEN_PREFIX + secrets.token_urlsafe(32), role, datetime.now(timezone.utc).isoformat())
 
 
-def ensure_token_file(db_path: str | Path) -> list[Token]:
-    """Create the token file with one ``trader`` and one ``read`` token when it is missing.
-    Returns the tokens created (empty when the file already existed)."""
-    path = token_path(db_path)
+def ensure_token_file(path: str | Path) -> list[Token]:
+    """Create the token file ``path`` with one ``trader`` and one ``read`` token when it is
+    missing. Returns the tokens created (empty when the file already existed)."""
     tokens = [new_token("trader"), new_token("read")]
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
@@ -61,11 +73,11 @@ def ensure_token_file(db_path: str | Path) -> list[Token]:
     return tokens
 
 
-def create_token(db_path: str | Path, role: str) -> Token:
-    """Add a token of ``role`` to the file (created when missing); returns it."""
+def create_token(path: str | Path, role: str) -> Token:
+    """Add a token of ``role`` to the file ``path`` (created when missing); returns it."""
     token = new_token(role)
-    ensure_token_file(db_path)
-    path = token_path(db_path)
+    ensure_token_file(path)
+    path = Path(path)
     with open(path, "r+") as f:
         fcntl.flock(f, fcntl.LOCK_EX)  # two `token create` at once both land
         tokens = _parse(path, f.read())
@@ -78,8 +90,9 @@ def create_token(db_path: str | Path, role: str) -> Token:
     return token
 
 
-def load_tokens(db_path: str | Path) -> list[Token]:
-    path = token_path(db_path)
+def load_tokens(path: str | Path) -> list[Token]:
+    """The tokens of the file ``path``, checked (``TokenFileError``)."""
+    path = Path(path)
     try:
         mode = path.stat().st_mode
         text = path.read_text()
@@ -107,10 +120,10 @@ def _parse(path: Path, text: str) -> list[Token]:
 
 
 class TokenBook:
-    """The tokens of one database, re-read when the file changes (checked on each lookup)."""
+    """The tokens of the file ``path``, re-read when it changes (checked on each lookup)."""
 
-    def __init__(self, db_path: str | Path):
-        self.db_path = Path(db_path)
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
         self._stamp: tuple[int, int] | None = None
         self._tokens: list[Token] = []
 
@@ -125,14 +138,14 @@ class TokenBook:
 
     def _refresh(self) -> None:
         try:
-            st = token_path(self.db_path).stat()
+            st = self.path.stat()
         except OSError:
             self._tokens, self._stamp = [], None
             return
         stamp = (st.st_mtime_ns, st.st_size)
         if stamp != self._stamp:
             try:
-                self._tokens = load_tokens(self.db_path)
+                self._tokens = load_tokens(self.path)
             except TokenFileError:
                 self._tokens = []  # a broken file authorises nobody
             self._stamp = stamp

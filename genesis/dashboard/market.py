@@ -17,6 +17,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import URL
+
 from genesis.analytics.data import ExecutionHistory, load_history
 from genesis.analytics.sql import readonly_engine
 from genesis.domain import benchmarks
@@ -66,8 +68,9 @@ def market_view(h: ExecutionHistory) -> dict[str, Any]:
     }
 
 
-def load_market_view(db_path: str | Path, execution_id: str) -> dict[str, Any] | None:
-    """``market_view`` of ``execution_id`` read through a read-only connection (blocking: call
+def load_market_view(db_path: str | Path | URL, execution_id: str) -> dict[str, Any] | None:
+    """``market_view`` of ``execution_id`` read through a read-only connection to the SQLite
+    file or PostgreSQL URL ``db_path`` (blocking: call
     it in a worker thread); None when the daemon has no such execution (yet)."""
     engine = readonly_engine(db_path)
     try:

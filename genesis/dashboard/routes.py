@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
+from sqlalchemy.engine import URL
 
 from genesis.api.submission import ApiError
 from genesis.api.tokens import TokenBook
@@ -44,9 +45,10 @@ def static_file(name: str) -> bytes:
     return resources.files("genesis.dashboard").joinpath("static", name).read_bytes()
 
 
-def dashboard_routes(db_path: str | Path) -> list[web.RouteDef]:
-    """The routes to hand to ``build_app`` for the database at ``db_path``."""
-    tokens = TokenBook(db_path)
+def dashboard_routes(db_path: str | Path | URL, tokens_path: str | Path) -> list[web.RouteDef]:
+    """The routes to hand to ``build_app`` for the database ``db_path`` (a SQLite file or a
+    PostgreSQL URL) whose API tokens are in ``tokens_path``."""
+    tokens = TokenBook(tokens_path)
 
     def serve(name: str) -> web.Response:
         return web.Response(body=static_file(name), headers={"Content-Type": STATIC_FILES[name], **SECURITY_HEADERS})

@@ -166,12 +166,14 @@ class Daemon:
 
     async def _start_api(self, instruments: dict) -> None:  # type: ignore[type-arg]
         from genesis.api.server import ApiSetupError, serve_api  # aiohttp's web stack only with --http
+        from genesis.api.tokens import TokenFileMissing, token_path
         from genesis.dashboard.routes import dashboard_routes
 
         try:
+            tokens = token_path(self.options.db_path, self.options.tokens_path)
             self._api = await serve_api(self, self.options.http, instruments,
-                                        dashboard_routes(self.options.db_path))
-        except ApiSetupError as exc:
+                                        dashboard_routes(self.options.db_path, tokens), tokens)
+        except (ApiSetupError, TokenFileMissing) as exc:
             await self.observability.stop()
             await self.venue.close()
             raise DaemonError(str(exc)) from None

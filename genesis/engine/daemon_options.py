@@ -37,6 +37,7 @@ class DaemonOptions:
     exchange_clock: Callable[[], Awaitable[Clock]] | None = None
     hooks: EngineHooks = NO_HOOKS  # chaos only: ``genesis run --kill-point``
     http: str | None = None  # HOST:PORT of the HTTP API (genesis.api); None: no API
+    tokens_path: Path | None = None  # the API token file (--tokens); None: beside a SQLite database
     streams: bool = False  # ccxt venues: market data and fills from WebSocket streams
 
 

@@ -24,11 +24,16 @@ from genesis.store.types import text_binds
 E = TypeVar("E", bound=Executable)
 
 _REGISTERED: dict[int, Executable] = {}  # id -> statement (the reference keeps the id valid)
+_VARIANTS: dict[tuple[int, str], Executable] = {}  # (id, dialect name) -> what runs on that dialect
 
 
-def bulk(stmt: E) -> E:
-    """Register ``stmt`` for the bulk path; returns it unchanged."""
+def bulk(stmt: E, **by_dialect: Executable) -> E:
+    """Register ``stmt`` for the bulk path; returns it unchanged. ``by_dialect`` (dialect
+    name -> statement) replaces it on that dialect: a dialect-specific construct such as an
+    ``INSERT ... ON CONFLICT`` upsert, which each dialect builds with its own ``insert``."""
     _REGISTERED[id(stmt)] = stmt
+    for name, variant in by_dialect.items():
+        _VARIANTS[id(stmt), name] = variant
     return stmt
 
 
@@ -83,7 +88,8 @@ def driver_rows(dialect: Dialect, stmt: Executable, rows: list[dict[str, Any]],
     if c is None:
         if not is_bulk(stmt):
             raise TypeError(f"statement not registered with bulk(): {stmt}")
-        c = _COMPILED[cache_key] = _compile(stmt, keys, dialect)
+        variant = _VARIANTS.get((id(stmt), dialect.name), stmt)
+        c = _COMPILED[cache_key] = _compile(variant, keys, dialect)
     memo = {} if memo is None else memo
     names, get_values, converted = c.names, c.values, c.converted
     params: list[Any] = []

@@ -2,7 +2,8 @@
 
 ``statements`` plans the SQL that ``events`` (already folded into the aggregate) imply; the
 writer runs it in the same transaction as the event insert. ``rebuild`` replays the whole
-event log through the same code. Only INSERT and UPDATE are used, so the SQL stays portable.
+event log through the same code. INSERT and UPDATE, and one upsert (a re-plan's slices, some of
+them new) built per dialect with SQLite's and PostgreSQL's ``INSERT ... ON CONFLICT``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Iterator
 
 from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
@@ -150,6 +152,17 @@ _ORDER_INSERT = bulk(insert(t.child_orders))
 _FILL_INSERT = bulk(insert(t.fills))
 
 
+def _slice_upsert(dialect_insert: Any) -> Executable:
+    """A slice row inserted as planned, or (it exists) its schedule and planned quantity updated."""
+    stmt = dialect_insert(t.execution_slices)
+    return stmt.on_conflict_do_update(
+        index_elements=[t.execution_slices.c.execution_id, t.execution_slices.c.slice_index],
+        set_={"scheduled_at": stmt.excluded.scheduled_at, "planned_qty": stmt.excluded.planned_qty})
+
+
+_SLICE_UPSERT = bulk(_slice_upsert(sqlite.insert), postgresql=_slice_upsert(postgresql.insert))
+
+
 def _slice(agg: Execution, index: int, **values: Any) -> Statement:
     return _SLICE_UPDATE, {"_execution_id": agg.execution_id, "_slice_index": index, **values}
 
@@ -158,18 +171,25 @@ def _order(client_order_id: str, **values: Any) -> Statement:
     return _ORDER_UPDATE, {"_client_order_id": client_order_id, **values}
 
 
-def _started(agg: Execution, e: ev.ExecutionStarted) -> Iterator[Statement]:
-    rows = [{
+def _planned_rows(agg: Execution, slices: tuple[ev.PlannedSlice, ...]) -> list[dict[str, Any]]:
+    return [{
         "execution_id": agg.execution_id, "slice_index": p.index, "scheduled_at": p.scheduled_at,
         "planned_qty": p.qty, "status": "planned", "filled_qty": ZERO, "fee": ZERO, "attempts": 0,
-    } for p in e.slices]
+    } for p in slices]
+
+
+def _started(agg: Execution, e: ev.ExecutionStarted) -> Iterator[Statement]:
+    rows = _planned_rows(agg, e.slices)
     if rows:
         yield (_SLICE_INSERT, rows)
 
 
 def _replanned(agg: Execution, e: ev.ScheduleReplanned) -> Iterator[Statement]:
-    for p in e.slices:
-        yield _slice(agg, p.index, scheduled_at=p.scheduled_at, planned_qty=p.qty)
+    """Re-planned slices: existing rows get the new schedule, new indices (a continuation
+    after an early completion) get their row."""
+    rows = _planned_rows(agg, e.slices)
+    if rows:
+        yield (_SLICE_UPSERT, rows)
 
 
 def _risk_denied(agg: Execution, e: ev.RiskDenied) -> Iterator[Statement]:
