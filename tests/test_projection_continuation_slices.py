@@ -4,18 +4,19 @@ fill's slice has a row, and the projection equals a rebuild from the events."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from genesis.backtest import BacktestSpec, run_backtest
 from genesis.domain import events as ev
 from genesis.domain.execution import Execution
-from genesis.store.db import sync_engine
+from genesis.store import migrate
+from genesis.store.db import async_engine, sync_engine
+from genesis.store.eventstore import EventStore
 from genesis.store.projector import rebuild_sync
-from tests.test_early_completion_target import SAMPLE, read_history
 
 _SNAPSHOTS = {
     "execution_slices": "SELECT * FROM execution_slices ORDER BY execution_id, slice_index",
@@ -35,22 +36,36 @@ def _projection(db: Path | URL) -> dict[str, list[tuple]]:
 
 
 async def test_continuation_slices_are_projected_and_match_a_rebuild(any_db: Path | URL) -> None:
-    spec = BacktestSpec(SAMPLE, "BTC/USDT", "buy", "30", "twap",
-                        datetime(2025, 6, 10, 10, tzinfo=timezone.utc), 3600)
-    await run_backtest(spec, db_path=any_db)  # type: ignore[arg-type]
-    history = await read_history(any_db)  # type: ignore[arg-type]
-    started = next(e for e in history if isinstance(e, ev.ExecutionStarted))
-    agg = Execution.replay(started.execution_id, history)
-    added = set(agg.slices) - {p.index for p in started.slices}
-    assert added, "the scenario re-plans onto new slice indices"
+    """A re-plan onto new slice indices (what ``continue_after_plan`` appends when the squeezed
+    slices have run with quantity left) projects a row for each, equal to a rebuild."""
+    eid, at = "0123456789ab", datetime(2025, 6, 10, 14, tzinfo=timezone.utc)
+    end = at + timedelta(minutes=30)
+    qty = Decimal("2")
+    history = [
+        ev.ExecutionSubmitted(eid, at, "continuation-1", "BTC/USDT", "buy", qty, "twap", 1800),
+        ev.ExecutionStarted(eid, at, Decimal("100000"), end,
+                            (ev.PlannedSlice(0, at, Decimal("1")), ev.PlannedSlice(1, at + timedelta(minutes=1),
+                                                                                  Decimal("1")))),
+        ev.ScheduleReplanned(eid, at + timedelta(minutes=2), end,
+                             (ev.PlannedSlice(1, at + timedelta(minutes=2), Decimal("0.5")),
+                              ev.PlannedSlice(2, at + timedelta(minutes=10), Decimal("0.75")),
+                              ev.PlannedSlice(3, at + timedelta(minutes=20), Decimal("0.75"))),
+                             "continuation: the rest over the original window"),
+    ]
+    migrate.upgrade(any_db)
+    store = EventStore(async_engine(any_db))
+    await store.start()
+    try:
+        for e in history:
+            await store.append([e])
+    finally:
+        await store.stop()
+    agg = Execution.replay(eid, history)
+    assert set(agg.slices) == {0, 1, 2, 3}
 
     live = _projection(any_db)
-    rows = {r[1]: r for r in live["execution_slices"] if r[0] == started.execution_id}
-    assert set(rows) == set(agg.slices)
-    fill_slices = {r[4] for r in _fill_slices(any_db)}
-    assert fill_slices & added, "the added slices traded"
-    assert fill_slices <= set(rows), "every fill's slice has a row"
-
+    rows = {r[1]: r for r in live["execution_slices"] if r[0] == eid}
+    assert set(rows) == set(agg.slices), "a row for every slice, the added ones included"
     engine = sync_engine(any_db)
     try:
         with engine.begin() as conn:
@@ -58,13 +73,3 @@ async def test_continuation_slices_are_projected_and_match_a_rebuild(any_db: Pat
     finally:
         engine.dispose()
     assert _projection(any_db) == live
-
-
-def _fill_slices(db: Path | URL) -> list[tuple]:
-    engine = sync_engine(db)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(
-                "SELECT execution_id, trade_id, client_order_id, qty, slice_index FROM fills"))]
-    finally:
-        engine.dispose()

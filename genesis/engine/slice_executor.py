@@ -115,7 +115,7 @@ class SliceExecutor:
         if maker_first and capped:  # rests only what the market has already traded room for
             maker_qty = await self._allowance(agg, s, remaining, sizing, interval, by=self._maker_by(agg, interval))
             top = await self.venue.book_top(agg.symbol)
-        if maker_first and maker_qty >= self.instrument.min_qty_at(ref):
+        if maker_first and maker_qty >= self.instrument.min_qty_at(ref) and not agg.orders_closed(self.clock.now()):
             price = passive_price(top, agg.side, agg.limit_price)
             request = self._request(namespace, agg, s, OrderType.LIMIT, maker_qty, price, TimeInForce.POST_ONLY)
             agg = await self._intend(agg, s, request, ref)
