@@ -146,8 +146,13 @@ def _parse_iso(value: str | None, option: str = "--sim-start") -> datetime | Non
 @click.option("--no-pidfile", is_flag=True, help="Do not write <db>.pid.")
 @click.option("--http", "http", default=None, metavar="HOST:PORT",
               help="Serve the HTTP API, /healthz and /readyz here, e.g. 127.0.0.1:8780 (docs/api.md).")
+@click.option("--accounts", default=None, metavar="NAME[,NAME...]",
+              help="The venue account leases this daemon must hold to work (docs/ha.md); "
+                   "default: its venue's own account (sim, or ccxt:<id>:<key id>).")
+@click.option("--lease-seconds", type=PlainFloat(), default=15.0, show_default=True,
+              help="How long a lease lasts without renewal (renewed every third of it).")
 def run(ctx: Context, venue: str, exchange_url: str | None, speed: float, sim_start: str | None,
-        no_pidfile: bool, http: str | None) -> None:
+        no_pidfile: bool, http: str | None, accounts: str | None, lease_seconds: float) -> None:
     """Run the daemon in the foreground."""
     if not (speed > 0 and speed < float("inf")):
         raise click.BadParameter("must be a finite number > 0", param_hint="--speed")
@@ -156,6 +161,11 @@ def run(ctx: Context, venue: str, exchange_url: str | None, speed: float, sim_st
     if exchange_url and venue == "sim":
         raise click.BadParameter("only for --venue ccxt:<exchange id>", param_hint="--exchange-url")
     start = _parse_iso(sim_start)
+    if not (lease_seconds >= 1 and lease_seconds < float("inf")):
+        raise click.BadParameter("must be a finite number of seconds >= 1", param_hint="--lease-seconds")
+    account_names = tuple(a.strip() for a in (accounts or "").split(",") if a.strip())
+    if accounts is not None and not account_names:
+        raise click.BadParameter("name at least one account, e.g. --accounts sim", param_hint="--accounts")
     if http is not None:
         _check_http_address(http)
     config = ctx.config()  # options and config are checked before the (slow) engine import
@@ -164,7 +174,8 @@ def run(ctx: Context, venue: str, exchange_url: str | None, speed: float, sim_st
     from genesis.log import configure_logging
 
     configure_logging(config.logging.level)
-    options = DaemonOptions(ctx.db_path, ctx.config_path, venue, speed, start, not no_pidfile, exchange_url, http)
+    options = DaemonOptions(ctx.db_path, ctx.config_path, venue, speed, start, not no_pidfile, exchange_url, http,
+                            account_names, lease_seconds)
     try:
         sys.exit(run_daemon(options, config))
     except DaemonError as exc:

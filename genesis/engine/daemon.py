@@ -30,6 +30,7 @@ from genesis.domain import events as ev
 from genesis.domain.ids import is_execution_id
 from genesis.engine.control import Desire
 from genesis.engine.core_dumps import forbid_core_dumps, is_dumpable
+from genesis.engine.lease_keeper import DEFAULT_LEASE_SECONDS, LeaseKeeper, default_account
 from genesis.engine.database_file import DatabaseFileError, check_writable, file_identity, watch_identity
 from genesis.engine.supervisor import SubmissionRejected, Supervisor, apply_config, build_supervisor
 from genesis.engine.pacing import settle_heap
@@ -69,6 +70,8 @@ class DaemonOptions:
     pidfile: bool = True
     exchange_url: str | None = None  # ccxt venues: base URL replacing the exchange's REST host
     http: str | None = None  # HOST:PORT of the HTTP API (genesis.api); None: no API
+    accounts: tuple[str, ...] = ()  # the account leases to hold (genesis.store.leases); (): the venue's own
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
 
 
 def log_progress(event: ev.Event) -> None:
@@ -101,6 +104,7 @@ class Daemon:
         self._inbox_nudge = asyncio.Event()  # set by the API after it writes a command
         self._api = None  # genesis.api.server.ApiServer when --http
         self.ready = False  # recovered and taking commands (the API's /readyz)
+        self._lease_lost = False  # stopped working because another daemon took the account over
 
     @property
     def pid_path(self) -> Path:
@@ -111,10 +115,30 @@ class Daemon:
         # handlers first: a signal during start-up must not kill the process half-way
         self._install_signals()
         try:
-            return await self._run_locked()
+            while True:
+                code = await self._run_locked()
+                if not self._lease_lost or self._stop_signalled:
+                    return code
+                log.info("daemon_standby_again", note="the account lease was lost; waiting to claim it")
+                self._reset_for_standby()
         finally:
             assert self._signals is not None
             self._signals.uninstall()
+
+    _stop_signalled = False  # SIGTERM/SIGINT: never go back to standby
+
+    def _reset_for_standby(self) -> None:
+        """After the account lease was lost and everything was stopped: start over in standby."""
+        self.stop_event = asyncio.Event()
+        self._lease_lost = self._task_failed = self.ready = False
+        self.supervisor, self._api = None, None
+        self._delivered.clear()
+
+    async def _keep_leases(self, keeper: LeaseKeeper) -> None:
+        """Renew the leases; once one is lost, stop working (the daemon goes back to standby)."""
+        await keeper.keep()
+        self._lease_lost = True
+        self.stop_event.set()
 
     async def _run_locked(self) -> int:
         try:
@@ -138,14 +162,21 @@ class Daemon:
                     await asyncio.to_thread(check_writable, self.options.db_path)
             except DatabaseFileError as exc:
                 raise DaemonError(str(exc)) from None
+            self.leases = LeaseKeeper(self.options.db_path,
+                                      self.options.accounts or (default_account(self.options.venue),),
+                                      self.options.lease_seconds)
+            if not await self.leases.wait_claimed(self.stop_event):  # standby until claimed
+                self.leases.close()
+                return 0
             self.engine = async_engine(self.options.db_path)
             self.bus = EventBus()
             self.bus.subscribe("progress-log", log_progress,
                                (ev.TwapSliceExecuted, ev.VwapSliceExecuted, ev.TwapCompleted, ev.VwapCompleted,
                                 ev.RiskDenied, ev.ExecutionPaused, ev.ExecutionResumed, ev.ExecutionCancelled,
                                 ev.ExecutionFailed, ev.EmergencyLiquidationStarted))
-            self.store = EventStore(self.engine, self.bus)
+            self.store = EventStore(self.engine, self.bus, **self.leases.store_options())
             await self.store.start()
+            self._spawn(self._keep_leases(self.leases), "lease-keeper")
             self._spawn(self._watch_store(self.store), "store-watch")
             if identity is not None:
                 self._spawn(watch_identity(self.options.db_path, identity), "database-file-watch")
@@ -305,6 +336,7 @@ class Daemon:
 
     def _signal_stop(self, name: str) -> None:
         log.info("signal_stop", signal=name)
+        self._stop_signalled = True
         self.stop_event.set()
 
     async def _reload_config(self) -> None:
@@ -441,6 +473,8 @@ class Daemon:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.observability.stop()  # after the drain: the alerts it raised are sent
         await self.store.stop()
+        await self.leases.release()  # after the last commit: a standby takes over at once
+        self.leases.close()
         await self.bus.close()
         await self.venue.close()
         await self.engine.dispose()

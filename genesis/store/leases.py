@@ -84,9 +84,10 @@ def _sql(conn: Connection, template: str) -> str:
     return template.format(now=_NOW[name], later=_LATER[name], past=_PAST[name])
 
 
-def claim(conn: Connection, account: str, owner: str, lease_seconds: float) -> int | None:
+def claim(conn: Connection, account: str, owner: str, lease_seconds: float, takeover: bool = False) -> int | None:
     """Claim (or keep) ``account`` for ``owner``: its epoch, or None while another owner's lease
-    is live. A new owner bumps the epoch; the same owner keeps it."""
+    is live. A new owner bumps the epoch; the same owner keeps it. ``takeover``: claim even a
+    live lease (SQLite, where the daemon's file lock already proves no other daemon runs)."""
     sql = _sql(conn, """
         INSERT INTO leases (account, owner, epoch, expires_at, claimed_at)
         VALUES (:account, :owner, 1, {later}, {now})
@@ -95,9 +96,10 @@ def claim(conn: Connection, account: str, owner: str, lease_seconds: float) -> i
             claimed_at = CASE WHEN leases.owner = excluded.owner THEN leases.claimed_at ELSE excluded.claimed_at END,
             owner = excluded.owner,
             expires_at = excluded.expires_at
-        WHERE leases.expires_at < {now} OR leases.owner = excluded.owner
+        WHERE leases.expires_at < {now} OR leases.owner = excluded.owner OR :takeover
         RETURNING epoch""")
-    return conn.execute(text(sql), {"account": account, "owner": owner, "seconds": lease_seconds}).scalar()
+    return conn.execute(text(sql), {"account": account, "owner": owner, "seconds": lease_seconds,
+                                    "takeover": takeover}).scalar()
 
 
 def renew(conn: Connection, lease: HeldLease, lease_seconds: float) -> bool:
@@ -118,6 +120,8 @@ def release(conn: Connection, lease: HeldLease) -> None:
 def check_held(conn: Connection, leases: Sequence[HeldLease]) -> None:
     """Raise ``LeaseRefused`` unless every lease is still held, unexpired, at its epoch. On
     PostgreSQL the rows stay share-locked until the transaction ends."""
+    if not leases:
+        raise LeaseRefused("no lease is held (not yet claimed, or released): nothing was written")
     lock = " FOR SHARE" if conn.dialect.name == "postgresql" else ""
     sql = _sql(conn, "SELECT epoch FROM leases WHERE account = :account AND owner = :owner "
                      "AND epoch = :epoch AND expires_at > {now}" + lock)
