@@ -339,6 +339,19 @@ def status(ctx: Context, execution_id: str | None, as_json: bool) -> None:
         click.echo(json.dumps(rows if not execution_id else rows[0], indent=2))
         return
     _print_status(rows)
+    if execution_id is None:
+        _print_leases(ctx)
+
+
+def _print_leases(ctx: Context) -> None:
+    """Which daemon owns which venue account (the ``leases`` table), by the database's clock."""
+    from genesis.store.leases import read_leases
+
+    with ctx.engine().connect() as conn:
+        rows = read_leases(conn)
+    for r in rows:
+        held = "held until" if r.live else "free since"
+        click.echo(f"account {r.account}: {r.owner}, epoch {r.epoch}, {held} {r.expires_at}")
 
 
 @main.command()

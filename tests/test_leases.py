@@ -94,3 +94,24 @@ async def test_an_intent_append_after_the_lease_was_stolen_is_refused_and_nothin
         intents = conn.execute(text("SELECT aggregate_id FROM events WHERE event_type = 'OrderIntended'")).scalars()
         assert list(intents) == ["e1"]
     admin.dispose()
+
+
+def test_status_shows_which_daemon_owns_which_account(any_db: Path | URL) -> None:
+    from click.testing import CliRunner
+
+    from genesis.cli import main
+
+    engine = sync_engine(any_db)
+    with engine.begin() as conn:
+        leases.claim(conn, "sim", "host-a:4242:0f0f0f0f", 30)
+        leases.claim(conn, "ccxt:binance:0123456789ab", "host-b:77:abababab", 30)
+        _expire(conn, "ccxt:binance:0123456789ab")
+    engine.dispose()
+    db = any_db.render_as_string(hide_password=False) if isinstance(any_db, URL) else str(any_db)
+    out = CliRunner().invoke(main, ["status", "--db", db])
+    assert out.exit_code == 0, out.output
+    lines = [line for line in out.stdout.splitlines() if line.startswith("account ")]
+    assert [line.split(", held")[0].split(", free")[0] for line in lines] == [
+        "account ccxt:binance:0123456789ab: host-b:77:abababab, epoch 1",
+        "account sim: host-a:4242:0f0f0f0f, epoch 1"]
+    assert "free since" in lines[0] and "held until" in lines[1]

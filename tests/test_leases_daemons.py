@@ -177,3 +177,21 @@ def test_the_standby_completes_the_execution_after_the_leader_is_killed(cluster:
     standby.send_signal(signal.SIGTERM)  # a graceful stop releases the lease at once
     assert standby.wait(EXIT_TIMEOUT) == 0
     assert c.scalar("SELECT expires_at < now() FROM leases") is True
+
+
+def test_sigterm_releases_the_lease_so_the_standby_takes_over_before_it_would_expire(cluster: Cluster) -> None:
+    c = cluster
+    leader = c.daemon("leader", lease_seconds="600")  # expiry would take ten minutes
+    wait_for(lambda: c.logged("leader", "daemon_ready"), "the leader ready", READY_TIMEOUT)
+    standby = c.daemon("standby", lease_seconds="600")
+    wait_for(lambda: c.logged("standby", "lease_standby"), "the standby waiting", READY_TIMEOUT)
+    [claimed] = c.logged("leader", "lease_claimed")
+    leader.send_signal(signal.SIGTERM)
+    assert leader.wait(EXIT_TIMEOUT) == 0
+    assert c.logged("leader", "lease_released")
+    wait_for(lambda: c.logged("standby", "daemon_ready"), "the standby to take over", 60)
+    [taken] = c.logged("standby", "lease_claimed")
+    [(account, epoch)] = claimed["leases"].items()
+    assert taken["leases"] == {account: epoch + 1}
+    standby.send_signal(signal.SIGTERM)
+    assert standby.wait(EXIT_TIMEOUT) == 0

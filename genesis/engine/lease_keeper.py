@@ -30,6 +30,7 @@ from genesis.store.location import Db, is_postgres
 log = structlog.get_logger("genesis.leases")
 
 DEFAULT_LEASE_SECONDS = 15.0
+STANDBY_POLL_SECONDS = 1.0  # a standby tries to claim at least this often: a released lease is taken at once
 
 
 def default_account(venue: str) -> str:
@@ -100,7 +101,7 @@ class LeaseKeeper:
                 log.info("lease_standby", accounts=list(self.accounts), owner=self.owner)
                 announced = True
             try:
-                await asyncio.wait_for(stop.wait(), self.lease_seconds / 3)
+                await asyncio.wait_for(stop.wait(), min(self.lease_seconds / 3, STANDBY_POLL_SECONDS))
             except asyncio.TimeoutError:
                 pass
         return False
