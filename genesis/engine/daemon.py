@@ -134,6 +134,10 @@ class Daemon:
         self.supervisor, self._api = None, None
         self._delivered.clear()
 
+    def _standing_by(self) -> None:
+        """systemd: a standby has started (``READY=1``), its status says it waits for the lease."""
+        self.notifier.notify("READY=1\nSTATUS=standby: another daemon holds the account lease", wait_seconds=1.0)
+
     async def _keep_leases(self, keeper: LeaseKeeper) -> None:
         """Renew the leases; once one is lost, stop working (the daemon goes back to standby)."""
         await keeper.keep()
@@ -165,8 +169,13 @@ class Daemon:
             self.leases = LeaseKeeper(self.options.db_path,
                                       self.options.accounts or (default_account(self.options.venue),),
                                       self.options.lease_seconds)
-            if not await self.leases.wait_claimed(self.stop_event):  # standby until claimed
+            if self.notifier.watchdog_seconds:  # a standby is alive too: systemd must not kill it
+                self._spawn(self._watchdog(), "systemd-watchdog")
+            if not await self.leases.wait_claimed(self.stop_event, self._standing_by):  # standby until claimed
                 self.leases.close()
+                for task in list(self._tasks):
+                    task.cancel()
+                await asyncio.gather(*self._tasks, return_exceptions=True)
                 return 0
             self.engine = async_engine(self.options.db_path)
             self.bus = EventBus()
@@ -199,8 +208,6 @@ class Daemon:
             elif self._early_toggle == "resume":
                 self._signal_resume()
             self._spawn(self._poll_commands(), "command-poller")
-            if self.notifier.watchdog_seconds:
-                self._spawn(self._watchdog(), "systemd-watchdog")
             self.ready = True
             self.notifier.notify("READY=1", wait_seconds=1.0)
             log.info("daemon_ready", db=str(self.options.db_path), venue=self.venue.name,

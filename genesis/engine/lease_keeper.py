@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import structlog
 from sqlalchemy.engine import Connection
@@ -82,8 +82,9 @@ class LeaseKeeper:
             log.warning("lease_lost", accounts=list(self.accounts), owner=self.owner, reason=reason)
             self.lost.set()
 
-    async def wait_claimed(self, stop: asyncio.Event) -> bool:
-        """Standby until every account is claimed (True), or until ``stop`` is set (False)."""
+    async def wait_claimed(self, stop: asyncio.Event, on_standby: Callable[[], None] = lambda: None) -> bool:
+        """Standby until every account is claimed (True), or until ``stop`` is set (False).
+        ``on_standby()`` is called once, when the first claim is refused."""
         self._loop = asyncio.get_running_loop()
         announced = False
         while not stop.is_set():
@@ -99,6 +100,7 @@ class LeaseKeeper:
                 return True
             if not announced:
                 log.info("lease_standby", accounts=list(self.accounts), owner=self.owner)
+                on_standby()
                 announced = True
             try:
                 await asyncio.wait_for(stop.wait(), min(self.lease_seconds / 3, STANDBY_POLL_SECONDS))
