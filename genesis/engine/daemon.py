@@ -30,6 +30,7 @@ from genesis.domain import events as ev
 from genesis.domain.ids import is_execution_id
 from genesis.engine.control import Desire
 from genesis.engine.core_dumps import forbid_core_dumps, is_dumpable
+from genesis.engine.command_listener import listen_for_commands
 from genesis.engine.lease_keeper import DEFAULT_LEASE_SECONDS, LeaseKeeper, default_account
 from genesis.engine.database_file import DatabaseFileError, check_writable, file_identity, watch_identity
 from genesis.engine.supervisor import SubmissionRejected, Supervisor, apply_config, build_supervisor
@@ -177,6 +178,7 @@ class Daemon:
                     task.cancel()
                 await asyncio.gather(*self._tasks, return_exceptions=True)
                 return 0
+            self._spawn(self._keep_leases(self.leases), "lease-keeper")  # renewing from the claim on
             self.engine = async_engine(self.options.db_path)
             self.bus = EventBus()
             self.bus.subscribe("progress-log", log_progress,
@@ -185,7 +187,6 @@ class Daemon:
                                 ev.ExecutionFailed, ev.EmergencyLiquidationStarted))
             self.store = EventStore(self.engine, self.bus, **self.leases.store_options())
             await self.store.start()
-            self._spawn(self._keep_leases(self.leases), "lease-keeper")
             self._spawn(self._watch_store(self.store), "store-watch")
             if identity is not None:
                 self._spawn(watch_identity(self.options.db_path, identity), "database-file-watch")
@@ -208,6 +209,8 @@ class Daemon:
             elif self._early_toggle == "resume":
                 self._signal_resume()
             self._spawn(self._poll_commands(), "command-poller")
+            if is_postgres(self.options.db_path):  # NOTIFY wakes the poller at once
+                self._spawn(listen_for_commands(self.options.db_path, self.wake_command_poller), "command-listener")
             self.ready = True
             self.notifier.notify("READY=1", wait_seconds=1.0)
             log.info("daemon_ready", db=str(self.options.db_path), venue=self.venue.name,
