@@ -30,8 +30,7 @@ def run(trials: int = 7, lease_seconds: float = 3.0) -> dict[str, object]:
         _, epoch = cluster.wait_leader()
         seconds = []
         for _ in range(trials):
-            if cluster.live_executions() == 0:
-                cluster.submit("5", "30m")  # 30 s of wall time at 60x
+            cluster.submit("5", "30m")  # a fresh TWAP each trial (30 s of wall time at 60x): slices to come
             standby = cluster.start_daemon()
             wait_until(lambda: "lease_standby" in standby.output(), 60, "the standby", [cluster.paper])
             leader, epoch = cluster.wait_leader(other_than=epoch - 1)
