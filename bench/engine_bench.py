@@ -24,15 +24,15 @@ clock (``speed=None``) every iteration is saturated and lag only measures burst 
   hand-over with the writer thread landed in a lag sample; the commit process took that away.)
 - ``recovery``: a fresh engine resumes 1,000 live executions.
 
-GC and loop settings are the daemon's: ``sys.setswitchinterval(0.001)`` and
-``genesis.engine.pacing.settle_heap()`` once startup is done.
+The engine is wired as the daemon wires it (``genesis.runtime.wiring``), with the daemon's
+scheduling tuning (``genesis.tuning``), applied to the process once startup is done;
+``BENCH_TUNING_OFF`` turns pieces of it off (``bench/tuning_ab.py`` compares them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
@@ -40,19 +40,16 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from genesis.bus import EventBus
+from bench.tuning_off import bench_tuning
 from genesis.clock import ScaledClock, VirtualClock
 from genesis.config import parse_config
-from genesis.engine.pacing import settle_heap
-from genesis.engine.runner import RunnerSettings
-from genesis.engine.supervisor import build_supervisor
+from genesis.engine.hooks import EngineHooks
 from genesis.engine.venues import build_sim_venue
 from genesis.log import configure_logging
 from genesis.requests import validate_submit
 from genesis.store import migrate
 from genesis.store import tables as t
-from genesis.store.db import async_engine
-from genesis.store.eventstore import EventStore
+from genesis.runtime.wiring import EngineOptions, build_engine
 from genesis.venue.instruments import SIM_INSTRUMENTS
 
 START = datetime(2025, 6, 10, 13, 0, tzinfo=timezone.utc)
@@ -89,17 +86,12 @@ async def _loop_lag(samples: list[tuple[float, float]], stop: asyncio.Event, per
 async def _wire(path: Path, clock: VirtualClock | ScaledClock, decisions: list[float] | None = None):  # type: ignore[no-untyped-def]
     # fsync off: this measures the engine's CPU side (decisions, loop lag, memory); the cost
     # of durable commits is the store benchmark's subject
-    engine = async_engine(path, durable=False)
-    store = EventStore(engine, EventBus())
-    await store.start()
-    venue = build_sim_venue(clock, CONFIG)
-    sup = build_supervisor(store, venue, clock, SIM_INSTRUMENTS, CONFIG)
-    if decisions is not None:
-        s = sup.settings
-        sup.settings = RunnerSettings(s.pause_policy, s.retry, s.storage_retry_seconds, s.routing, s.twap, s.vwap,
-                                      decision_timer=decisions.append)
-    settle_heap()  # as the daemon does once started
-    return engine, store, sup
+    tuning = bench_tuning()
+    hooks = EngineHooks(decision_seconds=decisions.append) if decisions is not None else EngineHooks()
+    wired = await build_engine(path, CONFIG, clock, lambda c: build_sim_venue(c, CONFIG), SIM_INSTRUMENTS,
+                               EngineOptions(durable=False, candle_cache=False, tuning=tuning, hooks=hooks))
+    tuning.apply_to_process()  # as the daemon does once started
+    return wired.database, wired.store, wired.supervisor
 
 
 def requests(n: int) -> list:  # type: ignore[type-arg]
@@ -195,7 +187,6 @@ async def recovery(path: Path, n: int) -> dict[str, float]:
 
 def run(n: int = 1000) -> dict[str, object]:
     configure_logging("error")
-    sys.setswitchinterval(0.001)  # as the daemon sets it (genesis.engine.daemon.run_daemon)
     with tempfile.TemporaryDirectory(prefix="genesis-bench-") as tmp:
         full = asyncio.run(parents(Path(tmp) / "full.db", n, speed=float(os.environ.get("BENCH_SPEED", SPEED))))
         lag = asyncio.run(parents(Path(tmp) / "lag.db", n, stop_after_minutes=LAG_MINUTES,

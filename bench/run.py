@@ -76,6 +76,12 @@ def backtest_speed() -> dict[str, float]:
         result = asyncio.run(run_backtest(spec))
         out[f"{algo}_wall_seconds"] = result["wall_seconds"]
         out[f"{algo}_sim_minutes_per_wall_second"] = 1440 / result["wall_seconds"]
+    # the participation cap against traded volume: 40 BTC at critical urgency over 4 hours
+    spec = BacktestSpec(path, "BTC/USDT", "buy", "40", "vwap", datetime(2025, 7, 1, tzinfo=timezone.utc), 14_400,
+                        urgency="critical")
+    result = asyncio.run(run_backtest(spec))
+    out["critical_vwap_max_participation"] = float(result["max_participation"])
+    out["critical_vwap_fill_ratio"] = float(result["filled_qty"]) / 40
     return out
 
 
@@ -146,6 +152,10 @@ def main() -> None:
             1440 / 5.0, "a day in 5 s", True),
         row("backtest, full day VWAP", backtest["vwap_sim_minutes_per_wall_second"], "sim min/s",
             1440 / 5.0, "a day in 5 s", True),
+        row("critical VWAP backtest (40 BTC, 4 h): max realised participation",
+            backtest["critical_vwap_max_participation"], "share", 0.10,
+            "goal <= 10% (+ one lot step) of the volume traded in each slice's interval", False,
+            target_ratio=1.001),
         row(f"/metrics scrape (store read + render), {metrics['executions']:,} executions", metrics["scrape_ms"],
             "ms", 10.0, "target < 10 ms", False),
         row("  of which render", metrics["render_ms"], "ms", 10.0, "context", False),

@@ -15,8 +15,10 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
+from bench.tuning_off import bench_tuning
 from genesis.domain import events as ev
-from genesis.domain.events import PlannedSlice, encode
+from genesis.domain.codec import encode
+from genesis.domain.events import PlannedSlice
 from genesis.store import migrate
 from genesis.store import tables as t
 from genesis.store.db import async_engine
@@ -43,7 +45,7 @@ def toggle(eid: str, n: int) -> ev.Event:
 async def store_throughput(path: Path | URL, appenders: int, per_appender: int) -> dict[str, float]:
     migrate.upgrade(path)
     engine = async_engine(path)  # SQLite: WAL, synchronous=FULL; PostgreSQL: synchronous_commit=on
-    store = EventStore(engine)
+    store = EventStore(engine, tuning=bench_tuning())
     await store.start()
     await asyncio.gather(*(store.append(started(_eid(i))) for i in range(appenders)))
     commits0 = store.commits
@@ -146,5 +148,7 @@ def median_round(ours: list[dict[str, float]], raw: list[dict[str, float]], raw_
 
 
 if __name__ == "__main__":
-    sys.setswitchinterval(0.001)  # as the daemon sets it (genesis.engine.daemon.run_daemon)
+    switch = bench_tuning().switch_interval_seconds
+    if switch is not None:
+        sys.setswitchinterval(switch)  # as the daemon sets it (genesis.tuning)
     print(json.dumps(run(), indent=2))

@@ -15,18 +15,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genesis.algorithms.registry import algorithm_class, windowed_submittable
-from genesis.bus import EventBus
-from genesis.clock import VirtualClock, utc
+from genesis.clock import Clock, VirtualClock, utc
 from genesis.config import RuntimeConfig, parse_config
 from genesis.domain import benchmarks
 from genesis.domain.execution import Execution
 from genesis.domain.orders import Side
-from genesis.engine.supervisor import build_supervisor
 from genesis.requests import shown, validate_submit
+from genesis.runtime.wiring import EngineOptions, build_engine
 from genesis.store import migrate, tables
-from genesis.store.candle_cache import CandleCache
-from genesis.store.db import async_engine
-from genesis.store.eventstore import EventStore
+from genesis.venue.base import Venue
 from genesis.venue.candles import CandleSeries, load_candles
 from genesis.venue.instruments import SIM_INSTRUMENTS
 from genesis.venue.sim import FillModel, SimulatedVenue
@@ -97,35 +94,32 @@ async def run_backtest(spec: BacktestSpec, config: RuntimeConfig | None = None, 
                           request_id=f"backtest-{spec.seed}", instruments=SIM_INSTRUMENTS, config=config,
                           urgency=spec.urgency if algorithm_class(spec.algo).accepts_urgency else None,
                           options=spec.options)
+    sim = config.sim
+
+    def venue(clock: Clock) -> Venue:
+        return SimulatedVenue(clock, {spec.symbol: series}, {spec.symbol: SIM_INSTRUMENTS[spec.symbol]},
+                              fill_model=FillModel(half_spread_bps=sim.half_spread_bps,
+                                                   impact_coefficient_bps=sim.impact_coefficient_bps,
+                                                   limit_fill_share=sim.limit_fill_share),
+                              balances={"USDT": Decimal("1000000000"), series_base(spec.symbol): Decimal("1000000")},
+                              seed=spec.seed)
+
     with tempfile.TemporaryDirectory(prefix="genesis-backtest-") as tmp:
         path = db_path or Path(tmp) / "backtest.db"
         migrate.upgrade(path)
-        engine = async_engine(path, durable=False)
-        bus = EventBus()
-        store = EventStore(engine, bus)
-        await store.start()
-        clock = VirtualClock(utc(spec.start))
-        sim = config.sim
-        venue = SimulatedVenue(clock, {spec.symbol: series}, {spec.symbol: SIM_INSTRUMENTS[spec.symbol]},
-                               fill_model=FillModel(half_spread_bps=sim.half_spread_bps,
-                                                    impact_coefficient_bps=sim.impact_coefficient_bps,
-                                                    limit_fill_share=sim.limit_fill_share),
-                               balances={"USDT": Decimal("1000000000"), series_base(spec.symbol): Decimal("1000000")},
-                               seed=spec.seed)
         # the SQLite candle cache pays off only in a database that outlives this run (--db): in a
         # throwaway one, storing 20 days of history would cost ~0.5 s per execution for nothing
-        supervisor = build_supervisor(store, venue, clock, {spec.symbol: SIM_INSTRUMENTS[spec.symbol]}, config,
-                                      CandleCache(engine) if db_path is not None else None)
+        options = EngineOptions(durable=False, candle_cache=db_path is not None)
+        engine = await build_engine(path, config, VirtualClock(utc(spec.start)), venue,
+                                    {spec.symbol: SIM_INSTRUMENTS[spec.symbol]}, options)
+        assert engine.supervisor is not None
         try:
-            execution_id = await supervisor.submit(req)
-            await supervisor.wait_all()
-            agg = await store.load(execution_id)
-            slice_rows = await _slice_figures(engine, execution_id)
+            execution_id = await engine.supervisor.submit(req)
+            await engine.supervisor.wait_all()
+            agg = await engine.store.load(execution_id)
+            slice_rows = await _slice_figures(engine.database, execution_id)
         finally:
-            await supervisor.shutdown(1.0)
-            await store.stop()
-            await bus.close()
-            await engine.dispose()
+            await engine.close()
     return _summary(spec, agg, *slice_rows, series, time.perf_counter() - wall0)
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -12,79 +10,15 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from genesis.cli_support import (AlgorithmOptionsCommand, Choice, CommandFailed, ExistingFile, LazyGroup, PlainFloat, PlainInt, alembic_command_error,
-                                 backtest_window, one_line_storage_errors, option_error, report_verdict,
+from genesis.cli_analytics import report, sql, watch
+from genesis.cli_context import Context, common
+from genesis.cli_support import (AlgorithmOptionsCommand, Choice, CommandFailed, ExistingFile, LazyGroup, PlainFloat, PlainInt,
+                                 backtest_window, chaos_hooks, option_error, paper_clock_source, report_verdict,
                                  wait_options)
-from genesis.defaults import RUNTIME_YAML as PACKAGED_CONFIG
 from genesis.requests import cut, shown
 
 if TYPE_CHECKING:
     from genesis.config import RuntimeConfig
-
-DEFAULT_CONFIG = Path("config/runtime.yaml")
-
-
-class Context:
-    def __init__(self, db: str, config: str | None, db_explicit: bool = False):
-        self.db_path = _parse_db(db)  # a Path (SQLite) or a PostgreSQL URL
-        self.db_explicit = db_explicit
-        self.config_path = Path(config) if config else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else PACKAGED_CONFIG)
-
-    def config(self) -> RuntimeConfig:
-        from genesis.config import ConfigError, load_config
-
-        try:
-            return load_config(self.config_path)
-        except ConfigError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    def engine(self, must_exist: bool = True):  # type: ignore[no-untyped-def]
-        """The database migrated to head, or a clear error (no such file, not a database,
-        unknown revision...). Only commands that may start a database pass ``must_exist=False``:
-        a mistyped ``--db`` must not leave an empty database behind."""
-        from genesis.store.db import sync_engine
-
-        if must_exist and isinstance(self.db_path, Path) and not self.db_path.is_file():
-            raise click.ClickException(
-                f"{cut(self.db_path)}: no such database (use --db or $GENESIS_DB; "
-                "`genesis submit`, `genesis run` or `genesis db upgrade` create one)")
-        self.upgrade()
-        return sync_engine(self.db_path)
-
-    def upgrade(self) -> None:
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from genesis.store import migrate
-
-        try:
-            migrate.upgrade(self.db_path)
-        except (SQLAlchemyError, OSError, alembic_command_error()) as exc:  # evaluated only on an error
-            reason = (exc.strerror or exc) if isinstance(exc, OSError) else (getattr(exc, "orig", None) or exc)
-            raise CommandFailed(f"{cut(self.db_path)}: cannot open or migrate the database: {reason}") from None
-
-
-def _parse_db(db: str) -> Any:
-    """``--db``: a file path or a PostgreSQL URL (``genesis.store.location``), else a usage error."""
-    from genesis.store.location import DbLocationError, parse_db
-
-    try:
-        return parse_db(db)
-    except DbLocationError as exc:
-        raise click.UsageError(str(exc)) from None
-
-
-def common(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add ``--db`` and ``--config`` to a command and pass a ``Context`` as ``ctx``."""
-    @click.option("--db", "db", default=lambda: os.environ.get("GENESIS_DB", "genesis.db"), show_default="$GENESIS_DB or ./genesis.db",
-                  help="SQLite database file, or PostgreSQL URL postgresql+psycopg://user@host/dbname.")
-    @click.option("--config", "config", default=None, help="Runtime config YAML (default ./config/runtime.yaml, else the defaults shipped in the package).")
-    @functools.wraps(fn)
-    def wrapper(db: str, config: str | None, **kwargs: Any) -> Any:
-        explicit = click.get_current_context().get_parameter_source("db") is click.core.ParameterSource.COMMANDLINE
-        ctx = Context(db, config, explicit)
-        with one_line_storage_errors(ctx.db_path):
-            return fn(ctx, **kwargs)
-    return wrapper
 
 
 @click.group(cls=LazyGroup)
@@ -139,11 +73,16 @@ def _parse_iso(value: str | None, option: str = "--sim-start") -> datetime | Non
               help="Where orders go: sim (embedded simulated venue) or ccxt:<exchange id>, e.g. ccxt:binance.")
 @click.option("--exchange-url", default=None,
               help="ccxt venues: base URL replacing the exchange's REST host, e.g. http://127.0.0.1:8765 "
-                   "(the paper exchange; the daemon then runs on its clock).")
+                   "(the paper exchange).")
+@click.option("--paper-clock", is_flag=True,
+              help="Run on the paper exchange's simulated clock (asked of <exchange-url>/admin/clock) "
+                   "instead of the wall clock.")
 @click.option("--speed", type=PlainFloat(), default=1.0, show_default=True,
               help="Simulated clock speed: N virtual seconds per wall second.")
 @click.option("--sim-start", default=None, help="ISO-8601 time in the shipped candles where the simulated market starts.")
 @click.option("--no-pidfile", is_flag=True, help="Do not write <db>.pid.")
+@click.option("--kill-point", default=None, hidden=True,
+              help="Chaos harness only: SIGKILL the daemon at <name>[:<n>] (genesis.engine.killpoints).")
 @click.option("--http", "http", default=None, metavar="HOST:PORT",
               help="Serve the HTTP API, /healthz and /readyz here, e.g. 127.0.0.1:8780 (docs/api.md).")
 @click.option("--accounts", default=None, metavar="NAME[,NAME...]",
@@ -151,8 +90,9 @@ def _parse_iso(value: str | None, option: str = "--sim-start") -> datetime | Non
                    "default: its venue's own account (sim, or ccxt:<id>:<key id>).")
 @click.option("--lease-seconds", type=PlainFloat(), default=15.0, show_default=True,
               help="How long a lease lasts without renewal (renewed every third of it).")
-def run(ctx: Context, venue: str, exchange_url: str | None, speed: float, sim_start: str | None,
-        no_pidfile: bool, http: str | None, accounts: str | None, lease_seconds: float) -> None:
+def run(ctx: Context, venue: str, exchange_url: str | None, paper_clock: bool, speed: float,
+        sim_start: str | None, no_pidfile: bool, kill_point: str | None, http: str | None, accounts: str | None,
+        lease_seconds: float) -> None:
     """Run the daemon in the foreground."""
     if not (speed > 0 and speed < float("inf")):
         raise click.BadParameter("must be a finite number > 0", param_hint="--speed")
@@ -160,7 +100,8 @@ def run(ctx: Context, venue: str, exchange_url: str | None, speed: float, sim_st
         raise click.BadParameter("use sim or ccxt:<exchange id>, e.g. ccxt:binance", param_hint="--venue")
     if exchange_url and venue == "sim":
         raise click.BadParameter("only for --venue ccxt:<exchange id>", param_hint="--exchange-url")
-    start = _parse_iso(sim_start)
+    if paper_clock and not exchange_url:
+        raise click.BadParameter("needs --exchange-url (the paper exchange's address)", param_hint="--paper-clock")
     if not (lease_seconds >= 1 and lease_seconds < float("inf")):
         raise click.BadParameter("must be a finite number of seconds >= 1", param_hint="--lease-seconds")
     account_names = tuple(a.strip() for a in (accounts or "").split(",") if a.strip())
@@ -168,13 +109,16 @@ def run(ctx: Context, venue: str, exchange_url: str | None, speed: float, sim_st
         raise click.BadParameter("name at least one account, e.g. --accounts sim", param_hint="--accounts")
     if http is not None:
         _check_http_address(http)
+    start = _parse_iso(sim_start)
+    hooks = chaos_hooks(kill_point)
     config = ctx.config()  # options and config are checked before the (slow) engine import
 
     from genesis.engine.daemon import DaemonError, DaemonOptions, run_daemon
     from genesis.log import configure_logging
 
     configure_logging(config.logging.level)
-    options = DaemonOptions(ctx.db_path, ctx.config_path, venue, speed, start, not no_pidfile, exchange_url, http,
+    options = DaemonOptions(ctx.db_path, ctx.config_path, venue, speed, start, not no_pidfile, exchange_url,
+                            paper_clock_source(exchange_url) if paper_clock else None, hooks, http,
                             account_names, lease_seconds)
     try:
         sys.exit(run_daemon(options, config))
@@ -438,4 +382,5 @@ def _print_status(rows: list[dict[str, Any]]) -> None:
                       r.get("arrival_price") or "-", r.get("implementation_shortfall_bps") or "-",
                       f"{r.get('slices_done', 0)}/{r.get('slice_count') or '-'}")
     Console(width=160).print(table)
-from genesis import cli_analytics  # noqa: E402,F401  (registers sql/report/watch)
+for analytics_command in (sql, report, watch):
+    main.add_command(analytics_command)

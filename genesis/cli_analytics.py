@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from genesis.cli import Context, common, main
+from genesis.cli_context import Context, common
 from genesis.cli_support import PlainInt
 
 
@@ -29,7 +29,7 @@ class _QueryTimedOut(click.ClickException):
     exit_code = 2
 
 
-@main.command()
+@click.command()
 @common
 @click.argument("query")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row instead of a table; streams every row.")
@@ -79,7 +79,7 @@ def _print_table(columns: list[str], rows: list[tuple], max_rows: int) -> None: 
         console.print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
 
 
-@main.command()
+@click.command()
 @common
 @click.argument("execution_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
@@ -165,7 +165,7 @@ def _print_report(result: dict) -> None:  # type: ignore[type-arg]
                 click.echo(f"  {k:30} {'-' if v is None else v}")
 
 
-@main.command()
+@click.command()
 @common
 @click.argument("execution_id", required=False)
 @click.option("--interval", type=click.FloatRange(0.1, 1.0), default=1.0, show_default=True,

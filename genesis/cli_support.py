@@ -217,3 +217,29 @@ def report_verdict(what: str, verdict: tuple[str, str | None] | None, timeout_se
     if outcome not in SETTLED_OK:
         raise click.ClickException(f"{what}: {outcome} by the daemon{f': {detail}' if detail else ''}")
     click.echo(f"{what}: {outcome}{f' ({detail})' if detail else ''}", err=True)
+
+
+def chaos_hooks(kill_point: str | None):  # type: ignore[no-untyped-def]
+    """The engine hooks for ``--kill-point`` (none without it)."""
+    from genesis.engine.hooks import NO_HOOKS, EngineHooks
+    from genesis.engine.killpoints import KillPoints
+
+    if kill_point is None:
+        return NO_HOOKS
+    try:
+        return EngineHooks(kill_points=KillPoints.parse(kill_point))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--kill-point") from None
+
+
+def paper_clock_source(url: str):  # type: ignore[no-untyped-def]
+    """The daemon's clock source for ``--paper-clock``: the paper exchange's simulated time."""
+    async def clock():  # type: ignore[no-untyped-def]
+        from genesis.engine.daemon import DaemonError
+        from genesis.paper.clock import ExchangeUnreachable, exchange_clock
+
+        try:
+            return await exchange_clock(url)
+        except ExchangeUnreachable as exc:
+            raise DaemonError(str(exc)) from None
+    return clock

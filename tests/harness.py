@@ -1,5 +1,5 @@
 """In-process engine for tests: a migrated SQLite file, the event store, the simulated venue
-on a virtual clock and a supervisor, wired like the daemon wires them."""
+on a virtual clock and a supervisor, wired by the daemon's wiring (``genesis.runtime.wiring``)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from genesis.bus import EventBus
 from genesis.clock import VirtualClock
 from genesis.config import RuntimeConfig
+from genesis.engine.hooks import NO_HOOKS, EngineHooks
+from genesis.engine.supervisor import Supervisor
 from genesis.engine.venues import build_sim_venue
-from genesis.engine.supervisor import Supervisor, build_supervisor
 from genesis.requests import SubmitRequest, validate_submit
+from genesis.runtime.wiring import EngineOptions, build_engine
 from genesis.store import migrate
 from genesis.store import tables as t
-from genesis.store.db import async_engine
 from genesis.store.eventstore import EventStore
 from genesis.venue.instruments import SIM_INSTRUMENTS
 
@@ -58,26 +59,22 @@ class Harness:
 @asynccontextmanager
 async def harness(db_path: Path | URL, config: RuntimeConfig | None = None, start: datetime = SIM_START,
                   venue: Callable[[VirtualClock], object] | None = None,
-                  commit_in: str | None = None) -> AsyncIterator[Harness]:
-    """``venue`` builds the venue on the harness' clock (default: the shipped-candle simulator).
-    ``commit_in``: the store's committer (``"thread"`` takes SQLAlchemy hooks on its engine;
-    default: the backend's own, see ``EventStore``). ``db_path``: a file or a PostgreSQL URL."""
+                  commit_in: str | None = None, hooks: EngineHooks = NO_HOOKS) -> AsyncIterator[Harness]:
+    """The engine as ``genesis.runtime.wiring`` builds it. ``venue`` builds the venue on the
+    harness' clock (default: the shipped-candle simulator). ``commit_in``: the store's
+    committer (``"thread"`` takes SQLAlchemy hooks on its engine; default: the backend's own,
+    see ``EventStore``). ``db_path``: a file or a PostgreSQL URL. ``hooks``: the engine's."""
     config = config or RuntimeConfig()
     migrate.upgrade(db_path)
-    engine = async_engine(db_path)
-    bus = EventBus()
-    store = EventStore(engine, bus, commit_in=commit_in)
-    await store.start()
     clock = VirtualClock(start)
-    venue_obj = venue(clock) if venue else build_sim_venue(clock, config)
-    supervisor = build_supervisor(store, venue_obj, clock, SIM_INSTRUMENTS, config)  # type: ignore[arg-type]
+    make_venue = venue or (lambda c: build_sim_venue(c, config))
+    engine = await build_engine(db_path, config, clock, make_venue, SIM_INSTRUMENTS,  # type: ignore[arg-type]
+                                EngineOptions(commit_in=commit_in, candle_cache=False, hooks=hooks))
+    assert engine.supervisor is not None
     try:
-        yield Harness(engine, bus, store, clock, venue_obj, supervisor, config)
+        yield Harness(engine.database, engine.bus, engine.store, clock, engine.venue, engine.supervisor, config)
     finally:
-        await supervisor.shutdown(1.0)
-        await store.stop()
-        await bus.close()
-        await engine.dispose()
+        await engine.close(close_venue=False)
 
 
 def dec(value: object) -> Decimal:

@@ -23,7 +23,7 @@ from sqlalchemy import insert, select
 from genesis.cli import main as cli
 from genesis.config import ConfigError, RuntimeConfig, parse_config
 from genesis.domain.ids import is_execution_id
-from genesis.engine.daemon import Daemon, DaemonOptions
+from genesis.engine.command_poller import CommandPoller
 from genesis.requests import validate_submit
 from genesis.store import migrate
 from genesis.store import tables as t
@@ -208,13 +208,13 @@ def garbage_rows(draw: st.DrawFn) -> tuple[str, str, str]:
 
 async def run_poller(db_path: Path, rows: list[tuple[str, str, str]], timeout_seconds: float = 20.0
                      ) -> tuple[list[tuple[Any, ...]], bool]:
-    """The daemon's real command poller (``Daemon._poll_commands``) over ``rows`` inserted into
+    """The daemon's real command poller (``CommandPoller``) over ``rows`` inserted into
     the command table, then one valid pause command. Returns every command's (kind, outcome,
     detail) and whether the poller was still running at the end."""
     config = parse_config({"engine": {"command_poll_seconds": 0.01}})
     async with harness(db_path, config) as h:
-        daemon = Daemon(DaemonOptions(db_path, None), config)
-        daemon.supervisor, daemon.store, daemon.engine = h.supervisor, h.store, h.engine
+        poller_of = CommandPoller(h.engine, h.store, h.supervisor, lambda: config)
+        stop = asyncio.Event()
         engine = sync_engine(db_path)
         try:
             now = datetime.now(timezone.utc)
@@ -222,7 +222,7 @@ async def run_poller(db_path: Path, rows: list[tuple[str, str, str]], timeout_se
                 for kind, execution_id, payload in rows + [("pause", "feedfeedfeed", "{}")]:
                     conn.execute(insert(t.commands), {"kind": kind, "execution_id": execution_id,
                                                       "payload": payload, "created_at": now})
-            poller = asyncio.create_task(daemon._poll_commands())
+            poller = asyncio.create_task(poller_of.run(stop))
             deadline = asyncio.get_running_loop().time() + timeout_seconds
             while not poller.done() and asyncio.get_running_loop().time() < deadline:
                 with engine.connect() as conn:
@@ -232,7 +232,7 @@ async def run_poller(db_path: Path, rows: list[tuple[str, str, str]], timeout_se
                     break
                 await asyncio.sleep(0.01)
             alive = not poller.done()
-            daemon.stop_event.set()
+            stop.set()
             await asyncio.gather(poller, return_exceptions=True)
             with engine.connect() as conn:
                 outcomes = [tuple(r) for r in conn.execute(

@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from genesis.domain import events as ev
-from genesis.domain.events import EVENT_TYPES, CodecError, decode, encode
+from genesis.domain.codec import CodecError, decode, encode
+from genesis.domain.events import EVENT_TYPES
 
 UTC = timezone.utc
 AWARE = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1),

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from genesis.domain import events as ev
-from genesis.domain.events import decode
+from genesis.domain.codec import decode
 from genesis.domain.twap import TwapParams, early_completion_end
 from tests.harness import harness
 from tests.market import HISTORY_DAYS, T0, flat, series, venue

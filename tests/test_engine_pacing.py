@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from genesis.engine.pacing import LoopPacer
+from genesis.tuning import LoopPacer
 from genesis.store import migrate
 from genesis.store import tables as t
 from tests.harness import harness

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genesis.bus import EventBus
 from genesis.domain import events as ev
+from genesis.domain.codec import encode
 from genesis.domain.state import ExecutionState
 from genesis.store import tables as t
 from genesis.store.db import async_engine
@@ -225,7 +226,7 @@ async def test_append_validates_its_arguments(store: EventStore) -> None:
 async def test_unique_aggregate_version_is_enforced_by_the_database(store: EventStore, engine) -> None:
     await store.append(running("a"))
     row = {"event_id": str(uuid.uuid4()), "sequence_number": 99, "event_type": "ExecutionPaused",
-           "aggregate_id": "a", "aggregate_version": 2, "event_data": ev.encode(paused("a")),
+           "aggregate_id": "a", "aggregate_version": 2, "event_data": encode(paused("a")),
            "occurred_at": T0, "created_at": T0}
     with pytest.raises(IntegrityError, match="aggregate_id, events.aggregate_version|uq_events_aggregate_id"):
         async with engine.begin() as conn:

@@ -26,15 +26,13 @@ from structlog.testing import capture_logs
 from genesis.clock import VirtualClock
 from genesis.config import RuntimeConfig, parse_config
 from genesis.domain.orders import OrderReport, OrderRequest, OrderStatus, Side
-from genesis.engine.supervisor import build_supervisor
+from genesis.runtime.wiring import EngineOptions, build_engine
 from genesis.engine.venue_calls import RetryPolicy, VenueCaller
 from genesis.paper.faults import Faults
 from genesis.paper.server import PaperServer, start_paper_exchange
 from genesis.requests import validate_submit
 from genesis.store import migrate
 from genesis.store import tables as t
-from genesis.store.db import async_engine
-from genesis.store.eventstore import EventStore
 from genesis.venue.ccxt_venue import CcxtVenue
 from genesis.venue.credentials import Credentials
 from genesis.venue.instruments import SIM_INSTRUMENTS
@@ -250,16 +248,12 @@ async def engine_on(tmp_path: Path, clock: VirtualClock, venue: CcxtVenue,
     """The daemon's wiring (store, supervisor) on a given clock and venue."""
     db_path = tmp_path / "genesis.db"
     migrate.upgrade(db_path)
-    engine = async_engine(db_path)
-    store = EventStore(engine)
-    await store.start()
-    supervisor = build_supervisor(store, venue, clock, await venue.instruments(), config)
+    engine = await build_engine(db_path, config, clock, lambda _clock: venue, lambda v: v.instruments(),
+                                EngineOptions(candle_cache=False))
     try:
-        yield store, supervisor, engine
+        yield engine.store, engine.supervisor, engine.database
     finally:
-        await supervisor.shutdown(1.0)
-        await store.stop()
-        await engine.dispose()
+        await engine.close(close_venue=False)
 
 
 TAKER_ONLY = parse_config({"router": {"maker_first": False}})

@@ -65,7 +65,7 @@ class Cluster:
 
     def daemon(self, name: str, lease_seconds: str) -> subprocess.Popen[bytes]:
         return self._start(name, ["run", "--venue", "ccxt:binance", "--exchange-url", self.exchange,
-                                  "--db", self.db, "--lease-seconds", lease_seconds])
+                                  "--paper-clock", "--db", self.db, "--lease-seconds", lease_seconds])
 
     def log(self, name: str) -> list[dict[str, Any]]:
         out = []

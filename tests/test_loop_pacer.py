@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from genesis.engine.pacing import LoopPacer
+from genesis.tuning import LoopPacer
 
 RUNNERS = 300
 WORK_SECONDS = 0.0002  # one runner step

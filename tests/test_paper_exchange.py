@@ -347,8 +347,11 @@ async def test_command_serves_until_sigterm(tmp_path: Path) -> None:
 def _cli_wired() -> bool:
     from genesis.cli import main
 
-    run = main.commands.get("run")
-    return "paper-exchange" in main.commands and run is not None and any(
+    import click
+
+    ctx = click.Context(main)
+    run = main.get_command(ctx, "run")
+    return main.get_command(ctx, "paper-exchange") is not None and run is not None and any(
         p.name == "exchange_url" for p in run.params)
 
 

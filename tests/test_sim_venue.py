@@ -16,6 +16,7 @@ from genesis.venue.base import (Candle, DuplicateOrderError, PermanentVenueError
 from genesis.venue.candles import CandleSeries, shipped_candles
 from genesis.venue.instruments import SIM_INSTRUMENTS
 from genesis.venue.sim import FillModel, SimulatedVenue
+from tests.faulty_venue import FaultyVenue
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 BTC = "BTC/USDT"
@@ -276,7 +277,7 @@ async def test_candles_have_no_look_ahead() -> None:
 
 
 async def test_fail_next_after_accept_then_fetch_finds_the_fill() -> None:
-    sim, _ = venue([FLAT])
+    sim = FaultyVenue(venue([FLAT])[0])
     sim.fail_next(1, UnknownOutcomeError("timeout"), after_accept=True)
     with pytest.raises(UnknownOutcomeError):
         await sim.place_order(market("f1", Side.BUY, "1"))
@@ -287,7 +288,7 @@ async def test_fail_next_after_accept_then_fetch_finds_the_fill() -> None:
 
 
 async def test_fail_next_before_accept_leaves_no_trace() -> None:
-    sim, _ = venue([FLAT])
+    sim = FaultyVenue(venue([FLAT])[0])
     sim.fail_next(2, RetryableVenueError("rate limited"))
     for _ in range(2):
         with pytest.raises(RetryableVenueError):

@@ -25,13 +25,13 @@ from sqlalchemy.exc import OperationalError
 from genesis.domain import events as ev
 from genesis.domain.execution import Execution
 from genesis.store import migrate
-from genesis.store import slots as slots_module
 from genesis.store import tables as t
 from genesis.store.batch import uuid4_strings
 from genesis.store.bulk import bulk, execute_bulk
 from genesis.store.db import async_engine, sync_engine
 from genesis.store.eventstore import ConcurrencyError, EventStore, StorageError
 from genesis.store.projector import rebuild
+from genesis.tuning import Tuning
 from tests.test_eventstore import T0, paused, resumed, running, submitted
 from tests.test_projections import snapshot
 
@@ -171,14 +171,14 @@ async def test_a_failed_commit_fails_what_was_prepared_on_it_and_loses_nothing(a
     await engine.dispose()
 
 
-async def test_a_big_chunk_shares_the_event_loop(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_big_chunk_shares_the_event_loop(db_path: Path) -> None:
     """Settling 64 committed appends lets other tasks run in between (with a zero slot the
     writer yields before each one: another task sees the published events grow one append
     at a time, not 64 at once); what is stored and published is unchanged."""
-    monkeypatch.setattr(slots_module, "SLOT_SECONDS", 0.0)
     engine = async_engine(db_path)
     published: list[ev.Event] = []
-    store = EventStore(engine, PublishRecorder(published), chunk_size=64)  # type: ignore[arg-type]
+    store = EventStore(engine, PublishRecorder(published), chunk_size=64,  # type: ignore[arg-type]
+                       tuning=Tuning(writer_slot_seconds=0.0))
     await store.start()
     seen: list[int] = []  # len(published) at each turn of another task
     done = asyncio.Event()

@@ -34,7 +34,8 @@ async def test_twap_fills_parent_exactly_and_projections_match_events(db_path):
         times = [s.scheduled_at for s in slices]
         assert times == sorted(times) and len(set(times)) == len(times)
         assert all(start <= t and t.timestamp() < window_end for t in times)
-        assert all(0 <= (s.occurred_at - s.scheduled_at).total_seconds() <= 5.0 for s in slices)
+        # a slice's taker waits, inside its interval, for the market to trade enough for the cap
+        assert all(s.scheduled_at <= s.occurred_at <= s.interval_end for s in slices)
         assert all(s.maker_qty + s.taker_qty == s.filled_qty for s in slices)
         # every order's intent precedes its fills
         order_of = {e.client_order_id: i for i, e in enumerate(history) if isinstance(e, ev.OrderIntended)}

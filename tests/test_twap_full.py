@@ -15,6 +15,8 @@ from genesis.engine.control import Desire
 from genesis.engine.supervisor import SubmissionRejected
 from genesis.venue.base import UnknownOutcomeError
 from genesis.venue.instruments import SIM_INSTRUMENTS
+from genesis.engine.venues import build_sim_venue
+from tests.faulty_venue import FaultyVenue
 from tests.harness import harness
 from tests.market import HISTORY_DAYS, T0, flat, series, venue
 
@@ -203,7 +205,7 @@ async def test_tier_gate_rejects_accounts_below_strategist_equity(db_path):
 
 async def test_network_failure_after_accept_is_resolved_by_client_id_never_duplicated(db_path):
     config = parse_config({"router": {"maker_first": False}})
-    async with harness(db_path, config) as h:
+    async with harness(db_path, config, venue=lambda c: FaultyVenue(build_sim_venue(c, config))) as h:
         h.venue.fail_next(2, UnknownOutcomeError("read timeout"), after_accept=True)
         execution_id, history = await run_one(h, qty="0.3", duration="5m")
         coids = [t.client_order_id for t in h.venue.trades()]
@@ -216,7 +218,7 @@ async def test_network_failure_after_accept_is_resolved_by_client_id_never_dupli
 
 async def test_network_failure_before_accept_resends_the_same_client_id(db_path):
     config = parse_config({"router": {"maker_first": False}})
-    async with harness(db_path, config) as h:
+    async with harness(db_path, config, venue=lambda c: FaultyVenue(build_sim_venue(c, config))) as h:
         h.venue.fail_next(1, UnknownOutcomeError("connection reset"), after_accept=False)
         execution_id, history = await run_one(h, qty="0.3", duration="5m")
         intents = [e.client_order_id for e in of(history, ev.OrderIntended)]

@@ -70,6 +70,9 @@ class SliceSizing:
     volume_anomaly: bool = False
     taker_fallback: bool = True  # after the maker leg, take the rest (False: carry it forward)
     maker_first: bool = True  # False: straight to taker (emergency)
+    # the cap the taker leg is held to against the volume actually traded in the slice's
+    # interval (``domain.twap.taker_allowance``); None: uncapped (emergency, the router's TWAP)
+    participation_cap: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,4 +64,5 @@ async def capped_planned_share(market: MarketData, instrument: Instrument, param
     qty = cap_slice_qty(wanted, volume, cap, instrument)
     if 0 < qty < instrument.min_qty_at(ref):
         qty = ZERO  # too small to trade: carry forward
-    return SliceSizing(qty, wanted, volume, cap_bound=qty < wanted, volume_anomaly=anomaly)
+    return SliceSizing(qty, wanted, volume, cap_bound=qty < wanted, volume_anomaly=anomaly,
+                       participation_cap=cap)

@@ -1,4 +1,4 @@
-"""``TwapExecutor`` (Story 4.3): adaptive TWAP, and the router's short intra-bar TWAP as its
+"""``TwapExecutor``: adaptive TWAP, and the router's short intra-bar TWAP as its
 own configuration (``RouterTwap``, registered as ``router_twap``).
 
 Adaptive: slice times follow the usual volume profile, with jitter and size variation; each
@@ -35,7 +35,7 @@ class TwapConfig:
 
 @dataclass(frozen=True, slots=True)
 class RouterTwapConfig:
-    """The router's short TWAP (patch v7.4_C1): ``slices`` equal children ``interval_seconds``
+    """The router's short TWAP: ``slices`` equal children ``interval_seconds``
     apart, no volume-profile timing, no cap (its slices are far below a minute's volume), no
     early completion, no window (its children take what they take). Stored in the
     execution's params under ``PARAMS`` (the patch's ``twap_config``)."""
@@ -59,7 +59,7 @@ class RouterTwapConfig:
 
 
 class TwapExecutor(AlgorithmDefaults):
-    """Story 4.3 TWAP (see the module docstring)."""
+    """Adaptive TWAP (see the module docstring)."""
 
     name: ClassVar[str] = "twap"
     honours_slice_count: ClassVar[bool] = True
@@ -88,7 +88,7 @@ class TwapExecutor(AlgorithmDefaults):
         return await self.market.window_profile(agg.symbol, start, minutes_covering(start, end))
 
     async def finish_early(self, agg: Execution, now: datetime) -> list[ev.Event]:
-        """Story 4.3 AC5: the price is better than arrival by the threshold: the open slices
+        """Early completion: the price is better than arrival by the threshold: the open slices
         are squeezed towards an earlier target (``early_completion_end``: never faster than
         the participation cap absorbs at the recent traded rate). Once per execution. The
         re-plan keeps the window's end: the target is where the slices go, not a deadline."""

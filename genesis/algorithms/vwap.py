@@ -1,4 +1,4 @@
-"""``VWAPExecutionStrategy`` (Story 10.4.1): child quantities follow the intraday volume curve.
+"""``VWAPExecutionStrategy``: child quantities follow the intraday volume curve.
 
 Over the window, paced by the urgency, capped at the participation limit of the interval's
 expected volume, the remainder re-spread over the rest of the curve before every slice.
@@ -38,7 +38,7 @@ class VwapConfig:
 
 
 class VWAPExecutionStrategy(AlgorithmDefaults):
-    """Story 10.4.1 VWAP (see the module docstring)."""
+    """VWAP (see the module docstring)."""
 
     name: ClassVar[str] = "vwap"
     accepts_urgency: ClassVar[bool] = True
@@ -90,7 +90,7 @@ class VWAPExecutionStrategy(AlgorithmDefaults):
         return SliceSizing(target.qty, target.desired_qty, volume, cap_bound=target.cap_bound,
                            volume_anomaly=anomaly and not emergency,
                            taker_fallback=behind or last or emergency or urgency is Urgency.CRITICAL,
-                           maker_first=not emergency)
+                           maker_first=not emergency, participation_cap=None if emergency else cap)
 
     async def replan_profile(self, agg: Execution, start: datetime, end: datetime) -> list[float] | None:
         curve = await self.market.volume_curve(agg.symbol, start)
@@ -99,7 +99,7 @@ class VWAPExecutionStrategy(AlgorithmDefaults):
                 for k in range(minutes_covering(start, end))]
 
     def change_urgency(self, agg: Execution, level: str, reason: str, now: datetime) -> UrgencyDecision:
-        """A new pace from now; emergency (AC10): every open slice due now, the first takes
+        """A new pace from now; emergency: every open slice due now, the first takes
         everything (the rest skip), the cap and the schedule overridden, risk limits kept."""
         if level != Urgency.EMERGENCY.value:
             return UrgencyDecision((ev.UrgencyChanged(agg.execution_id, now, level, reason),))

@@ -25,6 +25,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
+from genesis.analytics.sql_errors import QueryError, QueryTimeout, WriteRefused  # noqa: F401 (re-exported)
+
 # pragmas that only read, even when given an argument (table_info(events) ...)
 _READ_PRAGMAS = frozenset({
     "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
@@ -37,19 +39,6 @@ _DENIED_FUNCTIONS = frozenset({"fts3_tokenizer", "load_extension"})
 BUSY_TIMEOUT_MS = 5000
 PROGRESS_STEPS = 10_000  # SQLite virtual machine steps between two looks at the clock
 FETCH_ROWS = 512  # rows taken from SQLite at a time
-
-
-class QueryError(Exception):
-    """The query failed (syntax, unknown table...); the message says why."""
-
-
-class WriteRefused(QueryError):
-    """The query tried to change something, or to call a function that reaches outside the
-    database: ``genesis sql`` only reads."""
-
-
-class QueryTimeout(QueryError):
-    """The query ran longer than its time limit and SQLite interrupted it."""
 
 
 def readonly_uri(db_path: str | Path) -> str:

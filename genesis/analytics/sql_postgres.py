@@ -72,7 +72,7 @@ def translated(timeout_seconds: float) -> Iterator[None]:
     import psycopg
     from psycopg import errors
 
-    from genesis.analytics.sql import QueryError, QueryTimeout, WriteRefused
+    from genesis.analytics.sql_errors import QueryError, QueryTimeout, WriteRefused
 
     try:
         yield

@@ -1,4 +1,4 @@
-"""``genesis watch``: a live terminal view of active and recent executions (Story 4.3 AC7).
+"""``genesis watch``: a live terminal view of active and recent executions.
 
 Read from the store over a read-only connection, so it runs next to the daemon (or over
 SSH on the box) without touching it. Times are the daemon's (``daemon_now``): the wall clock

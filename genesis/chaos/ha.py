@@ -51,7 +51,7 @@ class HaCluster:
     def start_daemon(self) -> Proc:
         n, self._next = self._next, self._next + 1
         self.daemons[n] = Proc(f"daemon-{n}", ["run", "--venue", "ccxt:binance", "--exchange-url", self.exchange,
-                                               "--db", self.url.render_as_string(hide_password=False),
+                                               "--paper-clock", "--db", self.url.render_as_string(hide_password=False),
                                                "--lease-seconds", f"{self.lease_seconds:g}"],
                                self.dir / f"daemon-{n}.log", self.env, self.dir)
         return self.daemons[n]

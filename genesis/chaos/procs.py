@@ -21,7 +21,7 @@ class ChaosError(Exception):
 def child_env(**extra: str) -> dict[str, str]:
     """The parent's environment minus what changes a daemon's behaviour, PYTHONPATH on this checkout."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "GENESIS_DB", "GENESIS_KILL_POINT",
+           if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "GENESIS_DB",
                         "GENESIS_CREDENTIALS_FILE")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env.update(extra)

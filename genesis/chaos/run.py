@@ -107,9 +107,10 @@ class _Run:
         wait_until(lambda: get_json(self.url + "/api/v3/ping") == {}, 30, "the paper exchange", [self.paper])
 
     def start_daemon(self, kill_point: str | None = None) -> Proc:
-        env = dict(self.env, GENESIS_KILL_POINT=kill_point) if kill_point else self.env
-        self.daemon = Proc("daemon", ["run", "--venue", "ccxt:binance", "--exchange-url", self.url, "--db",
-                                      str(self.db), "--config", str(self.config)], self.dir / "daemon.log", env,
+        chaos = ["--kill-point", kill_point] if kill_point else []
+        self.daemon = Proc("daemon", ["run", "--venue", "ccxt:binance", "--exchange-url", self.url, "--paper-clock",
+                                      *chaos, "--db", str(self.db), "--config", str(self.config)],
+                           self.dir / "daemon.log", self.env,
                            self.dir)
         return self.daemon
 
@@ -193,7 +194,7 @@ class _Run:
         self.result.kills["early" if early else "random"] += 1
 
     def kill_at(self, point: str) -> bool:
-        """Run with ``GENESIS_KILL_POINT=point`` until the daemon kills itself there. False when it
+        """Run with ``--kill-point point`` until the daemon kills itself there. False when it
         did not get there in time (then it is killed here and counted as a random kill)."""
         daemon = self.start_daemon(point)
         try:

@@ -17,12 +17,10 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from genesis.clock import utc
-
-if TYPE_CHECKING:
-    from genesis.domain.events import Event
+from genesis.domain.events import EVENT_TYPES, Event
 
 
 class CodecError(ValueError):
@@ -73,8 +71,6 @@ def _encoder(cls: type) -> Callable[[Any], str]:
 
 
 def decode(event_type: str, data: str | dict[str, Any]) -> Event:
-    from genesis.domain.events import EVENT_TYPES
-
     cls = EVENT_TYPES.get(event_type)
     if cls is None:
         raise CodecError(f"unknown event type {event_type!r}")

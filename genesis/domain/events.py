@@ -292,6 +292,3 @@ EVENT_TYPES: dict[str, type[Event]] = {
 SLICE_NOT_NEEDED = "not_needed"
 SLICE_EXPIRED = "expired"
 
-
-# the JSON codec lives in genesis.domain.codec; re-exported here for callers
-from genesis.domain.codec import CodecError, decode, encode  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""Story 4.3 TWAP: adaptive slice timing, randomisation, participation cap, early completion.
+"""TWAP: adaptive slice timing, randomisation, participation cap, early completion.
 
 Pure functions. ``calculate_time_slices`` places slices at the quantiles of the expected
 cumulative volume over the window, so busy minutes get more (and thin minutes fewer) slices,
@@ -132,6 +132,18 @@ def cap_slice_qty(qty: Decimal, interval_volume: Decimal | None, cap: Decimal, i
         return Decimal(0)
     limit = (cap * interval_volume).quantize(instrument.step_size, rounding=ROUND_DOWN)
     return min(qty, instrument.round_qty_down(limit)) if limit > 0 else Decimal(0)
+
+
+def taker_allowance(cap: Decimal, traded_volume: Decimal | None, filled_in_interval: Decimal,
+                    wanted: Decimal, instrument: Instrument) -> Decimal:
+    """How much a slice may take now under the participation cap of the volume the market has
+    **actually traded** in its interval so far: ``cap * traded_volume - filled_in_interval``,
+    rounded down to the step, at most ``wanted``, never negative. Unknown volume (None): 0
+    (fail closed). What is held back carries forward."""
+    if traded_volume is None or traded_volume <= 0:
+        return Decimal(0)
+    room = instrument.round_qty_down(cap * traded_volume - filled_in_interval)
+    return min(wanted, room) if room > 0 else Decimal(0)
 
 
 def check_early_completion(side: Side, current_price: Decimal, arrival_price: Decimal,

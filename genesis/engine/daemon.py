@@ -1,6 +1,9 @@
 """The daemon: migrations, store, venue, supervisor, command inbox, signals, systemd.
 
-``Daemon.run()`` is what ``genesis run`` calls. Signals: SIGUSR1 pauses every running
+``Daemon.run()`` is what ``genesis run`` calls; it reads as its phases: ``startup`` (lock,
+options, database, the engine as ``genesis.runtime.wiring`` builds it, recovery), ``serve``
+(ready; the command poller and the watchdog until a stop), ``shutdown`` (drain the runners,
+stop the store, close the rest). Signals: SIGUSR1 pauses every running
 execution, SIGUSR2 resumes every paused one, SIGTERM/SIGINT drain and exit 0, SIGHUP reloads
 the config (an invalid file is refused and the old config stays). A burst of signals coalesces
 (``engine.signals``): any number of SIGHUPs is one reload (one more if they arrive during it),
@@ -12,67 +15,37 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from pathlib import Path
 
 import structlog
 from alembic.util import CommandError
-from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from genesis.algorithms.registry import submit_options
 from genesis.bus import EventBus
-from genesis.clock import Clock, ScaledClock, utc
 from genesis.config import ConfigError, RuntimeConfig, load_config
 from genesis.domain import events as ev
-from genesis.domain.ids import is_execution_id
-from genesis.engine.control import Desire
+from genesis.engine.command_poller import CommandPoller
 from genesis.engine.core_dumps import forbid_core_dumps, is_dumpable
-from genesis.engine.command_listener import listen_for_commands
-from genesis.engine.lease_keeper import DEFAULT_LEASE_SECONDS, LeaseKeeper, default_account
+from genesis.engine.daemon_options import (DaemonError, DaemonOptions, check_options, daemon_clock,
+                                           daemon_venue)
 from genesis.engine.database_file import DatabaseFileError, check_writable, file_identity, watch_identity
-from genesis.engine.supervisor import SubmissionRejected, Supervisor, apply_config, build_supervisor
-from genesis.engine.pacing import settle_heap
+from genesis.engine.command_listener import listen_for_commands
+from genesis.engine.lease_keeper import LeaseKeeper, default_account
 from genesis.engine.pidlock import LockError, daemon_lock
 from genesis.engine.signals import SignalBridge
+from genesis.engine.supervisor import Supervisor, apply_config
 from genesis.engine.systemd import SystemdNotifier
-from genesis.engine.venues import VenueSetupError, build_ccxt_venue, build_sim_venue, default_sim_start
 from genesis.log import configure_logging
 from genesis.observability.alerts import AlertsSetupError
 from genesis.observability.runtime import Observability
-from genesis.requests import RequestError, validate_submit
+from genesis.runtime.wiring import Engine, EngineOptions, build_supervisor, open_store
 from genesis.store import migrate
-from genesis.store import tables as t
-from genesis.store.candle_cache import CandleCache
-from genesis.store.db import async_engine
 from genesis.store.location import is_postgres
-from genesis.store.eventstore import EventStore, StorageError, StoreClosedError
-from genesis.store.inbox import Command, pending_commands
-from genesis.venue.base import PermanentVenueError, Venue, VenueError
+from genesis.store.eventstore import EventStore, StorageError
+from genesis.tuning import DEFAULT_TUNING
+from genesis.venue.base import VenueError
 
 log = structlog.get_logger("genesis.daemon")
 RELOAD_SETTLE_SECONDS = 0.1  # a SIGHUP reloads once no other has come for this long
-COMMAND_CHAINS_AT_ONCE = 32  # executions whose commands the poller applies concurrently
-
-
-class DaemonError(Exception):
-    """The daemon cannot start (another one runs on this database, bad options...)."""
-
-
-@dataclass(frozen=True, slots=True)
-class DaemonOptions:
-    db_path: Path
-    config_path: Path | None
-    venue: str = "sim"
-    speed: float = 1.0
-    sim_start: datetime | None = None
-    pidfile: bool = True
-    exchange_url: str | None = None  # ccxt venues: base URL replacing the exchange's REST host
-    http: str | None = None  # HOST:PORT of the HTTP API (genesis.api); None: no API
-    accounts: tuple[str, ...] = ()  # the account leases to hold (genesis.store.leases); (): the venue's own
-    lease_seconds: float = DEFAULT_LEASE_SECONDS
 
 
 def log_progress(event: ev.Event) -> None:
@@ -94,7 +67,7 @@ class Daemon:
         self.stop_event = asyncio.Event()
         self.notifier = SystemdNotifier()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._delivered: set[int] = set()
+        self.wired: Engine | None = None
         self._lock = daemon_lock(options.db_path, options.pidfile)
         self.supervisor: Supervisor | None = None
         self._early_toggle: str | None = None  # the last SIGUSR1/2 before the supervisor existed
@@ -105,35 +78,70 @@ class Daemon:
         self._inbox_nudge = asyncio.Event()  # set by the API after it writes a command
         self._api = None  # genesis.api.server.ApiServer when --http
         self.ready = False  # recovered and taking commands (the API's /readyz)
-        self._lease_lost = False  # stopped working because another daemon took the account over
 
     @property
     def pid_path(self) -> Path:
         return self._lock.path
 
     async def run(self) -> int:
-        """Start, serve until SIGTERM/SIGINT, drain. Exit code 0, or 1 when a daemon task died."""
+        """Start, serve until SIGTERM/SIGINT, shut down. Exit code 0, or 1 when a daemon task died."""
         # handlers first: a signal during start-up must not kill the process half-way
         self._install_signals()
         try:
+            try:
+                self._lock.acquire()
+            except LockError as exc:
+                raise DaemonError(str(exc)) from None
             while True:
-                code = await self._run_locked()
+                try:
+                    code = await self._run_once()
+                finally:
+                    self._lock.release()
                 if not self._lease_lost or self._stop_signalled:
                     return code
                 log.info("daemon_standby_again", note="the account lease was lost; waiting to claim it")
                 self._reset_for_standby()
+                try:
+                    self._lock.acquire()
+                except LockError as exc:
+                    raise DaemonError(str(exc)) from None
         finally:
             assert self._signals is not None
             self._signals.uninstall()
 
     _stop_signalled = False  # SIGTERM/SIGINT: never go back to standby
+    _lease_lost = False  # stopped working because another daemon took the account over
+
+    async def _run_once(self) -> int:
+        """Standby until the account lease is claimed, then start, serve, shut down."""
+        check_options(self.options)  # bad options fail before the database is touched
+        try:  # the leases table first
+            await asyncio.to_thread(migrate.upgrade, self.options.db_path)
+        except (SQLAlchemyError, CommandError) as exc:
+            raise DaemonError(f"{self.options.db_path}: cannot open or migrate the database: "
+                              f"{getattr(exc, 'orig', None) or exc}") from None
+        self.leases = LeaseKeeper(self.options.db_path,
+                                  self.options.accounts or (default_account(self.options.venue),),
+                                  self.options.lease_seconds)
+        if self.notifier.watchdog_seconds:  # a standby is alive too: systemd must not kill it
+            self._spawn(self._watchdog(), "systemd-watchdog")
+        if not await self.leases.wait_claimed(self.stop_event, self._standing_by):
+            self.leases.close()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            return 0
+        self._spawn(self._keep_leases(self.leases), "lease-keeper")  # renewing from the claim on
+        recovered = await self._startup()
+        await self._serve(recovered)
+        await self._shutdown()
+        return 1 if self._task_failed else 0
 
     def _reset_for_standby(self) -> None:
         """After the account lease was lost and everything was stopped: start over in standby."""
         self.stop_event = asyncio.Event()
         self._lease_lost = self._task_failed = self.ready = False
         self.supervisor, self._api = None, None
-        self._delivered.clear()
 
     def _standing_by(self) -> None:
         """systemd: a standby has started (``READY=1``), its status says it waits for the lease."""
@@ -145,82 +153,64 @@ class Daemon:
         self._lease_lost = True
         self.stop_event.set()
 
-    async def _run_locked(self) -> int:
+    async def _startup(self) -> int:
+        """Options, database, store, clock, venue, supervisor; the live executions recovered
+        (how many). ``DaemonError`` for anything the operator must fix."""
+        sim_window = check_options(self.options)
         try:
-            self._lock.acquire()
-        except LockError as exc:
+            self.observability = Observability(lambda: self.config)
+        except AlertsSetupError as exc:
             raise DaemonError(str(exc)) from None
-        try:
-            self._sim_window = self._check_options()  # bad options fail before the database is touched
-            try:
-                self.observability = Observability(lambda: self.config)
-            except AlertsSetupError as exc:
-                raise DaemonError(str(exc)) from None
-            try:
-                await asyncio.to_thread(migrate.upgrade, self.options.db_path)
-            except (SQLAlchemyError, CommandError) as exc:
-                raise DaemonError(f"{self.options.db_path}: cannot open or migrate the database: "
-                                  f"{getattr(exc, 'orig', None) or exc}") from None
-            try:  # never report ready on a database that takes no writes (PostgreSQL: checked by the lock)
-                identity = None if is_postgres(self.options.db_path) else file_identity(self.options.db_path)
-                if identity is not None:
-                    await asyncio.to_thread(check_writable, self.options.db_path)
-            except DatabaseFileError as exc:
-                raise DaemonError(str(exc)) from None
-            self.leases = LeaseKeeper(self.options.db_path,
-                                      self.options.accounts or (default_account(self.options.venue),),
-                                      self.options.lease_seconds)
-            if self.notifier.watchdog_seconds:  # a standby is alive too: systemd must not kill it
-                self._spawn(self._watchdog(), "systemd-watchdog")
-            if not await self.leases.wait_claimed(self.stop_event, self._standing_by):  # standby until claimed
-                self.leases.close()
-                for task in list(self._tasks):
-                    task.cancel()
-                await asyncio.gather(*self._tasks, return_exceptions=True)
-                return 0
-            self._spawn(self._keep_leases(self.leases), "lease-keeper")  # renewing from the claim on
-            self.engine = async_engine(self.options.db_path)
-            self.bus = EventBus()
-            self.bus.subscribe("progress-log", log_progress,
-                               (ev.TwapSliceExecuted, ev.VwapSliceExecuted, ev.TwapCompleted, ev.VwapCompleted,
-                                ev.RiskDenied, ev.ExecutionPaused, ev.ExecutionResumed, ev.ExecutionCancelled,
-                                ev.ExecutionFailed, ev.EmergencyLiquidationStarted))
-            self.store = EventStore(self.engine, self.bus, **self.leases.store_options())
-            await self.store.start()
-            self._spawn(self._watch_store(self.store), "store-watch")
+        try:  # never report ready on a database that takes no writes (PostgreSQL: checked by the lock)
+            identity = None if is_postgres(self.options.db_path) else file_identity(self.options.db_path)
             if identity is not None:
-                self._spawn(watch_identity(self.options.db_path, identity), "database-file-watch")
-            self.clock = await self._make_clock()
-            self.venue = self.observability.watch_venue(self._make_venue())
-            try:
-                instruments = await self.venue.instruments()
-            except VenueError as exc:
-                await self.venue.close()
-                raise DaemonError(f"venue {self.venue.name}: cannot load its markets: {exc}") from None
-            self.supervisor = build_supervisor(self.store, self.venue, self.clock, instruments, self.config,
-                                               CandleCache(self.engine))
-            await self.observability.start(self.bus, self.store, self.engine, self.venue, instruments)
-            if self.options.http:
-                await self._start_api(instruments)
-            settle_heap()  # before recovery: frozen objects are never collected, runners must not be
-            recovered = await self.supervisor.recover()
-            if self._early_toggle == "pause":
-                self._signal_pause()
-            elif self._early_toggle == "resume":
-                self._signal_resume()
-            self._spawn(self._poll_commands(), "command-poller")
-            if is_postgres(self.options.db_path):  # NOTIFY wakes the poller at once
-                self._spawn(listen_for_commands(self.options.db_path, self.wake_command_poller), "command-listener")
-            self.ready = True
-            self.notifier.notify("READY=1", wait_seconds=1.0)
-            log.info("daemon_ready", db=str(self.options.db_path), venue=self.venue.name,
-                     clock=self.clock.now().isoformat(), recovered=len(recovered), pid=os.getpid(),
-                     dumpable=is_dumpable())
-            await self.stop_event.wait()
-            await self._shutdown()
-            return 1 if self._task_failed else 0
-        finally:
-            self._lock.release()
+                await asyncio.to_thread(check_writable, self.options.db_path)
+        except DatabaseFileError as exc:
+            raise DaemonError(str(exc)) from None
+        bus = EventBus()
+        bus.subscribe("progress-log", log_progress,
+                      (ev.TwapSliceExecuted, ev.VwapSliceExecuted, ev.TwapCompleted, ev.VwapCompleted,
+                       ev.RiskDenied, ev.ExecutionPaused, ev.ExecutionResumed, ev.ExecutionCancelled,
+                       ev.ExecutionFailed, ev.EmergencyLiquidationStarted))
+        fence = self.leases.store_options()  # PostgreSQL: every commit checks the lease's epoch
+        self.wired = await open_store(self.options.db_path, EngineOptions(hooks=self.options.hooks, **fence), bus)
+        self.engine, self.bus, self.store = self.wired.database, self.wired.bus, self.wired.store
+        self._spawn(self._watch_store(self.store), "store-watch")
+        if identity is not None:
+            self._spawn(watch_identity(self.options.db_path, identity), "database-file-watch")
+        self.clock = await daemon_clock(self.options, self.engine, sim_window)
+        self.venue = self.observability.watch_venue(daemon_venue(self.options, self.clock, self.config))
+        try:
+            instruments = await self.venue.instruments()
+        except VenueError as exc:
+            await self.venue.close()
+            raise DaemonError(f"venue {self.venue.name}: cannot load its markets: {exc}") from None
+        self.supervisor = build_supervisor(self.wired, self.clock, self.venue, instruments, self.config)
+        await self.observability.start(self.bus, self.store, self.engine, self.venue, instruments)
+        if self.options.http:
+            await self._start_api(instruments)
+        # before recovery: frozen objects are never collected, runners must not be
+        DEFAULT_TUNING.apply_to_process()
+        recovered = await self.supervisor.recover()
+        if self._early_toggle == "pause":
+            self._signal_pause()
+        elif self._early_toggle == "resume":
+            self._signal_resume()
+        return len(recovered)
+
+    async def _serve(self, recovered: int) -> None:
+        """Ready: serve commands (and the systemd watchdog) until a stop signal or a failed task."""
+        assert self.supervisor is not None
+        poller = CommandPoller(self.engine, self.store, self.supervisor, lambda: self.config, self._inbox_nudge)
+        self._spawn(poller.run(self.stop_event), "command-poller")
+        if is_postgres(self.options.db_path):  # NOTIFY wakes the poller at once
+            self._spawn(listen_for_commands(self.options.db_path, self.wake_command_poller), "command-listener")
+        self.ready = True
+        self.notifier.notify("READY=1", wait_seconds=1.0)
+        log.info("daemon_ready", db=str(self.options.db_path), venue=self.venue.name,
+                 clock=self.clock.now().isoformat(), recovered=recovered, pid=os.getpid(),
+                 dumpable=is_dumpable())
+        await self.stop_event.wait()
 
     async def _start_api(self, instruments: dict) -> None:  # type: ignore[type-arg]
         from genesis.api.server import ApiSetupError, serve_api  # aiohttp's web stack only with --http
@@ -237,51 +227,6 @@ class Daemon:
     def wake_command_poller(self) -> None:
         """Read the command inbox now instead of at the next poll (the API just wrote to it)."""
         self._inbox_nudge.set()
-
-    def _check_options(self) -> tuple[datetime, datetime]:
-        """Validate the venue and ``--sim-start``; the shipped candles' common ``(first, end)``."""
-        if self.options.venue.startswith("ccxt:") and len(self.options.venue) > 5:
-            return datetime.min.replace(tzinfo=timezone.utc), datetime.max.replace(tzinfo=timezone.utc)
-        if self.options.venue != "sim":
-            raise DaemonError(f"--venue {self.options.venue!r} is not available; use sim or ccxt:<exchange id>")
-        from genesis.venue.candles import shipped_candles, shipped_symbols
-
-        series = [shipped_candles(symbol) for symbol in shipped_symbols()]  # load before the clock ticks
-        first = max(s.first_open_time for s in series)
-        end = min(s.end_time for s in series)
-        if self.options.sim_start is not None and not first <= utc(self.options.sim_start) < end:
-            raise DaemonError(f"--sim-start {utc(self.options.sim_start).isoformat()} is outside the shipped "
-                              f"candles ({first.isoformat()} to {end.isoformat()})")
-        return first, end
-
-    async def _make_clock(self) -> Clock:
-        if self.options.venue.startswith("ccxt:"):
-            # a paper exchange's own simulated clock, or the wall clock for a real exchange
-            from genesis.paper.clock import ExchangeUnreachable, exchange_clock
-
-            try:
-                return await exchange_clock(self.options.exchange_url)
-            except ExchangeUnreachable as exc:
-                raise DaemonError(str(exc)) from None
-        _first, end = self._sim_window
-        start = utc(self.options.sim_start) if self.options.sim_start else default_sim_start()
-        # the simulated market never runs backwards across restarts: continue after the last event
-        async with self.engine.connect() as conn:
-            last = await conn.scalar(select(func.max(t.events.c.occurred_at)))
-        if last is not None and last > start:
-            start = last
-            if start >= end:
-                raise DaemonError(f"the simulated market in {self.options.db_path} has reached the end of the "
-                                  f"shipped candles ({end.isoformat()}); use a new database")
-        return ScaledClock(start, self.options.speed)
-
-    def _make_venue(self) -> Venue:
-        try:
-            if self.options.venue.startswith("ccxt:"):
-                return build_ccxt_venue(self.options.venue.split(":", 1)[1], self.options.exchange_url, self.clock)
-            return build_sim_venue(self.clock, self.config)
-        except VenueSetupError as exc:
-            raise DaemonError(str(exc)) from None
 
     @staticmethod
     async def _watch_store(store: EventStore) -> None:
@@ -369,100 +314,12 @@ class Daemon:
             log.error("config_reload_rejected", error=str(exc), note="the previous config stays in force")
             return
         old_level, self.config = self.config.logging.level, new  # the poller reads its interval here
-        if self.supervisor is not None:  # else build_supervisor reads self.config when it gets there
+        if self.supervisor is not None:  # else the start-up wires it from self.config when it gets there
             apply_config(self.supervisor, new)
         log.info("config_reloaded", path=str(path), kill_switch=new.risk.kill_switch,
                  logging_level=new.logging.level, command_poll_seconds=new.engine.command_poll_seconds)
         if new.logging.level != old_level:  # after the line above, which the old level decides
             configure_logging(new.logging.level)
-
-    # -- commands --------------------------------------------------------------------------
-
-    async def _poll_commands(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                async with self.engine.connect() as conn:
-                    commands = await pending_commands(conn)
-            except SQLAlchemyError as exc:
-                log.error("command_poll_failed", error=str(exc))
-                commands = []
-            chains: dict[str, list[Command]] = {}  # one execution's commands stay in order
-            for cmd in commands:
-                if cmd.command_id not in self._delivered:
-                    chains.setdefault(cmd.execution_id, []).append(cmd)
-            slots = asyncio.Semaphore(COMMAND_CHAINS_AT_ONCE)
-            await asyncio.gather(*(self._dispatch_chain(chain, slots) for chain in chains.values()))
-            try:
-                await asyncio.wait_for(self._inbox_nudge.wait(), self.config.engine.command_poll_seconds)
-            except TimeoutError:
-                pass
-            self._inbox_nudge.clear()
-
-    async def _dispatch_chain(self, chain: list[Command], slots: asyncio.Semaphore) -> None:
-        """One execution's commands, in order; up to ``COMMAND_CHAINS_AT_ONCE`` executions side
-        by side, so a burst of submissions shares the store's group commits instead of one
-        commit each (and the venue sees a bounded number of book requests at once)."""
-        async with slots:
-            for cmd in chain:
-                await self._dispatch_guarded(cmd)
-
-    async def _dispatch_guarded(self, cmd: Command) -> None:
-        """Task boundary of one command: whatever goes wrong with it becomes its recorded
-        rejection, and the poller goes on serving the others."""
-        try:
-            await self._dispatch(cmd)
-        except Exception as exc:  # noqa: BLE001 - recorded as the command's outcome
-            log.exception("command_failed", command_id=cmd.command_id, kind=cmd.kind)
-            try:
-                await self.store.mark_commands([(cmd.command_id, "rejected", f"internal error: {exc!r}")])
-            except (StorageError, StoreClosedError):  # storage fault: the next poll retries the command
-                self._delivered.discard(cmd.command_id)
-
-    async def _dispatch(self, cmd: Command) -> None:
-        bound = log.bind(command_id=cmd.command_id, kind=cmd.kind, execution_id=cmd.execution_id)
-        problem = ("payload is not a JSON object" if cmd.payload is None
-                   else None if is_execution_id(cmd.execution_id)
-                   else f"malformed execution id {cmd.execution_id[:40]!r}")
-        if problem is not None:
-            bound.warning("command_rejected", reason=problem)
-            await self.store.mark_commands([(cmd.command_id, "rejected", problem)])
-            return
-        p = cmd.payload
-        assert p is not None
-        if cmd.kind == "submit":
-            try:
-                duration = p["duration_seconds"]
-                if not isinstance(duration, int) or isinstance(duration, bool):
-                    raise RequestError("duration", f"{duration!r} is not a whole number of seconds")
-                req = validate_submit(symbol=p["symbol"], side=p["side"], qty=p["qty"], algo=p["algo"],
-                                      duration=duration, slices=p.get("slice_count"),
-                                      limit_price=p.get("limit_price"), request_id=p.get("request_id"),
-                                      instruments=self.supervisor.instruments, config=self.config,
-                                      urgency=p.get("urgency"),
-                                      options={o.name: p.get(o.name) for o in submit_options()})
-                self._delivered.add(cmd.command_id)
-                await self.supervisor.submit(req, cmd.execution_id, cmd.command_id)
-            except (RequestError, SubmissionRejected, PermanentVenueError, KeyError, TypeError, ValueError) as exc:
-                bound.warning("submission_rejected", reason=str(exc))
-                await self.store.mark_commands([(cmd.command_id, "rejected", str(exc))])
-            except VenueError as exc:  # transient (nothing was recorded): the next poll tries again
-                bound.warning("submission_deferred", reason=f"{type(exc).__name__}: {exc}")
-                self._delivered.discard(cmd.command_id)
-            return
-        if cmd.kind == "urgency":
-            self._delivered.add(cmd.command_id)
-            level = str(p.get("urgency", ""))
-            if not self.supervisor.set_urgency(cmd.execution_id, level, "command urgency", cmd.command_id):
-                await self.store.mark_commands([(cmd.command_id, "ignored", "execution is not live")])
-            return
-        desire = {"pause": Desire.PAUSE, "resume": Desire.RUN, "cancel": Desire.CANCEL}.get(cmd.kind)
-        if desire is None:
-            await self.store.mark_commands([(cmd.command_id, "rejected", f"unknown command {cmd.kind!r}")])
-            return
-        self._delivered.add(cmd.command_id)
-        if not self.supervisor.control(cmd.execution_id, desire, f"command {cmd.kind}", cmd.command_id):
-            await self.store.mark_commands([(cmd.command_id, "ignored", "execution is not live")])
-        bound.info("command_delivered")
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -477,23 +334,19 @@ class Daemon:
         if self._api is not None:
             await self._api.stop()
         log.info("daemon_draining", executions=len(self.supervisor.active_ids))
-        await self.supervisor.shutdown(self.config.engine.drain_timeout_seconds)
+        assert self.wired is not None
+        await self.wired.drain(self.config.engine.drain_timeout_seconds)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.observability.stop()  # after the drain: the alerts it raised are sent
-        await self.store.stop()
+        await self.wired.release()
         await self.leases.release()  # after the last commit: a standby takes over at once
         self.leases.close()
-        await self.bus.close()
-        await self.venue.close()
-        await self.engine.dispose()
         log.info("daemon_stopped")
 
 
 def run_daemon(options: DaemonOptions, config: RuntimeConfig) -> int:
-    # worker threads (the readers' aiosqlite connections, candle estimates) share the GIL with the
-    # event loop: hand it over every 1 ms (default 5 ms) so none can hold the loop for long
-    sys.setswitchinterval(0.001)
+    """``genesis run``: the daemon on a fresh event loop; its exit code."""
     forbid_core_dumps()  # before any credential is loaded
     return asyncio.run(Daemon(options, config).run())

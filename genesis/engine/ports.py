@@ -29,6 +29,15 @@ class VenuePort(Protocol):
         """Best bid and ask now."""
         ...
 
+    @property
+    def measures_traded_volume(self) -> bool:
+        """Whether ``traded_volume`` can answer (the venue has the capability)."""
+        ...
+
+    async def traded_volume(self, symbol: str, start: datetime, end: datetime) -> Decimal | None:
+        """Base volume the market traded in ``[start, min(end, now))``; None: unknown."""
+        ...
+
     async def place(self, request: OrderRequest, intended_at: datetime) -> OrderReport:
         """Place an intended order exactly once (``ForeignOrderError``: its id is taken)."""
         ...

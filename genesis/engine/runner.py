@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -25,20 +24,19 @@ from genesis.algorithms.registry import algorithm_for
 from genesis.domain.schedule import respread_by_volume
 from genesis.domain.state import ExecutionState
 from genesis.domain.twap import TwapParams
-from genesis.engine import killpoints
 from genesis.engine.control import Control, Desire
+from genesis.engine.hooks import NO_HOOKS, EngineHooks
 from genesis.engine.log_throttle import LogThrottle
 from genesis.engine.market_data import MarketData
 from genesis.engine.measurement import measure, measure_after_end
-from genesis.engine.pacing import LoopPacer
 from genesis.engine.positions import PositionBook
-from genesis.engine.ports import Hooks
 from genesis.engine.recovery import reconcile
 from genesis.engine.slice_algorithm import PolicySliceAlgorithm
 from genesis.engine.slice_executor import RoutingSettings, SliceExecutor
 from genesis.engine.venue_calls import RetryPolicy, VenueCaller, VenueUnavailable
 from genesis.engine.window_benchmark import WindowBenchmark
 from genesis.store.eventstore import EventStore, LeaseLostError, StorageError
+from genesis.tuning import LoopPacer
 from genesis.venue.base import Venue
 
 STORAGE_FAULT_LOG_SECONDS = 10.0  # a storage fault is logged at most once per this (wall time)
@@ -52,24 +50,22 @@ class RunnerSettings:
     routing: RoutingSettings = RoutingSettings()
     twap: TwapParams = field(default_factory=TwapParams)
     vwap: VwapSettings = field(default_factory=VwapSettings)
-    # called with the seconds each child decision took (sizing + risk check); bench only
-    decision_timer: Callable[[float], None] | None = None
 
 
 class ExecutionRunner:
     def __init__(self, execution_id: str, *, store: EventStore, venue: Venue, clock: Clock,
                  instrument: Instrument, risk: RiskEngine, positions: PositionBook,
                  control: Control, settings: RunnerSettings = RunnerSettings(),
-                 market: MarketData | None = None, pacer: LoopPacer | None = None, hooks: Hooks = killpoints):
+                 market: MarketData | None = None, pacer: LoopPacer | None = None,
+                 hooks: EngineHooks = NO_HOOKS):
         self.execution_id = execution_id
         self.store, self.venue, self.clock = store, venue, clock
         self.instrument, self.risk, self.positions = instrument, risk, positions
-        self.control, self.settings = control, settings
+        self.control, self.settings, self.hooks = control, settings, hooks
         self.market = market or MarketData(venue)
-        self.pacer = pacer or LoopPacer(0)  # shared with the other runners: see engine.pacing
+        self.pacer = pacer or LoopPacer(0)  # shared with the other runners: see genesis.tuning
         self.log = structlog.get_logger("genesis.runner").bind(execution_id=execution_id)
         self.calls = VenueCaller(venue, clock, settings.retry, self._stopping, self.log, self.pacer.turn)
-        self.hooks = hooks  # test and chaos hooks: the kill points (inert unless armed)
         self.slices: SliceExecutor | None = None  # built once the algorithm is known (run)
         self.policy: Algorithm | None = None  # the execution's algorithm, once loaded
         self.benchmark = WindowBenchmark(self.calls.candles, clock)  # market VWAP of the window so far
@@ -110,7 +106,7 @@ class ExecutionRunner:
             self.execution_id, algorithm=PolicySliceAlgorithm(policy), venue=self.calls, append=self.append,
             namespace=self.store.namespace, clock=self.clock, instrument=self.instrument, risk=self.risk,
             positions=self.positions, benchmark=self.benchmark, log=self.log, routing=self.settings.routing,
-            hooks=self.hooks, decision_timer=self.settings.decision_timer, pace=self.pacer.turn)
+            hooks=self.hooks.kill_points, decision_timer=self.hooks.decision_seconds, pace=self.pacer.turn)
 
     async def _load(self) -> Execution:
         return await self.store.load(self.execution_id)

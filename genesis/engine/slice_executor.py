@@ -26,6 +26,7 @@ from genesis.domain.instrument import Instrument
 from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 from genesis.domain.risk import RiskEngine, SliceRiskInput
 from genesis.algorithms.base import SliceSizing
+from genesis.engine.cap_room import room_under_cap
 from genesis.engine.ports import NO_HOOKS, Append, Benchmark, Hooks, VenuePort
 from genesis.engine.positions import PositionBook
 from genesis.engine.slice_algorithm import SliceAlgorithm
@@ -109,9 +110,14 @@ class SliceExecutor:
         namespace = await self.namespace()
         pending: list[ev.Event] = []  # an order's outcome, appended with the next intent or the close
         maker_first = self.routing.maker_first and sizing.maker_first
-        if maker_first:
+        capped = self._capped_by_traded_volume(sizing)
+        maker_qty = remaining
+        if maker_first and capped:  # rests only what the market has already traded room for
+            maker_qty = await self._allowance(agg, s, remaining, sizing, interval, by=self._maker_by(agg, interval))
+            top = await self.venue.book_top(agg.symbol)
+        if maker_first and maker_qty >= self.instrument.min_qty_at(ref):
             price = passive_price(top, agg.side, agg.limit_price)
-            request = self._request(namespace, agg, s, OrderType.LIMIT, remaining, price, TimeInForce.POST_ONLY)
+            request = self._request(namespace, agg, s, OrderType.LIMIT, maker_qty, price, TimeInForce.POST_ONLY)
             agg = await self._intend(agg, s, request, ref)
             self.hooks.reach("after_intent")
             report = await self._send(agg, s, request, ref, sizing)
@@ -125,6 +131,14 @@ class SliceExecutor:
             pending = self._outcome(agg, s, request, report)
             remaining -= report.filled_qty
         take = sizing.taker_fallback or not maker_first
+        if take and remaining >= self.instrument.min_qty_at(ref) and capped:
+            if pending:  # the maker leg's outcome, recorded before the wait
+                agg, pending = await self._commit(pending), []
+            allowed = await self._allowance(agg, s, remaining, sizing, interval, by=self._taker_by(agg, interval))
+            if allowed < remaining:
+                sizing = dataclasses.replace(sizing, cap_bound=True)
+                self.log.info("participation_cap_held_back", slice_index=s.index, held_back=str(remaining - allowed))
+            remaining = allowed
         if (take and remaining > 0 and remaining >= self.instrument.min_qty_at(ref)
                 and not agg.orders_closed(self.clock.now())):
             if agg.limit_price is not None:
@@ -141,6 +155,33 @@ class SliceExecutor:
             report = await self.venue.finish(request, report)
             pending = self._outcome(agg, s, request, report)
         await self.close(agg, s, ref, sizing, before=pending, interval=interval)
+
+    def _capped_by_traded_volume(self, sizing: SliceSizing) -> bool:
+        """The taker leg is held to the cap of the volume actually traded (the venue can say)."""
+        return sizing.participation_cap is not None and self.venue.measures_traded_volume
+
+    def _taker_by(self, agg: Execution, interval: Interval) -> datetime:
+        """The latest the taker leg goes: the interval's end; inside a window, ``TAKER_LEAD``
+        before the window ends."""
+        if agg.windowed and agg.end_at is not None:
+            return min(interval[1], agg.end_at - TAKER_LEAD)
+        return interval[1]
+
+    def _maker_by(self, agg: Execution, interval: Interval) -> datetime:
+        """The latest the maker leg is placed: its timeout before the taker's latest."""
+        return self._taker_by(agg, interval) - timedelta(seconds=self.routing.maker_timeout_seconds)
+
+    async def _allowance(self, agg: Execution, s: SliceState, remaining: Decimal, sizing: SliceSizing,
+                         interval: Interval, by: datetime) -> Decimal:
+        """How much of ``remaining`` may be sent now: the cap of the volume the market traded
+        in the slice's interval so far, less what the slice already filled
+        (``engine.cap_room``). While that is short of ``remaining`` it waits for the market to
+        trade more, until ``by`` at the latest; the rest then carries forward."""
+        assert sizing.participation_cap is not None
+        return await room_under_cap(
+            traded_volume=lambda start, end: self.venue.traded_volume(agg.symbol, start, end), clock=self.clock,
+            pace=self.pace, cap=sizing.participation_cap, filled=agg.slices[s.index].filled_qty, wanted=remaining,
+            instrument=self.instrument, interval=interval, by=by, forecast_volume=sizing.market_volume)
 
     def _maker_deadline(self, agg: Execution) -> datetime:
         """When the maker leg gives up: after the maker timeout, and inside a window early

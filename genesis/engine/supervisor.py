@@ -23,17 +23,17 @@ from genesis.domain.risk import RiskEngine
 from genesis.domain.router import RouteDecision, decide_route
 from genesis.domain.schedule import ScheduleError, feasible_slice_count
 from genesis.engine.control import Control, Desire
+from genesis.engine.hooks import EngineHooks
 from genesis.engine.market_data import MarketData
-from genesis.engine.pacing import LoopPacer
 from genesis.engine.positions import PositionBook
 from genesis.engine.runner import ExecutionRunner, RunnerSettings
 from genesis.requests import SubmitRequest
 from genesis.store.eventstore import EventStore, LeaseLostError
+from genesis.tuning import DEFAULT_TUNING, LoopPacer
 from genesis.venue.base import Venue
 
 if TYPE_CHECKING:
     from genesis.config import RuntimeConfig
-    from genesis.store.candle_cache import CandleCache
 
 log = structlog.get_logger("genesis.supervisor")
 
@@ -61,7 +61,8 @@ class Supervisor:
     strategist_min_equity_usdt: Decimal = Decimal("10000")
     positions: PositionBook = field(default_factory=PositionBook)
     market: MarketData | None = None
-    pacer: LoopPacer = field(default_factory=LoopPacer)  # bounded runner work per loop iteration
+    pacer: LoopPacer = field(default_factory=DEFAULT_TUNING.pacer)  # bounded runner work per loop iteration
+    hooks: EngineHooks = field(default_factory=EngineHooks)  # chaos and bench hooks: none by default
     _entries: dict[str, _Entry] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)
 
@@ -159,7 +160,7 @@ class Supervisor:
             execution_id, store=self.store, venue=self.venue, clock=self.clock,
             instrument=self.instruments[symbol], risk=self.risk,
             positions=self.positions, control=control, settings=self.settings, market=self.market,
-            pacer=self.pacer)
+            pacer=self.pacer, hooks=self.hooks)
         task = asyncio.create_task(self._guarded(runner), name=f"execution-{execution_id}")
         self._entries[execution_id] = _Entry(runner, control, task)
         task.add_done_callback(lambda t, eid=execution_id: self._on_done(eid, t))
@@ -247,16 +248,6 @@ def runner_settings(config: "RuntimeConfig") -> RunnerSettings:
         routing=RoutingSettings(config.router.maker_first, config.router.maker_timeout_seconds),
         twap=config.twap.params(),
         vwap=VwapSettings(config.vwap.interval_seconds, config.vwap.behind_tolerance, config.vwap.intraday_adjustment))
-
-
-def build_supervisor(store: EventStore, venue: Venue, clock: Clock, instruments: dict[str, Instrument],
-                     config: "RuntimeConfig", candle_cache: "CandleCache | None" = None) -> Supervisor:
-    """The supervisor as the daemon, tests and backtests wire it from a config. With a
-    ``candle_cache``, market history is kept in SQLite across restarts."""
-    return Supervisor(store, venue, clock, instruments, RiskEngine(config.risk.limits()), runner_settings(config),
-                      router_twap=config.router.twap,
-                      strategist_min_equity_usdt=config.tiers.strategist_min_equity_usdt,
-                      market=MarketData(venue, config.twap.volume_lookback_days, candle_cache))
 
 
 def apply_config(supervisor: Supervisor, config: "RuntimeConfig") -> None:

@@ -18,8 +18,8 @@ import structlog
 
 from genesis.clock import Clock
 from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderStatus, foreign_order_reason
-from genesis.venue.base import (Candle, DuplicateOrderError, PermanentVenueError, RetryableVenueError,
-                                UnknownOutcomeError, Venue, VenueError)
+from genesis.venue.base import (Candle, DuplicateOrderError, MeasuresTradedVolume, PermanentVenueError,
+                                RetryableVenueError, UnknownOutcomeError, Venue, VenueError)
 
 T = TypeVar("T")
 # how much earlier than our intent the venue may date an order that is ours: its clock against
@@ -58,7 +58,7 @@ class VenueCaller:
                  pace: Callable[[], Awaitable[None]] | None = None):
         self.venue, self.clock, self.policy = venue, clock, policy
         self._should_stop, self._log = should_stop, log
-        self._pace = pace  # awaited after a back-off, before calling again (engine.pacing)
+        self._pace = pace  # awaited after a back-off, before calling again (genesis.tuning.LoopPacer)
 
     async def _backoff(self, attempt: int, at_least: float = 0.0) -> None:
         if self._should_stop():
@@ -91,6 +91,19 @@ class VenueCaller:
     async def candles(self, symbol: str, start: datetime, end: datetime) -> list[Candle]:
         """The closed one-minute candles in ``[start, end)``, retried like any read."""
         return await self.call("candles", lambda: self.venue.candles(symbol, start, end))
+
+    @property
+    def measures_traded_volume(self) -> bool:
+        """Whether the venue reports the volume actually traded (``MeasuresTradedVolume``)."""
+        return isinstance(self.venue, MeasuresTradedVolume)
+
+    async def traded_volume(self, symbol: str, start: datetime, end: datetime) -> Decimal | None:
+        """Base volume traded in ``[start, min(end, now))``, retried like any read; None when
+        the venue does not know it (or cannot report it at all)."""
+        venue = self.venue
+        if not isinstance(venue, MeasuresTradedVolume):
+            return None
+        return await self.call("traded_volume", lambda: venue.traded_volume(symbol, start, end))
 
     async def lookup(self, symbol: str, client_order_id: str) -> OrderReport:
         return await self.call("fetch_order", lambda: self.venue.fetch_order(symbol, client_order_id))

@@ -22,7 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from genesis.venue.base import DuplicateOrderError, PermanentVenueError, Venue, VenueError
 
 VENUE_CALLS = frozenset({"instruments", "book_top", "place_order", "cancel_order", "fetch_order", "equity_usdt",
-                         "candles"})
+                         "candles", "traded_volume"})
 
 
 class VenueListener(Protocol):

@@ -1,7 +1,7 @@
 """``make paper-demo``: a TWAP through the real ccxt client against the local paper exchange.
 
 1. ``genesis paper-exchange`` starts on a free port (its own SQLite file, clock at 60x);
-2. ``genesis run --venue ccxt:binance --exchange-url <url>`` starts with the exchange's key pair
+2. ``genesis run --venue ccxt:binance --exchange-url <url> --paper-clock`` starts with the exchange's key pair
    in ``GENESIS_API_KEY``/``GENESIS_API_SECRET`` and runs on the exchange's clock;
 3. ``genesis submit`` hands it a TWAP; its status (what ``genesis status --json`` shows) is
    polled from the daemon's database until it ends;
@@ -103,8 +103,8 @@ def run_demo(workdir: Path, speed: float = 60.0, qty: str = "1.5", duration: str
                            workdir / "paper-demo-exchange.log", env, workdir))
         _wait(lambda: _get_json(url + "/api/v3/ping") == {}, 20, "the paper exchange to listen",
               procs)
-        echo(f"$ genesis run --venue ccxt:binance --exchange-url {url}")
-        procs.append(_Proc("daemon", ["run", "--venue", "ccxt:binance", "--exchange-url", url, *db],
+        echo(f"$ genesis run --venue ccxt:binance --exchange-url {url} --paper-clock")
+        procs.append(_Proc("daemon", ["run", "--venue", "ccxt:binance", "--exchange-url", url, "--paper-clock", *db],
                            workdir / "paper-demo.log", env, workdir))
         _wait(lambda: "daemon_ready" in procs[1].log.read_text(errors="replace"), 30,
               "the daemon to be ready", procs)

@@ -21,7 +21,7 @@ from genesis.paper import binance_json as bj
 from genesis.venue.candles import from_epoch_ms, to_epoch_ms
 
 if TYPE_CHECKING:
-    from genesis.paper.server import Ctx, PaperApp
+    from genesis.paper.app import Ctx, PaperApp
 
 MINUTE = timedelta(minutes=1)
 DAY = timedelta(days=1)

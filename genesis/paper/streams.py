@@ -32,7 +32,7 @@ from genesis.venue.base import PermanentVenueError
 from genesis.venue.candles import from_epoch_ms
 
 if TYPE_CHECKING:
-    from genesis.paper.server import PaperApp
+    from genesis.paper.app import PaperApp
 
 CHANNELS = ("trade", "aggTrade", "kline_1m", "bookTicker", "depth", "depth@100ms",
             "depth@1000ms")

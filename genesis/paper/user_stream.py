@@ -28,7 +28,7 @@ from genesis.paper import ws_json as wj
 from genesis.paper.ws_conn import WsConnection
 
 if TYPE_CHECKING:
-    from genesis.paper.server import PaperApp
+    from genesis.paper.app import PaperApp
 
 
 class UserDataStream:

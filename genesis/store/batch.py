@@ -18,14 +18,15 @@ from typing import Any, Iterator
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.engine import Dialect
 
-from genesis.domain.events import Event, ExecutionSubmitted, encode
+from genesis.domain.codec import encode
+from genesis.domain.events import Event, ExecutionSubmitted
 from genesis.domain.execution import Execution
 from genesis.domain.state import IllegalTransition
 from genesis.store import tables as t
 from genesis.store.bulk import bulk, driver_rows
 from genesis.store.errors import ConcurrencyError, InvalidEventError
 from genesis.store.projector import Statement, grouped, state_columns, statements, update_executions
-from genesis.store.slots import Slot
+from genesis.tuning import Slot
 
 
 @dataclass(frozen=True, slots=True)

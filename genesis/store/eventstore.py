@@ -20,7 +20,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from genesis.bus import EventBus
-from genesis.domain.events import Event, decode
+from genesis.domain.codec import decode
+from genesis.domain.events import Event
 from genesis.domain.execution import Execution
 from genesis.domain.ids import is_store_namespace
 from genesis.store import tables as t
@@ -31,6 +32,7 @@ from genesis.store.errors import (ConcurrencyError, InvalidEventError, LeaseLost
                                   StoreClosedError, StoreIdentityError)
 from genesis.store.postgres import PostgresCommitter, PostgresProcessCommitter
 from genesis.store.writer import Writer
+from genesis.tuning import DEFAULT_TUNING, Tuning
 
 _LOAD_BATCH = 500  # aggregates per query (SQLite allows 32,766 bound parameters)
 
@@ -47,10 +49,12 @@ class EventStore:
     driver's work stays off the event loop's GIL), or ``"thread"``, a worker thread through
     ``writer_engine``. On PostgreSQL both are in ``genesis.store.postgres``.
     ``precondition(conn)``: run inside every commit transaction (after the PostgreSQL events
-    lock); it refuses the transaction by raising."""
+    lock); it refuses the transaction by raising.
+    ``tuning``: the writer's slot of the event loop (``genesis.tuning``)."""
 
     def __init__(self, engine: AsyncEngine, bus: EventBus | None = None, chunk_size: int = 32,
-                 commit_in: str | None = None, precondition: Callable[[Connection], None] | None = None):
+                 commit_in: str | None = None, precondition: Callable[[Connection], None] | None = None,
+                 tuning: Tuning = DEFAULT_TUNING):
         self._engine = engine
         self._writer_engine: Engine = writer_engine(engine)
         commit_in = commit_in or "process"
@@ -60,7 +64,7 @@ class EventStore:
         self._namespace: str | None = None
         self._writer = Writer(engine, _committer(commit_in, engine, self._writer_engine, precondition),
                               self._writer_engine.dialect,
-                              self._aggregates, self.load, bus, chunk_size)
+                              self._aggregates, self.load, bus, chunk_size, tuning)
 
     @property
     def writer_engine(self) -> Engine:

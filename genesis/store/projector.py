@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
 from genesis.domain import events as ev
-from genesis.domain.events import decode
+from genesis.domain.codec import decode
 from genesis.domain.execution import Execution
 from genesis.domain.orders import OrderStatus
 from genesis.store import tables as t

@@ -61,7 +61,7 @@ def execution_status(engine: Engine, execution_id: str | None = None) -> list[di
 
 
 def _live_figures(conn, execution_id: str, end_at, ended_at) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """Story 4.3 AC7: market price, participation and time remaining, as of the execution's
+    """What a trader watches: market price, participation and time remaining, as of the execution's
     latest event (the daemon's clock: virtual on the simulator, wall time live); none remains
     once it has ended (filled early, or cancelled)."""
     s = t.execution_slices.c

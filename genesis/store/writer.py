@@ -36,7 +36,7 @@ from genesis.store.batch import (Chunk, Pending, StoredEvent, fold, plan_command
                                  to_sql)
 from genesis.store.committers import LEASE_LOST, CommitRefused, Committer
 from genesis.store.errors import InvalidEventError, LeaseLostError, StorageError, StoreClosedError
-from genesis.store.slots import Slot
+from genesis.tuning import DEFAULT_TUNING, Tuning
 
 log = structlog.get_logger("genesis.store")
 
@@ -48,12 +48,14 @@ class Writer:
     writer folds into it and evicts what a failure made unreliable); ``load`` fetches one that
     is not cached. ``committer`` runs the transactions, whose SQL is compiled for ``dialect``.
     ``chunk_size``: appends folded per chunk; when the committer is idle a chunk is committed
-    as soon as it is ready, otherwise the chunks ready are committed together."""
+    as soon as it is ready, otherwise the chunks ready are committed together. ``tuning``:
+    its ``writer_slot_seconds`` bounds the writer's work per loop iteration."""
 
     def __init__(self, engine: AsyncEngine, committer: Committer, dialect: Dialect,
                  aggregates: dict[str, Execution], load: Callable[[str], Awaitable[Execution]],
-                 bus: EventBus | None, chunk_size: int):
+                 bus: EventBus | None, chunk_size: int, tuning: Tuning = DEFAULT_TUNING):
         self._engine = engine
+        self._tuning = tuning  # its writer slot: how long the writer works before it yields
         self._committer = committer
         self._dialect = dialect
         self._aggregates = aggregates
@@ -211,7 +213,7 @@ class Writer:
         try:
             while True:
                 committed, delivered = await self._committed.get(), 0
-                slot = Slot()
+                slot = self._tuning.slot()
                 for item, stored in committed:
                     await slot.share()
                     self._deliver(item, stored)
@@ -239,7 +241,7 @@ class Writer:
     async def _prepare(self, items: list[Pending]) -> Chunk | None:
         """Fold and plan ``items`` into a chunk; refused items are settled here."""
         chunk = Chunk(self._generation, datetime.now(timezone.utc))
-        slot = Slot()
+        slot = self._tuning.slot()
         try:
             if self._next_seq is None:  # unknown after a failed commit
                 async with self._engine.connect() as conn:

@@ -99,3 +99,15 @@ class Venue(Protocol):
     async def close(self) -> None:
         """Release connections."""
         ...
+
+
+@runtime_checkable
+class MeasuresTradedVolume(Protocol):
+    """An optional venue capability: the volume the market has actually traded, which the
+    participation cap is enforced against (``docs/vwap.md``, "The cap against traded volume").
+    The simulated venue implements it exactly; a live venue may from its trade stream or
+    candles. A venue without it: the cap holds against the forecast only."""
+
+    async def traded_volume(self, symbol: str, start: datetime, end: datetime) -> Decimal | None:
+        """Base volume traded in ``[start, min(end, now))``; None when unknown."""
+        ...

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections import deque
 from datetime import datetime
 from decimal import Decimal
 
 import numpy as np
 
 from genesis.clock import Clock, utc
+from genesis.domain.benchmarks import interval_volume
 from genesis.domain.instrument import Instrument, InstrumentRuleError
 from genesis.domain.orders import (BookTop, Fill, Liquidity, OrderReport, OrderRequest,
                                    OrderStatus, OrderType, Side, TimeInForce)
 from genesis.venue import fill_model as fm
-from genesis.venue.base import (Candle, DuplicateOrderError, PermanentVenueError, VenueError)
+from genesis.venue.base import Candle, DuplicateOrderError, PermanentVenueError
 from genesis.venue.candles import CandleSeries
 from genesis.venue.fill_model import FillModel
 from genesis.venue.instruments import SIM_INSTRUMENTS
@@ -70,7 +70,6 @@ class SimulatedVenue:
         self._resting = self._book.orders  # the resting subset of _orders (the paper exchange restores into it)
         self._trades: list[Fill] = []
         self._order_ids = itertools.count(1)
-        self._faults: deque[tuple[VenueError, bool]] = deque()
 
     # ------------------------------------------------------------------ Venue protocol
     async def instruments(self) -> dict[str, Instrument]:
@@ -86,15 +85,9 @@ class SimulatedVenue:
         return BookTop(bid=bid, ask=ask, timestamp=now)
 
     async def place_order(self, request: OrderRequest) -> OrderReport:
-        """Place an order; fault injection (``fail_next``) may raise before or after acceptance."""
+        """Place an order: matched at once when it crosses, else resting."""
         self._sync()
-        fault = self._faults.popleft() if self._faults else None
-        if fault is not None and not fault[1]:
-            raise fault[0]
-        report = self._place(request)
-        if fault is not None:
-            raise fault[0]
-        return report
+        return self._place(request)
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> OrderReport:
         """Cancel the unfilled rest of an open order and return its final report.
@@ -152,15 +145,23 @@ class SimulatedVenue:
         return (series.open_times_ms()[rows.start:rows.stop].copy(),
                 series.volumes_float()[rows.start:rows.stop].copy())
 
+    async def traded_volume(self, symbol: str, start: datetime, end: datetime) -> Decimal | None:
+        """Base volume the market has traded in ``[start, min(end, now))``: each minute's candle
+        volume spread evenly over the minute, exactly the flow resting orders fill against
+        (``docs/sim-venue.md``), the current minute pro rata. None: a minute has no candle."""
+        self._instrument(symbol)
+        self._sync()
+        until = min(utc(end), self._clock.now())
+        start = utc(start)
+        if until <= start:
+            return Decimal(0)
+        bars = self._series[symbol].range(start.replace(second=0, microsecond=0), until)
+        return interval_volume(bars, start, until)
+
     async def close(self) -> None:
         """Nothing to release."""
 
-    # ------------------------------------------------------------------ test helpers
-    def fail_next(self, n: int, error: VenueError, after_accept: bool = False) -> None:
-        """Make the next ``n`` ``place_order`` calls raise ``error``; with ``after_accept`` the
-        order is first accepted (and filled as usual), as after a timeout on the response."""
-        self._faults.extend((error, after_accept) for _ in range(n))
-
+    # ------------------------------------------------------------------ inspection
     def open_orders(self, symbol: str | None = None) -> list[OrderReport]:
         """Reports of resting orders (OPEN or PARTIALLY_FILLED), in placement order."""
         self._sync()

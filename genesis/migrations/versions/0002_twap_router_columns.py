@@ -1,4 +1,4 @@
-"""TWAP (Story 4.3) and router (patch v7.4_C1) facts: maker/taker split, participation cap
+"""TWAP and router facts: maker/taker split, participation cap
 and anomaly flags per slice, early completion, and the router metrics view.
 
 Revision ID: 0002

@@ -1,4 +1,4 @@
-"""VWAP (Story 10.4.1): urgency, market VWAP benchmark per execution and slice, and the
+"""VWAP: urgency, market VWAP benchmark per execution and slice, and the
 candle cache of the market data service.
 
 Revision ID: 0003

@@ -1,4 +1,4 @@
-"""Post-trade analysis views (issue 7, Story 4.3 AC8): ``execution_analysis`` (one row per
+"""Post-trade analysis views (transaction cost analysis): ``execution_analysis`` (one row per
 execution), ``slice_analysis`` (one row per slice) and ``daily_execution_summary`` (per day,
 symbol and algo). ``router_metrics`` (0002) is kept as it is. Documented in ``docs/sql.md``.
 

@@ -1,4 +1,14 @@
-"""Bounded work per event-loop iteration when many runners wake at once.
+"""Scheduling tuning, in one place: what the daemon does to keep its event loop responsive
+under load, each piece kept because ``make bench`` shows it pays (docs/performance.md).
+
+``Tuning`` holds the numbers; the wiring (``genesis.runtime.wiring``) hands its pieces to the
+components that use them: the runners' shared ``LoopPacer`` (the supervisor), the store
+writer's ``Slot`` (the event store), and the process-wide settings (``apply_to_process``: the
+garbage collector, the interpreter's thread switch interval) that the daemon and the engine
+bench apply once start-up is done. ``NO_TUNING`` turns every piece off (benchmarks compare).
+
+The loop pacer: bounded work per event-loop iteration when many runners wake at once.
+Bounded work per event-loop iteration when many runners wake at once.
 
 asyncio runs every callback that is ready when an iteration starts before it looks at timers
 and I/O again. A group commit that settles 500 appends, or 500 slices due at the same
@@ -20,18 +30,52 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import time
 from collections import deque
+from dataclasses import dataclass
 
-DEFAULT_BUDGET_SECONDS = 0.001
-# collector thresholds for settle_heap(): young generation, middle (collections of the young
-# one per middle one), old (middle collections per full one). Python's are (700, 10, 10).
-GC_THRESHOLDS = (400, 3, 300)
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """``loop_budget_seconds``: the runners' share of one loop iteration (``LoopPacer``; 0: no
+    pacing). ``writer_slot_seconds``: the store writer's work per iteration before it yields
+    (``Slot``; None: it never yields inside a chunk). ``gc_thresholds``: the collector's
+    thresholds set after start-up, with what start-up allocated frozen (None: Python's own,
+    nothing frozen). ``switch_interval_seconds``: how often a thread hands the GIL over (None:
+    Python's 5 ms)."""
+
+    loop_budget_seconds: float = 0.001
+    writer_slot_seconds: float | None = 0.0005
+    gc_thresholds: tuple[int, int, int] | None = (400, 3, 300)
+    switch_interval_seconds: float | None = 0.001
+
+    def pacer(self) -> "LoopPacer":
+        """A pacer for the runners of one supervisor (they share it)."""
+        return LoopPacer(self.loop_budget_seconds)
+
+    def slot(self) -> "Slot":
+        """A fresh slot for one stretch of the store writer's work."""
+        return Slot(self.writer_slot_seconds)
+
+    def apply_to_process(self) -> None:
+        """The process-wide settings; call once start-up is done (modules, config, market data
+        loaded), before executions run: frozen objects are never collected."""
+        if self.switch_interval_seconds is not None:
+            sys.setswitchinterval(self.switch_interval_seconds)
+        if self.gc_thresholds is not None:
+            settle_heap(self.gc_thresholds)
+
+
+DEFAULT_TUNING = Tuning()
+NO_TUNING = Tuning(loop_budget_seconds=0, writer_slot_seconds=None, gc_thresholds=None,
+                   switch_interval_seconds=None)
+
 
 class LoopPacer:
     """Shared by the runners of one supervisor. ``budget_seconds`` <= 0: no pacing."""
 
-    def __init__(self, budget_seconds: float = DEFAULT_BUDGET_SECONDS):
+    def __init__(self, budget_seconds: float):
         self.budget_seconds = budget_seconds
         self._queue: deque[asyncio.Future[None]] = deque()
         self._deferred: list[asyncio.Future[None]] = []  # released but over budget: first next time
@@ -126,7 +170,23 @@ class LoopPacer:
         self._schedule_tick()
 
 
-def settle_heap(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> None:
+class Slot:
+    """The store writer's share of the event loop: ``share()`` returns at once while the current
+    slot lasts, else yields one loop iteration first (folding, planning or settling a chunk of
+    100 appends must not hold every timer and socket for milliseconds). ``seconds`` None:
+    never yields."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self._seconds = seconds
+        self._started = time.perf_counter()
+
+    async def share(self) -> None:
+        if self._seconds is not None and time.perf_counter() - self._started >= self._seconds:
+            await asyncio.sleep(0)
+            self._started = time.perf_counter()
+
+
+def settle_heap(thresholds: tuple[int, int, int]) -> None:
     """Garbage-collector settings for a daemon that must keep its loop responsive; call it
     once startup is done (modules, config, market data loaded), before executions run.
 

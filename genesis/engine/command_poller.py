@@ -1,0 +1,126 @@
+"""The daemon's command inbox: ``genesis submit/pause/resume/cancel/urgency`` insert rows into
+``commands``; the poller reads the pending ones, validates each again against the daemon's
+config and hands it to the supervisor, or records why it was refused (``rejected``,
+``ignored``). Whatever goes wrong with one command becomes its recorded outcome; the poller
+goes on serving the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Callable
+
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from genesis.config import RuntimeConfig
+from genesis.domain.ids import is_execution_id
+from genesis.engine.control import Desire
+from genesis.engine.supervisor import SubmissionRejected, Supervisor
+from genesis.algorithms.registry import submit_options
+from genesis.requests import RequestError, validate_submit
+from genesis.store.eventstore import EventStore, StorageError, StoreClosedError
+from genesis.store.inbox import Command, pending_commands
+from genesis.venue.base import PermanentVenueError, VenueError
+
+log = structlog.get_logger("genesis.daemon")
+COMMAND_CHAINS_AT_ONCE = 32  # executions whose commands the poller applies concurrently
+
+
+class CommandPoller:
+    """``config`` returns the config in force (a SIGHUP replaces it between two polls);
+    ``nudge``, when set, starts the next poll at once (the API just wrote a command)."""
+
+    def __init__(self, database: AsyncEngine, store: EventStore, supervisor: Supervisor,
+                 config: Callable[[], RuntimeConfig], nudge: asyncio.Event | None = None):
+        self.database, self.store, self.supervisor, self.config = database, store, supervisor, config
+        self.nudge = nudge or asyncio.Event()
+        self._delivered: set[int] = set()  # handed to the supervisor: not again while it settles them
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll every ``engine.command_poll_seconds`` until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                async with self.database.connect() as conn:
+                    commands = await pending_commands(conn)
+            except SQLAlchemyError as exc:
+                log.error("command_poll_failed", error=str(exc))
+                commands = []
+            chains: dict[str, list[Command]] = {}  # one execution's commands stay in order
+            for cmd in commands:
+                if cmd.command_id not in self._delivered:
+                    chains.setdefault(cmd.execution_id, []).append(cmd)
+            slots = asyncio.Semaphore(COMMAND_CHAINS_AT_ONCE)
+            await asyncio.gather(*(self._dispatch_chain(chain, slots) for chain in chains.values()))
+            try:
+                await asyncio.wait_for(self.nudge.wait(), self.config().engine.command_poll_seconds)
+            except TimeoutError:
+                pass
+            self.nudge.clear()
+
+    async def _dispatch_chain(self, chain: list[Command], slots: asyncio.Semaphore) -> None:
+        """One execution's commands, in order; up to ``COMMAND_CHAINS_AT_ONCE`` executions side
+        by side, so a burst of submissions shares the store's group commits instead of one
+        commit each (and the venue sees a bounded number of book requests at once)."""
+        async with slots:
+            for cmd in chain:
+                await self._dispatch_guarded(cmd)
+
+    async def _dispatch_guarded(self, cmd: Command) -> None:
+        """Task boundary of one command: whatever goes wrong with it becomes its recorded
+        rejection, and the poller goes on serving the others."""
+        try:
+            await self._dispatch(cmd)
+        except Exception as exc:  # noqa: BLE001 - recorded as the command's outcome
+            log.exception("command_failed", command_id=cmd.command_id, kind=cmd.kind)
+            try:
+                await self.store.mark_commands([(cmd.command_id, "rejected", f"internal error: {exc!r}")])
+            except (StorageError, StoreClosedError):  # storage fault: the next poll retries the command
+                self._delivered.discard(cmd.command_id)
+
+    async def _dispatch(self, cmd: Command) -> None:
+        bound = log.bind(command_id=cmd.command_id, kind=cmd.kind, execution_id=cmd.execution_id)
+        problem = ("payload is not a JSON object" if cmd.payload is None
+                   else None if is_execution_id(cmd.execution_id)
+                   else f"malformed execution id {cmd.execution_id[:40]!r}")
+        if problem is not None:
+            bound.warning("command_rejected", reason=problem)
+            await self.store.mark_commands([(cmd.command_id, "rejected", problem)])
+            return
+        p = cmd.payload
+        assert p is not None
+        if cmd.kind == "submit":
+            try:
+                duration = p["duration_seconds"]
+                if not isinstance(duration, int) or isinstance(duration, bool):
+                    raise RequestError("duration", f"{duration!r} is not a whole number of seconds")
+                req = validate_submit(symbol=p["symbol"], side=p["side"], qty=p["qty"], algo=p["algo"],
+                                      duration=duration, slices=p.get("slice_count"),
+                                      limit_price=p.get("limit_price"), request_id=p.get("request_id"),
+                                      instruments=self.supervisor.instruments, config=self.config(),
+                                      urgency=p.get("urgency"),
+                                      options={o.name: p.get(o.name) for o in submit_options()})
+                self._delivered.add(cmd.command_id)
+                await self.supervisor.submit(req, cmd.execution_id, cmd.command_id)
+            except (RequestError, SubmissionRejected, PermanentVenueError, KeyError, TypeError, ValueError) as exc:
+                bound.warning("submission_rejected", reason=str(exc))
+                await self.store.mark_commands([(cmd.command_id, "rejected", str(exc))])
+            except VenueError as exc:  # transient (nothing was recorded): the next poll tries again
+                bound.warning("submission_deferred", reason=f"{type(exc).__name__}: {exc}")
+                self._delivered.discard(cmd.command_id)
+            return
+        if cmd.kind == "urgency":
+            self._delivered.add(cmd.command_id)
+            level = str(p.get("urgency", ""))
+            if not self.supervisor.set_urgency(cmd.execution_id, level, "command urgency", cmd.command_id):
+                await self.store.mark_commands([(cmd.command_id, "ignored", "execution is not live")])
+            return
+        desire = {"pause": Desire.PAUSE, "resume": Desire.RUN, "cancel": Desire.CANCEL}.get(cmd.kind)
+        if desire is None:
+            await self.store.mark_commands([(cmd.command_id, "rejected", f"unknown command {cmd.kind!r}")])
+            return
+        self._delivered.add(cmd.command_id)
+        if not self.supervisor.control(cmd.execution_id, desire, f"command {cmd.kind}", cmd.command_id):
+            await self.store.mark_commands([(cmd.command_id, "ignored", "execution is not live")])
+        bound.info("command_delivered")

@@ -1,0 +1,2 @@
+"""Putting the product together: one wiring for the daemon, ``genesis backtest``, the tests
+and the benches."""
