@@ -117,9 +117,13 @@ class Daemon:
         check_options(self.options)  # bad options fail before the database is touched
         try:  # the leases table first
             await asyncio.to_thread(migrate.upgrade, self.options.db_path)
+            if not is_postgres(self.options.db_path):  # a file that takes no writes: refused, never retried
+                await asyncio.to_thread(check_writable, self.options.db_path)
         except (SQLAlchemyError, CommandError) as exc:
             raise DaemonError(f"{self.options.db_path}: cannot open or migrate the database: "
                               f"{getattr(exc, 'orig', None) or exc}") from None
+        except DatabaseFileError as exc:
+            raise DaemonError(str(exc)) from None
         self.leases = LeaseKeeper(self.options.db_path,
                                   self.options.accounts or (default_account(self.options.venue),),
                                   self.options.lease_seconds)

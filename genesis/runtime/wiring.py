@@ -41,7 +41,9 @@ class EngineOptions:
     ``commit_in``: where the store's transactions run (``"process"`` or ``"thread"``).
     ``candle_cache``: keep market history in SQLite across restarts (worth it only for a
     database that outlives the run). ``tuning``: the scheduling tuning (``genesis.tuning``).
-    ``hooks``: chaos and bench hooks (``genesis.engine.hooks``; by default none)."""
+    ``hooks``: chaos and bench hooks (``genesis.engine.hooks``; by default none).
+    ``precondition``: run inside every commit transaction (the daemon's account-lease fence,
+    ``genesis.engine.lease_keeper``; it needs ``commit_in="thread"``)."""
 
     durable: bool = True
     commit_in: str | None = None  # None: the backend's own (EventStore)
