@@ -114,7 +114,11 @@ class Daemon:
 
     async def _run_once(self) -> int:
         """Standby until the account lease is claimed, then start, serve, shut down."""
-        check_options(self.options)  # bad options fail before the database is touched
+        check_options(self.options)  # bad options (and alert URLs) fail before the database is touched
+        try:
+            self.observability = Observability(lambda: self.config)
+        except AlertsSetupError as exc:
+            raise DaemonError(str(exc)) from None
         try:  # the leases table first
             await asyncio.to_thread(migrate.upgrade, self.options.db_path)
             if not is_postgres(self.options.db_path):  # a file that takes no writes: refused, never retried
@@ -161,10 +165,6 @@ class Daemon:
         """Options, database, store, clock, venue, supervisor; the live executions recovered
         (how many). ``DaemonError`` for anything the operator must fix."""
         sim_window = check_options(self.options)
-        try:
-            self.observability = Observability(lambda: self.config)
-        except AlertsSetupError as exc:
-            raise DaemonError(str(exc)) from None
         try:  # never report ready on a database that takes no writes (PostgreSQL: checked by the lock)
             identity = None if is_postgres(self.options.db_path) else file_identity(self.options.db_path)
             if identity is not None:
