@@ -53,6 +53,7 @@ def test_a_twap_runs_end_to_end_on_postgresql(pg_url: URL, tmp_path: Path) -> No
     db = pg_url.render_as_string(hide_password=False)
     daemon = PgDaemon(pg_url, tmp_path)
     engine = create_engine(pg_url)
+    second: PgDaemon | None = None
     try:
         wait_for(daemon.ready, "daemon_ready", READY_TIMEOUT)
         submitted = CliRunner().invoke(main, ["submit", "--symbol", "BTC/USDT", "--side", "buy", "--qty", "0.5",
@@ -94,7 +95,8 @@ def test_a_twap_runs_end_to_end_on_postgresql(pg_url: URL, tmp_path: Path) -> No
         with engine.connect() as conn:
             assert {t: conn.execute(text(f"SELECT * FROM {t} ORDER BY 1, 2")).all() for t in live} == live
     finally:
-        if daemon.proc.poll() is None:
-            daemon.proc.kill()
-            daemon.proc.wait(10)
+        for each in (daemon, second):
+            if each is not None and each.proc.poll() is None:
+                each.proc.kill()
+                each.proc.wait(10)
         engine.dispose()
