@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export GENESIS_DB ?= genesis.db
 
-.PHONY: help venv install test browser-test demo paper-demo run migrate clean bench quality chaos wheel
+.PHONY: help venv install test browser-test demo paper-demo run migrate clean bench quality chaos chaos-ha wheel
 
 help:
 	@echo "make demo     set up, then run a TWAP on the embedded simulated venue (under a minute)"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench    speed and memory figures side by side with their references"
 	@echo "make quality  VWAP vs TWAP tracking study on the shared candles (long)"
 	@echo "make chaos    50+ SIGKILLs of the daemon against a faulty paper exchange, then exactly-once checks (~6 min)"
+	@echo "make chaos-ha three daemons on one PostgreSQL, the leader SIGKILLed/SIGSTOPped 30 times, exchange-record checks"
 	@echo "make migrate  alembic upgrade head on \$$GENESIS_DB (default ./genesis.db)"
 	@echo "make wheel    build dist/genesis-<version>-py3-none-any.whl (what a server installs: docs/systemd.md)"
 
@@ -55,7 +56,7 @@ wheel: $(STAMP)
 	$(BIN)/pip wheel --no-deps --no-build-isolation -w dist .
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache demo.db demo.db-* demo.pid demo.log paper-demo* chaos-run
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache demo.db demo.db-* demo.pid demo.log paper-demo* chaos-run chaos-ha-run
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
@@ -65,3 +66,6 @@ quality: $(STAMP)
 
 chaos: $(STAMP)
 	$(BIN)/python scripts/chaos.py
+
+chaos-ha: $(STAMP)
+	$(BIN)/python scripts/chaos_ha.py

@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 
 from bench.store_bench import _eid, bench_execution_row, median_round, store_throughput, toggle
-from genesis.domain.events import encode
+from genesis.domain.codec import encode
 from genesis.store import migrate
 
 MAINTENANCE_URL = os.environ.get("GENESIS_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")

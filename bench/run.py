@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import api_bench, engine_bench, metrics_bench, postgres_bench, store_bench, stream_weight_bench  # noqa: E402
+from bench import api_bench, engine_bench, failover_bench, metrics_bench, postgres_bench, store_bench, stream_weight_bench  # noqa: E402
 from genesis.domain.volume_curve import VolumeCurveEstimator  # noqa: E402
 from genesis.domain.vwap import plan_vwap  # noqa: E402
 from genesis.log import configure_logging  # noqa: E402
@@ -105,6 +105,11 @@ def main() -> None:
     except postgres_bench.Unavailable as exc:
         postgres = None
         print(f"skipped the PostgreSQL figures: {exc}", file=sys.stderr)
+    try:
+        failover: dict | None = failover_bench.run()
+    except failover_bench.Unavailable as exc:
+        failover = None
+        print(f"skipped the failover figures: {exc}", file=sys.stderr)
     engine = engine_bench.run(parents)
     curve = curve_and_schedule_fresh()
     backtest = backtest_speed()
@@ -127,6 +132,11 @@ def main() -> None:
             row("  same, vs raw psycopg doing the store's SQL", postgres["genesis_store"]["events_per_second"],
                 "events/s", postgres["raw_psycopg_batch100_with_projection"]["events_per_second"],
                 "raw inserts + projection updates, 100/commit (context)", True, target_ratio=0.5)]),
+        *([] if failover is None else [
+            row(f"failover, leader SIGKILL to the new owner's first slice, p50 ({failover['trials']} trials, "
+                f"{failover['lease_seconds']:g} s lease)", failover["p50_seconds"], "s",
+                failover["lease_seconds"] + 2.0, "lease + 2 s (context)", False),
+            row("  same, max", failover["max_seconds"], "s", failover["lease_seconds"] + 2.0, "context", False)]),
         row(f"per-child decision p50 ({parents} parents, {lag['speed']:g}x live load)", lag["decision_p50_ms"], "ms",
             1.0, "target p99 < 1 ms", False),
         row(f"per-child decision p99 ({parents} parents, {lag['speed']:g}x live load)", lag["decision_p99_ms"], "ms",
@@ -161,7 +171,7 @@ def main() -> None:
     ]
     machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
                "load_average": os.getloadavg(), "when": datetime.now(timezone.utc).isoformat()}
-    results = {"machine": machine, "rows": rows, "store": store, "postgres": postgres, "engine": engine, "curve": curve,
+    results = {"machine": machine, "rows": rows, "store": store, "postgres": postgres, "failover": failover, "engine": engine, "curve": curve,
                "backtest": backtest, "metrics": metrics, "api": api, "request_weight": weight, "bench_seconds": time.perf_counter() - t0}
     out = ROOT / "bench" / "results.json"
     out.write_text(json.dumps(results, indent=2, default=str))

@@ -91,9 +91,14 @@ def _parse_iso(value: str | None, option: str = "--sim-start") -> datetime | Non
 @click.option("--streams", is_flag=True,
               help="ccxt venues: market data and fills from the exchange's WebSocket streams (ccxt.pro).")
 @click.option("--tokens", "tokens", default=None, metavar="PATH", help=TOKENS_HELP)
+@click.option("--accounts", default=None, metavar="NAME[,NAME...]",
+              help="The venue account leases this daemon must hold to work (docs/ha.md); "
+                   "default: its venue's own account (sim, or ccxt:<id>:<key id>).")
+@click.option("--lease-seconds", type=PlainFloat(), default=15.0, show_default=True,
+              help="How long a lease lasts without renewal (renewed every third of it).")
 def run(ctx: Context, venue: str, exchange_url: str | None, paper_clock: bool, speed: float,
         sim_start: str | None, no_pidfile: bool, kill_point: str | None, http: str | None, streams: bool,
-        tokens: str | None) -> None:
+        tokens: str | None, accounts: str | None, lease_seconds: float) -> None:
     """Run the daemon in the foreground."""
     if not (speed > 0 and speed < float("inf")):
         raise click.BadParameter("must be a finite number > 0", param_hint="--speed")
@@ -105,6 +110,11 @@ def run(ctx: Context, venue: str, exchange_url: str | None, paper_clock: bool, s
         raise click.BadParameter("needs --exchange-url (the paper exchange's address)", param_hint="--paper-clock")
     if streams and venue == "sim":
         raise click.BadParameter("only for --venue ccxt:<exchange id>", param_hint="--streams")
+    if not (lease_seconds >= 1 and lease_seconds < float("inf")):
+        raise click.BadParameter("must be a finite number of seconds >= 1", param_hint="--lease-seconds")
+    account_names = tuple(a.strip() for a in (accounts or "").split(",") if a.strip())
+    if accounts is not None and not account_names:
+        raise click.BadParameter("name at least one account, e.g. --accounts sim", param_hint="--accounts")
     if http is not None:
         _check_http_address(http)
         tokens_path = _token_file(ctx, tokens)
@@ -120,7 +130,8 @@ def run(ctx: Context, venue: str, exchange_url: str | None, paper_clock: bool, s
     configure_logging(config.logging.level)
     options = DaemonOptions(ctx.db_path, ctx.config_path, venue, speed, start, not no_pidfile, exchange_url,
                             paper_clock_source(exchange_url) if paper_clock else None, hooks, http,
-                            tokens_path if http is not None else None, streams)
+                            tokens_path if http is not None else None, streams,
+                            account_names, lease_seconds)
     try:
         sys.exit(run_daemon(options, config))
     except DaemonError as exc:
@@ -297,6 +308,19 @@ def status(ctx: Context, execution_id: str | None, as_json: bool) -> None:
         click.echo(json.dumps(rows if not execution_id else rows[0], indent=2))
         return
     _print_status(rows)
+    if execution_id is None:
+        _print_leases(ctx)
+
+
+def _print_leases(ctx: Context) -> None:
+    """Which daemon owns which venue account (the ``leases`` table), by the database's clock."""
+    from genesis.store.leases import read_leases
+
+    with ctx.engine().connect() as conn:
+        rows = read_leases(conn)
+    for r in rows:
+        held = "held until" if r.live else "free since"
+        click.echo(f"account {r.account}: {r.owner}, epoch {r.epoch}, {held} {r.expires_at}")
 
 
 @main.command()

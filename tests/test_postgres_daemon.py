@@ -1,6 +1,6 @@
 """The daemon on PostgreSQL, end to end: ``genesis run --venue sim --db postgresql+psycopg://...``
 as a real process (scaled clock), a TWAP submitted with the CLI against the same URL, its
-events and projections in PostgreSQL; one daemon per database (a session advisory lock)."""
+events and projections in PostgreSQL; a second daemon waits in standby (the account lease)."""
 
 from __future__ import annotations
 
@@ -53,6 +53,7 @@ def test_a_twap_runs_end_to_end_on_postgresql(pg_url: URL, tmp_path: Path) -> No
     db = pg_url.render_as_string(hide_password=False)
     daemon = PgDaemon(pg_url, tmp_path)
     engine = create_engine(pg_url)
+    second: PgDaemon | None = None
     try:
         wait_for(daemon.ready, "daemon_ready", READY_TIMEOUT)
         submitted = CliRunner().invoke(main, ["submit", "--symbol", "BTC/USDT", "--side", "buy", "--qty", "0.5",
@@ -66,9 +67,10 @@ def test_a_twap_runs_end_to_end_on_postgresql(pg_url: URL, tmp_path: Path) -> No
                                     {"e": execution_id}).scalar()
         wait_for(lambda: state() == "completed", "the TWAP to complete", 60)
 
-        second = PgDaemon(pg_url, tmp_path, 1)
-        assert second.proc.wait(EXIT_TIMEOUT) != 0
-        assert f"another genesis daemon (pid {daemon.proc.pid} on " in second.log_text()
+        second = PgDaemon(pg_url, tmp_path, 1)  # the account's lease is held: a standby
+        wait_for(lambda: "lease_standby" in second.log_text(), "the second daemon in standby", READY_TIMEOUT)
+        second.proc.terminate()
+        assert second.proc.wait(EXIT_TIMEOUT) == 0 and "daemon_ready" not in second.log_text()
         refused = CliRunner().invoke(main, ["db", "rebuild-projections", "--db", db])
         assert refused.exit_code != 0 and "stop it first" in refused.stderr
 
@@ -93,7 +95,8 @@ def test_a_twap_runs_end_to_end_on_postgresql(pg_url: URL, tmp_path: Path) -> No
         with engine.connect() as conn:
             assert {t: conn.execute(text(f"SELECT * FROM {t} ORDER BY 1, 2")).all() for t in live} == live
     finally:
-        if daemon.proc.poll() is None:
-            daemon.proc.kill()
-            daemon.proc.wait(10)
+        for each in (daemon, second):
+            if each is not None and each.proc.poll() is None:
+                each.proc.kill()
+                each.proc.wait(10)
         engine.dispose()

@@ -28,6 +28,8 @@ from genesis.engine.core_dumps import forbid_core_dumps, is_dumpable
 from genesis.engine.daemon_options import (DaemonError, DaemonOptions, check_options, daemon_clock,
                                            daemon_venue)
 from genesis.engine.database_file import DatabaseFileError, check_writable, file_identity, watch_identity
+from genesis.engine.command_listener import listen_for_commands
+from genesis.engine.lease_keeper import LeaseKeeper, default_account
 from genesis.engine.pidlock import LockError, daemon_lock
 from genesis.engine.signals import SignalBridge
 from genesis.engine.supervisor import Supervisor, apply_config
@@ -90,30 +92,79 @@ class Daemon:
                 self._lock.acquire()
             except LockError as exc:
                 raise DaemonError(str(exc)) from None
-            try:
-                recovered = await self._startup()
-                await self._serve(recovered)
-                await self._shutdown()
-                return 1 if self._task_failed else 0
-            finally:
-                self._lock.release()
+            while True:
+                try:
+                    code = await self._run_once()
+                finally:
+                    self._lock.release()
+                if not self._lease_lost or self._stop_signalled:
+                    return code
+                log.info("daemon_standby_again", note="the account lease was lost; waiting to claim it")
+                self._reset_for_standby()
+                try:
+                    self._lock.acquire()
+                except LockError as exc:
+                    raise DaemonError(str(exc)) from None
         finally:
             assert self._signals is not None
             self._signals.uninstall()
 
-    async def _startup(self) -> int:
-        """Options, database, store, clock, venue, supervisor; the live executions recovered
-        (how many). ``DaemonError`` for anything the operator must fix."""
-        sim_window = check_options(self.options)  # bad options fail before the database is touched
+    _stop_signalled = False  # SIGTERM/SIGINT: never go back to standby
+    _lease_lost = False  # stopped working because another daemon took the account over
+
+    async def _run_once(self) -> int:
+        """Standby until the account lease is claimed, then start, serve, shut down."""
+        check_options(self.options)  # bad options (and alert URLs) fail before the database is touched
         try:
             self.observability = Observability(lambda: self.config)
         except AlertsSetupError as exc:
             raise DaemonError(str(exc)) from None
-        try:
+        try:  # the leases table first
             await asyncio.to_thread(migrate.upgrade, self.options.db_path)
+            if not is_postgres(self.options.db_path):  # a file that takes no writes: refused, never retried
+                await asyncio.to_thread(check_writable, self.options.db_path)
         except (SQLAlchemyError, CommandError) as exc:
             raise DaemonError(f"{self.options.db_path}: cannot open or migrate the database: "
                               f"{getattr(exc, 'orig', None) or exc}") from None
+        except DatabaseFileError as exc:
+            raise DaemonError(str(exc)) from None
+        self.leases = LeaseKeeper(self.options.db_path,
+                                  self.options.accounts or (default_account(self.options.venue),),
+                                  self.options.lease_seconds)
+        if self.notifier.watchdog_seconds:  # a standby is alive too: systemd must not kill it
+            self._spawn(self._watchdog(), "systemd-watchdog")
+        if not await self.leases.wait_claimed(self.stop_event, self._standing_by):
+            self.leases.close()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            return 0
+        self._spawn(self._keep_leases(self.leases), "lease-keeper")  # renewing from the claim on
+        recovered = await self._startup()
+        await self._serve(recovered)
+        await self._shutdown()
+        return 1 if self._task_failed else 0
+
+    def _reset_for_standby(self) -> None:
+        """After the account lease was lost and everything was stopped: start over in standby."""
+        self.stop_event = asyncio.Event()
+        self._lease_lost = self._task_failed = self.ready = False
+        self.supervisor, self._api = None, None
+
+    def _standing_by(self) -> None:
+        """systemd: a standby has started (``READY=1``), its status says it waits for the lease."""
+        self.notifier.notify("READY=1\nSTATUS=standby: another daemon holds the account lease", wait_seconds=1.0)
+
+    async def _keep_leases(self, keeper: LeaseKeeper) -> None:
+        """Renew the leases; once one is lost, stop working (the daemon goes back to standby)."""
+        await keeper.keep()
+        self._lease_lost = True
+        self.stop_event.set()
+
+    async def _startup(self) -> int:
+        """Options, database, store, clock, venue, supervisor; the live executions recovered
+        (how many). ``DaemonError`` for anything the operator must fix."""
+        sim_window = check_options(self.options)
         try:  # never report ready on a database that takes no writes (PostgreSQL: checked by the lock)
             identity = None if is_postgres(self.options.db_path) else file_identity(self.options.db_path)
             if identity is not None:
@@ -125,7 +176,8 @@ class Daemon:
                       (ev.TwapSliceExecuted, ev.VwapSliceExecuted, ev.TwapCompleted, ev.VwapCompleted,
                        ev.RiskDenied, ev.ExecutionPaused, ev.ExecutionResumed, ev.ExecutionCancelled,
                        ev.ExecutionFailed, ev.EmergencyLiquidationStarted))
-        self.wired = await open_store(self.options.db_path, EngineOptions(hooks=self.options.hooks), bus)
+        fence = self.leases.store_options()  # PostgreSQL: every commit checks the lease's epoch
+        self.wired = await open_store(self.options.db_path, EngineOptions(hooks=self.options.hooks, **fence), bus)
         self.engine, self.bus, self.store = self.wired.database, self.wired.bus, self.wired.store
         self._spawn(self._watch_store(self.store), "store-watch")
         if identity is not None:
@@ -155,8 +207,8 @@ class Daemon:
         assert self.supervisor is not None
         poller = CommandPoller(self.engine, self.store, self.supervisor, lambda: self.config, self._inbox_nudge)
         self._spawn(poller.run(self.stop_event), "command-poller")
-        if self.notifier.watchdog_seconds:
-            self._spawn(self._watchdog(), "systemd-watchdog")
+        if is_postgres(self.options.db_path):  # NOTIFY wakes the poller at once
+            self._spawn(listen_for_commands(self.options.db_path, self.wake_command_poller), "command-listener")
         self.ready = True
         self.notifier.notify("READY=1", wait_seconds=1.0)
         log.info("daemon_ready", db=str(self.options.db_path), venue=self.venue.name,
@@ -245,6 +297,7 @@ class Daemon:
 
     def _signal_stop(self, name: str) -> None:
         log.info("signal_stop", signal=name)
+        self._stop_signalled = True
         self.stop_event.set()
 
     async def _reload_config(self) -> None:
@@ -294,6 +347,8 @@ class Daemon:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.observability.stop()  # after the drain: the alerts it raised are sent
         await self.wired.release()
+        await self.leases.release()  # after the last commit: a standby takes over at once
+        self.leases.close()
         log.info("daemon_stopped")
 
 

@@ -39,6 +39,8 @@ class DaemonOptions:
     http: str | None = None  # HOST:PORT of the HTTP API (genesis.api); None: no API
     tokens_path: Path | None = None  # the API token file (--tokens); None: beside a SQLite database
     streams: bool = False  # ccxt venues: market data and fills from WebSocket streams
+    accounts: tuple[str, ...] = ()  # the account leases to hold (genesis.store.leases); (): the venue's own
+    lease_seconds: float = 15.0  # genesis.engine.lease_keeper.DEFAULT_LEASE_SECONDS
 
 
 def check_options(options: DaemonOptions) -> tuple[datetime, datetime]:

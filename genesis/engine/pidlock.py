@@ -125,9 +125,12 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
 
 
 class AdvisoryLock:
-    """One daemon per PostgreSQL database: ``pg_try_advisory_lock`` on a connection of its
-    own, held for the daemon's life (the server releases it when that session ends, however
-    the daemon ends). The session's ``application_name`` names the holder's pid and host."""
+    """A daemon runs on this PostgreSQL database: ``pg_try_advisory_lock_shared`` on a
+    connection of its own, held for the daemon's life (the server releases it when that
+    session ends, however the daemon ends). The session's ``application_name`` names the
+    holder's pid and host. Several daemons share it (a leader and its standbys: which one
+    works an account is decided by the account leases, ``genesis.engine.lease_keeper``);
+    ``genesis db rebuild-projections`` refuses to run while any daemon holds it."""
 
     path = None  # no lock file
 
@@ -143,7 +146,7 @@ class AdvisoryLock:
         self._engine = create_engine(self.url, poolclass=NullPool, connect_args={"application_name": me[:63]})
         try:
             self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            if not self._conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": DAEMON_LOCK_KEY}).scalar():
+            if not self._conn.execute(text("SELECT pg_try_advisory_lock_shared(:key)"), {"key": DAEMON_LOCK_KEY}).scalar():
                 other = _holder(self._conn.execute(_HOLDER, {"key": DAEMON_LOCK_KEY}).first()) or "pid unknown"
                 raise LockError(f"another genesis daemon ({other}) is running on {shown_db(self.url)}; "
                                 f"stop it first (advisory lock {DAEMON_LOCK_KEY} on the database)")

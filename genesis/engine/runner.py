@@ -35,7 +35,7 @@ from genesis.engine.slice_algorithm import PolicySliceAlgorithm
 from genesis.engine.slice_executor import RoutingSettings, SliceExecutor
 from genesis.engine.venue_calls import RetryPolicy, VenueCaller, VenueUnavailable
 from genesis.engine.window_benchmark import WindowBenchmark
-from genesis.store.eventstore import EventStore, StorageError
+from genesis.store.eventstore import EventStore, LeaseLostError, StorageError
 from genesis.tuning import LoopPacer
 from genesis.venue.base import Venue
 
@@ -76,7 +76,8 @@ class ExecutionRunner:
         return self.control.desire in (Desire.STOP, Desire.CANCEL)
 
     async def append(self, events: list[ev.Event], commands: list[int] | None = None) -> Execution:
-        """Append durably; on a storage fault wait and retry (fail closed: nothing proceeds).
+        """Append durably; on a storage fault wait and retry (fail closed: nothing proceeds);
+        ``LeaseLostError`` (the account's lease is gone) is raised: the runner stops.
         The fault is logged when it starts, then at most once per ``STORAGE_FAULT_LOG_SECONDS``
         with the count of retries not logged; ``storage_fault_cleared`` when a retry succeeds."""
         done = [(cid, "accepted", None) for cid in (commands or [])]
@@ -90,6 +91,8 @@ class ExecutionRunner:
                     self.log.warning("storage_fault_cleared", repeats_not_logged=faults.reset())
                 await self.pacer.turn()  # one commit wakes many runners: not all in one iteration
                 return await self.store.load(self.execution_id)
+            except LeaseLostError:
+                raise  # another daemon works this account now: stop (never retried, never a failure)
             except StorageError as exc:
                 not_logged = faults.due()
                 if not_logged is not None:

@@ -28,7 +28,7 @@ from genesis.engine.market_data import MarketData
 from genesis.engine.positions import PositionBook
 from genesis.engine.runner import ExecutionRunner, RunnerSettings
 from genesis.requests import SubmitRequest
-from genesis.store.eventstore import EventStore
+from genesis.store.eventstore import EventStore, LeaseLostError
 from genesis.tuning import DEFAULT_TUNING, LoopPacer
 from genesis.venue.base import Venue
 
@@ -170,6 +170,8 @@ class Supervisor:
             await runner.run()
         except asyncio.CancelledError:
             raise
+        except LeaseLostError:  # another daemon took the account over: it carries the execution on
+            runner.log.warning("runner_stopped_lease_lost")
         except Exception as exc:  # task boundary: one execution's crash becomes its recorded failure
             reason = f"{type(exc).__name__}: {exc}"
             runner.log.exception("execution_crashed")

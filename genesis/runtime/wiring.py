@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genesis.bus import EventBus
@@ -40,13 +41,16 @@ class EngineOptions:
     ``commit_in``: where the store's transactions run (``"process"`` or ``"thread"``).
     ``candle_cache``: keep market history in SQLite across restarts (worth it only for a
     database that outlives the run). ``tuning``: the scheduling tuning (``genesis.tuning``).
-    ``hooks``: chaos and bench hooks (``genesis.engine.hooks``; by default none)."""
+    ``hooks``: chaos and bench hooks (``genesis.engine.hooks``; by default none).
+    ``precondition``: run inside every commit transaction (the daemon's account-lease fence,
+    ``genesis.engine.lease_keeper``; it needs ``commit_in="thread"``)."""
 
     durable: bool = True
     commit_in: str | None = None  # None: the backend's own (EventStore)
     candle_cache: bool = True
     tuning: Tuning = DEFAULT_TUNING
     hooks: EngineHooks = field(default_factory=lambda: NO_HOOKS)
+    precondition: Callable[[Connection], None] | None = None  # run in every commit (the daemon's lease fence)
 
 
 @dataclass(slots=True)
@@ -88,7 +92,8 @@ async def open_store(db_path: Path, options: EngineOptions = EngineOptions(),
     """The database (already migrated), a bus and the started event store."""
     database = async_engine(db_path, durable=options.durable)
     bus = bus or EventBus()
-    store = EventStore(database, bus, commit_in=options.commit_in, tuning=options.tuning)
+    store = EventStore(database, bus, commit_in=options.commit_in, tuning=options.tuning,
+                       precondition=options.precondition)
     try:
         await store.start()
     except BaseException:

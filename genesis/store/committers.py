@@ -22,8 +22,8 @@ stops, and a restart recovers from what the database holds.
 - ``ThreadCommitter``: one worker thread through a blocking SQLAlchemy engine, in process. Its
   engine takes SQLAlchemy event hooks (the storage fault tests inject failures through them).
   ``precondition(conn)``, when set, runs first inside every transaction: it refuses the
-  transaction by raising (a ``DBAPIError`` refuses it like any database error; anything else
-  stops the writer). The PostgreSQL committer (``genesis.store.postgres``) builds on it.
+  transaction by raising (a ``DBAPIError`` refuses it like any database error, a
+  ``LeaseRefused`` as ``LEASE_LOST``; anything else stops the writer). The PostgreSQL committer (``genesis.store.postgres``) builds on it.
 """
 
 from __future__ import annotations
@@ -41,9 +41,11 @@ from sqlalchemy.exc import DBAPIError
 
 from genesis.store import db
 from genesis.store.commit_process import EARLIER_FAILED, HEADER_BYTES, frame
+from genesis.store.leases import LeaseRefused
 
 Transaction = list[tuple[str, list[Any]]]
 
+LEASE_LOST = "LeaseRefused"  # CommitRefused.error_class of a failed fencing check (genesis.store.leases)
 STOP_TIMEOUT_SECONDS = 30.0  # the commit process finishes the transactions in hand, then exits
 
 __all__ = ["EARLIER_FAILED", "CommitRefused", "Committer", "CommitterLost", "ProcessCommitter", "ThreadCommitter"]
@@ -115,6 +117,9 @@ class ThreadCommitter(_Refusals):
             self._failed += 1
             raise CommitRefused(type(exc.orig).__name__, str(exc.orig).strip(), self._failed,
                                 type(exc.orig).__module__.split(".")[0]) from exc
+        except LeaseRefused as exc:
+            self._failed += 1
+            raise CommitRefused(LEASE_LOST, str(exc), self._failed, "genesis") from exc
         except BaseException:
             self._failed += 1  # whatever it was, what was prepared on it must not run
             raise

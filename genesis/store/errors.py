@@ -13,6 +13,11 @@ class StorageError(Exception):
     """The database refused the commit (locked, read-only, disk full...). Nothing was written."""
 
 
+class LeaseLostError(StorageError):
+    """The commit's fencing check failed: this daemon no longer holds the lease of the account
+    (expired, or claimed by another daemon). Nothing was written; stop working the account."""
+
+
 class StoreClosedError(Exception):
     """The store is not running."""
 

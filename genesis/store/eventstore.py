@@ -28,15 +28,15 @@ from genesis.store import tables as t
 from genesis.store.batch import Pending, StoredEvent
 from genesis.store.committers import Committer, ProcessCommitter, ThreadCommitter
 from genesis.store.db import is_durable, writer_engine
-from genesis.store.errors import (ConcurrencyError, InvalidEventError, StorageError, StoreClosedError,
-                                  StoreIdentityError)
+from genesis.store.errors import (ConcurrencyError, InvalidEventError, LeaseLostError, StorageError,
+                                  StoreClosedError, StoreIdentityError)
 from genesis.store.postgres import PostgresCommitter, PostgresProcessCommitter
 from genesis.store.writer import Writer
 from genesis.tuning import DEFAULT_TUNING, Tuning
 
 _LOAD_BATCH = 500  # aggregates per query (SQLite allows 32,766 bound parameters)
 
-__all__ = ["ConcurrencyError", "EventStore", "InvalidEventError", "StorageError", "StoreClosedError",
+__all__ = ["ConcurrencyError", "EventStore", "InvalidEventError", "LeaseLostError", "StorageError", "StoreClosedError",
            "StoreIdentityError", "StoredEvent"]
 
 

@@ -1,7 +1,9 @@
 """The command inbox: durable requests written by the CLI, read and settled by the daemon.
 
 The CLI only ever inserts here (it is not an event writer); the daemon turns each command
-into events, marking it processed in the same transaction as those events.
+into events, marking it processed in the same transaction as those events. On PostgreSQL
+every inserting transaction also sends ``NOTIFY genesis_commands`` (delivered at its
+commit): the daemon listens and reads the inbox at once instead of at its next poll.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,6 +28,15 @@ from genesis.store import tables as t
 CONTROL_KINDS = ("pause", "resume", "cancel", "urgency")
 SETTLED_OK = ("accepted", "duplicate", "noop")  # outcomes that did what was asked (or had nothing to do)
 _TERMINAL = {s.value for s in TERMINAL_STATES}
+
+
+COMMANDS_CHANNEL = "genesis_commands"  # LISTEN/NOTIFY channel: "new rows in commands"
+
+
+def notify_daemon(conn: Connection) -> None:
+    """PostgreSQL: wake the listening daemon when this transaction commits (SQLite: nothing)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"NOTIFY {COMMANDS_CHANNEL}"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +58,7 @@ def enqueue_submit(engine: Engine, req: SubmitRequest) -> tuple[str, bool]:
             conn.execute(insert(t.commands), {
                 "request_id": req.request_id, "kind": "submit", "execution_id": execution_id,
                 "payload": json.dumps(payload, sort_keys=True), "created_at": datetime.now(timezone.utc)})
+            notify_daemon(conn)
         return execution_id, True
     except IntegrityError:
         if req.request_id is None:
@@ -68,7 +80,9 @@ def enqueue_submits(engine: Engine, reqs: list[SubmitRequest]) -> list[tuple[str
     for attempt in (1, 2):  # a concurrent insert of one of the ids: the second pass finds it
         try:
             with engine.begin() as conn:
-                return [_submit_in(conn, req, index) for index, req in enumerate(reqs)]
+                results = [_submit_in(conn, req, index) for index, req in enumerate(reqs)]
+                notify_daemon(conn)
+                return results
         except IntegrityError:
             if attempt == 2:
                 raise
@@ -117,6 +131,7 @@ def enqueue_control(engine: Engine, kind: str, execution_id: str, payload: dict[
         result = conn.execute(insert(t.commands), {
             "kind": kind, "execution_id": execution_id, "payload": json.dumps(payload or {}, sort_keys=True),
             "created_at": datetime.now(timezone.utc)})
+        notify_daemon(conn)
         return int(result.inserted_primary_key[0])
 
 

@@ -3,7 +3,7 @@ the code reads and writes through. Keep the two in step (``tests/test_migrations
 
 from __future__ import annotations
 
-from sqlalchemy import (Boolean, CheckConstraint, Column, Float, ForeignKey, Index, Integer, MetaData, String,
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String,
                         Table, Text, UniqueConstraint, false)
 
 from genesis.store.types import Money, UtcDateTime
@@ -221,6 +221,16 @@ store_identity = Table(
     Column("namespace", String(16), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     CheckConstraint("id = 1", name="one_row"),
+)
+
+# which daemon works which venue account (genesis.store.leases); not a projection
+leases = Table(
+    "leases", metadata,
+    Column("account", String(200), primary_key=True),
+    Column("owner", String(300), nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
 )
 
 PROJECTION_TABLES = (fills, child_orders, execution_slices, executions)  # delete order (FKs)

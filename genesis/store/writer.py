@@ -34,8 +34,8 @@ from genesis.domain.execution import Execution
 from genesis.store import tables as t
 from genesis.store.batch import (Chunk, Pending, StoredEvent, fold, plan_commands, plan_events, plan_row_updates,
                                  to_sql)
-from genesis.store.committers import CommitRefused, Committer
-from genesis.store.errors import InvalidEventError, StorageError, StoreClosedError
+from genesis.store.committers import LEASE_LOST, CommitRefused, Committer
+from genesis.store.errors import InvalidEventError, LeaseLostError, StorageError, StoreClosedError
 from genesis.tuning import DEFAULT_TUNING, Tuning
 
 log = structlog.get_logger("genesis.store")
@@ -186,7 +186,9 @@ class Writer:
                     self._observe_commit(live, False)
                     pending = [c for c in live if not c.failed]  # (the rest failed with an earlier one)
                     if pending:
-                        self._lost(pending, StorageError(f"database commit failed: {exc}"), exc.failures)
+                        refusal = (LeaseLostError(str(exc)) if exc.error_class == LEASE_LOST
+                                   else StorageError(f"database commit failed: {exc}"))
+                        self._lost(pending, refusal, exc.failures)
                         log.error("storage_commit_failed", error=str(exc), events=sum(len(c.rows) for c in pending))
                 except BaseException as exc:
                     self._lost([c for c in live if not c.failed], StorageError(f"event store writer failed: {exc!r}"))

@@ -1,0 +1,161 @@
+"""The daemon's side of the account leases (``genesis.store.leases``).
+
+``LeaseKeeper`` claims every account the daemon works (one transaction: all or none), waits
+in standby while another daemon holds any of them, renews them every third of the lease, and
+releases them at a graceful stop. ``lost`` is set when a renewal finds a lease gone, when the
+renewals have failed for a whole lease period (the database unreachable: by now the lease may
+have expired and been claimed), or when the event store's fencing check refused a commit.
+
+On PostgreSQL the event store runs with ``store_options()``: the thread committer and the
+fencing precondition, so no transaction (an ``OrderIntended`` above all) commits unless
+this daemon still holds every lease at its epoch. On SQLite one daemon per file is enforced
+by the file lock: the keeper takes the lease over at once and installs no fence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Callable, Sequence
+
+import structlog
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from genesis.store import leases
+from genesis.store.db import sync_engine
+from genesis.store.leases import HeldLease, LeaseRefused
+from genesis.store.location import Db, is_postgres
+
+log = structlog.get_logger("genesis.leases")
+
+DEFAULT_LEASE_SECONDS = 15.0
+STANDBY_POLL_SECONDS = 1.0  # a standby tries to claim at least this often: a released lease is taken at once
+
+
+def default_account(venue: str) -> str:
+    """The account of the daemon's own venue: ``sim``, or ``ccxt:<id>:<key id>`` from its
+    configured API key (just ``ccxt:<id>`` while none is configured: the venue refuses to
+    start then anyway)."""
+    if not venue.startswith("ccxt:"):
+        return venue
+    from genesis.venue.credentials import CredentialsError, load_credentials
+
+    try:
+        credentials = load_credentials(venue.split(":", 1)[1])
+    except CredentialsError:
+        credentials = None
+    return leases.account_name(venue, credentials.api_key if credentials else None)
+
+
+class LeaseKeeper:
+    """Claims, renews and releases the leases of ``accounts`` for this daemon start."""
+
+    def __init__(self, db: Db, accounts: Sequence[str], lease_seconds: float = DEFAULT_LEASE_SECONDS,
+                 owner: str | None = None):
+        self.accounts = tuple(accounts)
+        self.lease_seconds = lease_seconds
+        self.owner = owner or leases.new_owner()
+        self.fenced = is_postgres(db)
+        self.held: tuple[HeldLease, ...] = ()
+        self.lost = asyncio.Event()
+        self._engine = sync_engine(db)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def store_options(self) -> dict[str, Any]:
+        """``EventStore`` keyword arguments: the fencing precondition on PostgreSQL."""
+        if not self.fenced:
+            return {}
+        return {"commit_in": "thread", "precondition": self._fence}
+
+    def _fence(self, conn: Connection) -> None:
+        """The commit precondition (committer thread): refuse unless every lease is held."""
+        try:
+            leases.check_held(conn, self.held)
+        except LeaseRefused:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._mark_lost, "the commit's fencing check refused")
+            raise
+
+    def _mark_lost(self, reason: str) -> None:
+        if not self.lost.is_set():
+            log.warning("lease_lost", accounts=list(self.accounts), owner=self.owner, reason=reason)
+            self.lost.set()
+
+    async def wait_claimed(self, stop: asyncio.Event, on_standby: Callable[[], None] = lambda: None) -> bool:
+        """Standby until every account is claimed (True), or until ``stop`` is set (False).
+        ``on_standby()`` is called once, when the first claim is refused."""
+        self._loop = asyncio.get_running_loop()
+        announced = False
+        while not stop.is_set():
+            try:
+                held = await asyncio.to_thread(self._claim_all)
+            except SQLAlchemyError as exc:
+                log.error("lease_claim_failed", error=str(getattr(exc, "orig", None) or exc).strip())
+                held = None
+            if held is not None:
+                self.held = held
+                log.info("lease_claimed", owner=self.owner,
+                         leases={h.account: h.epoch for h in held}, lease_seconds=self.lease_seconds)
+                return True
+            if not announced:
+                log.info("lease_standby", accounts=list(self.accounts), owner=self.owner)
+                on_standby()
+                announced = True
+            try:
+                await asyncio.wait_for(stop.wait(), min(self.lease_seconds / 3, STANDBY_POLL_SECONDS))
+            except asyncio.TimeoutError:
+                pass
+        return False
+
+    def _claim_all(self) -> tuple[HeldLease, ...] | None:
+        with self._engine.connect() as conn:
+            with conn.begin() as tx:
+                epochs = [leases.claim(conn, a, self.owner, self.lease_seconds, takeover=not self.fenced)
+                          for a in self.accounts]
+                if any(e is None for e in epochs):
+                    tx.rollback()
+                    return None
+        return tuple(HeldLease(a, self.owner, e) for a, e in zip(self.accounts, epochs))  # type: ignore[arg-type]
+
+    async def keep(self) -> None:
+        """Renew every third of the lease until a lease is lost (``lost`` set), then return."""
+        renewed_at = time.monotonic()
+        while not self.lost.is_set():
+            try:
+                await asyncio.wait_for(self.lost.wait(), self.lease_seconds / 3)
+                return
+            except asyncio.TimeoutError:
+                pass
+            try:
+                if not await asyncio.to_thread(self._renew_all):
+                    self._mark_lost("a renewal found the lease claimed by another owner or gone")
+                    return
+                renewed_at = time.monotonic()
+            except SQLAlchemyError as exc:
+                log.error("lease_renew_failed", error=str(getattr(exc, "orig", None) or exc).strip())
+                if time.monotonic() - renewed_at >= self.lease_seconds:
+                    self._mark_lost("no renewal succeeded for a whole lease period")
+                    return
+
+    def _renew_all(self) -> bool:
+        with self._engine.begin() as conn:
+            return all(leases.renew(conn, h, self.lease_seconds) for h in self.held)
+
+    async def release(self) -> None:
+        """Expire the held leases now (graceful stop): a standby claims them without waiting."""
+        held, self.held = self.held, ()
+        if held:
+            try:
+                await asyncio.to_thread(self._release_all, held)
+                log.info("lease_released", leases={h.account: h.epoch for h in held})
+            except SQLAlchemyError as exc:
+                log.error("lease_release_failed", error=str(getattr(exc, "orig", None) or exc).strip())
+
+    def _release_all(self, held: Sequence[HeldLease]) -> None:
+        with self._engine.begin() as conn:
+            for h in held:
+                leases.release(conn, h)
+
+    def close(self) -> None:
+        self._engine.dispose()
