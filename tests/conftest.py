@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import decimal
 from pathlib import Path
 from typing import Iterator
 
@@ -51,3 +52,15 @@ def restore_logging():  # type: ignore[no-untyped-def]
     saved = structlog.get_config()
     yield
     structlog.configure(**saved)
+
+
+@pytest.fixture(autouse=True)
+def default_decimal_context() -> Iterator[None]:
+    """Every test starts on Python's default decimal context (ROUND_HALF_EVEN): a test that
+    drives ccxt directly (its ``decimal_to_precision`` sets the current context to ROUND_HALF_UP)
+    must not change the rounding of the tests after it. The engine's own guard is tested in
+    ``test_fault_matrix.py``."""
+    decimal.setcontext(decimal.Context(**{k: getattr(decimal.DefaultContext, k) for k in (
+        "prec", "rounding", "Emin", "Emax", "capitals", "clamp")}, traps=[t for t, on in
+        decimal.DefaultContext.traps.items() if on]))
+    yield
