@@ -13,6 +13,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -71,17 +72,24 @@ class LiveApi:
         return str(body["execution_id"])
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
-    ws = Workspace(tmp_path_factory.mktemp("api"))
+@contextmanager
+def live_daemon(root: Path, speed: str = CALM) -> Iterator[LiveApi]:
+    """A daemon with ``--http`` on a fresh workspace under ``root``, stopped cleanly at the end."""
+    ws = Workspace(root)
     port = free_port()
-    daemon = ws.daemon("--http", f"127.0.0.1:{port}", speed=CALM)
+    daemon = ws.daemon("--http", f"127.0.0.1:{port}", speed=speed)
     try:
         daemon.wait_ready()
         yield LiveApi(ws, daemon, port)
         assert daemon.stop() == 0, daemon.tail()
     finally:
         daemon.kill()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
+    with live_daemon(tmp_path_factory.mktemp("api")) as api:
+        yield api
 
 
 def test_first_start_creates_a_private_token_file_with_a_trader_and_a_read_token(live: LiveApi) -> None:

@@ -14,8 +14,7 @@ import tomllib
 from datetime import datetime, timedelta
 from fnmatch import fnmatch
 from pathlib import Path
-from contextlib import contextmanager
-from typing import AsyncIterator, Iterator
+from typing import AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -28,8 +27,7 @@ from genesis.dashboard.market import load_market_view
 from genesis.dashboard.routes import STATIC_FILES, dashboard_routes, static_file
 from genesis.venue.instruments import SIM_INSTRUMENTS
 from tests.analytics_history import make_history_db
-from tests.test_api_daemon import LiveApi, free_port
-from tests.test_daemon_process import CALM, Workspace
+from tests.test_api_daemon import live_daemon
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,20 +122,6 @@ def test_every_page_file_is_package_data() -> None:
     for name in shipped:
         assert any(fnmatch(f"dashboard/static/{name}", pattern) for pattern in patterns), name
         assert static_file(name)
-
-
-@contextmanager
-def live_daemon(root: Path, speed: str = CALM) -> Iterator[LiveApi]:
-    """A daemon with ``--http`` on a fresh workspace under ``root``, stopped cleanly at the end."""
-    ws = Workspace(root)
-    port = free_port()
-    daemon = ws.daemon("--http", f"127.0.0.1:{port}", speed=speed)
-    try:
-        daemon.wait_ready()
-        yield LiveApi(ws, daemon, port)
-        assert daemon.stop() == 0, daemon.tail()
-    finally:
-        daemon.kill()
 
 
 @pytest.mark.slow
