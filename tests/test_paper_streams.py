@@ -10,6 +10,7 @@ import hmac
 import json
 import time
 from decimal import Decimal as D
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -48,16 +49,24 @@ def pro_client(server: PaperServer, secret: str = SECRET) -> Any:
     return client
 
 
-@pytest.fixture
-async def market(tmp_path: Path) -> AsyncIterator[tuple[PaperServer, Any, VirtualClock]]:
+@asynccontextmanager
+async def exchange_and_client(tmp_path: Path,
+                              **start_options: Any) -> AsyncIterator[tuple[PaperServer, Any, VirtualClock]]:
+    """A paper exchange on a virtual clock and an unmodified ccxt.pro client pointed at it."""
     clock = VirtualClock(minute(0.5))
-    server = await start(tmp_path, clock, series=moving_series())
+    server = await start(tmp_path, clock, **start_options)
     client = pro_client(server)
     try:
         yield server, client, clock
     finally:
         await client.close()
         await server.stop()
+
+
+@pytest.fixture
+async def market(tmp_path: Path) -> AsyncIterator[tuple[PaperServer, Any, VirtualClock]]:
+    async with exchange_and_client(tmp_path, series=moving_series()) as running:
+        yield running
 
 
 async def soon(awaitable: Any) -> Any:
@@ -169,14 +178,8 @@ async def test_stream_name_unknown_is_refused(market: Any) -> None:
 @pytest.fixture
 async def trading(tmp_path: Path) -> AsyncIterator[tuple[PaperServer, Any, VirtualClock]]:
     """The contract's market (dip minutes fill resting buys at 99.90, 2.5 BTC a minute)."""
-    clock = VirtualClock(minute(0.5))
-    server = await start(tmp_path, clock)
-    client = pro_client(server)
-    try:
-        yield server, client, clock
-    finally:
-        await client.close()
-        await server.stop()
+    async with exchange_and_client(tmp_path) as running:
+        yield running
 
 
 async def next_orders(client: Any) -> list[dict[str, Any]]:
