@@ -402,7 +402,8 @@ def _print_status(rows: list[dict[str, Any]]) -> None:
                 "arrival", "IS bps", "slices"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["execution_id"], r["state"], r.get("algo") or "", r.get("symbol") or "", r.get("side") or "",
+        state = r["state"] if not r.get("hold_reason") else f"{r['state']}, held: {r['hold_reason']}"
+        table.add_row(r["execution_id"], state, r.get("algo") or "", r.get("symbol") or "", r.get("side") or "",
                       f"{r['filled_qty']}/{r['target_qty']}", f"{r['progress_pct']:.1f}%", r.get("avg_price") or "-",
                       r.get("arrival_price") or "-", r.get("implementation_shortfall_bps") or "-",
                       f"{r.get('slices_done', 0)}/{r.get('slice_count') or '-'}")
