@@ -21,6 +21,7 @@ from genesis.domain.state import ExecutionState
 from genesis.engine.control import Desire
 from genesis.engine.venues import build_sim_venue
 from genesis.config import RuntimeConfig
+from genesis.observability.usage import counts_weight
 from genesis.store.projector import rebuild
 from genesis.venue.base import MarketDataUnavailable
 from tests.harness import SIM_START, harness
@@ -137,6 +138,7 @@ async def test_a_user_pause_during_a_hold_is_recorded_as_a_pause(db_path):
         assert (shown["state"], shown["hold_reason"]) == ("paused", ev.HOLD_MARKET_DATA_UNAVAILABLE)
         table = CliRunner().invoke(main, ["status", "--db", str(db_path)])
         assert "paused, held: market_data_unavailable" in table.output
+        assert not counts_weight(h.venue) and "request weight" not in table.output  # the simulator counts none
         h.supervisor.control(execution_id, Desire.CANCEL, "operator")
         await h.supervisor.wait_all()
         history = await history_of(h, execution_id)

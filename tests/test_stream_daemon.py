@@ -117,6 +117,10 @@ async def test_n_parents_on_one_symbol_share_one_subscription_per_stream_and_no_
     assert row.weight_limit_1m == 6000 and 0 < row.weight_used_1m <= 6000
     assert (row.order_limit_10s, row.order_limit_1d) == (100, 200_000) and row.order_count_1d > 0
     assert row.slices_since_start == closed and row.weight_per_slice == row.weight_since_start / closed
+    await daemon.observability.metrics.refresh()
+    metrics = daemon.observability.metrics.render()[0].decode()
+    assert {"genesis_order_count_10s", "genesis_order_limit_1d", "genesis_request_weight_published_total"} <= {
+        line.split(" ")[0] for line in metrics.splitlines() if not line.startswith("#")}
     shown = CliRunner().invoke(main, ["status", "--db", str(db)]).output
     assert f"request weight {row.weight_used_1m:,.0f}/6,000 in the last minute (the exchange's count)" in shown
     assert f"{row.weight_per_slice:,.1f} per slice" in shown
