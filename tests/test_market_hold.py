@@ -12,13 +12,16 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Callable
 
+import structlog
 from click.testing import CliRunner
 
 from genesis.cli import main
 from genesis.domain import events as ev
 from genesis.domain.execution import Execution
 from genesis.domain.state import ExecutionState
-from genesis.engine.control import Desire
+from genesis.clock import VirtualClock
+from genesis.engine.control import Control, Desire
+from genesis.engine.market_hold import MarketHold
 from genesis.engine.venues import build_sim_venue
 from genesis.config import RuntimeConfig
 from genesis.observability.usage import counts_weight
@@ -146,3 +149,40 @@ async def test_a_user_pause_during_a_hold_is_recorded_as_a_pause(db_path):
         assert kinds.index("SlicingHeld") < kinds.index("ExecutionPaused") < kinds.index("ExecutionCancelled")
         row = await h.execution_row(execution_id)
         assert row["state"] == "cancelled" and row["held_since"] is None and row["held_seconds"] > 0
+
+
+async def test_a_hold_inside_a_slice_under_way_or_while_reconciling_is_never_interrupted() -> None:
+    """A pause during a hold ends the wait only while the runner is deciding and the slice due
+    has sent nothing: a slice with a child order already (or a reconciliation) waits for the
+    market as before, at the retry pace (no tight loop on a set wake-up)."""
+    start = SIM_START
+    history: list[ev.Event] = [
+        ev.ExecutionSubmitted("e1", start, "r1", "BTC/USDT", "buy", D("1"), "twap", 600),
+        ev.ExecutionStarted("e1", start, D("100"), start + timedelta(minutes=10),
+                            (ev.PlannedSlice(0, start, D("0.5")), ev.PlannedSlice(1, start, D("0.5"))))]
+
+    async def load() -> Execution:
+        return Execution.replay("e1", history)
+
+    async def append(events: list[ev.Event]) -> Execution:
+        history.extend(events)
+        return await load()
+
+    clock, control = VirtualClock(start), Control()
+    hold = MarketHold("e1", "sim", load=load, append=append, clock=clock, control=control,
+                      log=structlog.get_logger("test"))
+    error = MarketDataUnavailable("down", "BTC/USDT", 61.0)
+    control.request(Desire.PAUSE, "operator")
+    await hold.hold(error)
+    assert [type(e).__name__ for e in history[2:]] == ["SlicingHeld"]
+    assert not hold.interrupts()  # not deciding (reconciling): the wait goes on
+    hold.armed = True
+    assert hold.interrupts()  # deciding, nothing sent for the slice due: the pause ends the wait
+    history.append(ev.OrderIntended("e1", start, 0, 0, "g-e1-0-0", "limit", "post_only", D("0.5"), D("100"),
+                                    D("100")))
+    await hold.hold(error)  # already held: recorded once
+    assert [type(e).__name__ for e in history[2:]] == ["SlicingHeld", "OrderIntended"]
+    assert not hold.interrupts()  # the slice due is under way: the wait goes on
+    async with clock.actor():
+        await hold.wait(5.0)  # at the retry pace, though the wake-up is set
+    assert clock.now() == start + timedelta(seconds=5)

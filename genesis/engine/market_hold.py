@@ -32,7 +32,9 @@ class MarketHold:
         self.execution_id, self.venue_name = execution_id, venue_name
         self._load, self._append, self.clock, self.control, self.log = load, append, clock, control, log
         self.held = False  # a hold is recorded and not yet over (as far as this runner knows)
+        self.armed = False  # the runner is deciding (not reconciling): a wait may be interrupted
         self._end_at: datetime | None = None  # the window's end when the hold was last seen
+        self._nothing_sent = False  # the slice due has no child order yet: safe to decide again
 
     def sync(self, agg: Execution) -> None:
         """Take the recorded hold over (a restart while held: the next market read ends it)."""
@@ -43,6 +45,8 @@ class MarketHold:
         """Market data is unavailable: record the hold unless it already is (or it is over)."""
         agg = await self._load()
         self.sync(agg)
+        due = agg.next_open()
+        self._nothing_sent = due is None or agg.attempts_for(due.index) == 0
         if self.held or agg.state.is_terminal:
             return
         self.log.warning("slicing_held", reason=ev.HOLD_MARKET_DATA_UNAVAILABLE, symbol=error.symbol,
@@ -65,14 +69,24 @@ class MarketHold:
     def interrupts(self) -> bool:
         """Something ends the wait before the market data is back: a request to the runner
         (pause, cancel, stop, urgency...), or the window's end (the runner expires the
-        execution, the remainder recorded)."""
+        execution, the remainder recorded). Only while the runner is deciding (``armed``) and
+        the slice due has sent nothing yet: a slice under way waits for the market as before."""
+        if not self._interruptible():
+            return False
         if self.control.wake.is_set() or self.control.desire is not Desire.RUN:
             return True
         return self._end_at is not None and self.clock.now() >= self._end_at
 
     async def wait(self, seconds: float) -> None:
-        """Until the next try: ``seconds``, or less when a request comes or the window ends."""
+        """Until the next try: ``seconds``, or (when ``interrupts`` may end it) less when a
+        request comes or the window ends."""
         until = self.clock.now() + timedelta(seconds=seconds)
+        if not self._interruptible():
+            await self.clock.sleep_until(until)
+            return
         if self._end_at is not None:
             until = max(self.clock.now(), min(until, self._end_at))
         await self.clock.wait_event(self.control.wake, until=until)
+
+    def _interruptible(self) -> bool:
+        return self.armed and self._nothing_sent

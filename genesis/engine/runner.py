@@ -144,10 +144,13 @@ class ExecutionRunner:
     async def _decide(self) -> bool:
         """``_step``; a wait for market data that a pause or the window's end interrupted
         (nothing sent yet) is decided again."""
+        self.hold.armed = True
         try:
             return await self._step()
         except HoldInterrupted:
             return False
+        finally:
+            self.hold.armed = False
 
     async def _step(self) -> bool:
         """One decision. Returns True when the runner should exit."""
