@@ -63,6 +63,7 @@ SCHEMAS: dict[str, Any] = {
             "completion_reason": _NS, "urgency": _NS, "slippage_vs_vwap_bps": _NS, "market_price": _NS,
             "market_vwap": _NS, "participation_avg": _NS, "participation_max": _NS,
             "time_remaining_seconds": _NNUM, "as_of": _NS, "detail": _NS,
+            "held_since": _NS, "hold_reason": _NS, "held_seconds": _NNUM,
         },
     },
     "ExecutionList": {

@@ -93,6 +93,29 @@ class ExecutionResumed(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class SlicingHeld(Event):
+    """New slices are held, not by a user: ``reason`` says why (``market_data_unavailable``:
+    the venue's market data stream for ``symbol`` has been down past its limit; ``detail`` is
+    the venue's message; ``stream_down_seconds`` how long, in wall seconds, the stream had been
+    down when the hold began). The execution stays running; the hold does not move the window's
+    end. Ends with ``SlicingResumed`` (or with the execution)."""
+
+    reason: str
+    venue: str
+    symbol: str
+    detail: str = ""
+    stream_down_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SlicingResumed(Event):
+    """A hold is over (the market data is back): slicing goes on, after ``held_seconds``."""
+
+    reason: str
+    held_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class RiskDenied(Event):
     slice_index: int
     qty: Decimal
@@ -284,9 +307,12 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ExecutionResumed, RiskDenied, OrderIntended, OrderAcknowledged, FillRecorded,
         OrderClosed, TwapSliceExecuted, TwapCompleted, ExecutionCancelled, ExecutionFailed,
         EarlyCompletionTriggered, VwapSliceExecuted, UrgencyChanged, EmergencyLiquidationStarted,
-        VwapCompleted, SliceParticipationMeasured,
+        VwapCompleted, SliceParticipationMeasured, SlicingHeld, SlicingResumed,
     )
 }
+
+# why slicing is held (SlicingHeld.reason): the venue's market data has been down past its limit
+HOLD_MARKET_DATA_UNAVAILABLE = "market_data_unavailable"
 
 # the status of a slice still open when its execution ended: filled without it, or window over
 SLICE_NOT_NEEDED = "not_needed"

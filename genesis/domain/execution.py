@@ -58,6 +58,10 @@ class Execution(FilledFigures):
     ended_at: datetime | None = None
     paused_at: datetime | None = None
     paused_seconds: float = 0.0
+    # a hold (SlicingHeld) that is not a user pause: state stays running, no new slice starts
+    held_since: datetime | None = None
+    hold_reason: str | None = None
+    held_seconds: float = 0.0  # holds that ended, in total
     arrival_price: Decimal | None = None
     slices: dict[int, SliceState] = field(default_factory=dict)
     orders: dict[str, ChildOrder] = field(default_factory=dict)
@@ -182,6 +186,13 @@ class Execution(FilledFigures):
             self.paused_seconds += (e.occurred_at - self.paused_at).total_seconds()
         self.paused_at = None
 
+    def _held(self, e: ev.SlicingHeld) -> None:
+        if self.held_since is None:
+            self.held_since, self.hold_reason = e.occurred_at, e.reason
+
+    def _hold_over(self, e: ev.SlicingResumed) -> None:
+        self._close_hold(e.occurred_at)
+
     def _risk_denied(self, e: ev.RiskDenied) -> None:
         pass  # the slice closes with its TwapSliceExecuted(status="denied")
 
@@ -245,6 +256,7 @@ class Execution(FilledFigures):
             self.market_vwap, self.slippage_vs_vwap_bps = e.market_vwap, e.slippage_vs_vwap_bps
         self.ended_at, self.completion_reason = e.occurred_at, e.reason
         status = ev.SLICE_NOT_NEEDED if e.reason == "filled" else ev.SLICE_EXPIRED
+        self._close_hold(e.occurred_at)
         for i in self._open:  # never traded: closed all at once with the execution
             self.slices[i].closed, self.slices[i].status = True, status
         self._open.clear()
@@ -253,16 +265,23 @@ class Execution(FilledFigures):
         self.state = transition(self.state, Trigger.CANCEL)
         self.ended_at, self.completion_reason = e.occurred_at, f"cancelled: {e.reason}"
         self._close_pause(e.occurred_at)
+        self._close_hold(e.occurred_at)
 
     def _failed(self, e: ev.ExecutionFailed) -> None:
         self.state = transition(self.state, Trigger.FAIL)
         self.ended_at, self.completion_reason = e.occurred_at, f"failed: {e.reason}"
         self._close_pause(e.occurred_at)
+        self._close_hold(e.occurred_at)
 
     def _close_pause(self, at: datetime) -> None:
         if self.paused_at is not None:
             self.paused_seconds += (at - self.paused_at).total_seconds()
             self.paused_at = None
+
+    def _close_hold(self, at: datetime) -> None:
+        if self.held_since is not None:
+            self.held_seconds += (at - self.held_since).total_seconds()
+            self.held_since, self.hold_reason = None, None
 
 
 _HANDLERS = {
@@ -271,6 +290,8 @@ _HANDLERS = {
     ev.ScheduleReplanned: Execution._replanned,
     ev.ExecutionPaused: Execution._paused,
     ev.ExecutionResumed: Execution._resumed,
+    ev.SlicingHeld: Execution._held,
+    ev.SlicingResumed: Execution._hold_over,
     ev.RiskDenied: Execution._risk_denied,
     ev.OrderIntended: Execution._intended,
     ev.OrderAcknowledged: Execution._acknowledged,

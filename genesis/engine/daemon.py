@@ -190,7 +190,8 @@ class Daemon:
             await self.venue.close()
             raise DaemonError(f"venue {self.venue.name}: cannot load its markets: {exc}") from None
         self.supervisor = build_supervisor(self.wired, self.clock, self.venue, instruments, self.config)
-        await self.observability.start(self.bus, self.store, self.engine, self.venue, instruments)
+        await self.observability.start(self.bus, self.store, self.engine, self.venue, instruments,
+                                       account=self.leases.accounts[0])
         if self.options.http:
             await self._start_api(instruments)
         # before recovery: frozen objects are never collected, runners must not be

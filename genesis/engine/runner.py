@@ -27,13 +27,14 @@ from genesis.domain.twap import TwapParams
 from genesis.engine.control import Control, Desire
 from genesis.engine.hooks import NO_HOOKS, EngineHooks
 from genesis.engine.log_throttle import LogThrottle
+from genesis.engine.market_hold import MarketHold
 from genesis.engine.market_data import MarketData
 from genesis.engine.measurement import measure, measure_after_end
 from genesis.engine.positions import PositionBook
 from genesis.engine.recovery import reconcile
 from genesis.engine.slice_algorithm import PolicySliceAlgorithm
 from genesis.engine.slice_executor import RoutingSettings, SliceExecutor
-from genesis.engine.venue_calls import RetryPolicy, VenueCaller, VenueUnavailable
+from genesis.engine.venue_calls import HoldInterrupted, RetryPolicy, VenueCaller, VenueUnavailable
 from genesis.engine.window_benchmark import WindowBenchmark
 from genesis.store.eventstore import EventStore, LeaseLostError, StorageError
 from genesis.tuning import LoopPacer
@@ -65,7 +66,9 @@ class ExecutionRunner:
         self.market = market or MarketData(venue)
         self.pacer = pacer or LoopPacer(0)  # shared with the other runners: see genesis.tuning
         self.log = structlog.get_logger("genesis.runner").bind(execution_id=execution_id)
-        self.calls = VenueCaller(venue, clock, settings.retry, self._stopping, self.log, self.pacer.turn)
+        self.hold = MarketHold(execution_id, venue.name, load=self._load, append=self.append, clock=clock,
+                               control=control, log=self.log)  # market data unavailable: slicing held
+        self.calls = VenueCaller(venue, clock, settings.retry, self._stopping, self.log, self.pacer.turn, self.hold)
         self.slices: SliceExecutor | None = None  # built once the algorithm is known (run)
         self.policy: Algorithm | None = None  # the execution's algorithm, once loaded
         self.benchmark = WindowBenchmark(self.calls.candles, clock)  # market VWAP of the window so far
@@ -115,6 +118,7 @@ class ExecutionRunner:
         async with self.clock.actor():
             await self.pacer.turn()
             agg = await self.store.load(self.execution_id)
+            self.hold.sync(agg)
             self.policy = algorithm_for(agg, Context(self.market, self.instrument,
                                                      AlgorithmSettings(self.settings.twap, self.settings.vwap)))
             self.slices = self._slice_executor(self.policy)
@@ -123,7 +127,7 @@ class ExecutionRunner:
                 await reconcile(agg, venue=self.calls, slices=self.slices, load=self._load, append=self.append,
                                 replan=self.replan, clock=self.clock, log=self.log)
                 self.recovered.set()
-                while not await self._step():
+                while not await self._decide():
                     pass
             except VenueUnavailable:
                 # asked to stop or cancel while the venue was unreachable: never a failure
@@ -136,6 +140,17 @@ class ExecutionRunner:
                     self.log.warning("runner_stopped_while_venue_unavailable")
             agg = await self.store.load(self.execution_id)
             self.log.info("runner_finished", state=agg.state.value, filled=str(agg.filled_qty))
+
+    async def _decide(self) -> bool:
+        """``_step``; a wait for market data that a pause or the window's end interrupted
+        (nothing sent yet) is decided again."""
+        self.hold.armed = True
+        try:
+            return await self._step()
+        except HoldInterrupted:
+            return False
+        finally:
+            self.hold.armed = False
 
     async def _step(self) -> bool:
         """One decision. Returns True when the runner should exit."""
@@ -231,7 +246,7 @@ class ExecutionRunner:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def _start(self, agg: Execution, now: datetime) -> None:
-        top = await self.calls.call("book_top", lambda: self.venue.book_top(agg.symbol))
+        top = await self.calls.book_top(agg.symbol)
         arrival = top.mid
         policy = self.policy
         assert policy is not None

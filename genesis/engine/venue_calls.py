@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Awaitable, Callable, TypeVar
+from typing import Awaitable, Callable, Protocol, TypeVar
 
 import structlog
 
 from genesis.clock import Clock
 from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderStatus, foreign_order_reason
-from genesis.venue.base import (Candle, DuplicateOrderError, MeasuresTradedVolume, PermanentVenueError,
-                                RetryableVenueError, UnknownOutcomeError, Venue, VenueError)
+from genesis.venue.base import (Candle, DuplicateOrderError, MarketDataUnavailable, MeasuresTradedVolume,
+                                PermanentVenueError, RetryableVenueError, UnknownOutcomeError, Venue, VenueError)
 
 T = TypeVar("T")
 # how much earlier than our intent the venue may date an order that is ours: its clock against
@@ -27,10 +27,33 @@ T = TypeVar("T")
 CREATION_CLOCK_TOLERANCE = timedelta(seconds=60)
 # an order refused for its window: the deadline came before the venue accepted it (not sent)
 WINDOW_ENDED_REASON = "window ended before the venue accepted it"
+MARKET_READ = "book_top"  # the read whose answer proves the market data is back (ends a hold)
 
 
 class VenueUnavailable(Exception):
     """Gave up waiting for the venue because the runner was asked to stop."""
+
+
+class HoldInterrupted(Exception):
+    """A wait for market data ended before it came back (a user pause, the window's end): the
+    runner decides again. Raised only from reads made before anything was sent."""
+
+
+class SlicingHold(Protocol):
+    """Where a ``VenueCaller`` reports market data unavailable and back
+    (``genesis.engine.market_hold.MarketHold``)."""
+
+    held: bool
+
+    async def hold(self, error: MarketDataUnavailable) -> None: ...
+
+    async def release(self) -> None: ...
+
+    def interrupts(self) -> bool: ...
+
+    async def wait(self, seconds: float) -> None:
+        """Wait ``seconds`` before the next try, less when something interrupts the hold."""
+        ...
 
 
 class ForeignOrderError(Exception):
@@ -57,38 +80,62 @@ class VenueCaller:
 
     def __init__(self, venue: Venue, clock: Clock, policy: RetryPolicy,
                  should_stop: Callable[[], bool], log: structlog.typing.FilteringBoundLogger,
-                 pace: Callable[[], Awaitable[None]] | None = None):
+                 pace: Callable[[], Awaitable[None]] | None = None, hold: SlicingHold | None = None):
         self.venue, self.clock, self.policy = venue, clock, policy
         self._should_stop, self._log = should_stop, log
         self._pace = pace  # awaited after a back-off, before calling again (genesis.tuning.LoopPacer)
+        self.hold = hold  # told when market data is unavailable, and when it is back
 
-    async def _backoff(self, attempt: int, at_least: float = 0.0) -> None:
+    async def _backoff(self, attempt: int, at_least: float = 0.0,
+                       wait: Callable[[float], Awaitable[None]] | None = None) -> None:
         if self._should_stop():
             raise VenueUnavailable("stopping while the venue was unavailable")
         delay = max(at_least, self.policy.delay(attempt))
-        await self.clock.sleep_until(self.clock.now() + timedelta(seconds=delay))
+        if wait is not None:
+            await wait(delay)
+        else:
+            await self.clock.sleep_until(self.clock.now() + timedelta(seconds=delay))
         if self._pace is not None:
             await self._pace()
 
     async def call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
-        """A read-only call (book, lookup): retried until it answers; permanent errors raise."""
-        attempt = 0
+        """A read-only call (book, lookup): retried until it answers; permanent errors raise.
+        ``MarketDataUnavailable`` is reported to ``hold`` (slicing held) before the wait, and
+        the answer that ends it (this call's, or a ``MARKET_READ``'s) before it is returned;
+        ``HoldInterrupted`` when the hold says the wait must end first."""
+        attempt, held_here = 0, False
         while True:
             try:
-                return await fn()
+                result = await fn()
             except PermanentVenueError:
                 raise
+            except MarketDataUnavailable as exc:
+                self._log.warning("market_data_unavailable", call=what, error=str(exc), attempt=attempt)
+                if self.hold is not None:
+                    await self.hold.hold(exc)
+                    held_here = True
+                    self._interrupt_hold()
+                await self._backoff(attempt, exc.retry_after_seconds, self.hold.wait if self.hold else None)
+                self._interrupt_hold()
             except RetryableVenueError as exc:
                 self._log.warning("venue_retry", call=what, error=str(exc), attempt=attempt)
                 await self._backoff(attempt, exc.retry_after_seconds)
             except VenueError as exc:
                 self._log.warning("venue_unavailable", call=what, error=str(exc), attempt=attempt)
                 await self._backoff(attempt)
+            else:
+                if self.hold is not None and self.hold.held and (held_here or what == MARKET_READ):
+                    await self.hold.release()
+                return result
             attempt += 1
+
+    def _interrupt_hold(self) -> None:
+        if self.hold is not None and self.hold.held and self.hold.interrupts():
+            raise HoldInterrupted("the wait for market data ends first (a pause, or the window's end)")
 
     async def book_top(self, symbol: str) -> BookTop:
         """Best bid and ask now, retried like any read."""
-        return await self.call("book_top", lambda: self.venue.book_top(symbol))
+        return await self.call(MARKET_READ, lambda: self.venue.book_top(symbol))
 
     async def candles(self, symbol: str, start: datetime, end: datetime) -> list[Candle]:
         """The closed one-minute candles in ``[start, end)``, retried like any read."""

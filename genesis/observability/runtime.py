@@ -22,6 +22,7 @@ from genesis.observability.alert_rules import CRITICAL, WARNING, Alert, DenialBu
 from genesis.observability.alerts import Alerter, AppriseNotifier, Notifier
 from genesis.observability.health import CheckResult, ReadinessCheck, StoreHealth
 from genesis.observability.metrics import MetricsCollector
+from genesis.observability.usage import SLICE_EVENTS, VenueUsageRecorder, counts_weight
 from genesis.observability.venue_watch import VenueTracker, WatchedVenue, read_venue_usage
 from genesis.store.eventstore import EventStore
 from genesis.venue.base import Venue
@@ -58,6 +59,7 @@ class Observability:
         self._store: EventStore | None = None
         self._instruments: Mapping[str, Instrument] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self.usage: VenueUsageRecorder | None = None  # once started on a venue that counts request weight
 
     def watch_venue(self, venue: Venue) -> Venue:
         """``venue`` with its calls reported to the metrics and the venue tracker (same results)."""
@@ -66,8 +68,10 @@ class Observability:
         return WatchedVenue(venue, [self.metrics, tracker])  # type: ignore[return-value]
 
     async def start(self, bus: EventBus, store: EventStore, engine: AsyncEngine, venue: object | None = None,
-                    instruments: Mapping[str, Instrument] | None = None) -> None:
-        """Subscribe to the bus, hook the store's commits, start the samplers and the alerter."""
+                    instruments: Mapping[str, Instrument] | None = None, account: str | None = None) -> None:
+        """Subscribe to the bus, hook the store's commits, start the samplers and the alerter;
+        with the venue's ``account``, its use of the exchange's limits is written to
+        ``venue_usage`` for ``genesis status`` (venues that count request weight only)."""
         self._store, self._instruments = store, instruments or {}
         health = StoreHealth(store.writer_running)
         self.readiness_checks["store"] = health.check
@@ -85,6 +89,10 @@ class Observability:
         store.observe_commits(on_commit)
         bus.subscribe("metrics", self.metrics.on_event, METRIC_EVENTS)
         self._tasks.append(asyncio.create_task(self.metrics.sample_loop_lag(self._lag_interval), name="loop-lag"))
+        if account is not None and counts_weight(venue):
+            self.usage = usage = VenueUsageRecorder(engine, venue, account)
+            bus.subscribe("venue-usage", usage.on_event, SLICE_EVENTS)
+            self._tasks.append(asyncio.create_task(usage.run(), name="venue-usage"))
         if self.alerter is not None:
             self.alerter.start()
             bus.subscribe("alerts", self._alert_on, ALERT_EVENTS)

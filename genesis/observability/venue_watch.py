@@ -8,7 +8,9 @@ engine sees the same results and the same exceptions.
 order budget (``venue.budget``, an ``OrderBudget``). Request weight is a hook: a venue that
 tracks it exposes ``request_weight() -> tuple[float, float | None]`` (weight used in the
 exchange's current window, and that window's limit when known) and it is exported as
-``genesis_request_weight_used`` / ``genesis_request_weight_limit``.
+``genesis_request_weight_used`` / ``genesis_request_weight_limit``; a venue with a
+``RequestWeight`` (``venue.weight``) adds the exchange's order counts per 10 s and per day, their
+limits, and the published weight of every call since the start.
 """
 
 from __future__ import annotations
@@ -105,6 +107,11 @@ class VenueUsage:
     order_budget_waited_seconds: float | None = None
     request_weight_used: float | None = None
     request_weight_limit: float | None = None
+    order_count_10s: int | None = None  # the exchange's counts (its X-MBX-ORDER-COUNT-* headers)
+    order_limit_10s: int | None = None
+    order_count_1d: int | None = None
+    order_limit_1d: int | None = None
+    request_weight_published: float | None = None  # published weight of every call since start
 
     def metrics(self) -> Iterator[Metric]:
         gauges = (("genesis_order_budget_capacity", "Orders the venue's order budget lets out at once",
@@ -114,10 +121,19 @@ class VenueUsage:
                   ("genesis_request_weight_used", "Request weight used in the exchange's current window",
                    self.request_weight_used),
                   ("genesis_request_weight_limit", "Request weight the exchange allows per window",
-                   self.request_weight_limit))
+                   self.request_weight_limit),
+                  ("genesis_order_count_10s", "Orders the account placed in the exchange's current 10 s",
+                   self.order_count_10s),
+                  ("genesis_order_limit_10s", "Orders the exchange allows per 10 s", self.order_limit_10s),
+                  ("genesis_order_count_1d", "Orders the account placed in the exchange's current day",
+                   self.order_count_1d),
+                  ("genesis_order_limit_1d", "Orders the exchange allows per day", self.order_limit_1d))
         for name, help_text, value in gauges:
             if value is not None:
                 yield GaugeMetricFamily(name, help_text, value=value)
+        if self.request_weight_published is not None:
+            yield CounterMetricFamily("genesis_request_weight_published", "Published request weight of the "
+                                      "calls made since the daemon started", value=self.request_weight_published)
         if self.order_budget_waited_seconds is not None:
             yield CounterMetricFamily("genesis_order_budget_wait_seconds", "Time child orders waited for the order "
                                       "budget, seconds", value=self.order_budget_waited_seconds)
@@ -128,6 +144,11 @@ def read_venue_usage(venue: object) -> VenueUsage:
     budget = getattr(venue, "budget", None)
     weight = getattr(venue, "request_weight", None)
     used, limit = weight() if callable(weight) else (None, None)
+    counts = getattr(venue, "weight", None)  # a RequestWeight: the exchange's order counts
+    orders = {} if counts is None else dict(
+        order_count_10s=counts.order_count_10s, order_limit_10s=counts.order_limit_10s,
+        order_count_1d=counts.order_count_1d, order_limit_1d=counts.order_limit_1d,
+        request_weight_published=counts.published_since_start)
     if budget is None:
-        return VenueUsage(request_weight_used=used, request_weight_limit=limit)
-    return VenueUsage(budget.capacity, budget.available(), budget.waited_seconds, used, limit)
+        return VenueUsage(request_weight_used=used, request_weight_limit=limit, **orders)
+    return VenueUsage(budget.capacity, budget.available(), budget.waited_seconds, used, limit, **orders)

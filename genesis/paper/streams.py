@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,8 @@ class MarketStreams:
     def __init__(self, app: "PaperApp", seed: int = 0):
         self.app, self.seed = app, seed
         self.connections: set[WsConnection] = set()
+        # how many times each stream was subscribed over the exchange's life (every connection)
+        self.subscribed: Counter[str] = Counter()
         self._books: dict[str, _Book] = {}
         self._tape_ms: dict[str, int] = {}  # per symbol: trades up to this time were published
         self._tapes: dict[tuple[str, int], list[TapeTrade]] = {}
@@ -172,6 +175,7 @@ class MarketStreams:
                 else:
                     with contextlib.suppress(PermanentVenueError):  # outside the candle data
                         await self.book(inst)
+            self.subscribed.update(s for s in set(streams) if s not in conn.streams)
             conn.streams.update(streams)
 
     async def _request(self, conn: WsConnection, text: str) -> None:

@@ -51,6 +51,7 @@ STATE_COLUMNS = (
     "state", "filled_qty", "arrival_price", "notional_usdt", "fees_usdt", "slice_count", "slices_executed",
     "slices_denied", "started_at", "end_at", "ended_at", "paused_at", "paused_seconds", "completion_reason",
     "version", "early_completion_at", "maker_qty", "urgency", "market_vwap", "slippage_vs_vwap_bps",
+    "held_since", "hold_reason", "held_seconds",
     "remaining_qty", "avg_price", "implementation_shortfall_bps",
 )
 
@@ -68,7 +69,8 @@ def state_columns(agg: Execution, previous: tuple[Any, ...] | None = None) -> tu
         agg.state.value, filled, arrival, notional, agg.fees, len(agg.slices) or agg.slice_count,
         agg.slices_executed, agg.slices_denied, agg.started_at, agg.end_at, agg.ended_at, agg.paused_at,
         agg.paused_seconds, agg.completion_reason, agg.version, agg.early_completion_at, agg.maker_qty,
-        agg.urgency, agg.market_vwap, agg.slippage_vs_vwap_bps, *derived,
+        agg.urgency, agg.market_vwap, agg.slippage_vs_vwap_bps, agg.held_since, agg.hold_reason,
+        agg.held_seconds, *derived,
     )
 
 

@@ -41,6 +41,8 @@ def execution_status(engine: Engine, execution_id: str | None = None) -> list[di
                 "paused_seconds": r["paused_seconds"], "completion_reason": r["completion_reason"],
                 "remaining_qty": str(r["remaining_qty"]), "urgency": r["urgency"],
                 "slippage_vs_vwap_bps": _s(r["slippage_vs_vwap_bps"]),
+                "held_since": _t(r["held_since"]), "hold_reason": r["hold_reason"],
+                "held_seconds": r["held_seconds"],
             })
         c = t.commands.c
         q2 = select(t.commands).where(c.kind == "submit").order_by(c.command_id)

@@ -80,6 +80,9 @@ executions = Table(
     Column("urgency", String(16), nullable=False, server_default="low"),
     Column("market_vwap", Money),
     Column("slippage_vs_vwap_bps", Money),
+    Column("held_since", UtcDateTime),
+    Column("hold_reason", String(64)),
+    Column("held_seconds", Float, nullable=False, server_default="0"),
     Index("ix_executions_state", "state"),
     Index("ix_executions_symbol_submitted", "symbol", "submitted_at"),
 )
@@ -231,6 +234,25 @@ leases = Table(
     Column("epoch", BigInteger, nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("claimed_at", DateTime(timezone=True), nullable=False),
+)
+
+# the daemon's use of each venue account's limits (genesis.store.venue_usage); not a projection
+venue_usage = Table(
+    "venue_usage", metadata,
+    Column("account", String(200), primary_key=True),
+    Column("venue", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("weight_used_1m", Float),
+    Column("weight_limit_1m", Float),
+    Column("weight_source", String(16)),
+    Column("order_count_10s", Integer),
+    Column("order_limit_10s", Integer),
+    Column("order_count_1d", Integer),
+    Column("order_limit_1d", Integer),
+    Column("requests", BigInteger, nullable=False),
+    Column("rate_limited", BigInteger, nullable=False),
+    Column("weight_since_start", Float, nullable=False),
+    Column("slices_since_start", BigInteger, nullable=False),
 )
 
 PROJECTION_TABLES = (fills, child_orders, execution_slices, executions)  # delete order (FKs)

@@ -4,6 +4,9 @@ Error classes tell the engine what it may do next:
 
 * ``RetryableVenueError``: the request certainly did not take effect (rate limit before
   send, ...). Retrying with the same client order id is safe.
+* ``MarketDataUnavailable`` (a ``RetryableVenueError``): the venue has no market data for the
+  symbol it can trust (its stream has been down past its limit). The engine holds new slices
+  of the executions on that symbol, records the hold (``SlicingHeld``) and retries.
 * ``UnknownOutcomeError``: the request may have reached the venue (timeout, dropped
   connection, 5xx). The engine must look the order up by client order id before anything else.
 * ``DuplicateOrderError``: the venue already has an order with this client id: fetch it.
@@ -32,6 +35,16 @@ class RetryableVenueError(VenueError):
     def __init__(self, message: str, retry_after_seconds: float = 1.0):
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
+
+
+class MarketDataUnavailable(RetryableVenueError):
+    """No market data for ``symbol`` the venue can trust: its stream has been down for
+    ``down_seconds`` (wall time), past the venue's limit. Nothing was sent; retry later."""
+
+    def __init__(self, message: str, symbol: str, down_seconds: float, retry_after_seconds: float = 1.0):
+        super().__init__(message, retry_after_seconds)
+        self.symbol = symbol
+        self.down_seconds = down_seconds
 
 
 class UnknownOutcomeError(VenueError):

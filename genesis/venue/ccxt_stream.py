@@ -10,7 +10,7 @@
   down the venue reads over REST; after the user stream reconnected, an order's fills are read
   again over REST and merged by trade id (nothing missed, nothing counted twice).
 * A market stream down for longer than ``unavailable_after_seconds`` makes ``book_top`` raise
-  ``RetryableVenueError`` (market unavailable): the engine holds new slices and retries.
+  ``MarketDataUnavailable``: the engine holds new slices (recorded: ``SlicingHeld``) and retries.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import ccxt.pro as ccxtpro
 
 from genesis.domain.orders import BookTop, Fill, OrderReport, OrderRequest
-from genesis.venue.base import Candle, RetryableVenueError
+from genesis.venue.base import Candle, MarketDataUnavailable
 from genesis.venue.ccxt_support import build_exchange, dec, dt_to_ms, ms_to_dt, point_ccxt_at
 from genesis.venue.ccxt_venue import CcxtVenue
 from genesis.venue.credentials import Credentials
@@ -108,10 +108,10 @@ class StreamingCcxtVenue(CcxtVenue):
 
     def _check_available(self, symbol: str, state: StreamState) -> None:
         if state.down_for() > self.unavailable_after_seconds:
-            raise RetryableVenueError(
+            raise MarketDataUnavailable(
                 f"{symbol}: market data stream down for {state.down_for():.0f} s "
                 f"({state.last_error or 'no message yet'}); holding new slices until it is back",
-                retry_after_seconds=min(5.0, self.unavailable_after_seconds))
+                symbol, state.down_for(), retry_after_seconds=min(5.0, self.unavailable_after_seconds))
 
     # ------------------------------------------------------------------ orders and fills
     async def place_order(self, request: OrderRequest) -> OrderReport:

@@ -40,13 +40,16 @@ class RequestWeight:
     order_count_1d: int | None = None
     requests: int = 0
     rate_limited: int = 0  # 429/418 answers seen
+    published_since_start: float = 0.0  # published weight of every call this process made
     _published: deque = field(default_factory=deque)  # (monotonic seconds, weight)
 
     def observe(self, call: str, headers: Mapping[str, str] | None) -> None:
         """Record one REST call and the exchange's counters in its response headers."""
         self.requests += 1
         now = time.monotonic()
-        self._published.append((now, PUBLISHED_WEIGHTS.get(call, 1)))
+        weight = PUBLISHED_WEIGHTS.get(call, 1)
+        self.published_since_start += weight
+        self._published.append((now, weight))
         while self._published and self._published[0][0] < now - _WINDOW_SECONDS:
             self._published.popleft()
         lowered = {k.lower(): v for k, v in (headers or {}).items()}
@@ -63,6 +66,11 @@ class RequestWeight:
         """Sum of the published weights of this process's calls in the last minute."""
         cutoff = time.monotonic() - _WINDOW_SECONDS
         return float(sum(w for t, w in self._published if t >= cutoff))
+
+    @property
+    def source(self) -> str:
+        """Where ``used`` comes from: ``exchange`` (its header) or ``published`` (our sum)."""
+        return "exchange" if self.used_weight_1m is not None else "published"
 
     def used(self) -> tuple[float, float]:
         """(weight used in the current minute, limit): the exchange's figure when it sent one."""
