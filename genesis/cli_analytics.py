@@ -18,7 +18,7 @@ from genesis.cli_support import PlainInt
 
 def _no_database(ctx: Context) -> None:
     if isinstance(ctx.db_path, Path) and not ctx.db_path.is_file():
-        raise click.ClickException(f"{ctx.db_path}: no such database (use --db or $GENESIS_DB)")
+        raise click.ClickException(f"{ctx.db_path}: no such database (use --db, $GENESIS_DB or store.db in the config)")
 
 
 SQL_TIMEOUT_SECONDS = 30.0

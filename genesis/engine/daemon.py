@@ -251,7 +251,8 @@ class Daemon:
     async def _serve(self, recovered: int) -> None:
         """Ready: serve commands (and the systemd watchdog) until a stop signal or a failed task."""
         assert self.supervisor is not None
-        poller = CommandPoller(self.engine, self.store, self.supervisor, lambda: self.config, self._inbox_nudge)
+        poller = CommandPoller(self.engine, self.store, self.supervisor, lambda: self.config, self._inbox_nudge,
+                               owner=self.leases.owner if self.leases.fenced else None)
         self._spawn(poller.run(self.stop_event), "command-poller")
         if is_postgres(self.options.db_path):  # NOTIFY wakes the poller at once
             self._spawn(listen_for_commands(self.options.db_path, self.wake_command_poller), "command-listener")

@@ -1,0 +1,25 @@
+"""Command claims: ``commands.claimed_by``, the daemon (lease owner, ``host:pid:random``) that
+took a pending command, so that several daemons reading one inbox never take the same command
+twice (``genesis.store.inbox.claim_commands``: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
+A claim whose owner no longer holds a live lease is taken over by the next daemon.
+
+Revision ID: 0009_command_claims
+Revises: 0008_leases
+Create Date: 2026-12-05
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0009_command_claims"
+down_revision = "0008_leases"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("commands", sa.Column("claimed_by", sa.String(300), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("commands") as batch:
+        batch.drop_column("claimed_by")
