@@ -154,3 +154,25 @@ async def test_a_release_wakes_the_standbys_listening_for_it(pg_db: URL) -> None
 def _release(engine, held: HeldLease) -> None:  # type: ignore[no-untyped-def]
     with engine.begin() as conn:
         leases.release(conn, held)
+
+
+def test_genesis_sql_answers_which_daemon_owns_which_account(any_db: Path | URL) -> None:
+    from click.testing import CliRunner
+
+    from genesis.cli import main
+
+    engine = sync_engine(any_db)
+    with engine.begin() as conn:
+        leases.claim(conn, "sim", "host-a:4242:0f0f0f0f", 30)
+        leases.claim(conn, "ccxt:binance:0123456789ab", "host-b:77:abababab", 30)
+        _expire(conn, "ccxt:binance:0123456789ab")
+    engine.dispose()
+    db = any_db.render_as_string(hide_password=False) if isinstance(any_db, URL) else str(any_db)
+    out = CliRunner().invoke(main, ["sql", "--db", db, "--csv",
+                                    "SELECT account, owner, epoch, held FROM account_owners ORDER BY account"])
+    assert out.exit_code == 0, out.output
+    rows = [line.split(",") for line in out.stdout.strip().splitlines()]
+    assert rows[0] == ["account", "owner", "epoch", "held"]
+    assert [(a, o, e, h.lower() in ("1", "true")) for a, o, e, h in rows[1:]] == [
+        ("ccxt:binance:0123456789ab", "host-b:77:abababab", "1", False),
+        ("sim", "host-a:4242:0f0f0f0f", "1", True)]
