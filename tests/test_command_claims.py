@@ -99,3 +99,41 @@ async def test_a_command_for_an_execution_another_daemon_works_is_left_for_it(pg
             assert await worked_elsewhere(conn, execution_id, "host-b:2:bb") is False  # never to start
     finally:
         await database.dispose()
+
+
+async def test_the_poller_leaves_a_command_for_an_execution_another_daemon_works(pg_db: URL) -> None:
+    import structlog
+
+    from genesis.config import parse_config
+    from genesis.engine.command_poller import CommandPoller
+    from tests.harness import harness
+
+    [execution_id] = _enqueue(pg_db, 1)  # its submission: taken by daemon A, still being worked on
+    _hold_lease(pg_db, "account-a", "host-a:1:aa")
+    _hold_lease(pg_db, "account-b", "host-b:2:bb")
+    engine = sync_engine(pg_db)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE commands SET claimed_by = 'host-a:1:aa'"))
+        conn.execute(text("INSERT INTO commands (kind, execution_id, payload, created_at) "
+                          "VALUES ('pause', :e, '{}', now())"), {"e": execution_id})
+    config = parse_config({"engine": {"command_poll_seconds": 0.01}})
+    try:
+        async with harness(pg_db, config) as h:
+            poller = CommandPoller(h.engine, h.store, h.supervisor, lambda: config, owner="host-b:2:bb")
+            stop = asyncio.Event()
+            with structlog.testing.capture_logs() as logs:
+                task = asyncio.create_task(poller.run(stop))
+                for _ in range(3000):  # a guard, not a timing: until daemon B has given the pause back
+                    if any(r["event"] == "command_left_for_owner" for r in logs) or task.done():
+                        break
+                    await asyncio.sleep(0.01)
+                stop.set()
+                await task
+            assert any(r["event"] == "command_left_for_owner" for r in logs)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT kind, claimed_by, processed_at, outcome FROM commands "
+                                     "ORDER BY command_id")).all()
+        assert [tuple(r) for r in rows] == [("submit", "host-a:1:aa", None, None),  # A's, untouched
+                                            ("pause", None, None, None)]  # left for A: not ignored
+    finally:
+        engine.dispose()
