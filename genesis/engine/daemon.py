@@ -21,14 +21,12 @@ import structlog
 from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
-from genesis.bus import EventBus
 from genesis.config import ConfigError, RuntimeConfig, load_config
-from genesis.domain import events as ev
 from genesis.engine.command_poller import CommandPoller
 from genesis.engine.core_dumps import forbid_core_dumps, is_dumpable
-from genesis.engine.daemon_options import (DaemonError, DaemonOptions, check_options, daemon_clock,
-                                           daemon_venue)
-from genesis.engine.database_file import DatabaseFileError, check_writable, file_identity, watch_identity
+from genesis.engine.daemon_options import DaemonError, DaemonOptions, check_options
+from genesis.engine.daemon_startup import open_daemon_store, open_daemon_venue
+from genesis.engine.database_file import DatabaseFileError, check_writable, watch_identity
 from genesis.engine.command_listener import listen_for_commands
 from genesis.engine.lease_keeper import LeaseKeeper, default_account
 from genesis.engine.pidlock import LockError, daemon_lock
@@ -38,7 +36,7 @@ from genesis.engine.systemd import SystemdNotifier
 from genesis.log import configure_logging
 from genesis.observability.alerts import AlertsSetupError
 from genesis.observability.runtime import Observability
-from genesis.runtime.wiring import Engine, EngineOptions, build_supervisor, open_store
+from genesis.runtime.wiring import Engine, build_supervisor
 from genesis.store import migrate
 from genesis.store.location import is_postgres
 from genesis.store.eventstore import EventStore, StorageError
@@ -48,19 +46,6 @@ from genesis.venue.base import Venue, VenueError
 log = structlog.get_logger("genesis.daemon")
 STANDBY_MARKETS_REFRESH_SECONDS = 300.0  # a warm standby reloads the venue's markets this often
 RELOAD_SETTLE_SECONDS = 0.1  # a SIGHUP reloads once no other has come for this long
-
-
-def log_progress(event: ev.Event) -> None:
-    """Bus subscriber: one line per committed slice outcome or lifecycle change."""
-    fields = {"execution_id": event.execution_id, "at": event.occurred_at.isoformat()}
-    if isinstance(event, ev.TwapSliceExecuted):
-        fields.update(slice=f"{event.slice_index + 1}/{event.slice_count}", status=event.status,
-                      filled=str(event.filled_qty), avg_price=str(event.avg_price),
-                      slippage_bps=str(event.slippage_bps))
-    elif isinstance(event, ev.TwapCompleted):
-        fields.update(reason=event.reason, filled=str(event.filled_qty), avg_price=str(event.avg_price),
-                      implementation_shortfall_bps=str(event.implementation_shortfall_bps))
-    log.info(f"bus_{event.event_type}", **fields)
 
 
 class Daemon:
@@ -177,19 +162,7 @@ class Daemon:
 
     async def _open_store(self) -> None:
         """The event store (fenced on PostgreSQL: it commits nothing until the leases are held)."""
-        try:  # never report ready on a database that takes no writes (PostgreSQL: checked by the lock)
-            identity = None if is_postgres(self.options.db_path) else file_identity(self.options.db_path)
-            if identity is not None:
-                await asyncio.to_thread(check_writable, self.options.db_path)
-        except DatabaseFileError as exc:
-            raise DaemonError(str(exc)) from None
-        bus = EventBus()
-        bus.subscribe("progress-log", log_progress,
-                      (ev.TwapSliceExecuted, ev.VwapSliceExecuted, ev.TwapCompleted, ev.VwapCompleted,
-                       ev.RiskDenied, ev.ExecutionPaused, ev.ExecutionResumed, ev.ExecutionCancelled,
-                       ev.ExecutionFailed, ev.EmergencyLiquidationStarted))
-        fence = self.leases.store_options()  # PostgreSQL: every commit checks the lease's epoch
-        self.wired = await open_store(self.options.db_path, EngineOptions(hooks=self.options.hooks, **fence), bus)
+        self.wired, identity = await open_daemon_store(self.options, self.leases.store_options())
         self.engine, self.bus, self.store = self.wired.database, self.wired.bus, self.wired.store
         self._spawn(self._watch_store(self.store), "store-watch")
         if identity is not None:
@@ -198,13 +171,8 @@ class Daemon:
     async def _open_venue(self, sim_window: tuple[datetime, datetime]) -> None:
         """The clock, the venue and its markets (``self.instruments``). The simulated venue's
         clock continues after the last stored event: built only once the leases are held."""
-        self.clock = await daemon_clock(self.options, self.engine, sim_window)
-        self.venue = self.observability.watch_venue(daemon_venue(self.options, self.clock, self.config))
-        try:
-            self.instruments = await self.venue.instruments()
-        except VenueError as exc:
-            await self.venue.close()
-            raise DaemonError(f"venue {self.venue.name}: cannot load its markets: {exc}") from None
+        self.clock, self.venue, self.instruments = await open_daemon_venue(
+            self.options, self.engine, sim_window, self.observability, self.config)
         log.info("venue_markets_loaded", venue=self.venue.name, markets=len(self.instruments),
                  lease_held=bool(self.leases.held))
 
