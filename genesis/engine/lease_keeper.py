@@ -1,7 +1,8 @@
 """The daemon's side of the account leases (``genesis.store.leases``).
 
 ``LeaseKeeper`` claims every account the daemon works (one transaction: all or none), waits
-in standby while another daemon holds any of them, renews them every third of the lease, and
+in standby while another daemon holds any of them (until the expiry read from the lease row,
+a release notification, or a second at most), renews them every third of the lease, and
 releases them at a graceful stop. ``lost`` is set when a renewal finds a lease gone, when the
 renewals have failed for a whole lease period (the database unreachable: by now the lease may
 have expired and been claimed), or when the event store's fencing check refused a commit.
