@@ -19,7 +19,7 @@ from genesis.store import migrate
 __all__ = ["Unavailable", "run"]
 
 
-def run(trials: int = 7, lease_seconds: float = 3.0) -> dict[str, object]:
+def run(trials: int = 10, lease_seconds: float = 3.0) -> dict[str, object]:
     with contextlib.ExitStack() as stack:
         url = next(stack.enter_context(contextlib.closing(fresh_database())))
         migrate.upgrade(url)

@@ -85,6 +85,9 @@ def backtest_speed() -> dict[str, float]:
     return out
 
 
+FAILOVER_GOAL_SECONDS = 5.0  # leader SIGKILL to the new owner's first slice, with a 3 s lease
+
+
 def row(name: str, value: float, unit: str, reference: float, ref_name: str, higher_is_better: bool,
         target_ratio: float = 1.0) -> dict:
     """``value`` against ``reference``; met when value/reference is at least (or, when lower
@@ -135,8 +138,8 @@ def main() -> None:
         *([] if failover is None else [
             row(f"failover, leader SIGKILL to the new owner's first slice, p50 ({failover['trials']} trials, "
                 f"{failover['lease_seconds']:g} s lease)", failover["p50_seconds"], "s",
-                failover["lease_seconds"] + 2.0, "lease + 2 s (context)", False),
-            row("  same, max", failover["max_seconds"], "s", failover["lease_seconds"] + 2.0, "context", False)]),
+                FAILOVER_GOAL_SECONDS, "goal: under 5 s with a 3 s lease", False),
+            row("  same, max", failover["max_seconds"], "s", FAILOVER_GOAL_SECONDS, "goal", False)]),
         row(f"per-child decision p50 ({parents} parents, {lag['speed']:g}x live load)", lag["decision_p50_ms"], "ms",
             1.0, "target p99 < 1 ms", False),
         row(f"per-child decision p99 ({parents} parents, {lag['speed']:g}x live load)", lag["decision_p99_ms"], "ms",

@@ -93,12 +93,12 @@ def _parse_iso(value: str | None, option: str = "--sim-start") -> datetime | Non
 @click.option("--tokens", "tokens", default=None, metavar="PATH", help=TOKENS_HELP)
 @click.option("--accounts", default=None, metavar="NAME[,NAME...]",
               help="The venue account leases this daemon must hold to work (docs/ha.md); "
-                   "default: its venue's own account (sim, or ccxt:<id>:<key id>).")
-@click.option("--lease-seconds", type=PlainFloat(), default=15.0, show_default=True,
+                   "default: leases.accounts in the config, else its venue's own account (sim, or ccxt:<id>:<key id>).")
+@click.option("--lease-seconds", type=PlainFloat(), default=None, show_default="leases.lease_seconds in the config, 15",
               help="How long a lease lasts without renewal (renewed every third of it).")
 def run(ctx: Context, venue: str, exchange_url: str | None, paper_clock: bool, speed: float,
         sim_start: str | None, no_pidfile: bool, kill_point: str | None, http: str | None, streams: bool,
-        tokens: str | None, accounts: str | None, lease_seconds: float) -> None:
+        tokens: str | None, accounts: str | None, lease_seconds: float | None) -> None:
     """Run the daemon in the foreground."""
     if not (speed > 0 and speed < float("inf")):
         raise click.BadParameter("must be a finite number > 0", param_hint="--speed")
@@ -110,7 +110,7 @@ def run(ctx: Context, venue: str, exchange_url: str | None, paper_clock: bool, s
         raise click.BadParameter("needs --exchange-url (the paper exchange's address)", param_hint="--paper-clock")
     if streams and venue == "sim":
         raise click.BadParameter("only for --venue ccxt:<exchange id>", param_hint="--streams")
-    if not (lease_seconds >= 1 and lease_seconds < float("inf")):
+    if lease_seconds is not None and not (lease_seconds >= 1 and lease_seconds < float("inf")):
         raise click.BadParameter("must be a finite number of seconds >= 1", param_hint="--lease-seconds")
     account_names = tuple(a.strip() for a in (accounts or "").split(",") if a.strip())
     if accounts is not None and not account_names:
@@ -123,6 +123,10 @@ def run(ctx: Context, venue: str, exchange_url: str | None, paper_clock: bool, s
     start = _parse_iso(sim_start)
     hooks = chaos_hooks(kill_point)
     config = ctx.config()  # options and config are checked before the (slow) engine import
+    if accounts is None:  # the flag wins over the config
+        account_names = tuple(config.leases.accounts)
+    if lease_seconds is None:
+        lease_seconds = config.leases.lease_seconds
 
     from genesis.engine.daemon import DaemonError, DaemonOptions, run_daemon
     from genesis.log import configure_logging

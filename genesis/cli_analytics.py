@@ -18,7 +18,7 @@ from genesis.cli_support import PlainInt
 
 def _no_database(ctx: Context) -> None:
     if isinstance(ctx.db_path, Path) and not ctx.db_path.is_file():
-        raise click.ClickException(f"{ctx.db_path}: no such database (use --db or $GENESIS_DB)")
+        raise click.ClickException(f"{ctx.db_path}: no such database (use --db, $GENESIS_DB or store.db in the config)")
 
 
 SQL_TIMEOUT_SECONDS = 30.0
@@ -39,7 +39,7 @@ class _QueryTimedOut(click.ClickException):
               help="Table output: show at most this many rows (--csv has no cap).")
 def sql(ctx: Context, query: str, as_csv: bool, timeout_seconds: float, max_rows: int) -> None:
     """Run one read-only SQL query (views: execution_analysis, slice_analysis,
-    daily_execution_summary, router_metrics; stored reports: execution_analyses; see
+    daily_execution_summary, router_metrics, account_owners; stored reports: execution_analyses; see
     docs/sql.md). Writes are refused; the query
     stops after --timeout-seconds inside SQLite (exit code 2)."""
     from genesis.analytics.sql import QueryError, QueryTimeout, open_query

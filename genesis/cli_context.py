@@ -18,13 +18,29 @@ if TYPE_CHECKING:
     from genesis.config import RuntimeConfig
 
 DEFAULT_CONFIG = Path("config/runtime.yaml")
+DEFAULT_DB = "genesis.db"
 
 
 class Context:
-    def __init__(self, db: str, config: str | None, db_explicit: bool = False):
-        self.db_path = _parse_db(db)  # a Path (SQLite) or a PostgreSQL URL
-        self.db_explicit = db_explicit
+    """``db``: ``--db`` as typed (None: not given). The database is, in this order, ``--db``,
+    ``$GENESIS_DB``, the config's ``store.db``, ``./genesis.db``."""
+
+    def __init__(self, db: str | None, config: str | None, db_explicit: bool = False):
         self.config_path = Path(config) if config else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else PACKAGED_CONFIG)
+        self.db_path = _parse_db(*self._db_source(db))  # a Path (SQLite) or a PostgreSQL URL
+        self.db_explicit = db_explicit
+
+    def _db_source(self, db: str | None) -> tuple[str, str]:
+        """The database as written and where: ``(value, source)``, by precedence."""
+        if db is not None:
+            return db, "--db"
+        env = os.environ.get("GENESIS_DB")
+        if env is not None:
+            return env, "$GENESIS_DB"
+        configured = self.config().store.db
+        if configured is not None:
+            return configured, f"{self.config_path}: store.db"
+        return DEFAULT_DB, "--db"
 
     def config(self) -> RuntimeConfig:
         from genesis.config import ConfigError, load_config
@@ -42,7 +58,7 @@ class Context:
 
         if must_exist and isinstance(self.db_path, Path) and not self.db_path.is_file():
             raise click.ClickException(
-                f"{cut(self.db_path)}: no such database (use --db or $GENESIS_DB; "
+                f"{cut(self.db_path)}: no such database (use --db, $GENESIS_DB or store.db in the config; "
                 "`genesis submit`, `genesis run` or `genesis db upgrade` create one)")
         self.upgrade()
         return sync_engine(self.db_path)
@@ -59,23 +75,24 @@ class Context:
             raise CommandFailed(f"{cut(self.db_path)}: cannot open or migrate the database: {reason}") from None
 
 
-def _parse_db(db: str) -> Any:
-    """``--db``: a file path or a PostgreSQL URL (``genesis.store.location``), else a usage error."""
+def _parse_db(db: str, source: str) -> Any:
+    """A file path or a PostgreSQL URL (``genesis.store.location``), else a usage error naming
+    where the value came from."""
     from genesis.store.location import DbLocationError, parse_db
 
     try:
-        return parse_db(db)
+        return parse_db(db, source)
     except DbLocationError as exc:
         raise click.UsageError(str(exc)) from None
 
 
 def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--db`` and ``--config`` to a command and pass a ``Context`` as ``ctx``."""
-    @click.option("--db", "db", default=lambda: os.environ.get("GENESIS_DB", "genesis.db"), show_default="$GENESIS_DB or ./genesis.db",
+    @click.option("--db", "db", default=None, show_default="$GENESIS_DB, else store.db in the config, else ./genesis.db",
                   help="SQLite database file, or PostgreSQL URL postgresql+psycopg://user@host/dbname.")
     @click.option("--config", "config", default=None, help="Runtime config YAML (default ./config/runtime.yaml, else the defaults shipped in the package).")
     @functools.wraps(fn)
-    def wrapper(db: str, config: str | None, **kwargs: Any) -> Any:
+    def wrapper(db: str | None, config: str | None, **kwargs: Any) -> Any:
         explicit = click.get_current_context().get_parameter_source("db") is click.core.ParameterSource.COMMANDLINE
         ctx = Context(db, config, explicit)
         with one_line_storage_errors(ctx.db_path):

@@ -199,6 +199,42 @@ class SimConfig(_Strict):
         return v
 
 
+class StoreConfig(_Strict):
+    """``store.db``: the database, a SQLite file path or a ``postgresql+psycopg://`` URL.
+    ``--db`` wins over ``$GENESIS_DB``, which wins over this; without any, ``./genesis.db``."""
+
+    db: str | None = None
+
+    @field_validator("db")
+    @classmethod
+    def _a_database(cls, v: str | None) -> str | None:
+        if v is not None:
+            from genesis.store.location import DbLocationError, parse_db
+
+            try:
+                parse_db(v, source="the value")
+            except DbLocationError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+
+class LeasesConfig(_Strict):
+    """``leases``: the venue account leases ``genesis run`` holds (docs/ha.md). ``accounts``
+    ([]: the venue's own account) and ``lease_seconds``; ``--accounts`` and
+    ``--lease-seconds`` win over them."""
+
+    accounts: list[str] = Field(default_factory=list)
+    lease_seconds: float = Field(15.0, ge=1, le=86_400)
+
+    @field_validator("accounts")
+    @classmethod
+    def _named(cls, v: list[str]) -> list[str]:
+        names = [a.strip() for a in v]
+        if any(not a for a in names):
+            raise ValueError("an account name is empty")
+        return names
+
+
 class LoggingConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -237,6 +273,8 @@ class RuntimeConfig(_Strict):
     sim: SimConfig = SimConfig()
     logging: LoggingConfig = LoggingConfig()
     alerts: AlertsConfig = AlertsConfig()
+    store: StoreConfig = StoreConfig()
+    leases: LeasesConfig = LeasesConfig()
 
 
 def parse_config(data: Any, source: str = "config", key_lines: dict[str, int] | None = None) -> RuntimeConfig:

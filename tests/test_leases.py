@@ -115,3 +115,64 @@ def test_status_shows_which_daemon_owns_which_account(any_db: Path | URL) -> Non
         "account ccxt:binance:0123456789ab: host-b:77:abababab, epoch 1",
         "account sim: host-a:4242:0f0f0f0f, epoch 1"]
     assert "free since" in lines[0] and "held until" in lines[1]
+
+
+def test_a_standby_reads_how_long_until_the_lease_it_waits_for_expires(any_db: Path | URL) -> None:
+    engine = sync_engine(any_db)
+    with engine.begin() as conn:
+        leases.claim(conn, "sim", "host-a:1:aa", 30)
+        waiting = leases.seconds_until_claimable(conn, ["sim"], "host-b:2:bb")
+        assert 0 < waiting <= 30  # held by another owner: until its expiry, on the database's clock
+        assert leases.seconds_until_claimable(conn, ["sim"], "host-a:1:aa") == 0  # its own lease
+        assert leases.seconds_until_claimable(conn, ["ccxt:binance:0123456789ab"], "host-b:2:bb") == 0  # no row
+        _expire(conn, "sim")
+        assert leases.seconds_until_claimable(conn, ["sim"], "host-b:2:bb") == 0  # expired: claim now
+    engine.dispose()
+
+
+async def test_a_release_wakes_the_standbys_listening_for_it(pg_db: URL) -> None:
+    import asyncio
+
+    from genesis.engine.command_listener import listen_for_lease_releases
+
+    wakes = asyncio.Queue[int]()
+    listener = asyncio.create_task(listen_for_lease_releases(pg_db, lambda: wakes.put_nowait(1)))
+    engine = sync_engine(pg_db)
+    try:
+        await asyncio.wait_for(wakes.get(), 30)  # the first wake: once listening
+        with engine.begin() as conn:
+            held = HeldLease("sim", "host-a:1:aa", leases.claim(conn, "sim", "host-a:1:aa", 600))
+        assert wakes.empty()  # a claim is not a release
+        await asyncio.to_thread(lambda: _release(engine, held))
+        await asyncio.wait_for(wakes.get(), 30)
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+        engine.dispose()
+
+
+def _release(engine, held: HeldLease) -> None:  # type: ignore[no-untyped-def]
+    with engine.begin() as conn:
+        leases.release(conn, held)
+
+
+def test_genesis_sql_answers_which_daemon_owns_which_account(any_db: Path | URL) -> None:
+    from click.testing import CliRunner
+
+    from genesis.cli import main
+
+    engine = sync_engine(any_db)
+    with engine.begin() as conn:
+        leases.claim(conn, "sim", "host-a:4242:0f0f0f0f", 30)
+        leases.claim(conn, "ccxt:binance:0123456789ab", "host-b:77:abababab", 30)
+        _expire(conn, "ccxt:binance:0123456789ab")
+    engine.dispose()
+    db = any_db.render_as_string(hide_password=False) if isinstance(any_db, URL) else str(any_db)
+    out = CliRunner().invoke(main, ["sql", "--db", db, "--csv",
+                                    "SELECT account, owner, epoch, held FROM account_owners ORDER BY account"])
+    assert out.exit_code == 0, out.output
+    rows = [line.split(",") for line in out.stdout.strip().splitlines()]
+    assert rows[0] == ["account", "owner", "epoch", "held"]
+    assert [(a, o, e, h.lower() in ("1", "true")) for a, o, e, h in rows[1:]] == [
+        ("ccxt:binance:0123456789ab", "host-b:77:abababab", "1", False),
+        ("sim", "host-a:4242:0f0f0f0f", "1", True)]

@@ -195,3 +195,22 @@ def test_sigterm_releases_the_lease_so_the_standby_takes_over_before_it_would_ex
     assert taken["leases"] == {account: epoch + 1}
     standby.send_signal(signal.SIGTERM)
     assert standby.wait(EXIT_TIMEOUT) == 0
+
+
+def test_a_warm_standby_loads_the_venue_markets_before_it_holds_the_lease_and_not_again_after(
+        cluster: Cluster) -> None:
+    c = cluster
+    leader = c.daemon("leader", lease_seconds="600")
+    wait_for(lambda: c.logged("leader", "daemon_ready"), "the leader ready", READY_TIMEOUT)
+    standby = c.daemon("standby", lease_seconds="600")
+    wait_for(lambda: c.logged("standby", "lease_standby"), "the standby waiting", READY_TIMEOUT)
+    [warm] = c.logged("standby", "venue_markets_loaded")  # already in standby: store and venue open
+    assert warm["markets"] > 0 and warm["lease_held"] is False
+    leader.send_signal(signal.SIGTERM)
+    assert leader.wait(EXIT_TIMEOUT) == 0
+    wait_for(lambda: c.logged("standby", "daemon_ready"), "the standby to take over", 60)
+    events = [r["event"] for r in c.log("standby")]
+    assert events.count("venue_markets_loaded") == 1  # the claim did not load them again
+    assert events.index("venue_markets_loaded") < events.index("lease_claimed") < events.index("daemon_ready")
+    standby.send_signal(signal.SIGTERM)
+    assert standby.wait(EXIT_TIMEOUT) == 0

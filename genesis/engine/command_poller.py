@@ -21,7 +21,7 @@ from genesis.engine.supervisor import SubmissionRejected, Supervisor
 from genesis.algorithms.registry import submit_options
 from genesis.requests import RequestError, validate_submit
 from genesis.store.eventstore import EventStore, StorageError, StoreClosedError
-from genesis.store.inbox import Command, pending_commands
+from genesis.store.inbox import Command, claim_commands, pending_commands, unclaim_command, worked_elsewhere
 from genesis.venue.base import PermanentVenueError, VenueError
 
 log = structlog.get_logger("genesis.daemon")
@@ -30,11 +30,16 @@ COMMAND_CHAINS_AT_ONCE = 32  # executions whose commands the poller applies conc
 
 class CommandPoller:
     """``config`` returns the config in force (a SIGHUP replaces it between two polls);
-    ``nudge``, when set, starts the next poll at once (the API just wrote a command)."""
+    ``nudge``, when set, starts the next poll at once (the API just wrote a command).
+    ``owner`` (PostgreSQL: the daemon's lease owner): commands are claimed for it
+    (``claim_commands``), so several daemons on one inbox never take the same one; a control
+    command for an execution another daemon works is given back instead of ignored."""
 
     def __init__(self, database: AsyncEngine, store: EventStore, supervisor: Supervisor,
-                 config: Callable[[], RuntimeConfig], nudge: asyncio.Event | None = None):
+                 config: Callable[[], RuntimeConfig], nudge: asyncio.Event | None = None,
+                 owner: str | None = None):
         self.database, self.store, self.supervisor, self.config = database, store, supervisor, config
+        self.owner = owner
         self.nudge = nudge or asyncio.Event()
         self._delivered: set[int] = set()  # handed to the supervisor: not again while it settles them
 
@@ -42,8 +47,7 @@ class CommandPoller:
         """Poll every ``engine.command_poll_seconds`` until ``stop`` is set."""
         while not stop.is_set():
             try:
-                async with self.database.connect() as conn:
-                    commands = await pending_commands(conn)
+                commands = await self._read()
             except SQLAlchemyError as exc:
                 log.error("command_poll_failed", error=str(exc))
                 commands = []
@@ -58,6 +62,26 @@ class CommandPoller:
             except TimeoutError:
                 pass
             self.nudge.clear()
+
+    async def _read(self) -> list[Command]:
+        if self.owner is None:  # SQLite: the one daemon on the file reads the inbox
+            async with self.database.connect() as conn:
+                return await pending_commands(conn)
+        async with self.database.begin() as conn:
+            return await claim_commands(conn, self.owner)
+
+    async def _not_here(self, cmd: Command) -> bool:
+        """A control command for an execution this daemon does not run but another may:
+        given back to the inbox (True), else False (settled here as ``ignored``)."""
+        if self.owner is None:
+            return False
+        async with self.database.begin() as conn:
+            if not await worked_elsewhere(conn, cmd.execution_id, self.owner):
+                return False
+            await unclaim_command(conn, cmd.command_id, self.owner)
+        self._delivered.discard(cmd.command_id)
+        log.info("command_left_for_owner", command_id=cmd.command_id, execution_id=cmd.execution_id)
+        return True
 
     async def _dispatch_chain(self, chain: list[Command], slots: asyncio.Semaphore) -> None:
         """One execution's commands, in order; up to ``COMMAND_CHAINS_AT_ONCE`` executions side
@@ -113,7 +137,8 @@ class CommandPoller:
         if cmd.kind == "urgency":
             self._delivered.add(cmd.command_id)
             level = str(p.get("urgency", ""))
-            if not self.supervisor.set_urgency(cmd.execution_id, level, "command urgency", cmd.command_id):
+            if (not self.supervisor.set_urgency(cmd.execution_id, level, "command urgency", cmd.command_id)
+                    and not await self._not_here(cmd)):
                 await self.store.mark_commands([(cmd.command_id, "ignored", "execution is not live")])
             return
         desire = {"pause": Desire.PAUSE, "resume": Desire.RUN, "cancel": Desire.CANCEL}.get(cmd.kind)
@@ -121,6 +146,7 @@ class CommandPoller:
             await self.store.mark_commands([(cmd.command_id, "rejected", f"unknown command {cmd.kind!r}")])
             return
         self._delivered.add(cmd.command_id)
-        if not self.supervisor.control(cmd.execution_id, desire, f"command {cmd.kind}", cmd.command_id):
+        if (not self.supervisor.control(cmd.execution_id, desire, f"command {cmd.kind}", cmd.command_id)
+                and not await self._not_here(cmd)):
             await self.store.mark_commands([(cmd.command_id, "ignored", "execution is not live")])
         bound.info("command_delivered")

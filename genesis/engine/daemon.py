@@ -15,19 +15,18 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from datetime import datetime
 
 import structlog
 from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
-from genesis.bus import EventBus
 from genesis.config import ConfigError, RuntimeConfig, load_config
-from genesis.domain import events as ev
 from genesis.engine.command_poller import CommandPoller
 from genesis.engine.core_dumps import forbid_core_dumps, is_dumpable
-from genesis.engine.daemon_options import (DaemonError, DaemonOptions, check_options, daemon_clock,
-                                           daemon_venue)
-from genesis.engine.database_file import DatabaseFileError, check_writable, file_identity, watch_identity
+from genesis.engine.daemon_options import DaemonError, DaemonOptions, check_options
+from genesis.engine.daemon_startup import open_daemon_store, open_daemon_venue
+from genesis.engine.database_file import DatabaseFileError, check_writable, watch_identity
 from genesis.engine.command_listener import listen_for_commands
 from genesis.engine.lease_keeper import LeaseKeeper, default_account
 from genesis.engine.pidlock import LockError, daemon_lock
@@ -37,28 +36,16 @@ from genesis.engine.systemd import SystemdNotifier
 from genesis.log import configure_logging
 from genesis.observability.alerts import AlertsSetupError
 from genesis.observability.runtime import Observability
-from genesis.runtime.wiring import Engine, EngineOptions, build_supervisor, open_store
+from genesis.runtime.wiring import Engine, build_supervisor
 from genesis.store import migrate
 from genesis.store.location import is_postgres
 from genesis.store.eventstore import EventStore, StorageError
 from genesis.tuning import DEFAULT_TUNING
-from genesis.venue.base import VenueError
+from genesis.venue.base import Venue, VenueError
 
 log = structlog.get_logger("genesis.daemon")
+STANDBY_MARKETS_REFRESH_SECONDS = 300.0  # a warm standby reloads the venue's markets this often
 RELOAD_SETTLE_SECONDS = 0.1  # a SIGHUP reloads once no other has come for this long
-
-
-def log_progress(event: ev.Event) -> None:
-    """Bus subscriber: one line per committed slice outcome or lifecycle change."""
-    fields = {"execution_id": event.execution_id, "at": event.occurred_at.isoformat()}
-    if isinstance(event, ev.TwapSliceExecuted):
-        fields.update(slice=f"{event.slice_index + 1}/{event.slice_count}", status=event.status,
-                      filled=str(event.filled_qty), avg_price=str(event.avg_price),
-                      slippage_bps=str(event.slippage_bps))
-    elif isinstance(event, ev.TwapCompleted):
-        fields.update(reason=event.reason, filled=str(event.filled_qty), avg_price=str(event.avg_price),
-                      implementation_shortfall_bps=str(event.implementation_shortfall_bps))
-    log.info(f"bus_{event.event_type}", **fields)
 
 
 class Daemon:
@@ -68,6 +55,7 @@ class Daemon:
         self.notifier = SystemdNotifier()
         self._tasks: set[asyncio.Task[None]] = set()
         self.wired: Engine | None = None
+        self.venue: Venue | None = None  # with ``clock`` and ``instruments``, once the venue is open
         self._lock = daemon_lock(options.db_path, options.pidfile)
         self.supervisor: Supervisor | None = None
         self._early_toggle: str | None = None  # the last SIGUSR1/2 before the supervisor existed
@@ -113,8 +101,10 @@ class Daemon:
     _lease_lost = False  # stopped working because another daemon took the account over
 
     async def _run_once(self) -> int:
-        """Standby until the account lease is claimed, then start, serve, shut down."""
-        check_options(self.options)  # bad options (and alert URLs) fail before the database is touched
+        """Standby until the account lease is claimed, then start, serve, shut down. On
+        PostgreSQL the standby is warm: its event store (fenced), venue and markets are open
+        before the claim, so a failover leaves only recovery and reconciliation to do."""
+        sim_window = check_options(self.options)  # bad options (and alert URLs) fail before the database is touched
         try:
             self.observability = Observability(lambda: self.config)
         except AlertsSetupError as exc:
@@ -133,14 +123,22 @@ class Daemon:
                                   self.options.lease_seconds)
         if self.notifier.watchdog_seconds:  # a standby is alive too: systemd must not kill it
             self._spawn(self._watchdog(), "systemd-watchdog")
+        if self.leases.fenced:  # warm standby: everything that writes nothing, before the claim
+            await self._open_store()
+            if self.options.venue != "sim":
+                await self._open_venue(sim_window)
+                self._spawn(self._refresh_markets(), "standby-markets")
         if not await self.leases.wait_claimed(self.stop_event, self._standing_by):
             self.leases.close()
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._close_warm()
             return 0
+        for task in [t for t in self._tasks if t.get_name() == "standby-markets"]:
+            task.cancel()
         self._spawn(self._keep_leases(self.leases), "lease-keeper")  # renewing from the claim on
-        recovered = await self._startup()
+        recovered = await self._startup(sim_window)
         await self._serve(recovered)
         await self._shutdown()
         return 1 if self._task_failed else 0
@@ -150,6 +148,7 @@ class Daemon:
         self.stop_event = asyncio.Event()
         self._lease_lost = self._task_failed = self.ready = False
         self.supervisor, self._api = None, None
+        self.wired, self.venue = None, None
 
     def _standing_by(self) -> None:
         """systemd: a standby has started (``READY=1``), its status says it waits for the lease."""
@@ -161,34 +160,49 @@ class Daemon:
         self._lease_lost = True
         self.stop_event.set()
 
-    async def _startup(self) -> int:
-        """Options, database, store, clock, venue, supervisor; the live executions recovered
-        (how many). ``DaemonError`` for anything the operator must fix."""
-        sim_window = check_options(self.options)
-        try:  # never report ready on a database that takes no writes (PostgreSQL: checked by the lock)
-            identity = None if is_postgres(self.options.db_path) else file_identity(self.options.db_path)
-            if identity is not None:
-                await asyncio.to_thread(check_writable, self.options.db_path)
-        except DatabaseFileError as exc:
-            raise DaemonError(str(exc)) from None
-        bus = EventBus()
-        bus.subscribe("progress-log", log_progress,
-                      (ev.TwapSliceExecuted, ev.VwapSliceExecuted, ev.TwapCompleted, ev.VwapCompleted,
-                       ev.RiskDenied, ev.ExecutionPaused, ev.ExecutionResumed, ev.ExecutionCancelled,
-                       ev.ExecutionFailed, ev.EmergencyLiquidationStarted))
-        fence = self.leases.store_options()  # PostgreSQL: every commit checks the lease's epoch
-        self.wired = await open_store(self.options.db_path, EngineOptions(hooks=self.options.hooks, **fence), bus)
+    async def _open_store(self) -> None:
+        """The event store (fenced on PostgreSQL: it commits nothing until the leases are held)."""
+        self.wired, identity = await open_daemon_store(self.options, self.leases.store_options())
         self.engine, self.bus, self.store = self.wired.database, self.wired.bus, self.wired.store
         self._spawn(self._watch_store(self.store), "store-watch")
         if identity is not None:
             self._spawn(watch_identity(self.options.db_path, identity), "database-file-watch")
-        self.clock = await daemon_clock(self.options, self.engine, sim_window)
-        self.venue = self.observability.watch_venue(daemon_venue(self.options, self.clock, self.config))
-        try:
-            instruments = await self.venue.instruments()
-        except VenueError as exc:
+
+    async def _open_venue(self, sim_window: tuple[datetime, datetime]) -> None:
+        """The clock, the venue and its markets (``self.instruments``). The simulated venue's
+        clock continues after the last stored event: built only once the leases are held."""
+        self.clock, self.venue, self.instruments = await open_daemon_venue(
+            self.options, self.engine, sim_window, self.observability, self.config)
+        log.info("venue_markets_loaded", venue=self.venue.name, markets=len(self.instruments),
+                 lease_held=bool(self.leases.held))
+
+    async def _refresh_markets(self) -> None:
+        """Warm standby: reload the venue's markets every ``STANDBY_MARKETS_REFRESH_SECONDS``,
+        so a failover after a long standby starts on current ones."""
+        assert self.venue is not None
+        while True:
+            await asyncio.sleep(STANDBY_MARKETS_REFRESH_SECONDS)
+            try:
+                self.instruments = await self.venue.instruments()
+            except VenueError as exc:  # the markets already loaded stay; tried again next time
+                log.warning("standby_markets_refresh_failed", error=str(exc))
+
+    async def _close_warm(self) -> None:
+        """Stopped in standby: close what the warm standby opened."""
+        if self.venue is not None:
             await self.venue.close()
-            raise DaemonError(f"venue {self.venue.name}: cannot load its markets: {exc}") from None
+        if self.wired is not None:
+            await self.wired.release(close_venue=False)
+
+    async def _startup(self, sim_window: tuple[datetime, datetime]) -> int:
+        """Leases held: whatever the warm standby has not opened yet (store, clock, venue), the
+        supervisor, the live executions recovered (how many). ``DaemonError`` for anything the
+        operator must fix."""
+        if self.wired is None:
+            await self._open_store()
+        if self.venue is None:
+            await self._open_venue(sim_window)
+        instruments = self.instruments
         self.supervisor = build_supervisor(self.wired, self.clock, self.venue, instruments, self.config)
         await self.observability.start(self.bus, self.store, self.engine, self.venue, instruments,
                                        account=self.leases.accounts[0])
@@ -206,7 +220,8 @@ class Daemon:
     async def _serve(self, recovered: int) -> None:
         """Ready: serve commands (and the systemd watchdog) until a stop signal or a failed task."""
         assert self.supervisor is not None
-        poller = CommandPoller(self.engine, self.store, self.supervisor, lambda: self.config, self._inbox_nudge)
+        poller = CommandPoller(self.engine, self.store, self.supervisor, lambda: self.config, self._inbox_nudge,
+                               owner=self.leases.owner if self.leases.fenced else None)
         self._spawn(poller.run(self.stop_event), "command-poller")
         if is_postgres(self.options.db_path):  # NOTIFY wakes the poller at once
             self._spawn(listen_for_commands(self.options.db_path, self.wake_command_poller), "command-listener")

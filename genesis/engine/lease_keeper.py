@@ -1,7 +1,8 @@
 """The daemon's side of the account leases (``genesis.store.leases``).
 
 ``LeaseKeeper`` claims every account the daemon works (one transaction: all or none), waits
-in standby while another daemon holds any of them, renews them every third of the lease, and
+in standby while another daemon holds any of them (until the expiry read from the lease row,
+a release notification, or a second at most), renews them every third of the lease, and
 releases them at a graceful stop. ``lost`` is set when a renewal finds a lease gone, when the
 renewals have failed for a whole lease period (the database unreachable: by now the lease may
 have expired and been claimed), or when the event store's fencing check refused a commit.
@@ -22,6 +23,7 @@ import structlog
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+from genesis.engine.command_listener import listen_for_lease_releases
 from genesis.store import leases
 from genesis.store.db import sync_engine
 from genesis.store.leases import HeldLease, LeaseRefused
@@ -30,7 +32,8 @@ from genesis.store.location import Db, is_postgres
 log = structlog.get_logger("genesis.leases")
 
 DEFAULT_LEASE_SECONDS = 15.0
-STANDBY_POLL_SECONDS = 1.0  # a standby tries to claim at least this often: a released lease is taken at once
+STANDBY_POLL_SECONDS = 1.0  # a standby tries to claim at least this often (a missed release NOTIFY)
+EXPIRY_MARGIN_SECONDS = 0.02  # a standby tries again this long after the lease it waits for expires
 
 
 def default_account(venue: str) -> str:
@@ -59,6 +62,8 @@ class LeaseKeeper:
         self.fenced = is_postgres(db)
         self.held: tuple[HeldLease, ...] = ()
         self.lost = asyncio.Event()
+        self._released = asyncio.Event()  # set on a lease release NOTIFY (``leases.release``)
+        self._db = db
         self._engine = sync_engine(db)
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -86,13 +91,24 @@ class LeaseKeeper:
         """Standby until every account is claimed (True), or until ``stop`` is set (False).
         ``on_standby()`` is called once, when the first claim is refused."""
         self._loop = asyncio.get_running_loop()
+        listener = (asyncio.create_task(listen_for_lease_releases(self._db, self._released.set), name="lease-listener")
+                    if self.fenced else None)
+        try:
+            return await self._claim_loop(stop, on_standby)
+        finally:
+            if listener is not None:
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)
+
+    async def _claim_loop(self, stop: asyncio.Event, on_standby: Callable[[], None]) -> bool:
         announced = False
         while not stop.is_set():
+            self._released.clear()  # before the attempt: a release after it ends the wait at once
             try:
-                held = await asyncio.to_thread(self._claim_all)
+                held, wait = await asyncio.to_thread(self._claim_all)
             except SQLAlchemyError as exc:
                 log.error("lease_claim_failed", error=str(getattr(exc, "orig", None) or exc).strip())
-                held = None
+                held, wait = None, STANDBY_POLL_SECONDS
             if held is not None:
                 self.held = held
                 log.info("lease_claimed", owner=self.owner,
@@ -102,21 +118,32 @@ class LeaseKeeper:
                 log.info("lease_standby", accounts=list(self.accounts), owner=self.owner)
                 on_standby()
                 announced = True
-            try:
-                await asyncio.wait_for(stop.wait(), min(self.lease_seconds / 3, STANDBY_POLL_SECONDS))
-            except asyncio.TimeoutError:
-                pass
+            await self._standby_wait(stop, wait)
         return False
 
-    def _claim_all(self) -> tuple[HeldLease, ...] | None:
+    async def _standby_wait(self, stop: asyncio.Event, until_expiry: float) -> None:
+        """Until the awaited lease expires (plus a margin), a release is announced, or ``stop``;
+        never longer than ``STANDBY_POLL_SECONDS``."""
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._released.wait())]
+        try:
+            await asyncio.wait(waits, timeout=min(STANDBY_POLL_SECONDS, until_expiry + EXPIRY_MARGIN_SECONDS),
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    def _claim_all(self) -> tuple[tuple[HeldLease, ...] | None, float]:
+        """Every lease claimed (and no wait), or None and how long until the leases it waits for expire."""
         with self._engine.connect() as conn:
             with conn.begin() as tx:
                 epochs = [leases.claim(conn, a, self.owner, self.lease_seconds, takeover=not self.fenced)
                           for a in self.accounts]
                 if any(e is None for e in epochs):
                     tx.rollback()
-                    return None
-        return tuple(HeldLease(a, self.owner, e) for a, e in zip(self.accounts, epochs))  # type: ignore[arg-type]
+            if any(e is None for e in epochs):
+                with conn.begin():
+                    return None, leases.seconds_until_claimable(conn, self.accounts, self.owner)
+        return tuple(HeldLease(a, self.owner, e) for a, e in zip(self.accounts, epochs)), 0.0  # type: ignore[arg-type]
 
     async def keep(self) -> None:
         """Renew every third of the lease until a lease is lost (``lost`` set), then return."""

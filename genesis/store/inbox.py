@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -174,6 +174,52 @@ def wait_for_verdict(engine: Engine, command_id: int, timeout_seconds: float,
         if remaining <= 0:
             return None
         time.sleep(min(poll_seconds, remaining))
+
+
+async def claim_commands(conn: AsyncConnection, owner: str, limit: int = 500) -> list[Command]:
+    """PostgreSQL, several daemons on one inbox: claim the pending commands nobody holds (or
+    whose claimant no longer holds a live lease) for ``owner`` with ``FOR UPDATE SKIP LOCKED``,
+    so no two daemons take the same command, and return every pending command ``owner``
+    holds, oldest first. Run it in a transaction; the claims count once it commits."""
+    await conn.execute(text(_CLAIM), {"owner": owner, "limit": limit})
+    c = t.commands.c
+    rows = await conn.execute(
+        select(c.command_id, c.kind, c.execution_id, c.payload, c.created_at)
+        .where(c.processed_at.is_(None) & (c.claimed_by == owner)).order_by(c.command_id).limit(limit))
+    return [Command(r.command_id, r.kind, r.execution_id, _payload(r.payload), r.created_at) for r in rows]
+
+
+_CLAIM = """
+    UPDATE commands SET claimed_by = :owner WHERE command_id IN (
+        SELECT c.command_id FROM commands c
+        WHERE c.processed_at IS NULL AND (c.claimed_by IS NULL OR (c.claimed_by <> :owner AND NOT EXISTS (
+            SELECT 1 FROM leases l WHERE l.owner = c.claimed_by AND l.expires_at > clock_timestamp())))
+        ORDER BY c.command_id LIMIT :limit
+        FOR UPDATE OF c SKIP LOCKED)"""
+
+
+async def unclaim_command(conn: AsyncConnection, command_id: int, owner: str) -> None:
+    """Give a claimed, still pending command back (it is another daemon's to take)."""
+    c = t.commands.c
+    await conn.execute(update(t.commands).where((c.command_id == command_id) & (c.claimed_by == owner)
+                                                & c.processed_at.is_(None)).values(claimed_by=None))
+
+
+async def worked_elsewhere(conn: AsyncConnection, execution_id: str, owner: str) -> bool:
+    """Whether another daemon may be working ``execution_id``: it is live (or its submission
+    is still pending) and some other owner holds a live lease. A command for it is left in the
+    inbox for that daemon rather than settled as ``ignored`` here."""
+    others = await conn.scalar(text("SELECT count(*) FROM leases WHERE owner <> :owner "
+                                    "AND expires_at > clock_timestamp()"), {"owner": owner})
+    if not others:
+        return False
+    state = await conn.scalar(select(t.executions.c.state).where(t.executions.c.execution_id == execution_id))
+    if state is not None:
+        return state not in _TERMINAL and state != "rejected"
+    c = t.commands.c
+    pending = await conn.scalar(select(c.command_id).where(
+        (c.execution_id == execution_id) & (c.kind == "submit") & c.processed_at.is_(None)).limit(1))
+    return pending is not None
 
 
 async def pending_commands(conn: AsyncConnection, limit: int = 500) -> list[Command]:

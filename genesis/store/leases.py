@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Sequence
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 _NOW = {"postgresql": "clock_timestamp()", "sqlite": "strftime('%Y-%m-%d %H:%M:%f', 'now')"}
@@ -39,6 +39,9 @@ _LATER = {"postgresql": "clock_timestamp() + make_interval(secs => :seconds)",
           "sqlite": "strftime('%Y-%m-%d %H:%M:%f', 'now', '+' || :seconds || ' seconds')"}
 _PAST = {"postgresql": "clock_timestamp() - interval '1 second'",
          "sqlite": "strftime('%Y-%m-%d %H:%M:%f', 'now', '-1 seconds')"}
+
+
+LEASES_CHANNEL = "genesis_leases"  # LISTEN/NOTIFY channel: "a lease was released"
 
 
 class LeaseRefused(Exception):
@@ -111,10 +114,13 @@ def renew(conn: Connection, lease: HeldLease, lease_seconds: float) -> bool:
 
 
 def release(conn: Connection, lease: HeldLease) -> None:
-    """Expire the lease now (graceful stop), if it is still this owner's epoch."""
+    """Expire the lease now (graceful stop), if it is still this owner's epoch. PostgreSQL:
+    ``NOTIFY genesis_leases`` at commit wakes the standbys at once."""
     conn.execute(text(_sql(conn, "UPDATE leases SET expires_at = {past} "
                                  "WHERE account = :account AND owner = :owner AND epoch = :epoch")),
                  {"account": lease.account, "owner": lease.owner, "epoch": lease.epoch})
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"NOTIFY {LEASES_CHANNEL}"))
 
 
 def check_held(conn: Connection, leases: Sequence[HeldLease]) -> None:
@@ -136,6 +142,22 @@ def check_held(conn: Connection, leases: Sequence[HeldLease]) -> None:
 def fence(leases: Callable[[], Sequence[HeldLease]]) -> Callable[[Connection], None]:
     """The event store precondition checking ``leases()`` (the leases held right now)."""
     return lambda conn: check_held(conn, leases())
+
+
+def seconds_until_claimable(conn: Connection, accounts: Sequence[str], owner: str) -> float:
+    """By the database's clock, how long until every one of ``accounts`` held by another owner
+    has expired (0 when none is live): when a standby's next claim can succeed, unless the
+    holder renews or releases first."""
+    sql = text(_sql(conn, "SELECT expires_at, {now} FROM leases WHERE account IN :accounts "
+                          "AND owner <> :owner AND expires_at > {now}")).bindparams(bindparam("accounts", expanding=True))
+    rows = conn.execute(sql, {"accounts": list(accounts), "owner": owner})
+    return max((_seconds(expires, now) for expires, now in rows), default=0.0)
+
+
+def _seconds(later: datetime | str, now: datetime | str) -> float:
+    if isinstance(later, str):  # SQLite: text timestamps of one format
+        later, now = datetime.fromisoformat(later), datetime.fromisoformat(str(now))
+    return max(0.0, (later - now).total_seconds())  # type: ignore[operator]
 
 
 def read_leases(conn: Connection) -> list[LeaseRow]:

@@ -26,22 +26,23 @@ class DbLocationError(ValueError):
     """``--db`` is neither a file path nor a PostgreSQL URL genesis can use."""
 
 
-def parse_db(value: str | Path | URL) -> Db:
-    """A file path (SQLite) or a PostgreSQL URL, from ``--db``/``$GENESIS_DB``/the config."""
+def parse_db(value: str | Path | URL, source: str = "--db") -> Db:
+    """A file path (SQLite) or a PostgreSQL URL, from ``--db``/``$GENESIS_DB``/the config;
+    ``source`` names where it came from in the error (``--db``, ``$GENESIS_DB``, ``store.db``)."""
     if isinstance(value, (Path, URL)):
         return value
     if "://" not in value:
         if not value.strip():
-            raise DbLocationError(f"--db is empty: give {ACCEPTED_FORMS}")
+            raise DbLocationError(f"{source} is empty: give {ACCEPTED_FORMS}")
         return Path(value)
     try:
         url = make_url(value)
     except ArgumentError:
-        raise DbLocationError(f"--db {_scheme(value)}://...: not a valid URL; give {ACCEPTED_FORMS}") from None
+        raise DbLocationError(f"{source} {_scheme(value)}://...: not a valid URL; give {ACCEPTED_FORMS}") from None
     if url.drivername not in ("postgresql", POSTGRES_DRIVER):
-        raise DbLocationError(f"--db {url.drivername}://...: unsupported database; give {ACCEPTED_FORMS}")
+        raise DbLocationError(f"{source} {url.drivername}://...: unsupported database; give {ACCEPTED_FORMS}")
     if not url.database:
-        raise DbLocationError(f"--db {url.render_as_string(hide_password=True)}: the URL names no database; "
+        raise DbLocationError(f"{source} {url.render_as_string(hide_password=True)}: the URL names no database; "
                               f"give {ACCEPTED_FORMS}")
     return url.set(drivername=POSTGRES_DRIVER)
 

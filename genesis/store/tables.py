@@ -42,6 +42,7 @@ commands = Table(
     Column("processed_at", UtcDateTime, nullable=True),
     Column("outcome", String(16), nullable=True),
     Column("detail", Text, nullable=True),
+    Column("claimed_by", String(300), nullable=True),  # the daemon (lease owner) that took it; 0009
     Index("ix_commands_pending", "processed_at", "command_id"),
 )
 
