@@ -169,7 +169,7 @@ async def test_a_hold_inside_a_slice_under_way_or_while_reconciling_is_never_int
         return await load()
 
     clock, control = VirtualClock(start), Control()
-    hold = MarketHold("e1", "sim", load=load, append=append, clock=clock, control=control,
+    hold = MarketHold("e1", build_sim_venue(clock, RuntimeConfig()), load=load, append=append, clock=clock, control=control,
                       log=structlog.get_logger("test"))
     error = MarketDataUnavailable("down", "BTC/USDT", 61.0)
     control.request(Desire.PAUSE, "operator")

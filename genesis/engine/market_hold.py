@@ -12,7 +12,7 @@ the execution with what is left).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 import structlog
 
@@ -26,10 +26,10 @@ from genesis.venue.base import MarketDataUnavailable
 class MarketHold:
     """One execution's market-data hold (the ``SlicingHold`` a ``VenueCaller`` reports to)."""
 
-    def __init__(self, execution_id: str, venue_name: str, *, load: Callable[[], Awaitable[Execution]],
+    def __init__(self, execution_id: str, venue: Any, *, load: Callable[[], Awaitable[Execution]],
                  append: Callable[[list[ev.Event]], Awaitable[Execution]], clock: Clock, control: Control,
                  log: structlog.typing.FilteringBoundLogger):
-        self.execution_id, self.venue_name = execution_id, venue_name
+        self.execution_id, self.venue = execution_id, venue  # named in the hold's event
         self._load, self._append, self.clock, self.control, self.log = load, append, clock, control, log
         self.held = False  # a hold is recorded and not yet over (as far as this runner knows)
         self.armed = False  # the runner is deciding (not reconciling): a wait may be interrupted
@@ -52,7 +52,7 @@ class MarketHold:
         self.log.warning("slicing_held", reason=ev.HOLD_MARKET_DATA_UNAVAILABLE, symbol=error.symbol,
                          error=str(error))
         await self._append([ev.SlicingHeld(self.execution_id, self.clock.now(), ev.HOLD_MARKET_DATA_UNAVAILABLE,
-                                           self.venue_name, error.symbol, str(error), round(error.down_seconds, 3))])
+                                           self.venue.name, error.symbol, str(error), round(error.down_seconds, 3))])
         self.held = True
 
     async def release(self) -> None:

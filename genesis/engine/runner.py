@@ -66,7 +66,7 @@ class ExecutionRunner:
         self.market = market or MarketData(venue)
         self.pacer = pacer or LoopPacer(0)  # shared with the other runners: see genesis.tuning
         self.log = structlog.get_logger("genesis.runner").bind(execution_id=execution_id)
-        self.hold = MarketHold(execution_id, venue.name, load=self._load, append=self.append, clock=clock,
+        self.hold = MarketHold(execution_id, venue, load=self._load, append=self.append, clock=clock,
                                control=control, log=self.log)  # market data unavailable: slicing held
         self.calls = VenueCaller(venue, clock, settings.retry, self._stopping, self.log, self.pacer.turn, self.hold)
         self.slices: SliceExecutor | None = None  # built once the algorithm is known (run)
