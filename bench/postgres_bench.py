@@ -29,7 +29,8 @@ from sqlalchemy.engine import URL, make_url
 from bench.engine_bench import live_recovery
 from bench.store_bench import _eid, bench_execution_row, median_round, store_throughput, toggle
 from genesis.domain.codec import encode
-from genesis.store import migrate
+from genesis.store import leases, migrate
+from genesis.store.db import sync_engine
 
 MAINTENANCE_URL = os.environ.get("GENESIS_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 DATABASE_PREFIX = os.environ.get("GENESIS_BENCH_DB_PREFIX", "genesis_bench_")  # scratch databases: prefix + random
@@ -92,6 +93,18 @@ def raw_psycopg(url: URL, events: int, batch: int = 100, with_projection: bool =
     return {"events": events, "seconds": seconds, "events_per_second": events / seconds}
 
 
+def fenced(url: URL) -> dict[str, object]:
+    """``EventStore`` options as the daemon runs on PostgreSQL (``LeaseKeeper.store_options``):
+    the thread committer and the lease fence checked in every commit, on a lease claimed here."""
+    engine = sync_engine(url)
+    owner = leases.new_owner()
+    with engine.begin() as conn:
+        epoch = leases.claim(conn, "bench", owner, 3600.0)
+    engine.dispose()
+    held = (leases.HeldLease("bench", owner, epoch),)  # type: ignore[arg-type]
+    return {"commit_in": "thread", "precondition": leases.fence(lambda: held)}
+
+
 def eventsourcing_recorder(url: URL, appenders: int, per_appender: int, pool_size: int = 10) -> dict[str, float]:
     """The ``eventsourcing`` library's ``PostgresApplicationRecorder`` (global notification
     ids under ``LOCK TABLE ... IN EXCLUSIVE MODE``, as ours) appending the same events:
@@ -137,26 +150,32 @@ def has_eventsourcing() -> bool:
 def run(appenders: int = 100, per_appender: int = 200, rounds: int = 3, recovery_executions: int = 1000
         ) -> dict[str, object]:
     """``rounds`` rounds of the store, raw psycopg, raw psycopg with the projection updates
-    and the ``eventsourcing`` recorder (when installed), each on a fresh database; the figures
-    of the median round by ratio to raw. Then recovery of ``recovery_executions`` live
+    and the store as the daemon runs it (``fenced``), each on a fresh database, and in the
+    first round the ``eventsourcing`` recorder (when installed); the figures of the median
+    round by ratio to raw. Then recovery of ``recovery_executions`` live
     executions. Raises ``Unavailable`` without a server."""
-    ours, raw, raw_projection, library = [], [], [], []
+    ours, daemon, raw, raw_projection, library = [], [], [], [], []
     for _ in range(rounds):
         for url in fresh_database():
             ours.append(asyncio.run(store_throughput(url, appenders, per_appender)))  # type: ignore[arg-type]
         for url in fresh_database():
+            migrate.upgrade(url)
+            daemon.append(asyncio.run(store_throughput(url, appenders, per_appender, **fenced(url))))  # type: ignore[arg-type]
+        for url in fresh_database():
             raw.append(raw_psycopg(url, appenders * per_appender))
         for url in fresh_database():
             raw_projection.append(raw_psycopg(url, appenders * per_appender, with_projection=True))
-        if has_eventsourcing():
+        if has_eventsourcing() and not library:  # one round: it takes ~10x the store's time
             for url in fresh_database():
                 library.append(eventsourcing_recorder(url, appenders, per_appender))
     out = median_round(ours, raw, raw_projection, "raw_psycopg_batch100")
-    if library:
-        ratios = out["round_ratios"]
-        median = sorted(range(len(ratios)), key=lambda i: ratios[i])[len(ratios) // 2]  # type: ignore[arg-type]
-        out["eventsourcing_recorder"] = library[median]
-        out["runs_events_per_second"]["eventsourcing_recorder"] = [x["events_per_second"] for x in library]  # type: ignore[index]
+    ratios = out["round_ratios"]
+    median = sorted(range(len(ratios)), key=lambda i: ratios[i])[len(ratios) // 2]  # type: ignore[arg-type]
+    out["genesis_store_fenced"] = daemon[median]  # the daemon's configuration, same round
+    out["runs_events_per_second"]["genesis_store_fenced"] = [x["events_per_second"] for x in daemon]  # type: ignore[index]
+    if library:  # against the store of the same (first) round
+        out["eventsourcing_recorder"] = {**library[0], "store_events_per_second": ours[0]["events_per_second"],
+                                         "store_ratio": ours[0]["events_per_second"] / library[0]["events_per_second"]}
     else:
         out["eventsourcing_recorder"] = None  # not installed: `pip install -e '.[bench]'`
     for url in fresh_database():
