@@ -59,6 +59,7 @@ clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache demo.db demo.db-* demo.pid demo.log paper-demo* chaos-run chaos-ha-run
 
 bench: $(STAMP)
+	$(BIN)/python -c 'import eventsourcing.postgres' 2>/dev/null || $(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/run.py
 
 quality: $(STAMP)

@@ -39,6 +39,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import URL
 
 from bench.tuning_off import bench_tuning
 from genesis.clock import ScaledClock, VirtualClock
@@ -83,7 +84,7 @@ async def _loop_lag(samples: list[tuple[float, float]], stop: asyncio.Event, per
         samples.append((t1, t1 - t0 - period))
 
 
-async def _wire(path: Path, clock: VirtualClock | ScaledClock, decisions: list[float] | None = None):  # type: ignore[no-untyped-def]
+async def _wire(path: Path | URL, clock: VirtualClock | ScaledClock, decisions: list[float] | None = None):  # type: ignore[no-untyped-def]
     # fsync off: this measures the engine's CPU side (decisions, loop lag, memory); the cost
     # of durable commits is the store benchmark's subject
     tuning = bench_tuning()
@@ -106,7 +107,7 @@ def requests(n: int) -> list:  # type: ignore[type-arg]
     return out
 
 
-async def parents(path: Path, n: int, stop_after_minutes: int | None = None, speed: float | None = SPEED
+async def parents(path: Path | URL, n: int, stop_after_minutes: int | None = None, speed: float | None = SPEED
                   ) -> dict[str, float]:
     """Run ``n`` parents to completion (or stop them ``stop_after_minutes`` in, leaving them
     live in the store); see the module docstring for what is measured."""
@@ -171,7 +172,7 @@ async def _outcome(engine) -> dict[str, float]:  # type: ignore[no-untyped-def]
             "slice_delay_p50_s": pct(delays, 0.5), "slice_delay_p99_s": pct(delays, 0.99)}
 
 
-async def recovery(path: Path, n: int) -> dict[str, float]:
+async def recovery(path: Path | URL, n: int) -> dict[str, float]:
     """A fresh engine rebuilds and resumes ``n`` live executions from the store."""
     clock = VirtualClock(START + timedelta(minutes=6))
     engine, store, sup = await _wire(path, clock)
@@ -185,14 +186,20 @@ async def recovery(path: Path, n: int) -> dict[str, float]:
     return {"executions": len(ids), "seconds": seconds}
 
 
+def live_recovery(db: Path | URL, n: int) -> dict[str, float]:
+    """``n`` parents run 5 simulated minutes into ``db`` (a fresh SQLite file or PostgreSQL
+    URL) and left live, then ``recovery`` of them by a fresh engine."""
+    asyncio.run(parents(db, n, stop_after_minutes=5, speed=None))
+    return asyncio.run(recovery(db, n))
+
+
 def run(n: int = 1000) -> dict[str, object]:
     configure_logging("error")
     with tempfile.TemporaryDirectory(prefix="genesis-bench-") as tmp:
         full = asyncio.run(parents(Path(tmp) / "full.db", n, speed=float(os.environ.get("BENCH_SPEED", SPEED))))
         lag = asyncio.run(parents(Path(tmp) / "lag.db", n, stop_after_minutes=LAG_MINUTES,
                                   speed=float(os.environ.get("BENCH_LAG_SPEED", LAG_SPEED))))
-        asyncio.run(parents(Path(tmp) / "live.db", n, stop_after_minutes=5, speed=None))
-        rec = asyncio.run(recovery(Path(tmp) / "live.db", n))
+        rec = live_recovery(Path(tmp) / "live.db", n)
     return {"parents": full, "lag": lag, "recovery": rec}
 
 

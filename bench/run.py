@@ -134,7 +134,18 @@ def main() -> None:
                 "raw psycopg executemany, 100/commit; target ratio >= 0.5", True, target_ratio=0.5),
             row("  same, vs raw psycopg doing the store's SQL", postgres["genesis_store"]["events_per_second"],
                 "events/s", postgres["raw_psycopg_batch100_with_projection"]["events_per_second"],
-                "raw inserts + projection updates, 100/commit (context)", True, target_ratio=0.5)]),
+                "raw inserts + projection updates, 100/commit (context)", True, target_ratio=0.5),
+            row("  same, as the daemon runs it (thread committer, lease fence in every commit)",
+                postgres["genesis_store_fenced"]["events_per_second"], "events/s",
+                postgres["raw_psycopg_batch100"]["events_per_second"], "raw psycopg, same round (context)", True,
+                target_ratio=0.5),
+            *([] if postgres["eventsourcing_recorder"] is None else [
+                row("  same, vs the eventsourcing library's PostgreSQL recorder (100 threads, pool of 10)",
+                    postgres["eventsourcing_recorder"]["store_events_per_second"], "events/s",
+                    postgres["eventsourcing_recorder"]["events_per_second"],
+                    "eventsourcing PostgresApplicationRecorder, same events, first round (context)", True)]),
+            row(f"restart recovery of {postgres['recovery']['executions']} executions from PostgreSQL",
+                postgres["recovery"]["seconds"], "s", 2.0, "target < 2 s", False)]),
         *([] if failover is None else [
             row(f"failover, leader SIGKILL to the new owner's first slice, p50 ({failover['trials']} trials, "
                 f"{failover['lease_seconds']:g} s lease)", failover["p50_seconds"], "s",

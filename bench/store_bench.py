@@ -12,6 +12,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import URL
 
@@ -42,10 +43,13 @@ def toggle(eid: str, n: int) -> ev.Event:
     return ev.ExecutionPaused(eid, at, "bench") if n % 2 == 0 else ev.ExecutionResumed(eid, at, "bench")
 
 
-async def store_throughput(path: Path | URL, appenders: int, per_appender: int) -> dict[str, float]:
+async def store_throughput(path: Path | URL, appenders: int, per_appender: int,
+                           **store_options: Any) -> dict[str, float]:
+    """``appenders`` tasks each appending ``per_appender`` single events; ``store_options``:
+    more ``EventStore`` arguments (the committer, a commit precondition)."""
     migrate.upgrade(path)
     engine = async_engine(path)  # SQLite: WAL, synchronous=FULL; PostgreSQL: synchronous_commit=on
-    store = EventStore(engine, tuning=bench_tuning())
+    store = EventStore(engine, tuning=bench_tuning(), **store_options)
     await store.start()
     await asyncio.gather(*(store.append(started(_eid(i))) for i in range(appenders)))
     commits0 = store.commits

@@ -198,3 +198,44 @@ def test_commit_in_is_checked(db_path: Path) -> None:
 def test_a_precondition_needs_the_thread_committer(any_db) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match="a precondition needs commit_in='thread'"):
         EventStore(async_engine(any_db), precondition=lambda conn: None)
+
+
+async def test_the_thread_committer_commits_what_was_submitted_while_it_was_busy_as_one(tmp_path: Path) -> None:
+    import threading
+
+    path = kv_database(tmp_path)
+    busy, release = threading.Event(), threading.Event()
+
+    def first_waits(conn: object) -> None:
+        if not busy.is_set():
+            busy.set()
+            release.wait(10)
+
+    c = ThreadCommitter(sync_engine(path), precondition=first_waits)
+    await c.start()
+    try:
+        first = c.submit([(INSERT, [("a", "1")])], 0)
+        await asyncio.to_thread(busy.wait, 10)
+        later = [c.submit([(INSERT, [(f"k{i}", str(i))])], 0) for i in range(4)]
+        release.set()
+        assert await asyncio.gather(first, *later) == [0] * 5
+        assert c.commits == 2  # the four submitted behind the first: one transaction
+        assert rows(path) == {"a": "1", "k0": "0", "k1": "1", "k2": "2", "k3": "3"}
+        busy.clear()
+        release.clear()
+        first = c.submit([(INSERT, [("b", "1")])], 0)
+        await asyncio.to_thread(busy.wait, 10)
+        doomed = [c.submit([(INSERT, [("c", "1")])], 0), c.submit([(INSERT, [("a", "dup")])], 0)]
+        release.set()
+        await first
+        outcomes = await asyncio.gather(*doomed, return_exceptions=True)
+        assert [type(o) for o in outcomes] == [CommitRefused, CommitRefused]  # all or none of them
+        assert rows(path) == {"a": "1", "k0": "0", "k1": "1", "k2": "2", "k3": "3", "b": "1"}
+        behind = c.submit([(INSERT, [("d", "1")])], 0)  # prepared before the refusal was seen
+        with pytest.raises(CommitRefused, match="an earlier commit failed"):
+            await behind
+        assert await c.submit([(INSERT, [("d", "1")])], 1) == 0  # prepared on the refusal: served
+        assert rows(path)["d"] == "1"
+    finally:
+        release.set()
+        await c.stop()

@@ -7,7 +7,9 @@ transaction that appends events first takes ``LOCK TABLE events IN EXCLUSIVE MOD
 it the server computes how far the planned sequence numbers must move to follow the last
 committed event (0 unless another writer appended since they were planned:
 ``genesis.store.postgres`` explains why) and the insert applies it, so the whole transaction
-goes in one pipeline, one round trip; the reply carries the shift.
+goes in one pipeline, one round trip; the reply carries the shift. Many rows of one statement
+go as one set-based statement (``genesis.store.pg_set_rows``): the event rows, the
+projection updates of a whole transaction.
 
 Run as ``python -m genesis.store.pg_commit_process SYNCHRONOUS_COMMIT SEQUENCE_AT`` with the
 connection string in ``$GENESIS_COMMIT_DSN`` (never on the command line: it may hold a
@@ -17,13 +19,13 @@ str/int/float/None (money and times as text: the SQL casts them).
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import sys
 from typing import Any
 
 from genesis.store.commit_process import answer, frame, protocol_output
+from genesis.store.pg_set_rows import set_based
 
 LOCK_EVENTS = "LOCK TABLE events IN EXCLUSIVE MODE"
 NEXT_SEQUENCE = "SELECT COALESCE(MAX(sequence_number), 0) + 1 FROM events"
@@ -34,7 +36,8 @@ NEXT_SEQUENCE = "SELECT COALESCE(MAX(sequence_number), 0) + 1 FROM events"
 SET_SHIFT = ("SELECT set_config('genesis.sequence_shift', "
              "(COALESCE(MAX(sequence_number), 0) + 1 - %s::integer)::text, true)::integer FROM events")
 _PARAMETER = re.compile(r"%s")
-ROWS_PER_INSERT = 64  # 512 parameters per statement (PostgreSQL takes at most 65,535)
+# the event insert's sequence number, set-based (``set_based``'s ``replace``): moved by the shift
+SHIFTED_SEQUENCE = (("sequence_number", "v.sequence_number + current_setting('genesis.sequence_shift')::integer"),)
 
 
 def shifting_insert(events_sql: str, seq_at: int) -> str:
@@ -43,13 +46,6 @@ def shifting_insert(events_sql: str, seq_at: int) -> str:
     found = list(_PARAMETER.finditer(events_sql))[seq_at]
     return (events_sql[:found.start()] + "(%s + current_setting('genesis.sequence_shift')::integer)"
             + events_sql[found.end():])
-
-
-@functools.lru_cache(maxsize=256)
-def many_rows(insert_sql: str, n: int) -> str:
-    """``INSERT ... VALUES (...)`` taking ``n`` rows: its VALUES tuple repeated."""
-    head, values = insert_sql.split(" VALUES ", 1)
-    return f"{head} VALUES {', '.join([values] * n)}"
 
 
 def shifted(rows: list[Any], at: int | str, shift: int) -> list[Any]:
@@ -99,12 +95,12 @@ def main(argv: list[str]) -> int:
                     cur.execute(LOCK_EVENTS)
                     shift.execute(SET_SHIFT, (appends[0][0][seq_at],))
                 for sql, rows in statements:
-                    if appends and sql == events_sql:  # multi-row INSERTs: one statement for the server
-                        for start in range(0, len(rows), ROWS_PER_INSERT):
-                            part = rows[start:start + ROWS_PER_INSERT]
-                            cur.execute(many_rows(shifting_sql, len(part)), [v for row in part for v in row])
+                    events = bool(appends) and sql == events_sql
+                    one = set_based(sql, rows, SHIFTED_SEQUENCE if events else ())
+                    if one is not None:
+                        cur.execute(*one)
                     else:
-                        cur.executemany(sql, rows)
+                        cur.executemany(shifting_sql if events else sql, rows)
             return None, int(shift.fetchone()[0]) if appends else 0  # type: ignore[index]
         except psycopg.Error as exc:
             return (type(exc).__name__, str(exc).strip()), 0

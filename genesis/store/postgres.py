@@ -31,8 +31,9 @@ from typing import Any, Callable
 from sqlalchemy.engine import URL, Connection, Engine
 
 from genesis.store.batch import event_insert_sql
-from genesis.store.committers import ProcessCommitter, ThreadCommitter, Transaction, run_statements
+from genesis.store.committers import ProcessCommitter, ThreadCommitter, Transaction
 from genesis.store.pg_commit_process import LOCK_EVENTS, NEXT_SEQUENCE, shift_for, shifted
+from genesis.store.pg_set_rows import set_based
 
 
 class PostgresCommitter(ThreadCommitter):
@@ -56,7 +57,12 @@ class PostgresCommitter(ThreadCommitter):
         if shift:
             transaction = [(sql, shifted(rows, self._seq_at, shift) if sql == self._events_sql else rows)
                            for sql, rows in transaction]
-        run_statements(conn, transaction)
+        for sql, rows in transaction:  # many rows of one statement: one set-based statement
+            one = set_based(sql, rows)
+            if one is not None:
+                conn.exec_driver_sql(*one)
+            else:
+                conn.exec_driver_sql(sql, rows)
         return shift
 
 
