@@ -6,7 +6,8 @@ ccxt venue (``MeasuresTradedVolume``; ``docs/ccxt.md``, "The cap on traded volum
 * trades bucketed by trade time (``BUCKET_MS``; a bucket holds a base volume, not the trades),
   for ``keep_seconds``; trade ids seen lately are remembered so a duplicated message is counted
   once (``SEEN_IDS_KEPT``);
-* whole minutes read from closed candles (``minutes``), for stretches nobody saw trade by trade;
+* whole minutes read from closed candles (``minutes``), for stretches nobody saw trade by trade
+  (a minute known so counts whole or, when only partly asked, is read trade by trade);
 * which stretches of time are **covered** (every trade in them is counted): the stream's open
   connection from when it subscribed (``stream_up``) to its horizon (``stream_horizon``: the
   newest event it delivered, plus the time since on the slower of the venue and wall clocks),
@@ -52,9 +53,11 @@ class TradeVolume:
 
     keep_seconds: float = DEFAULT_KEEP_SECONDS
     time_scale: float = 1.0
-    buckets: dict[int, Decimal] = field(default_factory=dict)  # bucket start -> base volume
+    buckets: dict[int, Decimal] = field(default_factory=dict)  # the stream's: bucket start -> volume
+    rest_buckets: dict[int, Decimal] = field(default_factory=dict)  # the same, read over REST
     minutes: dict[int, Decimal] = field(default_factory=dict)  # candle open -> its volume
     covered: list[tuple[int, int]] = field(default_factory=list)  # closed stretches [a, b), merged
+    rest_covered: list[tuple[int, int]] = field(default_factory=list)  # those read over REST
     open_since: int | None = None  # the stream's current connection covers from here
     _heard_ms: int = 0  # the newest event time it delivered (or when it subscribed)
     _heard_clock_ms: int = 0  # the venue clock when that arrived
@@ -121,14 +124,18 @@ class TradeVolume:
     def _heard(self, event_ms: int, now_ms: int) -> None:
         self._heard_ms, self._heard_clock_ms, self._heard_wall = event_ms, now_ms, time.monotonic()
 
-    def _is_covered(self, stamp_ms: int) -> bool:
-        i = bisect.bisect_right(self.covered, (stamp_ms, 1 << 62)) - 1
-        return i >= 0 and self.covered[i][0] <= stamp_ms < self.covered[i][1]
+    def _is_covered(self, stamp_ms: int, end_ms: int | None = None) -> bool:
+        """Whether a REST read covered ``stamp_ms`` (any of ``[stamp_ms, end_ms)``)."""
+        spans = self.rest_covered
+        i = bisect.bisect_right(spans, (stamp_ms, 1 << 62)) - 1
+        if i >= 0 and spans[i][0] <= stamp_ms < spans[i][1]:
+            return True
+        return end_ms is not None and i + 1 < len(spans) and spans[i + 1][0] < end_ms
 
     # ------------------------------------------------------------------ reading
     def gaps(self, start_ms: int, end_ms: int, now_ms: int) -> list[tuple[int, int]]:
-        """The parts of ``[start_ms, end_ms)`` nobody covered (the open connection: up to its
-        horizon)."""
+        """The parts of ``[start_ms, end_ms)`` nobody covered trade by trade (the open
+        connection: up to its horizon); candle minutes inside them may be known."""
         horizon = self.stream_horizon(now_ms)
         spans = sorted(self.covered + ([(self.open_since, horizon)] if self.open_since is not None
                                        and horizon is not None and self.open_since < horizon else []))
@@ -147,22 +154,30 @@ class TradeVolume:
 
     def volume(self, start_ms: int, end_ms: int, now_ms: int) -> Decimal:
         """Base volume counted in ``[start_ms, end_ms)`` (a lower bound, see module docstring):
-        the buckets wholly inside (the current one too when the interval reaches now) and the
-        candle minutes wholly inside."""
+        candle minutes wholly inside, and the buckets wholly inside (the current one too when
+        the interval reaches now) of the other minutes."""
+        whole = {m for m in self.minutes if m >= start_ms and m + MINUTE_MS <= end_ms}
         first = -(-start_ms // BUCKET_MS) * BUCKET_MS
+
+        def inside(b: int) -> bool:
+            return (b >= first and b - b % MINUTE_MS not in whole
+                    and (b + BUCKET_MS <= end_ms or (end_ms >= now_ms and b < end_ms)))
+
+        # a second REST read (any of it) counts from REST only: the stream may have delivered
+        # the same trades while the read ran
         total = sum((v for b, v in self.buckets.items()
-                     if b >= first and (b + BUCKET_MS <= end_ms or (end_ms >= now_ms and b < end_ms))),
-                    Decimal(0))
-        return total + sum((v for m, v in self.minutes.items()
-                            if m >= start_ms and m + MINUTE_MS <= end_ms), Decimal(0))
+                     if inside(b) and not self._is_covered(b, b + BUCKET_MS)), Decimal(0))
+        total += sum((v for b, v in self.rest_buckets.items() if inside(b)), Decimal(0))
+        return total + sum((self.minutes[m] for m in whole), Decimal(0))
 
     def forget_before(self, now_ms: int) -> None:
         """Drop what is older than ``keep_seconds`` (bounded memory)."""
         horizon = now_ms - int(self.keep_seconds * 1000)
-        for kept in (self.buckets, self.minutes):
+        for kept in (self.buckets, self.rest_buckets, self.minutes):
             for key in [k for k in kept if k < horizon]:
                 del kept[key]
         self.covered = [(a, b) for a, b in self.covered if b > horizon]
+        self.rest_covered = [(a, b) for a, b in self.rest_covered if b > horizon]
 
     # ------------------------------------------------------------------ REST
     async def fill_gaps(self, start_ms: int, end_ms: int, *, fetch_trades: FetchTrades,
@@ -176,11 +191,12 @@ class TradeVolume:
             first_minute = -(-a // MINUTE_MS) * MINUTE_MS
             last_minute = min(b, now_ms) // MINUTE_MS * MINUTE_MS  # minutes closed by now
             if last_minute - first_minute >= MINUTE_MS:
-                got = await closed_minutes(first_minute, last_minute)
-                for m, v in got.items():
-                    if first_minute <= m < last_minute:
-                        self.minutes[m] = v
-                self._cover(first_minute, last_minute)
+                missing = [m for m in range(first_minute, last_minute, MINUTE_MS)
+                           if m not in self.minutes]
+                if missing:
+                    got = await closed_minutes(missing[0], missing[-1] + MINUTE_MS)
+                    for m in missing:
+                        self.minutes[m] = got.get(m, Decimal(0))  # no candle: nothing traded
                 pieces = [(a, first_minute), (last_minute, b)]
             else:
                 pieces = [(a, b)]
@@ -193,8 +209,8 @@ class TradeVolume:
                             and pa <= int(t["timestamp"]) <= until]
                     if len(page) < AGG_TRADES_PAGE:
                         for t in mine:
-                            self._add(f"r{t['id']}", int(t["timestamp"]), dec(t["amount"]))
-                        self._cover(pa, until + 1)
+                            self._add(f"r{t['id']}", int(t["timestamp"]), dec(t["amount"]), rest=True)
+                        self._cover(pa, until + 1, rest=True)
                         pa = until + 1
                         continue
                     newest = max((int(t["timestamp"]) for t in mine), default=pa)
@@ -202,29 +218,35 @@ class TradeVolume:
                         break
                     for t in mine:  # the newest millisecond may go on in the next page
                         if int(t["timestamp"]) < newest:
-                            self._add(f"r{t['id']}", int(t["timestamp"]), dec(t["amount"]))
-                    self._cover(pa, newest)
+                            self._add(f"r{t['id']}", int(t["timestamp"]), dec(t["amount"]), rest=True)
+                    self._cover(pa, newest, rest=True)
                     pa = newest
 
     # ------------------------------------------------------------------ plumbing
-    def _add(self, key: str, stamp_ms: int, qty: Decimal) -> bool:
+    def _add(self, key: str, stamp_ms: int, qty: Decimal, rest: bool = False) -> bool:
         if key in self._seen:
             return False
         self._seen[key] = None
         if len(self._seen) > SEEN_IDS_KEPT:
             del self._seen[next(iter(self._seen))]
         bucket = stamp_ms - stamp_ms % BUCKET_MS
-        self.buckets[bucket] = self.buckets.get(bucket, Decimal(0)) + qty
+        kept = self.rest_buckets if rest else self.buckets
+        kept[bucket] = kept.get(bucket, Decimal(0)) + qty
         return True
 
-    def _cover(self, a: int, b: int) -> None:
+    def _cover(self, a: int, b: int, rest: bool = False) -> None:
         if b <= a:
             return
-        spans = sorted(self.covered + [(a, b)])
-        merged: list[tuple[int, int]] = []
-        for s, e in spans:
-            if merged and s <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
-            else:
-                merged.append((s, e))
-        self.covered = merged
+        self.covered = _merged(self.covered + [(a, b)])
+        if rest:
+            self.rest_covered = _merged(self.rest_covered + [(a, b)])
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
