@@ -133,12 +133,14 @@ class MarketHub:
         return list((getattr(self.ex, "trades", None) or {}).get(symbol) or [])
 
     def _market_clients(self, hint: str | None) -> list[Any]:
-        """ccxt's clients on the market streams' URL (those carrying ``hint`` when given)."""
+        """ccxt's clients on the market streams' URL (those carrying ``hint``, the end of a ccxt
+        subscription hash, when any does)."""
         ws = (self.ex.urls.get("api") or {}).get("ws") or {}
         base = ws.get("spot") if isinstance(ws, dict) else None
         clients = [c for c in list(getattr(self.ex, "clients", {}).values())
                    if base and str(getattr(c, "url", "")).startswith(base)]
-        carrying = [c for c in clients if hint in (getattr(c, "subscriptions", None) or {})]
+        carrying = [c for c in clients if hint is not None and any(
+            str(key).endswith(hint) for key in (getattr(c, "subscriptions", None) or {}))]
         return carrying if hint is not None and carrying else clients
 
     def _market_connected(self, hint: str | None = None) -> bool:
