@@ -262,8 +262,10 @@ class StreamsConfig(_Strict):
 class CcxtConfig(_Strict):
     """``ccxt``: exchanges through ccxt (``--venue ccxt:<id>``; docs/ccxt.md). The traded volume
     the participation cap is held to is kept ``traded_volume_keep_seconds`` and read over REST
-    (klines, aggTrades) at most ``traded_volume_rest_pages`` pages per look."""
+    (klines, aggTrades) at most ``traded_volume_rest_pages`` pages per look. Without
+    ``--streams`` the cap is held to it only with ``rest_traded_volume`` (else to the forecast)."""
 
+    rest_traded_volume: bool = False
     traded_volume_keep_seconds: float = Field(7200.0, ge=600, le=86_400)
     traded_volume_rest_pages: int = Field(5, ge=1, le=100)
     streams: StreamsConfig = StreamsConfig()

@@ -1,7 +1,7 @@
 """The participation cap on a ccxt venue is held to the volume the market actually traded: the
 streaming venue counts the trade stream (REST klines/aggTrades where it did not cover), the
-REST venue reads klines/aggTrades; both through the unmodified ccxt client against the paper
-exchange, checked against the exchange's own tape."""
+REST venue with ``ccxt.rest_traded_volume`` reads klines/aggTrades; both through the
+unmodified ccxt client against the paper exchange, checked against the exchange's own tape."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from genesis.requests import validate_submit
 from genesis.store import tables as t
 from genesis.venue.base import Candle
 from genesis.venue.candles import CandleSeries, to_epoch_ms
+from genesis.venue.ccxt_rest_volume import TradedVolumeCcxtVenue
 from genesis.venue.ccxt_stream import StreamingCcxtVenue
 from genesis.venue.credentials import Credentials
 from genesis.venue.instruments import SIM_INSTRUMENTS
@@ -26,7 +27,7 @@ from genesis.venue.order_budget import OrderBudget
 from genesis.venue.trade_volume import TradeVolume
 from tests.test_ccxt_stream import until
 from tests.test_fault_matrix import engine_on
-from tests.test_paper_exchange import ccxt_venue, start
+from tests.test_paper_exchange import start
 from tests.test_venue_contract import BTC, FAST, KEY, SECRET, minute
 
 INSTRUMENT = SIM_INSTRUMENTS[BTC]
@@ -82,7 +83,8 @@ async def test_traded_volume_is_the_exchanges_tape_from_stream_and_rest(tmp_path
     venue = StreamingCcxtVenue("binance", credentials=Credentials(KEY, SECRET),
                                exchange_url=server.url, clock=clock, budget=OrderBudget(),
                                config=FAST)
-    rest = ccxt_venue(server, clock)
+    rest = TradedVolumeCcxtVenue("binance", credentials=Credentials(KEY, SECRET),
+                                 exchange_url=server.url, clock=clock, budget=OrderBudget(), config=FAST)
     try:
         await venue.instruments()
         await rest.instruments()

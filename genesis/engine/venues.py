@@ -38,6 +38,7 @@ def build_ccxt_venue(exchange_id: str, exchange_url: str | None, clock: Clock, s
                      config: RuntimeConfig | None = None) -> Venue:
     """The ccxt venue; ``streams``: the streaming one (``StreamingCcxtVenue``, one market-data hub).
     ``config.ccxt``: the traded volume's memory and REST budget, the streams' settings."""
+    from genesis.venue.ccxt_rest_volume import TradedVolumeCcxtVenue
     from genesis.venue.ccxt_stream import StreamingCcxtVenue
     from genesis.venue.ccxt_venue import CcxtVenue
     from genesis.venue.stream_feeds import Backoff
@@ -55,15 +56,17 @@ def build_ccxt_venue(exchange_id: str, exchange_url: str | None, clock: Clock, s
         # a paper exchange's clock runs --speed times faster: so do its rate limits
         common: dict[str, Any] = {"credentials": credentials, "exchange_url": exchange_url, "clock": clock,
                                   "time_scale": getattr(clock, "speed", 1.0)}
-        venue: CcxtVenue
+        venue: StreamingCcxtVenue | TradedVolumeCcxtVenue
         if streams:
             s = settings.streams
             venue = StreamingCcxtVenue(
                 exchange_id, unavailable_after_seconds=s.unavailable_after_seconds,
                 fill_wait_seconds=s.fill_wait_seconds, stall_after_seconds=s.stall_after_seconds.model_dump(),
                 backoff=Backoff(s.reconnect_base_seconds, s.reconnect_max_seconds), **common)
+        elif settings.rest_traded_volume:
+            venue = TradedVolumeCcxtVenue(exchange_id, **common)
         else:
-            venue = CcxtVenue(exchange_id, **common)
+            return CcxtVenue(exchange_id, **common)
     except PermanentVenueError as exc:
         raise VenueSetupError(str(exc)) from None
     venue.volumes.keep_seconds = settings.traded_volume_keep_seconds

@@ -126,6 +126,12 @@ class StreamingCcxtVenue(CcxtVenue):
                 f"({state.last_error or 'no message yet'}); holding new slices until it is back",
                 retry_after_seconds=min(5.0, self.unavailable_after_seconds))
 
+    async def traded_volume(self, symbol: str, start: datetime, end: datetime) -> Decimal | None:
+        """Base volume traded in ``[start, min(end, now))`` (``MeasuresTradedVolume``, what the
+        participation cap is held to): the trade stream's count, REST (klines, aggTrades) for
+        what it did not cover; a lower bound (``genesis.venue.trade_volume``)."""
+        return await self.volumes.traded_volume(symbol, start, end)
+
     # ------------------------------------------------------------------ orders and fills
     async def place_order(self, request: OrderRequest) -> OrderReport:
         """As ``CcxtVenue.place_order``, the user data stream subscribed (and up) first, so no

@@ -38,7 +38,6 @@ from genesis.venue.ccxt_support import (build_exchange, dec, dt_to_ms, market_to
 from genesis.venue.credentials import Credentials
 from genesis.venue.order_budget import DEFAULT_REFILL_PER_SECOND, OrderBudget, shared_budget
 from genesis.venue.request_weight import RequestWeight, shared_weight
-from genesis.venue.volume_reader import VolumeReader
 
 log = structlog.get_logger("genesis.venue.ccxt")
 T = TypeVar("T")
@@ -82,7 +81,6 @@ class CcxtVenue:
             exchange_id, credentials.api_key if credentials else None)
         self._time_scale = time_scale
         self._binance = exchange_id.startswith("binance")
-        self.volumes = VolumeReader(self)  # traded_volume: over REST (klines, aggTrades)
         self._log = log.bind(venue=self.name)
 
     # ------------------------------------------------------------------ market data
@@ -128,11 +126,6 @@ class CcxtVenue:
                 break
             since = rows[-1][0] + step_ms
         return out
-
-    async def traded_volume(self, symbol: str, start: datetime, end: datetime) -> Decimal | None:
-        """Base volume the market traded in ``[start, min(end, now))`` (``MeasuresTradedVolume``,
-        what the participation cap is held to): a lower bound, see ``VolumeReader``."""
-        return await self.volumes.traded_volume(symbol, start, end)
 
     async def equity_usdt(self) -> Decimal:
         """Total balances valued at last prices of ``ASSET/USDT``; assets without such a market
