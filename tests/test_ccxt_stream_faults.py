@@ -144,3 +144,34 @@ async def test_a_silent_stream_is_closed_reconnected_and_read_over_rest_meanwhil
     finally:
         await venue.close()
         await server.stop()
+
+
+def test_the_runtime_config_sets_the_streams_and_the_traded_volume(monkeypatch: Any) -> None:
+    from genesis.clock import WallClock
+    from genesis.config import ConfigError, parse_config
+    from genesis.engine.venues import build_ccxt_venue
+    from genesis.venue.ccxt_rest_volume import TradedVolumeCcxtVenue
+    from genesis.venue.ccxt_venue import CcxtVenue
+
+    monkeypatch.setenv("GENESIS_API_KEY", KEY)
+    monkeypatch.setenv("GENESIS_API_SECRET", SECRET)
+    config = parse_config({"ccxt": {"rest_traded_volume": True, "traded_volume_rest_pages": 3,
+                                    "streams": {"stall_after_seconds": {"kline": 4},
+                                                "reconnect_base_seconds": 0.2}}})
+    streaming = build_ccxt_venue("binance", None, WallClock(), streams=True, config=config)
+    rest = build_ccxt_venue("binance", None, WallClock(), config=config)
+    plain = build_ccxt_venue("binance", None, WallClock())
+    assert isinstance(streaming, StreamingCcxtVenue)
+    assert streaming.hub.stall_after_seconds == {"book": 60.0, "trade": 30.0, "kline": 4.0}
+    assert streaming.hub.backoff == Backoff(0.2, 30.0) and streaming.volumes.rest_pages == 3
+    assert isinstance(rest, TradedVolumeCcxtVenue) and rest.volumes.rest_pages == 3
+    assert type(plain) is CcxtVenue and not hasattr(plain, "traded_volume")  # cap on the forecast
+    for bad, named in [({"stall_after_seconds": {"trade": 0}}, "ccxt.streams.stall_after_seconds.trade"),
+                       ({"reconnect_base_seconds": 40}, "ccxt.streams: reconnect_base_seconds"),
+                       ({"stall": 1}, "ccxt.streams.stall: unknown key")]:
+        try:
+            parse_config({"ccxt": {"streams": bad}})
+        except ConfigError as exc:
+            assert named in str(exc), str(exc)
+        else:
+            raise AssertionError(f"{bad} accepted")
