@@ -214,15 +214,18 @@ class StreamingCcxtVenue(CcxtVenue):
                                                              key=lambda t: int(t["id"]))]
 
     def stream_status(self) -> dict[str, Any]:
-        """Per stream: up, seconds down, reconnects; and the subscriptions started."""
+        """Per stream: up, seconds down, reconnects, stalls found; the subscriptions started;
+        the user stream's reconciliations."""
         states = {f"{s} {n}": st for s, f in self.hub.feeds.items()
                   for n, st in (("bookTicker", f.book_state), ("kline_1m", f.kline_state),
                                 ("trade", f.trade_state))}
         states.update({"user orders": self.hub.user.orders_state,
                        "user trades": self.hub.user.trades_state})
         return {"streams": {k: {"up": st.up, "down_seconds": round(st.down_for(), 3),
-                                "reconnects": st.reconnects} for k, st in states.items()},
-                "subscriptions": dict(self.hub.subscriptions)}
+                                "reconnects": st.reconnects, "stalls": st.stalls}
+                            for k, st in states.items()},
+                "subscriptions": dict(self.hub.subscriptions),
+                "reconciliations": self.reconciler.runs}
 
     async def close(self) -> None:
         """Stop the hub's watch loops and close the client."""

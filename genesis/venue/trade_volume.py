@@ -40,6 +40,7 @@ HOUR_MS = 3_600_000  # Binance's aggTrades: at most an hour between startTime an
 DEFAULT_KEEP_SECONDS = 7200.0
 DEFAULT_REST_PAGES = 5  # aggTrades pages (of 1000) one read may use; the rest stays a gap
 SEEN_IDS_KEPT = 20_000
+IN_FLIGHT_MS = 1000  # the trade stream's delivery may lag this much (see ``rest_gaps``)
 AGG_TRADES_PAGE = 1000
 
 FetchTrades = Callable[[int, int], Awaitable[list[dict[str, Any]]]]  # (since, until incl.) -> page
@@ -133,10 +134,11 @@ class TradeVolume:
         return end_ms is not None and i + 1 < len(spans) and spans[i + 1][0] < end_ms
 
     # ------------------------------------------------------------------ reading
-    def gaps(self, start_ms: int, end_ms: int, now_ms: int) -> list[tuple[int, int]]:
+    def gaps(self, start_ms: int, end_ms: int, now_ms: int,
+             horizon: int | None = None) -> list[tuple[int, int]]:
         """The parts of ``[start_ms, end_ms)`` nobody covered trade by trade (the open
         connection: up to its horizon); candle minutes inside them may be known."""
-        horizon = self.stream_horizon(now_ms)
+        horizon = horizon if horizon is not None else self.stream_horizon(now_ms)
         spans = sorted(self.covered + ([(self.open_since, horizon)] if self.open_since is not None
                                        and horizon is not None and self.open_since < horizon else []))
         out, at = [], start_ms
@@ -151,6 +153,23 @@ class TradeVolume:
         if at < end_ms:
             out.append((at, end_ms))
         return out
+
+    def rest_gaps(self, start_ms: int, end_ms: int, now_ms: int) -> list[tuple[int, int]]:
+        """The gaps worth reading over REST: all but the stretch between the open stream's
+        horizon and now when it is shorter than ``in_flight_ms`` (those trades are on their way
+        and count when they arrive: until then the figure is a lower bound)."""
+        horizon = self.stream_horizon(now_ms)
+        gaps = self.gaps(start_ms, end_ms, now_ms, horizon)
+        if gaps and horizon is not None:
+            a, _b = gaps[-1]
+            if a >= horizon and now_ms - a <= self.in_flight_ms():
+                gaps.pop()
+        return gaps
+
+    def in_flight_ms(self) -> int:
+        """How far behind now the stream's delivery may be and still count as on time: 1 s,
+        or half a wall second of a faster exchange clock."""
+        return int(max(IN_FLIGHT_MS, IN_FLIGHT_MS / 2 * self.time_scale))
 
     def volume(self, start_ms: int, end_ms: int, now_ms: int) -> Decimal:
         """Base volume counted in ``[start_ms, end_ms)`` (a lower bound, see module docstring):
@@ -187,7 +206,7 @@ class TradeVolume:
         the rest from ``aggTrades``, at most ``max_pages`` pages in all (a gap read short stays
         partly a gap: a lower bound until a later read)."""
         pages = 0
-        for a, b in self.gaps(start_ms, end_ms, now_ms):
+        for a, b in self.rest_gaps(start_ms, end_ms, now_ms):
             first_minute = -(-a // MINUTE_MS) * MINUTE_MS
             last_minute = min(b, now_ms) // MINUTE_MS * MINUTE_MS  # minutes closed by now
             if last_minute - first_minute >= MINUTE_MS:

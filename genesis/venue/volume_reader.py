@@ -54,7 +54,7 @@ class VolumeReader:
         volume = self._volume_of(symbol)
         volume.keep_seconds = self.keep_seconds
         volume.forget_before(now_ms)
-        if volume.gaps(start_ms, end_ms, now_ms):
+        if volume.rest_gaps(start_ms, end_ms, now_ms):
             async with self._locks.setdefault(symbol, asyncio.Lock()):
                 await volume.fill_gaps(
                     start_ms, end_ms, now_ms=now_ms, max_pages=self.rest_pages,
