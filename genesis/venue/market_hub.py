@@ -99,15 +99,15 @@ class MarketHub:
             self._user_started = True
             # ccxt's caches hold every update, also those between two watch calls
             self._start("user orders", self.user.orders_state, lambda: self.ex.watch_orders(),
-                        lambda data, _r: self.user.on_orders([*(self.ex.orders or []), *(data or [])]),
-                        on_up=lambda: self._user_back(self.user.orders_state))
+                        lambda data, _r: self.user.on_orders([*(self.ex.orders or []), *(data or [])]))
             self._start("user trades", self.user.trades_state, lambda: self.ex.watch_my_trades(),
                         lambda data, _r: self.user.on_trades([*(self.ex.myTrades or []), *(data or [])]),
                         on_up=lambda: self._user_back(self.user.trades_state))
         return self.user
 
     def _user_back(self, state: StreamState) -> None:
-        """The user stream subscribed again after a drop: run the reconnect callbacks now."""
+        """The user stream subscribed again after a drop: run the reconnect callbacks now (on
+        the trades loop's return: both loops share one subscription)."""
         if state.reconnects == 0:
             return
         self._tasks = [t for t in self._tasks if not t.done()]
