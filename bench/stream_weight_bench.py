@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections import Counter
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +26,13 @@ from sqlalchemy import select
 
 from genesis.clock import ScaledClock
 from genesis.config import parse_config
-from genesis.engine.supervisor import build_supervisor
 from genesis.paper.limits import request_weight
 from genesis.paper.server import start_paper_exchange
 from genesis.requests import validate_submit
+from genesis.runtime.wiring import EngineOptions, build_engine
 from genesis.store import migrate
 from genesis.store import tables as t
-from genesis.store.db import async_engine
-from genesis.store.eventstore import EventStore
-from genesis.venue.candles import shipped_candles
+from genesis.venue.candles import shipped_candles, to_epoch_ms
 from genesis.venue.ccxt_stream import StreamingCcxtVenue
 from genesis.venue.ccxt_venue import CcxtVenue
 from genesis.venue.credentials import Credentials
@@ -63,10 +62,10 @@ async def one_mode(streams: bool, parents: int, slices: int, minutes: int,
                      clock=clock, time_scale=speed)
         db = Path(tmp) / "genesis.db"
         migrate.upgrade(db)
-        engine = async_engine(db)
-        store = EventStore(engine)
-        await store.start()
-        supervisor = build_supervisor(store, venue, clock, await venue.instruments(), config)
+        wired = await build_engine(db, config, clock, lambda _clock: venue, lambda v: v.instruments(),
+                                   EngineOptions(durable=False, candle_cache=False))
+        supervisor, engine = wired.supervisor, wired.database
+        assert supervisor is not None
         t0 = time.perf_counter()
         try:
             for i in range(parents):
@@ -82,10 +81,13 @@ async def one_mode(streams: bool, parents: int, slices: int, minutes: int,
             async with engine.connect() as conn:
                 timing = (await conn.execute(select(t.execution_slices.c.scheduled_at,
                                                     t.execution_slices.c.executed_at))).all()
+                intervals = (await conn.execute(select(
+                    t.execution_slices.c.interval_start, t.execution_slices.c.interval_end,
+                    t.execution_slices.c.filled_qty, t.execution_slices.c.cap_overridden))).all()
+            participation = _max_participation(server, intervals)
         finally:
             await supervisor.shutdown(1.0)
-            await store.stop()
-            await engine.dispose()
+            await wired.close(close_venue=False)
             await venue.close()
             await server.stop()
     weights: Counter[str] = Counter()
@@ -106,8 +108,26 @@ async def one_mode(streams: bool, parents: int, slices: int, minutes: int,
             "http_429_or_418": sum(1 for *_, s in rows if s in (429, 418)),
             # exchange seconds from a slice's scheduled time to its close (the maker leg waits)
             "slice_lateness_p50_s": _pct(late, 0.5), "slice_lateness_p99_s": _pct(late, 0.99),
+            # fills / the exchange's own tape in the slice's interval (emergency slices apart)
+            "max_realised_participation": participation,
             "weight_share_of_limit_per_minute": round(
                 sum(weights.values()) / (minutes + 1) / 6000, 4)}
+
+
+def _max_participation(server: Any, intervals: list[Any]) -> float | None:
+    """The highest share of the paper exchange's own tape (``/aggTrades``' trades) a slice's
+    fills took in its interval."""
+    inst = server.exchange.instruments[SYMBOL]
+    shares = []
+    for start, end, filled, overridden in intervals:
+        if start is None or end is None or overridden or not filled:
+            continue
+        a, b = to_epoch_ms(start), to_epoch_ms(end)
+        tape = sum((tr.qty for m in range(a - a % 60_000, b, 60_000)
+                    for tr in server.app.streams.tape(inst, m) if a <= tr.time_ms < b), Decimal(0))
+        if tape > 0:
+            shares.append(float(Decimal(filled) / tape))
+    return round(max(shares), 6) if shares else None
 
 
 def _pct(values: list[float], q: float) -> float | None:

@@ -263,6 +263,52 @@ class AlertsConfig(_Strict):
         return v
 
 
+class StallConfig(_Strict):
+    """``ccxt.streams.stall_after_seconds``: an open market stream that sends nothing for this
+    long (exchange seconds) is treated as down: closed, reconnected with backoff, REST meanwhile.
+    Tied to each stream's cadence on Binance: trades and book tops come many times a second on
+    a liquid symbol, a 1-minute kline at least every 2 s."""
+
+    book: float = Field(60.0, gt=0, le=3600)
+    trade: float = Field(30.0, gt=0, le=3600)
+    kline: float = Field(10.0, gt=0, le=3600)
+
+    _fin = field_validator("book", "trade", "kline")(_finite)
+
+
+class StreamsConfig(_Strict):
+    """``ccxt.streams``: the WebSocket streams of ``genesis run --venue ccxt:<id> --streams``."""
+
+    stall_after_seconds: StallConfig = StallConfig()
+    unavailable_after_seconds: float = Field(60.0, gt=0, le=3600)
+    fill_wait_seconds: float = Field(3.0, gt=0, le=120)
+    reconnect_base_seconds: float = Field(0.5, gt=0, le=60)
+    reconnect_max_seconds: float = Field(30.0, gt=0, le=600)
+
+    _fin = field_validator("unavailable_after_seconds", "fill_wait_seconds", "reconnect_base_seconds",
+                           "reconnect_max_seconds")(_finite)
+
+    @model_validator(mode="after")
+    def _backoff_bounds(self) -> "StreamsConfig":
+        if self.reconnect_base_seconds > self.reconnect_max_seconds:
+            raise ValueError("reconnect_base_seconds must be <= reconnect_max_seconds")
+        return self
+
+
+class CcxtConfig(_Strict):
+    """``ccxt``: exchanges through ccxt (``--venue ccxt:<id>``; docs/ccxt.md). The traded volume
+    the participation cap is held to is kept ``traded_volume_keep_seconds`` and read over REST
+    (klines, aggTrades) at most ``traded_volume_rest_pages`` pages per look. Without
+    ``--streams`` the cap is held to it only with ``rest_traded_volume`` (else to the forecast)."""
+
+    rest_traded_volume: bool = False
+    traded_volume_keep_seconds: float = Field(7200.0, ge=600, le=86_400)
+    traded_volume_rest_pages: int = Field(5, ge=1, le=100)
+    streams: StreamsConfig = StreamsConfig()
+
+    _fin = field_validator("traded_volume_keep_seconds")(_finite)
+
+
 class RuntimeConfig(_Strict):
     engine: EngineConfig = EngineConfig()
     risk: RiskConfig = RiskConfig()
@@ -275,6 +321,7 @@ class RuntimeConfig(_Strict):
     alerts: AlertsConfig = AlertsConfig()
     store: StoreConfig = StoreConfig()
     leases: LeasesConfig = LeasesConfig()
+    ccxt: CcxtConfig = CcxtConfig()
 
 
 def parse_config(data: Any, source: str = "config", key_lines: dict[str, int] | None = None) -> RuntimeConfig:

@@ -84,7 +84,7 @@ def daemon_venue(options: DaemonOptions, clock: Clock, config: RuntimeConfig) ->
     try:
         if options.venue.startswith("ccxt:"):
             return build_ccxt_venue(options.venue.split(":", 1)[1], options.exchange_url, clock,
-                                    streams=options.streams)
+                                    streams=options.streams, config=config)
         return build_sim_venue(clock, config)
     except VenueSetupError as exc:
         raise DaemonError(str(exc)) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from genesis.clock import Clock
 from genesis.config import RuntimeConfig
@@ -33,10 +34,14 @@ def build_sim_venue(clock: Clock, config: RuntimeConfig) -> Venue:
                           seed=sim.seed)
 
 
-def build_ccxt_venue(exchange_id: str, exchange_url: str | None, clock: Clock, streams: bool = False) -> Venue:
-    """The ccxt venue; ``streams``: the streaming one (``StreamingCcxtVenue``, one market-data hub)."""
+def build_ccxt_venue(exchange_id: str, exchange_url: str | None, clock: Clock, streams: bool = False,
+                     config: RuntimeConfig | None = None) -> Venue:
+    """The ccxt venue; ``streams``: the streaming one (``StreamingCcxtVenue``, one market-data hub).
+    ``config.ccxt``: the traded volume's memory and REST budget, the streams' settings."""
+    from genesis.venue.ccxt_rest_volume import TradedVolumeCcxtVenue
     from genesis.venue.ccxt_stream import StreamingCcxtVenue
     from genesis.venue.ccxt_venue import CcxtVenue
+    from genesis.venue.stream_feeds import Backoff
     from genesis.venue.credentials import CredentialsError, load_credentials
 
     try:
@@ -46,10 +51,24 @@ def build_ccxt_venue(exchange_id: str, exchange_url: str | None, clock: Clock, s
     if credentials is None:
         raise VenueSetupError(f"no API credentials for {exchange_id}: set GENESIS_API_KEY and GENESIS_API_SECRET "
                           f"(or GENESIS_CREDENTIALS_FILE, a mode-0600 file)")
+    settings = (config or RuntimeConfig()).ccxt
     try:
         # a paper exchange's clock runs --speed times faster: so do its rate limits
-        kind = StreamingCcxtVenue if streams else CcxtVenue
-        return kind(exchange_id, credentials=credentials, exchange_url=exchange_url, clock=clock,
-                    time_scale=getattr(clock, "speed", 1.0))
+        common: dict[str, Any] = {"credentials": credentials, "exchange_url": exchange_url, "clock": clock,
+                                  "time_scale": getattr(clock, "speed", 1.0)}
+        venue: StreamingCcxtVenue | TradedVolumeCcxtVenue
+        if streams:
+            s = settings.streams
+            venue = StreamingCcxtVenue(
+                exchange_id, unavailable_after_seconds=s.unavailable_after_seconds,
+                fill_wait_seconds=s.fill_wait_seconds, stall_after_seconds=s.stall_after_seconds.model_dump(),
+                backoff=Backoff(s.reconnect_base_seconds, s.reconnect_max_seconds), **common)
+        elif settings.rest_traded_volume:
+            venue = TradedVolumeCcxtVenue(exchange_id, **common)
+        else:
+            return CcxtVenue(exchange_id, **common)
     except PermanentVenueError as exc:
         raise VenueSetupError(str(exc)) from None
+    venue.volumes.keep_seconds = settings.traded_volume_keep_seconds
+    venue.volumes.rest_pages = settings.traded_volume_rest_pages
+    return venue

@@ -68,7 +68,7 @@ def request_weight(method: str, path: str, params: dict[str, str]) -> int:
         return 5 if "orderId" in params else 20
     if endpoint == "/account":
         return 20
-    return 2 if endpoint == "/klines" else 1
+    return 2 if endpoint in ("/klines", "/aggTrades") else 1
 
 
 @dataclass(slots=True)

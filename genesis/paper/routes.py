@@ -3,7 +3,8 @@
 Binance semantics kept: ``/klines`` start/end/limit selection (1m only, closed candles only:
 the simulated market has no partial candle without look-ahead), ``/depth`` with one level per
 side, ``/ticker/*`` for one, some (``symbols=["A","B"]``) or all symbols, ``/myTrades``
-filters (``orderId``, ``fromId``, ``startTime``, ``endTime``, ``limit``).
+filters (``orderId``, ``fromId``, ``startTime``, ``endTime``, ``limit``), ``/aggTrades`` from
+the seeded tape of the trade stream (``genesis.paper.tape``), up to now.
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ from aiohttp import web
 from genesis.domain.instrument import Instrument
 from genesis.domain.orders import Liquidity
 from genesis.paper import binance_json as bj
+from genesis.paper.ws_json import agg_trade_event
 from genesis.venue.candles import from_epoch_ms, to_epoch_ms
 
 if TYPE_CHECKING:
     from genesis.paper.app import Ctx, PaperApp
 
 MINUTE = timedelta(minutes=1)
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
 DAY = timedelta(days=1)
 
 
@@ -31,7 +35,8 @@ def install(app: "PaperApp") -> None:
     """Register every endpoint on ``app``."""
     public = [("/ping", ping), ("/time", server_time), ("/exchangeInfo", exchange_info),
               ("/depth", depth), ("/klines", klines), ("/ticker/24hr", ticker_24hr),
-              ("/ticker/bookTicker", book_ticker), ("/ticker/price", ticker_price)]
+              ("/ticker/bookTicker", book_ticker), ("/ticker/price", ticker_price),
+              ("/aggTrades", agg_trades)]
     for path, handler in public:
         app.api("GET", "/api/v3" + path, handler)
     for method, path, handler in [("POST", "/order", new_order), ("GET", "/order", get_order),
@@ -91,6 +96,37 @@ async def klines(ctx: "Ctx") -> list[Any]:
     else:
         candles = (await ex.candles(inst, end - (limit + 1) * MINUTE, end))[-limit:]
     return [bj.kline_json(c) for c in candles]
+
+
+async def agg_trades(ctx: "Ctx") -> list[dict[str, Any]]:
+    """The tape's trades (one aggregate each, as on ``@aggTrade``) up to now: from ``fromId``
+    or within ``startTime``..``endTime`` (inclusive, at most an hour apart; the last hour
+    when neither is given), at most ``limit`` (500, up to 1000), oldest first."""
+    ex, p = ctx.exchange, ctx.params
+    inst = ex.instrument(p.get("symbol"))
+    limit = max(1, min(1000, bj.parse_int(p, "limit", 500) or 500))
+    now_ms = to_epoch_ms(ex.clock.now())
+    start_ms, end_ms = bj.parse_time_ms(p, "startTime"), bj.parse_time_ms(p, "endTime")
+    from_id = bj.parse_int(p, "fromId")
+    if start_ms is not None and end_ms is not None and end_ms - start_ms > HOUR_MS:
+        raise bj.BinanceError(400, -1127, "More than 1 hours between startTime and endTime.")
+    if from_id is not None:
+        start_ms = max(start_ms or 0, from_id // 1000 * MINUTE_MS)
+    if start_ms is None:
+        start_ms = (end_ms if end_ms is not None else now_ms) - HOUR_MS
+    end_ms = min(now_ms, end_ms if end_ms is not None else start_ms + HOUR_MS)
+    out: list[dict[str, Any]] = []
+    for open_ms in range(start_ms - start_ms % MINUTE_MS, end_ms + 1, MINUTE_MS):
+        for t in ctx.app.streams.tape(inst, open_ms):
+            if start_ms <= t.time_ms <= end_ms and (from_id is None or t.trade_id >= from_id):
+                out.append(agg_trade_event(bj.symbol_id(inst), t, now_ms))
+                if len(out) == limit:
+                    return [_agg_row(e) for e in out]
+    return [_agg_row(e) for e in out]
+
+
+def _agg_row(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: event[k] for k in ("a", "p", "q", "f", "l", "T", "m", "M")}
 
 
 async def ticker_24hr(ctx: "Ctx") -> Any:

@@ -93,7 +93,9 @@ class MarketStreams:
                 self.publish(f"{sid.lower()}@{channel}", diff)
         return new
 
-    def _tape(self, inst: Instrument, open_ms: int) -> list[TapeTrade]:
+    def tape(self, inst: Instrument, open_ms: int) -> list[TapeTrade]:
+        """The seeded trades of ``inst``'s minute opening at ``open_ms`` (all of them: callers
+        keep only those up to now)."""
         key = (inst.symbol, open_ms)
         if key not in self._tapes:
             candle = self.app.exchange.series[inst.symbol].candle_at(from_epoch_ms(open_ms))
@@ -112,7 +114,7 @@ class MarketStreams:
         start = max(last, now_ms - REPLAY_LIMIT_MS)
         name = sid.lower()
         for open_ms in range(start - start % MINUTE_MS, now_ms + 1, MINUTE_MS):
-            trades = self._tape(inst, open_ms)
+            trades = self.tape(inst, open_ms)
             for t in trades:
                 if start < t.time_ms <= now_ms:
                     self.publish(f"{name}@trade", wj.trade_event(sid, t, now_ms))

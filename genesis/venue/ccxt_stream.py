@@ -28,25 +28,30 @@ from genesis.venue.base import Candle, MarketDataUnavailable
 from genesis.venue.ccxt_support import build_exchange, dec, dt_to_ms, ms_to_dt, point_ccxt_at
 from genesis.venue.ccxt_venue import CcxtVenue
 from genesis.venue.credentials import Credentials
-from genesis.venue.market_hub import USER_ORDERS_KEPT, MarketHub, StreamState, forget_oldest
+from genesis.venue.market_hub import USER_ORDERS_KEPT, Backoff, MarketHub, StreamState, forget_oldest
+from genesis.venue.stream_feeds import FINAL_CCXT_STATUSES
+from genesis.venue.stream_reconcile import StreamReconciler
+from genesis.venue.volume_reader import VolumeReader
 
 MINUTE_MS = 60_000
 DEFAULT_UNAVAILABLE_AFTER_SECONDS = 60.0
 DEFAULT_FILL_WAIT_SECONDS = 3.0
-_FINAL_CCXT_STATUSES = ("closed", "canceled", "expired", "rejected")
 
 
 class StreamingCcxtVenue(CcxtVenue):
     """A ccxt.pro exchange as a ``Venue`` reading from streams (see module docstring).
 
     Takes ``CcxtVenue``'s arguments; the client is built from ``ccxt.pro`` unless injected.
-    ``hub`` defaults to one over this venue's client. ``fill_wait_seconds``: how long to await
-    the user stream's trades of an order before reading them over REST."""
+    ``hub`` defaults to one over this venue's client (``stall_after_seconds`` per stream and
+    ``backoff`` for it). ``fill_wait_seconds``: how long to await the user stream's trades of
+    an order before reading them over REST."""
 
     def __init__(self, exchange_id: str, *, credentials: Credentials | None = None,
                  exchange_url: str | None = None, hub: MarketHub | None = None,
                  unavailable_after_seconds: float = DEFAULT_UNAVAILABLE_AFTER_SECONDS,
-                 fill_wait_seconds: float = DEFAULT_FILL_WAIT_SECONDS, **kwargs: Any):
+                 fill_wait_seconds: float = DEFAULT_FILL_WAIT_SECONDS,
+                 stall_after_seconds: dict[str, float] | None = None,
+                 backoff: Backoff | None = None, **kwargs: Any):
         if kwargs.get("exchange") is None:
             kwargs["exchange"] = build_exchange(
                 exchange_id, credentials, exchange_url, kwargs.pop("timeout_ms", 10_000),
@@ -55,11 +60,19 @@ class StreamingCcxtVenue(CcxtVenue):
             if exchange_url:
                 point_ccxt_at(kwargs["exchange"], exchange_url)
         super().__init__(exchange_id, credentials=credentials, exchange_url=exchange_url, **kwargs)
-        self.hub = hub or MarketHub(self.ex, lambda: dt_to_ms(self.clock.now()))
+        self.hub = hub or MarketHub(self.ex, lambda: dt_to_ms(self.clock.now()),
+                                    backoff=backoff or Backoff(),
+                                    stall_after_seconds=stall_after_seconds,
+                                    time_scale=kwargs.get("time_scale", 1.0))
         self.unavailable_after_seconds = unavailable_after_seconds
         self.fill_wait_seconds = fill_wait_seconds
-        # order id -> user-stream reconnect count when it was placed (a later gap: read REST)
-        self._placed_at_reconnects: dict[str, int] = {}
+        # order id -> the user-stream reconnect count as of which the stream saw it whole (at
+        # placement, or the reconciliation after a reconnect); behind the count: read REST
+        self.placed_at_reconnects: dict[str, int] = {}
+        self.reconciler = StreamReconciler(self)
+        self.hub.on_user_reconnect.append(self.reconciler.run)
+        # the traded volume: the trade stream's, REST for what it did not cover
+        self.volumes = VolumeReader(self, lambda symbol: self.hub.feed(symbol).volume)
 
     # ------------------------------------------------------------------ market data
     async def book_top(self, symbol: str) -> BookTop:
@@ -113,16 +126,24 @@ class StreamingCcxtVenue(CcxtVenue):
                 f"({state.last_error or 'no message yet'}); holding new slices until it is back",
                 symbol, state.down_for(), retry_after_seconds=min(5.0, self.unavailable_after_seconds))
 
+    async def traded_volume(self, symbol: str, start: datetime, end: datetime) -> Decimal | None:
+        """Base volume traded in ``[start, min(end, now))`` (``MeasuresTradedVolume``, what the
+        participation cap is held to): the trade stream's count, REST (klines, aggTrades) for
+        what it did not cover; a lower bound (``genesis.venue.trade_volume``)."""
+        return await self.volumes.traded_volume(symbol, start, end)
+
     # ------------------------------------------------------------------ orders and fills
     async def place_order(self, request: OrderRequest) -> OrderReport:
         """As ``CcxtVenue.place_order``, the user data stream subscribed (and up) first, so no
         ``executionReport`` of the order is missed."""
         await self.user_stream_ready()
+        as_of = self.hub.user.trades_state.reconnects
         report = await super().place_order(request)
         if report.venue_order_id is not None:
-            self._placed_at_reconnects.setdefault(report.venue_order_id,
-                                                  self.hub.user.trades_state.reconnects)
-            forget_oldest(self._placed_at_reconnects, USER_ORDERS_KEPT)
+            self.placed_at_reconnects.setdefault(report.venue_order_id, as_of)
+            forget_oldest(self.placed_at_reconnects, USER_ORDERS_KEPT)
+            self.reconciler.order_placed(report.venue_order_id, request.symbol,
+                                         request.client_order_id)
         return report
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport:
@@ -147,10 +168,10 @@ class StreamingCcxtVenue(CcxtVenue):
         order_id = user.by_client_id.get(client_order_id)
         if order_id is None or not user.healthy:
             return None
-        if self._placed_at_reconnects.get(order_id) != user.trades_state.reconnects:
+        if self.placed_at_reconnects.get(order_id) != user.trades_state.reconnects:
             return None
         order = user.orders.get(order_id)
-        if order is None or order.get("status") not in _FINAL_CCXT_STATUSES:
+        if order is None or order.get("status") not in FINAL_CCXT_STATUSES:
             return None
         return order
 
@@ -174,7 +195,7 @@ class StreamingCcxtVenue(CcxtVenue):
         user.merge_trades(order_id, [t for t in order.get("trades") or [] if t.get("id")])
         if sum((f.qty for f in immediate), Decimal(0)) == filled:
             return immediate
-        gap = (user.trades_state.reconnects != self._placed_at_reconnects.get(
+        gap = (user.trades_state.reconnects != self.placed_at_reconnects.get(
             order_id, user.trades_state.reconnects))
         deadline = time.monotonic() + self.fill_wait_seconds
         while user.healthy and not gap and time.monotonic() < deadline:
@@ -193,15 +214,18 @@ class StreamingCcxtVenue(CcxtVenue):
                                                              key=lambda t: int(t["id"]))]
 
     def stream_status(self) -> dict[str, Any]:
-        """Per stream: up, seconds down, reconnects; and the subscriptions started."""
+        """Per stream: up, seconds down, reconnects, stalls found; the subscriptions started;
+        the user stream's reconciliations."""
         states = {f"{s} {n}": st for s, f in self.hub.feeds.items()
                   for n, st in (("bookTicker", f.book_state), ("kline_1m", f.kline_state),
                                 ("trade", f.trade_state))}
         states.update({"user orders": self.hub.user.orders_state,
                        "user trades": self.hub.user.trades_state})
         return {"streams": {k: {"up": st.up, "down_seconds": round(st.down_for(), 3),
-                                "reconnects": st.reconnects} for k, st in states.items()},
-                "subscriptions": dict(self.hub.subscriptions)}
+                                "reconnects": st.reconnects, "stalls": st.stalls}
+                            for k, st in states.items()},
+                "subscriptions": dict(self.hub.subscriptions),
+                "reconciliations": self.reconciler.runs}
 
     async def close(self) -> None:
         """Stop the hub's watch loops and close the client."""

@@ -11,193 +11,62 @@ Each loop reconnects after a dropped connection with exponential backoff and ful
 reconnected (a reconnect is a gap: what it may have missed must be read again over REST).
 Klines: ccxt does not hand out Binance's ``x`` (closed) flag, so a minute counts as closed
 when the stream moved on to a later minute on the same connection.
+
+**Stalls**: a market stream that is open but has sent nothing for its ``stall_after_seconds``
+(exchange seconds, per stream: ``book``, ``trade``, ``kline``) is treated as dropped: its
+connection is closed through ccxt (``client.on_error``, as ccxt's own keep-alive does), and
+the loop reconnects with backoff. The user data stream is legitimately silent while no order
+changes, so silence is no evidence there (a gap in it shows in fills, read over REST).
+
+**Trades**: every trade the stream delivers is counted, once, into the symbol's
+``TradeVolume`` (``genesis.venue.trade_volume``) while the connection covers its time.
+``on_user_reconnect`` callbacks run (as a named task) each time the user stream comes back
+after a drop: reconciliation (``genesis.venue.stream_reconcile``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import time
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 import ccxt.async_support as ccxt
 import structlog
 
-from genesis.domain.orders import BookTop
 from genesis.venue.ccxt_errors import describe
-from genesis.venue.ccxt_support import dec, ms_to_dt
+from genesis.venue.stream_feeds import (USER_ORDERS_KEPT, Backoff, StreamState, SymbolFeed,
+                                        UserFeed, forget_oldest)
 
+__all__ = ["USER_ORDERS_KEPT", "Backoff", "MarketHub", "StreamStalled", "StreamState",
+           "SymbolFeed", "UserFeed", "forget_oldest", "DEFAULT_STALL_AFTER_SECONDS"]
 log = structlog.get_logger("genesis.venue.market_hub")
-TAPE_LENGTH = 2000
-KLINE_MINUTES = 30 * 24 * 60  # kept per symbol: the volume curve reads 20 days
 REFRESH_SECONDS = 0.1
-USER_ORDERS_KEPT = 20_000  # orders (and their trades) kept; older ones are read over REST
+DEFAULT_STALL_AFTER_SECONDS = {"book": 60.0, "trade": 30.0, "kline": 10.0}
 
 
-def forget_oldest(kept: dict[Any, Any], limit: int) -> None:
-    """Drop the oldest entries (insertion order) of ``kept`` beyond ``limit``."""
-    if len(kept) <= limit:
-        return
-    for key in list(kept)[:max(0, len(kept) - limit)]:
-        kept.pop(key, None)
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Reconnect delays: ``base * 2**attempt`` capped at ``max``, with full jitter."""
-
-    base_seconds: float = 0.5
-    max_seconds: float = 30.0
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        return rng.uniform(0, min(self.max_seconds, self.base_seconds * 2 ** min(attempt, 16)))
-
-
-@dataclass
-class StreamState:
-    """Health of one watch loop (wall-clock monotonic seconds)."""
-
-    up: bool = False
-    down_since: float | None = field(default_factory=time.monotonic)
-    reconnects: int = 0
-    last_error: str = ""
-    gap: bool = False  # the connection dropped since the last message handed out
-
-    def mark_up(self) -> None:
-        """The stream is subscribed (or delivered a message)."""
-        self.up, self.down_since = True, None
-
-    def mark_down(self, error: str) -> None:
-        if self.up:
-            self.reconnects += 1
-            self.gap = True
-        self.up, self.last_error = False, error
-        if self.down_since is None:
-            self.down_since = time.monotonic()
-
-    def down_for(self) -> float:
-        return 0.0 if self.down_since is None else time.monotonic() - self.down_since
-
-
-@dataclass
-class SymbolFeed:
-    """What the market streams told about one symbol."""
-
-    symbol: str
-    book: BookTop | None = None
-    trades: deque = field(default_factory=lambda: deque(maxlen=TAPE_LENGTH))
-    klines: dict[int, list[Any]] = field(default_factory=dict)  # open ms -> [t, o, h, l, c, v]
-    closed: set[int] = field(default_factory=set)  # open ms of minutes seen to their end
-    kline_connection_start: int | None = None  # first minute seen on the current connection
-    book_state: StreamState = field(default_factory=StreamState)
-    kline_state: StreamState = field(default_factory=StreamState)
-    trade_state: StreamState = field(default_factory=StreamState)
-
-    changed: asyncio.Event = field(default_factory=asyncio.Event)  # set (and replaced) per kline
-    absent: set[int] = field(default_factory=set)  # closed minutes REST has no candle for
-    rest_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    def keep_closed(self, rows: list[list[Any]], asked: list[int]) -> None:
-        """Closed candles read over REST for the minutes ``asked``: kept (a closed candle never
-        changes); asked minutes it has no candle for are remembered as absent."""
-        got = {int(row[0]) for row in rows}
-        for row in rows:
-            t = int(row[0])
-            if t not in self.closed:
-                self.klines[t] = list(row)
-                self.closed.add(t)
-        self.absent.update(t for t in asked if t not in got and t not in self.closed)
-
-    def on_klines(self, new: list[list[Any]], cached: list[list[Any]], reconnected: bool) -> None:
-        """``new``: the rows the watch call returned; ``cached``: ccxt's whole kline cache
-        (several messages can arrive between two watch calls: only the cache has them all)."""
-        if new and (reconnected or self.kline_connection_start is None):
-            self.kline_connection_start = max(int(row[0]) for row in new)
-        if self.kline_connection_start is None:
-            return
-        mine = []  # rows of this connection; ccxt's cache is in time order, newest last
-        for row in reversed(cached):
-            if int(row[0]) < self.kline_connection_start or int(row[0]) in self.closed:
-                break  # older than this connection, or final already
-            mine.append(row)
-        if not mine:
-            return
-        latest = max(int(row[0]) for row in mine)
-        for row in mine:
-            t = int(row[0])
-            self.klines[t] = list(row)
-            if t < latest:  # a later minute arrived on this connection: this one was seen to its end
-                self.closed.add(t)
-        if len(self.klines) > KLINE_MINUTES:
-            for t in sorted(self.klines)[:-KLINE_MINUTES]:
-                self.klines.pop(t)
-                self.closed.discard(t)
-            self.absent = {t for t in self.absent if t >= min(self.klines)}
-        self.changed.set()
-        self.changed = asyncio.Event()
-
-    def on_bids_asks(self, tickers: dict[str, Any], now_ms: int) -> None:
-        t = tickers.get(self.symbol)
-        if t and t.get("bid") is not None and t.get("ask") is not None:
-            stamp = t.get("timestamp") or now_ms
-            self.book = BookTop(dec(t["bid"]), dec(t["ask"]), ms_to_dt(stamp))
-
-
-@dataclass
-class UserFeed:
-    """Orders and trades of the account from the user data stream, keyed by exchange order id."""
-
-    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
-    by_client_id: dict[str, str] = field(default_factory=dict)  # client order id -> order id
-    trades: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # order -> id -> t
-    orders_state: StreamState = field(default_factory=StreamState)
-    trades_state: StreamState = field(default_factory=StreamState)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def on_orders(self, orders: list[dict[str, Any]]) -> None:
-        for o in orders:
-            if o.get("id") is not None:
-                self.orders[str(o["id"])] = dict(o)
-                if o.get("clientOrderId"):
-                    self.by_client_id[str(o["clientOrderId"])] = str(o["id"])
-        for kept in (self.orders, self.by_client_id, self.trades):
-            forget_oldest(kept, USER_ORDERS_KEPT)
-        self._notify()
-
-    def on_trades(self, trades: list[dict[str, Any]]) -> None:
-        for t in trades:
-            if t.get("order") is not None and t.get("id") is not None:
-                self.trades.setdefault(str(t["order"]), {})[str(t["id"])] = dict(t)  # dedup by id
-        self._notify()
-
-    def merge_trades(self, order_id: str, trades: list[dict[str, Any]]) -> None:
-        """Trades read over REST after a gap, merged by trade id (never counted twice)."""
-        self.on_trades([{**t, "order": order_id} for t in trades])
-
-    def _notify(self) -> None:
-        self.changed.set()
-        self.changed = asyncio.Event()
-
-    @property
-    def healthy(self) -> bool:
-        return self.orders_state.up and self.trades_state.up
+class StreamStalled(ccxt.NetworkError):
+    """An open stream sent nothing for longer than its stall time: treated as dropped."""
 
 
 class MarketHub:
-    """Shared ccxt.pro watch loops (see module docstring). ``now_ms`` stamps book tops that
-    carry no exchange time."""
+    """Shared ccxt.pro watch loops (see module docstring). ``now_ms``: the venue clock (stamps
+    book tops that carry no exchange time, times trades' coverage and silences);
+    ``stall_after_seconds``: per stream (``book``, ``trade``, ``kline``); ``time_scale``: the
+    exchange's clock runs this many times faster than the wall clock (a paper exchange)."""
 
     def __init__(self, exchange: Any, now_ms: Callable[[], int], *, backoff: Backoff = Backoff(),
-                 seed: int | None = None):
+                 seed: int | None = None, stall_after_seconds: Mapping[str, float] | None = None,
+                 time_scale: float = 1.0):
         self.ex = exchange
         self._now_ms = now_ms
         self.backoff = backoff
+        self.stall_after_seconds = {**DEFAULT_STALL_AFTER_SECONDS, **(stall_after_seconds or {})}
+        self.time_scale = time_scale
         self._rng = random.Random(seed)
         self.feeds: dict[str, SymbolFeed] = {}
         self.user = UserFeed()
         self.subscriptions: dict[str, int] = {}  # "<symbol> <stream>" -> watch loops started
+        self.on_user_reconnect: list[Callable[[], Awaitable[None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._user_started = False
         self._closed = False
@@ -207,16 +76,21 @@ class MarketHub:
         feed = self.feeds.get(symbol)
         if feed is None:
             feed = self.feeds[symbol] = SymbolFeed(symbol)
+            feed.volume.time_scale = self.time_scale
             self._start(f"{symbol} bookTicker", feed.book_state,
                         lambda: self.ex.watch_bids_asks([symbol]),
                         lambda data, _r: feed.on_bids_asks(
                             {**(getattr(self.ex, "bidsasks", None) or {}), **(data or {})},
-                            self._now_ms()))
+                            self._now_ms()), kind="book", hint=f"bookTicker@{symbol}")
             self._start(f"{symbol} trade", feed.trade_state, lambda: self.ex.watch_trades(symbol),
-                        lambda data, _r: feed.trades.extend(data or []))
+                        lambda _data, _r: feed.volume.ingest(self._cached_trades(symbol), self._now_ms()),
+                        kind="trade", hint=f"trade::{symbol}",
+                        on_up=lambda: feed.volume.stream_up(self._now_ms()),
+                        on_down=feed.volume.stream_down)
             self._start(f"{symbol} kline_1m", feed.kline_state,
                         lambda: self.ex.watch_ohlcv(symbol, "1m"),
-                        lambda data, r: feed.on_klines(data or [], self._cached_klines(symbol), r))
+                        lambda data, r: feed.on_klines(data or [], self._cached_klines(symbol), r),
+                        kind="kline", hint=f"ohlcv::{symbol}::1m")
         return feed
 
     def start_user_stream(self) -> UserFeed:
@@ -227,78 +101,129 @@ class MarketHub:
             self._start("user orders", self.user.orders_state, lambda: self.ex.watch_orders(),
                         lambda data, _r: self.user.on_orders([*(self.ex.orders or []), *(data or [])]))
             self._start("user trades", self.user.trades_state, lambda: self.ex.watch_my_trades(),
-                        lambda data, _r: self.user.on_trades([*(self.ex.myTrades or []), *(data or [])]))
+                        lambda data, _r: self.user.on_trades([*(self.ex.myTrades or []), *(data or [])]),
+                        on_up=lambda: self._user_back(self.user.trades_state))
         return self.user
 
+    def _user_back(self, state: StreamState) -> None:
+        """The user stream subscribed again after a drop: run the reconnect callbacks now (on
+        the trades loop's return: both loops share one subscription)."""
+        if state.reconnects == 0:
+            return
+        self._tasks = [t for t in self._tasks if not t.done()]
+        for callback in self.on_user_reconnect:
+            self._tasks.append(asyncio.create_task(callback(), name="user stream reconcile"))
+
     def _start(self, name: str, state: StreamState, watch: Callable[[], Awaitable[Any]],
-               on_data: Callable[[Any, bool], None]) -> None:
+               on_data: Callable[[Any, bool], Any], *, kind: str | None = None,
+               hint: str | None = None, on_up: Callable[[], None] | None = None,
+               on_down: Callable[[], None] | None = None) -> None:
+        """One watch loop; ``kind``: its stall time's name (None: never stalls); ``hint``: the
+        ccxt subscription hash its connection carries; ``on_up`` / ``on_down``: its connection
+        subscribed / dropped."""
         self.subscriptions[name] = self.subscriptions.get(name, 0) + 1
-        self._tasks.append(asyncio.create_task(self._loop(name, state, watch, on_data),
-                                               name=f"stream {name}"))
+        stream = _Stream(name, state, watch, on_data, kind, hint, on_up or _nothing,
+                         on_down or _nothing)
+        self._tasks.append(asyncio.create_task(self._loop(stream), name=f"stream {name}"))
 
     def _cached_klines(self, symbol: str) -> list[list[Any]]:
         return list(((getattr(self.ex, "ohlcvs", None) or {}).get(symbol) or {}).get("1m") or [])
 
-    def _market_connected(self) -> bool:
-        """True when ccxt holds an open connection to the market streams' URL (a quiet market
-        sends nothing for a while; the stream is up all the same)."""
+    def _cached_trades(self, symbol: str) -> list[dict[str, Any]]:
+        return list((getattr(self.ex, "trades", None) or {}).get(symbol) or [])
+
+    def _market_clients(self, hint: str | None) -> list[Any]:
+        """ccxt's clients on the market streams' URL (those carrying ``hint``, the end of a ccxt
+        subscription hash, when any does)."""
         ws = (self.ex.urls.get("api") or {}).get("ws") or {}
         base = ws.get("spot") if isinstance(ws, dict) else None
-        for client in list(getattr(self.ex, "clients", {}).values()):
+        clients = [c for c in list(getattr(self.ex, "clients", {}).values())
+                   if base and str(getattr(c, "url", "")).startswith(base)]
+        carrying = [c for c in clients if hint is not None and any(
+            str(key).endswith(hint) for key in (getattr(c, "subscriptions", None) or {}))]
+        return carrying if hint is not None and carrying else clients
+
+    def _market_connected(self, hint: str | None = None) -> bool:
+        """True when ccxt holds an open connection to the market streams' URL (the stream's own
+        when it can be told): a quiet market sends nothing for a while; it is up all the same."""
+        for client in self._market_clients(hint):
             connected = getattr(client, "connected", None)
-            if (base and str(getattr(client, "url", "")).startswith(base) and connected is not None
-                    and connected.done() and not connected.cancelled()
+            if (connected is not None and connected.done() and not connected.cancelled()
                     and connected.exception() is None):
                 return True
         return False
 
-    async def _watch(self, name: str, state: StreamState, watch: Callable[[], Awaitable[Any]],
-                     refresh: Callable[[], None]) -> Any:
+    def _stalled(self, s: "_Stream") -> bool:
+        limit = self.stall_after_seconds.get(s.kind) if s.kind else None
+        return bool(limit) and s.state.up and s.state.silent_for(self._now_ms(), self.time_scale) >= limit
+
+    def _drop_stalled(self, s: "_Stream") -> StreamStalled:
+        """Close the stalled stream's connection the way ccxt drops a dead one."""
+        silent = s.state.silent_for(self._now_ms(), self.time_scale)
+        error = StreamStalled(f"{s.name}: open but silent for {silent:.1f} s "
+                              f"(stall_after_seconds.{s.kind} {self.stall_after_seconds[s.kind]:g})")
+        s.state.stalls += 1
+        for client in self._market_clients(s.hint):
+            client.on_error(error)
+        return error
+
+    async def _watch(self, s: "_Stream") -> Any:
         """One watch call; the stream counts as up once subscribed, before its first message.
         While it waits, ccxt's caches are read again every ``REFRESH_SECONDS``: messages that
-        arrive between two watch calls resolve no one's future, and only the cache has them."""
-        if name.startswith("user"):
+        arrive between two watch calls resolve no one's future, and only the cache has them.
+        A stream silent past its stall time raises ``StreamStalled`` (its connection closed)."""
+        if s.name.startswith("user"):
             await self.ex.authenticate()  # confirmed userDataStream.subscribe.signature
-            if not state.up:
-                state.mark_up()
-        task = asyncio.ensure_future(watch())
+            self._mark_up(s)
+        task = asyncio.ensure_future(s.watch())
+        task.add_done_callback(_retrieve)
         try:
             while not task.done():
                 await asyncio.wait({task}, timeout=REFRESH_SECONDS)
                 if task.done():
                     break
-                if not state.up and self._market_connected():
-                    state.mark_up()
-                if state.up and not state.gap:
-                    refresh()
+                if not s.state.up and self._market_connected(s.hint):
+                    self._mark_up(s)
+                if s.state.up and not s.state.gap:
+                    s.on_data(None, False)
+                if self._stalled(s):
+                    raise self._drop_stalled(s)
         finally:
             if not task.done():
                 task.cancel()
         return task.result()
 
-    async def _loop(self, name: str, state: StreamState, watch: Callable[[], Awaitable[Any]],
-                    on_data: Callable[[Any, bool], None]) -> None:
+    def _mark_up(self, s: "_Stream") -> None:
+        if not s.state.up:
+            s.state.heard(self._now_ms())
+            s.on_up()
+        s.state.mark_up()
+
+    async def _loop(self, s: "_Stream") -> None:
         attempt = 0
         while not self._closed:
             try:
-                data = await self._watch(name, state, watch, lambda: on_data(None, False))
+                data = await self._watch(s)
             except asyncio.CancelledError:
                 raise
             except (ccxt.BaseError, KeyError) as exc:
                 # KeyError: ccxt 4.5's own cleanup after a refused user-stream subscription
-                state.mark_down(describe(exc))
+                if s.state.up:
+                    s.on_down()
+                s.state.mark_down(describe(exc))
                 delay = self.backoff.delay(attempt, self._rng)
-                log.warning("stream_down", stream=name, error=state.last_error,
+                log.warning("stream_down", stream=s.name, error=s.state.last_error,
                             retry_in_seconds=round(delay, 3))
                 attempt += 1
                 await asyncio.sleep(delay)
                 continue
-            state.mark_up()
-            reconnected, state.gap = state.gap, False
+            self._mark_up(s)
+            s.state.heard(self._now_ms())
+            reconnected, s.state.gap = s.state.gap, False
             if reconnected:
-                log.info("stream_reconnected", stream=name, reconnects=state.reconnects)
+                log.info("stream_reconnected", stream=s.name, reconnects=s.state.reconnects)
             attempt = 0
-            on_data(data, reconnected)
+            s.on_data(data, reconnected)
 
     async def close(self) -> None:
         """Stop every watch loop (the client itself is closed by its owner)."""
@@ -307,3 +232,25 @@ class MarketHub:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+
+
+class _Stream:
+    """One watch loop's parts (see ``MarketHub._start``)."""
+
+    __slots__ = ("name", "state", "watch", "on_data", "kind", "hint", "on_up", "on_down")
+
+    def __init__(self, name: str, state: StreamState, watch: Callable[[], Awaitable[Any]],
+                 on_data: Callable[[Any, bool], Any], kind: str | None, hint: str | None,
+                 on_up: Callable[[], None], on_down: Callable[[], None]):
+        self.name, self.state, self.watch, self.on_data = name, state, watch, on_data
+        self.kind, self.hint, self.on_up, self.on_down = kind, hint, on_up, on_down
+
+
+def _nothing() -> None:
+    return None
+
+
+def _retrieve(task: "asyncio.Future[Any]") -> None:
+    """A watch abandoned (stall, close) may still fail: its error is expected, not logged."""
+    if not task.cancelled():
+        task.exception()

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 # Binance spot's published weights of the calls CcxtVenue makes (ccxt method name; myTrades
-# always with an orderId)
+# with an orderId, or from a trade id: ``fetch_my_trades_from_id``; fetch_trades: aggTrades)
 PUBLISHED_WEIGHTS: dict[str, int] = {
     "load_markets": 20, "fetch_order_book": 5, "fetch_ohlcv": 2, "create_order": 1,
     "cancel_order": 1, "fetch_order": 4, "fetch_my_trades": 5, "fetch_open_orders": 6,
-    "fetch_balance": 20, "fetch_tickers": 2,
+    "fetch_balance": 20, "fetch_tickers": 2, "fetch_trades": 2, "fetch_my_trades_from_id": 20,
 }
 DEFAULT_WEIGHT_LIMIT_1M = 6000.0
 DEFAULT_ORDER_LIMIT_10S = 100
