@@ -9,6 +9,8 @@
 * REST stays for placing and cancelling, for history and for reconciliation: when a stream is
   down the venue reads over REST; after the user stream reconnected, an order's fills are read
   again over REST and merged by trade id (nothing missed, nothing counted twice).
+* Balances (the tier gate's equity) from the user data stream's ``watch_balance`` and prices
+  shared by every caller (``genesis.venue.account_stream``).
 * A market stream down for longer than ``unavailable_after_seconds`` makes ``book_top`` raise
   ``RetryableVenueError`` (market unavailable): the engine holds new slices and retries.
 """
@@ -24,6 +26,7 @@ from typing import Any
 import ccxt.pro as ccxtpro
 
 from genesis.domain.orders import BookTop, Fill, OrderReport, OrderRequest
+from genesis.venue.account_stream import AccountBalances, SharedTickers, equity_in_usdt
 from genesis.venue.base import Candle, RetryableVenueError
 from genesis.venue.ccxt_support import build_exchange, dec, dt_to_ms, ms_to_dt, point_ccxt_at
 from genesis.venue.ccxt_venue import CcxtVenue
@@ -60,6 +63,10 @@ class StreamingCcxtVenue(CcxtVenue):
         self.fill_wait_seconds = fill_wait_seconds
         # order id -> user-stream reconnect count when it was placed (a later gap: read REST)
         self._placed_at_reconnects: dict[str, int] = {}
+        self.account = AccountBalances(self.hub, lambda: self._call(
+            "fetch_balance", lambda: self.ex.fetch_balance()), self.clock)
+        self.tickers = SharedTickers(self.hub, lambda symbols: self._call(
+            "fetch_tickers", lambda: self.ex.fetch_tickers(symbols)), self.clock)
 
     # ------------------------------------------------------------------ market data
     async def book_top(self, symbol: str) -> BookTop:
@@ -112,6 +119,16 @@ class StreamingCcxtVenue(CcxtVenue):
                 f"{symbol}: market data stream down for {state.down_for():.0f} s "
                 f"({state.last_error or 'no message yet'}); holding new slices until it is back",
                 retry_after_seconds=min(5.0, self.unavailable_after_seconds))
+
+    # ------------------------------------------------------------------ account
+    async def equity_usdt(self) -> Decimal:
+        """As ``CcxtVenue.equity_usdt``, from the user stream's balances and shared prices
+        (``genesis.venue.account_stream``): no REST read per submission."""
+        totals = await self.account.totals()
+        markets = self.ex.markets or {}
+        prices = await self.tickers.prices(
+            f"{a}/USDT" for a in totals if a != "USDT" and f"{a}/USDT" in markets)
+        return equity_in_usdt(totals, prices, self._unpriced)
 
     # ------------------------------------------------------------------ orders and fills
     async def place_order(self, request: OrderRequest) -> OrderReport:

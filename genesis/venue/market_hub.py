@@ -230,6 +230,12 @@ class MarketHub:
                         lambda data, _r: self.user.on_trades([*(self.ex.myTrades or []), *(data or [])]))
         return self.user
 
+    def watch(self, name: str, state: StreamState, watch: Callable[[], Awaitable[Any]],
+              on_data: Callable[[Any, bool], None]) -> None:
+        """One more watch loop on the hub's client, reconnecting and reporting like the others
+        (a ``name`` starting with "user" authenticates the user data stream first)."""
+        self._start(name, state, watch, on_data)
+
     def _start(self, name: str, state: StreamState, watch: Callable[[], Awaitable[Any]],
                on_data: Callable[[Any, bool], None]) -> None:
         self.subscriptions[name] = self.subscriptions.get(name, 0) + 1
