@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal as D
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from genesis.clock import VirtualClock
 from genesis.domain.orders import Side
 from genesis.engine.supervisor import SubmissionRejected
 from genesis.requests import validate_submit
+from genesis.venue.account_stream import AccountBalances
 from genesis.venue.ccxt_stream import StreamingCcxtVenue
 from genesis.venue.credentials import Credentials
 from genesis.venue.instruments import SIM_INSTRUMENTS
@@ -112,3 +114,46 @@ async def test_the_tier_gate_still_refuses_an_account_below_the_threshold(
     finally:
         await venue.close()
         await server.stop()
+
+
+class _Hub:
+    """What ``AccountBalances`` uses of the market hub: ccxt's balance cache, one watch loop."""
+
+    def __init__(self) -> None:
+        self.ex = SimpleNamespace(balance={})
+        self.feeds: dict[str, Any] = {}
+        self.on_data: Any = None
+
+    def start_user_stream(self) -> None:
+        pass
+
+    def watch(self, name: str, state: Any, watch: Any, on_data: Any) -> None:
+        state.mark_up()
+        self.on_data = on_data
+
+    def push(self, **totals: str) -> None:
+        self.ex.balance = {"spot": {"total": {a: float(v) for a, v in totals.items()}}}
+        self.on_data(None, False)
+
+
+async def test_the_snapshot_is_read_again_after_a_reconnect_or_when_stale_while_down() -> None:
+    clock = VirtualClock(minute(0))
+    hub, reads = _Hub(), []
+    snapshot = {"total": {"USDT": 100.0, "BTC": 1.0}}
+
+    async def fetch() -> dict[str, Any]:
+        reads.append(clock.now())
+        return snapshot
+
+    account = AccountBalances(hub, fetch, clock, ttl_seconds=30)  # type: ignore[arg-type]
+    assert await account.totals() == {"USDT": D(100), "BTC": D(1)}
+    hub.push(BTC="1.5")  # an outboundAccountPosition after the snapshot
+    clock.advance_to(minute(5))
+    assert await account.totals() == {"USDT": D(100), "BTC": D("1.5")} and len(reads) == 1
+    account.state.mark_down("dropped")  # a gap: the stream may have missed events
+    snapshot = {"total": {"USDT": 90.0, "BTC": 2.0}}
+    assert await account.totals() == {"USDT": D(90), "BTC": D(2)} and len(reads) == 2
+    assert await account.totals() == {"USDT": D(90), "BTC": D(2)} and len(reads) == 2  # fresh
+    clock.advance_to(minute(5.5))  # still down, the snapshot 30 s old: REST again
+    await account.totals()
+    assert len(reads) == 3
