@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export GENESIS_DB ?= genesis.db
 
-.PHONY: help venv install test browser-test demo paper-demo run migrate clean bench quality chaos chaos-ha wheel
+.PHONY: help venv install test browser-test demo paper-demo run migrate clean bench bench-parents quality chaos chaos-ha wheel
 
 help:
 	@echo "make demo     set up, then run a TWAP on the embedded simulated venue (under a minute)"
@@ -14,6 +14,7 @@ help:
 	@echo "make paper-demo  a TWAP through the real ccxt client against the local paper exchange"
 	@echo "make run      the daemon in the foreground on the simulated venue"
 	@echo "make bench    speed and memory figures side by side with their references"
+	@echo "make bench-parents  100, 300 and 1,000 TWAP parents on one paper-exchange account (~12 min)"
 	@echo "make quality  VWAP vs TWAP tracking study on the shared candles (long)"
 	@echo "make chaos    50+ SIGKILLs of the daemon against a faulty paper exchange, then exactly-once checks (~6 min)"
 	@echo "make chaos-ha three daemons on one PostgreSQL, the leader SIGKILLed/SIGSTOPped 30 times, exchange-record checks"
@@ -61,6 +62,9 @@ clean:
 bench: $(STAMP)
 	$(BIN)/python -c 'import eventsourcing.postgres' 2>/dev/null || $(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/run.py
+
+bench-parents: $(STAMP)
+	$(BIN)/python -m bench.parents_bench 100 300 1000
 
 quality: $(STAMP)
 	$(BIN)/python scripts/quality.py

@@ -18,12 +18,12 @@ import tempfile
 import time
 from collections import Counter
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
+from bench.slice_figures import PARAMS as _PARAMS, Tape, lateness, participation
 from genesis.clock import ScaledClock
 from genesis.config import parse_config
 from genesis.paper.limits import request_weight
@@ -32,7 +32,7 @@ from genesis.requests import validate_submit
 from genesis.runtime.wiring import EngineOptions, build_engine
 from genesis.store import migrate
 from genesis.store import tables as t
-from genesis.venue.candles import shipped_candles, to_epoch_ms
+from genesis.venue.candles import shipped_candles
 from genesis.venue.ccxt_stream import StreamingCcxtVenue
 from genesis.venue.ccxt_venue import CcxtVenue
 from genesis.venue.credentials import Credentials
@@ -42,10 +42,6 @@ KEY, SECRET = "bench-key-000001", "bench-secret-000001"
 SPEED = 20.0
 SYMBOL = "BTC/USDT"
 SETUP_PATHS = {"/api/v3/exchangeInfo", "/api/v3/account", "/api/v3/ticker/24hr", "/api/v3/time"}
-# a request's parameters are not in the audit: price each endpoint as the venue calls it
-_PARAMS = {"/api/v3/depth": {"symbol": "X", "limit": "5"},
-           "/api/v3/myTrades": {"symbol": "X", "orderId": "1"},
-           "/api/v3/ticker/24hr": {"symbols": "[X]"}}
 
 
 async def one_mode(streams: bool, parents: int, slices: int, minutes: int,
@@ -62,10 +58,9 @@ async def one_mode(streams: bool, parents: int, slices: int, minutes: int,
                      clock=clock, time_scale=speed)
         db = Path(tmp) / "genesis.db"
         migrate.upgrade(db)
-        wired = await build_engine(db, config, clock, lambda _clock: venue, lambda v: v.instruments(),
-                                   EngineOptions(durable=False, candle_cache=False))
-        supervisor, engine = wired.supervisor, wired.database
-        assert supervisor is not None
+        engine = await build_engine(db, config, clock, lambda _clock: venue, lambda v: v.instruments(),
+                                    EngineOptions(candle_cache=False))
+        supervisor = engine.supervisor
         t0 = time.perf_counter()
         try:
             for i in range(parents):
@@ -78,16 +73,17 @@ async def one_mode(streams: bool, parents: int, slices: int, minutes: int,
             rows = list(server.exchange.store.db.execute("SELECT method, path, http_status FROM requests"))
             slice_rows = list(server.exchange.store.db.execute(
                 "SELECT COUNT(*) FROM requests WHERE method = 'POST' AND path = '/api/v3/order'"))
-            async with engine.connect() as conn:
-                timing = (await conn.execute(select(t.execution_slices.c.scheduled_at,
-                                                    t.execution_slices.c.executed_at))).all()
-                intervals = (await conn.execute(select(
-                    t.execution_slices.c.interval_start, t.execution_slices.c.interval_end,
-                    t.execution_slices.c.filled_qty, t.execution_slices.c.cap_overridden))).all()
-            participation = _max_participation(server, intervals)
+            received = dict(server.exchange.store.db.execute("SELECT client_order_id, created_ms FROM orders"))
+            async with engine.database.connect() as conn:
+                s, c = t.execution_slices.c, t.child_orders.c
+                timing = (await conn.execute(select(s.execution_id, s.slice_index, s.scheduled_at))).all()
+                intervals = (await conn.execute(select(s.execution_id, s.slice_index, s.interval_start,
+                                                       s.interval_end, s.cap_overridden))).all()
+                children = (await conn.execute(select(c.client_order_id, c.execution_id, c.slice_index,
+                                                      c.intended_at))).all()
+            realised = participation(Tape(SYMBOL), intervals, children, server.exchange.store.db)
         finally:
-            await supervisor.shutdown(1.0)
-            await wired.close(close_venue=False)
+            await engine.close(close_venue=False)
             await venue.close()
             await server.stop()
     weights: Counter[str] = Counter()
@@ -97,7 +93,7 @@ async def one_mode(streams: bool, parents: int, slices: int, minutes: int,
         weights[key] += request_weight(method, path, _PARAMS.get(path, {"symbol": "X"}))
         counts[key] += 1
     slices_run = parents * slices
-    late = sorted((done - due).total_seconds() for due, done in timing if done is not None)
+    late = lateness(timing, children, received)
     trading = {k: w for k, w in weights.items() if k.split(" ", 1)[1] not in SETUP_PATHS}
     return {"streams": streams, "parents": parents, "slices": slices_run,
             "child_orders_posted": slice_rows[0][0], "wall_seconds": round(wall, 2),
@@ -106,32 +102,14 @@ async def one_mode(streams: bool, parents: int, slices: int, minutes: int,
             "per_slice_by_endpoint": {k: round(w / slices_run, 2) for k, w in sorted(trading.items())},
             "requests_per_slice_by_endpoint": {k: round(counts[k] / slices_run, 2) for k in sorted(trading)},
             "http_429_or_418": sum(1 for *_, s in rows if s in (429, 418)),
-            # exchange seconds from a slice's scheduled time to its close (the maker leg waits)
-            "slice_lateness_p50_s": _pct(late, 0.5), "slice_lateness_p99_s": _pct(late, 0.99),
+            # exchange seconds from a slice's scheduled time to its first order received (the
+            # maker leg's wait excluded: bench/slice_figures.py)
+            "slice_lateness_p50_s": late["slice_lateness_p50_s"],
+            "slice_lateness_p99_s": late["slice_lateness_p99_s"],
             # fills / the exchange's own tape in the slice's interval (emergency slices apart)
-            "max_realised_participation": participation,
+            "max_realised_participation": realised["max_slice_participation"],
             "weight_share_of_limit_per_minute": round(
                 sum(weights.values()) / (minutes + 1) / 6000, 4)}
-
-
-def _max_participation(server: Any, intervals: list[Any]) -> float | None:
-    """The highest share of the paper exchange's own tape (``/aggTrades``' trades) a slice's
-    fills took in its interval."""
-    inst = server.exchange.instruments[SYMBOL]
-    shares = []
-    for start, end, filled, overridden in intervals:
-        if start is None or end is None or overridden or not filled:
-            continue
-        a, b = to_epoch_ms(start), to_epoch_ms(end)
-        tape = sum((tr.qty for m in range(a - a % 60_000, b, 60_000)
-                    for tr in server.app.streams.tape(inst, m) if a <= tr.time_ms < b), Decimal(0))
-        if tape > 0:
-            shares.append(float(Decimal(filled) / tape))
-    return round(max(shares), 6) if shares else None
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    return round(values[min(len(values) - 1, int(q * len(values)))], 2) if values else None
 
 
 def run(parents: int = 4, slices: int = 10, minutes: int = 10,

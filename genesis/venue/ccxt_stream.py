@@ -9,6 +9,8 @@
 * REST stays for placing and cancelling, for history and for reconciliation: when a stream is
   down the venue reads over REST; after the user stream reconnected, an order's fills are read
   again over REST and merged by trade id (nothing missed, nothing counted twice).
+* Balances (the tier gate's equity) from the user data stream's ``watch_balance`` and prices
+  shared by every caller (``genesis.venue.account_stream``).
 * A market stream down for longer than ``unavailable_after_seconds`` makes ``book_top`` raise
   ``MarketDataUnavailable``: the engine holds new slices (recorded: ``SlicingHeld``) and retries.
 """
@@ -24,6 +26,7 @@ from typing import Any
 import ccxt.pro as ccxtpro
 
 from genesis.domain.orders import BookTop, Fill, OrderReport, OrderRequest
+from genesis.venue.account_stream import AccountBalances, SharedTickers, equity_in_usdt
 from genesis.venue.base import Candle, MarketDataUnavailable
 from genesis.venue.ccxt_support import build_exchange, dec, dt_to_ms, ms_to_dt, point_ccxt_at
 from genesis.venue.ccxt_venue import CcxtVenue
@@ -73,6 +76,10 @@ class StreamingCcxtVenue(CcxtVenue):
         self.hub.on_user_reconnect.append(self.reconciler.run)
         # the traded volume: the trade stream's, REST for what it did not cover
         self.volumes = VolumeReader(self, lambda symbol: self.hub.feed(symbol).volume)
+        self.account = AccountBalances(self.hub, lambda: self._call(
+            "fetch_balance", lambda: self.ex.fetch_balance()), self.clock)
+        self.tickers = SharedTickers(self.hub, lambda symbols: self._call(
+            "fetch_tickers", lambda: self.ex.fetch_tickers(symbols)), self.clock)
 
     # ------------------------------------------------------------------ market data
     async def book_top(self, symbol: str) -> BookTop:
@@ -131,6 +138,16 @@ class StreamingCcxtVenue(CcxtVenue):
         participation cap is held to): the trade stream's count, REST (klines, aggTrades) for
         what it did not cover; a lower bound (``genesis.venue.trade_volume``)."""
         return await self.volumes.traded_volume(symbol, start, end)
+
+    # ------------------------------------------------------------------ account
+    async def equity_usdt(self) -> Decimal:
+        """As ``CcxtVenue.equity_usdt``, from the user stream's balances and shared prices
+        (``genesis.venue.account_stream``): no REST read per submission."""
+        totals = await self.account.totals()
+        markets = self.ex.markets or {}
+        prices = await self.tickers.prices(
+            f"{a}/USDT" for a in totals if a != "USDT" and f"{a}/USDT" in markets)
+        return equity_in_usdt(totals, prices, self._unpriced)
 
     # ------------------------------------------------------------------ orders and fills
     async def place_order(self, request: OrderRequest) -> OrderReport:

@@ -30,6 +30,7 @@ from genesis.clock import Clock, WallClock
 from genesis.domain.instrument import Instrument
 from genesis.domain.orders import (BookTop, Fill, OrderReport, OrderRequest, OrderStatus,
                                    OrderType, TimeInForce)
+from genesis.venue.account_stream import equity_in_usdt, ticker_price
 from genesis.venue.base import (Candle, PermanentVenueError, RetryableVenueError,
                                 UnknownOutcomeError)
 from genesis.venue.ccxt_errors import RATE_LIMITED, describe, map_ccxt_error
@@ -47,7 +48,6 @@ _OHLCV_PAGE = 1000
 _READ_STEP_ATTEMPTS = 6
 _READ_STEP_BACKOFF_SECONDS = 0.25
 _TRADES_PAGE = 1000
-_EQUITY_QUANTUM = Decimal("0.00000001")
 _STATUS = {"closed": OrderStatus.FILLED, "canceled": OrderStatus.CANCELLED,
            "cancelled": OrderStatus.CANCELLED, "expired": OrderStatus.CANCELLED,
            "rejected": OrderStatus.REJECTED}
@@ -136,17 +136,11 @@ class CcxtVenue:
         symbols = [f"{a}/USDT" for a in totals if a != "USDT" and f"{a}/USDT" in markets]
         tickers = (await self._call("fetch_tickers", lambda: self.ex.fetch_tickers(symbols))
                    if symbols else {})
-        total = totals.get("USDT", Decimal(0))
-        for asset, amount in totals.items():
-            if asset == "USDT":
-                continue
-            t = tickers.get(f"{asset}/USDT") or {}
-            price = t.get("last") or t.get("close") or t.get("bid")
-            if price is None:
-                self._log.warning("equity_asset_unpriced", asset=asset, amount=str(amount))
-                continue
-            total += amount * dec(price)
-        return total.quantize(_EQUITY_QUANTUM)
+        prices = {s: p for s, t in tickers.items() if (p := ticker_price(t or {})) is not None}
+        return equity_in_usdt(totals, prices, self._unpriced)
+
+    def _unpriced(self, asset: str, amount: Decimal) -> None:
+        self._log.warning("equity_asset_unpriced", asset=asset, amount=str(amount))
 
     async def balances(self) -> dict[str, Decimal]:
         """Total balance per asset (free + locked)."""

@@ -113,6 +113,11 @@ class MarketHub:
         self._tasks = [t for t in self._tasks if not t.done()]
         for callback in self.on_user_reconnect:
             self._tasks.append(asyncio.create_task(callback(), name="user stream reconcile"))
+    def watch(self, name: str, state: StreamState, watch: Callable[[], Awaitable[Any]],
+              on_data: Callable[[Any, bool], None]) -> None:
+        """One more watch loop on the hub's client, reconnecting and reporting like the others
+        (a ``name`` starting with "user" authenticates the user data stream first)."""
+        self._start(name, state, watch, on_data)
 
     def _start(self, name: str, state: StreamState, watch: Callable[[], Awaitable[Any]],
                on_data: Callable[[Any, bool], Any], *, kind: str | None = None,
