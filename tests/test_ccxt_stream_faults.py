@@ -56,6 +56,10 @@ async def test_user_stream_reconnect_reconciles_orders_and_fills_at_once(streami
     assert set(user.trades[placed.venue_order_id]) == set(exchange_trades(server))
     assert user.orders[placed.venue_order_id]["status"] == "closed"
     assert venue.reconciler.runs >= 1
+    # the last disconnect may still be reconnecting: wait until the stream is up and reconciled
+    # as of its latest reconnect (a fetch behind it rightly reads REST)
+    await until(lambda: user.healthy and venue.placed_at_reconnects.get(placed.venue_order_id)
+                == user.trades_state.reconnects, "the latest reconnect reconciled")
     reads = paths(server)
     assert "/api/v3/order" in reads and "/api/v3/myTrades" in reads
     report = await venue.fetch_order(BTC, cid)
