@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from genesis.config import RuntimeConfig
-from genesis.observability.metrics import risk_reason_class
+from genesis.observability.metrics import MetricsCollector, risk_reason_class
 from genesis.observability.runtime import Observability
 from genesis.store import tables as t
 from tests.harness import harness
@@ -98,3 +98,35 @@ async def test_a_store_that_cannot_be_read_still_leaves_a_whole_scrape(tmp_path)
     assert values[("genesis_metrics_store_read_failures_total", ())] == 1.0
     assert values[("genesis_slices_total", (("algo", "twap"), ("outcome", "filled")))] == 1.0
     assert values[("genesis_executions", (("state", "running"),))] == 0.0
+
+
+async def test_quality_histograms_are_labelled_with_each_executions_algorithm(db_path):
+    """A POV and a TWAP completion land under their own algorithm; a completion the collector
+    saw without the submission (submitted before a restart) is labelled from the store."""
+    from genesis.domain.events import TwapCompleted
+    from tests.test_pov_algorithm import POV
+
+    async with harness(db_path) as h:
+        obs = Observability(lambda: h.config)
+        await obs.start(h.bus, h.store, h.engine, h.venue)
+        pov = await h.supervisor.submit(h.request(qty="0.5", algo="pov", duration="30m", options=POV))
+        twap = await h.supervisor.submit(h.request(qty="0.5", duration="15m"))
+        await h.supervisor.wait_all()
+        await h.bus.drain()
+        restarted = MetricsCollector()  # a new process: it never saw the submissions
+        completions = [stored.event for stored in await h.store.read()
+                       if isinstance(stored.event, TwapCompleted)]
+        for event in completions:
+            restarted.on_event(event)
+        restarted.watch(engine=h.engine)
+        await obs.metrics.refresh()
+        await restarted.refresh()
+        live = samples(obs.metrics.render()[0].decode())
+        after_restart = samples(restarted.render()[0].decode())
+        await obs.stop()
+        states = {r["execution_id"]: r["state"] for r in await h.rows(t.executions)}
+
+    assert states == {pov: "completed", twap: "completed"}
+    assert len(completions) == 2
+    for values in (live, after_restart):
+        assert by_label(values, "genesis_implementation_shortfall_bps_count", "algo") == {"pov": 1.0, "twap": 1.0}

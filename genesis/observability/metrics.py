@@ -36,6 +36,7 @@ COMMIT_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 LAG_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 
 log = structlog.get_logger("genesis.metrics")
+UNLABELLED_KEPT = 10_000  # completions waiting for their algorithm to be read at the next scrape
 
 _RISK_KEY = re.compile(r"risk\.([a-z_]+)")
 
@@ -89,6 +90,10 @@ class MetricsCollector:
         self.started.set(time.time())
         self._state = _StateGauges()
         r.register(self._state)
+        # execution id -> algorithm, from its submission; a completion of an execution submitted
+        # before this process started waits in ``_unlabelled`` until ``refresh`` reads its algorithm
+        self._algos: dict[str, str] = {}
+        self._unlabelled: list[ev.TwapCompleted] = []
 
     # -- sources ---------------------------------------------------------------------------
 
@@ -112,6 +117,14 @@ class MetricsCollector:
             async with self._state.engine.connect() as conn:
                 rows = await conn.execute(select(c.state, func.count()).group_by(c.state))
                 self._state.executions_by_state = {state: n for state, n in rows}
+                if self._unlabelled:
+                    waiting = self._unlabelled
+                    ids = {e.execution_id for e in waiting}
+                    algos = dict((await conn.execute(select(c.execution_id, c.algo)
+                                                     .where(c.execution_id.in_(ids)))).all())
+                    self._unlabelled = []
+                    for event in waiting:
+                        self._observe_quality(algos.get(event.execution_id, "unknown"), event)
         except (SQLAlchemyError, OSError) as exc:  # the other metrics matter most when the store fails
             self.store_read_failures.inc()
             log.warning("metrics_store_read_failed", error=str(exc))
@@ -133,15 +146,27 @@ class MetricsCollector:
             self.child_orders.labels(event.status).inc()
         elif isinstance(event, ev.RiskDenied):
             self.risk_denials.labels(risk_reason_class(event.reason)).inc()
+        elif isinstance(event, ev.ExecutionSubmitted):
+            self._algos[event.execution_id] = event.algo
         elif isinstance(event, ev.TwapCompleted):
-            algo = "vwap" if isinstance(event, ev.VwapCompleted) else "twap"
             self.completions.labels("completed" if event.reason == "filled" else "expired").inc()
-            _observe(self.shortfall.labels(algo), event.implementation_shortfall_bps)
-            _observe(self.vwap_slippage.labels(algo), event.slippage_vs_vwap_bps)
+            algo = self._algos.pop(event.execution_id, None)
+            if algo is not None:
+                self._observe_quality(algo, event)
+            elif len(self._unlabelled) < UNLABELLED_KEPT:  # never scraped: keep memory bounded
+                self._unlabelled.append(event)
         elif isinstance(event, ev.ExecutionCancelled):
+            self._algos.pop(event.execution_id, None)
             self.completions.labels("cancelled").inc()
         elif isinstance(event, ev.ExecutionFailed):
+            self._algos.pop(event.execution_id, None)
             self.completions.labels("failed").inc()
+
+    def _observe_quality(self, algo: str, event: ev.TwapCompleted) -> None:
+        """The completion's shortfall and VWAP slippage, labelled with the execution's algorithm
+        (twap, vwap, pov, is, single: every algorithm completes with a ``TwapCompleted``)."""
+        _observe(self.shortfall.labels(algo), event.implementation_shortfall_bps)
+        _observe(self.vwap_slippage.labels(algo), event.slippage_vs_vwap_bps)
 
     def on_commit(self, seconds: float, committed: bool) -> None:
         """Store hook (``EventStore.observe_commits``)."""
