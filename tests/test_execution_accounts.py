@@ -140,3 +140,24 @@ async def test_a_single_desk_on_sqlite_works_as_before(db_path: Path) -> None:
         assert sorted(await again.supervisor.recover()) == sorted([new, "f" * 32])
         with contextlib.suppress(Exception):
             await again.supervisor.shutdown(5)
+
+
+def test_genesis_submit_takes_an_account_and_status_shows_it(db_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from genesis.cli import main
+
+    engine = sync_engine(db_path)
+    try:
+        with engine.begin() as conn:
+            assert leases.claim(conn, "desk-a", "host-a:1:aa", 600) is not None
+    finally:
+        engine.dispose()
+    args = ["submit", "--symbol", "BTC/USDT", "--side", "buy", "--qty", "0.5", "--duration", "10m", "--db", str(db_path)]
+    refused = CliRunner().invoke(main, [*args, "--account", "desk-z"])
+    assert refused.exit_code == 2 and "--account: no daemon holds account 'desk-z'" in refused.output
+    taken = CliRunner().invoke(main, [*args, "--account", "desk-a"], catch_exceptions=False)
+    assert taken.exit_code == 0
+    listing = CliRunner().invoke(main, ["status", "--json", "--db", str(db_path)], catch_exceptions=False)
+    assert [(r["execution_id"], r["account"]) for r in json.loads(listing.output)] == \
+        [(taken.output.strip(), "desk-a")]
