@@ -43,7 +43,8 @@ class Unavailable(Exception):
 
 
 def fresh_database() -> Iterator[URL]:
-    admin = create_engine(MAINTENANCE_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+    admin = create_engine(MAINTENANCE_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5},
+                          pool_pre_ping=True)  # its connection outlives a server restart (chaos-ha)
     name = f"{DATABASE_PREFIX}{uuid.uuid4().hex[:12]}"
     try:
         with admin.connect() as conn:

@@ -174,13 +174,17 @@ def _check_http_address(address: str) -> None:
 @click.option("--limit-price", default=None, help="Worst price for every child order.")
 @click.option("--id", "request_id", default=None, help="Client request id: resubmitting it returns the same execution.")
 @click.option("--urgency", default=None, help="VWAP and IS: low, medium, high, critical or emergency.")
+@click.option("--account", default=None,
+              help="Venue account to trade on (a daemon holding its lease takes it); default: the account "
+                   "of the daemon that takes it.")
 @wait_options
 @click.option("--file", "orders_file", type=click.File("r"), default=None,
               help="Many orders, one JSON object per line (fields as the API's POST /v1/executions): "
                    "all stored, or none when a line is bad.")
 def submit(ctx: Context, symbol: str | None, side: str | None, qty: str | None, algo: str, duration: str | None,
-           slices: int | None, limit_price: str | None, request_id: str | None, urgency: str | None, wait: bool,
-           wait_timeout: float, orders_file: Any, **algorithm_options: str | None) -> None:
+           slices: int | None, limit_price: str | None, request_id: str | None, urgency: str | None,
+           account: str | None, wait: bool, wait_timeout: float, orders_file: Any,
+           **algorithm_options: str | None) -> None:
     """Durably record a parent order (or a file of them); prints its execution id."""
     from genesis.requests import RequestError, validate_submit
     from genesis.store.inbox import enqueue_submit, submit_command_id, wait_for_verdict
@@ -194,10 +198,12 @@ def submit(ctx: Context, symbol: str | None, side: str | None, qty: str | None, 
         if value is None:
             raise click.UsageError(f"Missing option '{option}' (or give --file)")
     assert symbol is not None and side is not None and qty is not None
+    if account is None and config.leases.accounts:  # the configured daemon's account
+        account = config.leases.accounts[0]
     try:
         req = validate_submit(symbol=symbol, side=side, qty=qty, algo=algo, duration=duration, slices=slices,
                               limit_price=limit_price, request_id=request_id, instruments=SIM_INSTRUMENTS,
-                              config=config, urgency=urgency, options=algorithm_options)
+                              config=config, urgency=urgency, options=algorithm_options, account=account)
     except RequestError as exc:
         raise option_error(exc) from None
     if config.risk.kill_switch:  # the daemon's parent risk check would refuse it (the others need prices)
@@ -426,14 +432,14 @@ def _print_status(rows: list[dict[str, Any]]) -> None:
 
     table = Table(box=None, pad_edge=False)
     for col in ("execution", "state", "algo", "symbol", "side", "filled/target", "progress", "avg price",
-                "arrival", "IS bps", "slices"):
+                "arrival", "IS bps", "slices", "account"):
         table.add_column(col)
     for r in rows:
         state = r["state"] if not r.get("hold_reason") else f"{r['state']}, held: {r['hold_reason']}"
         table.add_row(r["execution_id"], state, r.get("algo") or "", r.get("symbol") or "", r.get("side") or "",
                       f"{r['filled_qty']}/{r['target_qty']}", f"{r['progress_pct']:.1f}%", r.get("avg_price") or "-",
                       r.get("arrival_price") or "-", r.get("implementation_shortfall_bps") or "-",
-                      f"{r.get('slices_done', 0)}/{r.get('slice_count') or '-'}")
+                      f"{r.get('slices_done', 0)}/{r.get('slice_count') or '-'}", r.get("account") or "-")
     Console(width=160).print(table)
 for analytics_command in (sql, report, watch):
     main.add_command(analytics_command)

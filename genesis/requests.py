@@ -24,6 +24,7 @@ _DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd]?)\s*$")  # ASCII
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_SLICES = 10_000
+MAX_ACCOUNT_CHARS = 200  # a venue account name (the leases table's key)
 MAX_MAGNITUDE_DIGITS = 15  # quantities and prices are below 10**15
 PLAIN_NUMBER_RE = re.compile(r"[0-9]+(\.[0-9]+)?")  # what a person types: no '_', no non-ASCII digits
 SHOWN_CHARS = 80  # an input echoed in an error message is cut to this many characters
@@ -42,10 +43,12 @@ class SubmitRequest:
     urgency: str = "low"
     options: dict[str, str] = field(default_factory=dict)  # the algorithm's own submit options, as given
     params: dict[str, str] = field(default_factory=dict)  # what its execution records (the algorithm's config)
+    account: str | None = None  # the venue account to trade on; None: the taking daemon's own
 
     def payload(self) -> dict[str, str | int | None]:
+        account = {} if self.account is None else {"account": self.account}
         return {"symbol": self.symbol, "side": self.side.value, "qty": str(self.qty), "algo": self.algo,
-                **self.options,
+                **self.options, **account,
                 "duration_seconds": self.duration_seconds, "slice_count": self.slice_count,
                 "limit_price": None if self.limit_price is None else str(self.limit_price),
                 "request_id": self.request_id}
@@ -115,9 +118,10 @@ def parse_decimal(field: str, text: str | Decimal | int) -> Decimal:
 def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, duration: str | int | None,
                     slices: int | None, limit_price: str | Decimal | None, request_id: str | None,
                     instruments: dict[str, Instrument], config: RuntimeConfig, urgency: str | None = None,
-                    options: Mapping[str, str | None] | None = None) -> SubmitRequest:
+                    options: Mapping[str, str | None] | None = None, account: str | None = None) -> SubmitRequest:
     """A submission checked field by field (``RequestError`` names the first bad one); the
-    algorithm's own options (``submit_options``) are checked by the algorithm."""
+    algorithm's own options (``submit_options``) are checked by the algorithm. ``account``:
+    the venue account to trade on (None: the account of the daemon that takes it)."""
     from genesis.algorithms.registry import (algorithm_class, option_users, router_decides, submittable,
                                              urgency_users)
 
@@ -175,10 +179,12 @@ def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, du
             raise RequestError("limit_price", f"{price_v} is not on the {symbol} tick size {instrument.tick_size}")
     if request_id is not None and not _REQUEST_ID_RE.fullmatch(request_id):
         raise RequestError("id", "use 1-128 characters from A-Z a-z 0-9 . _ : -")
+    if account is not None and not (isinstance(account, str) and 1 <= len(account) <= MAX_ACCOUNT_CHARS):
+        raise RequestError("account", f"{shown(account)} is not an account name (1-{MAX_ACCOUNT_CHARS} characters)")
     if algorithm is not None and algorithm.accepts_urgency:
         given["urgency"] = urgency or "low"
     return SubmitRequest(symbol, side_v, qty_v, algo, duration_s, slices, price_v, request_id, urgency or "low",
-                         {k: str(v) for k, v in given.items()}, params)
+                         {k: str(v) for k, v in given.items()}, params, account)
 
 
 def _check_router_timed(algo: str, duration_seconds: int, slices: int | None) -> None:

@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faults", type=int, default=30)
     parser.add_argument("--daemons", type=int, default=3)
     parser.add_argument("--lease-seconds", type=float, default=3.0)
+    parser.add_argument("--pg-restarts", type=int, default=1,
+                        help="restarts of the PostgreSQL server among the faults (the server is shared: keep it low)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "chaos-ha-run")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
@@ -46,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     for old in args.workdir.glob("*"):
         old.unlink()
-    print(f"chaos-ha: seed {seed}, {args.faults} faults, {args.daemons} daemons, {args.lease_seconds:g} s lease")
-    kills = pauses = 0
+    print(f"chaos-ha: seed {seed}, {args.faults} faults ({args.pg_restarts} of them PostgreSQL restarts), "
+          f"{args.daemons} daemons, {args.lease_seconds:g} s lease")
+    kills = pauses = pg_restarts = 0
+    restart_at = set(rng.sample(range(1, max(args.faults, 2)), min(args.pg_restarts, max(args.faults - 1, 1))))
     with contextlib.closing(fresh_database()) as databases:
         url = next(databases)
         migrate.upgrade(url)
@@ -61,6 +65,20 @@ def main(argv: list[str] | None = None) -> int:
                     cluster.submit(f"{rng.choice(('0.8', '1.5', '2.3'))}", rng.choice(("20m", "30m")))
                 leader, epoch = cluster.wait_leader(other_than=epoch - 1)
                 time.sleep(rng.uniform(0.3, 2.0))  # mid-execution, at a random moment
+                if n in restart_at:
+                    kind = "PostgreSQL restarted"
+                    print(f"  fault {n + 1}: restarting PostgreSQL (pg_ctlcluster ... main restart) "
+                          "with parents running", flush=True)
+                    before = cluster.last_sequence()
+                    seconds = cluster.restart_postgres()
+                    kind += f" ({seconds:.1f} s)"
+                    pg_restarts += 1
+                    _, epoch = cluster.wait_leader(other_than=epoch - 1)  # the leader may keep its lease
+                    if cluster.live_executions():  # and works on: a new order intended after the restart
+                        wait_until(lambda: cluster.intents_after(before) > 0, 90, "an order intended after the "
+                                   "PostgreSQL restart", [cluster.paper])
+                    print(f"  fault {n + 1}: {kind} -> leader at epoch {epoch}", flush=True)
+                    continue
                 if rng.random() < 0.5:
                     kind = "SIGKILL"
                     leader.kill9()
@@ -77,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 if proc.alive():
                     proc.terminate()
             verdict = cluster.verdict()
-            verdict.counts.update(kills=kills, pauses=pauses, last_epoch=epoch,
+            verdict.counts.update(kills=kills, pauses=pauses, pg_restarts=pg_restarts, last_epoch=epoch,
                                   executions=cluster.rows("SELECT count(*) FROM executions")[0][0],
                                   intents=cluster.rows("SELECT count(*) FROM events "
                                                                "WHERE event_type = 'OrderIntended'")[0][0])

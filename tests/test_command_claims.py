@@ -47,7 +47,7 @@ async def test_concurrent_consumers_take_every_command_exactly_once(pg_db: URL) 
     async def consume(owner: str) -> None:
         while True:
             async with database.begin() as conn:  # claim a few, settle them, as a daemon would
-                claimed = await claim_commands(conn, owner, limit=7)
+                claimed = await claim_commands(conn, owner, ("sim",), limit=7)
             if not claimed:
                 return
             taken[owner].extend(c.command_id for c in claimed)
@@ -74,13 +74,13 @@ async def test_a_claim_is_kept_while_its_daemon_holds_a_lease_and_taken_over_aft
     database = async_engine(pg_db)
     try:
         async with database.begin() as conn:
-            assert [c.command_id for c in await claim_commands(conn, "host-a:1:aa")] == [1, 2, 3]
+            assert [c.command_id for c in await claim_commands(conn, "host-a:1:aa", ("sim",))] == [1, 2, 3]
         async with database.begin() as conn:
-            assert await claim_commands(conn, "host-b:2:bb") == []  # A is alive: its claims stand
+            assert await claim_commands(conn, "host-b:2:bb", ("sim",)) == []  # A is alive: its claims stand
             await conn.execute(text("UPDATE leases SET expires_at = now() - interval '1 second' "
                                     "WHERE owner = 'host-a:1:aa'"))  # A died: its lease ran out
         async with database.begin() as conn:
-            assert [c.command_id for c in await claim_commands(conn, "host-b:2:bb")] == [1, 2, 3]
+            assert [c.command_id for c in await claim_commands(conn, "host-b:2:bb", ("sim",))] == [1, 2, 3]
     finally:
         await database.dispose()
 

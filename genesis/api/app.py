@@ -17,7 +17,7 @@ from aiohttp import web
 from genesis.api.access import TERMINAL, StoreAccess
 from genesis.api.openapi import openapi_document
 from genesis.api.stream import StreamHub
-from genesis.api.submission import ApiError, parse_json, submission
+from genesis.api.submission import FIELDS, ApiError, parse_json, submission
 from genesis.api.tokens import TokenBook
 from genesis.bus import EventBus
 from genesis.config import RuntimeConfig
@@ -123,6 +123,8 @@ class _Handlers:
         try:
             execution_id, created = await self.deps.store.submit(req)
         except RequestError as exc:
+            if exc.field == "account":  # no daemon holds it: the order would wait forever
+                raise ApiError(422, str(exc), "account", FIELDS["account"][1]) from None
             raise ApiError(409, str(exc).replace("--id", "client_request_id").replace("id: ", "client_request_id: ", 1),
                            "client_request_id", "use a new client_request_id for a different order") from None
         if created:

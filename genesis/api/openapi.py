@@ -43,6 +43,9 @@ SCHEMAS: dict[str, Any] = {
             "client_request_id": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$",
                                   "description": "idempotency key: the same id returns the same execution "
                                                  "(the CLI's --id)"},
+            "account": {"type": "string", "minLength": 1, "maxLength": 200,
+                        "description": "the venue account to trade on, one a daemon holds (the CLI's "
+                                       "--account); omitted: the account of the daemon that takes it"},
         },
     },
     "Submitted": {

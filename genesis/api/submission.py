@@ -28,6 +28,7 @@ FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "limit_price": ((str, int, Decimal), 'a positive price on the symbol\'s tick size, e.g. "108000.5"'),
     "urgency": ((str,), f"vwap and is; one of: {', '.join(URGENCIES)}"),
     "client_request_id": ((str,), "1-128 characters from A-Z a-z 0-9 . _ : -"),
+    "account": ((str,), "a venue account a daemon holds (see GET /v1/status); omit for the taking daemon's own"),
 }
 REQUIRED = ("symbol", "side", "qty")
 
@@ -82,7 +83,7 @@ def submission(body: Any, instruments: Mapping[str, Instrument], config: Runtime
             symbol=body["symbol"], side=body["side"], qty=body["qty"], algo=body.get("algo") or "twap",
             duration=body.get("duration"), slices=body.get("slices"), limit_price=body.get("limit_price"),
             request_id=body.get("client_request_id"), instruments=instruments, config=config,
-            urgency=body.get("urgency"),
+            urgency=body.get("urgency"), account=body.get("account"),
             options={name: str(body[name]) for name in fields if name not in FIELDS and body.get(name) is not None})
     except RequestError as exc:
         field = api_field(exc.field)

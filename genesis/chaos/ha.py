@@ -105,6 +105,19 @@ class HaCluster:
         time.sleep(seconds)
         os.kill(proc.pid, signal.SIGCONT)
 
+    def restart_postgres(self) -> float:
+        """Restart the PostgreSQL server itself (``pg_ctlcluster ... main restart``: every
+        connection of every daemon is cut); the seconds it took. The server is shared (other
+        databases' clients see the restart too): do it rarely."""
+        version = sorted(os.listdir("/etc/postgresql"))[-1]
+        began = time.monotonic()
+        out = subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise ChaosError(f"pg_ctlcluster restart exited {out.returncode}: {out.stderr.strip()}")
+        self.engine.dispose()  # this process's pooled connections died with the server
+        return time.monotonic() - began
+
     def verdict(self) -> Verdict:
         v = Verdict()
         orders = get_json(self.exchange + "/admin/orders")
@@ -117,18 +130,48 @@ class HaCluster:
         for o in orders:
             execution_id = parse_client_order_id(o["clientOrderId"])[0]
             executed[execution_id] = executed.get(execution_id, Decimal(0)) + Decimal(o["executedQty"])
-        for execution_id, state, target, filled in self.rows(
-                "SELECT execution_id, state, target_qty, filled_qty FROM executions"):
+        for execution_id, state, target, filled, reason in self.rows(
+                "SELECT execution_id, state, target_qty, filled_qty, completion_reason FROM executions"):
             v.counts[state] = v.counts.get(state, 0) + 1
             if state not in ("completed", "expired"):  # expired: its window ran out during the faults
                 v.fail(f"execution {execution_id} ended {state}")
+            elif not reason:
+                v.fail(f"execution {execution_id} ended {state} with no recorded reason")
             on_exchange = executed.get(execution_id, Decimal(0))
             if not (Decimal(filled) == on_exchange <= Decimal(target)):
                 v.fail(f"execution {execution_id}: target {target}, recorded {filled}, exchange {on_exchange}")
         seqs = [r[0] for r in self.rows("SELECT sequence_number FROM events ORDER BY 1")]
         if seqs != list(range(1, len(seqs) + 1)):
             v.fail("event sequence numbers have gaps")
+        v.counts["events"] = len(seqs)
+        v.none("aggregates whose versions are not 1..n without gaps", [r[0] for r in self.rows(
+            "SELECT aggregate_id FROM events GROUP BY aggregate_id "
+            "HAVING min(aggregate_version) <> 1 OR max(aggregate_version) <> count(*)")])
+        self._projections(v)
         return v
+
+    def _projections(self, v: Verdict) -> None:
+        """The projections rebuilt from the events (in a transaction rolled back after) equal
+        the live ones, row for row. The daemons must be stopped."""
+        from genesis.store import tables as tables_
+        from genesis.store.projector import rebuild_sync
+
+        def snapshot(conn: Any) -> dict[str, list[tuple[Any, ...]]]:
+            out = {}
+            for table in tables_.PROJECTION_TABLES:
+                keys = ", ".join(c.name for c in table.primary_key.columns)
+                out[table.name] = [tuple(r) for r in conn.execute(text(f"SELECT * FROM {table.name} ORDER BY {keys}"))]
+            return out
+
+        with self.engine.connect() as conn:
+            with conn.begin() as transaction:
+                live = snapshot(conn)
+                rebuild_sync(conn)
+                rebuilt = snapshot(conn)
+                transaction.rollback()
+        diffs = [(name, len(live[name]), len(rebuilt[name])) for name in live if live[name] != rebuilt[name]]
+        v.none("projections rebuilt from the events differ from the live ones", diffs)
+        v.counts["projections"] = "equal" if not diffs else "DIFFER"
 
     def close(self) -> None:
         for proc in [*self.daemons.values(), self.paper]:

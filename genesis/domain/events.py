@@ -54,6 +54,9 @@ class ExecutionSubmitted(Event):
     execution_style: str = "twap"
     params: dict[str, str] = field(default_factory=dict)
     windowed: bool | None = None  # None: stored before the algorithm recorded it (see ``trades_in_window``)
+    # the venue account the execution trades on (the daemon holding its lease works it);
+    # ACCOUNT_NOT_RECORDED: submitted before the account was recorded (any daemon works it)
+    account: str = ""
 
     @property
     def trades_in_window(self) -> bool:
@@ -63,6 +66,9 @@ class ExecutionSubmitted(Event):
         if self.windowed is not None:
             return self.windowed
         return self.duration_seconds > 0 and "router_interval_seconds" not in self.params
+
+
+ACCOUNT_NOT_RECORDED = ""  # ``ExecutionSubmitted.account`` of events stored before it was recorded
 
 
 @dataclass(frozen=True, slots=True)

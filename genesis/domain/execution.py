@@ -53,6 +53,7 @@ class Execution(FilledFigures):
     # router's short TWAP) a nominal end only: the child orders take what they take
     windowed: bool = True
     submitted_at: datetime | None = None
+    account: str = ""  # the venue account it trades on ("" : not recorded, see ExecutionSubmitted)
     started_at: datetime | None = None
     end_at: datetime | None = None
     ended_at: datetime | None = None
@@ -155,7 +156,7 @@ class Execution(FilledFigures):
         self.slice_count, self.limit_price = e.slice_count, e.limit_price
         self.execution_style, self.params = e.execution_style, dict(e.params)
         self.windowed = e.trades_in_window
-        self.submitted_at = e.occurred_at
+        self.submitted_at, self.account = e.occurred_at, e.account
         self.urgency = self.params.get("urgency", "low")
 
     def _started(self, e: ev.ExecutionStarted) -> None:

@@ -33,13 +33,15 @@ class CommandPoller:
     ``nudge``, when set, starts the next poll at once (the API just wrote a command).
     ``owner`` (PostgreSQL: the daemon's lease owner): commands are claimed for it
     (``claim_commands``), so several daemons on one inbox never take the same one; a control
-    command for an execution another daemon works is given back instead of ignored."""
+    command for an execution another daemon works is given back instead of ignored.
+    ``accounts``: only commands of these accounts (or of none) are taken (None: every command);
+    one for another account stays pending for the daemon that holds it."""
 
     def __init__(self, database: AsyncEngine, store: EventStore, supervisor: Supervisor,
                  config: Callable[[], RuntimeConfig], nudge: asyncio.Event | None = None,
-                 owner: str | None = None):
+                 owner: str | None = None, accounts: tuple[str, ...] | None = None):
         self.database, self.store, self.supervisor, self.config = database, store, supervisor, config
-        self.owner = owner
+        self.owner, self.accounts = owner, accounts
         self.nudge = nudge or asyncio.Event()
         self._delivered: set[int] = set()  # handed to the supervisor: not again while it settles them
 
@@ -66,9 +68,9 @@ class CommandPoller:
     async def _read(self) -> list[Command]:
         if self.owner is None:  # SQLite: the one daemon on the file reads the inbox
             async with self.database.connect() as conn:
-                return await pending_commands(conn)
+                return await pending_commands(conn, self.accounts)
         async with self.database.begin() as conn:
-            return await claim_commands(conn, self.owner)
+            return await claim_commands(conn, self.owner, self.accounts or ())
 
     async def _not_here(self, cmd: Command) -> bool:
         """A control command for an execution this daemon does not run but another may:
@@ -124,7 +126,8 @@ class CommandPoller:
                                       limit_price=p.get("limit_price"), request_id=p.get("request_id"),
                                       instruments=self.supervisor.instruments, config=self.config(),
                                       urgency=p.get("urgency"),
-                                      options={o.name: p.get(o.name) for o in submit_options()})
+                                      options={o.name: p.get(o.name) for o in submit_options()},
+                                      account=p.get("account"))
                 self._delivered.add(cmd.command_id)
                 await self.supervisor.submit(req, cmd.execution_id, cmd.command_id)
             except (RequestError, SubmissionRejected, PermanentVenueError, KeyError, TypeError, ValueError) as exc:

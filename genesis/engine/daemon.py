@@ -204,6 +204,7 @@ class Daemon:
             await self._open_venue(sim_window)
         instruments = self.instruments
         self.supervisor = build_supervisor(self.wired, self.clock, self.venue, instruments, self.config)
+        self.supervisor.accounts = self.leases.accounts  # it works only the executions of its accounts
         await self.observability.start(self.bus, self.store, self.engine, self.venue, instruments,
                                        account=self.leases.accounts[0])
         if self.options.http:
@@ -221,7 +222,8 @@ class Daemon:
         """Ready: serve commands (and the systemd watchdog) until a stop signal or a failed task."""
         assert self.supervisor is not None
         poller = CommandPoller(self.engine, self.store, self.supervisor, lambda: self.config, self._inbox_nudge,
-                               owner=self.leases.owner if self.leases.fenced else None)
+                               owner=self.leases.owner if self.leases.fenced else None,
+                               accounts=self.leases.accounts)
         self._spawn(poller.run(self.stop_event), "command-poller")
         if is_postgres(self.options.db_path):  # NOTIFY wakes the poller at once
             self._spawn(listen_for_commands(self.options.db_path, self.wake_command_poller), "command-listener")

@@ -34,6 +34,7 @@ log = structlog.get_logger("genesis.leases")
 DEFAULT_LEASE_SECONDS = 15.0
 STANDBY_POLL_SECONDS = 1.0  # a standby tries to claim at least this often (a missed release NOTIFY)
 EXPIRY_MARGIN_SECONDS = 0.02  # a standby tries again this long after the lease it waits for expires
+RENEW_RETRY_SECONDS = 0.2  # after a failed renewal, the next attempt (the database may be back)
 
 
 def default_account(venue: str) -> str:
@@ -146,11 +147,15 @@ class LeaseKeeper:
         return tuple(HeldLease(a, self.owner, e) for a, e in zip(self.accounts, epochs)), 0.0  # type: ignore[arg-type]
 
     async def keep(self) -> None:
-        """Renew every third of the lease until a lease is lost (``lost`` set), then return."""
+        """Renew every third of the lease until a lease is lost (``lost`` set), then return.
+        After a failed renewal (the database restarting, unreachable) the next attempt comes
+        ``RENEW_RETRY_SECONDS`` later, so the lease is renewed as soon as the database answers
+        again rather than up to a third of the lease later (when a standby may have claimed it)."""
         renewed_at = time.monotonic()
+        interval = self.lease_seconds / 3
         while not self.lost.is_set():
             try:
-                await asyncio.wait_for(self.lost.wait(), self.lease_seconds / 3)
+                await asyncio.wait_for(self.lost.wait(), interval)
                 return
             except asyncio.TimeoutError:
                 pass
@@ -158,9 +163,13 @@ class LeaseKeeper:
                 if not await asyncio.to_thread(self._renew_all):
                     self._mark_lost("a renewal found the lease claimed by another owner or gone")
                     return
-                renewed_at = time.monotonic()
+                renewed_at, interval = time.monotonic(), self.lease_seconds / 3
             except SQLAlchemyError as exc:
-                log.error("lease_renew_failed", error=str(getattr(exc, "orig", None) or exc).strip())
+                if interval == self.lease_seconds / 3:  # the first failure in a row (the retries: debug)
+                    log.error("lease_renew_failed", error=str(getattr(exc, "orig", None) or exc).strip())
+                else:
+                    log.debug("lease_renew_failed_again", error=str(getattr(exc, "orig", None) or exc).strip())
+                interval = min(RENEW_RETRY_SECONDS, self.lease_seconds / 3)
                 if time.monotonic() - renewed_at >= self.lease_seconds:
                     self._mark_lost("no renewal succeeded for a whole lease period")
                     return

@@ -63,6 +63,9 @@ class Supervisor:
     market: MarketData | None = None
     pacer: LoopPacer = field(default_factory=DEFAULT_TUNING.pacer)  # bounded runner work per loop iteration
     hooks: EngineHooks = field(default_factory=EngineHooks)  # chaos and bench hooks: none by default
+    # the venue accounts whose executions this supervisor works (the daemon's leases); the first
+    # is a submission's account when it names none. (): every execution, submissions record none
+    accounts: tuple[str, ...] = ()
     _entries: dict[str, _Entry] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)
 
@@ -78,6 +81,10 @@ class Supervisor:
             if command_id is not None:
                 await self.store.mark_commands([(command_id, "duplicate", "execution exists")])
             return execution_id
+        account = req.account if req.account is not None else (self.accounts[0] if self.accounts else "")
+        if self.accounts and account not in self.accounts:
+            raise SubmissionRejected(f"account: {account!r} is not held by this daemon "
+                                     f"(it holds {', '.join(self.accounts)})")
         top = await self.venue.book_top(req.symbol)
         self._check_acceptable(req, top.mid)
         name, style, duration, slices, params = req.algo, req.algo, req.duration_seconds, req.slice_count, req.params
@@ -93,7 +100,7 @@ class Supervisor:
         event = ev.ExecutionSubmitted(
             execution_id, now, req.request_id or execution_id, req.symbol, req.side.value, req.qty,
             algo, duration, slices, req.limit_price, execution_style=style, params=dict(params),
-            windowed=algorithm.windowed)
+            windowed=algorithm.windowed, account=account)
         done = [(command_id, "accepted", None)] if command_id is not None else []
         await self.store.append([event], expected_version=0, done_commands=done)
         log.info("execution_submitted", execution_id=execution_id, symbol=req.symbol, side=req.side.value,
@@ -140,10 +147,11 @@ class Supervisor:
     # -- runners ---------------------------------------------------------------------------
 
     async def recover(self) -> list[str]:
-        """Start a runner for every live execution in the store. Paused ones stay paused."""
+        """Start a runner for every live execution in the store of the accounts it works (and
+        those stored with no account). Paused ones stay paused."""
         for symbol, net in (await self.store.net_positions()).items():
             self.positions.set(symbol, net)
-        ids = await self.store.live_execution_ids()
+        ids = await self.store.live_execution_ids(self.accounts or None)
         await self.store.preload(ids)
         for execution_id in ids:
             if execution_id in self._entries:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from genesis.bus import EventBus
 from genesis.domain.codec import decode
-from genesis.domain.events import Event
+from genesis.domain.events import ACCOUNT_NOT_RECORDED, Event
 from genesis.domain.execution import Execution
 from genesis.domain.ids import is_store_namespace
 from genesis.store import tables as t
@@ -235,13 +235,15 @@ class EventStore:
                 out[symbol] = out.get(symbol, Decimal(0)) + (filled if side == "buy" else -filled)
         return out
 
-    async def live_execution_ids(self) -> list[str]:
-        """Executions whose projection is not in a terminal state."""
+    async def live_execution_ids(self, accounts: tuple[str, ...] | None = None) -> list[str]:
+        """Executions whose projection is not in a terminal state; with ``accounts``, only
+        those of these accounts and those stored with none (``ACCOUNT_NOT_RECORDED``)."""
+        e = t.executions.c
+        live = e.state.in_(("pending", "running", "paused"))
+        if accounts is not None:
+            live = live & e.account.in_((*accounts, ACCOUNT_NOT_RECORDED))
         async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                select(t.executions.c.execution_id)
-                .where(t.executions.c.state.in_(("pending", "running", "paused")))
-                .order_by(t.executions.c.submitted_at))
+            rows = await conn.execute(select(e.execution_id).where(live).order_by(e.submitted_at))
             return [r[0] for r in rows]
 
 

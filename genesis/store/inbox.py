@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import String, bindparam, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -55,9 +55,11 @@ def enqueue_submit(engine: Engine, req: SubmitRequest) -> tuple[str, bool]:
     payload = req.payload()
     try:
         with engine.begin() as conn:
+            check_account(conn, req.account)
             conn.execute(insert(t.commands), {
                 "request_id": req.request_id, "kind": "submit", "execution_id": execution_id,
-                "payload": json.dumps(payload, sort_keys=True), "created_at": datetime.now(timezone.utc)})
+                "payload": json.dumps(payload, sort_keys=True), "created_at": datetime.now(timezone.utc),
+                "account": req.account})
             notify_daemon(conn)
         return execution_id, True
     except IntegrityError:
@@ -100,10 +102,24 @@ def _submit_in(conn: Connection, req: SubmitRequest, index: int) -> tuple[str, b
                                          f"a different order (execution {row.execution_id}); choose a new id")
             return row.execution_id, False
     execution_id = new_execution_id(req.request_id)
+    check_account(conn, req.account, f"order {index + 1}: ")
     conn.execute(insert(t.commands), {
         "request_id": req.request_id, "kind": "submit", "execution_id": execution_id,
-        "payload": json.dumps(payload, sort_keys=True), "created_at": datetime.now(timezone.utc)})
+        "payload": json.dumps(payload, sort_keys=True), "created_at": datetime.now(timezone.utc),
+        "account": req.account})
     return execution_id, True
+
+
+def check_account(conn: Connection, account: str | None, where: str = "") -> None:
+    """A submission for an account no daemon has ever held on this database would wait in the
+    inbox forever: refused (``RequestError`` on ``account``) once some daemon has held a lease
+    (before that, nobody's accounts are known and any is taken)."""
+    if account is None:
+        return
+    known = sorted(conn.scalars(select(t.leases.c.account)))
+    if known and account not in known:
+        raise RequestError("account", f"{where}no daemon holds account {shown(account)} on this database "
+                                      f"(known: {', '.join(known)}); start one with --accounts {account}")
 
 
 def _same_order(stored: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -122,7 +138,7 @@ def enqueue_control(engine: Engine, kind: str, execution_id: str, payload: dict[
     from genesis.algorithms.registry import urgency_algorithms  # on use: it brings the engine's market data
 
     with engine.begin() as conn:
-        algo, state = _target(conn, execution_id)
+        algo, state, account = _target(conn, execution_id)
         if state in _TERMINAL or state == "rejected":
             raise RequestError("id", f"execution {execution_id} is {state}: there is nothing to {kind}")
         if kind == "urgency" and algo not in urgency_algorithms():
@@ -130,25 +146,26 @@ def enqueue_control(engine: Engine, kind: str, execution_id: str, payload: dict[
                                           f"{execution_id} is {algo}")
         result = conn.execute(insert(t.commands), {
             "kind": kind, "execution_id": execution_id, "payload": json.dumps(payload or {}, sort_keys=True),
-            "created_at": datetime.now(timezone.utc)})
+            "created_at": datetime.now(timezone.utc), "account": account})
         notify_daemon(conn)
         return int(result.inserted_primary_key[0])
 
 
-def _target(conn: Connection, execution_id: str) -> tuple[str | None, str]:
-    """``(algo, state)`` of an execution, or of its submission while the daemon has not taken it
-    (state ``queued``, or ``rejected``)."""
+def _target(conn: Connection, execution_id: str) -> tuple[str | None, str, str | None]:
+    """``(algo, state, account)`` of an execution, or of its submission while the daemon has not
+    taken it (state ``queued``, or ``rejected``); account None: not known (any daemon's)."""
     e = t.executions.c
-    row = conn.execute(select(e.algo, e.state).where(e.execution_id == execution_id)).first()
+    row = conn.execute(select(e.algo, e.state, e.account).where(e.execution_id == execution_id)).first()
     if row is not None:
-        return row.algo, row.state
+        return row.algo, row.state, row.account or None
     c = t.commands.c
-    submitted = conn.execute(select(c.payload, c.outcome).where(
+    submitted = conn.execute(select(c.payload, c.outcome, c.account).where(
         (c.execution_id == execution_id) & (c.kind == "submit")).order_by(c.command_id)).first()
     if submitted is None:
         raise RequestError("id", f"no execution {shown(execution_id)} (see `genesis status`)")
     algo = (_payload(submitted.payload) or {}).get("algo")
-    return (str(algo) if algo is not None else None), ("rejected" if submitted.outcome == "rejected" else "queued")
+    state = "rejected" if submitted.outcome == "rejected" else "queued"
+    return (str(algo) if algo is not None else None), state, submitted.account
 
 
 def submit_command_id(engine: Engine, execution_id: str) -> int:
@@ -176,12 +193,15 @@ def wait_for_verdict(engine: Engine, command_id: int, timeout_seconds: float,
         time.sleep(min(poll_seconds, remaining))
 
 
-async def claim_commands(conn: AsyncConnection, owner: str, limit: int = 500) -> list[Command]:
-    """PostgreSQL, several daemons on one inbox: claim the pending commands nobody holds (or
-    whose claimant no longer holds a live lease) for ``owner`` with ``FOR UPDATE SKIP LOCKED``,
-    so no two daemons take the same command, and return every pending command ``owner``
-    holds, oldest first. Run it in a transaction; the claims count once it commits."""
-    await conn.execute(text(_CLAIM), {"owner": owner, "limit": limit})
+async def claim_commands(conn: AsyncConnection, owner: str, accounts: tuple[str, ...], limit: int = 500
+                         ) -> list[Command]:
+    """PostgreSQL, several daemons on one inbox: claim the pending commands of ``accounts``
+    (or of no account) that nobody holds (or whose claimant no longer holds a live lease) for
+    ``owner`` with ``FOR UPDATE SKIP LOCKED``, so no two daemons take the same command, and
+    return every pending command ``owner`` holds, oldest first. A command for another account
+    stays pending for the daemon holding it. Run it in a transaction; the claims count once it
+    commits."""
+    await conn.execute(_CLAIM, {"owner": owner, "limit": limit, "accounts": list(accounts)})
     c = t.commands.c
     rows = await conn.execute(
         select(c.command_id, c.kind, c.execution_id, c.payload, c.created_at)
@@ -192,10 +212,12 @@ async def claim_commands(conn: AsyncConnection, owner: str, limit: int = 500) ->
 _CLAIM = """
     UPDATE commands SET claimed_by = :owner WHERE command_id IN (
         SELECT c.command_id FROM commands c
-        WHERE c.processed_at IS NULL AND (c.claimed_by IS NULL OR (c.claimed_by <> :owner AND NOT EXISTS (
+        WHERE c.processed_at IS NULL AND (c.account IS NULL OR c.account IN :accounts)
+          AND (c.claimed_by IS NULL OR (c.claimed_by <> :owner AND NOT EXISTS (
             SELECT 1 FROM leases l WHERE l.owner = c.claimed_by AND l.expires_at > clock_timestamp())))
         ORDER BY c.command_id LIMIT :limit
         FOR UPDATE OF c SKIP LOCKED)"""
+_CLAIM = text(_CLAIM).bindparams(bindparam("accounts", expanding=True, type_=String()))
 
 
 async def unclaim_command(conn: AsyncConnection, command_id: int, owner: str) -> None:
@@ -222,11 +244,16 @@ async def worked_elsewhere(conn: AsyncConnection, execution_id: str, owner: str)
     return pending is not None
 
 
-async def pending_commands(conn: AsyncConnection, limit: int = 500) -> list[Command]:
+async def pending_commands(conn: AsyncConnection, accounts: tuple[str, ...] | None = None,
+                           limit: int = 500) -> list[Command]:
+    """The pending commands, oldest first: of ``accounts`` or of no account (None: all)."""
+    c = t.commands.c
+    mine = c.processed_at.is_(None)
+    if accounts is not None:
+        mine = mine & (c.account.is_(None) | c.account.in_(accounts))
     rows = await conn.execute(
-        select(t.commands.c.command_id, t.commands.c.kind, t.commands.c.execution_id, t.commands.c.payload,
-               t.commands.c.created_at)
-        .where(t.commands.c.processed_at.is_(None)).order_by(t.commands.c.command_id).limit(limit))
+        select(c.command_id, c.kind, c.execution_id, c.payload, c.created_at)
+        .where(mine).order_by(c.command_id).limit(limit))
     return [Command(r.command_id, r.kind, r.execution_id, _payload(r.payload), r.created_at) for r in rows]
 
 

@@ -42,6 +42,7 @@ def execution_row(agg: Execution) -> dict[str, Any]:
         "limit_price": agg.limit_price,
         "duration_seconds": agg.duration_seconds,
         "submitted_at": agg.submitted_at,
+        "account": agg.account,
         **dict(zip(STATE_COLUMNS, state_columns(agg))),
     }
 

@@ -42,7 +42,7 @@ def execution_status(engine: Engine, execution_id: str | None = None) -> list[di
                 "remaining_qty": str(r["remaining_qty"]), "urgency": r["urgency"],
                 "slippage_vs_vwap_bps": _s(r["slippage_vs_vwap_bps"]),
                 "held_since": _t(r["held_since"]), "hold_reason": r["hold_reason"],
-                "held_seconds": r["held_seconds"],
+                "held_seconds": r["held_seconds"], "account": r["account"] or None,  # None: not recorded
             })
         c = t.commands.c
         q2 = select(t.commands).where(c.kind == "submit").order_by(c.command_id)
@@ -57,7 +57,7 @@ def execution_status(engine: Engine, execution_id: str | None = None) -> list[di
                 "execution_id": r["execution_id"], "state": state, "algo": p.get("algo"),
                 "symbol": p.get("symbol"), "side": p.get("side"), "target_qty": p.get("qty"),
                 "filled_qty": "0", "progress_pct": 0.0, "submitted_at": _t(r["created_at"]),
-                "detail": r["detail"],
+                "detail": r["detail"], "account": r["account"],  # None: the taking daemon's
             })
     return out
 

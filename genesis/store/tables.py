@@ -42,7 +42,10 @@ commands = Table(
     Column("processed_at", UtcDateTime, nullable=True),
     Column("outcome", String(16), nullable=True),
     Column("detail", Text, nullable=True),
-    Column("claimed_by", String(300), nullable=True),  # the daemon (lease owner) that took it; 0009
+    Column("claimed_by", String(300), nullable=True),  # the daemon (lease owner) that took it; 0010
+    # the venue account whose daemon takes it (0011); NULL: any daemon (a submission then
+    # trades on the taking daemon's account)
+    Column("account", String(200), nullable=True),
     Index("ix_commands_pending", "processed_at", "command_id"),
 )
 
@@ -84,6 +87,7 @@ executions = Table(
     Column("held_since", UtcDateTime),
     Column("hold_reason", String(64)),
     Column("held_seconds", Float, nullable=False, server_default="0"),
+    Column("account", String(200), nullable=False, server_default=""),  # 0011; "": not recorded
     Index("ix_executions_state", "state"),
     Index("ix_executions_symbol_submitted", "symbol", "submitted_at"),
 )
