@@ -83,6 +83,14 @@ def test_the_sql_fence_refuses_unless_every_lease_is_held_at_its_epoch(pg_db: UR
         _expire(conn, "ccxt:x:1")
     assert not fence_passes([HeldLease("sim", "a", a), HeldLease("ccxt:x:1", "a", b)])  # one expired
     assert fence_passes([HeldLease("sim", "a", a)])
+    with engine.connect() as guarded, engine.connect() as thief:  # the fence share-locks the row to the commit
+        guarded.exec_driver_sql(*leases.SqlFence(lambda: [HeldLease("sim", "a", a)]).statement())
+        thief.exec_driver_sql("SET lock_timeout = '100ms'")
+        with pytest.raises(DBAPIError, match="lock timeout"):
+            leases.claim(thief, "sim", "b", 30, takeover=True)
+        guarded.rollback()
+        thief.rollback()
+        assert leases.claim(thief, "sim", "b", 30, takeover=True) == a + 1
     engine.dispose()
 
 
