@@ -94,16 +94,20 @@ def raw_psycopg(url: URL, events: int, batch: int = 100, with_projection: bool =
     return {"events": events, "seconds": seconds, "events_per_second": events / seconds}
 
 
-def fenced(url: URL) -> dict[str, object]:
+def fenced(url: URL, commit_in: str = "process") -> dict[str, object]:
     """``EventStore`` options as the daemon runs on PostgreSQL (``LeaseKeeper.store_options``):
-    the thread committer and the lease fence checked in every commit, on a lease claimed here."""
+    the commit process with the lease fence as SQL in every commit, on a lease claimed here.
+    ``commit_in="thread"``: the thread committer with the fence as a Python precondition (the
+    daemon's configuration before the fence was SQL), for comparison."""
     engine = sync_engine(url)
     owner = leases.new_owner()
     with engine.begin() as conn:
         epoch = leases.claim(conn, "bench", owner, 3600.0)
     engine.dispose()
     held = (leases.HeldLease("bench", owner, epoch),)  # type: ignore[arg-type]
-    return {"commit_in": "thread", "precondition": leases.fence(lambda: held)}
+    if commit_in == "thread":
+        return {"commit_in": "thread", "precondition": leases.fence(lambda: held)}
+    return {"commit_in": commit_in, "fence": leases.SqlFence(lambda: held)}
 
 
 def eventsourcing_recorder(url: URL, appenders: int, per_appender: int, pool_size: int = 10) -> dict[str, float]:

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 
 from genesis.domain import events as ev
-from genesis.store import leases
+from genesis.store import committers, leases
 from genesis.store.db import async_engine, sync_engine
 from genesis.store.eventstore import EventStore, LeaseLostError
 from genesis.store.leases import HeldLease, LeaseRefused, account_name
@@ -59,6 +60,40 @@ def test_the_fencing_check_refuses_a_lost_lease(any_db: Path | URL) -> None:
     engine.dispose()
 
 
+def test_the_sql_fence_refuses_unless_every_lease_is_held_at_its_epoch(pg_db: URL) -> None:
+    engine = sync_engine(pg_db)
+    with engine.begin() as conn:
+        a, b = leases.claim(conn, "sim", "a", 30), leases.claim(conn, "ccxt:x:1", "a", 30)
+
+    def fence_passes(held: list[HeldLease]) -> bool:
+        sql, rows = leases.SqlFence(lambda: held).statement()
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(sql, rows)
+        except DBAPIError as exc:
+            assert committers.refusal(type(exc.orig).__name__, str(exc.orig), 1).error_class == committers.LEASE_LOST
+            return False
+        return True
+
+    assert fence_passes([HeldLease("sim", "a", a), HeldLease("ccxt:x:1", "a", b)])
+    assert not fence_passes([])  # nothing claimed yet (or released)
+    assert not fence_passes([HeldLease("sim", "a", a + 1)])  # another epoch
+    assert not fence_passes([HeldLease("sim", "b", a)])  # another owner
+    with engine.begin() as conn:
+        _expire(conn, "ccxt:x:1")
+    assert not fence_passes([HeldLease("sim", "a", a), HeldLease("ccxt:x:1", "a", b)])  # one expired
+    assert fence_passes([HeldLease("sim", "a", a)])
+    with engine.connect() as guarded, engine.connect() as thief:  # the fence share-locks the row to the commit
+        guarded.exec_driver_sql(*leases.SqlFence(lambda: [HeldLease("sim", "a", a)]).statement())
+        thief.exec_driver_sql("SET lock_timeout = '100ms'")
+        with pytest.raises(DBAPIError, match="lock timeout"):
+            leases.claim(thief, "sim", "b", 30, takeover=True)
+        guarded.rollback()
+        thief.rollback()
+        assert leases.claim(thief, "sim", "b", 30, takeover=True) == a + 1
+    engine.dispose()
+
+
 def test_account_names_never_hold_the_api_key() -> None:
     assert account_name("sim") == "sim"
     named = account_name("ccxt:binance", "my-secret-api-key")
@@ -75,12 +110,17 @@ def _intent(execution_id: str) -> list[ev.Event]:
                              D("100"), execution_style="single", slice_count=1)]
 
 
-async def test_an_intent_append_after_the_lease_was_stolen_is_refused_and_nothing_is_written(pg_db: URL) -> None:
+@pytest.mark.parametrize("commit_in, fence_as", [("thread", "python"), ("thread", "sql"), ("process", "sql")])
+async def test_an_intent_append_after_the_lease_was_stolen_is_refused_and_nothing_is_written(
+        pg_db: URL, commit_in: str, fence_as: str) -> None:
     admin = sync_engine(pg_db)
     with admin.begin() as conn:
         held = [HeldLease("sim", "daemon-a", leases.claim(conn, "sim", "daemon-a", 30))]
     engine = async_engine(pg_db)
-    async with EventStore(engine, commit_in="thread", precondition=leases.fence(lambda: held)) as store:
+    refusals: list[str] = []
+    fence = ({"precondition": leases.fence(lambda: held)} if fence_as == "python" else
+             {"fence": leases.SqlFence(lambda: held, refusals.append)})
+    async with EventStore(engine, commit_in=commit_in, **fence) as store:  # type: ignore[arg-type]
         await store.append(_intent("e1"), expected_version=0)  # held: committed
         with admin.begin() as conn:  # the lease is stolen: expired, claimed by daemon B
             _expire(conn, "sim")
@@ -90,6 +130,8 @@ async def test_an_intent_append_after_the_lease_was_stolen_is_refused_and_nothin
         with pytest.raises(LeaseLostError):  # and it stays refused
             await store.append(_intent("e3"), expected_version=0)
     await engine.dispose()
+    if fence_as == "sql":  # the daemon's lease keeper learns of it
+        assert refusals and "no longer held by daemon-a" in refusals[0]
     with admin.connect() as conn:
         intents = conn.execute(text("SELECT aggregate_id FROM events WHERE event_type = 'OrderIntended'")).scalars()
         assert list(intents) == ["e1"]

@@ -7,9 +7,10 @@ releases them at a graceful stop. ``lost`` is set when a renewal finds a lease g
 renewals have failed for a whole lease period (the database unreachable: by now the lease may
 have expired and been claimed), or when the event store's fencing check refused a commit.
 
-On PostgreSQL the event store runs with ``store_options()``: the thread committer and the
-fencing precondition, so no transaction (an ``OrderIntended`` above all) commits unless
-this daemon still holds every lease at its epoch. On SQLite one daemon per file is enforced
+On PostgreSQL the event store runs with ``store_options()``: the fence as SQL sent with every
+commit (``genesis.store.leases.SqlFence``, in the commit process's one round trip), so no
+transaction (an ``OrderIntended`` above all) commits unless this daemon still holds every
+lease at its epoch. On SQLite one daemon per file is enforced
 by the file lock: the keeper takes the lease over at once and installs no fence.
 """
 
@@ -20,13 +21,12 @@ import time
 from typing import Any, Callable, Sequence
 
 import structlog
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from genesis.engine.command_listener import listen_for_lease_releases
 from genesis.store import leases
 from genesis.store.db import sync_engine
-from genesis.store.leases import HeldLease, LeaseRefused
+from genesis.store.leases import HeldLease
 from genesis.store.location import Db, is_postgres
 
 log = structlog.get_logger("genesis.leases")
@@ -69,19 +69,15 @@ class LeaseKeeper:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def store_options(self) -> dict[str, Any]:
-        """``EventStore`` keyword arguments: the fencing precondition on PostgreSQL."""
+        """``EventStore`` keyword arguments: the lease fence on PostgreSQL."""
         if not self.fenced:
             return {}
-        return {"commit_in": "thread", "precondition": self._fence}
+        return {"fence": leases.SqlFence(lambda: self.held, self._fence_refused)}
 
-    def _fence(self, conn: Connection) -> None:
-        """The commit precondition (committer thread): refuse unless every lease is held."""
-        try:
-            leases.check_held(conn, self.held)
-        except LeaseRefused:
-            if self._loop is not None:
-                self._loop.call_soon_threadsafe(self._mark_lost, "the commit's fencing check refused")
-            raise
+    def _fence_refused(self, reason: str) -> None:
+        """A commit was refused by the fence (called from the committer: any thread)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._mark_lost, "the commit's fencing check refused")
 
     def _mark_lost(self, reason: str) -> None:
         if not self.lost.is_set():

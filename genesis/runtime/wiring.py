@@ -29,6 +29,7 @@ from genesis.engine.supervisor import Supervisor, runner_settings
 from genesis.store.candle_cache import CandleCache
 from genesis.store.db import async_engine
 from genesis.store.eventstore import EventStore
+from genesis.store.leases import SqlFence
 from genesis.tuning import DEFAULT_TUNING, Tuning
 from genesis.venue.base import Venue
 
@@ -42,15 +43,17 @@ class EngineOptions:
     ``candle_cache``: keep market history in SQLite across restarts (worth it only for a
     database that outlives the run). ``tuning``: the scheduling tuning (``genesis.tuning``).
     ``hooks``: chaos and bench hooks (``genesis.engine.hooks``; by default none).
-    ``precondition``: run inside every commit transaction (the daemon's account-lease fence,
-    ``genesis.engine.lease_keeper``; it needs ``commit_in="thread"``)."""
+    ``precondition``: run inside every commit transaction (a check in Python; it needs
+    ``commit_in="thread"``). ``fence``: the daemon's account-lease fence on PostgreSQL, SQL
+    sent with every commit (``genesis.engine.lease_keeper``; either committer)."""
 
     durable: bool = True
     commit_in: str | None = None  # None: the backend's own (EventStore)
     candle_cache: bool = True
     tuning: Tuning = DEFAULT_TUNING
     hooks: EngineHooks = field(default_factory=lambda: NO_HOOKS)
-    precondition: Callable[[Connection], None] | None = None  # run in every commit (the daemon's lease fence)
+    precondition: Callable[[Connection], None] | None = None  # run in every commit (thread committer)
+    fence: SqlFence | None = None  # the daemon's lease fence on PostgreSQL
 
 
 @dataclass(slots=True)
@@ -93,7 +96,7 @@ async def open_store(db_path: Path, options: EngineOptions = EngineOptions(),
     database = async_engine(db_path, durable=options.durable)
     bus = bus or EventBus()
     store = EventStore(database, bus, commit_in=options.commit_in, tuning=options.tuning,
-                       precondition=options.precondition)
+                       precondition=options.precondition, fence=options.fence)
     try:
         await store.start()
     except BaseException:

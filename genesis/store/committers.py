@@ -42,6 +42,7 @@ from sqlalchemy.exc import DBAPIError
 from genesis.store import db
 from genesis.store.commit_process import EARLIER_FAILED, HEADER_BYTES, frame
 from genesis.store.leases import LeaseRefused
+from genesis.store.pg_fence import lease_refusal
 
 Transaction = list[tuple[str, list[Any]]]
 
@@ -59,6 +60,15 @@ class CommitRefused(Exception):
         super().__init__(message if error_class == EARLIER_FAILED else f"({driver}.{error_class}) {message}")
         self.error_class = error_class
         self.failures = failures
+
+
+def refusal(error_class: str, message: str, failures: int, driver: str = "sqlite3") -> CommitRefused:
+    """The database's refusal; ``LEASE_LOST`` when it was the lease fence's statement
+    (``genesis.store.pg_fence``)."""
+    lease = lease_refusal(message)
+    if lease is not None:
+        return CommitRefused(LEASE_LOST, lease, failures, "genesis")
+    return CommitRefused(error_class, message, failures, driver)
 
 
 class CommitterLost(Exception):
@@ -140,8 +150,8 @@ class ThreadCommitter(_Refusals):
                 shift = self._execute(conn, transaction)
         except DBAPIError as exc:
             self._failed += 1
-            raise CommitRefused(type(exc.orig).__name__, str(exc.orig).strip(), self._failed,
-                                type(exc.orig).__module__.split(".")[0]) from exc
+            raise refusal(type(exc.orig).__name__, str(exc.orig).strip(), self._failed,
+                          type(exc.orig).__module__.split(".")[0]) from exc
         except LeaseRefused as exc:
             self._failed += 1
             raise CommitRefused(LEASE_LOST, str(exc), self._failed, "genesis") from exc
@@ -246,7 +256,7 @@ class ProcessCommitter(_Refusals):
                     self.commits = reply[2]
                     done.set_result(reply[3])  # the shift of the event rows' sequence numbers
                 else:
-                    done.set_exception(CommitRefused(reply[1], reply[2], reply[3]))
+                    done.set_exception(refusal(reply[1], reply[2], reply[3]))
         except CommitterLost as exc:
             self._lost = exc
         finally:

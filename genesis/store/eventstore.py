@@ -30,6 +30,7 @@ from genesis.store.committers import Committer, ProcessCommitter, ThreadCommitte
 from genesis.store.db import is_durable, writer_engine
 from genesis.store.errors import (ConcurrencyError, InvalidEventError, LeaseLostError, StorageError,
                                   StoreClosedError, StoreIdentityError)
+from genesis.store.leases import SqlFence
 from genesis.store.postgres import PostgresCommitter, PostgresProcessCommitter
 from genesis.store.writer import Writer
 from genesis.tuning import DEFAULT_TUNING, Tuning
@@ -49,12 +50,14 @@ class EventStore:
     driver's work stays off the event loop's GIL), or ``"thread"``, a worker thread through
     ``writer_engine``. On PostgreSQL both are in ``genesis.store.postgres``.
     ``precondition(conn)``: run inside every commit transaction (after the PostgreSQL events
-    lock); it refuses the transaction by raising.
+    lock); it refuses the transaction by raising (the thread committer only).
+    ``fence``: PostgreSQL, the account-lease check sent as SQL with every commit, in either
+    committer (``genesis.store.leases.SqlFence``).
     ``tuning``: the writer's slot of the event loop (``genesis.tuning``)."""
 
     def __init__(self, engine: AsyncEngine, bus: EventBus | None = None, chunk_size: int = 32,
                  commit_in: str | None = None, precondition: Callable[[Connection], None] | None = None,
-                 tuning: Tuning = DEFAULT_TUNING):
+                 tuning: Tuning = DEFAULT_TUNING, fence: SqlFence | None = None):
         self._engine = engine
         self._writer_engine: Engine = writer_engine(engine)
         commit_in = commit_in or "process"
@@ -62,7 +65,7 @@ class EventStore:
         self._loading: dict[str, asyncio.Future[Execution]] = {}  # cache misses queued for one query
         self._loader: asyncio.Task[None] | None = None
         self._namespace: str | None = None
-        self._writer = Writer(engine, _committer(commit_in, engine, self._writer_engine, precondition),
+        self._writer = Writer(engine, _committer(commit_in, engine, self._writer_engine, precondition, fence),
                               self._writer_engine.dialect,
                               self._aggregates, self.load, bus, chunk_size, tuning)
 
@@ -248,15 +251,17 @@ class EventStore:
 
 
 def _committer(commit_in: str, engine: AsyncEngine, sync: Engine,
-               precondition: Callable[[Connection], None] | None) -> Committer:
+               precondition: Callable[[Connection], None] | None, fence: SqlFence | None) -> Committer:
     if commit_in not in ("process", "thread"):
         raise ValueError(f"commit_in must be 'process' or 'thread', not {commit_in!r}")
     if engine.dialect.name == "postgresql":
         if commit_in == "thread":
-            return PostgresCommitter(sync, precondition)
+            return PostgresCommitter(sync, precondition, fence)
         if precondition is not None:
             raise ValueError("a precondition needs commit_in='thread' (the commit process runs SQL only)")
-        return PostgresProcessCommitter(sync, durable=is_durable(engine))
+        return PostgresProcessCommitter(sync, durable=is_durable(engine), fence=fence)
+    if fence is not None:
+        raise ValueError("the SQL lease fence is PostgreSQL's (SQLite: one daemon per file, by its lock)")
     if commit_in == "thread":
         return ThreadCommitter(sync, precondition)
     if precondition is not None:

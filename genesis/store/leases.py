@@ -15,6 +15,9 @@ agree.
   transaction, ``SELECT ... FOR SHARE`` of the row with this owner and epoch and an unexpired
   lease; ``LeaseRefused`` otherwise. The row lock holds off a competing claim until the
   commit ends, so no intent is recorded under an epoch that is no longer current.
+- ``SqlFence`` (PostgreSQL, the daemon's): the same check as one statement sent with every
+  commit (``genesis.store.pg_fence``), so it also works in the commit process, in the
+  transaction's one round trip.
 
 Account names (``account_name``): ``sim`` for the simulated venue; for a ccxt venue
 ``ccxt:<exchange id>:<key id>``, the key id being the first 12 hex digits of the SHA-256 of
@@ -33,6 +36,8 @@ from typing import Callable, Sequence
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
+
+from genesis.store.pg_fence import Statement, fence_statement
 
 _NOW = {"postgresql": "clock_timestamp()", "sqlite": "strftime('%Y-%m-%d %H:%M:%f', 'now')"}
 _LATER = {"postgresql": "clock_timestamp() + make_interval(secs => :seconds)",
@@ -142,6 +147,24 @@ def check_held(conn: Connection, leases: Sequence[HeldLease]) -> None:
 def fence(leases: Callable[[], Sequence[HeldLease]]) -> Callable[[Connection], None]:
     """The event store precondition checking ``leases()`` (the leases held right now)."""
     return lambda conn: check_held(conn, leases())
+
+
+def _ignore(reason: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class SqlFence:
+    """The event store's fence on PostgreSQL as SQL (``genesis.store.pg_fence``): every commit
+    carries ``statement()``, the check of the leases ``held()`` right now, and fails unless
+    they are all still held. ``refused(message)`` is called (from the committer: any thread)
+    when a commit was refused for it."""
+
+    held: Callable[[], Sequence[HeldLease]]
+    refused: Callable[[str], None] = _ignore
+
+    def statement(self) -> Statement:
+        return fence_statement([(h.account, h.owner, h.epoch) for h in self.held()])
 
 
 def seconds_until_claimable(conn: Connection, accounts: Sequence[str], owner: str) -> float:

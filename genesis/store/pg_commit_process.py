@@ -7,7 +7,9 @@ transaction that appends events first takes ``LOCK TABLE events IN EXCLUSIVE MOD
 it the server computes how far the planned sequence numbers must move to follow the last
 committed event (0 unless another writer appended since they were planned:
 ``genesis.store.postgres`` explains why) and the insert applies it, so the whole transaction
-goes in one pipeline, one round trip; the reply carries the shift. Many rows of one statement
+goes in one pipeline, one round trip; the reply carries the shift. The lease fence, when the
+daemon sends one (``genesis.store.pg_fence``), is a statement of the transaction like the
+others: run once per commit, first, in the same pipeline. Many rows of one statement
 go as one set-based statement (``genesis.store.pg_set_rows``): the event rows, the
 projection updates of a whole transaction.
 
@@ -25,6 +27,7 @@ import sys
 from typing import Any
 
 from genesis.store.commit_process import answer, frame, protocol_output
+from genesis.store.pg_fence import hoisted
 from genesis.store.pg_set_rows import set_based
 
 LOCK_EVENTS = "LOCK TABLE events IN EXCLUSIVE MODE"
@@ -84,6 +87,7 @@ def main(argv: list[str]) -> int:
 
     def run(statements: list[tuple[str, list[Any]]]) -> tuple[tuple[str, str] | None, int]:
         nonlocal conn
+        statements = hoisted(statements)  # the lease fence (genesis.store.pg_fence): once, first
         appends = [rows for sql, rows in statements if sql == events_sql and rows]
         try:
             if conn.broken:

@@ -16,12 +16,16 @@ were planned, shifts its rows' sequence numbers to follow it. Numbers are theref
 in commit order with no gaps: a reader that has seen N never later finds a new event below N.
 The writer learns the shift from the committer's future and reports the committed numbers.
 
-``precondition(conn)`` (see ``genesis.store.committers``) runs after the lock, inside the same
-transaction: the place for a check that must hold at commit, e.g. a writer lease's epoch.
+``fence`` (``genesis.store.leases.SqlFence``, both committers): the daemon's account-lease
+check as a statement sent with every transaction (``genesis.store.pg_fence``); the commit
+process runs it in the same pipeline as the lock, the shift, the statements and the commit.
+``precondition(conn)`` (see ``genesis.store.committers``; the thread committer only) runs
+after the lock, inside the same transaction: a check in Python that must hold at commit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from datetime import datetime
@@ -31,20 +35,47 @@ from typing import Any, Callable
 from sqlalchemy.engine import URL, Connection, Engine
 
 from genesis.store.batch import event_insert_sql
-from genesis.store.committers import ProcessCommitter, ThreadCommitter, Transaction
+from genesis.store.committers import LEASE_LOST, CommitRefused, ProcessCommitter, ThreadCommitter, Transaction
+from genesis.store.leases import SqlFence
 from genesis.store.pg_commit_process import LOCK_EVENTS, NEXT_SEQUENCE, shift_for, shifted
+from genesis.store.pg_fence import hoisted
 from genesis.store.pg_set_rows import set_based
+
+
+def fenced(fence: SqlFence | None, transaction: Transaction, submit: Callable[[Transaction], asyncio.Future[Any]]
+           ) -> asyncio.Future[Any]:
+    """``submit(transaction)`` with the fence's statement first; a refusal by the fence is
+    reported to ``fence.refused``."""
+    if fence is None:
+        return submit(transaction)
+    done = submit([fence.statement(), *transaction])
+    done.add_done_callback(lambda f: _report_refusal(fence, f))
+    return done
+
+
+def _report_refusal(fence: SqlFence, done: asyncio.Future[Any]) -> None:
+    if done.cancelled():
+        return
+    exc = done.exception()
+    if isinstance(exc, CommitRefused) and exc.error_class == LEASE_LOST:
+        fence.refused(str(exc))
 
 
 class PostgresCommitter(ThreadCommitter):
     """``ThreadCommitter`` over a psycopg engine, serialising appends of events by a table
     lock so that sequence numbers follow commit order (module docstring)."""
 
-    def __init__(self, engine: Engine, precondition: Callable[[Connection], None] | None = None) -> None:
+    def __init__(self, engine: Engine, precondition: Callable[[Connection], None] | None = None,
+                 fence: SqlFence | None = None) -> None:
         super().__init__(engine, precondition)
+        self.fence = fence
         self._events_sql, self._seq_at = event_insert_sql(engine.dialect)
 
+    def submit(self, transaction: Transaction, generation: int) -> asyncio.Future[int]:
+        return fenced(self.fence, transaction, lambda t: super(PostgresCommitter, self).submit(t, generation))
+
     def _execute(self, conn: Connection, transaction: Transaction) -> int:
+        transaction = hoisted(transaction)  # the merged transactions' fences: one check
         event_rows = [rows for sql, rows in transaction if sql == self._events_sql and rows]
         shift = 0
         if event_rows:
@@ -71,15 +102,19 @@ class PostgresCommitter(ThreadCommitter):
 class PostgresProcessCommitter(ProcessCommitter):
     """The commit process on PostgreSQL (``genesis.store.pg_commit_process``): same locking
     and shifting as ``PostgresCommitter``, with psycopg's per-row work on another core.
-    Money and times travel as text (the SQL casts them); no ``precondition`` (it would have
-    to run in the child: use ``PostgresCommitter`` for one)."""
+    Money and times travel as text (the SQL casts them); the ``fence`` goes as SQL; no
+    ``precondition`` (Python would have to run in the child: use ``PostgresCommitter``)."""
 
-    def __init__(self, engine: Engine, durable: bool = True) -> None:
+    def __init__(self, engine: Engine, durable: bool = True, fence: SqlFence | None = None) -> None:
         super().__init__("", durable)
+        self.fence = fence
         self.url: URL = engine.url
         self._events_sql, self._seq_at = event_insert_sql(engine.dialect)
         if not isinstance(self._seq_at, int):
             raise ValueError("the PostgreSQL commit process takes positional rows (paramstyle 'format')")
+
+    def submit(self, transaction: Transaction, generation: int) -> asyncio.Future[int | None]:
+        return fenced(self.fence, transaction, lambda t: super(PostgresProcessCommitter, self).submit(t, generation))
 
     def _command(self) -> tuple[list[str], dict[str, str] | None]:
         env = {**os.environ, "GENESIS_COMMIT_DSN": self.url.set(drivername="postgresql").render_as_string(
