@@ -41,3 +41,17 @@ def test_trades_after_the_newest_taken_are_merged_once():
     cache[0]["amount"] = 9  # an old entry is not read again
     feed.on_trade_cache(list(cache))
     assert feed.trades["1"]["t1"]["amount"] == 0.1
+
+
+def test_traded_volume_of_a_short_stretch_reads_the_same_whatever_is_kept():
+    from decimal import Decimal
+
+    from genesis.venue.trade_volume import TradeVolume
+    volume = TradeVolume()
+    volume.stream_up(0)
+    volume.ingest([{"id": str(s), "timestamp": s * 1000 + 500, "amount": "0.1"} for s in range(3600)],
+                  3_600_000)
+    # 3,600 one-second buckets kept; a stretch of 3 whole seconds inside reads three of them
+    assert volume.volume(10_000, 13_000, 3_600_000) == Decimal("0.3")
+    assert volume.volume(10_001, 13_000, 3_600_000) == Decimal("0.2")  # a bucket only partly inside
+    assert volume.volume(0, 3_600_000, 3_600_000) == Decimal("360.0")
