@@ -55,3 +55,15 @@ def test_traded_volume_of_a_short_stretch_reads_the_same_whatever_is_kept():
     assert volume.volume(10_000, 13_000, 3_600_000) == Decimal("0.3")
     assert volume.volume(10_001, 13_000, 3_600_000) == Decimal("0.2")  # a bucket only partly inside
     assert volume.volume(0, 3_600_000, 3_600_000) == Decimal("360.0")
+
+
+async def test_the_streaming_venue_keeps_ccxts_order_cache_small_unless_configured():
+    from genesis.venue.ccxt_stream import STREAM_ORDERS_CACHED, StreamingCcxtVenue
+    venue = StreamingCcxtVenue("binance", exchange_url="http://127.0.0.1:9")
+    configured = StreamingCcxtVenue("binance", exchange_url="http://127.0.0.1:9", options={"ordersLimit": 50})
+    try:
+        assert venue.ex.options["ordersLimit"] == STREAM_ORDERS_CACHED == 200
+        assert configured.ex.options["ordersLimit"] == 50
+    finally:
+        await venue.close()
+        await configured.close()
