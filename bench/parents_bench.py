@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bench.slice_figures import Tape, lateness, participation, pct, weight_by_minute
+from bench.slice_figures import Tape, lateness, participation, past_cap_room, pct, weight_by_minute
 from genesis.config import parse_config
 from genesis.paper.clock import exchange_clock
 from genesis.paper.local import free_port, get_json
@@ -165,6 +165,8 @@ async def run_parents(parents: int, streams: bool = True, speed: float = SPEED,
                                                     s.cap_overridden))).all()
                 children = (await conn.execute(select(c.client_order_id, c.execution_id,
                                                       c.slice_index, c.intended_at))).all()
+                sizes = (await conn.execute(select(c.client_order_id, c.execution_id, c.slice_index,
+                                                   c.qty))).all()
             await engine.close()
         finally:
             proc.terminate()
@@ -183,10 +185,16 @@ async def run_parents(parents: int, streams: bool = True, speed: float = SPEED,
             "child_orders_received": orders_sent, "wall_seconds": round(wall, 1),
             "submission_burst_sim_seconds": round(submitted_sim_s, 1),
             **lateness([(r[0], r[1], r[2]) for r in slices], children, received),
+            **past_cap_room(Tape(SYMBOL), config.twap.participation_cap,
+                            [(r[0], r[1], r[2], r[3]) for r in slices], sizes, received),
             **weight_by_minute(requests),
             **participation(Tape(SYMBOL), [(r[0], r[1], r[3], r[4], r[5]) for r in slices],
                             children, exchange),
-            **cpu, **waits, "loadavg_before": load_before, "loadavg_after": load_after}
+            **cpu, **waits,
+            # exchange seconds an order waited for the account's order budget, on average
+            "order_budget_wait_per_order_s": round(
+                waits["order_budget_wait_seconds_total"] * speed / max(1, orders_sent), 2),
+            "loadavg_before": load_before, "loadavg_after": load_after}
         exchange.close()
         if profile_dir:
             _top(engine_profile, profile_dir / f"engine-{parents}.txt")  # type: ignore[arg-type]

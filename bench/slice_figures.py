@@ -11,6 +11,11 @@ Definitions (docs/performance.md, "Request weight per slice: REST against stream
   intent's time, stamped before it is appended; the order is sent once it is durable): the
   engine's reads and sizing. **Intent to received**: every order's ``intended_at`` to the
   exchange receiving it (the durable append, the account's order budget, ccxt's throttle, HTTP).
+* **lateness past the cap's room**: exchange seconds from the later of ``scheduled_at`` and the
+  moment the exchange's tape (seed 0) had traded enough since the slice's ``interval_start``
+  for the cap to allow the slice's first child order (``qty / cap``) to the exchange receiving
+  it: slice lateness without the time the participation cap legitimately waits for the market.
+  The engine sees the tape through its trade stream, so the stream's delivery lag counts here.
 * **realised participation**: what the exchange filled of a slice's orders (its ``trades``
   table) over the volume its public tape (``genesis.paper.tape.minute_trades``, the trades it
   streams, seed 0) traded in the slice's interval ``[interval_start, interval_end)``; slices
@@ -77,6 +82,29 @@ def lateness(slices: Iterable[tuple[str, int, datetime]],
             "intent_to_received_p50_s": pct(in_flight, 0.5), "intent_to_received_p99_s": pct(in_flight, 0.99)}
 
 
+def past_cap_room(tape: "Tape", cap: Decimal, slices: Iterable[tuple[str, int, datetime, datetime | None]],
+                  children: Iterable[tuple[str, str, int, Decimal]], received_ms: dict[str, int]) -> dict[str, Any]:
+    """``slices``: (execution id, index, scheduled_at, interval_start); ``children``: (client
+    order id, execution id, slice index, qty). Lateness past the cap's room (module docstring)
+    and the time the cap waited for the market, quantiles."""
+    first: dict[tuple[str, int], tuple[int, Decimal]] = {}
+    for cid, eid, index, qty in children:
+        if cid in received_ms and ((eid, index) not in first or received_ms[cid] < first[(eid, index)][0]):
+            first[(eid, index)] = (received_ms[cid], Decimal(qty))
+    past, waited = [], []
+    for eid, index, due, start in slices:
+        if (eid, index) not in first or start is None:
+            continue
+        sent_ms, qty = first[(eid, index)]
+        due_ms = to_epoch_ms(due)
+        room_ms = tape.room_at(to_epoch_ms(start), qty / cap, sent_ms)
+        ready_ms = max(due_ms, room_ms if room_ms is not None else sent_ms)
+        past.append((sent_ms - ready_ms) / 1000)
+        waited.append((ready_ms - due_ms) / 1000)
+    return {"lateness_past_cap_room_p50_s": pct(past, 0.5), "lateness_past_cap_room_p99_s": pct(past, 0.99),
+            "cap_room_wait_p50_s": pct(waited, 0.5), "cap_room_wait_p99_s": pct(waited, 0.99)}
+
+
 def weight_by_minute(requests: Iterable[tuple[int | None, str, str, int]]) -> dict[str, Any]:
     """``requests``: (sim_ms, method, path, http status) of the exchange's audit. Weight per
     exchange minute (peak and mean share of ``WEIGHT_LIMIT``), 429/418 received, per endpoint."""
@@ -108,6 +136,18 @@ class Tape:
             self._minutes[open_ms] = ([(t.time_ms, t.qty) for t in minute_trades(candle, self.inst, self.seed)]
                                       if candle else [])
         return self._minutes[open_ms]
+
+    def room_at(self, start_ms: int, needed: Decimal, until_ms: int) -> int | None:
+        """When the tape, from ``start_ms``, had traded ``needed`` (None: not by ``until_ms``)."""
+        total, m = Decimal(0), start_ms // MINUTE_MS * MINUTE_MS
+        while m <= until_ms:
+            for t, q in self.minute(m):
+                if start_ms <= t <= until_ms:
+                    total += q
+                    if total >= needed:
+                        return t
+            m += MINUTE_MS
+        return None
 
     def volume(self, start_ms: int, end_ms: int) -> Decimal:
         total, m = Decimal(0), start_ms // MINUTE_MS * MINUTE_MS

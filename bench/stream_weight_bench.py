@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bench.slice_figures import PARAMS as _PARAMS, Tape, lateness, participation
+from bench.slice_figures import PARAMS as _PARAMS, Tape, lateness, participation, past_cap_room
 from genesis.clock import ScaledClock
 from genesis.config import parse_config
 from genesis.paper.limits import request_weight
@@ -81,6 +81,8 @@ async def one_mode(streams: bool, parents: int, slices: int, minutes: int,
                                                        s.interval_end, s.cap_overridden))).all()
                 children = (await conn.execute(select(c.client_order_id, c.execution_id, c.slice_index,
                                                       c.intended_at))).all()
+                sizes = (await conn.execute(select(c.client_order_id, c.execution_id, c.slice_index,
+                                                   c.qty))).all()
             realised = participation(Tape(SYMBOL), intervals, children, server.exchange.store.db)
         finally:
             await engine.close(close_venue=False)
@@ -94,6 +96,9 @@ async def one_mode(streams: bool, parents: int, slices: int, minutes: int,
         counts[key] += 1
     slices_run = parents * slices
     late = lateness(timing, children, received)
+    due = {(e, i): at for e, i, at in timing}
+    past_cap = past_cap_room(Tape(SYMBOL), config.twap.participation_cap,
+                             [(e, i, due[(e, i)], start) for e, i, start, *_ in intervals], sizes, received)
     trading = {k: w for k, w in weights.items() if k.split(" ", 1)[1] not in SETUP_PATHS}
     return {"streams": streams, "parents": parents, "slices": slices_run,
             "child_orders_posted": slice_rows[0][0], "wall_seconds": round(wall, 2),
@@ -106,6 +111,8 @@ async def one_mode(streams: bool, parents: int, slices: int, minutes: int,
             # maker leg's wait excluded: bench/slice_figures.py)
             "slice_lateness_p50_s": late["slice_lateness_p50_s"],
             "slice_lateness_p99_s": late["slice_lateness_p99_s"],
+            # the same, from when the tape had traded room for the first order under the cap
+            **past_cap,
             # fills / the exchange's own tape in the slice's interval (emergency slices apart)
             "max_realised_participation": realised["max_slice_participation"],
             "weight_share_of_limit_per_minute": round(

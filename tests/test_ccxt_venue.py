@@ -342,6 +342,20 @@ async def test_order_budget_is_shared_per_account_and_waits_for_refill() -> None
     assert "k1" not in account_key("binance", "k1")
 
 
+async def test_order_budget_counts_every_callers_wait_queue_included():
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        await asyncio.sleep(0)  # the other callers arrive meanwhile
+        now[0] += seconds
+
+    budget = OrderBudget(capacity=1, refill_per_second=1, monotonic=lambda: now[0], sleep=sleep)
+    await asyncio.gather(budget.acquire(), budget.acquire(), budget.acquire())
+    # the first goes at once, the second after 1 s, the third after 2 s (1 s queued behind it)
+    assert now[0] == 2.0
+    assert budget.waited_seconds == 3.0
+
+
 # ---------------------------------------------------------------------- credentials
 def test_credentials_from_environment_per_exchange_first() -> None:
     env = {"GENESIS_API_KEY": "generic-key", "GENESIS_API_SECRET": "generic-secret",

@@ -18,13 +18,24 @@ LOOK = timedelta(seconds=1)  # looks at the traded volume at least this far apar
 Interval = tuple[datetime, datetime]
 
 
-def next_look(start: datetime, now: datetime, traded: Decimal | None, needed_volume: Decimal) -> datetime:
-    """When the market, trading at its pace since ``start``, will have traded ``needed_volume``
-    (a guess of *when* to look again, never a size; at least ``LOOK`` from now)."""
+def next_look(start: datetime, now: datetime, traded: Decimal | None, needed_volume: Decimal,
+              forecast_per_second: Decimal | None = None) -> datetime:
+    """When to look at the traded volume again (a guess of *when*, never a size; at least
+    ``LOOK`` from now): the soonest of when the market, trading at its pace since ``start``,
+    will have traded ``needed_volume``; when it will have at the forecast's pace
+    (``forecast_per_second``) from what it traded so far; and ``now`` plus the time already
+    waited. The count read so far is a lower bound that lags the tape (a stream delivers
+    trades a little late, a lumpy tape trades in bursts): extrapolating a few early seconds
+    alone can put the next look ten times further out than the market needs."""
     soonest = now + LOOK
     if traded is None or traded <= 0 or now <= start:
-        return soonest
-    return max(soonest, start + (now - start) * float(needed_volume / traded))
+        return soonest  # nothing counted yet: nothing to go by
+    elapsed = now - start
+    guesses = [now + max(LOOK, elapsed), start + elapsed * float(needed_volume / traded)]
+    if forecast_per_second is not None and forecast_per_second > 0:
+        guesses.append(now + timedelta(seconds=float(max(needed_volume - traded, Decimal(0))
+                                                     / forecast_per_second)))
+    return max(soonest, min(guesses))
 
 
 async def room_under_cap(*, traded_volume: Callable[[datetime, datetime], Awaitable[Decimal | None]], clock: Clock,
@@ -37,6 +48,8 @@ async def room_under_cap(*, traded_volume: Callable[[datetime, datetime], Awaita
     expected volume) says it will have; ``pace`` is awaited after every wait."""
     needed = (filled + wanted) / cap
     now = clock.now()
+    seconds = (interval[1] - interval[0]).total_seconds()
+    rate = forecast_volume / Decimal(str(seconds)) if forecast_volume and seconds > 0 else None
     if forecast_volume and forecast_volume > 0 and now < by:
         share = float(needed / forecast_volume)
         await clock.sleep_until(min(by, max(now, interval[0] + (interval[1] - interval[0]) * share)))
@@ -47,5 +60,5 @@ async def room_under_cap(*, traded_volume: Callable[[datetime, datetime], Awaita
         allowed = taker_allowance(cap, traded, filled, wanted, instrument)
         if allowed >= wanted or now >= by:
             return allowed
-        await clock.sleep_until(min(by, next_look(interval[0], now, traded, needed)))
+        await clock.sleep_until(min(by, next_look(interval[0], now, traded, needed, rate)))
         await pace()

@@ -97,11 +97,12 @@ class MarketHub:
         """Subscribe the account's user data stream (once)."""
         if not self._user_started:
             self._user_started = True
-            # ccxt's caches hold every update, also those between two watch calls
+            # ccxt's caches hold every update, also those between two watch calls: only what
+            # changed since the last look is taken from them
             self._start("user orders", self.user.orders_state, lambda: self.ex.watch_orders(),
-                        lambda data, _r: self.user.on_orders([*(self.ex.orders or []), *(data or [])]))
+                        lambda data, _r: self.user.on_order_cache(list(self.ex.orders or data or [])))
             self._start("user trades", self.user.trades_state, lambda: self.ex.watch_my_trades(),
-                        lambda data, _r: self.user.on_trades([*(self.ex.myTrades or []), *(data or [])]),
+                        lambda data, _r: self.user.on_trade_cache(list(self.ex.myTrades or data or [])),
                         on_up=lambda: self._user_back(self.user.trades_state))
         return self.user
 

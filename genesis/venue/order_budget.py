@@ -37,7 +37,7 @@ class OrderBudget:
         self._stamp = monotonic()
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
-        self.waited_seconds = 0.0  # total time callers spent waiting (observability)
+        self.waited_seconds = 0.0  # total time callers spent waiting, queue included (observability)
 
     def available(self) -> float:
         """Tokens available now (fractional)."""
@@ -45,16 +45,19 @@ class OrderBudget:
         return self._tokens
 
     async def acquire(self) -> None:
-        """Take one order slot, waiting (first come, first served) until one is free."""
-        async with self._loop_lock():
-            while True:
-                self._refill()
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                wait = (1 - self._tokens) / self.refill_per_second
-                self.waited_seconds += wait
-                await self._sleep(wait)
+        """Take one order slot, waiting (first come, first served) until one is free. Every
+        caller's whole wait counts in ``waited_seconds``: behind the others queued first too."""
+        asked = self._monotonic()
+        try:
+            async with self._loop_lock():
+                while True:
+                    self._refill()
+                    if self._tokens >= 1:
+                        self._tokens -= 1
+                        return
+                    await self._sleep((1 - self._tokens) / self.refill_per_second)
+        finally:
+            self.waited_seconds += self._monotonic() - asked
 
     def _loop_lock(self) -> asyncio.Lock:
         # an asyncio.Lock belongs to one event loop; a process-wide budget may outlive a loop

@@ -162,6 +162,38 @@ class UserFeed:
     orders_state: StreamState = field(default_factory=StreamState)
     trades_state: StreamState = field(default_factory=StreamState)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _order_update: dict[str, Any] = field(default_factory=dict)  # order id -> its last message taken
+    _trade_marker: Any = None  # the newest entry of ccxt's trade cache already taken
+
+    def on_order_cache(self, cache: list[dict[str, Any]]) -> None:
+        """ccxt's order cache (``ArrayCacheBySymbolById``: an updated order moves to its end,
+        carrying the update's message as ``info``): only the orders updated since the last look
+        are merged (``on_orders``), the rest is not read again."""
+        fresh = []
+        for o in reversed(cache):
+            info, oid = o.get("info"), o.get("id")
+            if info is not None and oid is not None and self._order_update.get(str(oid)) is info:
+                break  # this one and every order before it were taken as they are
+            fresh.append(o)
+        if not fresh:
+            return
+        for o in fresh:
+            if o.get("id") is not None:
+                self._order_update[str(o["id"])] = o.get("info")
+        forget_oldest(self._order_update, USER_ORDERS_KEPT)
+        self.on_orders(fresh[::-1])
+
+    def on_trade_cache(self, cache: list[dict[str, Any]]) -> None:
+        """ccxt's trade cache (append-only, newest last): only the trades after the newest one
+        already taken are merged (``on_trades``)."""
+        fresh = []
+        for t in reversed(cache):
+            if t is self._trade_marker:
+                break
+            fresh.append(t)
+        if fresh:
+            self._trade_marker = cache[-1]
+            self.on_trades(fresh[::-1])
 
     def on_orders(self, orders: list[dict[str, Any]]) -> None:
         """Orders' states from the stream (ccxt's cache) or REST, merged so that an order never

@@ -117,9 +117,7 @@ class TradeVolume:
                 counted += 1
         if newest is not None:
             self._heard(max(self._heard_ms, newest), now_ms)
-        if now_ms - self._forgotten_at > MINUTE_MS:
-            self.forget_before(now_ms)
-            self._forgotten_at = now_ms
+        self.forget_stale(now_ms)
         return counted
 
     def _heard(self, event_ms: int, now_ms: int) -> None:
@@ -184,13 +182,19 @@ class TradeVolume:
 
         # a second REST read (any of it) counts from REST only: the stream may have delivered
         # the same trades while the read ran
-        total = sum((v for b, v in self.buckets.items()
+        total = sum((v for b, v in _in_range(self.buckets, first, end_ms)
                      if inside(b) and not self._is_covered(b, b + BUCKET_MS)), Decimal(0))
-        total += sum((v for b, v in self.rest_buckets.items() if inside(b)), Decimal(0))
+        total += sum((v for b, v in _in_range(self.rest_buckets, first, end_ms) if inside(b)), Decimal(0))
         return total + sum((self.minutes[m] for m in whole), Decimal(0))
+
+    def forget_stale(self, now_ms: int) -> None:
+        """``forget_before``, at most once an exchange minute (it reads everything kept)."""
+        if now_ms - self._forgotten_at > MINUTE_MS:
+            self.forget_before(now_ms)
 
     def forget_before(self, now_ms: int) -> None:
         """Drop what is older than ``keep_seconds`` (bounded memory)."""
+        self._forgotten_at = now_ms
         horizon = now_ms - int(self.keep_seconds * 1000)
         for kept in (self.buckets, self.rest_buckets, self.minutes):
             for key in [k for k in kept if k < horizon]:
@@ -259,6 +263,14 @@ class TradeVolume:
         self.covered = _merged(self.covered + [(a, b)])
         if rest:
             self.rest_covered = _merged(self.rest_covered + [(a, b)])
+
+
+def _in_range(buckets: dict[int, Decimal], first: int, end_ms: int) -> list[tuple[int, Decimal]]:
+    """The buckets starting in ``[first, end_ms]`` (``first`` on a bucket boundary): looked up
+    one by one when the stretch has fewer buckets than are kept, else read off the whole."""
+    if (end_ms - first) // BUCKET_MS + 1 < len(buckets):
+        return [(b, buckets[b]) for b in range(first, end_ms + 1, BUCKET_MS) if b in buckets]
+    return list(buckets.items())
 
 
 def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

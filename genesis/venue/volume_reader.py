@@ -53,7 +53,7 @@ class VolumeReader:
             return Decimal(0)
         volume = self._volume_of(symbol)
         volume.keep_seconds = self.keep_seconds
-        volume.forget_before(now_ms)
+        volume.forget_stale(now_ms)
         if volume.rest_gaps(start_ms, end_ms, now_ms):
             async with self._locks.setdefault(symbol, asyncio.Lock()):
                 await volume.fill_gaps(
