@@ -138,18 +138,24 @@ async def test_an_intent_append_after_the_lease_was_stolen_is_refused_and_nothin
     admin.dispose()
 
 
-def test_status_shows_which_daemon_owns_which_account(any_db: Path | URL) -> None:
-    from click.testing import CliRunner
-
-    from genesis.cli import main
-
+def _one_held_one_expired(any_db: Path | URL) -> str:
+    """Two accounts' leases: ``sim`` held by host-a, the binance account's expired (host-b);
+    the database as ``--db`` takes it."""
     engine = sync_engine(any_db)
     with engine.begin() as conn:
         leases.claim(conn, "sim", "host-a:4242:0f0f0f0f", 30)
         leases.claim(conn, "ccxt:binance:0123456789ab", "host-b:77:abababab", 30)
         _expire(conn, "ccxt:binance:0123456789ab")
     engine.dispose()
-    db = any_db.render_as_string(hide_password=False) if isinstance(any_db, URL) else str(any_db)
+    return any_db.render_as_string(hide_password=False) if isinstance(any_db, URL) else str(any_db)
+
+
+def test_status_shows_which_daemon_owns_which_account(any_db: Path | URL) -> None:
+    from click.testing import CliRunner
+
+    from genesis.cli import main
+
+    db = _one_held_one_expired(any_db)
     out = CliRunner().invoke(main, ["status", "--db", db])
     assert out.exit_code == 0, out.output
     lines = [line for line in out.stdout.splitlines() if line.startswith("account ")]
@@ -203,13 +209,7 @@ def test_genesis_sql_answers_which_daemon_owns_which_account(any_db: Path | URL)
 
     from genesis.cli import main
 
-    engine = sync_engine(any_db)
-    with engine.begin() as conn:
-        leases.claim(conn, "sim", "host-a:4242:0f0f0f0f", 30)
-        leases.claim(conn, "ccxt:binance:0123456789ab", "host-b:77:abababab", 30)
-        _expire(conn, "ccxt:binance:0123456789ab")
-    engine.dispose()
-    db = any_db.render_as_string(hide_password=False) if isinstance(any_db, URL) else str(any_db)
+    db = _one_held_one_expired(any_db)
     out = CliRunner().invoke(main, ["sql", "--db", db, "--csv",
                                     "SELECT account, owner, epoch, held FROM account_owners ORDER BY account"])
     assert out.exit_code == 0, out.output
