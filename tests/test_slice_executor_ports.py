@@ -13,6 +13,7 @@ import structlog
 from genesis.clock import VirtualClock
 from genesis.domain import events as ev
 from genesis.domain.execution import Execution
+from genesis.domain.orders import OrderRequest, SendPriority
 from genesis.domain.risk import RiskEngine, RiskLimits
 from genesis.algorithms.base import SliceSizing
 from genesis.engine.positions import PositionBook
@@ -145,3 +146,43 @@ async def test_reconcile_on_ports_sends_an_order_the_venue_never_saw_with_the_sa
     [closed] = log.of(ev.TwapSliceExecuted)
     assert closed.status == "filled" and closed.filled_qty == QTY and positions.get("BTC/USDT") == QTY
     assert (await calls.lookup("BTC/USDT", coid)).filled_qty == QTY and replans == []
+
+
+def recording_priorities(calls: VenueCaller) -> list[tuple[str, SendPriority]]:
+    """The (time in force, send priority) of every order the venue is asked to place."""
+    seen: list[tuple[str, SendPriority]] = []
+    place = calls.venue.place_order
+
+    async def recording(request: OrderRequest) -> Any:
+        seen.append((request.time_in_force.value, request.priority))
+        return await place(request)
+
+    calls.venue.place_order = recording  # type: ignore[method-assign]
+    return seen
+
+
+async def test_a_slices_first_order_leads_the_order_budget_its_remainder_follows() -> None:
+    log = EventLog(started())
+    executor, clock, _, calls = ports(log)
+    seen = recording_priorities(calls)
+    agg = await log.load()
+    async with clock.actor():
+        await executor.execute(agg, agg.slices[0], 1, 60.0)
+    assert seen[0] == ("post_only", SendPriority.LEADING)
+    assert len(seen) == len(log.of(ev.OrderIntended)) == 2, "the flat market leaves a taker remainder"
+    assert seen[1] == ("gtc", SendPriority.FOLLOWING)
+
+
+async def test_an_order_sent_again_after_a_restart_follows_in_the_order_budget() -> None:
+    coid = f"g0123456789-{EID}-0-0"
+    log = EventLog([*started(), ev.OrderIntended(EID, NOW, 0, 0, coid, "market", "gtc", QTY, None, D("100000"))])
+    executor, clock, _, calls = ports(log)
+    seen = recording_priorities(calls)
+
+    async def replan(agg, now, end_at, reason):  # type: ignore[no-untyped-def]
+        raise AssertionError("nothing was missed: no re-plan")
+
+    async with clock.actor():
+        await reconcile(await log.load(), venue=calls, slices=executor, load=log.load, append=log.append,
+                        replan=replan, clock=clock, log=structlog.get_logger())
+    assert seen == [("gtc", SendPriority.FOLLOWING)]

@@ -32,6 +32,17 @@ class TimeInForce(str, enum.Enum):
     POST_ONLY = "post_only"  # rests as maker; rejected if it would take
 
 
+class SendPriority(str, enum.Enum):
+    """Which orders the account's order budget lets out first when they queue for it.
+
+    ``LEADING``: a slice's first child order (the slice's lateness is this order's);
+    ``FOLLOWING``: a slice's later order (the taker remainder after the maker leg) or an order
+    sent again after a restart, which may wait a bounded while longer (``OrderBudget``)."""
+
+    LEADING = "leading"
+    FOLLOWING = "following"
+
+
 class OrderStatus(str, enum.Enum):
     """A child order's status: the one vocabulary of the aggregate, the events, the query
     rows and every venue (a venue reports all but ``INTENDED``). Moves between them follow
@@ -104,6 +115,7 @@ class OrderRequest:
     qty: Decimal
     limit_price: Decimal | None = None
     time_in_force: TimeInForce = TimeInForce.GTC
+    priority: SendPriority = SendPriority.LEADING  # its place in the order budget's queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,9 +204,10 @@ class ChildOrder:
         return self.status.is_final
 
     def request(self, symbol: str, side: Side) -> OrderRequest:
-        """The order as it was intended, to look up or send again under the same client id."""
+        """The order as it was intended, to look up or send again under the same client id (a
+        re-send: ``SendPriority.FOLLOWING``)."""
         return OrderRequest(self.client_order_id, symbol, side, OrderType(self.order_type), self.qty,
-                            self.limit_price, TimeInForce(self.time_in_force))
+                            self.limit_price, TimeInForce(self.time_in_force), SendPriority.FOLLOWING)
 
     def move_to(self, status: OrderStatus) -> None:
         """Set the status; ``IllegalOrderTransition`` when the table does not allow the move."""

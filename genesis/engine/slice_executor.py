@@ -23,7 +23,8 @@ from genesis.domain import events as ev
 from genesis.domain.execution import ORDER_CUTOFF, Execution, SliceState, slippage_bps
 from genesis.domain.ids import client_order_id, parse_client_order_id
 from genesis.domain.instrument import Instrument
-from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderStatus, OrderType, Side, TimeInForce
+from genesis.domain.orders import (BookTop, OrderReport, OrderRequest, OrderStatus, OrderType, SendPriority, Side,
+                                   TimeInForce)
 from genesis.domain.risk import RiskEngine, SliceRiskInput
 from genesis.algorithms.base import SliceSizing
 from genesis.engine.cap_room import room_under_cap
@@ -193,8 +194,11 @@ class SliceExecutor:
 
     def _request(self, namespace: str, agg: Execution, s: SliceState, order_type: OrderType, qty: Decimal,
                  price: Decimal | None, tif: TimeInForce) -> OrderRequest:
-        coid = client_order_id(namespace, self.execution_id, s.index, agg.attempts_for(s.index))
-        return OrderRequest(coid, agg.symbol, agg.side, order_type, qty, price, tif)
+        attempt = agg.attempts_for(s.index)
+        coid = client_order_id(namespace, self.execution_id, s.index, attempt)
+        # the slice's first order goes ahead of remainders in the account's order budget
+        priority = SendPriority.LEADING if attempt == 0 else SendPriority.FOLLOWING
+        return OrderRequest(coid, agg.symbol, agg.side, order_type, qty, price, tif, priority)
 
     async def _intend(self, agg: Execution, s: SliceState, request: OrderRequest, ref: Decimal,
                       before: Sequence[ev.Event] = ()) -> Execution:

@@ -37,7 +37,8 @@ from genesis.venue.ccxt_errors import RATE_LIMITED, describe, map_ccxt_error
 from genesis.venue.ccxt_support import (build_exchange, dec, dt_to_ms, market_to_instrument,
                                         ms_to_dt, order_terms, trade_to_fill)
 from genesis.venue.credentials import Credentials
-from genesis.venue.order_budget import DEFAULT_REFILL_PER_SECOND, OrderBudget, shared_budget
+from genesis.venue.order_budget import (DEFAULT_FOLLOWING_HANDICAP_SECONDS, DEFAULT_REFILL_PER_SECOND, OrderBudget,
+                                        shared_budget)
 from genesis.venue.request_weight import RequestWeight, shared_weight
 
 log = structlog.get_logger("genesis.venue.ccxt")
@@ -76,7 +77,8 @@ class CcxtVenue:
                                              options, config, time_scale)
         self.budget = budget or shared_budget(
             exchange_id, credentials.api_key if credentials else None,
-            refill_per_second=DEFAULT_REFILL_PER_SECOND * time_scale)
+            refill_per_second=DEFAULT_REFILL_PER_SECOND * time_scale,
+            following_handicap_seconds=DEFAULT_FOLLOWING_HANDICAP_SECONDS / time_scale)
         self.weight: RequestWeight = shared_weight(
             exchange_id, credentials.api_key if credentials else None)
         self._time_scale = time_scale
@@ -166,7 +168,7 @@ class CcxtVenue:
                 params["postOnly"] = True
             else:
                 params["timeInForce"] = "IOC" if request.time_in_force is TimeInForce.IOC else "GTC"
-        await self.budget.acquire()
+        await self.budget.acquire(request.priority)
         try:
             order = await self._call("create_order", lambda: self.ex.create_order(
                 request.symbol, request.order_type.value, request.side.value, str(request.qty),

@@ -9,34 +9,66 @@ Binance's other ``ORDERS`` limit, 200,000 a day, is not counted here: sustained 
 allows ~139 orders a minute on average (docs/performance.md).
 ccxt's own limiter (``enableRateLimit``) still spaces every request by request weight; this
 budget only counts new orders.
+
+**Who goes first when orders queue.** Each caller's place in the queue is its *rank*: the time
+it asked, plus ``following_handicap_seconds`` for a ``SendPriority.FOLLOWING`` order (a slice's
+taker remainder, a re-send after a restart); a ``LEADING`` order (a slice's first, whose wait is
+the slice's lateness) ranks at the time it asked. The lowest rank goes first, ties in the order
+asked: first come, first served within a class, and a following order is never passed by a
+leading one that asked more than the handicap after it, so it waits at most that much longer
+than it would have as a leading order (nothing starves). The priority orders the queue only: it
+never lets an order out sooner than the bucket allows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import heapq
+import itertools
 import time
+from dataclasses import dataclass, field
 from typing import Awaitable, Callable
+
+from genesis.domain.orders import SendPriority
 
 DEFAULT_CAPACITY = 10.0
 DEFAULT_REFILL_PER_SECOND = 8.0
+# a following order may wait this much longer than a leading one (a tenth of a 1-minute slice
+# interval; the taker remainder it delays goes at the latest at its interval's end)
+DEFAULT_FOLLOWING_HANDICAP_SECONDS = 6.0
+
+
+@dataclass(order=True)
+class _Waiter:
+    rank: float
+    seq: int
+    turn: asyncio.Event = field(compare=False, default_factory=asyncio.Event)
 
 
 class OrderBudget:
-    """Async token bucket. ``monotonic`` and ``sleep`` are injectable for tests."""
+    """Async token bucket with a ranked queue (module docstring). ``monotonic`` and ``sleep``
+    are injectable for tests."""
 
     def __init__(self, capacity: float = DEFAULT_CAPACITY,
                  refill_per_second: float = DEFAULT_REFILL_PER_SECOND,
                  monotonic: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 following_handicap_seconds: float = DEFAULT_FOLLOWING_HANDICAP_SECONDS):
         if not capacity >= 1 or not refill_per_second > 0:
             raise ValueError("an order budget needs capacity >= 1 and refill_per_second > 0")
+        if not following_handicap_seconds >= 0:
+            raise ValueError("an order budget needs following_handicap_seconds >= 0 "
+                             "(0: one first-come, first-served queue)")
         self.capacity, self.refill_per_second = float(capacity), float(refill_per_second)
+        self.following_handicap_seconds = float(following_handicap_seconds)
         self._monotonic, self._sleep = monotonic, sleep
         self._tokens = self.capacity
         self._stamp = monotonic()
-        self._lock: asyncio.Lock | None = None
-        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._queue: list[_Waiter] = []  # a heap on (rank, seq)
+        self._seq = itertools.count()
+        self._sleeping = False  # the head of the queue is waiting for the bucket to refill
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.waited_seconds = 0.0  # total time callers spent waiting, queue included (observability)
 
     def available(self) -> float:
@@ -44,27 +76,44 @@ class OrderBudget:
         self._refill()
         return self._tokens
 
-    async def acquire(self) -> None:
-        """Take one order slot, waiting (first come, first served) until one is free. Every
-        caller's whole wait counts in ``waited_seconds``: behind the others queued first too."""
+    async def acquire(self, priority: SendPriority = SendPriority.LEADING) -> None:
+        """Take one order slot, waiting until one is free and every caller ranked before this
+        one has had its slot (module docstring). Every caller's whole wait counts in
+        ``waited_seconds``: behind the others queued first too."""
+        self._own_loop()
         asked = self._monotonic()
+        handicap = self.following_handicap_seconds if priority is SendPriority.FOLLOWING else 0.0
+        me = _Waiter(asked + handicap, next(self._seq))
+        heapq.heappush(self._queue, me)
         try:
-            async with self._loop_lock():
-                while True:
-                    self._refill()
-                    if self._tokens >= 1:
-                        self._tokens -= 1
-                        return
+            while True:
+                if self._queue[0] is not me or self._sleeping:
+                    me.turn.clear()
+                    await me.turn.wait()  # set when this caller may be the head
+                    continue
+                self._refill()
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                self._sleeping = True  # one sleeper at a time: the head
+                try:
                     await self._sleep((1 - self._tokens) / self.refill_per_second)
+                finally:
+                    self._sleeping = False
+                if self._queue[0] is not me:  # a better-ranked caller arrived meanwhile
+                    self._queue[0].turn.set()
         finally:
+            self._queue.remove(me)
+            heapq.heapify(self._queue)
+            if self._queue:
+                self._queue[0].turn.set()
             self.waited_seconds += self._monotonic() - asked
 
-    def _loop_lock(self) -> asyncio.Lock:
-        # an asyncio.Lock belongs to one event loop; a process-wide budget may outlive a loop
+    def _own_loop(self) -> None:
+        # a process-wide budget may outlive an event loop: waiters of a loop that is gone are not
         loop = asyncio.get_running_loop()
-        if self._lock is None or self._lock_loop is not loop:
-            self._lock, self._lock_loop = asyncio.Lock(), loop
-        return self._lock
+        if self._loop is not loop:
+            self._loop, self._queue, self._sleeping = loop, [], False
 
     def _refill(self) -> None:
         now = self._monotonic()
@@ -83,10 +132,12 @@ def account_key(exchange_id: str, api_key: str | None) -> str:
 
 
 def shared_budget(exchange_id: str, api_key: str | None, capacity: float = DEFAULT_CAPACITY,
-                  refill_per_second: float = DEFAULT_REFILL_PER_SECOND) -> OrderBudget:
+                  refill_per_second: float = DEFAULT_REFILL_PER_SECOND,
+                  following_handicap_seconds: float = DEFAULT_FOLLOWING_HANDICAP_SECONDS) -> OrderBudget:
     """The process-wide budget of one account (created on first use with these limits)."""
     key = account_key(exchange_id, api_key)
     budget = _budgets.get(key)
     if budget is None:
-        budget = _budgets[key] = OrderBudget(capacity, refill_per_second)
+        budget = _budgets[key] = OrderBudget(capacity, refill_per_second,
+                                             following_handicap_seconds=following_handicap_seconds)
     return budget
