@@ -98,4 +98,7 @@ def _utc_text(value: Any) -> str | None:
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r}: use aware UTC datetimes")
         value = value.astimezone(timezone.utc)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    # isoformat() without arguments is "YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00" here: slicing it costs
+    # half of replace(tzinfo=None).isoformat(" ", "microseconds") (the writer's hot path)
+    text = value.isoformat()
+    return f"{text[:10]} {text[11:19]}.{value.microsecond:06d}"
