@@ -90,3 +90,16 @@ async def test_an_order_never_shown_is_alarmed_once_looked_up_on_never_sent_agai
     assert [o.client_order_id for o in agg.unresolved_orders()] == [log.of(ev.OrderIntended)[0].client_order_id]
     assert agg.hold_reason == ev.HOLD_ORDER_OUTCOME_UNKNOWN
     assert all(at is not None and at < DEADLINE for _, at in faulty.sends)  # same id, before the deadline only
+
+
+def test_the_alarm_is_a_critical_alert_naming_the_order() -> None:
+    from genesis.observability.alert_rules import CRITICAL, event_alerts
+    from genesis.observability.runtime import ALERT_EVENTS
+
+    held = ev.SlicingHeld("0123456789ab", END, ev.HOLD_ORDER_OUTCOME_UNKNOWN, "sim", "BTC/USDT",
+                          "client order id abc-0-0 (...): check the venue's orders and trades")
+    [alert] = event_alerts(held)
+    assert alert.severity == CRITICAL and "abc-0-0" in alert.body and "0123456789ab" in alert.title
+    assert ev.SlicingHeld in ALERT_EVENTS
+    market = ev.SlicingHeld("0123456789ab", END, ev.HOLD_MARKET_DATA_UNAVAILABLE, "sim", "BTC/USDT")
+    assert event_alerts(market) == []  # the market-data hold resumes by itself: not alerted here
