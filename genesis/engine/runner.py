@@ -69,7 +69,7 @@ class ExecutionRunner:
         self.log = structlog.get_logger("genesis.runner").bind(execution_id=execution_id)
         self.hold = MarketHold(execution_id, venue, load=self._load, append=self.append, clock=clock,
                                control=control, log=self.log)  # market data unavailable: slicing held
-        alarm = OutcomeAlarm(execution_id, venue.name, load=self._load, append=self.append, clock=clock,
+        alarm = OutcomeAlarm(execution_id, venue, load=self._load, append=self.append, clock=clock,
                              log=self.log)  # an order's outcome unknown past its deadline: recorded
         self.calls = VenueCaller(venue, clock, settings.retry, self._stopping, self.log, self.pacer.turn, self.hold,
                                  alarm)
