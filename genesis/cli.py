@@ -170,7 +170,7 @@ def _check_http_address(address: str) -> None:
 @click.option("--algo", default="twap", show_default=True,
               help="twap, vwap, pov, is, auto (the router decides single vs TWAP) or single.")
 @click.option("--duration", default=None, help="Window, e.g. 15m, 900s, 4h (default from the config).")
-@click.option("--slices", type=PlainInt(), default=None, help="Number of child slices (default: one per minute).")
+@click.option("--slices", type=PlainInt(), default=None, help="TWAP only: number of child slices (default: one per minute).")
 @click.option("--limit-price", default=None, help="Worst price for every child order.")
 @click.option("--id", "request_id", default=None, help="Client request id: resubmitting it returns the same execution.")
 @click.option("--urgency", default=None, help="VWAP and IS: low, medium, high, critical or emergency.")

@@ -122,8 +122,8 @@ def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, du
     """A submission checked field by field (``RequestError`` names the first bad one); the
     algorithm's own options (``submit_options``) are checked by the algorithm. ``account``:
     the venue account to trade on (None: the account of the daemon that takes it)."""
-    from genesis.algorithms.registry import (algorithm_class, option_users, router_decides, submittable,
-                                             urgency_users)
+    from genesis.algorithms.registry import (algorithm_class, option_users, router_decides, slice_count_users,
+                                             submittable, urgency_users)
 
     instrument = instruments.get(symbol)
     if instrument is None:
@@ -168,7 +168,11 @@ def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, du
                                        f"widen {section}.min/max_duration_seconds in the config)")
     if slices is not None and not (1 <= slices <= MAX_SLICES):
         raise RequestError("slices", f"must be between 1 and {MAX_SLICES}, got {slices}")
-    if algorithm is not None and algorithm.honours_slice_count and slices is not None:
+    if algorithm is not None and slices is not None:
+        if not algorithm.honours_slice_count:
+            raise RequestError("slices", f"--algo {algo} takes no slice count (it slices by its own interval in "
+                                         f"the config); drop --slices, or use --algo "
+                                         f"{' or '.join(slice_count_users())} for a set number of slices")
         _check_slice_interval(duration_s, slices, config)
     price_v = None
     if limit_price is not None:
@@ -190,12 +194,14 @@ def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, du
 def _check_router_timed(algo: str, duration_seconds: int, slices: int | None) -> None:
     """``single`` and ``auto`` take their timing from the router: a window or a slice count
     given with them would be silently ignored, so it is refused."""
+    from genesis.algorithms.registry import slice_count_users
+
     if duration_seconds:
         raise RequestError("duration", f"--algo {algo} takes no duration (the router sets its timing); "
                                        "drop --duration, or use --algo twap or vwap for a window")
     if slices is not None:
         raise RequestError("slices", f"--algo {algo} takes no slice count (the router sets it); "
-                                     "drop --slices, or use --algo twap or vwap")
+                                     f"drop --slices, or use --algo {' or '.join(slice_count_users())}")
 
 
 def _check_slice_interval(duration_seconds: int, count: int, config: RuntimeConfig) -> None:

@@ -119,6 +119,16 @@ async def test_validation_errors_name_the_field(api: Api, change: dict, status: 
     assert api.commands() == []
 
 
+@pytest.mark.parametrize("algo, own", [("vwap", {}), ("pov", {"participation": "0.05"}), ("is", {})])
+async def test_a_slice_count_for_an_algo_that_slices_by_its_own_interval_is_422(api: Api, algo: str, own: dict) -> None:
+    r = await api.post("/v1/executions", {**ORDER, **own, "algo": algo, "slices": 10})
+    body = await r.json()
+    assert (r.status, body["field"]) == (422, "slices"), body
+    assert f"{algo} takes no slice count" in body["error"] and "twap" in body["error"] and body["fix"]
+    assert api.commands() == []
+    assert (await api.post("/v1/executions", {**ORDER, "algo": "twap", "slices": 10})).status == 202
+
+
 async def test_not_json_or_not_an_object_is_400_naming_the_body(api: Api) -> None:
     for raw in (b"{", b"[1, 2]", b"NaN", b"\xff"):
         r = await api.client.post("/v1/executions", data=raw, headers=api.auth())

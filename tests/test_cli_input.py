@@ -125,6 +125,16 @@ def test_router_timed_algos_refuse_a_duration_or_slice_count(db, algo, option, v
     assert stored(db) == []
 
 
+@pytest.mark.parametrize("algo, own", [("vwap", ()), ("pov", ("--participation", "0.05")), ("is", ())])
+def test_algos_that_slice_by_their_own_interval_refuse_a_slice_count(db, algo, own):
+    result = submit(db, "--algo", algo, *own, "--slices", "10")
+    assert result.exit_code == 2, result.output
+    assert f"--slices: --algo {algo} takes no slice count" in result.output
+    assert "use --algo twap" in result.output
+    assert stored(db) == []
+    assert submit(db, "--algo", algo, *own).exit_code == 0  # without --slices it is taken
+
+
 def test_router_timed_algos_are_accepted_without_timing(db):
     result = genesis("submit", "--db", str(db), "--symbol", "BTC/USDT", "--side", "buy", "--qty", "1", "--algo", "single")
     assert result.exit_code == 0, result.output
@@ -160,7 +170,9 @@ def test_the_slice_interval_check_follows_the_router_config():
     check(config(False, 30), 900, 900)  # no maker phase: nothing to wait for
     check(config(True, 0), 900, 900)
     check(config(True, 90), 900, None)  # no --slices: the engine's own plan
-    check(config(True, 90), 900, 900, algo="vwap")  # VWAP spaces its slices itself
+    with pytest.raises(RequestError, match="--algo vwap takes no slice count") as exc:
+        check(config(True, 90), 900, 900, algo="vwap")  # VWAP spaces its slices itself
+    assert exc.value.field == "slices"
 
 
 def test_decimal_spellings_stored_in_the_inbox_still_parse():

@@ -109,6 +109,11 @@ def windowed_submittable() -> tuple[str, ...]:
     return tuple(n for n in submittable() if not router_decides(n) and ALGORITHMS[n].duration_section is not None)
 
 
+def slice_count_users() -> tuple[str, ...]:
+    """The ``--algo`` values whose plan ``--slices`` sets (the others slice by their own interval)."""
+    return tuple(n for n in submittable() if not router_decides(n) and ALGORITHMS[n].honours_slice_count)
+
+
 def urgency_users() -> tuple[str, ...]:
     """The algorithms that take ``--urgency`` at submit."""
     return tuple(n for n, cls in ALGORITHMS.items() if cls.accepts_urgency)

@@ -24,7 +24,8 @@ FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "qty": ((str, int, Decimal), 'a positive quantity on the symbol\'s step size, e.g. "2.5"'),
     "algo": ((str,), f"one of: {', '.join(ALGOS)}"),
     "duration": ((str, int), 'a window like "15m", "900s" or "4h", or whole seconds'),
-    "slices": ((int,), "a whole number of slices between 1 and 10000"),
+    "slices": ((int,), "a whole number of slices between 1 and 10000, for the algos that take a slice count "
+                       "(the error names them); omit it for the others"),
     "limit_price": ((str, int, Decimal), 'a positive price on the symbol\'s tick size, e.g. "108000.5"'),
     "urgency": ((str,), f"vwap and is; one of: {', '.join(URGENCIES)}"),
     "client_request_id": ((str,), "1-128 characters from A-Z a-z 0-9 . _ : -"),

@@ -103,8 +103,10 @@ class SlicingHeld(Event):
     """New slices are held, not by a user: ``reason`` says why (``market_data_unavailable``:
     the venue's market data stream for ``symbol`` has been down past its limit; ``detail`` is
     the venue's message; ``stream_down_seconds`` how long, in wall seconds, the stream had been
-    down when the hold began). The execution stays running; the hold does not move the window's
-    end. Ends with ``SlicingResumed`` (or with the execution)."""
+    down when the hold began. ``order_outcome_unknown``: a child order whose send got no answer
+    is still not shown by the venue well past its deadline; ``detail`` names it and what to
+    check). The execution stays running; the hold does not move the window's end. Ends with
+    ``SlicingResumed`` (or with the execution)."""
 
     reason: str
     venue: str
@@ -319,6 +321,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
 
 # why slicing is held (SlicingHeld.reason): the venue's market data has been down past its limit
 HOLD_MARKET_DATA_UNAVAILABLE = "market_data_unavailable"
+# ... or a child order's outcome is still unknown past its deadline (``detail`` names the order)
+HOLD_ORDER_OUTCOME_UNKNOWN = "order_outcome_unknown"
 
 # the status of a slice still open when its execution ended: filled without it, or window over
 SLICE_NOT_NEEDED = "not_needed"

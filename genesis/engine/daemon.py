@@ -7,48 +7,45 @@ stop the store, close the rest). Signals: SIGUSR1 pauses every running
 execution, SIGUSR2 resumes every paused one, SIGTERM/SIGINT drain and exit 0, SIGHUP reloads
 the config (an invalid file is refused and the old config stays). A burst of signals coalesces
 (``engine.signals``): any number of SIGHUPs is one reload (one more if they arrive during it),
-and of SIGUSR1/SIGUSR2 the last one decides.
+and of SIGUSR1/SIGUSR2 the last one decides. The signal handling is ``engine.daemon_signals``,
+the (warm) standby before the account lease is claimed ``engine.daemon_standby``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import signal
 from datetime import datetime
 
 import structlog
 from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
-from genesis.config import ConfigError, RuntimeConfig, load_config
+from genesis.config import RuntimeConfig
 from genesis.engine.command_poller import CommandPoller
 from genesis.engine.core_dumps import forbid_core_dumps, is_dumpable
 from genesis.engine.daemon_options import DaemonError, DaemonOptions, check_options
-from genesis.engine.daemon_startup import open_daemon_store, open_daemon_venue
-from genesis.engine.database_file import DatabaseFileError, check_writable, watch_identity
+from genesis.engine.daemon_signals import DaemonSignals
+from genesis.engine.daemon_standby import WarmStandby
+from genesis.engine.database_file import DatabaseFileError, check_writable
 from genesis.engine.command_listener import listen_for_commands
 from genesis.engine.lease_keeper import LeaseKeeper, default_account
 from genesis.engine.pidlock import LockError, daemon_lock
 from genesis.engine.signals import SignalBridge
-from genesis.engine.supervisor import Supervisor, apply_config
+from genesis.engine.supervisor import Supervisor
 from genesis.engine.systemd import SystemdNotifier
-from genesis.log import configure_logging
 from genesis.observability.alerts import AlertsSetupError
 from genesis.observability.runtime import Observability
 from genesis.runtime.wiring import Engine, build_supervisor
 from genesis.store import migrate
 from genesis.store.location import is_postgres
-from genesis.store.eventstore import EventStore, StorageError
 from genesis.tuning import DEFAULT_TUNING
-from genesis.venue.base import Venue, VenueError
+from genesis.venue.base import Venue
 
 log = structlog.get_logger("genesis.daemon")
-STANDBY_MARKETS_REFRESH_SECONDS = 300.0  # a warm standby reloads the venue's markets this often
-RELOAD_SETTLE_SECONDS = 0.1  # a SIGHUP reloads once no other has come for this long
 
 
-class Daemon:
+class Daemon(WarmStandby, DaemonSignals):
     def __init__(self, options: DaemonOptions, config: RuntimeConfig):
         self.options, self.config = options, config
         self.stop_event = asyncio.Event()
@@ -143,57 +140,6 @@ class Daemon:
         await self._shutdown()
         return 1 if self._task_failed else 0
 
-    def _reset_for_standby(self) -> None:
-        """After the account lease was lost and everything was stopped: start over in standby."""
-        self.stop_event = asyncio.Event()
-        self._lease_lost = self._task_failed = self.ready = False
-        self.supervisor, self._api = None, None
-        self.wired, self.venue = None, None
-
-    def _standing_by(self) -> None:
-        """systemd: a standby has started (``READY=1``), its status says it waits for the lease."""
-        self.notifier.notify("READY=1\nSTATUS=standby: another daemon holds the account lease", wait_seconds=1.0)
-
-    async def _keep_leases(self, keeper: LeaseKeeper) -> None:
-        """Renew the leases; once one is lost, stop working (the daemon goes back to standby)."""
-        await keeper.keep()
-        self._lease_lost = True
-        self.stop_event.set()
-
-    async def _open_store(self) -> None:
-        """The event store (fenced on PostgreSQL: it commits nothing until the leases are held)."""
-        self.wired, identity = await open_daemon_store(self.options, self.leases.store_options())
-        self.engine, self.bus, self.store = self.wired.database, self.wired.bus, self.wired.store
-        self._spawn(self._watch_store(self.store), "store-watch")
-        if identity is not None:
-            self._spawn(watch_identity(self.options.db_path, identity), "database-file-watch")
-
-    async def _open_venue(self, sim_window: tuple[datetime, datetime]) -> None:
-        """The clock, the venue and its markets (``self.instruments``). The simulated venue's
-        clock continues after the last stored event: built only once the leases are held."""
-        self.clock, self.venue, self.instruments = await open_daemon_venue(
-            self.options, self.engine, sim_window, self.observability, self.config)
-        log.info("venue_markets_loaded", venue=self.venue.name, markets=len(self.instruments),
-                 lease_held=bool(self.leases.held))
-
-    async def _refresh_markets(self) -> None:
-        """Warm standby: reload the venue's markets every ``STANDBY_MARKETS_REFRESH_SECONDS``,
-        so a failover after a long standby starts on current ones."""
-        assert self.venue is not None
-        while True:
-            await asyncio.sleep(STANDBY_MARKETS_REFRESH_SECONDS)
-            try:
-                self.instruments = await self.venue.instruments()
-            except VenueError as exc:  # the markets already loaded stay; tried again next time
-                log.warning("standby_markets_refresh_failed", error=str(exc))
-
-    async def _close_warm(self) -> None:
-        """Stopped in standby: close what the warm standby opened."""
-        if self.venue is not None:
-            await self.venue.close()
-        if self.wired is not None:
-            await self.wired.release(close_venue=False)
-
     async def _startup(self, sim_window: tuple[datetime, datetime]) -> int:
         """Leases held: whatever the warm standby has not opened yet (store, clock, venue), the
         supervisor, the live executions recovered (how many). ``DaemonError`` for anything the
@@ -252,13 +198,6 @@ class Daemon:
         """Read the command inbox now instead of at the next poll (the API just wrote to it)."""
         self._inbox_nudge.set()
 
-    @staticmethod
-    async def _watch_store(store: EventStore) -> None:
-        """A store whose writer stopped on its own (its commit process died...) takes no more
-        events: fail this task, so the daemon exits 1 and systemd restarts it on what was committed."""
-        error = await store.writer_failed()
-        raise StorageError(f"the event store stopped: {error!r}")
-
     def _spawn(self, coro, name: str) -> asyncio.Task[None]:  # type: ignore[no-untyped-def]
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
@@ -271,79 +210,6 @@ class Daemon:
             log.error("daemon_task_failed", task=task.get_name(), error=repr(task.exception()))
             self._task_failed = True
             self.stop_event.set()
-
-    # -- signals ---------------------------------------------------------------------------
-
-    def _install_signals(self) -> None:
-        self._signals = SignalBridge(asyncio.get_running_loop(), (
-            signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT, signal.SIGHUP), self._on_signals)
-        self._signals.install()
-
-    def _on_signals(self, arrived: dict[int, int]) -> None:
-        """On the loop, once per burst: ``arrived`` maps each signal to the order of its last arrival."""
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            if sig in arrived:
-                self._signal_stop(signal.Signals(sig).name)
-        toggles = [sig for sig in (signal.SIGUSR1, signal.SIGUSR2) if sig in arrived]
-        if toggles:
-            last = max(toggles, key=arrived.__getitem__)
-            if last == signal.SIGUSR1:
-                self._signal_pause()
-            else:
-                self._signal_resume()
-        if signal.SIGHUP in arrived:
-            if self._reload_task is not None and not self._reload_task.done():
-                self._reload_again = True  # read the file once more when this reload ends
-            else:
-                self._reload_task = self._spawn(self._reload_config(), "config-reload")
-
-    def _signal_pause(self) -> None:
-        if self.supervisor is None:
-            self._early_toggle = "pause"
-            log.info("signal_deferred", signal="SIGUSR1", note="applied once executions are recovered")
-            return
-        n = self.supervisor.pause_all("signal SIGUSR1")
-        log.info("signal_pause_all", signal="SIGUSR1", executions=n)
-
-    def _signal_resume(self) -> None:
-        if self.supervisor is None:
-            self._early_toggle = "resume"
-            log.info("signal_deferred", signal="SIGUSR2", note="applied once executions are recovered")
-            return
-        n = self.supervisor.resume_all("signal SIGUSR2")
-        log.info("signal_resume_all", signal="SIGUSR2", executions=n)
-
-    def _signal_stop(self, name: str) -> None:
-        log.info("signal_stop", signal=name)
-        self._stop_signalled = True
-        self.stop_event.set()
-
-    async def _reload_config(self) -> None:
-        """Read the config once the SIGHUPs have settled (one read per burst), and once more
-        if another arrived during the read."""
-        while True:
-            self._reload_again = False
-            await asyncio.sleep(RELOAD_SETTLE_SECONDS)  # wall time, not the simulated clock
-            if self._reload_again:
-                continue  # the burst goes on
-            await self._reload_config_once()
-            if not self._reload_again:
-                return
-
-    async def _reload_config_once(self) -> None:
-        path = self.options.config_path
-        try:
-            new = await asyncio.to_thread(load_config, path)
-        except ConfigError as exc:
-            log.error("config_reload_rejected", error=str(exc), note="the previous config stays in force")
-            return
-        old_level, self.config = self.config.logging.level, new  # the poller reads its interval here
-        if self.supervisor is not None:  # else the start-up wires it from self.config when it gets there
-            apply_config(self.supervisor, new)
-        log.info("config_reloaded", path=str(path), kill_switch=new.risk.kill_switch,
-                 logging_level=new.logging.level, command_poll_seconds=new.engine.command_poll_seconds)
-        if new.logging.level != old_level:  # after the line above, which the old level decides
-            configure_logging(new.logging.level)
 
     # -- lifecycle -------------------------------------------------------------------------
 

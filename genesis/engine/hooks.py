@@ -1,6 +1,8 @@
 """Hooks the engine calls at fixed points for the tools beside it (the chaos harness, the
 engine bench). By default none does anything; the wiring injects others
-(``genesis.runtime.wiring``) and the runners reach them as ``runner.hooks``."""
+(``genesis.runtime.wiring``) and the runners reach them as ``runner.hooks``. This is the one
+owner of the injected hooks: the slice executor sees only ``kill_points``, through the narrow
+port ``engine.ports.KillPointPort``."""
 
 from __future__ import annotations
 

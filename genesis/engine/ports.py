@@ -2,7 +2,8 @@
 
 The runner builds them: ``VenuePort`` is its ``VenueCaller`` (retries, unknown outcomes
 resolved by client order id), ``Append`` its durable append (returns the folded aggregate),
-``Hooks`` whatever test or chaos hooks were injected (``NO_HOOKS`` by default).
+``KillPointPort`` the kill points of the injected ``engine.hooks.EngineHooks`` (none armed by
+default).
 """
 
 from __future__ import annotations
@@ -67,22 +68,10 @@ class Benchmark(Protocol):
                        ) -> tuple[Decimal | None, Decimal | None]: ...
 
 
-class Hooks(Protocol):
-    """Named points a test or chaos run may act at (``engine.killpoints`` satisfies it)."""
+class KillPointPort(Protocol):
+    """Named points a test or chaos run may act at: ``engine.killpoints.KillPoints`` satisfies
+    it (the runner passes its ``EngineHooks.kill_points``; ``NO_KILL_POINTS`` does nothing)."""
 
     def reach(self, name: str) -> None: ...
 
     def armed(self, name: str) -> bool: ...
-
-
-class NoHooks:
-    """Hooks that do nothing: the product's default."""
-
-    def reach(self, name: str) -> None:
-        return None
-
-    def armed(self, name: str) -> bool:
-        return False
-
-
-NO_HOOKS = NoHooks()

@@ -31,6 +31,7 @@ from genesis.engine.market_hold import MarketHold
 from genesis.engine.market_data import MarketData
 from genesis.engine.measurement import measure, measure_after_end
 from genesis.engine.positions import PositionBook
+from genesis.engine.outcome_alarm import OutcomeAlarm
 from genesis.engine.recovery import reconcile
 from genesis.engine.slice_algorithm import PolicySliceAlgorithm
 from genesis.engine.slice_executor import RoutingSettings, SliceExecutor
@@ -68,7 +69,10 @@ class ExecutionRunner:
         self.log = structlog.get_logger("genesis.runner").bind(execution_id=execution_id)
         self.hold = MarketHold(execution_id, venue, load=self._load, append=self.append, clock=clock,
                                control=control, log=self.log)  # market data unavailable: slicing held
-        self.calls = VenueCaller(venue, clock, settings.retry, self._stopping, self.log, self.pacer.turn, self.hold)
+        alarm = OutcomeAlarm(execution_id, venue, load=self._load, append=self.append, clock=clock,
+                             log=self.log)  # an order's outcome unknown past its deadline: recorded
+        self.calls = VenueCaller(venue, clock, settings.retry, self._stopping, self.log, self.pacer.turn, self.hold,
+                                 alarm)
         self.slices: SliceExecutor | None = None  # built once the algorithm is known (run)
         self.policy: Algorithm | None = None  # the execution's algorithm, once loaded
         self.benchmark = WindowBenchmark(self.calls.candles, clock)  # market VWAP of the window so far

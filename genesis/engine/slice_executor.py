@@ -28,7 +28,8 @@ from genesis.domain.orders import (BookTop, OrderReport, OrderRequest, OrderStat
 from genesis.domain.risk import RiskEngine, SliceRiskInput
 from genesis.algorithms.base import SliceSizing
 from genesis.engine.cap_room import room_under_cap
-from genesis.engine.ports import NO_HOOKS, Append, Benchmark, Hooks, VenuePort
+from genesis.engine.killpoints import NO_KILL_POINTS
+from genesis.engine.ports import Append, Benchmark, KillPointPort, VenuePort
 from genesis.engine.positions import PositionBook
 from genesis.engine.slice_algorithm import SliceAlgorithm
 from genesis.engine.venue_calls import ForeignOrderError
@@ -62,7 +63,7 @@ class SliceExecutor:
     def __init__(self, execution_id: str, *, algorithm: SliceAlgorithm, venue: VenuePort, append: Append,
                  namespace: Callable[[], Awaitable[str]], clock: Clock, instrument: Instrument, risk: RiskEngine,
                  positions: PositionBook, benchmark: Benchmark, log: structlog.typing.FilteringBoundLogger,
-                 routing: RoutingSettings = RoutingSettings(), hooks: Hooks = NO_HOOKS,
+                 routing: RoutingSettings = RoutingSettings(), hooks: KillPointPort = NO_KILL_POINTS,
                  decision_timer: Callable[[float], None] | None = None,
                  pace: Callable[[], Awaitable[None]] = _no_pause):
         """``namespace``: the store's client-id namespace; ``decision_timer``: called with the

@@ -66,10 +66,25 @@ class ForeignOrderError(Exception):
         self.client_order_id = client_order_id
 
 
+class UnknownOutcomeAlarm(Protocol):
+    """Where a ``VenueCaller`` reports an order still unknown well past its deadline, and the
+    venue showing it at last (``genesis.engine.outcome_alarm.OutcomeAlarm``)."""
+
+    async def raise_alarm(self, request: OrderRequest, past_deadline_seconds: float, lookups: int,
+                          lookup_every_seconds: float) -> None: ...
+
+    async def clear(self, request: OrderRequest) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
+    """Back-off between tries (``base_seconds`` doubling up to ``max_seconds``);
+    ``outcome_alarm_seconds``: how long past its deadline an order of unknown outcome is looked
+    up before the alarm is raised (the lookups go on after it)."""
+
     base_seconds: float = 1.0
     max_seconds: float = 30.0
+    outcome_alarm_seconds: float = 120.0
 
     def delay(self, attempt: int) -> float:
         return min(self.max_seconds, self.base_seconds * (2 ** min(attempt, 16)))
@@ -80,11 +95,13 @@ class VenueCaller:
 
     def __init__(self, venue: Venue, clock: Clock, policy: RetryPolicy,
                  should_stop: Callable[[], bool], log: structlog.typing.FilteringBoundLogger,
-                 pace: Callable[[], Awaitable[None]] | None = None, hold: SlicingHold | None = None):
+                 pace: Callable[[], Awaitable[None]] | None = None, hold: SlicingHold | None = None,
+                 alarm: UnknownOutcomeAlarm | None = None):
         self.venue, self.clock, self.policy = venue, clock, policy
         self._should_stop, self._log = should_stop, log
         self._pace = pace  # awaited after a back-off, before calling again (genesis.tuning.LoopPacer)
         self.hold = hold  # told when market data is unavailable, and when it is back
+        self.alarm = alarm  # told when an order's outcome stays unknown past its deadline
 
     async def _backoff(self, attempt: int, at_least: float = 0.0,
                        wait: Callable[[float], Awaitable[None]] | None = None) -> None:
@@ -179,7 +196,8 @@ class VenueCaller:
         ``ForeignOrderError``. Nothing is sent at or after ``deadline`` (a window's end less
         ``ORDER_CUTOFF``): an order the venue certainly did not take by then is ``REJECTED``
         (``WINDOW_ENDED_REASON``); one whose outcome is unknown is only looked up from then on,
-        until the venue shows it (never given up as not found: a late fill would be lost)."""
+        until the venue shows it (never given up as not found: a late fill would be lost; see
+        ``_resolve_by_lookup`` for the alarm)."""
         attempt = 0
         while True:
             if self._past(deadline):
@@ -210,21 +228,36 @@ class VenueCaller:
                         return report
                 await self._backoff(attempt)
                 if self._past(deadline):
-                    return await self._resolve_by_lookup(request, intended_at, attempt + 1)
+                    assert deadline is not None
+                    return await self._resolve_by_lookup(request, intended_at, attempt + 1, deadline)
             attempt += 1
 
     def _past(self, deadline: datetime | None) -> bool:
         return deadline is not None and self.clock.now() >= deadline
 
-    async def _resolve_by_lookup(self, request: OrderRequest, intended_at: datetime, attempt: int) -> OrderReport:
+    async def _resolve_by_lookup(self, request: OrderRequest, intended_at: datetime, attempt: int,
+                                 deadline: datetime) -> OrderReport:
         """An order of unknown outcome that may no longer be sent: looked up (with back-off)
-        until the venue shows it; a stop request ends the waiting (``VenueUnavailable``)."""
+        until the venue shows it. Still not shown ``policy.outcome_alarm_seconds`` after
+        ``deadline``: the alarm is raised once (recorded on the execution, naming the order and
+        what to check) and the lookups go on; when the venue shows it, the alarm is cleared
+        before the report is returned (its fills are recorded as usual). Never sent again; a
+        stop or cancel request ends the waiting (``VenueUnavailable``)."""
+        lookups, alarmed = 0, False
         while True:
             report = await self.lookup_intended(request, intended_at)
+            lookups += 1
             if report.status is not OrderStatus.NOT_FOUND:
+                if alarmed and self.alarm is not None:
+                    await self.alarm.clear(request)
                 return report
             self._log.warning("order_unknown_after_deadline", client_order_id=request.client_order_id,
                               attempt=attempt)
+            past = (self.clock.now() - deadline).total_seconds()
+            if not alarmed and past >= self.policy.outcome_alarm_seconds:
+                alarmed = True
+                if self.alarm is not None:
+                    await self.alarm.raise_alarm(request, round(past, 3), lookups, self.policy.max_seconds)
             await self._backoff(attempt)
             attempt += 1
 

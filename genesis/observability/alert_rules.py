@@ -44,6 +44,9 @@ def event_alerts(event: ev.Event) -> list[Alert]:
         return [Alert(f"emergency:{eid}", f"genesis: execution {eid} in emergency urgency",
                       f"execution {eid} liquidates {event.remaining_qty} now, over the participation cap: "
                       f"{event.reason}", CRITICAL)]
+    if isinstance(event, ev.SlicingHeld) and event.reason == ev.HOLD_ORDER_OUTCOME_UNKNOWN:
+        return [Alert(f"order_outcome_unknown:{eid}", f"genesis: execution {eid} has an order of unknown outcome",
+                      f"execution {eid}: {event.detail}", CRITICAL)]
     if isinstance(event, ev.UrgencyChanged) and event.urgency == "emergency":
         return [Alert(f"emergency:{eid}", f"genesis: execution {eid} in emergency urgency",
                       f"execution {eid} urgency set to emergency: {event.reason}", CRITICAL)]

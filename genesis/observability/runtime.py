@@ -34,7 +34,7 @@ COMPLETION_EVENTS = (ev.TwapCompleted, ev.VwapCompleted)
 METRIC_EVENTS = (*SLICE_EVENTS, *COMPLETION_EVENTS, ev.FillRecorded, ev.OrderClosed, ev.RiskDenied,
                  ev.ExecutionCancelled, ev.ExecutionFailed)
 ALERT_EVENTS = (*SLICE_EVENTS, *COMPLETION_EVENTS, ev.RiskDenied, ev.ExecutionFailed,
-                ev.EmergencyLiquidationStarted, ev.UrgencyChanged, ev.SliceParticipationMeasured)
+                ev.EmergencyLiquidationStarted, ev.UrgencyChanged, ev.SliceParticipationMeasured, ev.SlicingHeld)
 
 
 class Observability:
