@@ -33,6 +33,7 @@ from decimal import Decimal
 from typing import Any, Awaitable, Callable, Sequence
 
 from genesis.venue.ccxt_support import dec
+from genesis.venue.volume_waiters import VolumeWaiters
 
 BUCKET_MS = 1000
 MINUTE_MS = 60_000
@@ -60,6 +61,7 @@ class TradeVolume:
     covered: list[tuple[int, int]] = field(default_factory=list)  # closed stretches [a, b), merged
     rest_covered: list[tuple[int, int]] = field(default_factory=list)  # those read over REST
     open_since: int | None = None  # the stream's current connection covers from here
+    waiters: VolumeWaiters = field(default_factory=VolumeWaiters)  # woken as trades are counted
     _heard_ms: int = 0  # the newest event time it delivered (or when it subscribed)
     _heard_clock_ms: int = 0  # the venue clock when that arrived
     _heard_wall: float = 0.0  # the wall clock (monotonic) when that arrived
@@ -96,7 +98,8 @@ class TradeVolume:
     def ingest(self, cache: Sequence[dict[str, Any]], now_ms: int) -> int:
         """New trades of ccxt's trade cache (append-only, newest last): those after the last one
         ingested, counted once by trade id, only in time the open connection covers and no REST
-        read covered already. Returns how many were counted."""
+        read covered already; ``waiters`` whose volume is then reached are woken. Returns how
+        many were counted."""
         fresh = []
         for trade in reversed(cache):
             if trade is self._marker:
@@ -118,6 +121,8 @@ class TradeVolume:
         if newest is not None:
             self._heard(max(self._heard_ms, newest), now_ms)
         self.forget_stale(now_ms)
+        if counted:
+            self.waiters.wake(lambda start_ms: self.volume(start_ms, now_ms, now_ms))
         return counted
 
     def _heard(self, event_ms: int, now_ms: int) -> None:

@@ -1,0 +1,168 @@
+"""The wait for room under the participation cap is woken by the trade stream's count
+(``engine.cap_room``, ``venue.volume_waiters``): the moment the interval's counted volume
+reaches what the leg needs, not at the next timed look; the timed look stays for what the
+stream does not count (REST reads, a stall), and without a waiter nothing changes.
+
+All on a virtual clock: the assertions are on the virtual instant the wait ended."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from genesis.clock import VirtualClock
+from genesis.engine.cap_room import room_under_cap
+from genesis.venue.candles import to_epoch_ms
+from genesis.venue.ccxt_stream import StreamingCcxtVenue
+from genesis.venue.credentials import Credentials
+from genesis.venue.instruments import SIM_INSTRUMENTS
+from genesis.venue.order_budget import OrderBudget
+from genesis.venue.trade_volume import TradeVolume
+from tests.market import T0
+from tests.test_ccxt_stream import until
+from tests.test_ccxt_stream_volume import collapsing_series
+from tests.test_paper_exchange import start
+from tests.test_venue_contract import BTC, FAST, KEY, SECRET, minute
+
+D = Decimal
+S = timedelta(seconds=1)
+INSTRUMENT = SIM_INSTRUMENTS["BTC/USDT"]
+CAP, WANTED = D("0.10"), D("0.0113")  # needs 0.113 traded
+START = T0
+START_MS = to_epoch_ms(START)
+
+
+def trade(tid: int, at: datetime, qty: str) -> dict[str, Any]:
+    stamp = to_epoch_ms(at)
+    return {"id": str(tid), "timestamp": stamp, "amount": float(qty), "info": {"E": stamp}}
+
+
+async def _nothing() -> None:
+    return None
+
+
+class Tape:
+    """A trade stream's count on the virtual clock, and what the cap's looks read."""
+
+    def __init__(self, clock: VirtualClock, up_since: datetime = START):
+        self.clock = clock
+        self.volume = TradeVolume()
+        self.volume.stream_up(to_epoch_ms(up_since))
+        self.cache: list[dict[str, Any]] = []
+        self.rest = D(0)  # volume only a REST read sees (no stream delivery)
+
+    def now_ms(self) -> int:
+        return to_epoch_ms(self.clock.now())
+
+    async def traded(self, a: datetime, _b: datetime) -> Decimal:
+        return self.volume.volume(to_epoch_ms(a), self.now_ms(), self.now_ms()) + self.rest
+
+    def waiter(self, start: datetime, volume: Decimal):
+        return self.volume.waiters.waiter(
+            to_epoch_ms(start), volume, lambda s: self.volume.volume(s, self.now_ms(), self.now_ms()))
+
+    async def deliver(self, at: datetime, *trades: dict[str, Any]) -> None:
+        """At ``at``, the stream delivers ``trades`` (an actor: time waits for it)."""
+        async with self.clock.actor():
+            await self.clock.sleep_until(at)
+            self.cache.extend(trades)
+            self.volume.ingest(self.cache, self.now_ms())
+
+
+async def wait_for_room(clock: VirtualClock, tape: Tape, *, wake: bool, by: datetime,
+                        forecast: Decimal | None = D("5.35")) -> tuple[Decimal, datetime]:
+    async with clock.actor():
+        allowed = await room_under_cap(
+            traded_volume=tape.traded, clock=clock, pace=_nothing, cap=CAP, filled=D(0),
+            wanted=WANTED, instrument=INSTRUMENT, interval=(START, START + 60 * S), by=by,
+            forecast_volume=forecast, **({"waiter": tape.waiter} if wake else {}))
+    return allowed, clock.now()
+
+
+async def test_the_stream_counting_enough_wakes_the_wait_at_that_instant():
+    clock = VirtualClock(START + 2 * S)
+    tape = Tape(clock)
+    at = START + 5 * S + timedelta(milliseconds=300)  # between two timed looks
+    delivered = asyncio.ensure_future(tape.deliver(at, trade(1, START + 3 * S, "0.05"),
+                                                   trade(2, START + 5 * S, "0.07")))
+    allowed, woke = await wait_for_room(clock, tape, wake=True, by=START + 50 * S)
+    await delivered
+    assert allowed == WANTED
+    assert woke == at  # the timed look alone sees it at the next look (5.35 s of forecast: ~8 s)
+
+
+async def test_the_wake_also_ends_the_first_wait_on_the_forecast():
+    clock = VirtualClock(START)
+    tape = Tape(clock)
+    at = START + S  # the forecast (0.2 BTC a minute) puts the room at 34 s
+    delivered = asyncio.ensure_future(tape.deliver(at, trade(1, START, "0.2")))
+    allowed, woke = await wait_for_room(clock, tape, wake=True, by=START + 50 * S, forecast=D("0.2"))
+    await delivered
+    assert (allowed, woke) == (WANTED, at)
+
+
+async def test_trades_short_of_the_need_or_before_the_interval_do_not_end_the_wait():
+    clock = VirtualClock(START + 2 * S)
+    tape = Tape(clock, up_since=START - 10 * S)  # trades before the interval are not its
+    early = asyncio.ensure_future(tape.deliver(START + 3 * S, trade(1, START - 5 * S, "1"),
+                                               trade(2, START + 2 * S, "0.05")))
+    enough = asyncio.ensure_future(tape.deliver(START + 9 * S + timedelta(milliseconds=500),
+                                                trade(3, START + 9 * S, "0.07")))
+    allowed, woke = await wait_for_room(clock, tape, wake=True, by=START + 50 * S)
+    await asyncio.gather(early, enough)
+    assert allowed == WANTED
+    assert woke == START + 9 * S + timedelta(milliseconds=500)
+
+
+async def test_volume_the_stream_did_not_count_is_seen_at_the_timed_look_as_before():
+    """A REST-covered stretch (or a stalled stream): no wake, the timed look finds it, at the
+    same instant as without a waiter."""
+    ends = []
+    for wake in (True, False):
+        clock = VirtualClock(START + 2 * S)
+        tape = Tape(clock)
+
+        async def rest_read_sees(clock: VirtualClock = clock, tape: Tape = tape) -> None:
+            async with clock.actor():
+                await clock.sleep_until(START + 4.5 * S)
+                tape.rest = D("0.2")
+
+        side = asyncio.ensure_future(rest_read_sees())
+        ends.append(await wait_for_room(clock, tape, wake=wake, by=START + 50 * S))
+        await side
+    assert ends[0] == ends[1]
+    assert ends[0][0] == WANTED and ends[0][1] > START + 4.5 * S  # at a look, not at the read
+
+
+async def test_a_stream_that_never_counts_enough_leaves_the_wait_to_its_deadline():
+    clock = VirtualClock(START + 2 * S)
+    tape = Tape(clock)
+    allowed, woke = await wait_for_room(clock, tape, wake=True, by=START + 20 * S)
+    assert (allowed, woke) == (D(0), START + 20 * S)
+    assert len(tape.volume.waiters) == 0  # nothing left registered
+
+
+async def test_the_streaming_venue_wakes_a_waiter_from_the_exchanges_trade_stream(tmp_path: Path) -> None:
+    series = collapsing_series()
+    clock = VirtualClock(minute(2.5))
+    server = await start(tmp_path, clock, series=series)
+    venue = StreamingCcxtVenue("binance", credentials=Credentials(KEY, SECRET),
+                               exchange_url=server.url, clock=clock, budget=OrderBudget(), config=FAST)
+    try:
+        await venue.instruments()
+        venue.hub.feed(BTC)
+        await until(lambda: venue.hub.feed(BTC).trade_state.up, "the trade stream")
+        with venue.traded_volume_waiter(BTC, minute(3), D(1)) as small, \
+                venue.traded_volume_waiter(BTC, minute(3), D(1000)) as huge:
+            assert not small.is_set()
+            clock.advance_to(minute(3.5))  # 30 BTC a minute trade: half a minute is 15
+            await until(small.is_set, "the waiter woken by the trade stream")
+            assert not huge.is_set()
+            assert await venue.traded_volume(BTC, minute(3), clock.now()) >= D(1)
+        assert len(venue.hub.feed(BTC).volume.waiters) == 0
+    finally:
+        await venue.close()
+        await server.stop()
