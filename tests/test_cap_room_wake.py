@@ -166,3 +166,24 @@ async def test_the_streaming_venue_wakes_a_waiter_from_the_exchanges_trade_strea
     finally:
         await venue.close()
         await server.stop()
+
+
+def test_an_interval_starting_inside_a_second_counts_the_streams_trades_after_its_start():
+    """The bucket an interval starts inside is no longer left out whole: the trade stream's
+    trades in it after the start count (a large print in the first instants is most of the
+    room), those before it do not; once they are older than ``recent`` keeps, it is left out
+    as before (a lower bound)."""
+    volume = TradeVolume()
+    volume.stream_up(10_000)
+    volume.ingest([trade_at(1, 10_100, "5"), trade_at(2, 10_600, "2"), trade_at(3, 11_500, "1")], 12_000)
+    assert volume.volume(10_500, 12_000, 12_000) == D(3)  # 2 (10.6 s, inside) + 1; not the 5
+    assert volume.volume(10_500, 10_700, 12_000) == D(2)  # the interval ends inside the bucket
+    assert volume.volume(10_000, 12_000, 12_000) == D(8)
+    later = 10_000 + volume.recent.keep_ms + 2_000
+    volume.ingest([trade_at(4, later, "1")], later)  # the old trades are let go one by one
+    assert len(volume.recent) == 1
+    assert volume.volume(10_500, 12_000, later) == D(1)  # the bucket's sum no longer split
+
+
+def trade_at(tid: int, stamp: int, qty: str) -> dict[str, Any]:
+    return {"id": str(tid), "timestamp": stamp, "amount": float(qty), "info": {"E": stamp}}
