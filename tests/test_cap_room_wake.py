@@ -8,23 +8,29 @@ All on a virtual clock: the assertions are on the virtual instant the wait ended
 from __future__ import annotations
 
 import asyncio
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from genesis.clock import VirtualClock
+from genesis.config import parse_config
+from genesis.domain import events as ev
 from genesis.engine.cap_room import room_under_cap
 from genesis.venue.candles import to_epoch_ms
 from genesis.venue.ccxt_stream import StreamingCcxtVenue
 from genesis.venue.credentials import Credentials
 from genesis.venue.instruments import SIM_INSTRUMENTS
 from genesis.venue.order_budget import OrderBudget
+from genesis.venue.sim import SimulatedVenue
 from genesis.venue.trade_volume import TradeVolume
-from tests.market import T0
+from tests.harness import harness
+from tests.market import HISTORY_DAYS, T0, flat, series
 from tests.test_ccxt_stream import until
 from tests.test_ccxt_stream_volume import collapsing_series
 from tests.test_paper_exchange import start
+from tests.test_participation_cap import START as CAP_START, collapsing
 from tests.test_venue_contract import BTC, FAST, KEY, SECRET, minute
 
 D = Decimal
@@ -145,6 +151,31 @@ async def test_a_stream_that_never_counts_enough_leaves_the_wait_to_its_deadline
     assert len(tape.volume.waiters) == 0  # nothing left registered
 
 
+async def test_a_wake_the_read_does_not_confirm_leaves_the_next_wait_to_the_timer():
+    """The count woke the wait but the read is short (they disagree): no spinning on a waiter
+    that fires at once, at most one extra read per timed look."""
+    clock = VirtualClock(START + 2 * S)
+    reads = []
+
+    async def short(_a: datetime, _b: datetime) -> Decimal:
+        reads.append(clock.now())
+        return D("0.01")
+
+    @contextmanager
+    def always_set(_start: datetime, _volume: Decimal) -> Iterator[asyncio.Event]:
+        event = asyncio.Event()
+        event.set()
+        yield event
+
+    async with clock.actor():
+        allowed = await room_under_cap(
+            traded_volume=short, clock=clock, pace=_nothing, cap=CAP, filled=D(0), wanted=WANTED,
+            instrument=INSTRUMENT, interval=(START, START + 60 * S), by=START + 20 * S,
+            forecast_volume=None, waiter=always_set)
+    assert allowed == D("0.001") and clock.now() == START + 20 * S
+    assert len(reads) <= 2 * 18 + 2  # 18 s of waiting: a look a second, one wake beside each
+
+
 async def test_the_streaming_venue_wakes_a_waiter_from_the_exchanges_trade_stream(tmp_path: Path) -> None:
     series = collapsing_series()
     clock = VirtualClock(minute(2.5))
@@ -187,3 +218,71 @@ def test_an_interval_starting_inside_a_second_counts_the_streams_trades_after_it
 
 def trade_at(tid: int, stamp: int, qty: str) -> dict[str, Any]:
     return {"id": str(tid), "timestamp": stamp, "amount": float(qty), "info": {"E": stamp}}
+
+
+class WakingSim(SimulatedVenue):
+    """The simulated venue with a trade-stream-like wake: a waiter is set at the instant (to
+    the millisecond) the simulated market has traded its volume, as a stream counting every
+    trade would. Records every wake (symbol, interval start, volume, instant)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.wakes: list[tuple[str, datetime, Decimal, datetime]] = []
+
+    def room_at(self, symbol: str, start: datetime, volume: Decimal) -> datetime | None:
+        """When ``volume`` will have traded since ``start`` (each minute's even flow)."""
+        minute = start.replace(second=0, microsecond=0)
+        bars = {b.open_time: b.volume for b in self._series[symbol].range(minute, minute + timedelta(hours=1))}
+        left, at = volume, start
+        while minute in bars:
+            end = minute + timedelta(minutes=1)
+            flow = bars[minute] * Decimal((end - at) / timedelta(milliseconds=1)) / 60_000
+            if flow >= left:
+                ms = -(-left * 60_000 // bars[minute])  # rounded up: traded by then
+                return at + timedelta(milliseconds=int(ms))
+            left, at, minute = left - flow, end, end
+        return None
+
+    @contextmanager
+    def traded_volume_waiter(self, symbol: str, start: datetime, volume: Decimal) -> Iterator[asyncio.Event]:
+        event, clock, when = asyncio.Event(), self._clock, self.room_at(symbol, start, volume)
+
+        async def tape() -> None:
+            if when is None:
+                return
+            async with clock.actor():
+                await clock.sleep_until(when)
+                self.wakes.append((symbol, start, volume, clock.now()))
+                event.set()
+
+        task = asyncio.ensure_future(tape())
+        try:
+            yield event
+        finally:
+            task.cancel()
+
+
+async def test_a_capped_slice_goes_when_the_venue_wakes_it_and_never_above_the_cap(db_path):
+    """On a market whose volume collapses (the forecast far above what trades), the capped legs
+    go at the instant the venue's count reaches their need, not at a later timed look; no slice
+    passes the cap of what traded."""
+    btc = series(HISTORY_DAYS + 1, flat("100000"), collapsing)
+    sims: list[WakingSim] = []
+
+    def make(clock: Any) -> WakingSim:
+        sims.append(WakingSim(clock, {"BTC/USDT": btc}, {"BTC/USDT": INSTRUMENT},
+                              balances={"USDT": D("100000000"), "BTC": D("1000")}))
+        return sims[0]
+
+    config = parse_config({"twap": {"volume_lookback_days": HISTORY_DAYS}})
+    async with harness(db_path, config, start=CAP_START, venue=make) as h:
+        execution_id = await h.supervisor.submit(h.request(algo="twap", qty="20", duration="20m"))
+        await h.supervisor.wait_all()
+        history = [s.event for s in await h.store.read(execution_id)]
+    woken_at = {at for _symbol, _start, _volume, at in sims[0].wakes}
+    intents = [e for e in history if isinstance(e, ev.OrderIntended)]
+    assert woken_at and any(e.occurred_at in woken_at for e in intents)
+    measured = [e for e in history if isinstance(e, ev.SliceParticipationMeasured) and e.participation]
+    assert measured
+    for m in measured:
+        assert m.market_volume and m.participation <= CAP + INSTRUMENT.step_size / m.market_volume, m

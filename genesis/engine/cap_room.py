@@ -30,12 +30,12 @@ def _no_waiter(_start: datetime, _volume: Decimal) -> ContextManager[asyncio.Eve
     return nullcontext(None)
 
 
-async def _wait(clock: Clock, until: datetime, reached: asyncio.Event | None) -> None:
-    """Until ``until``, or sooner once ``reached`` is set."""
+async def _wait(clock: Clock, until: datetime, reached: asyncio.Event | None) -> bool:
+    """Until ``until``, or sooner once ``reached`` is set; True when woken by it."""
     if reached is None:
         await clock.sleep_until(until)
-    else:
-        await clock.wait_event(reached, until)
+        return False
+    return await clock.wait_event(reached, until) and clock.now() < until
 
 
 def next_look(start: datetime, now: datetime, traded: Decimal | None, needed_volume: Decimal,
@@ -72,10 +72,12 @@ async def room_under_cap(*, traded_volume: Callable[[datetime, datetime], Awaita
     now = clock.now()
     seconds = (interval[1] - interval[0]).total_seconds()
     rate = forecast_volume / Decimal(str(seconds)) if forecast_volume and seconds > 0 else None
+    woken = False
     if forecast_volume and forecast_volume > 0 and now < by:
         share = float(needed / forecast_volume)
         with waiter(interval[0], needed) as reached:
-            await _wait(clock, min(by, max(now, interval[0] + (interval[1] - interval[0]) * share)), reached)
+            woken = await _wait(clock, min(by, max(now, interval[0] + (interval[1] - interval[0]) * share)),
+                                reached)
         await pace()
     while True:
         now = clock.now()
@@ -84,7 +86,8 @@ async def room_under_cap(*, traded_volume: Callable[[datetime, datetime], Awaita
         if allowed >= wanted or now >= by:
             return allowed
         look = min(by, next_look(interval[0], now, traded, needed, rate))
-        # counted already what is needed yet short (rounding): a wake would come at once; look on the timer
-        with (waiter(interval[0], needed) if traded is None or traded < needed else nullcontext(None)) as reached:
-            await _wait(clock, look, reached)
+        # woken, yet the read is short (the count and the read disagree): the waiter would wake
+        # at once again, so this wait is the timer's alone (one look per LOOK at most)
+        with nullcontext(None) if woken else waiter(interval[0], needed) as reached:
+            woken = await _wait(clock, look, reached)
         await pace()
