@@ -8,9 +8,10 @@ default).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from decimal import Decimal
-from typing import Awaitable, Callable, Protocol, Sequence, TypeVar
+from typing import Awaitable, Callable, ContextManager, Protocol, Sequence, TypeVar
 
 from genesis.domain import events as ev
 from genesis.domain.execution import Execution
@@ -37,6 +38,12 @@ class VenuePort(Protocol):
 
     async def traded_volume(self, symbol: str, start: datetime, end: datetime) -> Decimal | None:
         """Base volume the market traded in ``[start, min(end, now))``; None: unknown."""
+        ...
+
+    def traded_volume_waiter(self, symbol: str, start: datetime,
+                             volume: Decimal) -> ContextManager[asyncio.Event | None]:
+        """An event set once ``volume`` has traded since ``start`` (None: the venue cannot
+        tell, look on a timer)."""
         ...
 
     async def place(self, request: OrderRequest, intended_at: datetime,

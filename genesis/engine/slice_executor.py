@@ -183,7 +183,8 @@ class SliceExecutor:
         return await room_under_cap(
             traded_volume=lambda start, end: self.venue.traded_volume(agg.symbol, start, end), clock=self.clock,
             pace=self.pace, cap=sizing.participation_cap, filled=agg.slices[s.index].filled_qty, wanted=remaining,
-            instrument=self.instrument, interval=interval, by=by, forecast_volume=sizing.market_volume)
+            instrument=self.instrument, interval=interval, by=by, forecast_volume=sizing.market_volume,
+            waiter=lambda start, volume: self.venue.traded_volume_waiter(agg.symbol, start, volume))
 
     def _maker_deadline(self, agg: Execution) -> datetime:
         """When the maker leg gives up: after the maker timeout, and inside a window early

@@ -9,17 +9,20 @@ not created before the intent): otherwise ``ForeignOrderError``, and its fills a
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Awaitable, Callable, Protocol, TypeVar
+from typing import Awaitable, Callable, ContextManager, Protocol, TypeVar
 
 import structlog
 
 from genesis.clock import Clock
 from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderStatus, foreign_order_reason
 from genesis.venue.base import (Candle, DuplicateOrderError, MarketDataUnavailable, MeasuresTradedVolume,
-                                PermanentVenueError, RetryableVenueError, UnknownOutcomeError, Venue, VenueError)
+                                PermanentVenueError, RetryableVenueError, UnknownOutcomeError, Venue, VenueError,
+                                WakesOnTradedVolume)
 
 T = TypeVar("T")
 # how much earlier than our intent the venue may date an order that is ours: its clock against
@@ -170,6 +173,15 @@ class VenueCaller:
         if not isinstance(venue, MeasuresTradedVolume):
             return None
         return await self.call("traded_volume", lambda: venue.traded_volume(symbol, start, end))
+
+    def traded_volume_waiter(self, symbol: str, start: datetime,
+                             volume: Decimal) -> ContextManager[asyncio.Event | None]:
+        """An event set once the venue has counted ``volume`` traded since ``start``
+        (``WakesOnTradedVolume``); None inside the block when the venue cannot tell."""
+        venue = self.venue
+        if not isinstance(venue, WakesOnTradedVolume):
+            return nullcontext(None)
+        return venue.traded_volume_waiter(symbol, start, volume)
 
     async def lookup(self, symbol: str, client_order_id: str) -> OrderReport:
         return await self.call("fetch_order", lambda: self.venue.fetch_order(symbol, client_order_id))

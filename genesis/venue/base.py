@@ -16,10 +16,11 @@ Error classes tell the engine what it may do next:
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import ContextManager, Protocol, runtime_checkable
 
 from genesis.domain.instrument import Instrument
 from genesis.domain.orders import BookTop, OrderReport, OrderRequest
@@ -123,4 +124,18 @@ class MeasuresTradedVolume(Protocol):
 
     async def traded_volume(self, symbol: str, start: datetime, end: datetime) -> Decimal | None:
         """Base volume traded in ``[start, min(end, now))``; None when unknown."""
+        ...
+
+
+@runtime_checkable
+class WakesOnTradedVolume(Protocol):
+    """An optional venue capability beside ``MeasuresTradedVolume``: a venue that counts the
+    tape as it trades (the streaming ccxt venue's trade stream) can wake a slice waiting for
+    room under the participation cap the moment enough has traded, instead of at its next timed
+    look (``genesis.engine.cap_room``). A wake is only a hint to read ``traded_volume`` again."""
+
+    def traded_volume_waiter(self, symbol: str, start: datetime,
+                             volume: Decimal) -> ContextManager[asyncio.Event]:
+        """An event set, while the ``with`` block lasts, once the volume counted in
+        ``[start, now)`` reaches ``volume`` (it may never be: keep a timed look beside it)."""
         ...

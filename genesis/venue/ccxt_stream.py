@@ -21,7 +21,7 @@ import asyncio
 import time
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ContextManager
 
 import ccxt.pro as ccxtpro
 
@@ -145,6 +145,19 @@ class StreamingCcxtVenue(CcxtVenue):
         participation cap is held to): the trade stream's count, REST (klines, aggTrades) for
         what it did not cover; a lower bound (``genesis.venue.trade_volume``)."""
         return await self.volumes.traded_volume(symbol, start, end)
+
+    def traded_volume_waiter(self, symbol: str, start: datetime,
+                             volume: Decimal) -> ContextManager[asyncio.Event]:
+        """An event set once the trade stream has counted ``volume`` since ``start``
+        (``WakesOnTradedVolume``; ``genesis.venue.volume_waiters``): what REST reads is not
+        watched, the waiter's timed look covers it."""
+        counted = self.hub.feed(symbol).volume
+
+        def counted_since(start_ms: int) -> Decimal:
+            now_ms = dt_to_ms(self.clock.now())
+            return counted.volume(start_ms, now_ms, now_ms)
+
+        return counted.waiters.waiter(dt_to_ms(start), volume, counted_since)
 
     # ------------------------------------------------------------------ account
     async def equity_usdt(self) -> Decimal:

@@ -5,7 +5,8 @@ ccxt venue (``MeasuresTradedVolume``; ``docs/ccxt.md``, "The cap on traded volum
 
 * trades bucketed by trade time (``BUCKET_MS``; a bucket holds a base volume, not the trades),
   for ``keep_seconds``; trade ids seen lately are remembered so a duplicated message is counted
-  once (``SEEN_IDS_KEPT``);
+  once (``SEEN_IDS_KEPT``); the stream's trades of the last minutes one by one as well
+  (``recent``: an interval starting inside a bucket counts the rest of that bucket);
 * whole minutes read from closed candles (``minutes``), for stretches nobody saw trade by trade
   (a minute known so counts whole or, when only partly asked, is read trade by trade);
 * which stretches of time are **covered** (every trade in them is counted): the stream's open
@@ -16,7 +17,8 @@ ccxt venue (``MeasuresTradedVolume``; ``docs/ccxt.md``, "The cap on traded volum
   stretch REST already read is not counted again.
 
 Every figure is a lower bound of what traded, never above it: a bucket only partly inside the
-asked interval is left out (at most ``BUCKET_MS`` of volume at its start), a candle minute only
+asked interval is left out (at most ``BUCKET_MS`` of volume at its start, unless ``recent``
+still holds that bucket's stream trades one by one), a candle minute only
 counts when wholly inside, trades in flight are not counted yet. The cap computed from it can
 only be tighter than the true one.
 
@@ -33,6 +35,8 @@ from decimal import Decimal
 from typing import Any, Awaitable, Callable, Sequence
 
 from genesis.venue.ccxt_support import dec
+from genesis.venue.recent_trades import RecentTrades
+from genesis.venue.volume_waiters import VolumeWaiters
 
 BUCKET_MS = 1000
 MINUTE_MS = 60_000
@@ -60,6 +64,8 @@ class TradeVolume:
     covered: list[tuple[int, int]] = field(default_factory=list)  # closed stretches [a, b), merged
     rest_covered: list[tuple[int, int]] = field(default_factory=list)  # those read over REST
     open_since: int | None = None  # the stream's current connection covers from here
+    waiters: VolumeWaiters = field(default_factory=VolumeWaiters)  # woken as trades are counted
+    recent: RecentTrades = field(default_factory=lambda: RecentTrades(BUCKET_MS))  # the stream's, one by one
     _heard_ms: int = 0  # the newest event time it delivered (or when it subscribed)
     _heard_clock_ms: int = 0  # the venue clock when that arrived
     _heard_wall: float = 0.0  # the wall clock (monotonic) when that arrived
@@ -96,7 +102,8 @@ class TradeVolume:
     def ingest(self, cache: Sequence[dict[str, Any]], now_ms: int) -> int:
         """New trades of ccxt's trade cache (append-only, newest last): those after the last one
         ingested, counted once by trade id, only in time the open connection covers and no REST
-        read covered already. Returns how many were counted."""
+        read covered already; ``waiters`` whose volume is then reached are woken. Returns how
+        many were counted."""
         fresh = []
         for trade in reversed(cache):
             if trade is self._marker:
@@ -114,10 +121,13 @@ class TradeVolume:
             if int(stamp) < self.open_since or self._is_covered(int(stamp)):
                 continue
             if self._add(f"s{tid}", int(stamp), dec(trade["amount"])):
+                self.recent.add(int(stamp), dec(trade["amount"]), now_ms)
                 counted += 1
         if newest is not None:
             self._heard(max(self._heard_ms, newest), now_ms)
         self.forget_stale(now_ms)
+        if counted:
+            self.waiters.wake(lambda start_ms: self.volume(start_ms, now_ms, now_ms))
         return counted
 
     def _heard(self, event_ms: int, now_ms: int) -> None:
@@ -172,7 +182,8 @@ class TradeVolume:
     def volume(self, start_ms: int, end_ms: int, now_ms: int) -> Decimal:
         """Base volume counted in ``[start_ms, end_ms)`` (a lower bound, see module docstring):
         candle minutes wholly inside, and the buckets wholly inside (the current one too when
-        the interval reaches now) of the other minutes."""
+        the interval reaches now) of the other minutes; of the bucket it starts inside, the
+        stream's trades after its start while ``recent`` holds them."""
         whole = {m for m in self.minutes if m >= start_ms and m + MINUTE_MS <= end_ms}
         first = -(-start_ms // BUCKET_MS) * BUCKET_MS
 
@@ -185,6 +196,9 @@ class TradeVolume:
         total = sum((v for b, v in _in_range(self.buckets, first, end_ms)
                      if inside(b) and not self._is_covered(b, b + BUCKET_MS)), Decimal(0))
         total += sum((v for b, v in _in_range(self.rest_buckets, first, end_ms) if inside(b)), Decimal(0))
+        if first > start_ms and not self._is_covered(first - BUCKET_MS, first):
+            # the interval starts inside a bucket: the stream's trades of it after the start
+            total += self.recent.volume(start_ms, min(end_ms, first))
         return total + sum((self.minutes[m] for m in whole), Decimal(0))
 
     def forget_stale(self, now_ms: int) -> None:
