@@ -40,14 +40,13 @@ def _sqlite_template() -> Path:
     return _templates["sqlite"]  # type: ignore[return-value]
 
 
-def migrated_sqlite(path: Path, revision: str = "head") -> Path:
-    """``path``: a new SQLite file at the head revision, a copy of the session's template with
-    its own namespace. (Any other ``revision`` runs the chain, there is one template.)"""
-    if revision != "head":
-        migrate.upgrade(path, revision)
-        return path
+def migrated_sqlite(path: Path) -> Path:
+    """``path`` at the head revision, like ``migrate.upgrade``: a new file is a copy of the
+    session's template with its own namespace; an existing file is upgraded by Alembic (one
+    query when it is at head)."""
     if path.exists():
-        raise FileExistsError(f"{path}: a migrated copy goes to a new file")
+        migrate.upgrade(path)
+        return path
     template = _sqlite_template()
     migrate.create_private_file(path)  # 0600: copyfile writes into it, keeping the mode
     shutil.copyfile(template, path)
