@@ -36,11 +36,11 @@ from typing import Callable
 import pytest
 
 from genesis.domain import events as ev
-from genesis.store import migrate
 from genesis.store.candle_cache import CandleCache
 from genesis.store.db import async_engine
 from genesis.store.eventstore import EventStore
 from genesis.venue.base import Candle
+from tests.migrated import migrated_sqlite
 
 T = datetime(2025, 6, 10, 13, 0, tzinfo=timezone.utc)
 BTC, ETH = "BTC/USDT", "ETH/USDT"
@@ -191,7 +191,6 @@ async def build(db_path: Path, candles: list[tuple[int, str, str, str, str]] = C
 
 def make_history_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated file holding the history above (for a module-scoped fixture: tests only read it)."""
-    path = tmp_path_factory.mktemp("history") / "genesis.db"
-    migrate.upgrade(path)
+    path = migrated_sqlite(tmp_path_factory.mktemp("history") / "genesis.db")
     asyncio.run(build(path))
     return path

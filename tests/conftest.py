@@ -7,16 +7,22 @@ from typing import Iterator
 import pytest
 from sqlalchemy.engine import URL
 
-from genesis.store import migrate
+from tests.migrated import drop_templates, migrated_postgres, migrated_sqlite
 from tests.postgres import fresh_database
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _migrated_templates() -> Iterator[None]:
+    """Drop the session's migrated PostgreSQL template at the end (``tests.migrated``)."""
+    yield
+    drop_templates()
 
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
-    """A fresh SQLite file migrated to head by Alembic."""
-    path = tmp_path / "genesis.db"
-    migrate.upgrade(path)
-    return path
+    """A fresh SQLite file at the head revision: a copy of the session's Alembic-migrated
+    template with its own namespace (``tests.migrated``)."""
+    return migrated_sqlite(tmp_path / "genesis.db")
 
 
 @pytest.fixture
@@ -27,19 +33,17 @@ def pg_url() -> Iterator[URL]:
 
 
 @pytest.fixture
-def pg_db(pg_url: URL) -> URL:
-    """A fresh PostgreSQL database migrated to head by Alembic."""
-    migrate.upgrade(pg_url)
-    return pg_url
+def pg_db() -> Iterator[URL]:
+    """A fresh PostgreSQL database at the head revision (a copy of the session's migrated
+    template, ``tests.migrated``), dropped afterwards; skipped or failed like ``pg_url``."""
+    yield from migrated_postgres()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | URL:
-    """A fresh database migrated to head, once per backend: the store's contract holds on both."""
+    """A fresh database at the head revision, once per backend: the store's contract holds on both."""
     if request.param == "sqlite":
-        path = tmp_path / "genesis.db"
-        migrate.upgrade(path)
-        return path
+        return migrated_sqlite(tmp_path / "genesis.db")
     return request.getfixturevalue("pg_db")
 
 

@@ -26,6 +26,7 @@ from genesis.store import migrate
 from genesis.store import tables as t
 from genesis.store.eventstore import EventStore
 from genesis.venue.instruments import SIM_INSTRUMENTS
+from tests.migrated import migrated_sqlite
 
 SIM_START = datetime(2025, 6, 10, 13, 0, tzinfo=timezone.utc)
 
@@ -65,7 +66,10 @@ async def harness(db_path: Path | URL, config: RuntimeConfig | None = None, star
     committer (``"thread"`` takes SQLAlchemy hooks on its engine; default: the backend's own,
     see ``EventStore``). ``db_path``: a file or a PostgreSQL URL. ``hooks``: the engine's."""
     config = config or RuntimeConfig()
-    migrate.upgrade(db_path)
+    if isinstance(db_path, Path):
+        migrated_sqlite(db_path)  # a new file: a copy of the session's migrated template
+    else:
+        migrate.upgrade(db_path)
     clock = VirtualClock(start)
     make_venue = venue or (lambda c: build_sim_venue(c, config))
     engine = await build_engine(db_path, config, clock, make_venue, SIM_INSTRUMENTS,  # type: ignore[arg-type]

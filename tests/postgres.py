@@ -27,15 +27,16 @@ def _unavailable(reason: str) -> None:
     pytest.skip(message + " (start it: pg_ctlcluster 15 main start)")
 
 
-def fresh_database() -> Iterator[URL]:
-    """Create a uniquely named empty database, yield its URL, drop it afterwards."""
+def fresh_database(template: str | None = None) -> Iterator[URL]:
+    """Create a uniquely named database, yield its URL, drop it afterwards: empty, or a copy of
+    the database ``template`` (``CREATE DATABASE ... TEMPLATE``, see ``tests.migrated``)."""
     if _unreachable:
         _unavailable(_unreachable[0])
     admin = create_engine(MAINTENANCE_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
     name = f"genesis_test_{uuid.uuid4().hex[:12]}"
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     except OperationalError as exc:
         admin.dispose()
         _unreachable.append(str(exc.orig).strip().splitlines()[0])

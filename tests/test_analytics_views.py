@@ -18,6 +18,7 @@ from genesis.store.candle_cache import CandleCache
 from tests.analytics_history import CANDLES, build, make_history_db
 from tests.harness import harness
 from tests.market import HISTORY_DAYS, T0, flat, series, venue
+from tests.migrated import migrated_sqlite
 
 ANALYSIS_VIEWS = {"execution_analysis", "slice_analysis", "daily_execution_summary"}
 
@@ -144,7 +145,7 @@ def test_daily_summary_rolls_up_per_day_symbol_and_algo(history_db):
 
 async def test_candles_that_do_not_cover_the_window_are_not_used(tmp_path):
     path = tmp_path / "partial.db"
-    migrate.upgrade(path)
+    migrated_sqlite(path)
     await build(path, candles=[c for c in CANDLES if c[0] in (0, 3)])  # 2 of the 4 minutes
     a = one(path, "execution_analysis", "exec-a")
     assert a["market_vwap_source"] == "engine" and a["market_vwap"] == 100050.0

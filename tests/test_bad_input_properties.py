@@ -25,11 +25,11 @@ from genesis.config import ConfigError, RuntimeConfig, parse_config
 from genesis.domain.ids import is_execution_id
 from genesis.engine.command_poller import CommandPoller
 from genesis.requests import validate_submit
-from genesis.store import migrate
 from genesis.store import tables as t
 from genesis.store.db import sync_engine
 from genesis.venue.instruments import SIM_INSTRUMENTS
 from tests.harness import harness
+from tests.migrated import migrated_sqlite
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILE = ROOT / "config" / "runtime.yaml"
@@ -62,9 +62,7 @@ SUBMIT_ARGS = st.fixed_dictionaries({
 
 @pytest.fixture(scope="module")
 def cli_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("bad-input") / "genesis.db"
-    migrate.upgrade(path)
-    return path
+    return migrated_sqlite(tmp_path_factory.mktemp("bad-input") / "genesis.db")
 
 
 def command_rows(db: Path) -> list[tuple[Any, ...]]:
@@ -245,9 +243,7 @@ async def run_poller(db_path: Path, rows: list[tuple[str, str, str]], timeout_se
 
 @pytest.fixture(scope="module")
 def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("commands") / "template.db"
-    migrate.upgrade(path)
-    return path
+    return migrated_sqlite(tmp_path_factory.mktemp("commands") / "template.db")
 
 
 def fresh_db(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -25,8 +25,8 @@ from genesis.cli import main
 from genesis.config import RuntimeConfig
 from genesis.algorithms.registry import submit_options
 from genesis.requests import ALGOS, MAX_SLICES, URGENCIES, WINDOWED_ALGOS, RequestError, SubmitRequest, validate_submit
-from genesis.store import migrate
 from genesis.venue.instruments import SIM_INSTRUMENTS
+from tests.migrated import migrated_sqlite
 
 ROOT = Path(__file__).resolve().parents[1]
 ORDER = {"--symbol": "BTC/USDT", "--side": "buy", "--qty": "2.5", "--algo": "twap", "--duration": "15m"}
@@ -34,9 +34,7 @@ ORDER = {"--symbol": "BTC/USDT", "--side": "buy", "--qty": "2.5", "--algo": "twa
 
 @pytest.fixture(scope="module")
 def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "genesis.db"
-    migrate.upgrade(path)
-    return path
+    return migrated_sqlite(tmp_path_factory.mktemp("template") / "genesis.db")
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from genesis.cli import main
-from genesis.store import migrate
+from tests.migrated import migrated_sqlite
 
 pytestmark = pytest.mark.usefixtures("restore_logging")  # backtest configures logging
 CANDLES = Path(__file__).parent / "data" / "BTC_USDT-1m-20250520-20250611.csv.gz"
@@ -57,7 +57,7 @@ def genesis_command(db: Path, *args: str) -> str:
 def test_submit_to_a_database_on_a_read_only_file_system(tmp_path):
     directory = tmp_path / "ro"
     directory.mkdir()
-    migrate.upgrade(directory / "genesis.db")
+    migrated_sqlite(directory / "genesis.db")
     proc = namespaced(f"mount --bind -o ro {directory} {directory}\n"
                       f"{genesis_command(directory / 'genesis.db', *SUBMIT)}\n")
     assert proc.returncode == 2, proc.stderr
@@ -68,7 +68,7 @@ def test_submit_to_a_database_on_a_full_file_system(tmp_path):
     directory = tmp_path / "full"
     directory.mkdir()
     template = tmp_path / "template.db"
-    migrate.upgrade(template)
+    migrated_sqlite(template)
     db = directory / "genesis.db"
     proc = namespaced(f"mount -t tmpfs -o size=1m tmpfs {directory}\n"
                       f"cp {template} {db}\n"

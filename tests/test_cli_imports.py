@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from genesis.store import migrate
+from tests.migrated import migrated_sqlite
 
 HEAVY = ("alembic", "ccxt", "aiohttp", "matplotlib", "genesis.paper",
          "genesis.algorithms")  # the registry brings the engine's market data: only submit and backtest need it
@@ -33,7 +33,7 @@ def test_help_lists_the_paper_exchange_without_importing_it() -> None:
 
 def test_status_on_a_database_at_head_does_not_load_alembic(tmp_path: Path) -> None:
     db = tmp_path / "genesis.db"
-    migrate.upgrade(db)
+    migrated_sqlite(db)
     code = ("from click.testing import CliRunner\nfrom genesis.cli import main\n"
             f"r = CliRunner().invoke(main, ['status', '--db', {str(db)!r}])\nassert r.exit_code == 0, r.output")
     assert loaded_heavy_modules(code) == []

@@ -14,8 +14,8 @@ from click.testing import CliRunner, Result
 from genesis.cli import main
 from genesis.config import RuntimeConfig, parse_config
 from genesis.requests import RequestError, parse_decimal, validate_submit
-from genesis.store import migrate
 from genesis.venue.instruments import SIM_INSTRUMENTS
+from tests.migrated import migrated_sqlite
 
 ORDER = ["--symbol", "BTC/USDT", "--side", "buy", "--qty", "1", "--duration", "15m"]
 pytestmark = pytest.mark.usefixtures("restore_logging")  # backtest configures logging
@@ -25,9 +25,7 @@ HUGE = "9" * 100_000
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
-    path = tmp_path / "genesis.db"
-    migrate.upgrade(path)
-    return path
+    return migrated_sqlite(tmp_path / "genesis.db")
 
 
 def genesis(*args: str) -> Result:

@@ -29,6 +29,7 @@ from genesis.venue.instruments import SIM_INSTRUMENTS
 from tests.test_fault_matrix import BTC, TAKER_ONLY, engine_on, exchange_orders
 from tests.test_fault_matrix import paper  # noqa: F401  (the fixture: paper exchange + ccxt venue)
 from tests.test_venue_contract import minute, order
+from tests.migrated import migrated_sqlite
 
 
 def single(qty: str, request_id: str):  # type: ignore[no-untyped-def]
@@ -84,7 +85,7 @@ async def namespace_of(directory: Path) -> str:
 async def share_namespace(source: Path, target: Path) -> None:
     """``target`` takes ``source``'s namespace, as a copy of the database file would."""
     target.mkdir()
-    migrate.upgrade(target / "genesis.db")
+    migrated_sqlite(target / "genesis.db")
     engine = async_engine(target / "genesis.db")
     try:
         async with engine.begin() as conn:

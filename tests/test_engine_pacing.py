@@ -11,13 +11,13 @@ from pathlib import Path
 from sqlalchemy import select
 
 from genesis.tuning import LoopPacer
-from genesis.store import migrate
 from genesis.store import tables as t
 from tests.harness import harness
+from tests.migrated import migrated_sqlite
 
 
 async def run_parents(db_path: Path, pacer: LoopPacer) -> list[tuple[str, int, str, str]]:
-    migrate.upgrade(db_path)
+    migrated_sqlite(db_path)
     async with harness(db_path) as h:
         h.supervisor.pacer = pacer
         async with h.clock.actor():  # time holds until every parent is in

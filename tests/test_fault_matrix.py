@@ -31,13 +31,13 @@ from genesis.engine.venue_calls import RetryPolicy, VenueCaller
 from genesis.paper.faults import Faults
 from genesis.paper.server import PaperServer, start_paper_exchange
 from genesis.requests import validate_submit
-from genesis.store import migrate
 from genesis.store import tables as t
 from genesis.venue.ccxt_venue import CcxtVenue
 from genesis.venue.credentials import Credentials
 from genesis.venue.instruments import SIM_INSTRUMENTS
 from genesis.venue.order_budget import OrderBudget
 from tests.test_venue_contract import BTC, FAST, KEY, SECRET, market_series, minute, order
+from tests.migrated import migrated_sqlite
 
 CID = "gfa0000000000-0-0"
 BALANCES = {"USDT": D("1000"), "BTC": D("5")}
@@ -247,7 +247,7 @@ async def engine_on(tmp_path: Path, clock: VirtualClock, venue: CcxtVenue,
                     config: RuntimeConfig) -> AsyncIterator[tuple[Any, Any, Any]]:
     """The daemon's wiring (store, supervisor) on a given clock and venue."""
     db_path = tmp_path / "genesis.db"
-    migrate.upgrade(db_path)
+    migrated_sqlite(db_path)
     engine = await build_engine(db_path, config, clock, lambda _clock: venue, lambda v: v.instruments(),
                                 EngineOptions(candle_cache=False))
     try:

@@ -23,10 +23,10 @@ from genesis.cli import main
 from genesis.domain import benchmarks
 from genesis.domain import events as ev
 from genesis.domain.orders import Side
-from genesis.store import migrate
 from genesis.venue.candles import shipped_candles
 from tests import analytics_history as hist
 from tests.analytics_history import T, make_history_db
+from tests.migrated import migrated_sqlite
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -114,7 +114,7 @@ def started_mid_minute() -> list[list]:  # type: ignore[type-arg]
 
 def test_a_fill_in_the_start_minute_is_measured_against_arrival(tmp_path):
     path = tmp_path / "mid-minute.db"
-    migrate.upgrade(path)
+    migrated_sqlite(path)
     asyncio.run(hist.build(path, executions=(started_mid_minute,)))
     r = json.loads(report(path, "exec-e", "--json", "--no-store").output)
     assert r["market_data"]["candles"] == 1  # 13:01; the 13:00 candle opened before the start

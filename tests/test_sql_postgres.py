@@ -19,15 +19,13 @@ from sqlalchemy.engine import URL
 
 from genesis.analytics.sql import QueryTimeout, WriteRefused, open_query, run_query
 from genesis.cli import main
-from genesis.store import migrate
 from tests.analytics_history import build, make_history_db
-from tests.postgres import fresh_database
+from tests.migrated import migrated_postgres
 
 
 @pytest.fixture(scope="module")
 def history_pg() -> Iterator[URL]:
-    for url in fresh_database():
-        migrate.upgrade(url)
+    for url in migrated_postgres():
         asyncio.run(build(url))  # type: ignore[arg-type]
         yield url
 

@@ -24,7 +24,6 @@ from sqlalchemy.exc import OperationalError
 
 from genesis.domain import events as ev
 from genesis.domain.execution import Execution
-from genesis.store import migrate
 from genesis.store import tables as t
 from genesis.store.batch import uuid4_strings
 from genesis.store.bulk import bulk, execute_bulk
@@ -34,6 +33,7 @@ from genesis.store.projector import rebuild
 from genesis.tuning import Tuning
 from tests.test_eventstore import T0, paused, resumed, running, submitted
 from tests.test_projections import snapshot
+from tests.migrated import migrated_sqlite
 
 D = Decimal
 
@@ -62,7 +62,7 @@ def test_bulk_path_stores_what_sqlalchemy_stores(tmp_path: Path) -> None:
     rows = [_execution("a"), _execution("b", avg_price=D("65001.5"), ended_at=datetime(2025, 6, 10, 9, tzinfo=other_tz))]
     stored = {}
     for path in ("sqlalchemy", "bulk"):
-        migrate.upgrade(tmp_path / f"{path}.db")
+        migrated_sqlite(tmp_path / f"{path}.db")
         engine = sync_engine(tmp_path / f"{path}.db")
         with engine.begin() as conn:
             if path == "bulk":
@@ -83,7 +83,7 @@ def stored_index(column: str) -> int:
 
 
 def test_bulk_path_refuses_float_money_like_sqlalchemy(tmp_path: Path) -> None:
-    migrate.upgrade(tmp_path / "x.db")
+    migrated_sqlite(tmp_path / "x.db")
     engine = sync_engine(tmp_path / "x.db")
     with pytest.raises(TypeError, match="Money columns take Decimal"):
         with engine.begin() as conn:

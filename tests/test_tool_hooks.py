@@ -9,7 +9,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -81,15 +83,50 @@ async def test_the_decision_hook_times_every_risk_checked_child_decision(db_path
     assert sum((e.filled_qty for e in checked), Decimal(0)) == Decimal("0.3")
 
 
+class RefusingExchange(ThreadingHTTPServer):
+    """An exchange that answers every request 400 (Binance's -1100, not worth retrying) and
+    records the paths asked: a daemon's start fails at once, on whatever it asked first."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        server = self
+
+        class Refuse(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                server.paths.append(self.path.split("?")[0])
+                body = json.dumps({"code": -1100, "msg": "Illegal characters found in a parameter."}).encode()
+                self.send_response(400)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Refuse)
+
+
 @pytest.mark.slow
 def test_a_ccxt_daemon_asks_no_exchange_for_its_clock_unless_told(tmp_path: Path) -> None:
-    """Without ``--paper-clock`` the daemon never probes ``/admin/clock``: at an address where
-    nothing listens it fails on loading the markets, not on the clock; with it, on the clock."""
-    url = "http://127.0.0.1:9"  # discard port: nothing listens
+    """Without ``--paper-clock`` the daemon never probes ``/admin/clock``: it fails on loading
+    the markets, not on the clock, and the exchange saw no clock request; with it, the clock is
+    the first thing it asks for. (The exchange refuses everything at once: no retries to wait.)"""
     creds = {"GENESIS_API_KEY": "key", "GENESIS_API_SECRET": "secret"}
-    plain = genesis_process(["run", "--venue", "ccxt:binance", "--exchange-url", url, "--db", "a.db",
-                             "--no-pidfile"], tmp_path, **creds)
-    assert plain.returncode == 1 and "cannot load its markets" in plain.stderr, plain.stderr
-    asked = genesis_process(["run", "--venue", "ccxt:binance", "--exchange-url", url, "--paper-clock",
-                             "--db", "b.db", "--no-pidfile"], tmp_path, **creds)
-    assert asked.returncode == 1 and f"cannot reach the exchange at {url}" in asked.stderr, asked.stderr
+    exchange = RefusingExchange()
+    serving = threading.Thread(target=exchange.serve_forever, daemon=True)
+    serving.start()
+    url = f"http://127.0.0.1:{exchange.server_address[1]}"
+    try:
+        plain = genesis_process(["run", "--venue", "ccxt:binance", "--exchange-url", url, "--db", "a.db",
+                                 "--no-pidfile"], tmp_path, **creds)
+        assert plain.returncode == 1 and "cannot load its markets" in plain.stderr, plain.stderr
+        assert exchange.paths and "/admin/clock" not in exchange.paths, exchange.paths
+        exchange.paths.clear()
+        asked = genesis_process(["run", "--venue", "ccxt:binance", "--exchange-url", url, "--paper-clock",
+                                 "--db", "b.db", "--no-pidfile"], tmp_path, **creds)
+        assert asked.returncode == 1 and f"cannot reach the exchange at {url}" in asked.stderr, asked.stderr
+        assert exchange.paths == ["/admin/clock"], exchange.paths
+    finally:
+        exchange.shutdown()
+        exchange.server_close()

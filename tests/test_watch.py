@@ -18,10 +18,10 @@ from genesis.analytics import watch
 from genesis.analytics.sql import readonly_engine
 from genesis.cli import main
 from genesis.domain import events as ev
-from genesis.store import migrate
 from genesis.store.db import async_engine
 from genesis.store.eventstore import EventStore
 from tests.analytics_history import make_history_db, s
+from tests.migrated import migrated_sqlite
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_watch_command_exits_cleanly_on_ctrl_c(history_db, monkeypatch):
 async def test_a_daemon_on_wall_time_keeps_the_clock_ticking_between_events(tmp_path):
     # events committed when they happened (occurred_at ~ created_at): the view uses the wall clock
     path = tmp_path / "live.db"
-    migrate.upgrade(path)
+    migrated_sqlite(path)
     started = datetime.now(timezone.utc)
     engine = async_engine(path, durable=False)
     try:
