@@ -229,7 +229,7 @@ def test_the_fast_decoder_gives_the_general_decoders_value_or_error(event_type: 
         assert fast == general
     else:
         assert_exactly_equal(general, fast, event_type)
-        assert decode(event_type, json.dumps(raw)) == general  # through the text parser too
+        assert_exactly_equal(general, decode(event_type, json.dumps(raw)), event_type)  # the text parser too
 
 
 def test_a_slice_event_stored_under_its_legacy_names_decodes_as_before() -> None:

@@ -20,13 +20,13 @@ from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-
 from typing import Any, Callable
 
 from genesis.clock import utc
+from genesis.domain.events import EVENT_TYPES, Event
+from genesis.domain.fast_decode import compile_decoder
 
 try:
     from orjson import loads as _fast_loads
 except ImportError:  # not a CPython build orjson supports: the standard parser
     _fast_loads = json.loads
-from genesis.domain.events import EVENT_TYPES, Event
-from genesis.domain.fast_decode import compile_decoder
 
 
 class CodecError(ValueError):
