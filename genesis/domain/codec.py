@@ -21,6 +21,12 @@ from typing import Any, Callable
 
 from genesis.clock import utc
 from genesis.domain.events import EVENT_TYPES, Event
+from genesis.domain.fast_decode import compile_decoder
+
+try:
+    from orjson import loads as _fast_loads
+except ImportError:  # not a CPython build orjson supports: the standard parser
+    _fast_loads = json.loads
 
 
 class CodecError(ValueError):
@@ -71,11 +77,21 @@ def _encoder(cls: type) -> Callable[[Any], str]:
 
 
 def decode(event_type: str, data: str | dict[str, Any]) -> Event:
+    """The event of ``event_type`` from its JSON body (text, or already parsed). Text is parsed
+    by orjson when it is installed (a ccxt dependency; restart recovery parses every live
+    event); what orjson refuses or reads differently from ``json`` (NaN, integers beyond 64
+    bits: it reads them as floats) is parsed again by ``json`` before an error is raised."""
     cls = EVENT_TYPES.get(event_type)
     if cls is None:
         raise CodecError(f"unknown event type {event_type!r}")
+    if not isinstance(data, str):
+        return _decoder(cls)(data)
     try:
-        raw = json.loads(data) if isinstance(data, str) else data
+        return _decoder(cls)(_fast_loads(data))
+    except (ValueError, TypeError):  # orjson's refusal, or its reading the field did not take
+        pass
+    try:
+        raw = json.loads(data)
     except ValueError as exc:
         raise CodecError(f"{event_type}: not JSON: {exc}") from None
     return _decoder(cls)(raw)
@@ -120,7 +136,16 @@ Converter = Callable[[Any], Any]
 
 @cache
 def _decoder(cls: type) -> Converter:
-    """A function from the JSON object of ``cls`` to an instance, built once per class."""
+    """A function from the JSON object of ``cls`` to an instance, built once per class: the
+    generated fast path (``genesis.domain.fast_decode``), which hands anything it does not
+    take to ``_general_decoder``."""
+    return compile_decoder(cls, _general_decoder(cls), lambda tp: _converter(tp, cls.__name__))
+
+
+@cache
+def _general_decoder(cls: type) -> Converter:
+    """A function from the JSON object of ``cls`` to an instance, built once per class; every
+    field checked by its converter (the errors name the field)."""
     hints = typing.get_type_hints(cls)
     fields = [(f.name, _converter(hints[f.name], f"{cls.__name__}.{f.name}")) for f in dataclasses.fields(cls)]
     legacy: dict[str, str] = getattr(cls, "legacy_names", {})  # old key -> the field it became
