@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -87,12 +86,10 @@ def test_shipped_symbols_and_unknown_symbol() -> None:
         shipped_candles("DOGE/USDT")
 
 
-def test_load_time_of_a_shipped_file_is_well_under_a_second() -> None:
-    started = time.perf_counter()
+def test_a_shipped_file_loads_every_minute() -> None:
+    # its load time is a `make bench` row ("shipped candle file load"), not a timed assertion
     series = load_candles(DATA / "BTC_USDT-1m.csv.gz")
-    elapsed_seconds = time.perf_counter() - started
     assert len(series) == 87_840
-    assert elapsed_seconds < 1.0
 
 
 def test_plain_and_gzip_csv(tmp_path: Path) -> None:
