@@ -27,8 +27,27 @@ class RiskConfig(_Strict):
     max_parent_notional_usdt: Decimal = Field(Decimal("5000000"), gt=0)
     max_position_base: dict[str, Decimal] = Field(default_factory=dict)
     price_collar_bps: Decimal = Field(Decimal("200"), gt=0, le=10_000)
+    # the most one account may take of a symbol's volume traded in each minute, summed over all
+    # its executions (genesis.engine.account_cap); None: off (each parent's own cap only)
+    account_participation_cap: Decimal | None = None
 
     _fin = field_validator("max_parent_notional_usdt", "price_collar_bps")(_finite)
+
+    @field_validator("account_participation_cap", mode="before")
+    @classmethod
+    def _account_cap(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        fix = "set a share of the volume traded, > 0 and <= 1 (e.g. 0.10), or leave it out to turn it off"
+        if isinstance(v, bool) or not isinstance(v, (int, float, str, Decimal)):
+            raise ValueError(f"must be a number: {fix}")
+        try:
+            share = Decimal(str(v))
+        except ArithmeticError:
+            raise ValueError(f"must be a number, got {v!r}: {fix}") from None
+        if not share.is_finite() or not 0 < share <= 1:
+            raise ValueError(f"must be > 0 and <= 1, got {v}: {fix}")
+        return share
 
     @field_validator("max_position_base")
     @classmethod

@@ -24,6 +24,7 @@ from genesis.algorithms.registry import algorithm_for
 from genesis.domain.schedule import respread_by_volume
 from genesis.domain.state import ExecutionState
 from genesis.domain.twap import TwapParams
+from genesis.engine.account_cap import NO_ACCOUNT_CAP, AccountCaps
 from genesis.engine.control import Control, Desire
 from genesis.engine.hooks import NO_HOOKS, EngineHooks
 from genesis.engine.log_throttle import LogThrottle
@@ -59,11 +60,12 @@ class ExecutionRunner:
                  instrument: Instrument, risk: RiskEngine, positions: PositionBook,
                  control: Control, settings: RunnerSettings = RunnerSettings(),
                  market: MarketData | None = None, pacer: LoopPacer | None = None,
-                 hooks: EngineHooks = NO_HOOKS):
+                 hooks: EngineHooks = NO_HOOKS, account_caps: AccountCaps | None = None):
+        """``account_caps``: the engine's account-wide participation caps (None: off)."""
         self.execution_id = execution_id
         self.store, self.venue, self.clock = store, venue, clock
         self.instrument, self.risk, self.positions = instrument, risk, positions
-        self.control, self.settings, self.hooks = control, settings, hooks
+        self.control, self.settings, self.hooks, self.account_caps = control, settings, hooks, account_caps
         self.market = market or MarketData(venue)
         self.pacer = pacer or LoopPacer(0)  # shared with the other runners: see genesis.tuning
         self.log = structlog.get_logger("genesis.runner").bind(execution_id=execution_id)
@@ -107,13 +109,16 @@ class ExecutionRunner:
                 await self.clock.sleep_until(
                     self.clock.now() + timedelta(seconds=self.settings.storage_retry_seconds))
 
-    def _slice_executor(self, policy: Algorithm) -> SliceExecutor:
+    def _slice_executor(self, policy: Algorithm, agg: Execution) -> SliceExecutor:
         """The slice executor on this runner's ports (never the runner itself)."""
+        account = (self.account_caps.room(agg.account, agg.symbol, self.instrument) if self.account_caps
+                   else NO_ACCOUNT_CAP)
         return SliceExecutor(
             self.execution_id, algorithm=PolicySliceAlgorithm(policy), venue=self.calls, append=self.append,
             namespace=self.store.namespace, clock=self.clock, instrument=self.instrument, risk=self.risk,
             positions=self.positions, benchmark=self.benchmark, log=self.log, routing=self.settings.routing,
-            hooks=self.hooks.kill_points, decision_timer=self.hooks.decision_seconds, pace=self.pacer.turn)
+            hooks=self.hooks.kill_points, decision_timer=self.hooks.decision_seconds, pace=self.pacer.turn,
+            account=account)
 
     async def _load(self) -> Execution:
         return await self.store.load(self.execution_id)
@@ -125,7 +130,7 @@ class ExecutionRunner:
             self.hold.sync(agg)
             self.policy = algorithm_for(agg, Context(self.market, self.instrument,
                                                      AlgorithmSettings(self.settings.twap, self.settings.vwap)))
-            self.slices = self._slice_executor(self.policy)
+            self.slices = self._slice_executor(self.policy, agg)
             self.log.info("runner_started", state=agg.state.value, filled=str(agg.filled_qty))
             try:
                 await reconcile(agg, venue=self.calls, slices=self.slices, load=self._load, append=self.append,

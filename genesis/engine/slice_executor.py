@@ -27,6 +27,7 @@ from genesis.domain.orders import (BookTop, OrderReport, OrderRequest, OrderStat
                                    TimeInForce)
 from genesis.domain.risk import RiskEngine, SliceRiskInput
 from genesis.algorithms.base import SliceSizing
+from genesis.engine.account_cap import ACCOUNT_CAP_REASON, NO_ACCOUNT_CAP, AccountRoom
 from genesis.engine.cap_room import room_under_cap
 from genesis.engine.killpoints import NO_KILL_POINTS
 from genesis.engine.ports import Append, Benchmark, KillPointPort, VenuePort
@@ -65,14 +66,15 @@ class SliceExecutor:
                  positions: PositionBook, benchmark: Benchmark, log: structlog.typing.FilteringBoundLogger,
                  routing: RoutingSettings = RoutingSettings(), hooks: KillPointPort = NO_KILL_POINTS,
                  decision_timer: Callable[[float], None] | None = None,
-                 pace: Callable[[], Awaitable[None]] = _no_pause):
+                 pace: Callable[[], Awaitable[None]] = _no_pause, account: AccountRoom = NO_ACCOUNT_CAP):
         """``namespace``: the store's client-id namespace; ``decision_timer``: called with the
         seconds each child decision took (sizing + risk check); ``pace``: awaited after the
-        maker leg's wait, before the venue is called again."""
+        maker leg's wait, before the venue is called again; ``account``: the account's room on
+        the symbol (``engine.account_cap``: every capped leg takes no more than it grants)."""
         self.execution_id, self.algorithm, self.venue, self.append = execution_id, algorithm, venue, append
         self.namespace, self.clock, self.instrument, self.risk = namespace, clock, instrument, risk
         self.positions, self.benchmark, self.log, self.routing = positions, benchmark, log, routing
-        self.hooks, self.decision_timer, self.pace = hooks, decision_timer, pace
+        self.hooks, self.decision_timer, self.pace, self.account = hooks, decision_timer, pace, account
 
     async def execute(self, agg: Execution, s: SliceState, slices_left: int, interval_seconds: float) -> None:
         """Run slice ``s`` now, sized for the next ``interval_seconds``, and close it."""
@@ -113,9 +115,12 @@ class SliceExecutor:
         pending: list[ev.Event] = []  # an order's outcome, appended with the next intent or the close
         maker_first = self.routing.maker_first and sizing.maker_first
         capped = self._capped_by_traded_volume(sizing)
-        maker_qty = remaining
+        maker_qty, held, room = remaining, None, None
         if maker_first and capped:  # rests only what the market has already traded room for
-            maker_qty = await self._allowance(agg, s, remaining, sizing, interval, by=self._maker_by(agg, interval))
+            maker_by = self._maker_by(agg, interval)
+            room = await self.account.reserve(await self._allowance(agg, s, remaining, sizing, interval, maker_by),
+                                              by=maker_by)
+            maker_qty, held = room.qty, ACCOUNT_CAP_REASON if room.held_back else None
             top = await self.venue.book_top(agg.symbol)
         if maker_first and maker_qty >= self.instrument.min_qty_at(ref) and not agg.orders_closed(self.clock.now()):
             price = passive_price(top, agg.side, agg.limit_price)
@@ -127,16 +132,22 @@ class SliceExecutor:
                 return
             self.hooks.reach("after_send")
             if not report.status.is_final:
-                await self.clock.sleep_until(self._maker_deadline(agg))
+                deadline = self._maker_deadline(agg)
+                await self.clock.sleep_until(deadline if room is None else self.account.rest_until(deadline))
                 await self.pace()
             report = await self.venue.finish(request, report)
+            self.account.settle(room, report.fills)
             pending = self._outcome(agg, s, request, report)
             remaining -= report.filled_qty
+        self.account.settle(room, ())  # not sent: the room goes back
         take = sizing.taker_fallback or not maker_first
         if take and remaining >= self.instrument.min_qty_at(ref) and capped:
             if pending:  # the maker leg's outcome, recorded before the wait
                 agg, pending = await self._commit(pending), []
-            allowed = await self._allowance(agg, s, remaining, sizing, interval, by=self._taker_by(agg, interval))
+            taker_by = self._taker_by(agg, interval)
+            room = await self.account.reserve(await self._allowance(agg, s, remaining, sizing, interval, taker_by),
+                                              by=taker_by)
+            allowed, held = room.qty, ACCOUNT_CAP_REASON if room.held_back else None
             if allowed < remaining:
                 sizing = dataclasses.replace(sizing, cap_bound=True)
                 self.log.info("participation_cap_held_back", slice_index=s.index, held_back=str(remaining - allowed))
@@ -155,8 +166,10 @@ class SliceExecutor:
                 return
             self.hooks.reach("after_send")
             report = await self.venue.finish(request, report)
+            self.account.settle(room, report.fills)
             pending = self._outcome(agg, s, request, report)
-        await self.close(agg, s, ref, sizing, before=pending, interval=interval)
+        self.account.settle(room, ())
+        await self.close(agg, s, ref, sizing, before=pending, interval=interval, reason=held)
 
     def _capped_by_traded_volume(self, sizing: SliceSizing) -> bool:
         """The taker leg is held to the cap of the volume actually traded (the venue can say)."""
@@ -275,10 +288,12 @@ class SliceExecutor:
         return agg
 
     async def close(self, agg: Execution, s: SliceState, ref: Decimal | None, sizing: SliceSizing | None,
-                    before: Sequence[ev.Event] = (), interval: Interval | None = None) -> None:
+                    before: Sequence[ev.Event] = (), interval: Interval | None = None,
+                    reason: str | None = None) -> None:
         """Close the slice with its figures, in one transaction with ``before`` (the last order's
         outcome, whose fills the figures already include). ``interval``: what it was sized for
-        (its realised participation is measured over it later); None after a restart."""
+        (its realised participation is measured over it later); None after a restart. ``reason``:
+        why it was held back, unless an order's rejection says more."""
         fills = [e for e in before if isinstance(e, ev.FillRecorded)]
         st = agg.slices[s.index]
         counted = dataclasses.replace(st, fills=st.fills.plus_all(fills))  # ahead of the append
@@ -289,7 +304,7 @@ class SliceExecutor:
         filled = counted.filled_qty
         status = ("filled" if filled >= wanted and filled > 0 else "partial" if filled > 0
                   else "failed" if any(st_ is OrderStatus.REJECTED for st_, _ in ended) else "unfilled")
-        reasons = "; ".join(r for st_, r in ended if r and st_ is OrderStatus.REJECTED) or None
+        reasons = "; ".join(r for st_, r in ended if r and st_ is OrderStatus.REJECTED) or reason
         bench = await self.benchmark(agg, fills)
         await self._commit([*before, self._closed(agg, counted, status, ref, sizing, reasons, bench, interval)])
 

@@ -26,6 +26,7 @@ from genesis.engine.control import Control, Desire
 from genesis.engine.hooks import EngineHooks
 from genesis.engine.market_data import MarketData
 from genesis.engine.positions import PositionBook
+from genesis.engine.account_cap import AccountCaps
 from genesis.engine.runner import ExecutionRunner, RunnerSettings
 from genesis.requests import SubmitRequest
 from genesis.store.eventstore import EventStore, LeaseLostError
@@ -63,6 +64,7 @@ class Supervisor:
     market: MarketData | None = None
     pacer: LoopPacer = field(default_factory=DEFAULT_TUNING.pacer)  # bounded runner work per loop iteration
     hooks: EngineHooks = field(default_factory=EngineHooks)  # chaos and bench hooks: none by default
+    account_caps: AccountCaps | None = None  # the account-wide participation caps per symbol (None: off)
     # the venue accounts whose executions this supervisor works (the daemon's leases); the first
     # is a submission's account when it names none. (): every execution, submissions record none
     accounts: tuple[str, ...] = ()
@@ -168,7 +170,7 @@ class Supervisor:
             execution_id, store=self.store, venue=self.venue, clock=self.clock,
             instrument=self.instruments[symbol], risk=self.risk,
             positions=self.positions, control=control, settings=self.settings, market=self.market,
-            pacer=self.pacer, hooks=self.hooks)
+            pacer=self.pacer, hooks=self.hooks, account_caps=self.account_caps)
         task = asyncio.create_task(self._guarded(runner), name=f"execution-{execution_id}")
         self._entries[execution_id] = _Entry(runner, control, task)
         task.add_done_callback(lambda t, eid=execution_id: self._on_done(eid, t))

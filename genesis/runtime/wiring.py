@@ -23,6 +23,7 @@ from genesis.clock import Clock
 from genesis.config import RuntimeConfig
 from genesis.domain.instrument import Instrument
 from genesis.domain.risk import RiskEngine
+from genesis.engine.account_cap import AccountCaps
 from genesis.engine.hooks import NO_HOOKS, EngineHooks
 from genesis.engine.market_data import MarketData
 from genesis.engine.supervisor import Supervisor, runner_settings
@@ -31,7 +32,7 @@ from genesis.store.db import async_engine
 from genesis.store.eventstore import EventStore
 from genesis.store.leases import SqlFence
 from genesis.tuning import DEFAULT_TUNING, Tuning
-from genesis.venue.base import Venue
+from genesis.venue.base import MeasuresTradedVolume, Venue
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +115,14 @@ def build_supervisor(engine: Engine, clock: Clock, venue: Venue, instruments: di
     market = MarketData(venue, config.twap.volume_lookback_days,
                         CandleCache(engine.database) if options.candle_cache else None)
     engine.clock, engine.venue = clock, venue
+    pacer = options.tuning.pacer()
+    # one ledger per account and symbol, shared by every runner of this supervisor
+    account_caps = AccountCaps(config.risk.account_participation_cap, clock=clock, pace=pacer.turn,
+                               traded_volume=venue.traded_volume if isinstance(venue, MeasuresTradedVolume) else None)
     engine.supervisor = Supervisor(
         engine.store, venue, clock, instruments, RiskEngine(config.risk.limits()), runner_settings(config),
         router_twap=config.router.twap, strategist_min_equity_usdt=config.tiers.strategist_min_equity_usdt,
-        market=market, pacer=options.tuning.pacer(), hooks=options.hooks)
+        market=market, pacer=pacer, hooks=options.hooks, account_caps=account_caps)
     return engine.supervisor
 
 
