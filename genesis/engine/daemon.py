@@ -197,7 +197,8 @@ class Daemon:
     async def _serve(self, recovered: int) -> None:
         """Ready: serve commands (and the systemd watchdog) until a stop signal or a failed task."""
         assert self.supervisor is not None
-        poller = CommandPoller(self._wired("database").database, self.store, self.supervisor, lambda: self.config, self._inbox_nudge,
+        poller = CommandPoller(self._wired("database").database, self.store, self.supervisor, lambda: self.config,
+                               self._inbox_nudge,
                                owner=self.leases.owner if self.leases.fenced else None,
                                accounts=self.leases.accounts)
         self._spawn(poller.run(self.stop_event), "command-poller")
