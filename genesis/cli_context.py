@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from genesis.cli_support import CommandFailed, alembic_command_error, one_line_storage_errors
+from genesis.cli_support import CommandFailed, one_line_storage_errors
 from genesis.defaults import RUNTIME_YAML as PACKAGED_CONFIG
 from genesis.requests import cut
 
@@ -70,7 +70,7 @@ class Context:
 
         try:
             migrate.upgrade(self.db_path)
-        except (SQLAlchemyError, OSError, alembic_command_error()) as exc:  # evaluated only on an error
+        except (SQLAlchemyError, OSError, migrate.command_error()) as exc:  # evaluated only on an error
             reason = (exc.strerror or exc) if isinstance(exc, OSError) else (getattr(exc, "orig", None) or exc)
             raise CommandFailed(f"{cut(self.db_path)}: cannot open or migrate the database: {reason}") from None
 

@@ -162,14 +162,6 @@ class LazyGroup(click.Group):
             self._listing = False
 
 
-def alembic_command_error() -> type[Exception]:
-    """Alembic's error class, imported only when a migration failed (a database already at
-    head never imports Alembic)."""
-    from alembic.util import CommandError
-
-    return CommandError
-
-
 def backtest_window(start: datetime | None, duration_seconds: int, history_days: int) -> tuple[datetime, int]:
     """``(start, duration_seconds)`` once the window and its history fit a backtest and the calendar."""
     from genesis.backtest import MAX_BACKTEST_SECONDS

@@ -13,7 +13,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from genesis.engine import runner as runner_module
+from genesis.engine import durable_append
 
 from genesis.engine.control import Control
 from genesis.engine.log_throttle import LogThrottle
@@ -74,7 +74,7 @@ def every_level() -> Iterator[None]:
 
 
 async def test_a_long_storage_fault_is_a_few_lines_with_counts(monkeypatch: pytest.MonkeyPatch, every_level: None):
-    monkeypatch.setattr(runner_module, "STORAGE_FAULT_LOG_SECONDS", 3600.0)  # the whole fault in one interval
+    monkeypatch.setattr(durable_append, "STORAGE_FAULT_LOG_SECONDS", 3600.0)  # the whole fault in one interval
     store = FullDiskStore(failures=2_000)
     with capture_logs() as logs:  # before the runner binds its logger
         runner = ExecutionRunner("0123456789ab", store=store, venue=None, clock=InstantClock(),  # type: ignore[arg-type]

@@ -7,8 +7,9 @@ stop the store, close the rest). Signals: SIGUSR1 pauses every running
 execution, SIGUSR2 resumes every paused one, SIGTERM/SIGINT drain and exit 0, SIGHUP reloads
 the config (an invalid file is refused and the old config stays). A burst of signals coalesces
 (``engine.signals``): any number of SIGHUPs is one reload (one more if they arrive during it),
-and of SIGUSR1/SIGUSR2 the last one decides. The signal handling is ``engine.daemon_signals``,
-the (warm) standby before the account lease is claimed ``engine.daemon_standby``.
+and of SIGUSR1/SIGUSR2 the last one decides. The daemon holds its collaborators: the signal
+handling and the config reload (``engine.daemon_signals``), and per round from standby to stop
+what it opens, warm before the account lease is claimed (``engine.daemon_standby``).
 """
 
 from __future__ import annotations
@@ -16,28 +17,29 @@ from __future__ import annotations
 import asyncio
 import os
 from datetime import datetime
+from pathlib import Path
 
 import structlog
-from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
+from genesis.clock import Clock
 from genesis.config import RuntimeConfig
 from genesis.engine.command_poller import CommandPoller
 from genesis.engine.core_dumps import forbid_core_dumps, is_dumpable
 from genesis.engine.daemon_options import DaemonError, DaemonOptions, check_options
-from genesis.engine.daemon_signals import DaemonSignals
+from genesis.engine.daemon_signals import ConfigReloader, SignalHandlers
 from genesis.engine.daemon_standby import WarmStandby
 from genesis.engine.database_file import DatabaseFileError, check_writable
 from genesis.engine.command_listener import listen_for_commands
 from genesis.engine.lease_keeper import LeaseKeeper, default_account
 from genesis.engine.pidlock import LockError, daemon_lock
-from genesis.engine.signals import SignalBridge
 from genesis.engine.supervisor import Supervisor
 from genesis.engine.systemd import SystemdNotifier
 from genesis.observability.alerts import AlertsSetupError
 from genesis.observability.runtime import Observability
 from genesis.runtime.wiring import Engine, build_supervisor
 from genesis.store import migrate
+from genesis.store.eventstore import EventStore
 from genesis.store.location import is_postgres
 from genesis.tuning import DEFAULT_TUNING
 from genesis.venue.base import Venue
@@ -45,20 +47,22 @@ from genesis.venue.base import Venue
 log = structlog.get_logger("genesis.daemon")
 
 
-class Daemon(WarmStandby, DaemonSignals):
+class Daemon:
+    """One ``genesis run``: ``options`` and the current ``config`` (a SIGHUP replaces it);
+    ``supervisor`` once the leases are held, ``ready`` once the executions are recovered."""
+
     def __init__(self, options: DaemonOptions, config: RuntimeConfig):
         self.options, self.config = options, config
         self.stop_event = asyncio.Event()
         self.notifier = SystemdNotifier()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.wired: Engine | None = None
-        self.venue: Venue | None = None  # with ``clock`` and ``instruments``, once the venue is open
+        self._opened: WarmStandby | None = None  # this round's store, venue, clock and markets
         self._lock = daemon_lock(options.db_path, options.pidfile)
         self.supervisor: Supervisor | None = None
-        self._early_toggle: str | None = None  # the last SIGUSR1/2 before the supervisor existed
-        self._signals: SignalBridge | None = None
-        self._reload_task: asyncio.Task[None] | None = None
-        self._reload_again = False  # a SIGHUP arrived while a reload was under way
+        supervisor = lambda: self.supervisor  # noqa: E731
+        reloader = ConfigReloader(options.config_path, lambda: self.config, self._adopt_config, supervisor,
+                                  self._spawn)
+        self._signals = SignalHandlers(self._signal_stop, supervisor, reloader)
         self._task_failed = False
         self._inbox_nudge = asyncio.Event()  # set by the API after it writes a command
         self._api = None  # genesis.api.server.ApiServer when --http
@@ -68,10 +72,35 @@ class Daemon(WarmStandby, DaemonSignals):
     def pid_path(self) -> Path:
         return self._lock.path
 
+    @property
+    def venue(self) -> Venue | None:
+        """The venue, once open (this round)."""
+        return self._opened.venue if self._opened is not None else None
+
+    @property
+    def clock(self) -> Clock | None:
+        """The clock, once the venue is open (this round)."""
+        return self._opened.clock if self._opened is not None else None
+
+    @property
+    def store(self) -> EventStore:
+        """The event store (``AttributeError`` until it is open, like any attribute not set yet)."""
+        return self._wired("store").store
+
+    @property
+    def bus(self):  # type: ignore[no-untyped-def]
+        """The event bus (``AttributeError`` until the store is open)."""
+        return self._wired("bus").bus
+
+    def _wired(self, name: str) -> Engine:
+        if self._opened is None or self._opened.wired is None:
+            raise AttributeError(f"{name}: the event store is not open yet")
+        return self._opened.wired
+
     async def run(self) -> int:
         """Start, serve until SIGTERM/SIGINT, shut down. Exit code 0, or 1 when a daemon task died."""
         # handlers first: a signal during start-up must not kill the process half-way
-        self._install_signals()
+        self._signals.install()
         try:
             try:
                 self._lock.acquire()
@@ -91,7 +120,6 @@ class Daemon(WarmStandby, DaemonSignals):
                 except LockError as exc:
                     raise DaemonError(str(exc)) from None
         finally:
-            assert self._signals is not None
             self._signals.uninstall()
 
     _stop_signalled = False  # SIGTERM/SIGINT: never go back to standby
@@ -110,7 +138,7 @@ class Daemon(WarmStandby, DaemonSignals):
             await asyncio.to_thread(migrate.upgrade, self.options.db_path)
             if not is_postgres(self.options.db_path):  # a file that takes no writes: refused, never retried
                 await asyncio.to_thread(check_writable, self.options.db_path)
-        except (SQLAlchemyError, CommandError) as exc:
+        except (SQLAlchemyError, migrate.command_error()) as exc:  # evaluated only on an error
             raise DaemonError(f"{self.options.db_path}: cannot open or migrate the database: "
                               f"{getattr(exc, 'orig', None) or exc}") from None
         except DatabaseFileError as exc:
@@ -120,17 +148,21 @@ class Daemon(WarmStandby, DaemonSignals):
                                   self.options.lease_seconds)
         if self.notifier.watchdog_seconds:  # a standby is alive too: systemd must not kill it
             self._spawn(self._watchdog(), "systemd-watchdog")
+        leases = self.leases
+        opened = self._opened = WarmStandby(self.options, lambda: self.config, self.observability,
+                                            leases.store_options, lambda: bool(leases.held), self._spawn,
+                                            self.notifier.notify)
         if self.leases.fenced:  # warm standby: everything that writes nothing, before the claim
-            await self._open_store()
+            await opened.open_store()
             if self.options.venue != "sim":
-                await self._open_venue(sim_window)
-                self._spawn(self._refresh_markets(), "standby-markets")
-        if not await self.leases.wait_claimed(self.stop_event, self._standing_by):
+                await opened.open_venue(sim_window)
+                self._spawn(opened.refresh_markets(), "standby-markets")
+        if not await self.leases.wait_claimed(self.stop_event, opened.standing_by):
             self.leases.close()
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            await self._close_warm()
+            await opened.close()
             return 0
         for task in [t for t in self._tasks if t.get_name() == "standby-markets"]:
             task.cancel()
@@ -144,30 +176,29 @@ class Daemon(WarmStandby, DaemonSignals):
         """Leases held: whatever the warm standby has not opened yet (store, clock, venue), the
         supervisor, the live executions recovered (how many). ``DaemonError`` for anything the
         operator must fix."""
-        if self.wired is None:
-            await self._open_store()
-        if self.venue is None:
-            await self._open_venue(sim_window)
-        instruments = self.instruments
-        self.supervisor = build_supervisor(self.wired, self.clock, self.venue, instruments, self.config)
+        opened = self._opened
+        assert opened is not None
+        wired = opened.wired or await opened.open_store()
+        if opened.venue is None:
+            await opened.open_venue(sim_window)
+        instruments = opened.instruments
+        self.supervisor = build_supervisor(wired, opened.clock, opened.venue, instruments, self.config)
         self.supervisor.accounts = self.leases.accounts  # it works only the executions of its accounts
-        await self.observability.start(self.bus, self.store, self.engine, self.venue, instruments,
+        await self.observability.start(wired.bus, wired.store, wired.database, opened.venue, instruments,
                                        account=self.leases.accounts[0])
         if self.options.http:
             await self._start_api(instruments)
         # before recovery: frozen objects are never collected, runners must not be
         DEFAULT_TUNING.apply_to_process()
         recovered = await self.supervisor.recover()
-        if self._early_toggle == "pause":
-            self._signal_pause()
-        elif self._early_toggle == "resume":
-            self._signal_resume()
+        self._signals.apply_deferred()
         return len(recovered)
 
     async def _serve(self, recovered: int) -> None:
         """Ready: serve commands (and the systemd watchdog) until a stop signal or a failed task."""
         assert self.supervisor is not None
-        poller = CommandPoller(self.engine, self.store, self.supervisor, lambda: self.config, self._inbox_nudge,
+        poller = CommandPoller(self._wired("database").database, self.store, self.supervisor, lambda: self.config,
+                               self._inbox_nudge,
                                owner=self.leases.owner if self.leases.fenced else None,
                                accounts=self.leases.accounts)
         self._spawn(poller.run(self.stop_event), "command-poller")
@@ -213,6 +244,26 @@ class Daemon(WarmStandby, DaemonSignals):
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    def _adopt_config(self, config: RuntimeConfig) -> None:
+        self.config = config  # the poller reads its interval here
+
+    def _signal_stop(self) -> None:
+        """SIGTERM/SIGINT: drain and exit, never back to standby."""
+        self._stop_signalled = True
+        self.stop_event.set()
+
+    def _reset_for_standby(self) -> None:
+        """After the account lease was lost and everything was stopped: start over in standby."""
+        self.stop_event = asyncio.Event()
+        self._lease_lost = self._task_failed = self.ready = False
+        self.supervisor, self._api, self._opened = None, None, None
+
+    async def _keep_leases(self, keeper: LeaseKeeper) -> None:
+        """Renew the leases; once one is lost, stop working (the daemon goes back to standby)."""
+        await keeper.keep()
+        self._lease_lost = True
+        self.stop_event.set()
+
     async def _watchdog(self) -> None:
         assert self.notifier.watchdog_seconds
         while True:
@@ -224,13 +275,13 @@ class Daemon(WarmStandby, DaemonSignals):
         if self._api is not None:
             await self._api.stop()
         log.info("daemon_draining", executions=len(self.supervisor.active_ids))
-        assert self.wired is not None
-        await self.wired.drain(self.config.engine.drain_timeout_seconds)
+        wired = self._wired("engine")
+        await wired.drain(self.config.engine.drain_timeout_seconds)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.observability.stop()  # after the drain: the alerts it raised are sent
-        await self.wired.release()
+        await wired.release()
         await self.leases.release()  # after the last commit: a standby takes over at once
         self.leases.close()
         log.info("daemon_stopped")

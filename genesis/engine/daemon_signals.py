@@ -3,18 +3,21 @@ SIGUSR2 resumes every paused one, SIGTERM/SIGINT stop, SIGHUP reloads the config
 file is refused and the old config stays). A burst coalesces (``engine.signals``): any number
 of SIGHUPs is one reload (one more if they arrive during it), and of SIGUSR1/SIGUSR2 the last
 one decides. A pause or resume before the executions are recovered is applied after.
+
+Two collaborators the daemon holds: ``SignalHandlers`` (what each signal does) and
+``ConfigReloader`` (the SIGHUP reload); each takes only the callables it uses.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from pathlib import Path
 from typing import Any, Callable, Coroutine
 
 import structlog
 
 from genesis.config import ConfigError, RuntimeConfig, load_config
-from genesis.engine.daemon_options import DaemonOptions
 from genesis.engine.signals import SignalBridge
 from genesis.engine.supervisor import Supervisor, apply_config
 from genesis.log import configure_logging
@@ -22,88 +25,116 @@ from genesis.log import configure_logging
 log = structlog.get_logger("genesis.daemon")
 RELOAD_SETTLE_SECONDS = 0.1  # a SIGHUP reloads once no other has come for this long
 
+Spawn = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
+SupervisorRef = Callable[[], "Supervisor | None"]  # None until the executions are recovered
 
-class DaemonSignals:
-    """The signal handling of ``Daemon`` (a part of it: it reads and sets the daemon's state)."""
 
-    options: DaemonOptions
-    config: RuntimeConfig
-    supervisor: Supervisor | None
-    stop_event: asyncio.Event
-    _signals: SignalBridge | None
-    _early_toggle: str | None
-    _reload_task: asyncio.Task[None] | None
-    _reload_again: bool
-    _stop_signalled: bool
-    _spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
+class ConfigReloader:
+    """SIGHUP: read the config file once the burst has settled, refuse an invalid one, and
+    hand a valid one to ``adopt`` (the daemon's current config) and to the supervisor."""
 
-    def _install_signals(self) -> None:
-        self._signals = SignalBridge(asyncio.get_running_loop(), (
-            signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT, signal.SIGHUP), self._on_signals)
-        self._signals.install()
+    def __init__(self, path: Path | None, current: Callable[[], RuntimeConfig],
+                 adopt: Callable[[RuntimeConfig], None], supervisor: SupervisorRef, spawn: Spawn):
+        self._path, self._current, self._adopt = path, current, adopt
+        self._supervisor, self._spawn = supervisor, spawn
+        self._task: asyncio.Task[None] | None = None
+        self._again = False  # a SIGHUP arrived while a reload was under way
 
-    def _on_signals(self, arrived: dict[int, int]) -> None:
-        """On the loop, once per burst: ``arrived`` maps each signal to the order of its last arrival."""
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            if sig in arrived:
-                self._signal_stop(signal.Signals(sig).name)
-        toggles = [sig for sig in (signal.SIGUSR1, signal.SIGUSR2) if sig in arrived]
-        if toggles:
-            last = max(toggles, key=arrived.__getitem__)
-            if last == signal.SIGUSR1:
-                self._signal_pause()
-            else:
-                self._signal_resume()
-        if signal.SIGHUP in arrived:
-            if self._reload_task is not None and not self._reload_task.done():
-                self._reload_again = True  # read the file once more when this reload ends
-            else:
-                self._reload_task = self._spawn(self._reload_config(), "config-reload")
+    def request(self) -> None:
+        """A SIGHUP burst: reload, or read the file once more when the reload under way ends."""
+        if self._task is not None and not self._task.done():
+            self._again = True
+        else:
+            self._task = self._spawn(self._reload(), "config-reload")
 
-    def _signal_pause(self) -> None:
-        if self.supervisor is None:
-            self._early_toggle = "pause"
-            log.info("signal_deferred", signal="SIGUSR1", note="applied once executions are recovered")
-            return
-        n = self.supervisor.pause_all("signal SIGUSR1")
-        log.info("signal_pause_all", signal="SIGUSR1", executions=n)
-
-    def _signal_resume(self) -> None:
-        if self.supervisor is None:
-            self._early_toggle = "resume"
-            log.info("signal_deferred", signal="SIGUSR2", note="applied once executions are recovered")
-            return
-        n = self.supervisor.resume_all("signal SIGUSR2")
-        log.info("signal_resume_all", signal="SIGUSR2", executions=n)
-
-    def _signal_stop(self, name: str) -> None:
-        log.info("signal_stop", signal=name)
-        self._stop_signalled = True
-        self.stop_event.set()
-
-    async def _reload_config(self) -> None:
+    async def _reload(self) -> None:
         """Read the config once the SIGHUPs have settled (one read per burst), and once more
         if another arrived during the read."""
         while True:
-            self._reload_again = False
+            self._again = False
             await asyncio.sleep(RELOAD_SETTLE_SECONDS)  # wall time, not the simulated clock
-            if self._reload_again:
+            if self._again:
                 continue  # the burst goes on
-            await self._reload_config_once()
-            if not self._reload_again:
+            await self._reload_once()
+            if not self._again:
                 return
 
-    async def _reload_config_once(self) -> None:
-        path = self.options.config_path
+    async def _reload_once(self) -> None:
+        path = self._path
         try:
             new = await asyncio.to_thread(load_config, path)
         except ConfigError as exc:
             log.error("config_reload_rejected", error=str(exc), note="the previous config stays in force")
             return
-        old_level, self.config = self.config.logging.level, new  # the poller reads its interval here
-        if self.supervisor is not None:  # else the start-up wires it from self.config when it gets there
-            apply_config(self.supervisor, new)
+        old_level = self._current().logging.level
+        self._adopt(new)  # the poller reads its interval from the daemon's config
+        supervisor = self._supervisor()
+        if supervisor is not None:  # else the start-up wires it from the daemon's config when it gets there
+            apply_config(supervisor, new)
         log.info("config_reloaded", path=str(path), kill_switch=new.risk.kill_switch,
                  logging_level=new.logging.level, command_poll_seconds=new.engine.command_poll_seconds)
         if new.logging.level != old_level:  # after the line above, which the old level decides
             configure_logging(new.logging.level)
+
+
+class SignalHandlers:
+    """What each signal does: ``stop`` for SIGTERM/SIGINT, pause or
+    resume every execution for SIGUSR1/SIGUSR2 (the last of a burst; deferred until there is a
+    supervisor), the ``reloader`` for SIGHUP."""
+
+    def __init__(self, stop: Callable[[], None], supervisor: SupervisorRef, reloader: ConfigReloader):
+        self._stop, self._supervisor, self._reloader = stop, supervisor, reloader
+        self._bridge: SignalBridge | None = None
+        self._early_toggle: str | None = None  # the last SIGUSR1/2 before the supervisor existed
+
+    def install(self) -> None:
+        """Handle the signals from now on (on the running loop)."""
+        self._bridge = SignalBridge(asyncio.get_running_loop(), (
+            signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT, signal.SIGHUP), self._on_signals)
+        self._bridge.install()
+
+    def uninstall(self) -> None:
+        """Give the signals back to their previous handlers."""
+        assert self._bridge is not None
+        self._bridge.uninstall()
+
+    def apply_deferred(self) -> None:
+        """The executions are recovered: apply a pause or resume that arrived before."""
+        if self._early_toggle == "pause":
+            self._pause()
+        elif self._early_toggle == "resume":
+            self._resume()
+
+    def _on_signals(self, arrived: dict[int, int]) -> None:
+        """On the loop, once per burst: ``arrived`` maps each signal to the order of its last arrival."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            if sig in arrived:
+                log.info("signal_stop", signal=signal.Signals(sig).name)
+                self._stop()
+        toggles = [sig for sig in (signal.SIGUSR1, signal.SIGUSR2) if sig in arrived]
+        if toggles:
+            last = max(toggles, key=arrived.__getitem__)
+            if last == signal.SIGUSR1:
+                self._pause()
+            else:
+                self._resume()
+        if signal.SIGHUP in arrived:
+            self._reloader.request()
+
+    def _pause(self) -> None:
+        supervisor = self._supervisor()
+        if supervisor is None:
+            self._early_toggle = "pause"
+            log.info("signal_deferred", signal="SIGUSR1", note="applied once executions are recovered")
+            return
+        n = supervisor.pause_all("signal SIGUSR1")
+        log.info("signal_pause_all", signal="SIGUSR1", executions=n)
+
+    def _resume(self) -> None:
+        supervisor = self._supervisor()
+        if supervisor is None:
+            self._early_toggle = "resume"
+            log.info("signal_deferred", signal="SIGUSR2", note="applied once executions are recovered")
+            return
+        n = supervisor.resume_all("signal SIGUSR2")
+        log.info("signal_resume_all", signal="SIGUSR2", executions=n)

@@ -1,6 +1,7 @@
 """The daemon's standby (``genesis.engine.daemon``): before the account lease is claimed a
 daemon stands by; on PostgreSQL the standby is warm (its fenced event store, venue and markets
-open, the markets refreshed), and a daemon that loses the lease goes back to standby.
+open, the markets refreshed), and a daemon that loses the lease goes back to standby (with a
+new ``WarmStandby``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,6 @@ from genesis.config import RuntimeConfig
 from genesis.engine.daemon_options import DaemonOptions
 from genesis.engine.daemon_startup import open_daemon_store, open_daemon_venue
 from genesis.engine.database_file import watch_identity
-from genesis.engine.lease_keeper import LeaseKeeper
-from genesis.engine.supervisor import Supervisor
-from genesis.engine.systemd import SystemdNotifier
 from genesis.observability.runtime import Observability
 from genesis.runtime.wiring import Engine
 from genesis.store.eventstore import EventStore, StorageError
@@ -27,64 +25,49 @@ from genesis.venue.base import Venue, VenueError
 log = structlog.get_logger("genesis.daemon")
 STANDBY_MARKETS_REFRESH_SECONDS = 300.0  # a warm standby reloads the venue's markets this often
 
+Spawn = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
+
 
 class WarmStandby:
-    """The standby of ``Daemon`` (a part of it: it reads and sets the daemon's state)."""
+    """What a daemon opens before (warm standby) or after it claims the account lease, for
+    one round from standby to stop: the event store (``wired``), then the clock, the venue and
+    its markets (``instruments``). ``spawn`` starts the daemon's tasks (their failure stops it),
+    ``notify`` speaks to systemd, ``store_options`` are the ``EventStore`` keyword arguments
+    (the lease fence), ``lease_held`` whether the leases are held."""
 
-    options: DaemonOptions
-    config: RuntimeConfig
-    stop_event: asyncio.Event
-    notifier: SystemdNotifier
-    leases: LeaseKeeper
-    observability: Observability
-    wired: Engine | None
-    venue: Venue | None
-    supervisor: Supervisor | None
-    clock: Clock
-    instruments: dict  # type: ignore[type-arg]
-    engine: Any  # the database engine (sqlalchemy AsyncEngine)
-    bus: Any
-    store: EventStore
-    _api: Any
-    _lease_lost: bool
-    _task_failed: bool
-    ready: bool
-    _spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
+    def __init__(self, options: DaemonOptions, config: Callable[[], RuntimeConfig], observability: Observability,
+                 store_options: Callable[[], dict[str, Any]], lease_held: Callable[[], bool],
+                 spawn: Spawn, notify: Callable[..., None]):
+        self._options, self._config, self._observability = options, config, observability
+        self._store_options, self._lease_held = store_options, lease_held
+        self._spawn, self._notify = spawn, notify
+        self.wired: Engine | None = None
+        self.venue: Venue | None = None
+        self.clock: Clock | None = None
+        self.instruments: dict = {}  # type: ignore[type-arg]
 
-    def _reset_for_standby(self) -> None:
-        """After the account lease was lost and everything was stopped: start over in standby."""
-        self.stop_event = asyncio.Event()
-        self._lease_lost = self._task_failed = self.ready = False
-        self.supervisor, self._api = None, None
-        self.wired, self.venue = None, None
-
-    def _standing_by(self) -> None:
+    def standing_by(self) -> None:
         """systemd: a standby has started (``READY=1``), its status says it waits for the lease."""
-        self.notifier.notify("READY=1\nSTATUS=standby: another daemon holds the account lease", wait_seconds=1.0)
+        self._notify("READY=1\nSTATUS=standby: another daemon holds the account lease", wait_seconds=1.0)
 
-    async def _keep_leases(self, keeper: LeaseKeeper) -> None:
-        """Renew the leases; once one is lost, stop working (the daemon goes back to standby)."""
-        await keeper.keep()
-        self._lease_lost = True
-        self.stop_event.set()
-
-    async def _open_store(self) -> None:
+    async def open_store(self) -> Engine:
         """The event store (fenced on PostgreSQL: it commits nothing until the leases are held)."""
-        self.wired, identity = await open_daemon_store(self.options, self.leases.store_options())
-        self.engine, self.bus, self.store = self.wired.database, self.wired.bus, self.wired.store
-        self._spawn(self._watch_store(self.store), "store-watch")
+        self.wired, identity = await open_daemon_store(self._options, self._store_options())
+        self._spawn(self._watch_store(self.wired.store), "store-watch")
         if identity is not None:
-            self._spawn(watch_identity(self.options.db_path, identity), "database-file-watch")
+            self._spawn(watch_identity(self._options.db_path, identity), "database-file-watch")
+        return self.wired
 
-    async def _open_venue(self, sim_window: tuple[datetime, datetime]) -> None:
-        """The clock, the venue and its markets (``self.instruments``). The simulated venue's
-        clock continues after the last stored event: built only once the leases are held."""
+    async def open_venue(self, sim_window: tuple[datetime, datetime]) -> None:
+        """The clock, the venue and its markets (``instruments``). The simulated venue's clock
+        continues after the last stored event: built only once the leases are held."""
+        assert self.wired is not None
         self.clock, self.venue, self.instruments = await open_daemon_venue(
-            self.options, self.engine, sim_window, self.observability, self.config)
+            self._options, self.wired.database, sim_window, self._observability, self._config())
         log.info("venue_markets_loaded", venue=self.venue.name, markets=len(self.instruments),
-                 lease_held=bool(self.leases.held))
+                 lease_held=self._lease_held())
 
-    async def _refresh_markets(self) -> None:
+    async def refresh_markets(self) -> None:
         """Warm standby: reload the venue's markets every ``STANDBY_MARKETS_REFRESH_SECONDS``,
         so a failover after a long standby starts on current ones."""
         assert self.venue is not None
@@ -95,7 +78,7 @@ class WarmStandby:
             except VenueError as exc:  # the markets already loaded stay; tried again next time
                 log.warning("standby_markets_refresh_failed", error=str(exc))
 
-    async def _close_warm(self) -> None:
+    async def close(self) -> None:
         """Stopped in standby: close what the warm standby opened."""
         if self.venue is not None:
             await self.venue.close()

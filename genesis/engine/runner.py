@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 import structlog
 
@@ -26,8 +25,8 @@ from genesis.domain.state import ExecutionState
 from genesis.domain.twap import TwapParams
 from genesis.engine.account_cap import NO_ACCOUNT_CAP, AccountCaps
 from genesis.engine.control import Control, Desire
+from genesis.engine.durable_append import DurableAppend
 from genesis.engine.hooks import NO_HOOKS, EngineHooks
-from genesis.engine.log_throttle import LogThrottle
 from genesis.engine.market_hold import MarketHold
 from genesis.engine.market_data import MarketData
 from genesis.engine.measurement import measure, measure_after_end
@@ -38,12 +37,9 @@ from genesis.engine.slice_algorithm import PolicySliceAlgorithm
 from genesis.engine.slice_executor import RoutingSettings, SliceExecutor
 from genesis.engine.venue_calls import HoldInterrupted, RetryPolicy, VenueCaller, VenueUnavailable
 from genesis.engine.window_benchmark import WindowBenchmark
-from genesis.store.eventstore import EventStore, LeaseLostError, StorageError
+from genesis.store.eventstore import EventStore
 from genesis.tuning import LoopPacer
 from genesis.venue.base import Venue
-
-STORAGE_FAULT_LOG_SECONDS = 10.0  # a storage fault is logged at most once per this (wall time)
-
 
 @dataclass(frozen=True, slots=True)
 class RunnerSettings:
@@ -69,6 +65,8 @@ class ExecutionRunner:
         self.market = market or MarketData(venue)
         self.pacer = pacer or LoopPacer(0)  # shared with the other runners: see genesis.tuning
         self.log = structlog.get_logger("genesis.runner").bind(execution_id=execution_id)
+        self.append = DurableAppend(execution_id, store, clock, self.pacer.turn, self.log,
+                                    settings.storage_retry_seconds)
         self.hold = MarketHold(execution_id, venue, load=self._load, append=self.append, clock=clock,
                                control=control, log=self.log)  # market data unavailable: slicing held
         alarm = OutcomeAlarm(execution_id, venue, load=self._load, append=self.append, clock=clock,
@@ -79,35 +77,9 @@ class ExecutionRunner:
         self.policy: Algorithm | None = None  # the execution's algorithm, once loaded
         self.benchmark = WindowBenchmark(self.calls.candles, clock)  # market VWAP of the window so far
         self.recovered = asyncio.Event()  # set once the aggregate is loaded and reconciled
-        self._measured: list[ev.Event] = []  # realised participations, appended with the next events
 
     def _stopping(self) -> bool:
         return self.control.desire in (Desire.STOP, Desire.CANCEL)
-
-    async def append(self, events: list[ev.Event], commands: list[int] | None = None) -> Execution:
-        """Append durably; on a storage fault wait and retry (fail closed: nothing proceeds);
-        ``LeaseLostError`` (the account's lease is gone) is raised: the runner stops.
-        The fault is logged when it starts, then at most once per ``STORAGE_FAULT_LOG_SECONDS``
-        with the count of retries not logged; ``storage_fault_cleared`` when a retry succeeds."""
-        done = [(cid, "accepted", None) for cid in (commands or [])]
-        measured, self._measured = self._measured, []
-        events = [*measured, *events]
-        faults = LogThrottle(STORAGE_FAULT_LOG_SECONDS)  # this call retries until the fault is over
-        while True:
-            try:
-                await self.store.append(events, done_commands=done)
-                if faults.active:
-                    self.log.warning("storage_fault_cleared", repeats_not_logged=faults.reset())
-                await self.pacer.turn()  # one commit wakes many runners: not all in one iteration
-                return await self.store.load(self.execution_id)
-            except LeaseLostError:
-                raise  # another daemon works this account now: stop (never retried, never a failure)
-            except StorageError as exc:
-                not_logged = faults.due()
-                if not_logged is not None:
-                    self.log.error("storage_fault_trading_halted", error=str(exc), repeats_not_logged=not_logged)
-                await self.clock.sleep_until(
-                    self.clock.now() + timedelta(seconds=self.settings.storage_retry_seconds))
 
     def _slice_executor(self, policy: Algorithm, agg: Execution) -> SliceExecutor:
         """The slice executor on this runner's ports (never the runner itself)."""
@@ -217,8 +189,8 @@ class ExecutionRunner:
             return False
         if await self._maybe_finish_early(agg, now):
             return False
-        if not self._measured:
-            self._measured = await measure(self.calls.candles, agg, now)
+        if not self.append.measured:
+            self.append.measured = await measure(self.calls.candles, agg, now)
         if agg.orders_closed(now):  # the window's last second: no new order, wait for its end
             await self.clock.wait_event(self.control.wake, until=agg.end_at)
             return False

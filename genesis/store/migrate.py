@@ -92,6 +92,14 @@ def upgrade(db_path: str | Path | Db, revision: str = "head") -> None:
     _run(db_path, command.upgrade, revision)
 
 
+def command_error() -> type[Exception]:
+    """Alembic's error class, imported only when a migration failed (a database already at
+    head never imports Alembic): use it in an ``except`` clause, evaluated only on an error."""
+    from alembic.util import CommandError
+
+    return CommandError
+
+
 def downgrade(db_path: str | Path | Db, revision: str = "base") -> None:
     from alembic import command
 
