@@ -13,10 +13,13 @@ import ccxt.async_support as ccxt
 import structlog
 
 from genesis.clock import VirtualClock
+from genesis.domain import events as ev
 from genesis.domain.orders import OrderRequest, OrderStatus, OrderType, SendPriority, Side
 from genesis.engine.venue_calls import RetryPolicy, VenueCaller
+from genesis.venue.base import PermanentVenueError
 from genesis.venue.ccxt_venue import CcxtVenue
 from genesis.venue.order_budget import SEND_DEADLINE_REASON, OrderBudget
+from tests.test_slice_executor_ports import EventLog, ports, started
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 REFUSED = "funds: refused by the fake exchange (proves the order was sent)"
@@ -57,3 +60,22 @@ async def test_an_order_whose_budget_slot_comes_after_its_deadline_is_not_sent()
     assert [cid for cid, _ in exchange.sent] == ["gfirst-0-0", "gfree-0-0"], "the late order was never sent"
     assert all(at < deadline for cid, at in exchange.sent if cid != "gfree-0-0")
     assert clock.now() < deadline + timedelta(seconds=1), "it gave up at its deadline, not after"
+
+
+async def test_an_order_refused_unsent_at_its_deadline_is_recorded_rejected_with_the_reason() -> None:
+    log = EventLog(started())
+    executor, clock, positions, calls = ports(log)
+
+    async def no_slot(request: OrderRequest) -> Any:  # the venue's budget: no slot before the deadline
+        raise PermanentVenueError(SEND_DEADLINE_REASON)
+
+    calls.venue.place_order = no_slot  # type: ignore[method-assign]
+    agg = await log.load()
+    async with clock.actor():
+        await executor.execute(agg, agg.slices[0], 1, 60.0)
+    intents, closes = log.of(ev.OrderIntended), log.of(ev.OrderClosed)
+    assert intents and {c.client_order_id for c in closes} == {i.client_order_id for i in intents}
+    assert all(c.status == "rejected" and c.reason == SEND_DEADLINE_REASON for c in closes)
+    final = await log.load()
+    assert final.unresolved_orders() == [], "recovery finds nothing to look up or send again"
+    assert final.slices[0].closed and final.filled_qty == 0 and positions.get("BTC/USDT") == 0
