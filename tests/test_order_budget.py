@@ -142,3 +142,24 @@ async def test_a_cancelled_waiter_leaves_the_queue_and_the_next_one_goes() -> No
 def test_a_negative_handicap_is_refused_naming_the_setting() -> None:
     with pytest.raises(ValueError, match="following_handicap_seconds"):
         OrderBudget(following_handicap_seconds=-1)
+
+
+async def test_a_wait_bounded_by_a_deadline_takes_no_slot_that_comes_after_it() -> None:
+    time = VirtualTime()
+    budget = budget_on(time, capacity=1, per_second=1, handicap=0)
+    got: dict[str, tuple[bool, float]] = {}
+
+    async def ask(name: str, at: float, within: float | None) -> None:
+        await time.sleep(at)
+        got[name] = (await budget.acquire(LEADING, within=within), time.now)
+
+    # a takes the only token, x (no deadline) queues for the next at t=1; b, queued behind x,
+    # gives up at its deadline (t=0.5); c's slot, after x's, would come at t=2, after its
+    # deadline (t=1.7); d has no deadline and gets the slot c did not take
+    await time.run(ask("a", 0, None), ask("x", 0.05, None), ask("b", 0.1, 0.4), ask("c", 0.2, 1.5),
+                   ask("d", 0.3, None))
+    assert got["a"] == (True, 0) and got["x"] == (True, 1.0)
+    assert got["b"] == (False, 0.5)
+    assert got["c"][0] is False and got["c"][1] <= 1.7
+    assert got["d"] == (True, 2.0), "a refused caller takes no slot"
+    assert await budget.acquire(LEADING, within=0) is False  # a deadline already past: no slot

@@ -116,6 +116,7 @@ class OrderRequest:
     limit_price: Decimal | None = None
     time_in_force: TimeInForce = TimeInForce.GTC
     priority: SendPriority = SendPriority.LEADING  # its place in the order budget's queue
+    send_by: datetime | None = None  # not sent at or after this (its window's order deadline)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ import structlog
 
 from genesis.clock import Clock
 from genesis.domain import events as ev
-from genesis.domain.execution import ORDER_CUTOFF, Execution, SliceState, slippage_bps
+from genesis.domain.execution import Execution, SliceState, slippage_bps
 from genesis.domain.ids import client_order_id, parse_client_order_id
 from genesis.domain.instrument import Instrument
 from genesis.domain.orders import (BookTop, OrderReport, OrderRequest, OrderStatus, OrderType, SendPriority, Side,
@@ -33,11 +33,10 @@ from genesis.engine.killpoints import NO_KILL_POINTS
 from genesis.engine.ports import Append, Benchmark, KillPointPort, VenuePort
 from genesis.engine.positions import PositionBook
 from genesis.engine.slice_algorithm import SliceAlgorithm
+from genesis.engine.slice_interval import Interval, SliceInterval, maker_deadline, taker_by
 from genesis.engine.venue_calls import ForeignOrderError
 
 ZERO = Decimal(0)
-TAKER_LEAD = ORDER_CUTOFF * 2  # a maker leg near the window end gives up this long before it
-Interval = tuple[datetime, datetime]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +79,8 @@ class SliceExecutor:
         """Run slice ``s`` now, sized for the next ``interval_seconds``, and close it."""
         started = time.perf_counter()
         at = self.clock.now()
-        interval = (at, at + timedelta(seconds=interval_seconds))  # what it is sized for
+        span = SliceInterval(at, at + timedelta(seconds=interval_seconds))  # what it is sized for
+        interval = span.sized
         top = await self.venue.book_top(agg.symbol)
         ref = top.mid
         # sizing reads market data (candles): a venue read, retried like any other
@@ -106,10 +106,12 @@ class SliceExecutor:
                 ev.RiskDenied(self.execution_id, self.clock.now(), s.index, sizing.qty, ref, decision.reason or ""),
                 self._closed(agg, s, "denied", ref, sizing, decision.reason, interval=interval)])
             return
-        await self._work(agg, s, top, sizing, interval)
+        await self._work(agg, s, top, sizing, span)
 
-    async def _work(self, agg: Execution, s: SliceState, top: BookTop, sizing: SliceSizing, interval: Interval) -> None:
-        """The child orders of an approved slice (maker leg, then taker remainder), then its close."""
+    async def _work(self, agg: Execution, s: SliceState, top: BookTop, sizing: SliceSizing,
+                    span: SliceInterval) -> None:
+        """The child orders of an approved slice (maker leg, then taker remainder), then its close
+        with the interval its cap counted (``SliceInterval.recorded``)."""
         ref, remaining = top.mid, sizing.qty
         namespace = await self.namespace()
         pending: list[ev.Event] = []  # an order's outcome, appended with the next intent or the close
@@ -117,8 +119,8 @@ class SliceExecutor:
         capped = self._capped_by_traded_volume(sizing)
         maker_qty, held, room = remaining, None, None
         if maker_first and capped:  # rests only what the market has already traded room for
-            maker_by = self._maker_by(agg, interval)
-            room = await self.account.reserve(await self._allowance(agg, s, remaining, sizing, interval, maker_by),
+            maker_by = self._maker_by(agg, span.sized)
+            room = await self.account.reserve(await self._allowance(agg, s, remaining, sizing, span, by=maker_by),
                                               by=maker_by)
             maker_qty, held = room.qty, ACCOUNT_CAP_REASON if room.held_back else None
             top = await self.venue.book_top(agg.symbol)
@@ -132,7 +134,7 @@ class SliceExecutor:
                 return
             self.hooks.reach("after_send")
             if not report.status.is_final:
-                deadline = self._maker_deadline(agg)
+                deadline = maker_deadline(agg, self.clock.now(), self.routing.maker_timeout_seconds)
                 await self.clock.sleep_until(deadline if room is None else self.account.rest_until(deadline))
                 await self.pace()
             report = await self.venue.finish(request, report)
@@ -144,9 +146,8 @@ class SliceExecutor:
         if take and remaining >= self.instrument.min_qty_at(ref) and capped:
             if pending:  # the maker leg's outcome, recorded before the wait
                 agg, pending = await self._commit(pending), []
-            taker_by = self._taker_by(agg, interval)
-            room = await self.account.reserve(await self._allowance(agg, s, remaining, sizing, interval, taker_by),
-                                              by=taker_by)
+            by = taker_by(agg, span.sized_end)
+            room = await self.account.reserve(await self._allowance(agg, s, remaining, sizing, span, by=by), by=by)
             allowed, held = room.qty, ACCOUNT_CAP_REASON if room.held_back else None
             if allowed < remaining:
                 sizing = dataclasses.replace(sizing, cap_bound=True)
@@ -169,43 +170,30 @@ class SliceExecutor:
             self.account.settle(room, report.fills)
             pending = self._outcome(agg, s, request, report)
         self.account.settle(room, ())
-        await self.close(agg, s, ref, sizing, before=pending, interval=interval, reason=held)
+        await self.close(agg, s, ref, sizing, before=pending, interval=span.recorded(), reason=held)
 
     def _capped_by_traded_volume(self, sizing: SliceSizing) -> bool:
         """The taker leg is held to the cap of the volume actually traded (the venue can say)."""
         return sizing.participation_cap is not None and self.venue.measures_traded_volume
 
-    def _taker_by(self, agg: Execution, interval: Interval) -> datetime:
-        """The latest the taker leg goes: the interval's end; inside a window, ``TAKER_LEAD``
-        before the window ends."""
-        if agg.windowed and agg.end_at is not None:
-            return min(interval[1], agg.end_at - TAKER_LEAD)
-        return interval[1]
-
     def _maker_by(self, agg: Execution, interval: Interval) -> datetime:
         """The latest the maker leg is placed: its timeout before the taker's latest."""
-        return self._taker_by(agg, interval) - timedelta(seconds=self.routing.maker_timeout_seconds)
+        return taker_by(agg, interval[1]) - timedelta(seconds=self.routing.maker_timeout_seconds)
 
     async def _allowance(self, agg: Execution, s: SliceState, remaining: Decimal, sizing: SliceSizing,
-                         interval: Interval, by: datetime) -> Decimal:
+                         span: SliceInterval, by: datetime) -> Decimal:
         """How much of ``remaining`` may be sent now: the cap of the volume the market traded
         in the slice's interval so far, less what the slice already filled
         (``engine.cap_room``). While that is short of ``remaining`` it waits for the market to
-        trade more, until ``by`` at the latest; the rest then carries forward."""
+        trade more, until ``by`` at the latest; the rest then carries forward. ``span`` notes
+        how far the volume it counted reaches (a late look: past the sized end)."""
         assert sizing.participation_cap is not None
         return await room_under_cap(
-            traded_volume=lambda start, end: self.venue.traded_volume(agg.symbol, start, end), clock=self.clock,
+            traded_volume=span.counting(lambda start, end: self.venue.traded_volume(agg.symbol, start, end)),
+            clock=self.clock,
             pace=self.pace, cap=sizing.participation_cap, filled=agg.slices[s.index].filled_qty, wanted=remaining,
-            instrument=self.instrument, interval=interval, by=by, forecast_volume=sizing.market_volume,
+            instrument=self.instrument, interval=span.sized, by=by, forecast_volume=sizing.market_volume,
             waiter=lambda start, volume: self.venue.traded_volume_waiter(agg.symbol, start, volume))
-
-    def _maker_deadline(self, agg: Execution) -> datetime:
-        """When the maker leg gives up: after the maker timeout, and inside a window early
-        enough (``TAKER_LEAD``) for the taker remainder to go before the window ends."""
-        deadline = self.clock.now() + timedelta(seconds=self.routing.maker_timeout_seconds)
-        if agg.windowed and agg.end_at is not None:
-            deadline = max(self.clock.now(), min(deadline, agg.end_at - TAKER_LEAD))
-        return deadline
 
     def _request(self, namespace: str, agg: Execution, s: SliceState, order_type: OrderType, qty: Decimal,
                  price: Decimal | None, tif: TimeInForce) -> OrderRequest:
@@ -291,9 +279,10 @@ class SliceExecutor:
                     before: Sequence[ev.Event] = (), interval: Interval | None = None,
                     reason: str | None = None) -> None:
         """Close the slice with its figures, in one transaction with ``before`` (the last order's
-        outcome, whose fills the figures already include). ``interval``: what it was sized for
-        (its realised participation is measured over it later); None after a restart. ``reason``:
-        why it was held back, unless an order's rejection says more."""
+        outcome, whose fills the figures already include). ``interval``: the one it records
+        (``SliceInterval.recorded``; its realised participation is measured over it later);
+        None after a restart. ``reason``: why it was held back, unless an order's rejection
+        says more."""
         fills = [e for e in before if isinstance(e, ev.FillRecorded)]
         st = agg.slices[s.index]
         counted = dataclasses.replace(st, fills=st.fills.plus_all(fills))  # ahead of the append

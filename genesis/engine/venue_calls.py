@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Awaitable, Callable, ContextManager, Protocol, TypeVar
@@ -211,6 +211,8 @@ class VenueCaller:
         until the venue shows it (never given up as not found: a late fill would be lost; see
         ``_resolve_by_lookup`` for the alarm)."""
         attempt = 0
+        if deadline is not None:  # the venue's own waits (its order budget) end there too
+            request = replace(request, send_by=deadline)
         while True:
             if self._past(deadline):
                 return OrderReport(request.client_order_id, None, OrderStatus.REJECTED, Decimal(0),

@@ -37,8 +37,8 @@ from genesis.venue.ccxt_errors import RATE_LIMITED, describe, map_ccxt_error
 from genesis.venue.ccxt_support import (build_exchange, dec, dt_to_ms, market_to_instrument,
                                         ms_to_dt, order_terms, trade_to_fill)
 from genesis.venue.credentials import Credentials
-from genesis.venue.order_budget import (DEFAULT_FOLLOWING_HANDICAP_SECONDS, DEFAULT_REFILL_PER_SECOND, OrderBudget,
-                                        shared_budget)
+from genesis.venue.order_budget import (DEFAULT_FOLLOWING_HANDICAP_SECONDS, DEFAULT_REFILL_PER_SECOND,
+                                        SEND_DEADLINE_REASON, OrderBudget, shared_budget)
 from genesis.venue.request_weight import RequestWeight, shared_weight
 
 log = structlog.get_logger("genesis.venue.ccxt")
@@ -168,7 +168,11 @@ class CcxtVenue:
                 params["postOnly"] = True
             else:
                 params["timeInForce"] = "IOC" if request.time_in_force is TimeInForce.IOC else "GTC"
-        await self.budget.acquire(request.priority)
+        # the budget's wait (wall seconds) ends at the order's deadline (on the venue's clock)
+        within = None if request.send_by is None else (
+            (request.send_by - self.clock.now()).total_seconds() / self._time_scale)
+        if not await self.budget.acquire(request.priority, within=within):
+            raise PermanentVenueError(SEND_DEADLINE_REASON)  # refused unsent: recorded as rejected
         try:
             order = await self._call("create_order", lambda: self.ex.create_order(
                 request.symbol, request.order_type.value, request.side.value, str(request.qty),

@@ -18,6 +18,11 @@ asked: first come, first served within a class, and a following order is never p
 leading one that asked more than the handicap after it, so it waits at most that much longer
 than it would have as a leading order (nothing starves). The priority orders the queue only: it
 never lets an order out sooner than the bucket allows.
+
+**An order's wait ends at its deadline.** A caller may bound its wait (``within``: the time
+left before its order may no longer be sent, a window's end less the order cutoff): when its
+slot would come later, it takes none and is told so (the venue refuses the order unsent with
+``SEND_DEADLINE_REASON``), instead of being sent after the window it was meant for.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ DEFAULT_REFILL_PER_SECOND = 8.0
 # a following order may wait this much longer than a leading one (a tenth of a 1-minute slice
 # interval; the taker remainder it delays goes at the latest at its interval's end)
 DEFAULT_FOLLOWING_HANDICAP_SECONDS = 6.0
+# why an order whose budget slot would come after its deadline was not sent
+SEND_DEADLINE_REASON = "no slot in the account's order budget before the order's deadline; not sent"
 
 
 @dataclass(order=True)
@@ -76,12 +83,17 @@ class OrderBudget:
         self._refill()
         return self._tokens
 
-    async def acquire(self, priority: SendPriority = SendPriority.LEADING) -> None:
+    async def acquire(self, priority: SendPriority = SendPriority.LEADING, within: float | None = None) -> bool:
         """Take one order slot, waiting until one is free and every caller ranked before this
         one has had its slot (module docstring). Every caller's whole wait counts in
-        ``waited_seconds``: behind the others queued first too."""
+        ``waited_seconds``: behind the others queued first too. ``within``: the longest wait in
+        seconds (None: unbounded); when the slot would come later, no slot is taken and the
+        answer is False (the order must not be sent). True: the slot is taken."""
         self._own_loop()
         asked = self._monotonic()
+        give_up = None if within is None else asked + within
+        if within is not None and within <= 0:
+            return False  # its deadline has passed: no slot
         handicap = self.following_handicap_seconds if priority is SendPriority.FOLLOWING else 0.0
         me = _Waiter(asked + handicap, next(self._seq))
         heapq.heappush(self._queue, me)
@@ -89,15 +101,19 @@ class OrderBudget:
             while True:
                 if self._queue[0] is not me or self._sleeping:
                     me.turn.clear()
-                    await me.turn.wait()  # set when this caller may be the head
+                    if not await self._turn(me, give_up):  # set when this caller may be the head
+                        return False
                     continue
                 self._refill()
                 if self._tokens >= 1:
                     self._tokens -= 1
-                    return
+                    return True
+                refilled_in = (1 - self._tokens) / self.refill_per_second
+                if give_up is not None and self._monotonic() + refilled_in > give_up:
+                    return False  # its slot comes after its deadline
                 self._sleeping = True  # one sleeper at a time: the head
                 try:
-                    await self._sleep((1 - self._tokens) / self.refill_per_second)
+                    await self._sleep(refilled_in)
                 finally:
                     self._sleeping = False
                 if self._queue[0] is not me:  # a better-ranked caller arrived meanwhile
@@ -108,6 +124,22 @@ class OrderBudget:
             if self._queue:
                 self._queue[0].turn.set()
             self.waited_seconds += self._monotonic() - asked
+
+    async def _turn(self, me: _Waiter, give_up: float | None) -> bool:
+        """Wait for ``me``'s turn to be the head; False when ``give_up`` comes first."""
+        if give_up is None:
+            await me.turn.wait()
+            return True
+        left = give_up - self._monotonic()
+        if left <= 0:
+            return False
+        turn, timer = asyncio.ensure_future(me.turn.wait()), asyncio.ensure_future(self._sleep(left))
+        try:
+            await asyncio.wait({turn, timer}, return_when=asyncio.FIRST_COMPLETED)
+            return turn.done()
+        finally:
+            turn.cancel()
+            timer.cancel()
 
     def _own_loop(self) -> None:
         # a process-wide budget may outlive an event loop: waiters of a loop that is gone are not
