@@ -36,7 +36,7 @@ def taker_slice(stop_after: timedelta | None = None):  # type: ignore[no-untyped
     def stopping() -> bool:
         return stop_after is not None and clock.now() >= DEADLINE + stop_after
 
-    alarm = OutcomeAlarm("0123456789ab", faulty, load=log.load, append=log.append, clock=clock,
+    alarm = OutcomeAlarm("0123456789ab", lambda: faulty.name, load=log.load, append=log.append, clock=clock,
                          log=structlog.get_logger())
     executor.venue = VenueCaller(faulty, clock, POLICY, stopping, structlog.get_logger(), alarm=alarm)
     executor.routing = RoutingSettings(maker_first=False)

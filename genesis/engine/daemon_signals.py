@@ -122,19 +122,18 @@ class SignalHandlers:
             self._reloader.request()
 
     def _pause(self) -> None:
-        supervisor = self._supervisor()
-        if supervisor is None:
-            self._early_toggle = "pause"
-            log.info("signal_deferred", signal="SIGUSR1", note="applied once executions are recovered")
-            return
-        n = supervisor.pause_all("signal SIGUSR1")
-        log.info("signal_pause_all", signal="SIGUSR1", executions=n)
+        self._toggle("pause", "SIGUSR1")
 
     def _resume(self) -> None:
+        self._toggle("resume", "SIGUSR2")
+
+    def _toggle(self, action: str, signal_name: str) -> None:
+        """Pause or resume every execution, or keep it for ``apply_deferred`` before recovery."""
         supervisor = self._supervisor()
         if supervisor is None:
-            self._early_toggle = "resume"
-            log.info("signal_deferred", signal="SIGUSR2", note="applied once executions are recovered")
+            self._early_toggle = action
+            log.info("signal_deferred", signal=signal_name, note="applied once executions are recovered")
             return
-        n = supervisor.resume_all("signal SIGUSR2")
-        log.info("signal_resume_all", signal="SIGUSR2", executions=n)
+        apply = supervisor.pause_all if action == "pause" else supervisor.resume_all
+        n = apply(f"signal {signal_name}")
+        log.info(f"signal_{action}_all", signal=signal_name, executions=n)

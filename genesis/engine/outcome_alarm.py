@@ -12,7 +12,7 @@ fill would be lost) and never sent again. ``genesis cancel`` ends the wait.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 import structlog
 
@@ -37,10 +37,11 @@ class OutcomeAlarm:
     """One execution's alarm for orders of unknown outcome (the ``UnknownOutcomeAlarm`` a
     ``VenueCaller`` reports to)."""
 
-    def __init__(self, execution_id: str, venue: Any, *, load: Callable[[], Awaitable[Execution]],
+    def __init__(self, execution_id: str, venue_name: Callable[[], str], *,
+                 load: Callable[[], Awaitable[Execution]],
                  append: Callable[[list[ev.Event]], Awaitable[Execution]], clock: Clock,
                  log: structlog.typing.FilteringBoundLogger):
-        self.execution_id, self.venue = execution_id, venue  # named in the alarm's event
+        self.execution_id, self._venue_name = execution_id, venue_name  # named in the alarm's event
         self._load, self._append, self.clock, self.log = load, append, clock, log
 
     async def raise_alarm(self, request: OrderRequest, past_deadline_seconds: float, lookups: int,
@@ -53,7 +54,7 @@ class OutcomeAlarm:
         if agg.held_since is not None or agg.state.is_terminal:
             return
         await self._append([ev.SlicingHeld(self.execution_id, self.clock.now(), ev.HOLD_ORDER_OUTCOME_UNKNOWN,
-                                           self.venue.name, request.symbol, detail)])
+                                           self._venue_name(), request.symbol, detail)])
 
     async def clear(self, request: OrderRequest) -> None:
         """The venue showed the order: end this alarm's hold, before its outcome is recorded."""

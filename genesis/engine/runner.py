@@ -69,8 +69,8 @@ class ExecutionRunner:
                                     settings.storage_retry_seconds)
         self.hold = MarketHold(execution_id, venue, load=self._load, append=self.append, clock=clock,
                                control=control, log=self.log)  # market data unavailable: slicing held
-        alarm = OutcomeAlarm(execution_id, venue, load=self._load, append=self.append, clock=clock,
-                             log=self.log)  # an order's outcome unknown past its deadline: recorded
+        alarm = OutcomeAlarm(execution_id, lambda: venue.name, load=self._load, append=self.append,
+                             clock=clock, log=self.log)  # an order's outcome unknown past its deadline: recorded
         self.calls = VenueCaller(venue, clock, settings.retry, self._stopping, self.log, self.pacer.turn, self.hold,
                                  alarm)
         self.slices: SliceExecutor | None = None  # built once the algorithm is known (run)
