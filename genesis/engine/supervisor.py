@@ -267,3 +267,5 @@ def apply_config(supervisor: Supervisor, config: "RuntimeConfig") -> None:
     supervisor.settings = runner_settings(config)
     supervisor.router_twap = config.router.twap
     supervisor.strategist_min_equity_usdt = config.tiers.strategist_min_equity_usdt
+    if supervisor.account_caps is not None:  # every leg from now on, running executions' too
+        supervisor.account_caps.adopt(config.risk.account_participation_cap)
