@@ -11,7 +11,9 @@ goes in one pipeline, one round trip; the reply carries the shift. The lease fen
 daemon sends one (``genesis.store.pg_fence``), is a statement of the transaction like the
 others: run once per commit, first, in the same pipeline. Many rows of one statement
 go as one set-based statement (``genesis.store.pg_set_rows``): the event rows, the
-projection updates of a whole transaction.
+projection updates of a whole transaction; the requests committed together are merged first
+(``merged``: one event insert per commit, updates of one shape together where that gives the
+same result).
 
 Run as ``python -m genesis.store.pg_commit_process SYNCHRONOUS_COMMIT SEQUENCE_AT`` with the
 connection string in ``$GENESIS_COMMIT_DSN`` (never on the command line: it may hold a
@@ -28,7 +30,7 @@ from typing import Any
 
 from genesis.store.commit_process import answer, frame, protocol_output
 from genesis.store.pg_fence import hoisted
-from genesis.store.pg_set_rows import set_based
+from genesis.store.pg_set_rows import merged, set_based
 
 LOCK_EVENTS = "LOCK TABLE events IN EXCLUSIVE MODE"
 NEXT_SEQUENCE = "SELECT COALESCE(MAX(sequence_number), 0) + 1 FROM events"
@@ -88,6 +90,7 @@ def main(argv: list[str]) -> int:
     def run(statements: list[tuple[str, list[Any]]]) -> tuple[tuple[str, str] | None, int]:
         nonlocal conn
         statements = hoisted(statements)  # the lease fence (genesis.store.pg_fence): once, first
+        statements = merged(statements, events_sql)  # one event insert, fewer updates
         appends = [rows for sql, rows in statements if sql == events_sql and rows]
         try:
             if conn.broken:
