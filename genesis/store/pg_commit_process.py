@@ -65,6 +65,17 @@ def shift_for(next_free: int, first_row: Any, at: int | str) -> int:
     return next_free - first_row[at]
 
 
+def rollback(conn: Any) -> None:
+    """End the failed transaction on ``conn`` (nothing to do if the connection is lost: the
+    server rolled back, and the next transaction reconnects)."""
+    import psycopg
+
+    try:
+        conn.execute("ROLLBACK")
+    except psycopg.Error:
+        pass
+
+
 def main(argv: list[str]) -> int:
     import psycopg
 
@@ -74,7 +85,7 @@ def main(argv: list[str]) -> int:
 
     def connect() -> psycopg.Connection:
         return psycopg.connect(dsn, options=f"-c synchronous_commit={synchronous_commit}",
-                               application_name="genesis commit process")
+                               application_name="genesis commit process", autocommit=True)  # BEGIN is ours
 
     try:
         conn = connect()
@@ -95,19 +106,24 @@ def main(argv: list[str]) -> int:
         try:
             if conn.broken:
                 conn = connect()
-            shift = conn.cursor()
-            with conn.pipeline(), conn.transaction():  # one round trip: nothing waits on a result
-                cur = conn.cursor()
-                if appends:
-                    cur.execute(LOCK_EVENTS)
-                    shift.execute(SET_SHIFT, (appends[0][0][seq_at],))
-                for sql, rows in statements:
-                    events = bool(appends) and sql == events_sql
-                    one = set_based(sql, rows, SHIFTED_SEQUENCE if events else ())
-                    if one is not None:
-                        cur.execute(*one)
-                    else:
-                        cur.executemany(shifting_sql if events else sql, rows)
+            shift, cur = conn.cursor(), conn.cursor()
+            try:
+                with conn.pipeline():  # one round trip, one sync: nothing waits on a result
+                    cur.execute("BEGIN")
+                    if appends:
+                        cur.execute(LOCK_EVENTS)
+                        shift.execute(SET_SHIFT, (appends[0][0][seq_at],))
+                    for sql, rows in statements:
+                        events = bool(appends) and sql == events_sql
+                        one = set_based(sql, rows, SHIFTED_SEQUENCE if events else ())
+                        if one is not None:
+                            cur.execute(*one)
+                        else:
+                            cur.executemany(shifting_sql if events else sql, rows)
+                    cur.execute("COMMIT")
+            except psycopg.Error:
+                rollback(conn)  # a failed statement: the server skipped the rest, COMMIT too
+                raise
             return None, int(shift.fetchone()[0]) if appends else 0  # type: ignore[index]
         except psycopg.Error as exc:
             return (type(exc).__name__, str(exc).strip()), 0
