@@ -130,16 +130,24 @@ def merged(statements: list[Statement], free: str = "") -> list[Statement]:
       other;
 
     and past nothing else (an ``INSERT`` may make the row a later statement updates or refers
-    to). Rows keep their order: an ``UPDATE`` of one row twice stays two updates in order."""
+    to). An ``UPDATE`` joins an earlier one of the same SQL only if they have no row in
+    common (one row updated twice stays two statements, in order: each one set-based)."""
     out: list[tuple[str, list[Any], tuple[str, int] | None]] = []  # sql, rows, (table, keys) of an UPDATE
     for sql, rows in statements:
         update = _update_keys(sql)
         into = None
         for k in range(len(out) - 1, -1, -1):
-            if out[k][0] == sql and (sql == free or update is not None):
+            if sql == free:
+                if out[k][0] == free:
+                    into = k
+                    break
+                continue
+            if out[k][0] == free:
+                continue
+            if not _commute(out[k], update, rows):
+                break  # (the same UPDATE of one of these rows too: two set-based statements, in order)
+            if out[k][0] == sql:
                 into = k
-                break
-            if sql != free and out[k][0] != free and not _commute(out[k], update, rows):
                 break
         if into is None:
             out.append((sql, list(rows), update))
