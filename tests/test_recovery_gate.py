@@ -44,16 +44,21 @@ async def intents(store: Any, execution_id: str) -> int:
     return sum(isinstance(s.event, ev.OrderIntended) for s in await store.read(execution_id))
 
 
-async def test_no_runner_sends_before_every_execution_of_the_pass_has_reconciled(db_path):  # type: ignore[no-untyped-def]
+async def run_then_stop(db_path: Any, minutes: int, *requests: dict[str, str]) -> tuple[list[str], datetime, int]:
+    """``requests`` run ``minutes`` in, then a graceful stop: their ids, when it stopped, and
+    the first one's order intents so far."""
     async with harness(db_path, CONFIG) as h:
-        fast = await h.supervisor.submit(h.request(symbol="BTC/USDT", qty="0.05", algo="twap", request_id="fast"))
-        slow = await h.supervisor.submit(h.request(symbol="ETH/USDT", qty="1", algo="vwap", request_id="slow"))
-        start = h.clock.now()
+        ids = [await h.supervisor.submit(h.request(**r)) for r in requests]
         async with h.clock.actor():
-            await h.clock.sleep_until(start + timedelta(minutes=3))
+            await h.clock.sleep_until(h.clock.now() + timedelta(minutes=minutes))
         await h.supervisor.shutdown(5)
-        stopped_at = h.clock.now()
-        sent_before = await intents(h.store, fast)
+        return ids, h.clock.now(), await intents(h.store, ids[0])
+
+
+async def test_no_runner_sends_before_every_execution_of_the_pass_has_reconciled(db_path):  # type: ignore[no-untyped-def]
+    (fast, slow), stopped_at, sent_before = await run_then_stop(
+        db_path, 3, dict(symbol="BTC/USDT", qty="0.05", algo="twap", request_id="fast"),
+        dict(symbol="ETH/USDT", qty="1", algo="vwap", request_id="slow"))
     venue: list[SlowMarketData] = []
 
     def slow_eth(clock: Any) -> SlowMarketData:
@@ -80,13 +85,8 @@ async def test_no_runner_sends_before_every_execution_of_the_pass_has_reconciled
 
 
 async def test_a_runner_that_ends_before_reconciling_does_not_hold_the_pass(db_path):  # type: ignore[no-untyped-def]
-    async with harness(db_path, CONFIG) as h:
-        eid = await h.supervisor.submit(h.request(symbol="BTC/USDT", qty="0.05", algo="twap", request_id="one"))
-        start = h.clock.now()
-        async with h.clock.actor():
-            await h.clock.sleep_until(start + timedelta(minutes=2))
-        await h.supervisor.shutdown(5)
-        stopped_at = h.clock.now()
+    (eid,), stopped_at, _ = await run_then_stop(db_path, 2, dict(symbol="BTC/USDT", qty="0.05", algo="twap",
+                                                                  request_id="one"))
     async with harness(db_path, CONFIG, start=stopped_at + timedelta(minutes=1)) as h2:
         await h2.supervisor.recover()
         h2.supervisor._entries[eid].task.cancel()
