@@ -157,13 +157,12 @@ class Supervisor:
         those stored with no account). Paused ones stay paused. The executions are read
         ``RECOVERY_BATCH`` at a time, each batch's runners started before the next is read:
         they reconcile (their re-spreads commit) meanwhile, and wait at the pass's
-        ``RecoveryGate`` until every execution of the pass has reconciled before sending
-        anything new."""
+        ``RecoveryGate`` for the others before deciding anything new."""
         for symbol, net in (await self.store.net_positions()).items():
             self.positions.set(symbol, net)
         ids = await self.store.live_execution_ids(self.accounts or None)
         gate = RecoveryGate()
-        self._gates = [g for g in self._gates if not g.opened.is_set()] + [gate]
+        self._gates = [g for g in self._gates if not g.open] + [gate]
         try:
             for start in range(0, len(ids), RECOVERY_BATCH):
                 batch = ids[start:start + RECOVERY_BATCH]
@@ -191,7 +190,7 @@ class Supervisor:
         self._entries[execution_id] = _Entry(runner, control, task)
         task.add_done_callback(lambda t, eid=execution_id: self._on_done(eid, t))
         if gate is not None:  # a runner that ends before reconciling must not hold the others
-            task.add_done_callback(lambda _, eid=execution_id: gate.arrive(eid))
+            task.add_done_callback(lambda _, eid=execution_id: gate.recovered(eid))
 
     async def _guarded(self, runner: ExecutionRunner) -> None:
         try:
