@@ -126,6 +126,24 @@ async def test_an_order_let_out_within_the_guard_of_a_boundary_counts_in_both_wi
     assert [orders.at(f"next-{i}") for i in range(3)] == [10.5, 10.5, pytest.approx(20.251)]
 
 
+async def test_an_order_whose_arrival_is_known_counts_only_in_the_window_it_arrived_in() -> None:
+    async def answered(arrived: float | None) -> list[float]:
+        b = budget(limit=3, guard=0.25)
+        orders = Orders(b)
+        async with b.clock.actor():
+            await b.clock.sleep_until(START + timedelta(seconds=9.9))
+            slot = await b.take(LEADING)
+            assert slot is not None
+            await b.clock.sleep_until(START + timedelta(seconds=10.05))  # the answer
+            slot.observe(None, at_seconds=None if arrived is None else START.timestamp() + arrived)
+            slot.done()
+        await asyncio.gather(*(orders.ask(f"next-{i}", 10.5) for i in range(3)))
+        return [orders.at(f"next-{i}") for i in range(3)]
+
+    assert await answered(9.95) == [10.5, 10.5, 10.5]  # its transaction time: window 0 only
+    assert await answered(None) == [10.5, 10.5, pytest.approx(20.251)]  # may have arrived in 1
+
+
 async def test_the_exchanges_count_is_adopted_when_higher() -> None:
     b = budget(limit=10)
     orders = Orders(b)

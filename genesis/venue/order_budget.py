@@ -66,36 +66,45 @@ _WINDOWS_KEPT = 4
 
 @dataclass(slots=True)
 class _Window:
-    sent: int = 0  # orders counted in it: ours (guard and flight included), or the exchange's count
+    own: int = 0  # our orders that arrived in it (or may have: their time unknown)
+    seen: int = 0  # the exchange's count of the account's orders in it, the highest heard
     following: int = 0  # following orders let out in it (their pace)
 
 
 class Slot:
-    """One order let out by the budget; in flight until ``done`` (see the module docstring)."""
+    """One order let out by the budget: until ``done`` it counts in every window from the one
+    it was let out in (less the guard) on; then in the window it arrived in (module docstring)."""
 
-    def __init__(self, budget: "OrderBudget", first: int, last: int):
-        self._budget, self.first, self.last = budget, first, last  # windows it is counted in
+    def __init__(self, budget: "OrderBudget", first: int):
+        self._budget, self.first = budget, first
+        self.arrived: float | None = None  # its time on the exchange's clock, once known
 
     def observe(self, count: int | None, at_seconds: float | None = None) -> None:
-        """The exchange's count of new orders in the window the order arrived in (its answer's
-        ``X-MBX-ORDER-COUNT-10S``); ``at_seconds``: the order's time on the exchange's clock
-        (None: not known, every window it may have arrived in)."""
+        """The order's answer: ``count``, the exchange's count of new orders in the window the
+        order arrived in (``X-MBX-ORDER-COUNT-10S``); ``at_seconds``, the order's time on the
+        exchange's clock (its transaction time; None: not known)."""
+        self.arrived = at_seconds
         if count is not None:
-            self._budget.adopt(count, self._windows(at_seconds))
+            self._budget.adopt(count, self._windows())
 
     def window_full(self, count: int | None = None) -> None:
         """The exchange refused the order for its window's count (-1015): no more this window."""
-        self._budget.adopt(max(count or 0, self._budget.limit), self._windows(None))
+        self._budget.adopt(max(count or 0, self._budget.limit), self._windows())
 
     def done(self) -> None:
         """The answer came (or the call failed): the order is no longer in flight."""
         self._budget.landed(self)
 
-    def _windows(self, at_seconds: float | None) -> range:
-        index, guard = self._budget.index, self._budget.guard_seconds
-        if at_seconds is not None:
-            return range(index(at_seconds - guard), index(at_seconds) + 1)
-        return range(self.first, index(self._budget.now() + guard) + 1)
+    def _windows(self) -> range:
+        """The windows the order arrived in: its time's (less the guard: the exchange counts
+        it when it receives it, just before), else (or when that time is off the windows it
+        could have arrived in) every one since it was let out."""
+        budget = self._budget
+        since = range(self.first, budget.index(budget.now() + budget.guard_seconds) + 1)
+        if self.arrived is not None and budget.index(self.arrived) in since:
+            return range(max(self.first, budget.index(self.arrived - budget.guard_seconds)),
+                         budget.index(self.arrived) + 1)
+        return since
 
 
 @dataclass(eq=False)
@@ -199,22 +208,17 @@ class OrderBudget:
             self.waited_seconds += max(0.0, self.now() - asked)
 
     def adopt(self, count: int, windows: range) -> None:
-        """The exchange counted ``count`` new orders of the account in each of ``windows``:
-        kept where higher than the budget's own count."""
+        """The exchange counted ``count`` new orders of the account in each of ``windows``."""
         for index in windows:
             window = self._window(index)
-            window.sent = max(window.sent, int(count))
+            window.seen = max(window.seen, int(count))
 
     def landed(self, slot: Slot) -> None:
-        """``slot``'s order is no longer in flight; it counts in every window it may have
-        arrived in up to now."""
-        if slot not in self._in_flight:
-            return
-        self._in_flight.discard(slot)
-        _, last = self._reach(self.now())
-        for index in range(slot.last + 1, last + 1):
-            self._window(index).sent += 1
-        slot.last = max(slot.last, last)
+        """``slot``'s order is no longer in flight: it counts in the window it arrived in."""
+        if slot in self._in_flight:
+            self._in_flight.discard(slot)
+            for index in slot._windows():
+                self._window(index).own += 1
 
     # ------------------------------------------------------------------ internals
     def _dispatch(self, now: float) -> None:
@@ -236,12 +240,9 @@ class OrderBudget:
                 queue[0].wake.set()
 
     def _grant(self, waiter: _Waiter, now: float) -> None:
-        first, last = self._reach(now)
-        for index in range(first, last + 1):
-            self._window(index).sent += 1
         if waiter.priority is SendPriority.FOLLOWING:
             self._window(self.index(now)).following += 1
-        waiter.slot = Slot(self, first, last)
+        waiter.slot = Slot(self, self._reach(now)[0])
         self._in_flight.add(waiter.slot)
         waiter.wake.set()
 
@@ -250,12 +251,13 @@ class OrderBudget:
         return self.index(now - self.guard_seconds), self.index(now + self.guard_seconds)
 
     def _count(self, index: int, now: float) -> int:
-        """Orders counted in window ``index``; those in flight since before it too, when it is
-        within reach of ``now`` (later, they will have landed or be counted then)."""
+        """Orders counted in window ``index``: ours that arrived in it or the exchange's count,
+        whichever is higher, plus ours in flight that may arrive in it (from ``now``'s view:
+        a later window's are counted when it comes within reach)."""
         window = self._windows.get(index)
-        counted = window.sent if window is not None else 0
+        counted = max(window.own, window.seen) if window is not None else 0
         if index <= self._reach(now)[1]:
-            counted += sum(1 for slot in self._in_flight if slot.last < index)
+            counted += sum(1 for slot in self._in_flight if slot.first <= index)
         return counted
 
     def _full_window(self, at: float, now: float) -> int | None:
