@@ -12,19 +12,18 @@ exchange's simulated clock, or the wall clock live). Waits are in the clock's se
 other ``ORDERS`` limit, 200,000 a day, is not counted here (~139 orders a minute on average).
 
 **The margin: orders that cross a boundary.** The exchange counts an order in the window it
-*arrives* in, which may not be the one the budget let it out in:
-
-* our reading of the exchange's clock may be off by a little: an order let out within
-  ``guard_seconds`` of a boundary counts in both windows;
-* an order still in flight (let out, no answer yet) when a window begins counts in that window
-  too: it may arrive in it (the venue holds a ``Slot`` until the answer);
-* the exchange's own count is adopted when it is higher (below), and the three of 100 left
-  over absorb what is left (a clock error beyond the guard, an order sent by hand).
+*arrives* in, which may not be the one the budget let it out in. An order in flight (let out,
+no answer yet: the venue holds its ``Slot``) counts in every window from the one it was let
+out in on, that one taken ``guard_seconds`` earlier (our reading of the exchange's clock may be
+that far off): one let out within the guard after a boundary needs room in both windows, and
+one still in flight when a window begins counts in it. Once answered, it counts in the window
+its transaction time falls in (every window it may have reached when that time is not known).
+The three of 100 left over absorb the rest (a clock error beyond the guard, an order by hand).
 
 **Feedback from the exchange.** Every order answer carries the window's count
 (``X-MBX-ORDER-COUNT-10S``); the venue hands it to ``Slot.observe`` with the order's
-transaction time, and the budget adopts it for that window when it is higher than its own
-(another process, or a manual order, on the same account). A -1015 answer makes the window full
+transaction time, and the window counts the higher of the exchange's count and ours (orders
+another process, or a person, sent on the account). A -1015 answer makes the window full
 (``Slot.window_full``): the order, not placed, asks again and goes in a later window, within its
 deadline.
 
