@@ -154,16 +154,6 @@ class OrderBudget:
         now = self.now()
         return float(max(0, self.limit - self._count(self.index(now), now)))
 
-    async def acquire(self, priority: SendPriority = SendPriority.LEADING,
-                      within: float | None = None) -> bool:
-        """``take`` for a caller that does not report the order's answer: True when a slot was
-        taken (the order may be sent), False when none came within ``within``."""
-        slot = await self.take(priority, within)
-        if slot is None:
-            return False
-        slot.done()
-        return True
-
     async def take(self, priority: SendPriority = SendPriority.LEADING,
                    within: float | None = None) -> Slot | None:
         """A slot for one new order, waiting for room (module docstring), or None when none can
