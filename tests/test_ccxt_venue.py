@@ -21,7 +21,7 @@ import structlog
 import vcr
 import yaml
 
-from genesis.clock import VirtualClock
+from genesis.clock import VirtualClock, WallClock
 from genesis.domain.instrument import Instrument
 from genesis.domain.orders import (BookTop, Fill, Liquidity, OrderRequest, OrderStatus, OrderType,
                                    Side, TimeInForce)
@@ -81,7 +81,7 @@ async def venue():  # type: ignore[no-untyped-def]
     """A Binance CcxtVenue with markets loaded from the recorded 2020 exchangeInfo."""
     clock = VirtualClock(datetime(2020, 12, 6, 17, 30, tzinfo=UTC))  # during the last kline
     v = CcxtVenue("binance", credentials=Credentials("test-api-key-1", "test-api-secret-1"),
-                  clock=clock, budget=OrderBudget(capacity=5, refill_per_second=1), config=FAST)
+                  clock=clock, budget=OrderBudget(limit=5, clock=clock), config=FAST)
     with VCR.use_cassette("binance_markets.yaml"):
         await v.instruments()
     yield v
@@ -325,35 +325,15 @@ def test_decimal_conversion_and_url_override() -> None:
 
 
 # ---------------------------------------------------------------------- order budget
-async def test_order_budget_is_shared_per_account_and_waits_for_refill() -> None:
-    now = [0.0]
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
-
-    budget = OrderBudget(capacity=3, refill_per_second=2, monotonic=lambda: now[0], sleep=sleep)
-    for _ in range(5):
-        await budget.acquire()
-    assert slept == [0.5, 0.5]  # 3 at once, then one every 1/2 s
+async def test_order_budget_is_shared_per_account_and_clock() -> None:
+    clock = VirtualClock(datetime(2026, 1, 5, 12, 0, 3, tzinfo=timezone.utc))
     assert shared_budget("binance", "k1") is shared_budget("binance", "k1")
+    assert shared_budget("binance", "k1") is shared_budget("binance", "k1", WallClock())  # one wall clock
     assert shared_budget("binance", "k1") is not shared_budget("binance", "k2")
+    assert shared_budget("binance", "k1", clock) is shared_budget("binance", "k1", clock)
+    assert shared_budget("binance", "k1", clock).clock is clock
+    assert shared_budget("binance", "k1", clock) is not shared_budget("binance", "k1")
     assert "k1" not in account_key("binance", "k1")
-
-
-async def test_order_budget_counts_every_callers_wait_queue_included():
-    now = [0.0]
-
-    async def sleep(seconds: float) -> None:
-        await asyncio.sleep(0)  # the other callers arrive meanwhile
-        now[0] += seconds
-
-    budget = OrderBudget(capacity=1, refill_per_second=1, monotonic=lambda: now[0], sleep=sleep)
-    await asyncio.gather(budget.acquire(), budget.acquire(), budget.acquire())
-    # the first goes at once, the second after 1 s, the third after 2 s (1 s queued behind it)
-    assert now[0] == 2.0
-    assert budget.waited_seconds == 3.0
 
 
 # ---------------------------------------------------------------------- credentials

@@ -51,7 +51,7 @@ async def start_paper(tmp_path: Path, clock: VirtualClock, port: int = 0, **faul
 
 def ccxt_venue(url: str, clock: VirtualClock) -> CcxtVenue:
     return CcxtVenue("binance", credentials=Credentials(KEY, SECRET), exchange_url=url, clock=clock,
-                     budget=OrderBudget(), timeout_ms=300, config=FAST)
+                     budget=OrderBudget(clock=clock), timeout_ms=300, config=FAST)
 
 
 @pytest.fixture
@@ -147,10 +147,11 @@ async def test_rate_limit_and_ban_back_off_for_retry_after_then_resend(paper, ki
     assert exchange_orders(server) == [(CID, D("0.5"))]
 
 
-async def test_rate_limit_exceeded_backs_off_and_resends(paper) -> None:  # type: ignore[no-untyped-def]
-    """RateLimitExceeded (Binance -1015 "Too many new orders"): the paper exchange has no
-    order-count limit, so the refusal is injected in the ccxt client, where ccxt would raise
-    it; the request never reached the exchange, and the caller waits and re-sends."""
+async def test_too_many_new_orders_waits_for_the_next_window_and_resends(paper) -> None:  # type: ignore[no-untyped-def]
+    """RateLimitExceeded (Binance -1015 "Too many new orders" in this 10 s window), injected in
+    the ccxt client where ccxt would raise it: the order was not placed; the venue's order budget
+    takes the window as full and the order goes in the next window of the exchange's clock,
+    once."""
     server, venue, clock = paper
     real_create, refusals = venue.ex.create_order, []
 
@@ -166,9 +167,10 @@ async def test_rate_limit_exceeded_backs_off_and_resends(paper) -> None:  # type
     with capture_logs() as logs:
         report = await place(clock, venue, order(CID, Side.BUY, "0.5"))
     assert report.status is OrderStatus.FILLED and len(refusals) == 1
-    retries = [e for e in logs if e["event"] == "order_retry_before_send"]
-    assert len(retries) == 1 and "RateLimitExceeded" in retries[0]["error"]
-    assert (clock.now() - started).total_seconds() >= 1.0  # Retry-After absent: the 1 s default
+    full = [e for e in logs if e["event"] == "order_window_full"]
+    assert len(full) == 1 and "RateLimitExceeded" in full[0]["error"]
+    window = venue.budget.index(started.timestamp())
+    assert venue.budget.index(clock.now().timestamp()) > window, "sent again in a later window"
     assert exchange_orders(server) == [(CID, D("0.5"))]
 
 

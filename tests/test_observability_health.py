@@ -42,7 +42,7 @@ async def test_readiness_passes_only_when_every_check_does():
 
 class _FlakyVenue:
     name = "flaky"
-    budget = OrderBudget(capacity=10, refill_per_second=4)
+    budget = OrderBudget(limit=10)
 
     def __init__(self):
         self.errors: list[Exception] = []

@@ -1,165 +1,225 @@
-"""The account's order budget: who goes first when orders queue for it (a slice's first order
-ahead of taker remainders and re-sends, first come first served within a class, a bounded wait
-for the later class), on a virtual clock: pure, no event-loop timing in the outcomes."""
+"""The account's order budget: new orders counted in the exchange's fixed windows (a clump of
+leading orders passes at once, following orders paced, never above the limit in any exchange
+window, boundary crossings included), the exchange's own count adopted, deadlines kept. On a
+virtual clock: no event-loop or wall-clock timing in the outcomes."""
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
+import random
+from collections import Counter
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from genesis.clock import VirtualClock
 from genesis.domain.orders import SendPriority
-from genesis.venue.order_budget import OrderBudget
+from genesis.venue.order_budget import OrderBudget, Slot
 
 LEADING, FOLLOWING = SendPriority.LEADING, SendPriority.FOLLOWING
+START = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)  # a window boundary of the exchange's clock
 
 
-class VirtualTime:
-    """Virtual seconds: ``sleep`` parks its caller until the driver moves time to its wake-up;
-    the driver moves only once every task has run as far as it can."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._timers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._seq = itertools.count()
-
-    def monotonic(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._timers, (self.now + max(0.0, seconds), next(self._seq), done))
-        await done
-
-    async def _settle(self) -> None:
-        for _ in range(50):
-            await asyncio.sleep(0)
-
-    async def run(self, *coros) -> None:  # type: ignore[no-untyped-def]
-        tasks = [asyncio.ensure_future(c) for c in coros]
-        await self._settle()
-        while not all(t.done() for t in tasks):
-            assert self._timers, "stuck: tasks wait and no timer is due"
-            at, _, done = heapq.heappop(self._timers)
-            self.now = max(self.now, at)
-            if not done.done():  # a cancelled sleeper's timer
-                done.set_result(None)
-            await self._settle()
-        for t in tasks:
-            t.result()
+def seconds(clock: VirtualClock) -> float:
+    return round((clock.now() - START).total_seconds(), 6)
 
 
-def budget_on(time: VirtualTime, capacity: float = 1, per_second: float = 1,
-              handicap: float = 10) -> OrderBudget:
-    return OrderBudget(capacity, per_second, monotonic=time.monotonic, sleep=time.sleep,
-                       following_handicap_seconds=handicap)
+class Orders:
+    """Callers of one budget on a virtual clock; ``sent``: (name, when let out), ``refused``:
+    (name, when told no)."""
+
+    def __init__(self, budget: OrderBudget):
+        self.budget, self.clock = budget, budget.clock
+        assert isinstance(self.clock, VirtualClock)
+        self.sent: list[tuple[str, float]] = []
+        self.refused: list[tuple[str, float]] = []
+        self.slots: dict[str, Slot] = {}
+
+    async def ask(self, name: str, at: float, priority: SendPriority = LEADING,
+                  within: float | None = None, flight: float = 0.0) -> None:
+        """Ask at ``at`` s; once let out, the order is in flight for ``flight`` s."""
+        async with self.clock.actor():
+            await self.clock.sleep_until(START + timedelta(seconds=at))
+            slot = await self.budget.take(priority, within)
+            if slot is None:
+                self.refused.append((name, seconds(self.clock)))
+                return
+            self.sent.append((name, seconds(self.clock)))
+            self.slots[name] = slot
+            await self.clock.sleep_until(self.clock.now() + timedelta(seconds=flight))
+            slot.done()
+
+    def at(self, name: str) -> float:
+        return dict(self.sent)[name]
+
+    def per_window(self, prefix: str = "") -> Counter[int]:
+        return Counter(int(at // 10) for name, at in self.sent if name.startswith(prefix))
 
 
-async def caller(time: VirtualTime, budget: OrderBudget, name: str, at: float, priority: SendPriority,
-                 sent: list[tuple[str, float]]) -> None:
-    await time.sleep(at)
-    await budget.acquire(priority)
-    sent.append((name, time.now))
+def budget(limit: int = 97, share: float = 0.4, guard: float = 0.25, window: float = 10.0) -> OrderBudget:
+    return OrderBudget(limit, window, share, guard, VirtualClock(START))
 
 
-async def test_a_slices_first_order_goes_before_remainders_queued_ahead_of_it() -> None:
-    time, sent = VirtualTime(), []
-    budget = budget_on(time)
-    await time.run(
-        caller(time, budget, "head", 0.0, LEADING, sent),  # takes the one token: the bucket is empty
-        caller(time, budget, "remainder-1", 0.1, FOLLOWING, sent),
-        caller(time, budget, "remainder-2", 0.2, FOLLOWING, sent),
-        caller(time, budget, "first-1", 0.3, LEADING, sent),
-        caller(time, budget, "first-2", 0.4, LEADING, sent))
-    assert [name for name, _ in sent] == ["head", "first-1", "first-2", "remainder-1", "remainder-2"]
-    assert [at for _, at in sent] == [0.0, 1.0, 2.0, 3.0, 4.0]  # the bucket's pace, unchanged
+async def test_a_clump_of_leading_orders_goes_at_once_while_following_ones_are_paced() -> None:
+    orders = Orders(budget())
+    await asyncio.gather(*(orders.ask(f"follow-{i}", 0.0, FOLLOWING) for i in range(80)),
+                         *(orders.ask(f"lead-{i}", 8.0) for i in range(35)))
+    assert {orders.at(f"lead-{i}") for i in range(35)} == {8.0}, "the whole clump went when it asked"
+    follows = sorted(at for name, at in orders.sent if name.startswith("follow"))
+    for k, at in enumerate(follows[:40]):  # k went before it in the window: k < 0.4 x 97 x elapsed + 1
+        assert k < 0.4 * 97 * (at % 10) / 10 + 1
+    assert orders.per_window("follow")[0] == 40  # by the window's end
+    assert orders.per_window()[0] <= 97 and len(orders.sent) == 115
 
 
-async def test_a_first_order_arriving_while_the_head_waits_for_the_refill_goes_first() -> None:
-    time, sent = VirtualTime(), []
-    budget = budget_on(time, per_second=0.5)
-    await time.run(
-        caller(time, budget, "head", 0.0, LEADING, sent),
-        caller(time, budget, "remainder", 0.5, FOLLOWING, sent),  # waits for the refill at 2.0
-        caller(time, budget, "first", 1.5, LEADING, sent))  # arrives while it sleeps
-    assert sent == [("head", 0.0), ("first", 2.0), ("remainder", 4.0)]
+async def test_leading_orders_may_use_the_whole_window_then_wait_for_the_next() -> None:
+    orders = Orders(budget())
+    await asyncio.gather(*(orders.ask(f"lead-{i}", 2.0 + i / 1000) for i in range(150)))
+    times = [orders.at(f"lead-{i}") for i in range(150)]
+    assert times == sorted(times), "first come, first served"
+    # the window of 2.0 s counts 97; the last ones wait for the next window, past its start's
+    # guard (an order let out earlier might arrive in the full window)
+    assert orders.per_window() == Counter({0: 97, 1: 53})
+    assert min(times[97:]) == pytest.approx(10.251)
+
+
+async def test_no_exchange_window_sees_more_than_the_limit_across_boundaries() -> None:
+    """Random clumps of leading orders, their following orders a few seconds later, every order
+    in flight for up to 0.6 s and arriving somewhere in its flight, on an exchange clock up to
+    0.2 s off ours (less than the guard): the exchange counts arrivals in its own windows."""
+    rng = random.Random(7)
+    for offset in (-0.2, 0.2):
+        b = budget()
+        orders, arrivals, flights = Orders(b), [], {}
+        calls = []
+        for clump in range(10):
+            at = clump * 2.5 + rng.random()
+            for i in range(rng.randint(20, 45)):
+                name, flight = f"lead-{clump}-{i}", rng.uniform(0.0, 0.6)
+                flights[name] = flight
+                calls.append(orders.ask(name, at, LEADING, flight=flight))
+                if rng.random() < 0.5:
+                    name = f"follow-{clump}-{i}"
+                    flights[name] = rng.uniform(0.0, 0.6)
+                    calls.append(orders.ask(name, at + 5, FOLLOWING, flight=flights[name]))
+        await asyncio.gather(*calls)
+        for name, sent in orders.sent:
+            arrived = sent + rng.uniform(0, 1) * flights[name] + offset  # on the exchange's clock
+            arrivals.append(int(arrived // 10))
+        counts = Counter(arrivals)
+        assert max(counts.values()) <= 97, (offset, counts)
+        assert max(counts.values()) >= 90, "the test puts the windows under pressure"
+        assert len(orders.sent) == len(calls), "nothing lost"
+
+
+async def test_an_order_in_flight_when_a_window_begins_counts_in_it() -> None:
+    orders = Orders(budget(limit=3, guard=0.0))
+    await asyncio.gather(orders.ask("slow", 9.5, flight=1.0),  # may arrive after 10.0
+                         *(orders.ask(f"next-{i}", 10.0) for i in range(3)))
+    assert [orders.at(f"next-{i}") for i in range(3)] == [10.0, 10.0, pytest.approx(20.001)]
+
+
+async def test_an_order_let_out_within_the_guard_of_a_boundary_counts_in_both_windows() -> None:
+    orders = Orders(budget(limit=3, guard=0.25))
+    await asyncio.gather(orders.ask("late", 9.9),  # answered at once, but our clock may be off
+                         *(orders.ask(f"next-{i}", 10.5) for i in range(3)))
+    assert [orders.at(f"next-{i}") for i in range(3)] == [10.5, 10.5, pytest.approx(20.251)]
+
+
+async def test_an_order_whose_arrival_is_known_counts_only_in_the_window_it_arrived_in() -> None:
+    async def answered(arrived: float | None) -> list[float]:
+        b = budget(limit=3, guard=0.25)
+        orders = Orders(b)
+        async with b.clock.actor():
+            await b.clock.sleep_until(START + timedelta(seconds=9.9))
+            slot = await b.take(LEADING)
+            assert slot is not None
+            await b.clock.sleep_until(START + timedelta(seconds=10.05))  # the answer
+            slot.observe(None, at_seconds=None if arrived is None else START.timestamp() + arrived)
+            slot.done()
+        await asyncio.gather(*(orders.ask(f"next-{i}", 10.5) for i in range(3)))
+        return [orders.at(f"next-{i}") for i in range(3)]
+
+    assert await answered(9.95) == [10.5, 10.5, 10.5]  # its transaction time: window 0 only
+    assert await answered(None) == [10.5, 10.5, pytest.approx(20.251)]  # may have arrived in 1
+
+
+async def test_the_exchanges_count_is_adopted_when_higher() -> None:
+    b = budget(limit=10)
+    orders = Orders(b)
+    await orders.ask("first", 1.0)
+    orders.slots["first"].observe(8, at_seconds=START.timestamp() + 1.0)  # others sent 7 more
+    assert b.available() == 2
+    orders.slots["first"].observe(3, at_seconds=START.timestamp() + 1.0)  # lower: ours stands
+    assert b.available() == 2
+    await asyncio.gather(*(orders.ask(f"more-{i}", 2.0) for i in range(3)))
+    assert [orders.at(f"more-{i}") for i in range(3)] == [2.0, 2.0, pytest.approx(10.251)]
+
+
+async def test_a_window_refused_by_the_exchange_is_full_until_the_next() -> None:
+    b = budget(limit=10)
+    orders = Orders(b)
+    await orders.ask("refused", 3.0)
+    orders.slots["refused"].window_full()  # -1015: not placed
+    await orders.ask("again", 3.0)
+    assert orders.at("again") == pytest.approx(10.251)
+
+
+async def test_a_wait_that_would_end_after_the_deadline_is_refused_at_once() -> None:
+    orders = Orders(budget(limit=2, share=0.5, guard=0.0))
+    await asyncio.gather(orders.ask("a", 1.0), orders.ask("b", 1.0),
+                         orders.ask("late", 1.0, within=5.0),  # next window at 10 > 6
+                         orders.ask("patient", 1.0, within=9.5))
+    assert orders.refused == [("late", 1.0)], "told at once, not at its deadline"
+    assert orders.at("patient") == pytest.approx(10.001), "a refused caller takes no slot"
+    paced = Orders(budget(limit=10, share=0.5, guard=0.0))
+    # pace 0.5 x 10 x elapsed + 1: the 1st following order at 0, the 2nd just after, the 3rd at 2 s
+    await asyncio.gather(*(paced.ask(f"f-{i}", 0.0, FOLLOWING) for i in range(2)),
+                         paced.ask("f-late", 0.0, FOLLOWING, within=1.5))
+    assert paced.refused == [("f-late", pytest.approx(0.001))]
+    assert await paced.budget.take(LEADING, within=0) is None  # a deadline already past: no slot
+
+
+async def test_following_orders_are_never_starved_by_leading_ones_filling_every_window() -> None:
+    orders = Orders(budget(limit=5, guard=0.0))
+    await asyncio.gather(*(orders.ask(f"lead-{i}", 0.0 + i / 1000) for i in range(30)),
+                         orders.ask("follow", 0.5, FOLLOWING))
+    assert orders.at("follow") == pytest.approx(10.001), "the next window's first slot"
+    assert orders.per_window("lead")[1] == 4
 
 
 async def test_first_come_first_served_within_a_class() -> None:
-    time, sent = VirtualTime(), []
-    budget = budget_on(time, capacity=2, per_second=4)
-    names = [f"{kind}-{i}" for i in range(6) for kind in ("first", "remainder")]
-    await time.run(*(caller(time, budget, name, 0.01 * k, LEADING if name.startswith("first") else FOLLOWING, sent)
-                     for k, name in enumerate(names)))
-    order = [name for name, _ in sent]
-    assert [n for n in order if n.startswith("first")] == [f"first-{i}" for i in range(6)]
-    assert [n for n in order if n.startswith("remainder")] == [f"remainder-{i}" for i in range(6)]
-
-
-async def test_a_remainder_waits_at_most_the_handicap_longer_under_a_steady_stream_of_first_orders() -> None:
-    # first orders arrive as fast as the bucket refills, for 60 s: without a bound the
-    # remainder would wait for all of them
-    time, sent = VirtualTime(), []
-    budget = budget_on(time, capacity=1, per_second=1, handicap=5)
-    firsts = [caller(time, budget, f"first-{i}", 0.5 + i, LEADING, sent) for i in range(60)]
-    await time.run(caller(time, budget, "head", 0.0, LEADING, sent),
-                   caller(time, budget, "remainder", 0.2, FOLLOWING, sent), *firsts)
-    at = dict(sent)["remainder"]
-    assert at <= 0.2 + 5 + 1  # its rank (asked + handicap), then the bucket's next token
-    assert len(sent) == 62 and sent[-1][1] == 61.0  # nothing lost, the pace kept
-
-
-async def test_handicap_zero_is_one_first_come_first_served_queue() -> None:
-    time, sent = VirtualTime(), []
-    budget = budget_on(time, handicap=0)
-    await time.run(caller(time, budget, "head", 0.0, LEADING, sent),
-                   caller(time, budget, "remainder", 0.1, FOLLOWING, sent),
-                   caller(time, budget, "first", 0.2, LEADING, sent))
-    assert [name for name, _ in sent] == ["head", "remainder", "first"]
+    orders = Orders(budget(limit=4, guard=0.0))
+    names = [f"{kind}-{i}" for i in range(6) for kind in ("lead", "follow")]
+    await asyncio.gather(*(orders.ask(name, 0.5 + k / 100, LEADING if name.startswith("lead") else FOLLOWING)
+                           for k, name in enumerate(names)))
+    order = [name for name, _ in sorted(orders.sent, key=lambda s: s[1])]
+    assert [n for n in order if n.startswith("lead")] == [f"lead-{i}" for i in range(6)]
+    assert [n for n in order if n.startswith("follow")] == [f"follow-{i}" for i in range(6)]
 
 
 async def test_a_cancelled_waiter_leaves_the_queue_and_the_next_one_goes() -> None:
-    time, sent = VirtualTime(), []
-    budget = budget_on(time)
+    b = budget(limit=1, guard=0.0)
+    orders = Orders(b)
 
-    async def cancelled_after(at: float, seconds: float) -> None:
-        await time.sleep(at)
-        task = asyncio.ensure_future(budget.acquire(LEADING))
-        await time.sleep(seconds)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+    async def cancelled_after(at: float, wait: float) -> None:
+        async with b.clock.actor():
+            await b.clock.sleep_until(START + timedelta(seconds=at))
+            task = asyncio.ensure_future(b.take(LEADING))
+            await b.clock.sleep_until(START + timedelta(seconds=at + wait))
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
 
-    await time.run(caller(time, budget, "head", 0.0, LEADING, sent),
-                   cancelled_after(0.05, 0.5),  # queued first, the head of the queue while it sleeps
-                   caller(time, budget, "remainder", 0.1, FOLLOWING, sent))
-    assert sent == [("head", 0.0), ("remainder", 1.0)]
-    assert budget.waited_seconds == pytest.approx(0.5 + 0.9)  # both waits counted
-
-
-def test_a_negative_handicap_is_refused_naming_the_setting() -> None:
-    with pytest.raises(ValueError, match="following_handicap_seconds"):
-        OrderBudget(following_handicap_seconds=-1)
+    await asyncio.gather(orders.ask("head", 0.0), cancelled_after(0.05, 0.5), orders.ask("next", 0.1))
+    assert orders.sent == [("head", 0.0), ("next", pytest.approx(10.001))]
+    assert b.waited_seconds == pytest.approx(0.5 + 9.901)  # both waits counted
 
 
-async def test_a_wait_bounded_by_a_deadline_takes_no_slot_that_comes_after_it() -> None:
-    time = VirtualTime()
-    budget = budget_on(time, capacity=1, per_second=1, handicap=0)
-    got: dict[str, tuple[bool, float]] = {}
-
-    async def ask(name: str, at: float, within: float | None) -> None:
-        await time.sleep(at)
-        got[name] = (await budget.acquire(LEADING, within=within), time.now)
-
-    # a takes the only token, x (no deadline) queues for the next at t=1; b, queued behind x,
-    # gives up at its deadline (t=0.5); c's slot, after x's, would come at t=2, after its
-    # deadline (t=1.7); d has no deadline and gets the slot c did not take
-    await time.run(ask("a", 0, None), ask("x", 0.05, None), ask("b", 0.1, 0.4), ask("c", 0.2, 1.5),
-                   ask("d", 0.3, None))
-    assert got["a"] == (True, 0) and got["x"] == (True, 1.0)
-    assert got["b"] == (False, 0.5)
-    assert got["c"][0] is False and got["c"][1] <= 1.7
-    assert got["d"] == (True, 2.0), "a refused caller takes no slot"
-    assert await budget.acquire(LEADING, within=0) is False  # a deadline already past: no slot
+def test_settings_out_of_range_are_refused_naming_the_setting() -> None:
+    with pytest.raises(ValueError, match="following_share"):
+        OrderBudget(following_share=1.5)
+    with pytest.raises(ValueError, match="guard_seconds"):
+        OrderBudget(guard_seconds=6)
+    with pytest.raises(ValueError, match="limit"):
+        OrderBudget(limit=0)

@@ -114,9 +114,9 @@ class VenueUsage:
     request_weight_published: float | None = None  # published weight of every call since start
 
     def metrics(self) -> Iterator[Metric]:
-        gauges = (("genesis_order_budget_capacity", "Orders the venue's order budget lets out at once",
+        gauges = (("genesis_order_budget_capacity", "Orders the venue's order budget lets out per exchange window",
                    self.order_budget_capacity),
-                  ("genesis_order_budget_available", "Order slots available now in the venue's order budget",
+                  ("genesis_order_budget_available", "Order slots left in the current exchange window of the venue's order budget",
                    self.order_budget_available),
                   ("genesis_request_weight_used", "Request weight used in the exchange's current window",
                    self.request_weight_used),
@@ -136,7 +136,7 @@ class VenueUsage:
                                       "calls made since the daemon started", value=self.request_weight_published)
         if self.order_budget_waited_seconds is not None:
             yield CounterMetricFamily("genesis_order_budget_wait_seconds", "Time child orders waited for the order "
-                                      "budget, seconds", value=self.order_budget_waited_seconds)
+                                      "budget, seconds of the exchange's clock", value=self.order_budget_waited_seconds)
 
 
 def read_venue_usage(venue: object) -> VenueUsage:

@@ -5,6 +5,8 @@ The rules:
 * ``DDoSProtection`` and ``RateLimitExceeded`` (Binance HTTP 429 and 418, -1003): nothing
   happened -> ``RetryableVenueError`` with the server's ``Retry-After`` (or the ban end of a
   418) as ``retry_after_seconds``.
+  Binance -1015 "Too many new orders" (per 10 s) is one of them (``is_window_order_limit``): the
+  venue first asks its order budget for a later window itself.
 * ``InvalidNonce`` (Binance -1021, timestamp outside recvWindow): nothing happened; the venue
   resynchronises its time offset first -> ``RetryableVenueError``.
 * ``RequestTimeout``, ``ExchangeNotAvailable``, any other ``NetworkError`` or
@@ -40,6 +42,7 @@ BAN_RETRY_AFTER_SECONDS = 60.0  # 418 without a usable ban end
 _BANNED_UNTIL_RE = re.compile(r"banned until (\d{13})")
 _HTTP_STATUS_RE = re.compile(r"\b(418|429)\b")
 DUPLICATE_MARKERS = ("Duplicate order sent",)
+ORDER_LIMIT_MARKER = "Too many new orders"
 # not related by inheritance in ccxt 4.5: both derive from NetworkError
 RATE_LIMITED = (ccxt.DDoSProtection, ccxt.RateLimitExceeded)
 
@@ -52,6 +55,15 @@ def describe(exc: BaseException) -> str:
 def is_duplicate_order(exc: BaseException) -> bool:
     """ccxt raises plain ``InvalidOrder`` for Binance ``-2010 Duplicate order sent.``."""
     return isinstance(exc, ccxt.InvalidOrder) and any(m in str(exc) for m in DUPLICATE_MARKERS)
+
+
+def is_window_order_limit(exc: BaseException) -> bool:
+    """Binance -1015 "Too many new orders; current limit is N orders per 10 SECOND." (HTTP
+    429, raised by ccxt as ``DDoSProtection`` or ``RateLimitExceeded``): the order was not
+    placed; the next window has room again. The daily count's -1015 ("per 1 DAY") is not."""
+    text = str(exc)
+    return (isinstance(exc, RATE_LIMITED) and ("-1015" in text or ORDER_LIMIT_MARKER in text)
+            and "DAY" not in text)
 
 
 def retry_after_seconds(exc: BaseException, headers: Mapping[str, str] | None,

@@ -43,7 +43,7 @@ DEFAULT_FILL_WAIT_SECONDS = 3.0
 # by a linear scan of its index on every executionReport (a tenth of the engine's CPU at 300
 # parents). The user feed keeps every order itself (``USER_ORDERS_KEPT``) and reads the cache
 # at every message and 10 times a second, so it only has to hold the orders updated between
-# two reads and those still open: 200 is 25 s of orders at the order budget's 8 a second.
+# two reads and those still open: 200 is 20 s of orders at the order budget's 97 per 10 s.
 STREAM_ORDERS_CACHED = 200
 
 

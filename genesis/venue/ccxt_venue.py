@@ -10,8 +10,11 @@ protocol. See ``docs/ccxt.md``.
   placement, the fills of Binance's FULL response). A final report always carries fills that
   add up to the filled quantity, or the call fails as retryable / unknown outcome.
 * Every number is converted to ``Decimal`` through its shortest string form, never used as float.
-* Errors: ``genesis.venue.ccxt_errors``. New orders first take a token from the account's
-  shared ``OrderBudget``; ccxt's own request limiter stays on.
+* Errors: ``genesis.venue.ccxt_errors``. New orders first take a slot in the account's shared
+  ``OrderBudget`` (new orders per fixed window of the exchange's clock), held until the answer,
+  whose ``X-MBX-ORDER-COUNT-10S`` the budget adopts; an order refused for the window's count
+  (-1015, not placed) asks the budget again and goes in a later window, within its deadline.
+  ccxt's own request limiter stays on.
 """
 
 from __future__ import annotations
@@ -33,13 +36,12 @@ from genesis.domain.orders import (BookTop, Fill, OrderReport, OrderRequest, Ord
 from genesis.venue.account_stream import equity_in_usdt, ticker_price
 from genesis.venue.base import (Candle, PermanentVenueError, RetryableVenueError,
                                 UnknownOutcomeError)
-from genesis.venue.ccxt_errors import RATE_LIMITED, describe, map_ccxt_error
+from genesis.venue.ccxt_errors import RATE_LIMITED, describe, is_window_order_limit, map_ccxt_error
 from genesis.venue.ccxt_support import (build_exchange, dec, dt_to_ms, market_to_instrument,
                                         ms_to_dt, order_terms, trade_to_fill)
 from genesis.venue.credentials import Credentials
-from genesis.venue.order_budget import (DEFAULT_FOLLOWING_HANDICAP_SECONDS, DEFAULT_REFILL_PER_SECOND,
-                                        SEND_DEADLINE_REASON, OrderBudget, shared_budget)
-from genesis.venue.request_weight import RequestWeight, shared_weight
+from genesis.venue.order_budget import SEND_DEADLINE_REASON, OrderBudget, Slot, shared_budget
+from genesis.venue.request_weight import RequestWeight, order_count_10s, shared_weight
 
 log = structlog.get_logger("genesis.venue.ccxt")
 T = TypeVar("T")
@@ -48,6 +50,7 @@ BINANCE_CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 _OHLCV_PAGE = 1000
 _READ_STEP_ATTEMPTS = 6
 _READ_STEP_BACKOFF_SECONDS = 0.25
+_WINDOW_FULL_RESENDS = 3  # an order refused for its window's count asks the budget again this often
 _TRADES_PAGE = 1000
 _STATUS = {"closed": OrderStatus.FILLED, "canceled": OrderStatus.CANCELLED,
            "cancelled": OrderStatus.CANCELLED, "expired": OrderStatus.CANCELLED,
@@ -60,7 +63,8 @@ class CcxtVenue:
     ``exchange`` may be injected; otherwise it is built from ``exchange_id``, ``credentials``,
     ``exchange_url``, ``timeout_ms``, ccxt ``options`` and other ccxt constructor ``config``
     (tests shorten ``rateLimit``). ``budget`` defaults to the account's
-    process-wide ``OrderBudget``. ``clock`` stamps book tops and decides which candles closed.
+    process-wide ``OrderBudget`` on ``clock`` (the exchange's windows are on the exchange's
+    clock). ``clock`` stamps book tops and decides which candles closed.
     ``time_scale``: the exchange's clock runs this many times faster than the wall clock (a
     paper exchange at ``--speed N``); its rate limits, stated in its own time, are scaled too.
     """
@@ -76,9 +80,7 @@ class CcxtVenue:
         self.ex = exchange or build_exchange(exchange_id, credentials, exchange_url, timeout_ms,
                                              options, config, time_scale)
         self.budget = budget or shared_budget(
-            exchange_id, credentials.api_key if credentials else None,
-            refill_per_second=DEFAULT_REFILL_PER_SECOND * time_scale,
-            following_handicap_seconds=DEFAULT_FOLLOWING_HANDICAP_SECONDS / time_scale)
+            exchange_id, credentials.api_key if credentials else None, self.clock)
         self.weight: RequestWeight = shared_weight(
             exchange_id, credentials.api_key if credentials else None)
         self._time_scale = time_scale
@@ -168,22 +170,36 @@ class CcxtVenue:
                 params["postOnly"] = True
             else:
                 params["timeInForce"] = "IOC" if request.time_in_force is TimeInForce.IOC else "GTC"
-        # the budget's wait (wall seconds) ends at the order's deadline (on the venue's clock)
-        within = None if request.send_by is None else (
-            (request.send_by - self.clock.now()).total_seconds() / self._time_scale)
-        if not await self.budget.acquire(request.priority, within=within):
-            raise PermanentVenueError(SEND_DEADLINE_REASON)  # refused unsent: recorded as rejected
-        try:
-            order = await self._call("create_order", lambda: self.ex.create_order(
-                request.symbol, request.order_type.value, request.side.value, str(request.qty),
-                price, params), changes_state=True, raw=True)
-        except ccxt.OrderImmediatelyFillable as exc:
-            if request.time_in_force is not TimeInForce.POST_ONLY:
-                raise map_ccxt_error(exc, changes_state=True) from exc
-            return OrderReport(cid, None, OrderStatus.REJECTED, Decimal(0),
-                               reason=f"post-only order would take liquidity ({describe(exc)})")
-        except ccxt.BaseError as exc:
-            raise self._mapped(exc, changes_state=True) from exc
+        for resend in range(_WINDOW_FULL_RESENDS + 1):
+            # the budget's wait (on the venue's clock) ends at the order's deadline
+            within = None if request.send_by is None else (
+                (request.send_by - self.clock.now()).total_seconds())
+            slot = await self.budget.take(request.priority, within=within)
+            if slot is None:
+                raise PermanentVenueError(SEND_DEADLINE_REASON)  # refused unsent: recorded as rejected
+            try:
+                order = await self._call("create_order", lambda: self.ex.create_order(
+                    request.symbol, request.order_type.value, request.side.value, str(request.qty),
+                    price, params), changes_state=True, raw=True)
+                self._order_count(slot, order.get("timestamp"))
+                break
+            except ccxt.OrderImmediatelyFillable as exc:
+                self._order_count(slot, None)  # refused by the exchange: counted there all the same
+                if request.time_in_force is not TimeInForce.POST_ONLY:
+                    raise map_ccxt_error(exc, changes_state=True) from exc
+                return OrderReport(cid, None, OrderStatus.REJECTED, Decimal(0),
+                                   reason=f"post-only order would take liquidity ({describe(exc)})")
+            except ccxt.BaseError as exc:
+                if not is_window_order_limit(exc) or resend == _WINDOW_FULL_RESENDS:
+                    if isinstance(exc, (ccxt.ExchangeError, *RATE_LIMITED)):  # the exchange answered
+                        self._order_count(slot, None)
+                    raise self._mapped(exc, changes_state=True) from exc
+                # not placed: the window is full; ask the budget again for a later window
+                slot.window_full(order_count_10s(getattr(self.ex, "last_response_headers", None)))
+                self._log.warning("order_window_full", client_order_id=cid, error=describe(exc),
+                                  resend=resend + 1)
+            finally:
+                slot.done()
         try:
             return await self._report(request.symbol, cid, order, at_placement=True)
         except (RetryableVenueError, PermanentVenueError) as exc:
@@ -268,6 +284,12 @@ class CcxtVenue:
         return OrderReport(cid, str(order["id"]) if order.get("id") else None, status, filled,
                            tuple(fills), reason,
                            order_terms(order, int(self.ex.options.get("timeDifference") or 0)))
+
+    def _order_count(self, slot: Slot, at_ms: Any) -> None:
+        """Hand the exchange's count of the order's window (its answer's header) to the budget;
+        ``at_ms``: the order's time on the exchange (its transaction time), when known."""
+        count = order_count_10s(getattr(self.ex, "last_response_headers", None))
+        slot.observe(count, at_ms / 1000 if isinstance(at_ms, (int, float)) else None)
 
     def _cid_params(self, client_order_id: str) -> dict[str, str]:
         return {"origClientOrderId" if self._binance else "clientOrderId": client_order_id}

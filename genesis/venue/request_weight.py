@@ -78,6 +78,18 @@ class RequestWeight:
         return used, self.weight_limit_1m
 
 
+def order_count_10s(headers: Mapping[str, str] | None) -> int | None:
+    """The account's new orders in the exchange's current 10-second window, from an order
+    answer's ``X-MBX-ORDER-COUNT-10S`` header (None when absent or unreadable)."""
+    for name, value in (headers or {}).items():
+        if name.lower() == "x-mbx-order-count-10s":
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
 _SHARED: dict[tuple[str, str | None], RequestWeight] = {}
 
 
