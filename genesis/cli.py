@@ -6,25 +6,23 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
 from genesis.cli_analytics import report, sql, watch
 from genesis.cli_context import Context, common
-from genesis.cli_support import (AlgorithmOptionsCommand, Choice, CommandFailed, ExistingFile, LazyGroup, PlainFloat, PlainInt,
-                                 backtest_window, chaos_hooks, option_error, paper_clock_source, report_verdict,
-                                 wait_options)
+from genesis.cli_orders import CONTROL_COMMANDS, submit, urgency
+from genesis.cli_status import metrics, status
+from genesis.cli_support import (AlgorithmOptionsCommand, Choice, CommandFailed, ExistingFile, LazyGroup, PlainFloat,
+                                 PlainInt, backtest_window, chaos_hooks, option_error, paper_clock_source)
 from genesis.requests import cut, shown
-
-if TYPE_CHECKING:
-    from genesis.config import RuntimeConfig
 
 
 @click.group(cls=LazyGroup)
 @click.version_option(package_name="genesis")
 def main() -> None:
-    """genesis: works large parent orders into the market with TWAP, event-sourced in SQLite."""
+    """genesis: works large parent orders into the market (TWAP, VWAP, POV, IS), event-sourced in
+    SQLite or PostgreSQL."""
 
 
 @main.group()
@@ -162,108 +160,6 @@ def _check_http_address(address: str) -> None:
         raise click.BadParameter(str(exc), param_hint="--http") from None
 
 
-@main.command(cls=AlgorithmOptionsCommand)
-@common
-@click.option("--symbol", default=None, help="Unified symbol, e.g. BTC/USDT.")
-@click.option("--side", default=None, help="buy or sell.")
-@click.option("--qty", default=None, help="Parent quantity in base currency, e.g. 2.5.")
-@click.option("--algo", default="twap", show_default=True,
-              help="twap, vwap, pov, is, auto (the router decides single vs TWAP) or single.")
-@click.option("--duration", default=None, help="Window, e.g. 15m, 900s, 4h (default from the config).")
-@click.option("--slices", type=PlainInt(), default=None, help="TWAP only: number of child slices (default: one per minute).")
-@click.option("--limit-price", default=None, help="Worst price for every child order.")
-@click.option("--id", "request_id", default=None, help="Client request id: resubmitting it returns the same execution.")
-@click.option("--urgency", default=None, help="VWAP and IS: low, medium, high, critical or emergency.")
-@click.option("--account", default=None,
-              help="Venue account to trade on (a daemon holding its lease takes it); default: the account "
-                   "of the daemon that takes it.")
-@wait_options
-@click.option("--file", "orders_file", type=click.File("r"), default=None,
-              help="Many orders, one JSON object per line (fields as the API's POST /v1/executions): "
-                   "all stored, or none when a line is bad.")
-def submit(ctx: Context, symbol: str | None, side: str | None, qty: str | None, algo: str, duration: str | None,
-           slices: int | None, limit_price: str | None, request_id: str | None, urgency: str | None,
-           account: str | None, wait: bool, wait_timeout: float, orders_file: Any,
-           **algorithm_options: str | None) -> None:
-    """Durably record a parent order (or a file of them); prints its execution id."""
-    from genesis.requests import RequestError, validate_submit
-    from genesis.store.inbox import enqueue_submit, submit_command_id, wait_for_verdict
-    from genesis.venue.instruments import SIM_INSTRUMENTS
-
-    config = ctx.config()
-    if orders_file is not None:
-        _submit_file(ctx, orders_file, config)
-        return
-    for option, value in (("--symbol", symbol), ("--side", side), ("--qty", qty)):
-        if value is None:
-            raise click.UsageError(f"Missing option '{option}' (or give --file)")
-    assert symbol is not None and side is not None and qty is not None
-    if account is None and config.leases.accounts:  # the configured daemon's account
-        account = config.leases.accounts[0]
-    try:
-        req = validate_submit(symbol=symbol, side=side, qty=qty, algo=algo, duration=duration, slices=slices,
-                              limit_price=limit_price, request_id=request_id, instruments=SIM_INSTRUMENTS,
-                              config=config, urgency=urgency, options=algorithm_options, account=account)
-    except RequestError as exc:
-        raise option_error(exc) from None
-    if config.risk.kill_switch:  # the daemon's parent risk check would refuse it (the others need prices)
-        raise CommandFailed(f"risk: kill switch is on (risk.kill_switch in {ctx.config_path}); nothing was stored")
-    engine = ctx.engine(must_exist=False)
-    try:
-        execution_id, _created = enqueue_submit(engine, req)
-    except RequestError as exc:
-        raise option_error(exc) from None
-    click.echo(execution_id)
-    if wait:
-        report_verdict(f"submission {execution_id}",
-                       wait_for_verdict(engine, submit_command_id(engine, execution_id), wait_timeout), wait_timeout)
-
-
-def _enqueue_control(ctx: Context, kind: str, execution_id: str, payload: dict[str, str] | None,
-                     wait: bool, wait_timeout: float) -> None:
-    """Store one control command (refused here when the daemon could only refuse it); with
-    ``wait``, report the daemon's verdict."""
-    from genesis.requests import RequestError
-    from genesis.store.inbox import enqueue_control, wait_for_verdict
-
-    engine = ctx.engine()
-    try:
-        command_id = enqueue_control(engine, kind, execution_id, payload)
-    except RequestError as exc:
-        raise CommandFailed(str(exc)) from None
-    what = f"{kind} {payload['urgency']}" if payload else kind
-    click.echo(f"{what} requested for {execution_id}")
-    if wait:
-        report_verdict(f"{what} of {execution_id}", wait_for_verdict(engine, command_id, wait_timeout), wait_timeout)
-
-
-def _submit_file(ctx: Context, orders_file: Any, config: RuntimeConfig) -> None:
-    """``submit --file``: every line validated, then all stored in one transaction, or none."""
-    from genesis.api.submission import ApiError, submissions_from_lines
-    from genesis.requests import RequestError
-    from genesis.store.inbox import enqueue_submits
-    from genesis.venue.instruments import SIM_INSTRUMENTS
-
-    click_ctx = click.get_current_context()
-    given = [f"--{name.replace('_', '-')}" for name in click_ctx.params if name != "orders_file"
-             and click_ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
-             and name not in ("db", "config")]
-    if given:
-        raise click.UsageError(f"--file takes every order from the file; drop {', '.join(given)}")
-    try:
-        reqs = submissions_from_lines(orders_file, SIM_INSTRUMENTS, config)
-    except ApiError as exc:
-        raise CommandFailed(f"{cut(orders_file.name)}: {exc.error} ({exc.fix}); nothing was stored") from None
-    if config.risk.kill_switch:
-        raise CommandFailed(f"risk: kill switch is on (risk.kill_switch in {ctx.config_path}); nothing was stored")
-    try:
-        results = enqueue_submits(ctx.engine(must_exist=False), reqs)
-    except RequestError as exc:
-        raise CommandFailed(f"{cut(orders_file.name)}: client_request_id: {exc.reason}; nothing was stored") from None
-    for execution_id, _created in results:
-        click.echo(execution_id)
-
-
 @main.group()
 def token() -> None:
     """API bearer tokens (--tokens PATH, default <db>.tokens.json; docs/api.md)."""
@@ -287,99 +183,6 @@ def token_create(ctx: Context, role: str, tokens: str | None) -> None:
         raise CommandFailed(f"{cut(path)}: cannot write the token file: {exc.strerror}") from None
     click.echo(made.token)
     click.echo(f"{role} token added to {path}", err=True)
-
-
-def _control(kind: str) -> Callable[..., None]:
-    @common
-    @click.argument("execution_id")
-    @wait_options
-    def command(ctx: Context, execution_id: str, wait: bool, wait_timeout: float) -> None:
-        _enqueue_control(ctx, kind, execution_id, None, wait, wait_timeout)
-    command.__doc__ = f"Durably request {kind} of one execution (the daemon applies it)."
-    return command
-
-
-for _kind in ("pause", "resume", "cancel"):
-    main.command(_kind)(_control(_kind))
-
-
-@main.command()
-@common
-@click.argument("execution_id", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(ctx: Context, execution_id: str | None, as_json: bool) -> None:
-    """Executions with state, filled/target, average price and progress."""
-    from genesis.store.queries import execution_status
-
-    rows = execution_status(ctx.engine(), execution_id)
-    if execution_id and not rows:
-        raise click.ClickException(f"no execution {shown(execution_id)}")
-    if as_json:
-        click.echo(json.dumps(rows if not execution_id else rows[0], indent=2))
-        return
-    _print_status(rows)
-    if execution_id is None:
-        _print_leases(ctx)
-        _print_venue_usage(ctx)
-
-
-def _print_leases(ctx: Context) -> None:
-    """Which daemon owns which venue account (the ``leases`` table), by the database's clock."""
-    from genesis.store.leases import read_leases
-
-    with ctx.engine().connect() as conn:
-        rows = read_leases(conn)
-    for r in rows:
-        held = "held until" if r.live else "free since"
-        click.echo(f"account {r.account}: {r.owner}, epoch {r.epoch}, {held} {r.expires_at}")
-
-
-def _print_venue_usage(ctx: Context) -> None:
-    """The daemon's use of its venue account's limits (the ``venue_usage`` table; venues that
-    count request weight only: none on the simulated venue)."""
-    from genesis.store.venue_usage import read_usage
-
-    with ctx.engine().connect() as conn:
-        rows = read_usage(conn)
-    for u in rows:
-        source = "the exchange's count" if u.weight_source == "exchange" else "published weights"
-        click.echo(f"venue {u.venue} (account {u.account}), as of {u.updated_at:%Y-%m-%d %H:%M:%S} UTC:")
-        click.echo(f"  request weight {_count(u.weight_used_1m)}/{_count(u.weight_limit_1m)} in the last minute"
-                   f" ({source}), {_count(u.weight_per_slice, 1)} per slice ({_count(u.weight_since_start)} over "
-                   f"{u.slices_since_start} slices since the daemon started)")
-        click.echo(f"  orders {_count(u.order_count_10s)}/{_count(u.order_limit_10s)} per 10 s, "
-                   f"{_count(u.order_count_1d)}/{_count(u.order_limit_1d)} per day; {u.requests} requests, "
-                   f"{u.rate_limited} rate-limited (429/418)")
-
-
-def _count(value: float | int | None, digits: int = 0) -> str:
-    return "n/a" if value is None else f"{value:,.{digits}f}"
-
-
-@main.command()
-@common
-@click.argument("execution_id")
-@click.argument("level", type=Choice(["low", "medium", "high", "critical", "emergency"]))
-@wait_options
-def urgency(ctx: Context, execution_id: str, level: str, wait: bool, wait_timeout: float) -> None:
-    """Change a running VWAP's urgency (emergency: liquidate the rest now, overriding the
-    participation cap but not hard risk limits). Recorded as an event by the daemon."""
-    _enqueue_control(ctx, "urgency", execution_id, {"urgency": level}, wait, wait_timeout)
-
-
-@main.command()
-@common
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def metrics(ctx: Context, as_json: bool) -> None:
-    """Router metrics: child trades and their average slippage (bps) per algorithm."""
-    from genesis.store.queries import router_metrics
-
-    m = router_metrics(ctx.engine())
-    if as_json:
-        click.echo(json.dumps(m, indent=2))
-        return
-    for key, value in m.items():
-        click.echo(f"{key:26} {value if value is not None else '-'}")
 
 
 @main.command(cls=AlgorithmOptionsCommand)
@@ -426,20 +229,5 @@ def backtest(ctx: Context, candles_path: str, symbol: str, side: str, qty: str, 
         click.echo(f"{key:30} {value}")
 
 
-def _print_status(rows: list[dict[str, Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for col in ("execution", "state", "algo", "symbol", "side", "filled/target", "progress", "avg price",
-                "arrival", "IS bps", "slices", "account"):
-        table.add_column(col)
-    for r in rows:
-        state = r["state"] if not r.get("hold_reason") else f"{r['state']}, held: {r['hold_reason']}"
-        table.add_row(r["execution_id"], state, r.get("algo") or "", r.get("symbol") or "", r.get("side") or "",
-                      f"{r['filled_qty']}/{r['target_qty']}", f"{r['progress_pct']:.1f}%", r.get("avg_price") or "-",
-                      r.get("arrival_price") or "-", r.get("implementation_shortfall_bps") or "-",
-                      f"{r.get('slices_done', 0)}/{r.get('slice_count') or '-'}", r.get("account") or "-")
-    Console(width=160).print(table)
-for analytics_command in (sql, report, watch):
-    main.add_command(analytics_command)
+for command in (sql, report, watch, submit, urgency, *CONTROL_COMMANDS, status, metrics):
+    main.add_command(command)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -73,3 +74,18 @@ def test_held_seconds_is_in_the_timing_views_and_the_downgrade_restores_the_old_
 
     migrate.upgrade(db)
     assert query(db, "SELECT * FROM execution_analysis ORDER BY execution_id") == analysis
+
+
+def test_genesis_report_shows_the_held_seconds_beside_the_paused_ones(db: Path | URL) -> None:
+    where = db.render_as_string(hide_password=False) if isinstance(db, URL) else str(db)
+    reports = {}
+    for execution in (HELD, "exec-a"):
+        result = CliRunner().invoke(main, ["report", "--db", where, execution, "--json", "--no-store"])
+        assert result.exit_code == 0, result.output
+        reports[execution] = json.loads(result.output)["window"]
+    assert reports[HELD]["held_seconds"] == 12.5 and reports[HELD]["paused_seconds"] == 0.0
+    assert reports["exec-a"]["held_seconds"] == 0.0 and reports["exec-a"]["paused_seconds"] == 30.0
+    text = CliRunner().invoke(main, ["report", "--db", where, HELD]).output  # stored this time
+    assert "held_seconds" in text and "12.5" in text
+    stored = query(db, f"SELECT held_seconds, paused_seconds FROM execution_analyses WHERE execution_id = '{HELD}'")
+    assert [(float(r["held_seconds"]), float(r["paused_seconds"])) for r in stored] == [(12.5, 0.0)]

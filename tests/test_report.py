@@ -49,7 +49,7 @@ def test_report_json_equals_the_hand_computed_figures(history_db):
     assert r["state"] == "completed" and r["completion_reason"] == "filled"
     assert r["window"] == {"start": "2025-06-10T13:00:00+00:00", "end": "2025-06-10T13:03:06+00:00",
                            "planned_end": "2025-06-10T13:04:00+00:00", "elapsed_seconds": 186.0,
-                           "paused_seconds": 30.0}
+                           "paused_seconds": 30.0, "held_seconds": 0.0}
     assert r["market_data"] == {"source": "candles table", "candles": 4, "window_volume": "100.00000000"}
     assert r["quantities"]["filled_qty"] == "1.00" and r["quantities"]["fill_ratio"] == "1.000000"
     assert r["prices"] == {

@@ -11,10 +11,12 @@ from datetime import timedelta
 import pytest
 import structlog
 
+from genesis.config import ConfigError, parse_config
 from genesis.domain import events as ev
 from genesis.domain.execution import ORDER_CUTOFF
 from genesis.engine.outcome_alarm import OutcomeAlarm
 from genesis.engine.slice_executor import RoutingSettings
+from genesis.engine.supervisor import runner_settings
 from genesis.engine.venue_calls import RetryPolicy, VenueCaller, VenueUnavailable
 from genesis.venue.base import UnknownOutcomeError
 from tests.faulty_venue import FaultyVenue
@@ -25,7 +27,7 @@ DEADLINE = END - ORDER_CUTOFF
 POLICY = RetryPolicy()  # the alarm 120 s past the deadline, lookups every 30 s at most
 
 
-def taker_slice(stop_after: timedelta | None = None):  # type: ignore[no-untyped-def]
+def taker_slice(stop_after: timedelta | None = None, policy: RetryPolicy = POLICY):  # type: ignore[no-untyped-def]
     """The ten-second window's one slice, a market order whose send times out after the venue
     took it; ``stop_after``: a stop request that long past the deadline."""
     log = ten_second_window()
@@ -38,7 +40,7 @@ def taker_slice(stop_after: timedelta | None = None):  # type: ignore[no-untyped
 
     alarm = OutcomeAlarm("0123456789ab", lambda: faulty.name, load=log.load, append=log.append, clock=clock,
                          log=structlog.get_logger())
-    executor.venue = VenueCaller(faulty, clock, POLICY, stopping, structlog.get_logger(), alarm=alarm)
+    executor.venue = VenueCaller(faulty, clock, policy, stopping, structlog.get_logger(), alarm=alarm)
     executor.routing = RoutingSettings(maker_first=False)
     return log, executor, clock, faulty
 
@@ -103,3 +105,20 @@ def test_the_alarm_is_a_critical_alert_naming_the_order() -> None:
     assert ev.SlicingHeld in ALERT_EVENTS
     market = ev.SlicingHeld("0123456789ab", END, ev.HOLD_MARKET_DATA_UNAVAILABLE, "sim", "BTC/USDT")
     assert event_alerts(market) == []  # the market-data hold resumes by itself: not alerted here
+
+
+async def test_the_alarm_time_is_the_configured_engine_outcome_alarm_seconds() -> None:
+    config = parse_config({"engine": {"outcome_alarm_seconds": 20}})
+    policy = runner_settings(config).retry
+    assert policy.outcome_alarm_seconds == 20.0
+    log, executor, clock, faulty = taker_slice(policy=policy)
+    faulty.hide_orders(clock, END + timedelta(seconds=90))  # shown before the default 120 s, after 20 s
+    await run(log, executor, clock)
+    [held] = log.of(ev.SlicingHeld)
+    assert DEADLINE + timedelta(seconds=20) <= held.occurred_at < DEADLINE + timedelta(seconds=90)
+    assert sum(f.qty for f in log.of(ev.FillRecorded)) == QTY
+
+
+def test_a_bad_outcome_alarm_seconds_names_the_key() -> None:
+    with pytest.raises(ConfigError, match="outcome_alarm_seconds"):
+        parse_config({"engine": {"outcome_alarm_seconds": 0}})

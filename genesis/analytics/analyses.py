@@ -22,7 +22,7 @@ from genesis.store.types import Money, UtcDateTime
 _SOURCES: dict[str, str | tuple[str, str]] = {
     "window_start": ("window", "start"), "window_end": ("window", "end"),
     "planned_end": ("window", "planned_end"), "elapsed_seconds": ("window", "elapsed_seconds"),
-    "paused_seconds": ("window", "paused_seconds"),
+    "paused_seconds": ("window", "paused_seconds"), "held_seconds": ("window", "held_seconds"),
     "market_data_source": ("market_data", "source"), "market_candles": ("market_data", "candles"),
     "window_market_volume": ("market_data", "window_volume"),
     **{k: ("quantities", k) for k in ("target_qty", "filled_qty", "remaining_qty", "fill_ratio",

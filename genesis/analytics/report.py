@@ -167,6 +167,8 @@ def tca_report(h: ExecutionHistory, participation_cap: Decimal = Decimal("0.10")
             "start": _t(h.window_start), "end": _t(end), "planned_end": _t(e["end_at"]),
             "elapsed_seconds": (end - h.window_start).total_seconds() if end and h.window_start else None,
             "paused_seconds": e["paused_seconds"],
+            # slicing held by the engine (stream down, order outcome unknown, ...), not by the trader
+            "held_seconds": e.get("held_seconds"),
         },
         "market_data": {"source": h.market_source, "candles": len(h.candles),
                         "window_volume": _q(volume, Q_PRICE)},

@@ -20,6 +20,9 @@ class EngineConfig(_Strict):
     drain_timeout_seconds: float = Field(10.0, gt=0, le=300)
     venue_retry_seconds: float = Field(1.0, gt=0, le=60)
     max_venue_retries: int = Field(20, ge=1, le=10_000)
+    # how long past its deadline an order of unknown outcome is looked up before the execution is
+    # held (``order_outcome_unknown``) and a critical alert goes out; the lookups go on after it
+    outcome_alarm_seconds: float = Field(120.0, gt=0, le=86_400)
 
 
 class RiskConfig(_Strict):

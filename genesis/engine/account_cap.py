@@ -20,11 +20,18 @@ A maker order resting across a minute boundary could fill in the next minute aga
 minute has not traded yet: with the setting on, a capped maker leg gives up at the minute's end
 (``rest_until``), its remainder goes as taker under the next minute's room.
 
-Limits (docs/configuration.md, ``risk.account_participation_cap``): the ledger is in-process, so
-fills of another daemon on the same account, of orders placed by hand, and of a minute in which
-the daemon restarted are not counted; it applies where the venue measures the volume actually
-traded (``MeasuresTradedVolume``) and to capped slices (an emergency overrides it, as it does
-the parent's cap), though every child order's fills count in the ledger.
+**After a restart or a failover** a ledger starts from the fills the store recorded for the
+account's executions on the symbol since the previous minute began (``RecordedFills``, read once,
+at its first capped leg), so the minute the daemon restarted in is not counted as empty. **On
+SIGHUP** (``AccountCaps.adopt``) a new cap applies to every leg from then on, running executions
+included; the ledgers count fills whether the cap is on or off, so turning it on mid-minute
+counts that minute's fills.
+
+Limits (docs/configuration.md, ``risk.account_participation_cap``): fills of orders placed by
+hand on the account are not counted (another daemon cannot trade the account: an account is
+worked by the one daemon holding its lease); it applies where the venue measures the volume
+actually traded (``MeasuresTradedVolume``) and to capped slices (an emergency overrides it, as
+it does the parent's cap), though every child order's fills count in the ledger.
 """
 
 from __future__ import annotations
@@ -48,6 +55,8 @@ MINUTE = timedelta(minutes=1)
 # the reason recorded on a slice's event when the account's room held part of it back
 ACCOUNT_CAP_REASON = "account_participation_cap"
 TradedVolume = Callable[[str, datetime, datetime], Awaitable[Decimal | None]]
+# the fills the store recorded for (account, symbol) from a time on: (when traded, qty, trade id)
+RecordedFills = Callable[[str, str, datetime], Awaitable[list[tuple[datetime, Decimal, str]]]]
 log = structlog.get_logger("genesis.account_cap")
 
 
@@ -102,10 +111,14 @@ NO_ACCOUNT_CAP = NoAccountCap()
 class SymbolLedger:
     """The account's fills on one symbol by time, and its reservations (see module docstring)."""
 
-    def __init__(self, symbol: str, cap: Decimal, *, clock: Clock, instrument: Instrument,
-                 traded_volume: TradedVolume, pace: Callable[[], Awaitable[None]]):
+    def __init__(self, symbol: str, cap: Decimal | None, *, clock: Clock, instrument: Instrument,
+                 traded_volume: TradedVolume, pace: Callable[[], Awaitable[None]],
+                 recorded_fills: Callable[[datetime], Awaitable[list[tuple[datetime, Decimal, str]]]] | None = None):
+        """``cap`` None: off (legs get what they want; fills are still counted, for a cap
+        turned on later). ``recorded_fills``: the store's fills of this account and symbol from
+        a time on, read once at the first capped leg (a restart's or failover's minute)."""
         self.symbol, self.cap, self.clock, self.instrument = symbol, cap, clock, instrument
-        self.traded_volume, self.pace = traded_volume, pace
+        self.traded_volume, self.pace, self._recorded_fills = traded_volume, pace, recorded_fills
         self._fills: deque[tuple[datetime, Decimal, str]] = deque()  # (when it traded, qty, trade id), by time
         self._seen: set[str] = set()  # the trade ids in ``_fills``: a fill reported again counts once
         self._reserved: dict[int, tuple[datetime, Decimal]] = {}  # key -> (when granted, qty)
@@ -133,6 +146,8 @@ class SymbolLedger:
 
     def room(self, traded: Decimal | None, now: datetime) -> Decimal:
         """The account's room now, given the volume ``traded`` in the current minute so far."""
+        if self.cap is None:
+            raise ValueError("no room without a cap: the account cap is off")
         if traded is None or traded <= 0:
             return ZERO
         return self.cap * traded - self.filled_since(minute_of(now)) - self.reserved(now)
@@ -140,14 +155,21 @@ class SymbolLedger:
     async def reserve(self, wanted: Decimal, by: datetime) -> Reservation:
         """See ``AccountRoom.reserve``: waits while the room is short of ``wanted``, looking
         again when the minute should have traded enough (or at its end, where the room renews)."""
+        if self.cap is None:
+            return Reservation(wanted)
+        if self._recorded_fills is not None:
+            await self._seed(self._recorded_fills)
         while True:
             now = self.clock.now()
             start = minute_of(now)
             traded = await self._traded(start, now)
+            cap = self.cap
+            if cap is None:  # turned off (SIGHUP) while this leg waited
+                return Reservation(wanted)
             room = self.room(traded, now)  # no await between this and the reservation below
             if room >= wanted or now >= by or wanted <= 0:
                 break
-            needed = (self.filled_since(start) + self.reserved(now) + wanted) / self.cap
+            needed = (self.filled_since(start) + self.reserved(now) + wanted) / cap
             await self.clock.sleep_until(min(by, start + MINUTE, next_look(start, now, traded, needed)))
             await self.pace()
         granted = max(ZERO, min(wanted, self.instrument.round_qty_down(room)))
@@ -168,16 +190,28 @@ class SymbolLedger:
         while self._fills and self._fills[0][0] < horizon:
             self._seen.discard(self._fills.popleft()[2])
 
+    async def _seed(self, recorded_fills: Callable[[datetime], Awaitable[list[tuple[datetime, Decimal, str]]]]) -> None:
+        """Count the store's fills since the previous minute began, once (a fill already
+        counted by ``settle`` counts once)."""
+        self._recorded_fills = None
+        for at, qty, trade_id in await recorded_fills(minute_of(self.clock.now()) - MINUTE):
+            self._count_one(at, qty, trade_id)
+
     def _count(self, fill: Fill) -> None:
-        if fill.trade_id in self._seen:
+        self._count_one(fill.timestamp, fill.qty, fill.trade_id)
+
+    def _count_one(self, at: datetime, qty: Decimal, trade_id: str) -> None:
+        if trade_id in self._seen:
             return
-        self._seen.add(fill.trade_id)
-        self._fills.append((fill.timestamp, fill.qty, fill.trade_id))
-        if len(self._fills) > 1 and self._fills[-2][0] > fill.timestamp:
+        self._seen.add(trade_id)
+        self._fills.append((at, qty, trade_id))
+        if len(self._fills) > 1 and self._fills[-2][0] > at:
             self._fills = deque(sorted(self._fills, key=lambda x: x[0]))
 
     def rest_until(self, deadline: datetime) -> datetime:
-        """See ``AccountRoom.rest_until``: no later than the current minute's end."""
+        """See ``AccountRoom.rest_until``: no later than the current minute's end (cap on)."""
+        if self.cap is None:
+            return deadline
         return min(deadline, minute_of(self.clock.now()) + MINUTE)
 
 
@@ -185,18 +219,29 @@ class AccountCaps:
     """The ledgers of one engine, one per (account, symbol), built on first use."""
 
     def __init__(self, cap: Decimal | None, *, clock: Clock, traded_volume: TradedVolume | None,
-                 pace: Callable[[], Awaitable[None]]):
-        """``cap``: None (the setting off) or ``traded_volume`` None (the venue cannot measure
-        it): every port is ``NO_ACCOUNT_CAP``."""
+                 pace: Callable[[], Awaitable[None]], recorded_fills: RecordedFills | None = None):
+        """``cap``: None (the setting off: legs get what they want, fills are still counted).
+        ``traded_volume`` None (the venue cannot measure it): every port is ``NO_ACCOUNT_CAP``.
+        ``recorded_fills``: the store's fills, which a new ledger starts from (None: empty)."""
         self.cap, self.clock, self.traded_volume, self.pace = cap, clock, traded_volume, pace
+        self.recorded_fills = recorded_fills
         self._ledgers: dict[tuple[str, str], SymbolLedger] = {}
+
+    def adopt(self, cap: Decimal | None) -> None:
+        """A new cap (SIGHUP) for every leg from now on, on every ledger (their fills kept)."""
+        self.cap = cap
+        for ledger in self._ledgers.values():
+            ledger.cap = cap
 
     def room(self, account: str, symbol: str, instrument: Instrument) -> AccountRoom:
         """The port onto ``account``'s room on ``symbol``."""
-        if self.cap is None or self.traded_volume is None:
+        if self.traded_volume is None:
             return NO_ACCOUNT_CAP
         key = (account, symbol)
         if key not in self._ledgers:
+            recorded = self.recorded_fills
+            seed = None if recorded is None else (lambda start: recorded(account, symbol, start))
             self._ledgers[key] = SymbolLedger(symbol, self.cap, clock=self.clock, instrument=instrument,
-                                              traded_volume=self.traded_volume, pace=self.pace)
+                                              traded_volume=self.traded_volume, pace=self.pace,
+                                              recorded_fills=seed)
         return self._ledgers[key]

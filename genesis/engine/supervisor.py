@@ -254,7 +254,8 @@ def runner_settings(config: "RuntimeConfig") -> RunnerSettings:
 
     return RunnerSettings(
         pause_policy=config.twap.pause_policy,
-        retry=RetryPolicy(base_seconds=config.engine.venue_retry_seconds),
+        retry=RetryPolicy(base_seconds=config.engine.venue_retry_seconds,
+                          outcome_alarm_seconds=config.engine.outcome_alarm_seconds),
         routing=RoutingSettings(config.router.maker_first, config.router.maker_timeout_seconds),
         twap=config.twap.params(),
         vwap=VwapSettings(config.vwap.interval_seconds, config.vwap.behind_tolerance, config.vwap.intraday_adjustment))
@@ -266,3 +267,5 @@ def apply_config(supervisor: Supervisor, config: "RuntimeConfig") -> None:
     supervisor.settings = runner_settings(config)
     supervisor.router_twap = config.router.twap
     supervisor.strategist_min_equity_usdt = config.tiers.strategist_min_equity_usdt
+    if supervisor.account_caps is not None:  # every leg from now on, running executions' too
+        supervisor.account_caps.adopt(config.risk.account_participation_cap)

@@ -199,7 +199,7 @@ execution_analyses = Table(
     Column("window_start", UtcDateTime),
     Column("window_end", UtcDateTime),
     Column("planned_end", UtcDateTime),
-    _float("elapsed_seconds"), _float("paused_seconds"),
+    _float("elapsed_seconds"), _float("paused_seconds"), _float("held_seconds"),
     Column("market_data_source", Text, nullable=False),
     Column("market_candles", Integer, nullable=False),
     _money("window_market_volume"),
