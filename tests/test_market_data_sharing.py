@@ -79,3 +79,31 @@ def test_closed_candle_indices_match_the_candles_closed_by_then() -> None:
         now = start + timedelta(seconds=rng.uniform(-120, 4000), microseconds=rng.randrange(1000))
         expected = [c for c in series.range(start, min(end, now)) if c.open_time + timedelta(minutes=1) <= now]
         assert [series.candle(i) for i in series.indices(start, min(end, now), closed_by=now)] == expected
+
+
+async def test_minute_fractions_are_the_curves_and_follow_a_new_days_curve() -> None:
+    market = MarketData(sim())
+    curve = await market.volume_curve(BTC, NOW)
+    first = NOW.replace(second=0)
+    expected = [curve.fraction(first + timedelta(minutes=k), first + timedelta(minutes=k + 1)) for k in range(15)]
+    assert await market.minute_fractions(BTC, NOW, 15) == expected
+    assert await market.minute_fractions(BTC, NOW + timedelta(seconds=20), 15) == expected  # same minute: shared
+    assert await market.minute_fractions(BTC, NOW, 3) == expected[:3]
+    # the next day's curve (built from other days) replaces the memo's values for the same key
+    next_day = NOW + timedelta(days=1)
+    market._fractions[(BTC, next_day.replace(second=0), 15)] = (curve, tuple(expected))  # as if kept from before
+    new_curve = await market.volume_curve(BTC, next_day)
+    assert new_curve is not curve
+    later = next_day.replace(second=0)
+    assert await market.minute_fractions(BTC, next_day, 15) == [
+        new_curve.fraction(later + timedelta(minutes=k), later + timedelta(minutes=k + 1)) for k in range(15)]
+
+
+async def test_a_window_profile_kept_in_the_memo_restores_its_usual_volumes() -> None:
+    market = MarketData(sim())
+    await market.window_profile(BTC, NOW, 15)
+    usual = market.usual_minute_volume(BTC, NOW)
+    await market.window_profile(BTC, NOW + timedelta(days=1), 15)  # same minutes of day, other days
+    assert market.usual_minute_volume(BTC, NOW) != usual
+    await market.window_profile(BTC, NOW, 15)  # from the memo
+    assert market.usual_minute_volume(BTC, NOW) == usual

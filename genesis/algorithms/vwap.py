@@ -26,7 +26,7 @@ from genesis.domain.twap import TwapParams
 from genesis.domain.volume_curve import float_to_decimal
 from genesis.domain.vwap import (ExecutionScheduler, Urgency, intraday_volume_scale, needs_taker, plan_vwap,
                                  scheduled_done_qty)
-from genesis.engine.market_data import MINUTE, floor_minute
+from genesis.engine.market_data import MINUTE
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +93,7 @@ class VWAPExecutionStrategy(AlgorithmDefaults):
                            maker_first=not emergency, participation_cap=None if emergency else cap)
 
     async def replan_profile(self, agg: Execution, start: datetime, end: datetime) -> list[float] | None:
-        curve = await self.market.volume_curve(agg.symbol, start)
-        first = floor_minute(start)
-        return [curve.fraction(first + MINUTE * k, first + MINUTE * (k + 1))
-                for k in range(minutes_covering(start, end))]
+        return await self.market.minute_fractions(agg.symbol, start, minutes_covering(start, end))
 
     def change_urgency(self, agg: Execution, level: str, reason: str, now: datetime) -> UrgencyDecision:
         """A new pace from now; emergency: every open slice due now, the first takes

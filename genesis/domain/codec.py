@@ -45,8 +45,9 @@ _dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 @cache
 def _encoder(cls: type) -> Callable[[Any], str]:
     """``_dumps(_to_plain(event))`` for events of ``cls``, built once per class: the flat
-    fields (text, numbers, decimals, times) are written directly, the rest through
-    ``_dumps``. Events are encoded on the writer's hot path."""
+    fields (text, numbers, decimals, times) are written directly, tuples item by item (each
+    item by its class's encoder: the same text), the rest through ``_dumps``. Events are
+    encoded on the writer's hot path."""
     names = _field_names(cls)
     if not names:
         return lambda value: _dumps(_to_plain(value))
@@ -68,6 +69,8 @@ def _encoder(cls: type) -> Callable[[Any], str]:
                 parts.append(int.__repr__(v))
             elif v is None:
                 parts.append("null")
+            elif tp is tuple:  # a re-plan's slices: each item by its own class's encoder
+                parts.append("[" + ",".join([_encoder(type(item))(item) for item in v]) + "]")
             else:
                 parts.append(_dumps(_to_plain(v)))
         parts.append("}")

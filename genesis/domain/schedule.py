@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Sequence
 
 from genesis.domain.events import PlannedSlice
@@ -141,9 +142,16 @@ def respread_by_volume(
     offset_us = (start - start.replace(second=0, microsecond=0)) // _US
     span_us = (end - start) // _US
     times = [start + timedelta(microseconds=t)
-             for t in volume_quantile_offsets_us(count, offset_us, span_us, minute_volumes)]
+             for t in _quantile_offsets_us(count, offset_us, span_us, tuple(minute_volumes))]
     qtys = split_equal(remaining_qty, count, instrument) if remaining_qty > 0 else [Decimal(0)] * count
     return tuple(PlannedSlice(idx, at, q) for idx, at, q in zip(remaining_indices, times, qtys))
+
+
+@lru_cache(maxsize=1024)
+def _quantile_offsets_us(count: int, offset_us: int, span_us: int, minute_volumes: tuple[float, ...]) -> tuple[int, ...]:
+    """``volume_quantile_offsets_us``, memoised (it is pure): the parents re-spread at one
+    instant over one window and one profile (a restart) share it."""
+    return tuple(volume_quantile_offsets_us(count, offset_us, span_us, minute_volumes))
 
 
 def volume_quantile_offsets_us(count: int, offset_us: int, span_us: int,

@@ -12,6 +12,7 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from genesis.store.candle_cache import CandleCache
 from genesis.venue.base import Candle, Venue
 
 MINUTE = timedelta(minutes=1)
+T = TypeVar("T")
 
 
 def floor_minute(t: datetime) -> datetime:
@@ -37,7 +39,11 @@ class MarketData:
     _usual: dict[tuple[str, int], Decimal] = field(default_factory=dict)  # (symbol, minute of day)
     _curves: CurveCache = field(default_factory=CurveCache)
     _building: dict[tuple[str, datetime], asyncio.Future[VolumeCurve]] = field(default_factory=dict)
-    _profiles: dict[tuple[str, datetime, int], tuple[float, ...]] = field(default_factory=dict)
+    # per (symbol, first minute, minutes): the usual volumes, and the same as the Decimals ``_usual`` keeps
+    _profiles: dict[tuple[str, datetime, int], tuple[tuple[float, ...], tuple[Decimal, ...]]] = field(
+        default_factory=dict)
+    # per (symbol, first minute, minutes): the curve they were read from and its minute fractions
+    _fractions: dict[tuple[str, datetime, int], tuple[VolumeCurve, tuple[float, ...]]] = field(default_factory=dict)
 
     async def history(self, symbol: str, start: datetime, end: datetime) -> list[Candle]:
         """Closed 1-minute candles in ``[start, end)``, from the SQLite cache when it has them
@@ -127,16 +133,28 @@ class MarketData:
         first = floor_minute(start) - MINUTE * lead_minutes
         span = minutes + lead_minutes
         key = (symbol, first, span)
-        usuals = self._profiles.get(key)
-        if usuals is None:
+        known = self._profiles.get(key)
+        if known is None:
             usuals = await self._minute_medians(symbol, first, span)
-            if len(self._profiles) >= 256:
-                del self._profiles[next(iter(self._profiles))]
-            self._profiles[key] = usuals
-        for k, usual in enumerate(usuals):
-            at = first + MINUTE * k
-            self._usual[(symbol, at.hour * 60 + at.minute)] = Decimal(str(round(usual, 8)))
+            known = _bounded_put(self._profiles, key, (usuals, tuple(Decimal(str(round(u, 8))) for u in usuals)))
+        usuals, decimals = known
+        minute_of_day = first.hour * 60 + first.minute
+        for k, usual in enumerate(decimals):
+            self._usual[(symbol, (minute_of_day + k) % _MINUTES_PER_DAY)] = usual
         return list(usuals[lead_minutes:])
+
+    async def minute_fractions(self, symbol: str, start: datetime, minutes: int) -> list[float]:
+        """The volume curve's expected share of the day's volume in each of the ``minutes``
+        minutes from ``start`` floored to the minute (``VolumeCurve.fraction``). Memoised per
+        window and curve: the parents re-planned at one instant (a restart) share it."""
+        curve = await self.volume_curve(symbol, start)
+        first = floor_minute(start)
+        key = (symbol, first, minutes)
+        known = self._fractions.get(key)
+        if known is None or known[0] is not curve:  # a new day's curve: computed again
+            known = _bounded_put(self._fractions, key, (curve, tuple(
+                curve.fraction(first + MINUTE * k, first + MINUTE * (k + 1)) for k in range(minutes))))
+        return list(known[1])
 
     async def _minute_medians(self, symbol: str, first: datetime, span: int) -> tuple[float, ...]:
         per_minute: list[list[float]] = [[] for _ in range(span)]
@@ -170,6 +188,18 @@ class MarketData:
     async def traded_volume(self, symbol: str, start: datetime, end: datetime) -> Decimal:
         """Volume of the closed minutes in ``[start, end)`` (post-trade participation)."""
         return sum((c.volume for c in await self.venue.candles(symbol, floor_minute(start), end)), Decimal(0))
+
+
+_MINUTES_PER_DAY = 24 * 60
+_MEMO_SIZE = 256  # windows kept per memo (the oldest goes first)
+
+
+def _bounded_put(memo: dict, key: object, value: T) -> T:  # type: ignore[type-arg]
+    """``memo[key] = value``, the oldest entry dropped once it holds ``_MEMO_SIZE``."""
+    if len(memo) >= _MEMO_SIZE:
+        del memo[next(iter(memo))]
+    memo[key] = value
+    return value
 
 
 def _estimate_from_candles(estimator: VolumeCurveEstimator, candles: list[Candle], as_of: datetime) -> VolumeCurve:

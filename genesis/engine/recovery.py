@@ -20,7 +20,8 @@ Replan = Callable[[Execution, datetime, datetime, str], Awaitable[ev.ScheduleRep
 
 
 async def reconcile(agg: Execution, *, venue: VenuePort, slices: SliceExecutor, load: Callable[[], Awaitable[Execution]],
-                    append: Append, replan: Replan, clock: Clock, log: structlog.typing.FilteringBoundLogger) -> None:
+                    append: Append, replan: Replan, clock: Clock, log: structlog.typing.FilteringBoundLogger,
+                    settled: Callable[[], None] = lambda: None) -> None:
     """Resolve every child order whose outcome the store does not know, by the client order id
     its intent stored (never a recomputed one), before anything new is sent; one the venue
     never saw is sent again with the same id (unless orders have closed: the window ends
@@ -31,7 +32,8 @@ async def reconcile(agg: Execution, *, venue: VenuePort, slices: SliceExecutor, 
 
     Ports: ``venue`` (retried venue calls), ``slices`` (records outcomes and closes slices),
     ``load`` (the execution as stored), ``append``, ``replan`` (the open slices re-planned
-    over ``[now, end)`` with a reason), the clock and the logger."""
+    over ``[now, end)`` with a reason), the clock and the logger; ``settled`` is called once
+    every child order's outcome is recorded, before the re-spread (which reads market data)."""
     touched: set[int] = set()
     orders_closed = agg.orders_closed(clock.now())
     for order in agg.unresolved_orders():
@@ -52,6 +54,7 @@ async def reconcile(agg: Execution, *, venue: VenuePort, slices: SliceExecutor, 
         agg = await load()
         if not agg.slices[index].closed:
             await slices.close(agg, agg.slices[index], None, None)
+    settled()
     agg = await load()
     now = clock.now()
     if agg.state is ExecutionState.RUNNING and agg.end_at is not None and not agg.window_over(now):

@@ -33,6 +33,7 @@ from genesis.engine.measurement import measure, measure_after_end
 from genesis.engine.positions import PositionBook
 from genesis.engine.outcome_alarm import OutcomeAlarm
 from genesis.engine.recovery import reconcile
+from genesis.engine.recovery_gate import RECOVERY_WAIT_SECONDS, RecoveryGate
 from genesis.engine.slice_algorithm import PolicySliceAlgorithm
 from genesis.engine.slice_executor import RoutingSettings, SliceExecutor
 from genesis.engine.venue_calls import HoldInterrupted, RetryPolicy, VenueCaller, VenueUnavailable
@@ -56,8 +57,11 @@ class ExecutionRunner:
                  instrument: Instrument, risk: RiskEngine, positions: PositionBook,
                  control: Control, settings: RunnerSettings = RunnerSettings(),
                  market: MarketData | None = None, pacer: LoopPacer | None = None,
-                 hooks: EngineHooks = NO_HOOKS, account_caps: AccountCaps | None = None):
-        """``account_caps``: the engine's account-wide participation caps (None: off)."""
+                 hooks: EngineHooks = NO_HOOKS, account_caps: AccountCaps | None = None,
+                 gate: RecoveryGate | None = None):
+        """``account_caps``: the engine's account-wide participation caps (None: off).
+        ``gate``: the restart recovery pass this runner belongs to (once reconciled it waits
+        there for the others: ``RecoveryGate``); None: a new submission."""
         self.execution_id = execution_id
         self.store, self.venue, self.clock = store, venue, clock
         self.instrument, self.risk, self.positions = instrument, risk, positions
@@ -77,6 +81,20 @@ class ExecutionRunner:
         self.policy: Algorithm | None = None  # the execution's algorithm, once loaded
         self.benchmark = WindowBenchmark(self.calls.candles, clock)  # market VWAP of the window so far
         self.recovered = asyncio.Event()  # set once the aggregate is loaded and reconciled
+        self.gate = gate
+
+    def _settled(self) -> None:
+        """Its child orders' outcomes are recorded (``RecoveryGate``)."""
+        if self.gate is not None:
+            self.gate.settled(self.execution_id)
+
+    async def _pass_reconciled(self, gate: RecoveryGate) -> None:
+        """Wait until every execution of the recovery pass has settled its child orders, then
+        (at most ``RECOVERY_WAIT_SECONDS``) until every one has reconciled."""
+        gate.recovered(self.execution_id)
+        await self.clock.wait_event(gate.all_settled)
+        await self.clock.wait_event(gate.all_recovered,
+                                    until=self.clock.now() + timedelta(seconds=RECOVERY_WAIT_SECONDS))
 
     def _stopping(self) -> bool:
         return self.control.desire in (Desire.STOP, Desire.CANCEL)
@@ -106,8 +124,10 @@ class ExecutionRunner:
             self.log.info("runner_started", state=agg.state.value, filled=str(agg.filled_qty))
             try:
                 await reconcile(agg, venue=self.calls, slices=self.slices, load=self._load, append=self.append,
-                                replan=self.replan, clock=self.clock, log=self.log)
+                                replan=self.replan, clock=self.clock, log=self.log, settled=self._settled)
                 self.recovered.set()
+                if self.gate is not None:
+                    await self._pass_reconciled(self.gate)
                 while not await self._decide():
                     pass
             except VenueUnavailable:

@@ -26,6 +26,7 @@ from genesis.engine.control import Control, Desire
 from genesis.engine.hooks import EngineHooks
 from genesis.engine.market_data import MarketData
 from genesis.engine.positions import PositionBook
+from genesis.engine.recovery_gate import RecoveryGate
 from genesis.engine.account_cap import AccountCaps
 from genesis.engine.runner import ExecutionRunner, RunnerSettings
 from genesis.requests import SubmitRequest
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from genesis.config import RuntimeConfig
 
 log = structlog.get_logger("genesis.supervisor")
+
+RECOVERY_BATCH = 200  # live executions read per query at restart, their runners started before the next
 
 
 class SubmissionRejected(Exception):
@@ -69,6 +72,7 @@ class Supervisor:
     # is a submission's account when it names none. (): every execution, submissions record none
     accounts: tuple[str, ...] = ()
     _entries: dict[str, _Entry] = field(default_factory=dict)
+    _gates: list[RecoveryGate] = field(default_factory=list)  # of recovery passes not yet opened
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     # -- submissions -----------------------------------------------------------------------
@@ -150,30 +154,43 @@ class Supervisor:
 
     async def recover(self) -> list[str]:
         """Start a runner for every live execution in the store of the accounts it works (and
-        those stored with no account). Paused ones stay paused."""
+        those stored with no account). Paused ones stay paused. The executions are read
+        ``RECOVERY_BATCH`` at a time, each batch's runners started before the next is read:
+        they reconcile (their re-spreads commit) meanwhile, and wait at the pass's
+        ``RecoveryGate`` for the others before deciding anything new."""
         for symbol, net in (await self.store.net_positions()).items():
             self.positions.set(symbol, net)
         ids = await self.store.live_execution_ids(self.accounts or None)
-        await self.store.preload(ids)
-        for execution_id in ids:
-            if execution_id in self._entries:
-                continue
-            agg = await self.store.load(execution_id)
-            control = Control()
-            if agg.state.value == "paused":
-                control.desire = Desire.PAUSE
-            self._spawn(execution_id, agg.symbol, control)
+        gate = RecoveryGate()
+        self._gates = [g for g in self._gates if not g.open] + [gate]
+        try:
+            for start in range(0, len(ids), RECOVERY_BATCH):
+                batch = ids[start:start + RECOVERY_BATCH]
+                await self.store.preload(batch)
+                for execution_id in batch:
+                    if execution_id in self._entries:
+                        continue
+                    agg = await self.store.load(execution_id)
+                    control = Control()
+                    if agg.state.value == "paused":
+                        control.desire = Desire.PAUSE
+                    gate.expect(execution_id)
+                    self._spawn(execution_id, agg.symbol, control, gate)
+        finally:
+            gate.seal()
         return ids
 
-    def _spawn(self, execution_id: str, symbol: str, control: Control) -> None:
+    def _spawn(self, execution_id: str, symbol: str, control: Control, gate: RecoveryGate | None = None) -> None:
         runner = ExecutionRunner(
             execution_id, store=self.store, venue=self.venue, clock=self.clock,
             instrument=self.instruments[symbol], risk=self.risk,
             positions=self.positions, control=control, settings=self.settings, market=self.market,
-            pacer=self.pacer, hooks=self.hooks, account_caps=self.account_caps)
+            pacer=self.pacer, hooks=self.hooks, account_caps=self.account_caps, gate=gate)
         task = asyncio.create_task(self._guarded(runner), name=f"execution-{execution_id}")
         self._entries[execution_id] = _Entry(runner, control, task)
         task.add_done_callback(lambda t, eid=execution_id: self._on_done(eid, t))
+        if gate is not None:  # a runner that ends before reconciling must not hold the others
+            task.add_done_callback(lambda _, eid=execution_id: gate.recovered(eid))
 
     async def _guarded(self, runner: ExecutionRunner) -> None:
         try:
@@ -237,6 +254,8 @@ class Supervisor:
         """Graceful stop: no new slices; in-flight venue calls get ``timeout_seconds`` to finish."""
         for entry in self._entries.values():
             entry.control.request(Desire.STOP, "shutdown")
+        for gate in self._gates:  # runners waiting there see their stop
+            gate.release()
         tasks = [e.task for e in self._entries.values()]
         if not tasks:
             return

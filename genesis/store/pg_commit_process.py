@@ -11,7 +11,9 @@ goes in one pipeline, one round trip; the reply carries the shift. The lease fen
 daemon sends one (``genesis.store.pg_fence``), is a statement of the transaction like the
 others: run once per commit, first, in the same pipeline. Many rows of one statement
 go as one set-based statement (``genesis.store.pg_set_rows``): the event rows, the
-projection updates of a whole transaction.
+projection updates of a whole transaction; the requests committed together are merged first
+(``merged``: one event insert per commit, updates of one shape together where that gives the
+same result).
 
 Run as ``python -m genesis.store.pg_commit_process SYNCHRONOUS_COMMIT SEQUENCE_AT`` with the
 connection string in ``$GENESIS_COMMIT_DSN`` (never on the command line: it may hold a
@@ -28,7 +30,7 @@ from typing import Any
 
 from genesis.store.commit_process import answer, frame, protocol_output
 from genesis.store.pg_fence import hoisted
-from genesis.store.pg_set_rows import set_based
+from genesis.store.pg_set_rows import merged, set_based
 
 LOCK_EVENTS = "LOCK TABLE events IN EXCLUSIVE MODE"
 NEXT_SEQUENCE = "SELECT COALESCE(MAX(sequence_number), 0) + 1 FROM events"
@@ -63,6 +65,17 @@ def shift_for(next_free: int, first_row: Any, at: int | str) -> int:
     return next_free - first_row[at]
 
 
+def rollback(conn: Any) -> None:
+    """End the failed transaction on ``conn`` (nothing to do if the connection is lost: the
+    server rolled back, and the next transaction reconnects)."""
+    import psycopg
+
+    try:
+        conn.execute("ROLLBACK")
+    except psycopg.Error:
+        pass
+
+
 def main(argv: list[str]) -> int:
     import psycopg
 
@@ -72,7 +85,7 @@ def main(argv: list[str]) -> int:
 
     def connect() -> psycopg.Connection:
         return psycopg.connect(dsn, options=f"-c synchronous_commit={synchronous_commit}",
-                               application_name="genesis commit process")
+                               application_name="genesis commit process", autocommit=True)  # BEGIN is ours
 
     try:
         conn = connect()
@@ -88,23 +101,29 @@ def main(argv: list[str]) -> int:
     def run(statements: list[tuple[str, list[Any]]]) -> tuple[tuple[str, str] | None, int]:
         nonlocal conn
         statements = hoisted(statements)  # the lease fence (genesis.store.pg_fence): once, first
+        statements = merged(statements, events_sql)  # one event insert, fewer updates
         appends = [rows for sql, rows in statements if sql == events_sql and rows]
         try:
             if conn.broken:
                 conn = connect()
-            shift = conn.cursor()
-            with conn.pipeline(), conn.transaction():  # one round trip: nothing waits on a result
-                cur = conn.cursor()
-                if appends:
-                    cur.execute(LOCK_EVENTS)
-                    shift.execute(SET_SHIFT, (appends[0][0][seq_at],))
-                for sql, rows in statements:
-                    events = bool(appends) and sql == events_sql
-                    one = set_based(sql, rows, SHIFTED_SEQUENCE if events else ())
-                    if one is not None:
-                        cur.execute(*one)
-                    else:
-                        cur.executemany(shifting_sql if events else sql, rows)
+            shift, cur = conn.cursor(), conn.cursor()
+            try:
+                with conn.pipeline():  # one round trip, one sync: nothing waits on a result
+                    cur.execute("BEGIN")
+                    if appends:
+                        cur.execute(LOCK_EVENTS)
+                        shift.execute(SET_SHIFT, (appends[0][0][seq_at],))
+                    for sql, rows in statements:
+                        events = bool(appends) and sql == events_sql
+                        one = set_based(sql, rows, SHIFTED_SEQUENCE if events else ())
+                        if one is not None:
+                            cur.execute(*one)
+                        else:
+                            cur.executemany(shifting_sql if events else sql, rows)
+                    cur.execute("COMMIT")
+            except psycopg.Error:
+                rollback(conn)  # a failed statement: the server skipped the rest, COMMIT too
+                raise
             return None, int(shift.fetchone()[0]) if appends else 0  # type: ignore[index]
         except psycopg.Error as exc:
             return (type(exc).__name__, str(exc).strip()), 0

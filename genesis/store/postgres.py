@@ -39,7 +39,7 @@ from genesis.store.committers import LEASE_LOST, CommitRefused, ProcessCommitter
 from genesis.store.leases import SqlFence
 from genesis.store.pg_commit_process import LOCK_EVENTS, NEXT_SEQUENCE, shift_for, shifted
 from genesis.store.pg_fence import hoisted
-from genesis.store.pg_set_rows import set_based
+from genesis.store.pg_set_rows import merged, set_based
 
 
 def fenced(fence: SqlFence | None, transaction: Transaction, submit: Callable[[Transaction], asyncio.Future[Any]]
@@ -75,7 +75,7 @@ class PostgresCommitter(ThreadCommitter):
         return fenced(self.fence, transaction, lambda t: super(PostgresCommitter, self).submit(t, generation))
 
     def _execute(self, conn: Connection, transaction: Transaction) -> int:
-        transaction = hoisted(transaction)  # the merged transactions' fences: one check
+        transaction = merged(hoisted(transaction), self._events_sql)  # one check, one event insert
         event_rows = [rows for sql, rows in transaction if sql == self._events_sql and rows]
         shift = 0
         if event_rows:
