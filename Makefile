@@ -29,8 +29,11 @@ $(STAMP): pyproject.toml
 
 venv install: $(STAMP)
 
+# two workers (this project's machine has 2 CPUs); the daemon-process tests share one of them,
+# one at a time (tests/conftest.py). TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -rs
+	$(BIN)/python -m pytest -q -rs -n $(TEST_WORKERS) --dist loadgroup
 
 # Debian's chromium (never `playwright install`: it downloads a browser build); Playwright from
 # the [browser] extra drives it. Needs root or sudo for apt-get when chromium is missing.

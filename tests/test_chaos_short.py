@@ -15,6 +15,8 @@ from genesis.chaos.run import ChaosResult, ChaosSpec, run_chaos
 from genesis.chaos.verdict import check
 from genesis.engine.killpoints import KILL_POINTS
 
+pytestmark = pytest.mark.slow
+
 # Fast clock, short windows; maker orders rest 2 simulated minutes, so a random kill usually
 # leaves one open and the next restart (armed with a kill point) has fills to reconcile.
 SPEC = ChaosSpec(seed=7, random_kills=2, forced_per_point=1, concurrency=2, speed=240.0,

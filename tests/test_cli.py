@@ -191,12 +191,12 @@ def test_status_json_has_the_documented_fields(db_path):
 
 @pytest.mark.parametrize("args", [("status",), ("metrics",), ("pause", "0123456789ab"),
                                   ("urgency", "0123456789ab", "high"), ("db", "rebuild-projections")])
-def test_a_mistyped_db_is_an_error_and_creates_nothing(tmp_path, args):
-    typo = tmp_path / "genesys.db"
+def test_a_mistyped_db_is_an_error_and_creates_nothing(short_tmp_path, args):
+    typo = short_tmp_path / "genesys.db"
     result = genesis(typo, *args)
     assert result.exit_code == 1
     assert f"{typo}: no such database" in result.output and "--db" in result.output
-    assert list(tmp_path.iterdir()) == []
+    assert list(short_tmp_path.iterdir()) == []
 
 
 def test_db_upgrade_then_rebuild_projections_on_a_fresh_database(tmp_path):

@@ -54,8 +54,8 @@ def genesis_command(db: Path, *args: str) -> str:
     return " ".join([sys.executable, "-m", "genesis", *args, "--db", str(db)])
 
 
-def test_submit_to_a_database_on_a_read_only_file_system(tmp_path):
-    directory = tmp_path / "ro"
+def test_submit_to_a_database_on_a_read_only_file_system(short_tmp_path):
+    directory = short_tmp_path / "ro"
     directory.mkdir()
     migrated_sqlite(directory / "genesis.db")
     proc = namespaced(f"mount --bind -o ro {directory} {directory}\n"
@@ -64,10 +64,10 @@ def test_submit_to_a_database_on_a_read_only_file_system(tmp_path):
     assert str(directory / "genesis.db") in one_line_error(proc.stderr)
 
 
-def test_submit_to_a_database_on_a_full_file_system(tmp_path):
-    directory = tmp_path / "full"
+def test_submit_to_a_database_on_a_full_file_system(short_tmp_path):
+    directory = short_tmp_path / "full"
     directory.mkdir()
-    template = tmp_path / "template.db"
+    template = short_tmp_path / "template.db"
     migrated_sqlite(template)
     db = directory / "genesis.db"
     proc = namespaced(f"mount -t tmpfs -o size=1m tmpfs {directory}\n"

@@ -59,6 +59,7 @@ def test_db_upgrade_creates_the_database_0600(tmp_path: Path, permissive_umask: 
     assert db in files and all(mode(p) == 0o600 for p in files), {p.name: oct(mode(p)) for p in files}
 
 
+@pytest.mark.slow
 def test_the_daemon_creates_its_database_and_pid_file_0600(tmp_path: Path) -> None:
     db, log = tmp_path / "daemon.db", tmp_path / "daemon.log"
     with open(log, "wb") as out:
@@ -195,6 +196,7 @@ def test_a_secret_in_an_exception_or_its_frames_is_masked_in_the_log(json_log: i
     assert API_SECRET not in json_log.getvalue() and API_KEY not in json_log.getvalue()
 
 
+@pytest.mark.slow
 def test_secrets_never_reach_the_daemon_log_or_database(tmp_path: Path) -> None:
     """The daemon and the paper exchange as processes with a known key pair, a TWAP and a VWAP
     through 5xx, 429, dropped responses and a kill -9: neither the key nor the secret appears
