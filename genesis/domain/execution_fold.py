@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import bisect
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from genesis.domain import events as ev
 from genesis.domain.orders import ChildOrder, OrderStatus, Side
 from genesis.domain.slice_state import SliceState
 from genesis.domain.state import Trigger, transition
 
-if TYPE_CHECKING:
-    from genesis.domain.execution import Execution
+# the ``genesis.domain.execution.Execution`` being folded: that module imports this one, so
+# this one does not import it back, not even for type checking (no import cycle)
+Aggregate = Any
 
 
-def _submitted(agg: Execution, e: ev.ExecutionSubmitted) -> None:
+def _submitted(agg: Aggregate, e: ev.ExecutionSubmitted) -> None:
     agg.request_id, agg.symbol, agg.side = e.request_id, e.symbol, Side(e.side)
     agg.qty, agg.algo, agg.duration_seconds = e.qty, e.algo, e.duration_seconds
     agg.slice_count, agg.limit_price = e.slice_count, e.limit_price
@@ -31,14 +32,14 @@ def _submitted(agg: Execution, e: ev.ExecutionSubmitted) -> None:
     agg.urgency = agg.params.get("urgency", "low")
 
 
-def _started(agg: Execution, e: ev.ExecutionStarted) -> None:
+def _started(agg: Aggregate, e: ev.ExecutionStarted) -> None:
     agg.state = transition(agg.state, Trigger.START)
     agg.started_at, agg.arrival_price, agg.end_at = e.occurred_at, e.arrival_price, e.end_at
     agg.slices = {p.index: SliceState(p.index, p.scheduled_at, p.qty) for p in e.slices}
     agg._open = sorted(agg.slices)
 
 
-def _replanned(agg: Execution, e: ev.ScheduleReplanned) -> None:
+def _replanned(agg: Aggregate, e: ev.ScheduleReplanned) -> None:
     agg.end_at = e.end_at
     for p in e.slices:
         old = agg.slices.get(p.index)
@@ -51,32 +52,32 @@ def _replanned(agg: Execution, e: ev.ScheduleReplanned) -> None:
             bisect.insort(agg._open, p.index)
 
 
-def _paused(agg: Execution, e: ev.ExecutionPaused) -> None:
+def _paused(agg: Aggregate, e: ev.ExecutionPaused) -> None:
     agg.state = transition(agg.state, Trigger.PAUSE)
     agg.paused_at = e.occurred_at
 
 
-def _resumed(agg: Execution, e: ev.ExecutionResumed) -> None:
+def _resumed(agg: Aggregate, e: ev.ExecutionResumed) -> None:
     agg.state = transition(agg.state, Trigger.RESUME)
     if agg.paused_at is not None:
         agg.paused_seconds += (e.occurred_at - agg.paused_at).total_seconds()
     agg.paused_at = None
 
 
-def _held(agg: Execution, e: ev.SlicingHeld) -> None:
+def _held(agg: Aggregate, e: ev.SlicingHeld) -> None:
     if agg.held_since is None:
         agg.held_since, agg.hold_reason = e.occurred_at, e.reason
 
 
-def _hold_over(agg: Execution, e: ev.SlicingResumed) -> None:
+def _hold_over(agg: Aggregate, e: ev.SlicingResumed) -> None:
     _close_hold(agg, e.occurred_at)
 
 
-def _risk_denied(agg: Execution, e: ev.RiskDenied) -> None:
+def _risk_denied(agg: Aggregate, e: ev.RiskDenied) -> None:
     pass  # the slice closes with its TwapSliceExecuted(status="denied")
 
 
-def _intended(agg: Execution, e: ev.OrderIntended) -> None:
+def _intended(agg: Aggregate, e: ev.OrderIntended) -> None:
     if e.client_order_id in agg.orders:
         raise ValueError(f"client order id {e.client_order_id} intended twice")
     order = ChildOrder(e.client_order_id, e.slice_index, e.attempt, e.qty, e.order_type, e.time_in_force,
@@ -86,11 +87,11 @@ def _intended(agg: Execution, e: ev.OrderIntended) -> None:
     agg._unresolved[e.client_order_id] = order
 
 
-def _acknowledged(agg: Execution, e: ev.OrderAcknowledged) -> None:
+def _acknowledged(agg: Aggregate, e: ev.OrderAcknowledged) -> None:
     agg.orders[e.client_order_id].move_to(OrderStatus.OPEN)
 
 
-def _fill(agg: Execution, e: ev.FillRecorded) -> None:
+def _fill(agg: Aggregate, e: ev.FillRecorded) -> None:
     if e.trade_id in agg.trade_ids:
         raise ValueError(f"fill {e.trade_id} recorded twice")
     agg.trade_ids.add(e.trade_id)
@@ -101,7 +102,7 @@ def _fill(agg: Execution, e: ev.FillRecorded) -> None:
         s.fills = s.fills.plus(e)
 
 
-def _order_closed(agg: Execution, e: ev.OrderClosed) -> None:
+def _order_closed(agg: Aggregate, e: ev.OrderClosed) -> None:
     order = agg.orders[e.client_order_id]
     order.move_to(OrderStatus.parse(e.status))
     order.reason = e.reason
@@ -109,7 +110,7 @@ def _order_closed(agg: Execution, e: ev.OrderClosed) -> None:
         agg._unresolved.pop(e.client_order_id, None)
 
 
-def _slice_executed(agg: Execution, e: ev.TwapSliceExecuted) -> None:
+def _slice_executed(agg: Aggregate, e: ev.TwapSliceExecuted) -> None:
     s = agg.slices[e.slice_index]
     if s.closed:
         raise ValueError(f"slice {e.slice_index} closed twice")
@@ -123,23 +124,23 @@ def _slice_executed(agg: Execution, e: ev.TwapSliceExecuted) -> None:
         agg.market_vwap, agg.slippage_vs_vwap_bps = e.market_vwap, e.slippage_vs_vwap_bps
 
 
-def _measured(agg: Execution, e: ev.SliceParticipationMeasured) -> None:
+def _measured(agg: Aggregate, e: ev.SliceParticipationMeasured) -> None:
     agg._unmeasured.remove(e.slice_index)
 
 
-def _urgency(agg: Execution, e: ev.UrgencyChanged) -> None:
+def _urgency(agg: Aggregate, e: ev.UrgencyChanged) -> None:
     agg.urgency = e.urgency
 
 
-def _emergency(agg: Execution, e: ev.EmergencyLiquidationStarted) -> None:
+def _emergency(agg: Aggregate, e: ev.EmergencyLiquidationStarted) -> None:
     agg.urgency, agg.emergency_at = "emergency", e.occurred_at
 
 
-def _early(agg: Execution, e: ev.EarlyCompletionTriggered) -> None:
+def _early(agg: Aggregate, e: ev.EarlyCompletionTriggered) -> None:
     agg.early_completion_at = e.occurred_at
 
 
-def _completed(agg: Execution, e: ev.TwapCompleted) -> None:
+def _completed(agg: Aggregate, e: ev.TwapCompleted) -> None:
     agg.state = transition(agg.state, Trigger.COMPLETE if e.reason == "filled" else Trigger.EXPIRE)
     if e.market_vwap is not None:
         agg.market_vwap, agg.slippage_vs_vwap_bps = e.market_vwap, e.slippage_vs_vwap_bps
@@ -151,33 +152,33 @@ def _completed(agg: Execution, e: ev.TwapCompleted) -> None:
     agg._open.clear()
 
 
-def _cancelled(agg: Execution, e: ev.ExecutionCancelled) -> None:
+def _cancelled(agg: Aggregate, e: ev.ExecutionCancelled) -> None:
     agg.state = transition(agg.state, Trigger.CANCEL)
     agg.ended_at, agg.completion_reason = e.occurred_at, f"cancelled: {e.reason}"
     _close_pause(agg, e.occurred_at)
     _close_hold(agg, e.occurred_at)
 
 
-def _failed(agg: Execution, e: ev.ExecutionFailed) -> None:
+def _failed(agg: Aggregate, e: ev.ExecutionFailed) -> None:
     agg.state = transition(agg.state, Trigger.FAIL)
     agg.ended_at, agg.completion_reason = e.occurred_at, f"failed: {e.reason}"
     _close_pause(agg, e.occurred_at)
     _close_hold(agg, e.occurred_at)
 
 
-def _close_pause(agg: Execution, at: datetime) -> None:
+def _close_pause(agg: Aggregate, at: datetime) -> None:
     if agg.paused_at is not None:
         agg.paused_seconds += (at - agg.paused_at).total_seconds()
         agg.paused_at = None
 
 
-def _close_hold(agg: Execution, at: datetime) -> None:
+def _close_hold(agg: Aggregate, at: datetime) -> None:
     if agg.held_since is not None:
         agg.held_seconds += (at - agg.held_since).total_seconds()
         agg.held_since, agg.hold_reason = None, None
 
 
-HANDLERS: dict[type[ev.Event], Callable[[Execution, Any], None]] = {
+HANDLERS: dict[type[ev.Event], Callable[[Aggregate, Any], None]] = {  # Execution.apply's dispatch
     ev.ExecutionSubmitted: _submitted,
     ev.ExecutionStarted: _started,
     ev.ScheduleReplanned: _replanned,
