@@ -12,6 +12,9 @@ from genesis.domain.fills import FilledFigures, FillTotals
 
 @dataclass(slots=True)
 class SliceState(FilledFigures):
+    """A slice's plan (``index``, ``scheduled_at``, ``planned_qty``), whether it is closed and
+    with which ``status``, and its fills (``FilledFigures``)."""
+
     index: int
     scheduled_at: datetime
     planned_qty: Decimal

@@ -40,6 +40,9 @@ class CommitterLost(Exception):
 
 
 class Committer(Protocol):
+    """Runs the writer's transactions (``genesis.store.committers``): ``submit`` queues one and
+    returns a future of its sequence shift, settled once it is durable or refused."""
+
     commits: int  # transactions committed so far
 
     async def start(self) -> None: ...
