@@ -18,6 +18,7 @@ import structlog
 from genesis.clock import VirtualClock
 from genesis.domain.orders import OrderStatus
 from genesis.engine.venue_calls import RetryPolicy, VenueCaller
+from genesis.observability.venue_watch import read_venue_usage
 from genesis.paper.limits import Limits
 from genesis.paper.server import PaperServer
 from genesis.venue.base import PermanentVenueError
@@ -86,6 +87,9 @@ async def test_at_the_daily_limit_less_the_margin_orders_are_refused_unsent_unti
     assert {status for _, _, status in order_posts(server)} == {200}, "the exchange never answered -1015"
     assert sum(placed(server).values()) == 10 and max(placed(server).values()) == 1
     assert venue.budget.daily.refused == 2
+    usage = read_venue_usage(venue)
+    assert usage.orders_refused_daily_limit == 2 and usage.order_count_1d == 10  # metrics, genesis status
+    assert any(m.name == "genesis_orders_refused_daily_limit" and m.samples[0].value == 2 for m in usage.metrics())
 
     clock.advance_to(NEXT_DAY + timedelta(seconds=5))  # the UTC day rolls: the count starts again
     [report] = await place_all(clock, venue, [resting_buy("gnextday00-0-0")])
