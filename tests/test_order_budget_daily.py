@@ -21,7 +21,7 @@ from genesis.engine.venue_calls import RetryPolicy, VenueCaller
 from genesis.observability.venue_watch import read_venue_usage
 from genesis.paper.limits import Limits
 from genesis.paper.server import PaperServer
-from genesis.venue.base import PermanentVenueError
+from genesis.venue.base import PermanentVenueError, RetryableVenueError
 from genesis.venue.budget_settings import BudgetSettings
 from genesis.venue.ccxt_venue import CcxtVenue
 from genesis.venue.credentials import Credentials
@@ -112,6 +112,18 @@ async def test_an_order_refused_for_the_daily_limit_is_a_rejection_with_the_reas
     assert "daily order limit" in (report.reason or "") and "11 new orders today" in (report.reason or "")
     assert "grefused01-0-0" not in placed(server), "never sent"
     assert {status for _, _, status in order_posts(server)} == {200}
+
+
+async def test_after_the_exchanges_1015_for_the_day_the_next_orders_are_refused_unsent(paper) -> None:  # type: ignore[no-untyped-def]
+    server, venue, other, clock = paper
+    venue.budget.daily = DailyOrders(venue.budget.now, limit=1_000, margin=0)  # set above the account's
+    await place_all(clock, other, [resting_buy(f"gother{i:03d}-0-0") for i in range(DAY_LIMIT)])
+    with pytest.raises(RetryableVenueError, match="1 DAY"):  # the exchange's -1015: not placed
+        await venue.place_order(resting_buy("gfirst000-0-0"))
+    [second] = await place_all(clock, venue, [resting_buy("gsecond00-0-0")])
+    assert isinstance(second, PermanentVenueError) and "daily order limit is reached" in str(second)
+    mine = [(cid, status) for _, cid, status in order_posts(server) if not cid.startswith("gother")]
+    assert mine == [("gfirst000-0-0", 429)], "the second never went"
 
 
 def test_the_daily_count_keeps_the_highest_heard_and_starts_again_each_utc_day() -> None:

@@ -44,7 +44,7 @@ from genesis.venue.ccxt_support import (build_exchange, dec, dt_to_ms, market_to
                                         ms_to_dt, order_terms, trade_to_fill)
 from genesis.venue.budget_settings import BudgetSettings
 from genesis.venue.credentials import Credentials
-from genesis.venue.daily_orders import DailyOrderLimitReached
+from genesis.venue.daily_orders import DailyOrderLimitReached, is_daily_order_limit
 from genesis.venue.exchange_clock import exchange_time
 from genesis.venue.order_budget import SEND_DEADLINE_REASON, OrderBudget, Slot
 from genesis.venue.request_weight import RequestWeight, order_count_1d, order_count_10s, shared_weight
@@ -205,6 +205,8 @@ class CcxtVenue:
                 if not is_window_order_limit(exc) or resend == _WINDOW_FULL_RESENDS:
                     if isinstance(exc, (ccxt.ExchangeError, *RATE_LIMITED)):  # the exchange answered
                         self._order_count(slot, None)
+                    if is_daily_order_limit(exc):
+                        self.budget.daily.reached()  # the next ones are refused unsent today
                     raise self._mapped(exc, changes_state=True) from exc
                 # not placed: the window is full; ask the budget again for a later window
                 slot.window_full(order_count_10s(getattr(self.ex, "last_response_headers", None)))

@@ -16,7 +16,9 @@ unsent, at once, with a reason that names the daily limit, the count and when th
 with that reason, exactly as an order whose deadline passed in the 10 s budget. Holding the
 order for hours until the day rolls would be a silent guess about whether it is still wanted;
 a refusal is never sent, so it can never be sent twice. ``margin`` absorbs orders in flight
-and orders sent by hand.
+and orders sent by hand. An exchange's -1015 for the day (``is_daily_order_limit``: a count
+this process did not know of, or a ``daily_limit`` set above the account's) makes the day full
+(``reached``): the next orders are refused unsent until the day rolls.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ from typing import Callable
 DEFAULT_DAILY_LIMIT = 200_000  # Binance spot's new orders per account per UTC day
 DEFAULT_DAILY_MARGIN = 100
 DAY_SECONDS = 86_400
+
+
+def is_daily_order_limit(exc: BaseException) -> bool:
+    """Binance -1015 "Too many new orders; current limit is N orders per 1 DAY." (not placed)."""
+    text = str(exc)
+    return ("-1015" in text or "Too many new orders" in text) and "DAY" in text
 
 
 class DailyOrderLimitReached(Exception):
@@ -81,6 +89,11 @@ class DailyOrders:
         self._roll(day)
         if day == self.day:
             self.count = max(self.count, int(count))
+
+    def reached(self) -> None:
+        """The exchange refused an order for the day's count: no more new orders today."""
+        self._roll(self.day_of(self._now()))
+        self.count = max(self.count, self.allowed)
 
     def _roll(self, day: int) -> None:
         if self.day is None or day > self.day:

@@ -22,14 +22,20 @@ class ExchangeClock:
     """``base`` shifted to the exchange's time: ``now() = base.now() - difference()``, with
     ``difference`` the host's lead over the exchange in milliseconds (0 until measured)."""
 
-    def __init__(self, base: Clock, difference: Callable[[], float]):
+    def __init__(self, base: Clock, difference: Callable[[], Any]):
         self.base, self._difference = base, difference
+        self._read: Any = 0
+        self._shift = timedelta(0)  # of the last difference read (read at every look)
 
     def _lead(self) -> timedelta:
-        try:
-            return timedelta(milliseconds=float(self._difference() or 0))
-        except (TypeError, ValueError):
-            return timedelta(0)
+        difference = self._difference()
+        if difference != self._read:
+            self._read = difference
+            try:
+                self._shift = timedelta(milliseconds=float(difference or 0))
+            except (TypeError, ValueError):
+                self._shift = timedelta(0)
+        return self._shift
 
     def now(self) -> datetime:
         """The exchange's time now."""
