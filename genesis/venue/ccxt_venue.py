@@ -193,10 +193,10 @@ class CcxtVenue:
                 order = await self._call("create_order", lambda: self.ex.create_order(
                     request.symbol, request.order_type.value, request.side.value, str(request.qty),
                     price, params), changes_state=True, raw=True)
-                self._order_count(slot, order.get("timestamp"))
+                self._order_count(slot, order)
                 break
             except ccxt.OrderImmediatelyFillable as exc:
-                self._order_count(slot, None)  # refused by the exchange: counted there all the same
+                slot.observe(None)  # refused by the exchange: counted there all the same
                 if request.time_in_force is not TimeInForce.POST_ONLY:
                     raise map_ccxt_error(exc, changes_state=True) from exc
                 return OrderReport(cid, None, OrderStatus.REJECTED, Decimal(0),
@@ -204,7 +204,7 @@ class CcxtVenue:
             except ccxt.BaseError as exc:
                 if not is_window_order_limit(exc) or resend == _WINDOW_FULL_RESENDS:
                     if isinstance(exc, (ccxt.ExchangeError, *RATE_LIMITED)):  # the exchange answered
-                        self._order_count(slot, None)
+                        slot.observe(None)
                     if is_daily_order_limit(exc):
                         self.budget.daily.reached()  # the next ones are refused unsent today
                     raise self._mapped(exc, changes_state=True) from exc
@@ -299,10 +299,17 @@ class CcxtVenue:
                            tuple(fills), reason,
                            order_terms(order, int(self.ex.options.get("timeDifference") or 0)))
 
-    def _order_count(self, slot: Slot, at_ms: Any) -> None:
-        """Hand the exchange's count of the order's window (its answer's header) to the budget;
-        ``at_ms``: the order's time on the exchange (its transaction time), when known."""
-        headers = getattr(self.ex, "last_response_headers", None)
+    def _order_count(self, slot: Slot, order: dict[str, Any]) -> None:
+        """Hand the budget the exchange's counts of the order's window and day, from the order's
+        OWN answer (``info["responseHeaders"]``, ``build_exchange``), and its time on the
+        exchange (its transaction time), when known. Never the exchange object's last headers:
+        with orders in flight together they may be another answer's, from another window (which
+        once made the budget hold a whole window's orders back: a count of 96 adopted into the
+        next window)."""
+        info = order.get("info")
+        headers = info.get("responseHeaders") if isinstance(info, dict) else None
+        headers = headers if isinstance(headers, dict) else None
+        at_ms = order.get("timestamp")
         at_seconds = at_ms / 1000 if isinstance(at_ms, (int, float)) else None
         slot.observe(order_count_10s(headers), at_seconds)
         self.budget.daily.observe(order_count_1d(headers), at_seconds)
