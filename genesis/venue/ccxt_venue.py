@@ -14,7 +14,10 @@ protocol. See ``docs/ccxt.md``.
   ``OrderBudget`` (new orders per fixed window of the exchange's clock), held until the answer,
   whose ``X-MBX-ORDER-COUNT-10S`` the budget adopts; an order refused for the window's count
   (-1015, not placed) asks the budget again and goes in a later window, within its deadline.
-  ccxt's own request limiter stays on.
+  The budget's ``daily`` counts the account's orders in the exchange's UTC day
+  (``X-MBX-ORDER-COUNT-1D``); at its limit less a margin an order is refused unsent. The budget
+  reads the exchange's clock (``exchange_time``: live, the wall clock less ccxt's measured
+  ``timeDifference``). ccxt's own request limiter stays on.
 """
 
 from __future__ import annotations
@@ -39,9 +42,12 @@ from genesis.venue.base import (Candle, PermanentVenueError, RetryableVenueError
 from genesis.venue.ccxt_errors import RATE_LIMITED, describe, is_window_order_limit, map_ccxt_error
 from genesis.venue.ccxt_support import (build_exchange, dec, dt_to_ms, market_to_instrument,
                                         ms_to_dt, order_terms, trade_to_fill)
+from genesis.venue.budget_settings import BudgetSettings
 from genesis.venue.credentials import Credentials
-from genesis.venue.order_budget import SEND_DEADLINE_REASON, OrderBudget, Slot, shared_budget
-from genesis.venue.request_weight import RequestWeight, order_count_10s, shared_weight
+from genesis.venue.daily_orders import DailyOrderLimitReached, is_daily_order_limit
+from genesis.venue.exchange_clock import exchange_time
+from genesis.venue.order_budget import SEND_DEADLINE_REASON, OrderBudget, Slot
+from genesis.venue.request_weight import RequestWeight, order_count_1d, order_count_10s, shared_weight
 
 log = structlog.get_logger("genesis.venue.ccxt")
 T = TypeVar("T")
@@ -63,8 +69,9 @@ class CcxtVenue:
     ``exchange`` may be injected; otherwise it is built from ``exchange_id``, ``credentials``,
     ``exchange_url``, ``timeout_ms``, ccxt ``options`` and other ccxt constructor ``config``
     (tests shorten ``rateLimit``). ``budget`` defaults to the account's
-    process-wide ``OrderBudget`` on ``clock`` (the exchange's windows are on the exchange's
-    clock). ``clock`` stamps book tops and decides which candles closed.
+    process-wide ``OrderBudget`` made with ``budget_settings`` on the exchange's clock
+    (``exchange_time`` of ``clock``: the exchange's windows are on the exchange's clock).
+    ``clock`` stamps book tops and decides which candles closed.
     ``time_scale``: the exchange's clock runs this many times faster than the wall clock (a
     paper exchange at ``--speed N``); its rate limits, stated in its own time, are scaled too.
     """
@@ -73,14 +80,15 @@ class CcxtVenue:
                  exchange_url: str | None = None, clock: Clock | None = None,
                  budget: OrderBudget | None = None, timeout_ms: int = 10_000,
                  options: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
-                 exchange: ccxt.Exchange | None = None, time_scale: float = 1.0):
+                 exchange: ccxt.Exchange | None = None, time_scale: float = 1.0,
+                 budget_settings: BudgetSettings | None = None):
         self.exchange_id = exchange_id
         self.name = f"ccxt:{exchange_id}"
         self.clock: Clock = clock or WallClock()
         self.ex = exchange or build_exchange(exchange_id, credentials, exchange_url, timeout_ms,
                                              options, config, time_scale)
-        self.budget = budget or shared_budget(
-            exchange_id, credentials.api_key if credentials else None, self.clock)
+        self.budget = budget or (budget_settings or BudgetSettings()).shared(
+            exchange_id, credentials.api_key if credentials else None, exchange_time(self.clock, self.ex))
         self.weight: RequestWeight = shared_weight(
             exchange_id, credentials.api_key if credentials else None)
         self._time_scale = time_scale
@@ -170,6 +178,10 @@ class CcxtVenue:
                 params["postOnly"] = True
             else:
                 params["timeInForce"] = "IOC" if request.time_in_force is TimeInForce.IOC else "GTC"
+        try:
+            self.budget.daily.claim()  # the account's orders today, against the daily limit
+        except DailyOrderLimitReached as exc:
+            raise PermanentVenueError(str(exc)) from None  # refused unsent: recorded as rejected
         for resend in range(_WINDOW_FULL_RESENDS + 1):
             # the budget's wait (on the venue's clock) ends at the order's deadline
             within = None if request.send_by is None else (
@@ -193,6 +205,8 @@ class CcxtVenue:
                 if not is_window_order_limit(exc) or resend == _WINDOW_FULL_RESENDS:
                     if isinstance(exc, (ccxt.ExchangeError, *RATE_LIMITED)):  # the exchange answered
                         slot.observe(None)
+                    if is_daily_order_limit(exc):
+                        self.budget.daily.reached()  # the next ones are refused unsent today
                     raise self._mapped(exc, changes_state=True) from exc
                 # not placed: the window is full; ask the budget again for a later window
                 slot.window_full(order_count_10s(getattr(self.ex, "last_response_headers", None)))
@@ -286,17 +300,19 @@ class CcxtVenue:
                            order_terms(order, int(self.ex.options.get("timeDifference") or 0)))
 
     def _order_count(self, slot: Slot, order: dict[str, Any]) -> None:
-        """Hand the budget the exchange's count of the order's window, from the order's OWN
-        answer (``info["responseHeaders"]``, ``build_exchange``), and its time on the exchange
-        (its transaction time), when known. Never the exchange object's last headers: with
-        orders in flight together they may be another answer's, from another window (which
+        """Hand the budget the exchange's counts of the order's window and day, from the order's
+        OWN answer (``info["responseHeaders"]``, ``build_exchange``), and its time on the
+        exchange (its transaction time), when known. Never the exchange object's last headers:
+        with orders in flight together they may be another answer's, from another window (which
         once made the budget hold a whole window's orders back: a count of 96 adopted into the
         next window)."""
         info = order.get("info")
         headers = info.get("responseHeaders") if isinstance(info, dict) else None
+        headers = headers if isinstance(headers, dict) else None
         at_ms = order.get("timestamp")
-        slot.observe(order_count_10s(headers) if isinstance(headers, dict) else None,
-                     at_ms / 1000 if isinstance(at_ms, (int, float)) else None)
+        at_seconds = at_ms / 1000 if isinstance(at_ms, (int, float)) else None
+        slot.observe(order_count_10s(headers), at_seconds)
+        self.budget.daily.observe(order_count_1d(headers), at_seconds)
 
     def _cid_params(self, client_order_id: str) -> dict[str, str]:
         return {"origClientOrderId" if self._binance else "clientOrderId": client_order_id}

@@ -7,9 +7,10 @@ clock (the ``ORDERS`` limit: 100 per window in the recorded exchangeInfo) and re
 (``genesis.paper.limits``) does the same on its simulated clock. The budget lets out at most
 ``limit`` orders (default 97, three under Binance's 100) in each window of ``window_seconds``
 (default 10) of its ``clock``: the venue's clock, which reads the exchange's time (the paper
-exchange's simulated clock, or the wall clock live). Waits are in the clock's seconds; a
-``ScaledClock`` (a paper exchange at ``--speed N``) turns them into wall seconds. Binance's
-other ``ORDERS`` limit, 200,000 a day, is not counted here (~139 orders a minute on average).
+exchange's simulated clock, or live the wall clock less ccxt's measured time difference:
+``genesis.venue.exchange_clock``). Waits are in the clock's seconds; a ``ScaledClock`` (a paper
+exchange at ``--speed N``) turns them into wall seconds. Binance's other ``ORDERS`` limit,
+200,000 a day, is counted by the budget's ``daily`` (``genesis.venue.daily_orders``).
 
 **The margin: orders that cross a boundary.** The exchange counts an order in the window it
 *arrives* in, which may not be the one the budget let it out in. An order in flight (let out,
@@ -52,6 +53,7 @@ from datetime import timedelta
 
 from genesis.clock import Clock, WallClock
 from genesis.domain.orders import SendPriority
+from genesis.venue.daily_orders import DailyOrders
 
 DEFAULT_LIMIT = 97  # of Binance spot's 100 new orders per 10 s
 DEFAULT_WINDOW_SECONDS = 10.0
@@ -135,6 +137,7 @@ class OrderBudget:
         self._queues: dict[SendPriority, deque[_Waiter]] = {p: deque() for p in SendPriority}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.waited_seconds = 0.0  # total time callers spent waiting (observability)
+        self.daily = DailyOrders(self.now)  # the account's orders in the exchange's UTC day
 
     @property
     def capacity(self) -> float:
@@ -318,7 +321,8 @@ def shared_budget(exchange_id: str, api_key: str | None, clock: Clock | None = N
     settings). Every wall clock is the same clock; another clock (a paper exchange's, which
     starts again with each exchange) gets a budget of its own."""
     clock = clock or WallClock()
-    on = "wall" if type(clock) is WallClock else id(clock)  # the budget keeps its clock alive
+    # the budget keeps its clock alive; the wall clock (read as the exchange's) is one clock
+    on = "wall" if type(getattr(clock, "base", clock)) is WallClock else id(clock)
     key = (account_key(exchange_id, api_key), on)
     budget = _budgets.get(key)
     if budget is None:
