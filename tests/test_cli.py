@@ -227,8 +227,8 @@ def test_db_defaults_from_GENESIS_DB(tmp_path, monkeypatch):
     assert json.loads(listing.stdout)[0]["execution_id"] == result.stdout.strip()
 
 
-def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
-    bogus = tmp_path / "notes.db"
+def test_a_file_that_is_not_a_database_is_a_clear_error(short_tmp_path):
+    bogus = short_tmp_path / "notes.db"
     bogus.write_text("these are my notes, not a database\n" * 50)
     for args in (["status"], submit_args(), ["db", "upgrade"]):
         result = genesis(bogus, *args)

@@ -126,3 +126,25 @@ async def test_an_order_refused_for_the_windows_count_goes_once_in_a_later_windo
         assert tries[1][0] > tries[0][0] == window
     assert placed(server) == Counter({**{f"gother{i:03d}-0-0": 1 for i in range(LIMIT)},
                                       **{r.client_order_id: 1 for r in mine}}), "the late one never"
+
+
+async def test_an_orders_count_comes_from_its_own_answer_not_the_last_one_the_client_read(tmp_path: Path) -> None:
+    """Orders in flight together share one ccxt client: its ``last_response_headers`` may be
+    another answer's, from another window, by the time an order's answer is read. Such a count
+    (here 19 of 20, as if another window's) must not fill this order's window."""
+    server, venue, clock = await exchange_and_venue(tmp_path)
+    real_create = venue.ex.create_order
+
+    async def create_then_another_answer(*args, **kwargs):  # type: ignore[no-untyped-def]
+        order = await real_create(*args, **kwargs)
+        venue.ex.last_response_headers = {"X-MBX-ORDER-COUNT-10S": "19"}  # another answer, read last
+        return order
+
+    venue.ex.create_order = create_then_another_answer
+    try:
+        [report] = await place_all(clock, venue, [resting_buy("own-answer-1")])
+        assert getattr(report, "status", None) is OrderStatus.OPEN
+        assert venue.budget.available() == BUDGET - 1  # the order's own answer: 1 in its window
+    finally:
+        await venue.close()
+        await server.stop()

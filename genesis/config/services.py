@@ -106,6 +106,33 @@ class StreamsConfig(_Strict):
         return self
 
 
+class OrderBudgetConfig(_Strict):
+    """``ccxt.order_budget``: the account's new orders (docs/ccxt.md, "The order budget"): at
+    most ``limit`` per fixed ``window_seconds`` window of the exchange's clock (Binance spot: 100
+    per 10 s, some accounts 50), ``following_share`` of a window paced for following orders,
+    ``guard_seconds`` of clock error around a boundary; ``daily_limit`` per UTC day (Binance:
+    200,000), of which ``daily_margin`` are left unused: at the rest, new orders are refused."""
+
+    limit: int = Field(97, ge=1, le=100_000)
+    window_seconds: float = Field(10.0, gt=0, le=86_400)
+    following_share: float = Field(0.4, ge=0, le=1)
+    guard_seconds: float = Field(0.25, ge=0, le=60)
+    daily_limit: int = Field(200_000, ge=1, le=100_000_000)
+    daily_margin: int = Field(100, ge=0)
+
+    _fin = field_validator("window_seconds", "following_share", "guard_seconds")(_finite)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "OrderBudgetConfig":
+        if not self.guard_seconds < self.window_seconds / 2:
+            raise ValueError(f"guard_seconds ({self.guard_seconds}) must be under half of window_seconds "
+                             f"({self.window_seconds}): lower guard_seconds (default 0.25)")
+        if not self.daily_margin < self.daily_limit:
+            raise ValueError(f"daily_margin ({self.daily_margin}) must be under daily_limit "
+                             f"({self.daily_limit}): lower daily_margin (default 100)")
+        return self
+
+
 class CcxtConfig(_Strict):
     """``ccxt``: exchanges through ccxt (``--venue ccxt:<id>``; docs/ccxt.md). The traded volume
     the participation cap is held to is kept ``traded_volume_keep_seconds`` and read over REST
@@ -116,5 +143,6 @@ class CcxtConfig(_Strict):
     traded_volume_keep_seconds: float = Field(7200.0, ge=600, le=86_400)
     traded_volume_rest_pages: int = Field(5, ge=1, le=100)
     streams: StreamsConfig = StreamsConfig()
+    order_budget: OrderBudgetConfig = OrderBudgetConfig()
 
     _fin = field_validator("traded_volume_keep_seconds")(_finite)

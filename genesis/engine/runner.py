@@ -2,7 +2,9 @@
 
 Every decision is appended as an event before it is acted on; the runner is the only
 appender for its execution once it exists. Slice sizes come from what the venue reported
-filled, never from what was hoped.
+filled, never from what was hoped. The runner's loop decides what is due; it composes the
+collaborators that act, each on its ports: ``SliceExecutor`` (one slice), ``AlgorithmDecisions``
+(plan, re-plan, urgency, completion: ``engine.algorithm_decisions``), ``reconcile`` (at start).
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ from genesis.domain.instrument import Instrument
 from genesis.domain.risk import RiskEngine
 from genesis.algorithms.base import Algorithm, AlgorithmSettings, Context, VwapSettings
 from genesis.algorithms.registry import algorithm_for
-from genesis.domain.schedule import respread_by_volume
 from genesis.domain.state import ExecutionState
 from genesis.domain.twap import TwapParams
 from genesis.engine.account_cap import NO_ACCOUNT_CAP, AccountCaps
+from genesis.engine.algorithm_decisions import AlgorithmDecisions
 from genesis.engine.control import Control, Desire
 from genesis.engine.durable_append import DurableAppend
 from genesis.engine.hooks import NO_HOOKS, EngineHooks
@@ -78,7 +80,7 @@ class ExecutionRunner:
         self.calls = VenueCaller(venue, clock, settings.retry, self._stopping, self.log, self.pacer.turn, self.hold,
                                  alarm)
         self.slices: SliceExecutor | None = None  # built once the algorithm is known (run)
-        self.policy: Algorithm | None = None  # the execution's algorithm, once loaded
+        self.decisions: AlgorithmDecisions | None = None  # the algorithm's decisions, once it is known (run)
         self.benchmark = WindowBenchmark(self.calls.candles, clock)  # market VWAP of the window so far
         self.recovered = asyncio.Event()  # set once the aggregate is loaded and reconciled
         self.gate = gate
@@ -110,6 +112,13 @@ class ExecutionRunner:
             hooks=self.hooks.kill_points, decision_timer=self.hooks.decision_seconds, pace=self.pacer.turn,
             account=account)
 
+    def _algorithm_decisions(self, policy: Algorithm) -> AlgorithmDecisions:
+        """The algorithm's decisions on this runner's ports (never the runner itself)."""
+        return AlgorithmDecisions(
+            self.execution_id, policy=policy, venue=self.calls, append=self.append, control=self.control,
+            mark_commands=self.store.mark_commands, clock=self.clock, instrument=self.instrument,
+            pause_policy=self.settings.pause_policy, benchmark=self.benchmark, log=self.log)
+
     async def _load(self) -> Execution:
         return await self.store.load(self.execution_id)
 
@@ -118,13 +127,14 @@ class ExecutionRunner:
             await self.pacer.turn()
             agg = await self.store.load(self.execution_id)
             self.hold.sync(agg)
-            self.policy = algorithm_for(agg, Context(self.market, self.instrument,
-                                                     AlgorithmSettings(self.settings.twap, self.settings.vwap)))
-            self.slices = self._slice_executor(self.policy, agg)
+            policy = algorithm_for(agg, Context(self.market, self.instrument,
+                                                AlgorithmSettings(self.settings.twap, self.settings.vwap)))
+            self.slices = self._slice_executor(policy, agg)
+            self.decisions = decisions = self._algorithm_decisions(policy)
             self.log.info("runner_started", state=agg.state.value, filled=str(agg.filled_qty))
             try:
                 await reconcile(agg, venue=self.calls, slices=self.slices, load=self._load, append=self.append,
-                                replan=self.replan, clock=self.clock, log=self.log, settled=self._settled)
+                                replan=decisions.replan, clock=self.clock, log=self.log, settled=self._settled)
                 self.recovered.set()
                 if self.gate is not None:
                     await self._pass_reconciled(self.gate)
@@ -155,6 +165,8 @@ class ExecutionRunner:
 
     async def _step(self) -> bool:
         """One decision. Returns True when the runner should exit."""
+        decisions = self.decisions
+        assert decisions is not None
         await self.pacer.turn()  # many slices fall due at the same instant
         agg = await self.store.load(self.execution_id)
         if agg.state.is_terminal:
@@ -168,7 +180,7 @@ class ExecutionRunner:
         if desire is Desire.STOP:
             return True
         if agg.state is ExecutionState.RUNNING and (agg.remaining_qty <= 0 or agg.window_over(now)):
-            await self._complete(agg, now)  # filled: at once, whatever is still planned
+            await decisions.complete(agg, now)  # filled: at once, whatever is still planned
             return False
         if desire is Desire.CANCEL:
             await self.append([ev.ExecutionCancelled(self.execution_id, now, self.control.reason)],
@@ -183,31 +195,24 @@ class ExecutionRunner:
                                   self.control.take_commands())
             return False
         if agg.state is ExecutionState.PAUSED:
-            await self._resume(agg, now)
+            await decisions.resume(agg, now)
             return False
         if agg.state is ExecutionState.PENDING:
-            await self._start(agg, now)
+            await decisions.start(agg)
             return False
         if self.control.urgency is not None:
-            await self._apply_urgency(agg, now)
+            await decisions.apply_urgency(agg, now)
             return False
         await self._ack_noop("already running")
         nxt = agg.next_open()
         if nxt is None:
-            policy = self.policy
-            assert policy is not None
-            more = [] if agg.remaining_qty <= 0 or agg.window_over(now) else await self.calls.call(
-                "continue", lambda: policy.continue_after_plan(agg, now))
-            if more:
-                await self.append(more)
-            else:
-                await self._complete(agg, now)
+            await decisions.after_plan(agg, now)
             return False
         if nxt.scheduled_at > now:
             wake_at = min(nxt.scheduled_at, agg.end_at) if agg.windowed and agg.end_at else nxt.scheduled_at
             await self.clock.wait_event(self.control.wake, until=wake_at)
             return False
-        if await self._maybe_finish_early(agg, now):
+        if await decisions.finish_early(agg, now):
             return False
         if not self.append.measured:
             self.append.measured = await measure(self.calls.candles, agg, now)
@@ -217,7 +222,7 @@ class ExecutionRunner:
         if self._late(agg, nxt.scheduled_at, now):
             # the loop stalled (machine load, a long venue outage): re-spread what is left over
             # the time left instead of firing overdue slices back to back
-            await self.append([await self.replan(agg, now, agg.end_at or now, "late: remaining re-spread")])
+            await self.append([await decisions.replan(agg, now, agg.end_at or now, "late: remaining re-spread")])
             return False
         after = agg.next_open(1)
         following = after.scheduled_at if after is not None else agg.end_at
@@ -243,88 +248,3 @@ class ExecutionRunner:
     async def _ack_noop(self, detail: str) -> None:
         if self.control.command_ids:
             await self.store.mark_commands([(c, "noop", detail) for c in self.control.take_commands()])
-
-    # -- lifecycle -------------------------------------------------------------------------
-
-    async def _start(self, agg: Execution, now: datetime) -> None:
-        top = await self.calls.book_top(agg.symbol)
-        arrival = top.mid
-        policy = self.policy
-        assert policy is not None
-
-        async def planned() -> tuple[datetime, tuple, datetime]:
-            at = self.clock.now()  # a retried plan starts from when it succeeds
-            return (at, *await policy.plan(agg, at, arrival))
-
-        # market data (candles for the volume profile) is a venue read: retried like any other
-        now, plan, end_at = await self.calls.call("plan", planned)
-        self.log.info("execution_started", arrival_price=str(arrival), slices=len(plan), end_at=end_at.isoformat())
-        await self.append([ev.ExecutionStarted(self.execution_id, now, arrival, end_at, plan)],
-                          self.control.take_commands())
-
-    async def _resume(self, agg: Execution, now: datetime) -> None:
-        paused_for = (now - agg.paused_at) if agg.paused_at else timedelta(0)
-        events: list[ev.Event] = [ev.ExecutionResumed(self.execution_id, now, self.control.reason)]
-        end_at = agg.end_at
-        if end_at is not None and self.settings.pause_policy == "extend":
-            end_at += paused_for
-        if end_at is not None and not (agg.windowed and end_at <= now):  # else: over, it expires next
-            events.append(await self.replan(agg, now, end_at, f"resumed after {paused_for.total_seconds():.0f}s paused "
-                                                               f"({self.settings.pause_policy})"))
-        await self.append(events, self.control.take_commands())
-
-    async def replan(self, agg: Execution, now: datetime, end_at: datetime, reason: str) -> ev.ScheduleReplanned:
-        """The open slices re-planned over ``[now, end_at)``: placed by the usual volume of
-        those minutes when the algorithm has a profile (adaptive TWAP, VWAP), else evenly."""
-        indices = [s.index for s in agg.open_slices()]
-        end_at = max(end_at, now)
-        policy = self.policy
-        assert policy is not None
-        profile = None
-        if indices and end_at > now:  # a volume profile is a venue read: retried like any other
-            profile = await self.calls.call("profile", lambda: policy.replan_profile(agg, now, end_at))
-        plan = respread_by_volume(agg.remaining_qty, indices, now, end_at, profile, self.instrument)
-        return ev.ScheduleReplanned(self.execution_id, now, end_at, plan, reason)
-
-    async def _maybe_finish_early(self, agg: Execution, now: datetime) -> bool:
-        """The algorithm's early finish (TWAP: a price better than arrival), appended as it
-        returns it. True when something was decided."""
-        policy = self.policy
-        assert policy is not None
-        events = await self.calls.call("early_completion", lambda: policy.finish_early(agg, now))
-        if not events:
-            return False
-        self.log.info("early_completion", events=[type(e).__name__ for e in events])
-        await self.append(events)
-        return True
-
-    async def _apply_urgency(self, agg: Execution, now: datetime) -> None:
-        level, reason, command_id = self.control.urgency  # type: ignore[misc]
-        self.control.urgency = None
-        commands = [command_id] if command_id is not None else []
-        policy = self.policy
-        assert policy is not None
-        decision = policy.change_urgency(agg, level, reason, now)
-        if decision.rejected is not None:
-            if commands:
-                await self.store.mark_commands([(command_id, "rejected", decision.rejected)])
-            return
-        if any(isinstance(e, ev.EmergencyLiquidationStarted) for e in decision.events):
-            self.log.critical("EMERGENCY_LIQUIDATION", reason=reason, remaining=str(agg.remaining_qty),
-                              note="participation cap and schedule overridden; hard risk limits still apply")
-        else:
-            self.log.info("urgency_changed", urgency=level, reason=reason)
-        await self.append(list(decision.events), commands)
-
-    async def _complete(self, agg: Execution, now: datetime) -> None:
-        reason = "filled" if agg.remaining_qty == 0 else "window_ended"
-        if reason != "filled":
-            self.log.warning("window_ended_with_quantity_left", remaining=str(agg.remaining_qty))
-        vwap, vs_vwap = await self.benchmark(agg)
-        policy = self.policy
-        assert policy is not None
-        await self.append([policy.completion_event(
-            agg, self.execution_id, now, agg.filled_qty, agg.remaining_qty, agg.avg_price, agg.arrival_price,
-            agg.implementation_shortfall_bps, agg.fees, reason, vwap, vs_vwap)])
-        self.log.info("execution_completed", reason=reason, filled=str(agg.filled_qty),
-                      avg_price=str(agg.avg_price), is_bps=str(agg.implementation_shortfall_bps))

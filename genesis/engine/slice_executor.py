@@ -3,7 +3,8 @@
 Maker-first (the router's routing settings): a post-only limit at the touch waits up to the
 maker timeout, is cancelled, and the remainder is taken as taker. Each child order's intent
 is a durable event before the venue sees it; the slice closes with the event its algorithm
-names (``SliceAlgorithm.slice_event``). The executor works through ports (``engine.ports``),
+names (``SliceAlgorithm.slice_event``). The requests and events are built by its
+``SliceRecords`` (``engine.slice_records``). The executor works through ports (``engine.ports``),
 never the runner.
 """
 
@@ -14,17 +15,15 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Awaitable, Callable, Sequence
 
 import structlog
 
 from genesis.clock import Clock
 from genesis.domain import events as ev
-from genesis.domain.execution import Execution, SliceState, slippage_bps
-from genesis.domain.ids import client_order_id, parse_client_order_id
+from genesis.domain.execution import Execution, SliceState
 from genesis.domain.instrument import Instrument
-from genesis.domain.orders import (BookTop, OrderReport, OrderRequest, OrderStatus, OrderType, SendPriority, Side,
-                                   TimeInForce)
+from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderStatus, OrderType, Side, TimeInForce
 from genesis.domain.risk import RiskEngine, SliceRiskInput
 from genesis.algorithms.base import SliceSizing
 from genesis.engine.account_cap import ACCOUNT_CAP_REASON, NO_ACCOUNT_CAP, AccountRoom
@@ -34,6 +33,7 @@ from genesis.engine.ports import Append, Benchmark, KillPointPort, VenuePort
 from genesis.engine.positions import PositionBook
 from genesis.engine.slice_algorithm import SliceAlgorithm
 from genesis.engine.slice_interval import Interval, SliceInterval, maker_deadline, taker_by
+from genesis.engine.slice_records import SliceRecords
 from genesis.engine.venue_calls import ForeignOrderError
 
 ZERO = Decimal(0)
@@ -74,6 +74,7 @@ class SliceExecutor:
         self.namespace, self.clock, self.instrument, self.risk = namespace, clock, instrument, risk
         self.positions, self.benchmark, self.log, self.routing = positions, benchmark, log, routing
         self.hooks, self.decision_timer, self.pace, self.account = hooks, decision_timer, pace, account
+        self.records = SliceRecords(execution_id, clock, algorithm.slice_event, log)  # requests and events
 
     async def execute(self, agg: Execution, s: SliceState, slices_left: int, interval_seconds: float) -> None:
         """Run slice ``s`` now, sized for the next ``interval_seconds``, and close it."""
@@ -93,7 +94,7 @@ class SliceExecutor:
         if sizing.qty <= 0:
             reason = ("participation cap: interval volume too small" if sizing.cap_bound
                       else "share below the instrument minimum; carried forward")
-            await self.append([self._closed(agg, s, "skipped", ref, sizing, reason, interval=interval)])
+            await self.append([self.records.closed(agg, s, "skipped", ref, sizing, reason, interval=interval)])
             return
         order_price = agg.limit_price if agg.limit_price is not None else top.far(agg.side)
         decision = self.risk.check_slice(SliceRiskInput(
@@ -104,7 +105,7 @@ class SliceExecutor:
             self.log.warning("risk_denied", slice_index=s.index, reason=decision.reason)
             await self.append([
                 ev.RiskDenied(self.execution_id, self.clock.now(), s.index, sizing.qty, ref, decision.reason or ""),
-                self._closed(agg, s, "denied", ref, sizing, decision.reason, interval=interval)])
+                self.records.closed(agg, s, "denied", ref, sizing, decision.reason, interval=interval)])
             return
         await self._work(agg, s, top, sizing, span)
 
@@ -126,7 +127,7 @@ class SliceExecutor:
             top = await self.venue.book_top(agg.symbol)
         if maker_first and maker_qty >= self.instrument.min_qty_at(ref) and not agg.orders_closed(self.clock.now()):
             price = passive_price(top, agg.side, agg.limit_price)
-            request = self._request(namespace, agg, s, OrderType.LIMIT, maker_qty, price, TimeInForce.POST_ONLY)
+            request = self.records.request(namespace, agg, s, OrderType.LIMIT, maker_qty, price, TimeInForce.POST_ONLY)
             agg = await self._intend(agg, s, request, ref)
             self.hooks.reach("after_intent")
             report = await self._send(agg, s, request, ref, sizing)
@@ -139,7 +140,7 @@ class SliceExecutor:
                 await self.pace()
             report = await self.venue.finish(request, report)
             self.account.settle(room, report.fills)
-            pending = self._outcome(agg, s, request, report)
+            pending = self.records.outcome(agg, s, request, report)
             remaining -= report.filled_qty
         self.account.settle(room, ())  # not sent: the room goes back
         take = sizing.taker_fallback or not maker_first
@@ -156,10 +157,10 @@ class SliceExecutor:
         if (take and remaining > 0 and remaining >= self.instrument.min_qty_at(ref)
                 and not agg.orders_closed(self.clock.now())):
             if agg.limit_price is not None:
-                request = self._request(namespace, agg, s, OrderType.LIMIT, remaining, agg.limit_price,
+                request = self.records.request(namespace, agg, s, OrderType.LIMIT, remaining, agg.limit_price,
                                         TimeInForce.IOC)
             else:
-                request = self._request(namespace, agg, s, OrderType.MARKET, remaining, None, TimeInForce.GTC)
+                request = self.records.request(namespace, agg, s, OrderType.MARKET, remaining, None, TimeInForce.GTC)
             agg = await self._intend(agg, s, request, ref, before=pending)
             self.hooks.reach("after_intent")
             report = await self._send(agg, s, request, ref, sizing)
@@ -168,7 +169,7 @@ class SliceExecutor:
             self.hooks.reach("after_send")
             report = await self.venue.finish(request, report)
             self.account.settle(room, report.fills)
-            pending = self._outcome(agg, s, request, report)
+            pending = self.records.outcome(agg, s, request, report)
         self.account.settle(room, ())
         await self.close(agg, s, ref, sizing, before=pending, interval=span.recorded(), reason=held)
 
@@ -195,25 +196,11 @@ class SliceExecutor:
             instrument=self.instrument, interval=span.sized, by=by, forecast_volume=sizing.market_volume,
             waiter=lambda start, volume: self.venue.traded_volume_waiter(agg.symbol, start, volume))
 
-    def _request(self, namespace: str, agg: Execution, s: SliceState, order_type: OrderType, qty: Decimal,
-                 price: Decimal | None, tif: TimeInForce) -> OrderRequest:
-        attempt = agg.attempts_for(s.index)
-        coid = client_order_id(namespace, self.execution_id, s.index, attempt)
-        # the slice's first order goes ahead of remainders in the account's order budget
-        priority = SendPriority.LEADING if attempt == 0 else SendPriority.FOLLOWING
-        return OrderRequest(coid, agg.symbol, agg.side, order_type, qty, price, tif, priority)
-
     async def _intend(self, agg: Execution, s: SliceState, request: OrderRequest, ref: Decimal,
                       before: Sequence[ev.Event] = ()) -> Execution:
         """The durable intent: after this returns, and only then, may the venue see the order.
         ``before``: a previous order's outcome, committed in the same transaction."""
-        _, _, attempt = parse_client_order_id(request.client_order_id)
-        return await self.append([*before, ev.OrderIntended(
-            self.execution_id, self.clock.now(), s.index, attempt, request.client_order_id,
-            request.order_type.value, request.time_in_force.value, request.qty, request.limit_price, ref,
-            execution_style=agg.execution_style, slice_count=len(agg.slices),
-            parent_gross_usd=(agg.qty * agg.arrival_price) if agg.arrival_price else None,
-            twap_config=dict(agg.params))])
+        return await self.append([*before, self.records.intended(agg, s, request, ref)])
 
     async def _send(self, agg: Execution, s: SliceState, request: OrderRequest, ref: Decimal | None,
                     sizing: SliceSizing | None) -> OrderReport | None:
@@ -237,29 +224,14 @@ class SliceExecutor:
         events: list[ev.Event] = [ev.OrderClosed(self.execution_id, now, exc.client_order_id,
                                                  OrderStatus.REJECTED.value, ZERO, reason)]
         if not st.closed:
-            events.append(self._closed(agg, st, "partial" if st.filled_qty > 0 else "failed", ref, sizing, reason))
+            events.append(self.records.closed(agg, st, "partial" if st.filled_qty > 0 else "failed", ref, sizing, reason))
         events.append(ev.ExecutionFailed(self.execution_id, now, reason))
         await self._commit(events)
-
-    def _outcome(self, agg: Execution, s: SliceState, request: OrderRequest, report: OrderReport) -> list[ev.Event]:
-        """The events that record a final order: its new fills, acknowledgement and end."""
-        coid, now = request.client_order_id, self.clock.now()
-        events: list[ev.Event] = [
-            ev.FillRecorded(self.execution_id, now, f.client_order_id, s.index, f.trade_id, f.qty, f.price, f.fee,
-                            f.fee_asset, f.liquidity.value, f.timestamp)
-            for f in report.fills if f.trade_id not in agg.trade_ids]
-        events.append(ev.OrderAcknowledged(self.execution_id, now, coid, report.venue_order_id, report.status.value))
-        events.append(ev.OrderClosed(self.execution_id, now, coid, report.status.value, report.filled_qty,
-                                     report.reason))
-        self.log.info("child_order_done", slice_index=s.index, client_order_id=coid, type=request.order_type.value,
-                      tif=request.time_in_force.value, qty=str(request.qty), filled=str(report.filled_qty),
-                      avg_price=str(report.avg_price), status=report.status.value)
-        return events
 
     async def record(self, agg: Execution, s: SliceState, request: OrderRequest, report: OrderReport) -> Execution:
         """Make the order final (cancel what rests) and record its fills and end."""
         report = await self.venue.finish(request, report)
-        return await self._commit(self._outcome(agg, s, request, report))
+        return await self._commit(self.records.outcome(agg, s, request, report))
 
     async def _commit(self, events: list[ev.Event]) -> Execution:
         """Append, then count the new fills in the position book (only once they are durable)."""
@@ -283,36 +255,7 @@ class SliceExecutor:
         (``SliceInterval.recorded``; its realised participation is measured over it later);
         None after a restart. ``reason``: why it was held back, unless an order's rejection
         says more."""
-        fills = [e for e in before if isinstance(e, ev.FillRecorded)]
-        st = agg.slices[s.index]
-        counted = dataclasses.replace(st, fills=st.fills.plus_all(fills))  # ahead of the append
-        closing = {e.client_order_id: e for e in before if isinstance(e, ev.OrderClosed)}
-        ended = [(o.status, o.reason) for o in agg.orders_of(s.index) if o.client_order_id not in closing]
-        ended += [(OrderStatus(e.status), e.reason) for e in closing.values()]
-        wanted = sizing.qty if sizing else counted.planned_qty
-        filled = counted.filled_qty
-        status = ("filled" if filled >= wanted and filled > 0 else "partial" if filled > 0
-                  else "failed" if any(st_ is OrderStatus.REJECTED for st_, _ in ended) else "unfilled")
-        reasons = "; ".join(r for st_, r in ended if r and st_ is OrderStatus.REJECTED) or reason
-        bench = await self.benchmark(agg, fills)
-        await self._commit([*before, self._closed(agg, counted, status, ref, sizing, reasons, bench, interval)])
-
-    def _closed(self, agg: Execution, s: SliceState, status: str, ref: Decimal | None, sizing: SliceSizing | None,
-                reason: str | None, bench: tuple[Decimal | None, Decimal | None] = (None, None),
-                interval: Interval | None = None) -> ev.TwapSliceExecuted:
-        avg = s.avg_price
-        volume = sizing.market_volume if sizing else None  # the forecast the cap was computed on
-        fields: dict[str, Any] = dict(
-            execution_id=self.execution_id, occurred_at=self.clock.now(), slice_index=s.index,
-            slice_count=len(agg.slices), status=status, planned_qty=s.planned_qty, filled_qty=s.filled_qty,
-            avg_price=avg, reference_price=ref, slippage_bps=slippage_bps(agg.side, avg, ref), fee=s.fees,
-            forecast_volume=volume,
-            forecast_participation=(s.filled_qty / volume).quantize(Decimal("0.000001")) if volume else None,
-            execution_style=agg.execution_style, reason=reason, maker_qty=s.maker_qty,
-            taker_qty=s.filled_qty - s.maker_qty, scheduled_at=s.scheduled_at,
-            cap_bound=bool(sizing and sizing.cap_bound), volume_anomaly=bool(sizing and sizing.volume_anomaly),
-            market_vwap=bench[0], slippage_vs_vwap_bps=bench[1],
-            interval_start=interval[0] if interval else None, interval_end=interval[1] if interval else None,
-            # an emergency overrides the cap by design: kept out of participation statistics
-            cap_overridden=agg.urgency == "emergency")
-        return self.algorithm.slice_event(agg, fields)
+        counted, status, reasons = self.records.closing(agg, s, sizing, before, reason)
+        bench = await self.benchmark(agg, [e for e in before if isinstance(e, ev.FillRecorded)])
+        await self._commit([*before, self.records.closed(agg, counted, status, ref, sizing, reasons, bench,
+                                                         interval)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from genesis.clock import Clock
+from genesis.clock import Clock, WallClock
 from genesis.config import RuntimeConfig
 from genesis.venue.base import PermanentVenueError, Venue
 
@@ -37,7 +37,11 @@ def build_sim_venue(clock: Clock, config: RuntimeConfig) -> Venue:
 def build_ccxt_venue(exchange_id: str, exchange_url: str | None, clock: Clock, streams: bool = False,
                      config: RuntimeConfig | None = None) -> Venue:
     """The ccxt venue; ``streams``: the streaming one (``StreamingCcxtVenue``, one market-data hub).
-    ``config.ccxt``: the traded volume's memory and REST budget, the streams' settings."""
+    ``config.ccxt``: the traded volume's memory and REST budget, the streams' settings, the
+    account's order budget (``order_budget``). On the wall clock (a real exchange) ccxt measures
+    the exchange's time difference at every ``load_markets`` (``adjustForTimeDifference``): the
+    order budget's windows are on the exchange's clock (``genesis.venue.exchange_clock``)."""
+    from genesis.venue.budget_settings import BudgetSettings
     from genesis.venue.ccxt_rest_volume import TradedVolumeCcxtVenue
     from genesis.venue.ccxt_stream import StreamingCcxtVenue
     from genesis.venue.ccxt_venue import CcxtVenue
@@ -55,7 +59,10 @@ def build_ccxt_venue(exchange_id: str, exchange_url: str | None, clock: Clock, s
     try:
         # a paper exchange's clock runs --speed times faster: so do its rate limits
         common: dict[str, Any] = {"credentials": credentials, "exchange_url": exchange_url, "clock": clock,
-                                  "time_scale": getattr(clock, "speed", 1.0)}
+                                  "time_scale": getattr(clock, "speed", 1.0),
+                                  "budget_settings": BudgetSettings(**settings.order_budget.model_dump())}
+        if type(clock) is WallClock:  # the exchange's time, measured (a paper clock already is)
+            common["options"] = {"adjustForTimeDifference": True}
         venue: StreamingCcxtVenue | TradedVolumeCcxtVenue
         if streams:
             s = settings.streams
@@ -66,9 +73,16 @@ def build_ccxt_venue(exchange_id: str, exchange_url: str | None, clock: Clock, s
         elif settings.rest_traded_volume:
             venue = TradedVolumeCcxtVenue(exchange_id, **common)
         else:
-            return CcxtVenue(exchange_id, **common)
+            return _shown_limits(CcxtVenue(exchange_id, **common), settings.order_budget.daily_limit)
     except PermanentVenueError as exc:
         raise VenueSetupError(str(exc)) from None
+    _shown_limits(venue, settings.order_budget.daily_limit)
     venue.volumes.keep_seconds = settings.traded_volume_keep_seconds
     venue.volumes.rest_pages = settings.traded_volume_rest_pages
+    return venue
+
+
+def _shown_limits(venue: Any, daily_limit: int) -> Any:
+    """The account's daily order limit as configured, for ``genesis status`` and the metrics."""
+    venue.weight.order_limit_1d = daily_limit
     return venue

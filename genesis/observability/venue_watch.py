@@ -112,6 +112,7 @@ class VenueUsage:
     order_count_1d: int | None = None
     order_limit_1d: int | None = None
     request_weight_published: float | None = None  # published weight of every call since start
+    orders_refused_daily_limit: int | None = None  # refused unsent at the account's daily limit
 
     def metrics(self) -> Iterator[Metric]:
         gauges = (("genesis_order_budget_capacity", "Orders the venue's order budget lets out per exchange window",
@@ -134,6 +135,9 @@ class VenueUsage:
         if self.request_weight_published is not None:
             yield CounterMetricFamily("genesis_request_weight_published", "Published request weight of the "
                                       "calls made since the daemon started", value=self.request_weight_published)
+        if self.orders_refused_daily_limit is not None:
+            yield CounterMetricFamily("genesis_orders_refused_daily_limit", "New orders refused unsent at the "
+                                      "account's daily order limit less its margin", value=self.orders_refused_daily_limit)
         if self.order_budget_waited_seconds is not None:
             yield CounterMetricFamily("genesis_order_budget_wait_seconds", "Time child orders waited for the order "
                                       "budget, seconds of the exchange's clock", value=self.order_budget_waited_seconds)
@@ -151,4 +155,6 @@ def read_venue_usage(venue: object) -> VenueUsage:
         request_weight_published=counts.published_since_start)
     if budget is None:
         return VenueUsage(request_weight_used=used, request_weight_limit=limit, **orders)
-    return VenueUsage(budget.capacity, budget.available(), budget.waited_seconds, used, limit, **orders)
+    daily = getattr(budget, "daily", None)
+    return VenueUsage(budget.capacity, budget.available(), budget.waited_seconds, used, limit, **orders,
+                      orders_refused_daily_limit=None if daily is None else daily.refused)

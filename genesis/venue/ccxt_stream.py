@@ -83,9 +83,9 @@ class StreamingCcxtVenue(CcxtVenue):
         self.hub.on_user_reconnect.append(self.reconciler.run)
         # the traded volume: the trade stream's, REST for what it did not cover
         self.volumes = VolumeReader(self, lambda symbol: self.hub.feed(symbol).volume)
-        self.account = AccountBalances(self.hub, lambda: self._call(
+        self.account = AccountBalances(self.hub, lambda: self.calls.call(
             "fetch_balance", lambda: self.ex.fetch_balance()), self.clock)
-        self.tickers = SharedTickers(self.hub, lambda symbols: self._call(
+        self.tickers = SharedTickers(self.hub, lambda symbols: self.calls.call(
             "fetch_tickers", lambda: self.ex.fetch_tickers(symbols)), self.clock)
 
     # ------------------------------------------------------------------ market data

@@ -122,6 +122,10 @@ def build_exchange(exchange_id: str, credentials: Credentials | None, exchange_u
     if credentials is not None:
         settings.update(credentials.ccxt_config())
     exchange = cls(settings)
+    # each REST answer's own headers in its parsed body (``info["responseHeaders"]``): the
+    # exchange object's ``last_response_headers`` is shared by every request in flight, so
+    # with concurrent orders it may hold another answer's (``CcxtVenue``'s order counts)
+    exchange.returnResponseHeaders = True
     if time_scale != 1.0 and "rateLimit" not in settings:
         exchange.rateLimit = exchange.rateLimit / time_scale
         exchange.tokenBucket = None

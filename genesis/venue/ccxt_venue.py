@@ -10,21 +10,24 @@ protocol. See ``docs/ccxt.md``.
   placement, the fills of Binance's FULL response). A final report always carries fills that
   add up to the filled quantity, or the call fails as retryable / unknown outcome.
 * Every number is converted to ``Decimal`` through its shortest string form, never used as float.
-* Errors: ``genesis.venue.ccxt_errors``. New orders first take a slot in the account's shared
-  ``OrderBudget`` (new orders per fixed window of the exchange's clock), held until the answer,
-  whose ``X-MBX-ORDER-COUNT-10S`` the budget adopts; an order refused for the window's count
+* Errors: ``genesis.venue.ccxt_errors``, mapped in ``ccxt_calls.CcxtCalls``, which every REST
+  request goes through (request weight, time resync, retried read steps).
+* New orders (``ccxt_order_send``) first take a slot in the account's shared ``OrderBudget``
+  (new orders per fixed window of the exchange's clock), held until the answer, whose
+  ``X-MBX-ORDER-COUNT-10S`` the budget adopts; an order refused for the window's count
   (-1015, not placed) asks the budget again and goes in a later window, within its deadline.
-  ccxt's own request limiter stays on.
+  The budget's ``daily`` counts the account's orders in the exchange's UTC day
+  (``X-MBX-ORDER-COUNT-1D``); at its limit less a margin an order is refused unsent. The budget
+  reads the exchange's clock (``exchange_time``: live, the wall clock less ccxt's measured
+  ``timeDifference``). ccxt's own request limiter stays on.
 """
 
 from __future__ import annotations
 
-import asyncio
-import decimal
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any
 
 import ccxt.async_support as ccxt
 import structlog
@@ -36,21 +39,21 @@ from genesis.domain.orders import (BookTop, Fill, OrderReport, OrderRequest, Ord
 from genesis.venue.account_stream import equity_in_usdt, ticker_price
 from genesis.venue.base import (Candle, PermanentVenueError, RetryableVenueError,
                                 UnknownOutcomeError)
-from genesis.venue.ccxt_errors import RATE_LIMITED, describe, is_window_order_limit, map_ccxt_error
+from genesis.venue.ccxt_calls import CcxtCalls
+from genesis.venue.ccxt_errors import describe, map_ccxt_error
+from genesis.venue.ccxt_order_send import send_within_budget
 from genesis.venue.ccxt_support import (build_exchange, dec, dt_to_ms, market_to_instrument,
                                         ms_to_dt, order_terms, trade_to_fill)
+from genesis.venue.budget_settings import BudgetSettings
 from genesis.venue.credentials import Credentials
-from genesis.venue.order_budget import SEND_DEADLINE_REASON, OrderBudget, Slot, shared_budget
-from genesis.venue.request_weight import RequestWeight, order_count_10s, shared_weight
+from genesis.venue.exchange_clock import exchange_time
+from genesis.venue.order_budget import OrderBudget
+from genesis.venue.request_weight import RequestWeight, shared_weight
 
 log = structlog.get_logger("genesis.venue.ccxt")
-T = TypeVar("T")
 
 BINANCE_CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 _OHLCV_PAGE = 1000
-_READ_STEP_ATTEMPTS = 6
-_READ_STEP_BACKOFF_SECONDS = 0.25
-_WINDOW_FULL_RESENDS = 3  # an order refused for its window's count asks the budget again this often
 _TRADES_PAGE = 1000
 _STATUS = {"closed": OrderStatus.FILLED, "canceled": OrderStatus.CANCELLED,
            "cancelled": OrderStatus.CANCELLED, "expired": OrderStatus.CANCELLED,
@@ -63,8 +66,9 @@ class CcxtVenue:
     ``exchange`` may be injected; otherwise it is built from ``exchange_id``, ``credentials``,
     ``exchange_url``, ``timeout_ms``, ccxt ``options`` and other ccxt constructor ``config``
     (tests shorten ``rateLimit``). ``budget`` defaults to the account's
-    process-wide ``OrderBudget`` on ``clock`` (the exchange's windows are on the exchange's
-    clock). ``clock`` stamps book tops and decides which candles closed.
+    process-wide ``OrderBudget`` made with ``budget_settings`` on the exchange's clock
+    (``exchange_time`` of ``clock``: the exchange's windows are on the exchange's clock).
+    ``clock`` stamps book tops and decides which candles closed.
     ``time_scale``: the exchange's clock runs this many times faster than the wall clock (a
     paper exchange at ``--speed N``); its rate limits, stated in its own time, are scaled too.
     """
@@ -73,26 +77,27 @@ class CcxtVenue:
                  exchange_url: str | None = None, clock: Clock | None = None,
                  budget: OrderBudget | None = None, timeout_ms: int = 10_000,
                  options: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
-                 exchange: ccxt.Exchange | None = None, time_scale: float = 1.0):
+                 exchange: ccxt.Exchange | None = None, time_scale: float = 1.0,
+                 budget_settings: BudgetSettings | None = None):
         self.exchange_id = exchange_id
         self.name = f"ccxt:{exchange_id}"
         self.clock: Clock = clock or WallClock()
         self.ex = exchange or build_exchange(exchange_id, credentials, exchange_url, timeout_ms,
                                              options, config, time_scale)
-        self.budget = budget or shared_budget(
-            exchange_id, credentials.api_key if credentials else None, self.clock)
+        self.budget = budget or (budget_settings or BudgetSettings()).shared(
+            exchange_id, credentials.api_key if credentials else None, exchange_time(self.clock, self.ex))
         self.weight: RequestWeight = shared_weight(
             exchange_id, credentials.api_key if credentials else None)
-        self._time_scale = time_scale
         self._binance = exchange_id.startswith("binance")
         self._log = log.bind(venue=self.name)
+        self.calls = CcxtCalls(self.ex, self.weight, time_scale, self._log)  # every REST request
 
     # ------------------------------------------------------------------ market data
     async def instruments(self) -> dict[str, Instrument]:
         """Spot markets' trading rules, keyed by unified symbol. A transient refusal (429/418,
         5xx, dropped connection) is retried a few times, honouring ``Retry-After``: a daemon
-        starting while the exchange rate-limits it must wait, not exit (``_read_step``)."""
-        markets = await self._read_step("load_markets", lambda: self.ex.load_markets())
+        starting while the exchange rate-limits it must wait, not exit (``CcxtCalls.read_step``)."""
+        markets = await self.calls.read_step("load_markets", lambda: self.ex.load_markets())
         out: dict[str, Instrument] = {}
         for symbol, m in markets.items():
             if m.get("spot") and m.get("active") is not False:
@@ -108,7 +113,7 @@ class CcxtVenue:
 
     async def book_top(self, symbol: str) -> BookTop:
         """Best bid/ask from a 5-level order book."""
-        book = await self._call("fetch_order_book", lambda: self.ex.fetch_order_book(symbol, 5))
+        book = await self.calls.call("fetch_order_book", lambda: self.ex.fetch_order_book(symbol, 5))
         if not book.get("bids") or not book.get("asks"):
             raise RetryableVenueError(f"{symbol}: empty side in the order book")
         stamp = ms_to_dt(book["timestamp"]) if book.get("timestamp") else self.clock.now()
@@ -121,7 +126,7 @@ class CcxtVenue:
         now_ms = dt_to_ms(self.clock.now())
         since, end_ms, out = dt_to_ms(start), dt_to_ms(end), []
         while since < end_ms:
-            page = await self._read_step("fetch_ohlcv", lambda s=since: self.ex.fetch_ohlcv(
+            page = await self.calls.read_step("fetch_ohlcv", lambda s=since: self.ex.fetch_ohlcv(
                 symbol, timeframe, s, _OHLCV_PAGE, {"until": end_ms - 1}))
             rows = [r for r in page if since <= r[0] < end_ms]
             out += [Candle(ms_to_dt(r[0]), dec(r[1]), dec(r[2]), dec(r[3]), dec(r[4]), dec(r[5]))
@@ -134,11 +139,11 @@ class CcxtVenue:
     async def equity_usdt(self) -> Decimal:
         """Total balances valued at last prices of ``ASSET/USDT``; assets without such a market
         are left out (logged)."""
-        balance = await self._call("fetch_balance", lambda: self.ex.fetch_balance())
+        balance = await self.calls.call("fetch_balance", lambda: self.ex.fetch_balance())
         totals = {a: dec(v) for a, v in (balance.get("total") or {}).items() if v}
         markets = self.ex.markets or {}
         symbols = [f"{a}/USDT" for a in totals if a != "USDT" and f"{a}/USDT" in markets]
-        tickers = (await self._call("fetch_tickers", lambda: self.ex.fetch_tickers(symbols))
+        tickers = (await self.calls.call("fetch_tickers", lambda: self.ex.fetch_tickers(symbols))
                    if symbols else {})
         prices = {s: p for s, t in tickers.items() if (p := ticker_price(t or {})) is not None}
         return equity_in_usdt(totals, prices, self._unpriced)
@@ -148,7 +153,7 @@ class CcxtVenue:
 
     async def balances(self) -> dict[str, Decimal]:
         """Total balance per asset (free + locked)."""
-        balance = await self._call("fetch_balance", lambda: self.ex.fetch_balance())
+        balance = await self.calls.call("fetch_balance", lambda: self.ex.fetch_balance())
         return {a: dec(v) for a, v in (balance.get("total") or {}).items() if v is not None}
 
     # ------------------------------------------------------------------ orders
@@ -170,36 +175,18 @@ class CcxtVenue:
                 params["postOnly"] = True
             else:
                 params["timeInForce"] = "IOC" if request.time_in_force is TimeInForce.IOC else "GTC"
-        for resend in range(_WINDOW_FULL_RESENDS + 1):
-            # the budget's wait (on the venue's clock) ends at the order's deadline
-            within = None if request.send_by is None else (
-                (request.send_by - self.clock.now()).total_seconds())
-            slot = await self.budget.take(request.priority, within=within)
-            if slot is None:
-                raise PermanentVenueError(SEND_DEADLINE_REASON)  # refused unsent: recorded as rejected
-            try:
-                order = await self._call("create_order", lambda: self.ex.create_order(
+        try:
+            order = await send_within_budget(
+                request, lambda: self.calls.call("create_order", lambda: self.ex.create_order(
                     request.symbol, request.order_type.value, request.side.value, str(request.qty),
-                    price, params), changes_state=True, raw=True)
-                self._order_count(slot, order.get("timestamp"))
-                break
-            except ccxt.OrderImmediatelyFillable as exc:
-                self._order_count(slot, None)  # refused by the exchange: counted there all the same
-                if request.time_in_force is not TimeInForce.POST_ONLY:
-                    raise map_ccxt_error(exc, changes_state=True) from exc
-                return OrderReport(cid, None, OrderStatus.REJECTED, Decimal(0),
-                                   reason=f"post-only order would take liquidity ({describe(exc)})")
-            except ccxt.BaseError as exc:
-                if not is_window_order_limit(exc) or resend == _WINDOW_FULL_RESENDS:
-                    if isinstance(exc, (ccxt.ExchangeError, *RATE_LIMITED)):  # the exchange answered
-                        self._order_count(slot, None)
-                    raise self._mapped(exc, changes_state=True) from exc
-                # not placed: the window is full; ask the budget again for a later window
-                slot.window_full(order_count_10s(getattr(self.ex, "last_response_headers", None)))
-                self._log.warning("order_window_full", client_order_id=cid, error=describe(exc),
-                                  resend=resend + 1)
-            finally:
-                slot.done()
+                    price, params), changes_state=True, raw=True),
+                budget=self.budget, clock=self.clock, headers=self.calls.headers,
+                mapped=self.calls.mapped, log=self._log)
+        except ccxt.OrderImmediatelyFillable as exc:
+            if request.time_in_force is not TimeInForce.POST_ONLY:
+                raise map_ccxt_error(exc, changes_state=True) from exc
+            return OrderReport(cid, None, OrderStatus.REJECTED, Decimal(0),
+                               reason=f"post-only order would take liquidity ({describe(exc)})")
         try:
             return await self._report(request.symbol, cid, order, at_placement=True)
         except (RetryableVenueError, PermanentVenueError) as exc:
@@ -210,30 +197,30 @@ class CcxtVenue:
     async def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport:
         """The order found by client order id (fills included); ``NOT_FOUND`` when unknown."""
         try:
-            order = await self._call("fetch_order", lambda: self.ex.fetch_order(
+            order = await self.calls.call("fetch_order", lambda: self.ex.fetch_order(
                 "", symbol, self._cid_params(client_order_id)), raw=True)
         except ccxt.OrderNotFound:
             return OrderReport(client_order_id, None, OrderStatus.NOT_FOUND, Decimal(0))
         except ccxt.BaseError as exc:
-            raise self._mapped(exc, changes_state=False) from exc
+            raise self.calls.mapped(exc, changes_state=False) from exc
         return await self._report(symbol, client_order_id, order)
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> OrderReport:
         """Cancel by client order id and return the final report. An order that is already
         final (Binance answers -2011 "Unknown order sent.") or unknown is fetched instead."""
         try:
-            order = await self._call("cancel_order", lambda: self.ex.cancel_order(
+            order = await self.calls.call("cancel_order", lambda: self.ex.cancel_order(
                 "", symbol, self._cid_params(client_order_id)), changes_state=True, raw=True)
         except ccxt.OrderNotFound:
             return await self.fetch_order(symbol, client_order_id)
         except ccxt.BaseError as exc:
-            raise self._mapped(exc, changes_state=True) from exc
+            raise self.calls.mapped(exc, changes_state=True) from exc
         return await self._report(symbol, client_order_id, order)
 
     async def open_orders(self, symbol: str) -> list[OrderReport]:
         """Reports of the account's open orders on ``symbol`` (reconciliation after a crash:
         orders the store does not know about). Orders without a client id get ``""``."""
-        orders = await self._call("fetch_open_orders", lambda: self.ex.fetch_open_orders(symbol))
+        orders = await self.calls.call("fetch_open_orders", lambda: self.ex.fetch_open_orders(symbol))
         return [await self._report(symbol, o.get("clientOrderId") or "", o) for o in orders]
 
     async def fetch_fills(self, symbol: str, venue_order_id: str,
@@ -242,7 +229,7 @@ class CcxtVenue:
         params: dict[str, Any] = {"orderId": venue_order_id}
         fills: list[Fill] = []
         while True:
-            page = await self._call("fetch_my_trades", lambda p=dict(params): self.ex.fetch_my_trades(
+            page = await self.calls.call("fetch_my_trades", lambda p=dict(params): self.ex.fetch_my_trades(
                 symbol, None, _TRADES_PAGE, p))
             mine = [t for t in page if str(t.get("order")) == str(venue_order_id)]
             fills += [self.fill_from_trade(t, client_order_id) for t in mine]
@@ -285,67 +272,10 @@ class CcxtVenue:
                            tuple(fills), reason,
                            order_terms(order, int(self.ex.options.get("timeDifference") or 0)))
 
-    def _order_count(self, slot: Slot, at_ms: Any) -> None:
-        """Hand the exchange's count of the order's window (its answer's header) to the budget;
-        ``at_ms``: the order's time on the exchange (its transaction time), when known."""
-        count = order_count_10s(getattr(self.ex, "last_response_headers", None))
-        slot.observe(count, at_ms / 1000 if isinstance(at_ms, (int, float)) else None)
-
     def _cid_params(self, client_order_id: str) -> dict[str, str]:
         return {"origClientOrderId" if self._binance else "clientOrderId": client_order_id}
 
     # ------------------------------------------------------------------ plumbing
-    async def _call(self, what: str, fn: Callable[[], Awaitable[T]], *,
-                    changes_state: bool = False, raw: bool = False) -> T:
-        """Run one ccxt call. ``raw``: let ccxt errors through (the caller handles specific
-        classes first, then ``_mapped``); otherwise map them. Timestamp errors resync first.
-
-        ccxt runs in a private decimal context: its ``decimal_to_precision`` sets the current
-        context's rounding to ROUND_HALF_UP (and traps Underflow), which would otherwise change
-        genesis's own Decimal rounding (ROUND_HALF_EVEN) for the rest of the process."""
-        with decimal.localcontext():
-            try:
-                return await fn()
-            except ccxt.InvalidNonce as exc:
-                await self._resync_time(exc)
-                raise self._mapped(exc, changes_state) from exc
-            except ccxt.BaseError as exc:
-                if isinstance(exc, RATE_LIMITED):
-                    self.weight.rate_limited += 1
-                if raw:
-                    raise
-                raise self._mapped(exc, changes_state) from exc
-            finally:
-                self.weight.observe(what, getattr(self.ex, "last_response_headers", None))
-
-    async def _read_step(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
-        """One request of a longer read (a page of klines, the markets), retried a few times on a
-        transient error (honouring Retry-After): one lost page must not fail, and restart, a
-        read of 30 pages, which under a 20 % error rate would almost never succeed whole."""
-        for attempt in range(_READ_STEP_ATTEMPTS):
-            try:
-                return await self._call(what, fn)
-            except RetryableVenueError as exc:
-                if attempt + 1 == _READ_STEP_ATTEMPTS:
-                    raise
-                wait = max(exc.retry_after_seconds, _READ_STEP_BACKOFF_SECONDS * 2 ** attempt)
-                await asyncio.sleep(wait / self._time_scale)  # the exchange's seconds, as its limits
-        raise AssertionError("unreachable")
-
-    def _mapped(self, exc: Exception, changes_state: bool) -> Exception:
-        headers = getattr(self.ex, "last_response_headers", None)
-        mapped = map_ccxt_error(exc, changes_state=changes_state,
-                                headers=headers if isinstance(exc, RATE_LIMITED) else None)
-        self._log.warning("venue_error", error=describe(exc), mapped=type(mapped).__name__)
-        return mapped
-
-    async def _resync_time(self, exc: Exception) -> None:
-        try:
-            offset = await self.ex.load_time_difference()
-            self._log.warning("venue_time_resynced", time_difference_ms=offset, error=describe(exc))
-        except ccxt.BaseError as again:
-            self._log.warning("venue_time_resync_failed", error=describe(again))
-
     def request_weight(self) -> tuple[float, float]:
         """(request weight used in the exchange's current minute, its limit), account-wide."""
         return self.weight.used()

@@ -7,9 +7,10 @@ clock (the ``ORDERS`` limit: 100 per window in the recorded exchangeInfo) and re
 (``genesis.paper.limits``) does the same on its simulated clock. The budget lets out at most
 ``limit`` orders (default 97, three under Binance's 100) in each window of ``window_seconds``
 (default 10) of its ``clock``: the venue's clock, which reads the exchange's time (the paper
-exchange's simulated clock, or the wall clock live). Waits are in the clock's seconds; a
-``ScaledClock`` (a paper exchange at ``--speed N``) turns them into wall seconds. Binance's
-other ``ORDERS`` limit, 200,000 a day, is not counted here (~139 orders a minute on average).
+exchange's simulated clock, or live the wall clock less ccxt's measured time difference:
+``genesis.venue.exchange_clock``). Waits are in the clock's seconds; a ``ScaledClock`` (a paper
+exchange at ``--speed N``) turns them into wall seconds. Binance's other ``ORDERS`` limit,
+200,000 a day, is counted by the budget's ``daily`` (``genesis.venue.daily_orders``).
 
 **The margin: orders that cross a boundary.** The exchange counts an order in the window it
 *arrives* in, which may not be the one the budget let it out in. An order in flight (let out,
@@ -45,13 +46,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from genesis.clock import Clock, WallClock
 from genesis.domain.orders import SendPriority
+from genesis.venue.daily_orders import DailyOrders
+from genesis.venue.order_windows import OrderWindows, Slot
+
+__all__ = ["DEFAULT_FOLLOWING_SHARE", "DEFAULT_GUARD_SECONDS", "DEFAULT_LIMIT", "DEFAULT_WINDOW_SECONDS",
+           "OrderBudget", "SEND_DEADLINE_REASON", "Slot", "account_key", "shared_budget"]
 
 DEFAULT_LIMIT = 97  # of Binance spot's 100 new orders per 10 s
 DEFAULT_WINDOW_SECONDS = 10.0
@@ -60,50 +65,6 @@ DEFAULT_GUARD_SECONDS = 0.25
 # why an order whose budget slot would come after its deadline was not sent
 SEND_DEADLINE_REASON = "no slot in the account's order budget before the order's deadline; not sent"
 _WAKE_AFTER_SECONDS = 0.001  # a waiter wakes this much after the instant it may go (clock resolution)
-_WINDOWS_KEPT = 4
-
-
-@dataclass(slots=True)
-class _Window:
-    own: int = 0  # our orders that arrived in it (or may have: their time unknown)
-    seen: int = 0  # the exchange's count of the account's orders in it, the highest heard
-    following: int = 0  # following orders let out in it (their pace)
-
-
-class Slot:
-    """One order let out by the budget: until ``done`` it counts in every window from the one
-    it was let out in (less the guard) on; then in the window it arrived in (module docstring)."""
-
-    def __init__(self, budget: "OrderBudget", first: int):
-        self._budget, self.first = budget, first
-        self.arrived: float | None = None  # its time on the exchange's clock, once known
-
-    def observe(self, count: int | None, at_seconds: float | None = None) -> None:
-        """The order's answer: ``count``, the exchange's count of new orders in the window the
-        order arrived in (``X-MBX-ORDER-COUNT-10S``); ``at_seconds``, the order's time on the
-        exchange's clock (its transaction time; None: not known)."""
-        self.arrived = at_seconds
-        if count is not None:
-            self._budget.adopt(count, self._windows())
-
-    def window_full(self, count: int | None = None) -> None:
-        """The exchange refused the order for its window's count (-1015): no more this window."""
-        self._budget.adopt(max(count or 0, self._budget.limit), self._windows())
-
-    def done(self) -> None:
-        """The answer came (or the call failed): the order is no longer in flight."""
-        self._budget.landed(self)
-
-    def _windows(self) -> range:
-        """The windows the order arrived in: its time's (less the guard: the exchange counts
-        it when it receives it, just before), else (or when that time is off the windows it
-        could have arrived in) every one since it was let out."""
-        budget = self._budget
-        since = range(self.first, budget.index(budget.now() + budget.guard_seconds) + 1)
-        if self.arrived is not None and budget.index(self.arrived) in since:
-            return range(max(self.first, budget.index(self.arrived - budget.guard_seconds)),
-                         budget.index(self.arrived) + 1)
-        return since
 
 
 @dataclass(eq=False)
@@ -115,26 +76,20 @@ class _Waiter:
 
 class OrderBudget:
     """New orders per fixed window of the exchange's clock, shared by an account's executions
-    (module docstring). ``clock`` defaults to the wall clock."""
+    (module docstring). ``clock`` defaults to the wall clock. The counting is its
+    ``OrderWindows``'; the budget queues the callers and lets them out in turn."""
 
     def __init__(self, limit: int = DEFAULT_LIMIT, window_seconds: float = DEFAULT_WINDOW_SECONDS,
                  following_share: float = DEFAULT_FOLLOWING_SHARE,
                  guard_seconds: float = DEFAULT_GUARD_SECONDS, clock: Clock | None = None):
-        if not limit >= 1 or not window_seconds > 0:
-            raise ValueError("an order budget needs limit >= 1 and window_seconds > 0")
-        if not 0 <= following_share <= 1:
-            raise ValueError("an order budget needs 0 <= following_share <= 1 "
-                             "(the share of a window following orders may use)")
-        if not 0 <= guard_seconds < window_seconds / 2:
-            raise ValueError("an order budget needs 0 <= guard_seconds < window_seconds / 2")
-        self.limit, self.window_seconds = int(limit), float(window_seconds)
-        self.following_share, self.guard_seconds = float(following_share), float(guard_seconds)
-        self.clock: Clock = clock or WallClock()
-        self._windows: dict[int, _Window] = {}
-        self._in_flight: set[Slot] = set()
+        self.windows = OrderWindows(limit, window_seconds, following_share, guard_seconds, clock or WallClock())
+        self.limit, self.window_seconds = self.windows.limit, self.windows.window_seconds
+        self.following_share, self.guard_seconds = self.windows.following_share, self.windows.guard_seconds
+        self.clock: Clock = self.windows.clock
         self._queues: dict[SendPriority, deque[_Waiter]] = {p: deque() for p in SendPriority}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.waited_seconds = 0.0  # total time callers spent waiting (observability)
+        self.daily = DailyOrders(self.now)  # the account's orders in the exchange's UTC day
 
     @property
     def capacity(self) -> float:
@@ -143,16 +98,15 @@ class OrderBudget:
 
     def now(self) -> float:
         """The exchange's time, in seconds since the epoch, as the budget reads it."""
-        return self.clock.now().timestamp()
+        return self.windows.now()
 
     def index(self, at_seconds: float) -> int:
         """The window an instant of the exchange's clock falls in."""
-        return math.floor(at_seconds / self.window_seconds)
+        return self.windows.index(at_seconds)
 
     def available(self) -> float:
         """Orders the current window still has room for."""
-        now = self.now()
-        return float(max(0, self.limit - self._count(self.index(now), now)))
+        return float(self.windows.available())
 
     async def take(self, priority: SendPriority = SendPriority.LEADING,
                    within: float | None = None) -> Slot | None:
@@ -172,7 +126,7 @@ class OrderBudget:
                 self._dispatch(now)
                 if me.slot is not None:
                     return me.slot
-                opens = self._opens_at(priority, now)
+                opens = self.windows.opens_at(priority, now)
                 if deadline is not None and (now >= deadline or opens > deadline):
                     return None  # no slot before its deadline
                 # the head of its queue wakes when a slot may be free, to let it (and those
@@ -196,29 +150,16 @@ class OrderBudget:
                     queue[0].wake.set()
             self.waited_seconds += max(0.0, self.now() - asked)
 
-    def adopt(self, count: int, windows: range) -> None:
-        """The exchange counted ``count`` new orders of the account in each of ``windows``."""
-        for index in windows:
-            window = self._window(index)
-            window.seen = max(window.seen, int(count))
-
-    def landed(self, slot: Slot) -> None:
-        """``slot``'s order is no longer in flight: it counts in the window it arrived in."""
-        if slot in self._in_flight:
-            self._in_flight.discard(slot)
-            for index in slot._windows():
-                self._window(index).own += 1
-
     # ------------------------------------------------------------------ internals
     def _dispatch(self, now: float) -> None:
         """Let out every waiter that may go at ``now``, in turn; a new head of a queue is woken
         to keep its queue's time."""
         leading, following = self._queues[SendPriority.LEADING], self._queues[SendPriority.FOLLOWING]
         heads = (leading[0] if leading else None, following[0] if following else None)
-        while (leading or following) and self._full_window(now, now) is None:
-            paced = bool(following) and self._paced(now)
-            window = self._windows.get(self.index(now))
-            if paced and (window is None or window.following == 0 or not leading):
+        windows = self.windows
+        while (leading or following) and windows.full_window(now, now) is None:
+            paced = bool(following) and windows.paced(now)
+            if paced and (windows.following_in(windows.index(now)) == 0 or not leading):
                 self._grant(following.popleft(), now)
             elif leading:
                 self._grant(leading.popleft(), now)
@@ -229,68 +170,8 @@ class OrderBudget:
                 queue[0].wake.set()
 
     def _grant(self, waiter: _Waiter, now: float) -> None:
-        if waiter.priority is SendPriority.FOLLOWING:
-            self._window(self.index(now)).following += 1
-        waiter.slot = Slot(self, self._reach(now)[0])
-        self._in_flight.add(waiter.slot)
+        waiter.slot = self.windows.let_out(waiter.priority, now)
         waiter.wake.set()
-
-    def _reach(self, now: float) -> tuple[int, int]:
-        """The windows an order let out at ``now`` may arrive in (the clock's guard)."""
-        return self.index(now - self.guard_seconds), self.index(now + self.guard_seconds)
-
-    def _count(self, index: int, now: float) -> int:
-        """Orders counted in window ``index``: ours that arrived in it or the exchange's count,
-        whichever is higher, plus ours in flight that may arrive in it (from ``now``'s view:
-        a later window's are counted when it comes within reach)."""
-        window = self._windows.get(index)
-        counted = max(window.own, window.seen) if window is not None else 0
-        if index <= self._reach(now)[1]:
-            counted += sum(1 for slot in self._in_flight if slot.first <= index)
-        return counted
-
-    def _full_window(self, at: float, now: float) -> int | None:
-        """The last window an order let out at ``at`` may arrive in that has no room (as far as
-        is known at ``now``), if any."""
-        first, last = self._reach(at)
-        full = [index for index in range(first, last + 1) if self._count(index, now) >= self.limit]
-        return full[-1] if full else None
-
-    def _paced(self, now: float) -> bool:
-        """Whether the window's pace lets one more following order out at ``now``."""
-        elapsed = now / self.window_seconds - self.index(now)
-        allowed = self.following_share * self.limit * elapsed + 1
-        window = self._windows.get(self.index(now))
-        return (window.following if window is not None else 0) < allowed
-
-    def _opens_at(self, priority: SendPriority, now: float) -> float:
-        """The earliest instant an order of ``priority`` could be let out (those queued before
-        it not counted: a lower bound)."""
-        at = now
-        for _ in range(8):  # each step passes a full window or a pace step; a few at most
-            full = self._full_window(at, now)
-            if full is not None:  # out of its reach once the guard has passed its end
-                at = max(at, (full + 1) * self.window_seconds + self.guard_seconds)
-                continue
-            if priority is SendPriority.LEADING or self._paced(at):
-                return at
-            index = self.index(at)
-            next_window = (index + 1) * self.window_seconds
-            if self.following_share == 0:
-                return next_window
-            # the pace allows one more once share * limit * elapsed + 1 > following
-            elapsed = (self._windows[index].following - 1) / (self.following_share * self.limit)
-            return min(next_window, max(at, (index + elapsed) * self.window_seconds))
-        return at
-
-    def _window(self, index: int) -> _Window:
-        window = self._windows.get(index)
-        if window is None:
-            window = self._windows[index] = _Window()
-            oldest = self.index(self.now()) - _WINDOWS_KEPT
-            for old in [i for i in self._windows if i < oldest]:
-                del self._windows[old]
-        return window
 
     def _own_loop(self) -> None:
         # a process-wide budget may outlive an event loop: waiters of a loop that is gone are not
@@ -298,7 +179,7 @@ class OrderBudget:
         if self._loop is not loop:
             self._loop = loop
             self._queues = {p: deque() for p in SendPriority}
-            self._in_flight = set()
+            self.windows.forget_in_flight()
 
 
 _budgets: dict[tuple[str, object], OrderBudget] = {}
@@ -318,7 +199,8 @@ def shared_budget(exchange_id: str, api_key: str | None, clock: Clock | None = N
     settings). Every wall clock is the same clock; another clock (a paper exchange's, which
     starts again with each exchange) gets a budget of its own."""
     clock = clock or WallClock()
-    on = "wall" if type(clock) is WallClock else id(clock)  # the budget keeps its clock alive
+    # the budget keeps its clock alive; the wall clock (read as the exchange's) is one clock
+    on = "wall" if type(getattr(clock, "base", clock)) is WallClock else id(clock)
     key = (account_key(exchange_id, api_key), on)
     budget = _budgets.get(key)
     if budget is None:

@@ -81,8 +81,18 @@ class RequestWeight:
 def order_count_10s(headers: Mapping[str, str] | None) -> int | None:
     """The account's new orders in the exchange's current 10-second window, from an order
     answer's ``X-MBX-ORDER-COUNT-10S`` header (None when absent or unreadable)."""
+    return _header_count(headers, "x-mbx-order-count-10s")
+
+
+def order_count_1d(headers: Mapping[str, str] | None) -> int | None:
+    """The account's new orders in the exchange's current UTC day, from an order answer's
+    ``X-MBX-ORDER-COUNT-1D`` header (None when absent or unreadable)."""
+    return _header_count(headers, "x-mbx-order-count-1d")
+
+
+def _header_count(headers: Mapping[str, str] | None, wanted: str) -> int | None:
     for name, value in (headers or {}).items():
-        if name.lower() == "x-mbx-order-count-10s":
+        if name.lower() == wanted:
             try:
                 return int(value)
             except (TypeError, ValueError):

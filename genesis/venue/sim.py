@@ -3,8 +3,9 @@
 ``SimulatedVenue`` implements the ``Venue`` protocol. It reads time only through
 ``clock.now()`` and never sleeps. Resting limit orders are matched lazily: every call
 (place/cancel/fetch/book_top/equity/candles and the inspection helpers) first replays the
-candles that elapsed since the last call. Prices come from ``genesis.venue.fill_model``; see
-``docs/sim-venue.md``.
+candles that elapsed since the last call (``sim_book.RestingBook``). Prices come from
+``genesis.venue.fill_model``; balances and the fill log are the account's ``sim_ledger.SimLedger``;
+see ``docs/sim-venue.md``.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from genesis.clock import Clock, utc
 from genesis.domain.benchmarks import interval_volume
 from genesis.domain.instrument import Instrument, InstrumentRuleError
 from genesis.domain.orders import (BookTop, Fill, Liquidity, OrderReport, OrderRequest,
-                                   OrderStatus, OrderType, Side, TimeInForce)
+                                   OrderStatus, OrderType, TimeInForce)
 from genesis.venue import fill_model as fm
 from genesis.venue.base import Candle, DuplicateOrderError, PermanentVenueError
 from genesis.venue.candles import CandleSeries
 from genesis.venue.fill_model import FillModel
 from genesis.venue.instruments import SIM_INSTRUMENTS
-from genesis.venue.sim_book import FinalOrder, RestingBook, _SimOrder, buy_lock, order_report, order_symbol
+from genesis.venue.sim_book import FinalOrder, RestingBook, _SimOrder, order_report, order_symbol
+from genesis.venue.sim_ledger import SimLedger
 
 __all__ = ["FillModel", "SimulatedVenue", "DEFAULT_BALANCES", "_SimOrder"]
 
@@ -61,14 +63,11 @@ class SimulatedVenue:
         if balances is None:
             assets = {"USDT"} | {i.base for i in self._instruments.values()}
             balances = {a: v for a, v in DEFAULT_BALANCES.items() if a in assets}
-        if any(isinstance(v, float) for v in balances.values()):
-            raise TypeError("balances must be Decimal (or int), never float")
-        self._balances: dict[str, Decimal] = {a: Decimal(v) for a, v in balances.items()}
         self._rng = random.Random(seed)
         self._orders: dict[str, _SimOrder | FinalOrder] = {}
         self._book = RestingBook(self._series, self._instruments, self._model, self._rng, self._execute)
         self._resting = self._book.orders  # the resting subset of _orders (the paper exchange restores into it)
-        self._trades: list[Fill] = []
+        self._ledger = SimLedger(balances, self._instruments, self._model, self._book)  # balances, fill log
         self._order_ids = itertools.count(1)
 
     # ------------------------------------------------------------------ Venue protocol
@@ -102,21 +101,21 @@ class SimulatedVenue:
             self._book.release(order)
             order.move_to(OrderStatus.CANCELLED, "cancelled by client")
             self._orders[client_order_id] = order.final()
-        return order_report(client_order_id, order, self._trades)
+        return order_report(client_order_id, order, self._ledger.trades)
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport:
         """The order's report with all fills so far, or status ``NOT_FOUND``."""
         self._instrument(symbol)
         self._sync()
         order = self._find(symbol, client_order_id)
-        return _not_found(client_order_id) if order is None else order_report(client_order_id, order, self._trades)
+        return _not_found(client_order_id) if order is None else order_report(client_order_id, order, self._ledger.trades)
 
     async def equity_usdt(self) -> Decimal:
         """All balances valued at the current reference (mid) prices."""
         self._sync()
         now = self._clock.now()
         total = Decimal(0)
-        for asset, amount in self._balances.items():
+        for asset, amount in self._ledger.balances.items():
             if asset == "USDT":
                 total += amount
             elif amount != 0:
@@ -171,18 +170,18 @@ class SimulatedVenue:
         """Every fill so far, in the order they were generated."""
         self._sync()
         if symbol is None:
-            return list(self._trades)
-        return [f for f in self._trades if order_symbol(self._orders[f.client_order_id]) == symbol]
+            return list(self._ledger.trades)
+        return [f for f in self._ledger.trades if order_symbol(self._orders[f.client_order_id]) == symbol]
 
     def balances(self) -> dict[str, Decimal]:
         """Total balances per asset (funds locked by resting orders included)."""
         self._sync()
-        return dict(self._balances)
+        return dict(self._ledger.balances)
 
     def free_balance(self, asset: str) -> Decimal:
         """Balance not locked by resting orders."""
         self._sync()
-        return self._free(asset)
+        return self._ledger.free(asset)
 
     # ------------------------------------------------------------------ placing
     def _place(self, request: OrderRequest) -> OrderReport:
@@ -199,16 +198,8 @@ class SimulatedVenue:
         marketable = limit is None or fm.is_marketable(side, limit, bid, ask)
         post_only = request.time_in_force is TimeInForce.POST_ONLY and limit is not None
         price = fm.taker_price(self._model, instrument, side, bid, ask, qty, candle.volume, limit)
-        if post_only and marketable:
-            pass  # rejected below, no funds needed
-        elif side is Side.SELL:
-            self._require(instrument.base, qty)
-        elif limit is None:
-            notional = qty * price
-            self._require(instrument.quote,
-                          notional + fm.fee(self._model, notional, Liquidity.TAKER))
-        else:
-            self._require(instrument.quote, buy_lock(self._model, qty, limit))
+        if not (post_only and marketable):  # else: rejected below, no funds needed
+            self._ledger.require_funds(request, instrument, price)
         order = _SimOrder(request, f"sim-o-{next(self._order_ids)}", OrderStatus.OPEN,
                           matched_until=now)
         self._orders[cid] = order
@@ -242,43 +233,10 @@ class SimulatedVenue:
         except InstrumentRuleError as exc:
             raise PermanentVenueError(f"{request.symbol}: {exc}") from exc
 
-    def _require(self, asset: str, amount: Decimal) -> None:
-        # the book's running total equals the sum over resting orders (exact Decimal sums);
-        # the message recomputes it as free_balance() shows it
-        if amount > self._balances.get(asset, Decimal(0)) - self._book.locked(asset):
-            raise PermanentVenueError(f"insufficient balance: need {amount} {asset}, "
-                                      f"free {self._free(asset)} {asset}")
-
-    def _free(self, asset: str) -> Decimal:
-        locked = Decimal(0)
-        for o in self._resting_orders():
-            held, qty = self._book.lock_of(o)
-            if held == asset:
-                locked += qty
-        return self._balances.get(asset, Decimal(0)) - locked
-
     def _execute(self, order: _SimOrder, qty: Decimal, price: Decimal, liquidity: Liquidity,
                  at: datetime) -> None:
-        inst = self._instruments[order.request.symbol]
-        notional = qty * price
-        fee = fm.fee(self._model, notional, liquidity)
-        held = self._book.holds(order)
-        if held:
-            self._book.release(order)
-        # unique across venue restarts too: the engine records fills idempotently by trade id
-        fill = Fill(trade_id=f"{order.request.client_order_id}.{len(order.fills) + 1}",
-                    client_order_id=order.request.client_order_id, qty=qty, price=price,
-                    fee=fee, fee_asset=inst.quote, liquidity=liquidity, timestamp=at)
-        sign = order.request.side.sign
-        b = self._balances
-        b[inst.base] = b.get(inst.base, Decimal(0)) + sign * qty
-        b[inst.quote] = b.get(inst.quote, Decimal(0)) - sign * notional - fee
-        order.add_fill(fill)
-        order.trade_rows.append(len(self._trades))
-        self._trades.append(fill)
-        order.move_to(OrderStatus.FILLED if order.remaining == 0 else OrderStatus.PARTIALLY_FILLED)
-        if held and order.resting:
-            self._book.hold(order)
+        """Book a fill of ``order`` (``SimLedger.book_fill``); a filled order is kept as over."""
+        fill = self._ledger.book_fill(order, qty, price, liquidity, at)
         if order.status is OrderStatus.FILLED and self._orders.get(fill.client_order_id) is order:
             self._orders[fill.client_order_id] = order.final()
 

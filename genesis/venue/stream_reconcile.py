@@ -32,7 +32,7 @@ MAX_TRADE_PAGES = 20  # per symbol and run; a longer backlog is left to the per-
 
 class StreamReconciler:
     """Reconciles a ``StreamingCcxtVenue``'s user feed after each user-stream reconnect
-    (``venue``: its hub, client, ``_call``, ``_cid_params`` and ``placed_at_reconnects``)."""
+    (``venue``: its hub, client, ``calls``, ``_cid_params`` and ``placed_at_reconnects``)."""
 
     def __init__(self, venue: Any):
         self.venue = venue
@@ -71,7 +71,7 @@ class StreamReconciler:
                       if (user.orders.get(oid) or {}).get("status") not in FINAL_CCXT_STATUSES]
         for oid in unfinished:
             symbol, cid = self.placed[oid]
-            order = await venue._call("fetch_order", lambda s=symbol, c=cid: venue.ex.fetch_order(
+            order = await venue.calls.call("fetch_order", lambda s=symbol, c=cid: venue.ex.fetch_order(
                 "", s, venue._cid_params(c)))
             user.on_orders([order])
         symbols = sorted({self.placed[oid][0] for oid in unfinished})
@@ -80,12 +80,12 @@ class StreamReconciler:
             last = user.last_trade_id(symbol)
             if last is None:
                 for oid in (o for o in unfinished if self.placed[o][0] == symbol):
-                    trades = await venue._call("fetch_my_trades", lambda s=symbol, o=oid: (
+                    trades = await venue.calls.call("fetch_my_trades", lambda s=symbol, o=oid: (
                         venue.ex.fetch_my_trades(s, None, TRADES_PAGE, {"orderId": o})))
                     fills += self._merge(trades)
                 continue
             for _ in range(MAX_TRADE_PAGES):
-                page = await venue._call("fetch_my_trades_from_id", lambda s=symbol, f=last + 1: (
+                page = await venue.calls.call("fetch_my_trades_from_id", lambda s=symbol, f=last + 1: (
                     venue.ex.fetch_my_trades(s, None, TRADES_PAGE, {"fromId": str(f)})))
                 fills += self._merge(page)
                 ids = [int(t["id"]) for t in page if str(t.get("id", "")).isdigit()]

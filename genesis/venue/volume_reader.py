@@ -28,7 +28,7 @@ from genesis.venue.trade_volume import (AGG_TRADES_PAGE, DEFAULT_KEEP_SECONDS, D
 class VolumeReader:
     """The traded volume of ``venue``'s symbols (see module docstring). ``volume_of``: the
     symbol's ``TradeVolume`` (by default one kept here, filled over REST only). ``venue``: a
-    ``CcxtVenue`` (its clock, ``candles``, client and ``_read_step``)."""
+    ``CcxtVenue`` (its clock, ``candles``, client and ``calls.read_step``)."""
 
     def __init__(self, venue: Any, volume_of: Callable[[str], TradeVolume] | None = None,
                  *, keep_seconds: float = DEFAULT_KEEP_SECONDS,
@@ -64,7 +64,7 @@ class VolumeReader:
 
     async def _agg_trades(self, symbol: str, since: int, until: int) -> list[dict[str, Any]]:
         venue = self.venue
-        return await venue._read_step("fetch_trades", lambda: venue.ex.fetch_trades(
+        return await venue.calls.read_step("fetch_trades", lambda: venue.ex.fetch_trades(
             symbol, since, AGG_TRADES_PAGE, {"until": until}))
 
     async def _minutes(self, symbol: str, start_ms: int, end_ms: int) -> dict[int, Decimal]:
