@@ -2,40 +2,36 @@
 
 ``Execution.apply`` is the only way state changes; it holds no I/O. The engine asks it what
 to do next (which slice, how much is left, which child orders have an unknown outcome) and
-appends events; the store's projector writes the same facts into query tables.
+appends events; the store's projector writes the same facts into query tables. This module
+holds the state and its queries; how each event changes it is ``genesis.domain.execution_fold``.
 """
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Iterable
 
 from genesis.domain import events as ev
+from genesis.domain.execution_fold import HANDLERS as _HANDLERS
 from genesis.domain.fills import FilledFigures, FillTotals
-from genesis.domain.orders import ChildOrder, OrderStatus, Side
-from genesis.domain.state import ExecutionState, Trigger, transition
+from genesis.domain.orders import ChildOrder, Side
+from genesis.domain.slice_state import SliceState
+from genesis.domain.state import ExecutionState
 from genesis.domain.units import BPS
+
+__all__ = ["ORDER_CUTOFF", "Execution", "SliceState", "slippage_bps"]
+
 # no child order is sent in a window's last second: sent then, it could fill after the end
 ORDER_CUTOFF = timedelta(seconds=1)
 
 
 @dataclass(slots=True)
-class SliceState(FilledFigures):
-    index: int
-    scheduled_at: datetime
-    planned_qty: Decimal
-    closed: bool = False
-    status: str = "planned"
-    fills: FillTotals = FillTotals()
-    interval_start: datetime | None = None  # the interval it was sized for, [start, end) (closed slices)
-    interval_end: datetime | None = None
-
-
-@dataclass(slots=True)
 class Execution(FilledFigures):
+    """One execution's state, folded from its events (``replay``, ``apply``), and the queries
+    the engine asks it."""
+
     execution_id: str
     version: int = 0
     state: ExecutionState = ExecutionState.PENDING
@@ -144,171 +140,13 @@ class Execution(FilledFigures):
     # -- the fold --------------------------------------------------------------------------
 
     def apply(self, e: ev.Event) -> None:
+        """Fold ``e`` into the state (``genesis.domain.execution_fold``); raises, having
+        changed nothing or part of it, on an event the state cannot take."""
         handler = _HANDLERS.get(type(e))
         if handler is None:
             raise TypeError(f"Execution cannot apply {type(e).__name__}")
         handler(self, e)
         self.version += 1
-
-    def _submitted(self, e: ev.ExecutionSubmitted) -> None:
-        self.request_id, self.symbol, self.side = e.request_id, e.symbol, Side(e.side)
-        self.qty, self.algo, self.duration_seconds = e.qty, e.algo, e.duration_seconds
-        self.slice_count, self.limit_price = e.slice_count, e.limit_price
-        self.execution_style, self.params = e.execution_style, dict(e.params)
-        self.windowed = e.trades_in_window
-        self.submitted_at, self.account = e.occurred_at, e.account
-        self.urgency = self.params.get("urgency", "low")
-
-    def _started(self, e: ev.ExecutionStarted) -> None:
-        self.state = transition(self.state, Trigger.START)
-        self.started_at, self.arrival_price, self.end_at = e.occurred_at, e.arrival_price, e.end_at
-        self.slices = {p.index: SliceState(p.index, p.scheduled_at, p.qty) for p in e.slices}
-        self._open = sorted(self.slices)
-
-    def _replanned(self, e: ev.ScheduleReplanned) -> None:
-        self.end_at = e.end_at
-        for p in e.slices:
-            old = self.slices.get(p.index)
-            if old is not None and old.closed:
-                raise ValueError(f"replan touches closed slice {p.index}")
-            if old is not None:
-                old.scheduled_at, old.planned_qty = p.scheduled_at, p.qty
-            else:
-                self.slices[p.index] = SliceState(p.index, p.scheduled_at, p.qty)
-                bisect.insort(self._open, p.index)
-
-    def _paused(self, e: ev.ExecutionPaused) -> None:
-        self.state = transition(self.state, Trigger.PAUSE)
-        self.paused_at = e.occurred_at
-
-    def _resumed(self, e: ev.ExecutionResumed) -> None:
-        self.state = transition(self.state, Trigger.RESUME)
-        if self.paused_at is not None:
-            self.paused_seconds += (e.occurred_at - self.paused_at).total_seconds()
-        self.paused_at = None
-
-    def _held(self, e: ev.SlicingHeld) -> None:
-        if self.held_since is None:
-            self.held_since, self.hold_reason = e.occurred_at, e.reason
-
-    def _hold_over(self, e: ev.SlicingResumed) -> None:
-        self._close_hold(e.occurred_at)
-
-    def _risk_denied(self, e: ev.RiskDenied) -> None:
-        pass  # the slice closes with its TwapSliceExecuted(status="denied")
-
-    def _intended(self, e: ev.OrderIntended) -> None:
-        if e.client_order_id in self.orders:
-            raise ValueError(f"client order id {e.client_order_id} intended twice")
-        order = ChildOrder(e.client_order_id, e.slice_index, e.attempt, e.qty, e.order_type, e.time_in_force,
-                           e.limit_price, e.reference_price, intended_at=e.occurred_at)
-        self.orders[e.client_order_id] = order
-        self._orders_by_slice.setdefault(e.slice_index, []).append(order)
-        self._unresolved[e.client_order_id] = order
-
-    def _acknowledged(self, e: ev.OrderAcknowledged) -> None:
-        self.orders[e.client_order_id].move_to(OrderStatus.OPEN)
-
-    def _fill(self, e: ev.FillRecorded) -> None:
-        if e.trade_id in self.trade_ids:
-            raise ValueError(f"fill {e.trade_id} recorded twice")
-        self.trade_ids.add(e.trade_id)
-        self.orders[e.client_order_id].filled_qty += e.qty
-        self.fills = self.fills.plus(e)
-        s = self.slices.get(e.slice_index)
-        if s is not None:
-            s.fills = s.fills.plus(e)
-
-    def _order_closed(self, e: ev.OrderClosed) -> None:
-        order = self.orders[e.client_order_id]
-        order.move_to(OrderStatus.parse(e.status))
-        order.reason = e.reason
-        if order.outcome_known:
-            self._unresolved.pop(e.client_order_id, None)
-
-    def _slice_executed(self, e: ev.TwapSliceExecuted) -> None:
-        s = self.slices[e.slice_index]
-        if s.closed:
-            raise ValueError(f"slice {e.slice_index} closed twice")
-        s.closed, s.status, s.interval_start, s.interval_end = True, e.status, e.interval_start, e.interval_end
-        self._open.remove(e.slice_index)
-        if e.interval_end is not None:
-            self._unmeasured.append(e.slice_index)
-        self.slices_executed += s.filled_qty > 0
-        self.slices_denied += e.status == "denied"
-        if e.market_vwap is not None:
-            self.market_vwap, self.slippage_vs_vwap_bps = e.market_vwap, e.slippage_vs_vwap_bps
-
-    def _measured(self, e: ev.SliceParticipationMeasured) -> None:
-        self._unmeasured.remove(e.slice_index)
-
-    def _urgency(self, e: ev.UrgencyChanged) -> None:
-        self.urgency = e.urgency
-
-    def _emergency(self, e: ev.EmergencyLiquidationStarted) -> None:
-        self.urgency, self.emergency_at = "emergency", e.occurred_at
-
-    def _early(self, e: ev.EarlyCompletionTriggered) -> None:
-        self.early_completion_at = e.occurred_at
-
-    def _completed(self, e: ev.TwapCompleted) -> None:
-        self.state = transition(self.state, Trigger.COMPLETE if e.reason == "filled" else Trigger.EXPIRE)
-        if e.market_vwap is not None:
-            self.market_vwap, self.slippage_vs_vwap_bps = e.market_vwap, e.slippage_vs_vwap_bps
-        self.ended_at, self.completion_reason = e.occurred_at, e.reason
-        status = ev.SLICE_NOT_NEEDED if e.reason == "filled" else ev.SLICE_EXPIRED
-        self._close_hold(e.occurred_at)
-        for i in self._open:  # never traded: closed all at once with the execution
-            self.slices[i].closed, self.slices[i].status = True, status
-        self._open.clear()
-
-    def _cancelled(self, e: ev.ExecutionCancelled) -> None:
-        self.state = transition(self.state, Trigger.CANCEL)
-        self.ended_at, self.completion_reason = e.occurred_at, f"cancelled: {e.reason}"
-        self._close_pause(e.occurred_at)
-        self._close_hold(e.occurred_at)
-
-    def _failed(self, e: ev.ExecutionFailed) -> None:
-        self.state = transition(self.state, Trigger.FAIL)
-        self.ended_at, self.completion_reason = e.occurred_at, f"failed: {e.reason}"
-        self._close_pause(e.occurred_at)
-        self._close_hold(e.occurred_at)
-
-    def _close_pause(self, at: datetime) -> None:
-        if self.paused_at is not None:
-            self.paused_seconds += (at - self.paused_at).total_seconds()
-            self.paused_at = None
-
-    def _close_hold(self, at: datetime) -> None:
-        if self.held_since is not None:
-            self.held_seconds += (at - self.held_since).total_seconds()
-            self.held_since, self.hold_reason = None, None
-
-
-_HANDLERS = {
-    ev.ExecutionSubmitted: Execution._submitted,
-    ev.ExecutionStarted: Execution._started,
-    ev.ScheduleReplanned: Execution._replanned,
-    ev.ExecutionPaused: Execution._paused,
-    ev.ExecutionResumed: Execution._resumed,
-    ev.SlicingHeld: Execution._held,
-    ev.SlicingResumed: Execution._hold_over,
-    ev.RiskDenied: Execution._risk_denied,
-    ev.OrderIntended: Execution._intended,
-    ev.OrderAcknowledged: Execution._acknowledged,
-    ev.FillRecorded: Execution._fill,
-    ev.OrderClosed: Execution._order_closed,
-    ev.TwapSliceExecuted: Execution._slice_executed,
-    ev.TwapCompleted: Execution._completed,
-    ev.EarlyCompletionTriggered: Execution._early,
-    ev.VwapSliceExecuted: Execution._slice_executed,
-    ev.VwapCompleted: Execution._completed,
-    ev.UrgencyChanged: Execution._urgency,
-    ev.EmergencyLiquidationStarted: Execution._emergency,
-    ev.SliceParticipationMeasured: Execution._measured,
-    ev.ExecutionCancelled: Execution._cancelled,
-    ev.ExecutionFailed: Execution._failed,
-}
 
 
 def slippage_bps(side: Side, price: Decimal | None, benchmark: Decimal | None) -> Decimal | None:

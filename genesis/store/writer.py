@@ -3,12 +3,13 @@
 Four tasks, in a pipeline. The *preparer* takes what is queued, folds it into the cached
 aggregates (so an illegal transition or a version conflict is refused before anything is
 written) and plans a chunk's event rows and projection statements as SQL with plain
-parameters, on the event loop. The *committer* hands every chunk ready to a ``Committer``
-(by default a separate process, see ``genesis.store.committers``) at once; the committer runs
-everything waiting for it as one transaction, so the next one is in its hands the moment the
-previous one is durable, and under load transactions grow instead of queues. The *confirmer*
-takes the outcomes in order, and the *deliverer* settles the callers' futures and publishes
-their events in commit order. The loop's Python work overlaps the database's.
+parameters, on the event loop (``genesis.store.chunk_planner``). The *committer* hands every
+chunk ready to a ``Committer`` (by default a separate process, see ``genesis.store.committers``)
+at once; the committer runs everything waiting for it as one transaction, so the next one is in
+its hands the moment the previous one is durable, and under load transactions grow instead of
+queues. The *confirmer* takes the outcomes in order, and the *deliverer* settles the callers'
+futures and publishes their events in commit order. The loop's Python work overlaps the
+database's.
 
 A refused transaction fails its chunks and every chunk prepared on top of them: those handed
 over behind it (which the committer refuses unrun: their ``generation`` is older than its
@@ -24,16 +25,14 @@ from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
 import structlog
-from sqlalchemy import func, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genesis.bus import EventBus
 from genesis.domain.execution import Execution
-from genesis.store import tables as t
-from genesis.store.batch import (Chunk, Pending, StoredEvent, fold, plan_commands, plan_events, plan_row_updates,
-                                 to_sql)
+from genesis.store.batch import Chunk, Pending, StoredEvent
+from genesis.store.chunk_planner import ChunkPlanner
 from genesis.store.committers import LEASE_LOST, CommitRefused, Committer
 from genesis.store.errors import InvalidEventError, LeaseLostError, StorageError, StoreClosedError
 from genesis.tuning import DEFAULT_TUNING, Tuning
@@ -54,12 +53,9 @@ class Writer:
     def __init__(self, engine: AsyncEngine, committer: Committer, dialect: Dialect,
                  aggregates: dict[str, Execution], load: Callable[[str], Awaitable[Execution]],
                  bus: EventBus | None, chunk_size: int, tuning: Tuning = DEFAULT_TUNING):
-        self._engine = engine
+        self._planner = ChunkPlanner(engine, dialect, aggregates, load)  # folds and plans the chunks
         self._tuning = tuning  # its writer slot: how long the writer works before it yields
         self._committer = committer
-        self._dialect = dialect
-        self._aggregates = aggregates
-        self._load = load
         self._bus = bus
         self._chunk_size = chunk_size
         self._queue: asyncio.Queue[Pending] = asyncio.Queue()
@@ -67,8 +63,6 @@ class Writer:
         self._sent: collections.deque[tuple[list[Chunk], asyncio.Future[int | None]]] = collections.deque()
         self._to_confirm: asyncio.Queue[tuple[list[Chunk], asyncio.Future[int | None]]] = asyncio.Queue()
         self._committed: asyncio.Queue[list[tuple[Pending, list[StoredEvent]]]] = asyncio.Queue()
-        self._rows: dict[str, tuple] = {}  # executions state columns as last planned: update only changes
-        self._next_seq: int | None = None
         self._generation = 0  # refused transactions so far (the committer's count, as last seen)
         self._tasks: list[asyncio.Task[None]] = []
         self._alive = False  # every writer task running (checked on every append)
@@ -78,8 +72,7 @@ class Writer:
         self.on_commit: Callable[[float, bool], None] | None = None
 
     async def start(self) -> None:
-        async with self._engine.connect() as conn:
-            self._next_seq = await _next_sequence(conn)
+        await self._planner.read_next_sequence()
         await self._committer.start()
         self._failure = asyncio.get_running_loop().create_future()
         self._tasks = [asyncio.create_task(self._prepare_loop(), name="eventstore-preparer"),
@@ -239,46 +232,11 @@ class Writer:
         self._queue.task_done()
 
     async def _prepare(self, items: list[Pending]) -> Chunk | None:
-        """Fold and plan ``items`` into a chunk; refused items are settled here."""
+        """Fold and plan ``items`` into a chunk (``ChunkPlanner``); refused items are settled here."""
         chunk = Chunk(self._generation, datetime.now(timezone.utc))
         slot = self._tuning.slot()
         try:
-            if self._next_seq is None:  # unknown after a failed commit
-                async with self._engine.connect() as conn:
-                    self._next_seq = await _next_sequence(conn)
-            next_seq = self._next_seq
-            folded: list[tuple[Pending, Execution, list[int]]] = []
-            poisoned: set[str] = set()
-            for item in items:
-                await slot.share()
-                if not item.events:
-                    continue
-                agg = self._aggregates.get(item.aggregate_id) or await self._load(item.aggregate_id)
-                chunk.touched.add(item.aggregate_id)
-                versions = fold(agg, item)
-                if isinstance(versions, Exception):
-                    item.future.set_exception(versions)
-                    if isinstance(versions, InvalidEventError):  # possibly half-applied: forget it
-                        self._aggregates.pop(item.aggregate_id, None)
-                        poisoned.add(item.aggregate_id)
-                else:
-                    folded.append((item, agg, versions))
-            for agg_id in poisoned:  # a later item may have re-cached it with refused events
-                self._aggregates.pop(agg_id, None)
-            for item, _, _ in folded:
-                if item.aggregate_id in poisoned:
-                    item.future.set_exception(InvalidEventError(
-                        "refused with an invalid append to the same aggregate in one batch; retry"))
-            folded = [f for f in folded if f[0].aggregate_id not in poisoned]
-            row_updates: dict[str, Execution] = {}
-            for start in range(0, len(folded), _PLAN_PART):
-                await slot.share()
-                next_seq = plan_events(chunk, folded[start:start + _PLAN_PART], next_seq, row_updates)
-            plan_row_updates(chunk, row_updates, self._rows)
-            chunk.accepted += [(item, []) for item in items if not item.events]
-            for item, _ in chunk.accepted:
-                plan_commands(chunk, item, chunk.created_at)
-            await to_sql(chunk, self._dialect, slot)
+            next_seq = await self._planner.plan(chunk, items, slot)
         except _DB_ERRORS as exc:  # loading an aggregate failed
             self._fail_chunk(chunk, items, StorageError(f"database read failed: {exc}"))
             return None
@@ -291,8 +249,7 @@ class Writer:
         if chunk.generation != self._generation:  # a commit failed meanwhile: folded on lost state
             self._fail_chunk(chunk, items, StorageError("an earlier commit failed; nothing was written"))
             return None
-        self._next_seq = next_seq
-        self._rows.update(chunk.written)
+        self._planner.planned_on(chunk, next_seq)
         accepted = {id(item) for item, _ in chunk.accepted}
         for item in items:
             if id(item) not in accepted:  # refused: its future holds the reason already
@@ -311,7 +268,7 @@ class Writer:
         prepared after them (handed over behind it, which the committer refuses unrun, or
         ready) are lost."""
         self._generation = self._generation + 1 if failures is None else failures
-        self._next_seq = None
+        self._planner.forget_sequence()
         for chunk in live:
             self._fail_chunk(chunk, [], exc)
         later = StorageError("an earlier commit failed; nothing was written")
@@ -329,14 +286,9 @@ class Writer:
         """Forget what the chunk folded and fail its appends (``items``: all of them, when the
         chunk never left the preparer; otherwise its accepted ones)."""
         chunk.failed = True
-        for agg_id in chunk.touched:
-            self._aggregates.pop(agg_id, None)
-            self._rows.pop(agg_id, None)
+        self._planner.forget(chunk.touched)
         for item in items or [item for item, _ in chunk.accepted]:
             self._settle(item, exc)
-
-
-_PLAN_PART = 8  # appends planned between two looks at the clock
 
 
 def _shifted(stored: list[StoredEvent], shift: int | None) -> list[StoredEvent]:
@@ -346,6 +298,3 @@ def _shifted(stored: list[StoredEvent], shift: int | None) -> list[StoredEvent]:
         return stored
     return [StoredEvent(s.sequence_number + shift, s.aggregate_version, s.event) for s in stored]
 
-
-async def _next_sequence(conn: AsyncConnection) -> int:
-    return (await conn.scalar(select(func.max(t.events.c.sequence_number))) or 0) + 1
