@@ -4,6 +4,7 @@ and SIGHUP's new cap applies to running executions. Simulated venue on a virtual
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
@@ -92,6 +93,29 @@ async def test_a_ledger_starts_from_the_recorded_fills_once():
     ledger.settle(first, ())
     await ledger.reserve(D("0.1"), by=clock.now())
     assert reads == [START - timedelta(minutes=1)]  # read once, from the previous minute on
+
+
+async def test_legs_of_a_restart_starting_together_all_wait_for_the_one_read_of_the_recorded_fills():
+    clock = VirtualClock(START + timedelta(seconds=30))  # 5 BTC traded: 0.5 of room
+    reads: list[object] = []
+
+    async def recorded(start):  # type: ignore[no-untyped-def]
+        reads.append(start)
+        await asyncio.sleep(0)  # a database round trip: the other legs run meanwhile
+        await asyncio.sleep(0)
+        return [(START + timedelta(seconds=10), D("0.3"), "old-1")]
+
+    async def traded(symbol, start, end):  # type: ignore[no-untyped-def]
+        return VOLUME * D(str((end - max(start, minute_of(end))).total_seconds())) / 60
+
+    async def pace() -> None:
+        return None
+
+    ledger = SymbolLedger("BTC/USDT", D("0.10"), clock=clock, instrument=BTC, traded_volume=traded, pace=pace,
+                          recorded_fills=recorded)
+    grants = await asyncio.gather(*(ledger.reserve(D("0.2"), by=clock.now()) for _ in range(3)))
+    assert sorted(g.qty for g in grants) == [D("0"), D("0"), D("0.2")]  # 0.5 - 0.3 recorded = 0.2 between them
+    assert len(reads) == 1
 
 
 async def test_sighup_turns_the_account_cap_on_for_running_executions_counting_the_minutes_fills():

@@ -165,6 +165,16 @@ async def test_a_window_refused_by_the_exchange_is_full_until_the_next() -> None
     assert orders.at("again") == pytest.approx(10.251)
 
 
+async def test_a_refusal_answered_just_before_a_boundary_does_not_close_the_next_window() -> None:
+    b = budget(limit=10)  # guard 0.25 s
+    orders = Orders(b)
+    await orders.ask("refused", 9.8, flight=0.05)  # let out 0.2 s before the boundary
+    orders.slots["refused"].window_full()  # its -1015 read at 9.85 s: window 0 is full
+    await orders.ask("next", 9.9)
+    # window 1 is not closed by it: the next order goes once past the boundary's guard, not at 20 s
+    assert orders.at("next") == pytest.approx(10.251)
+
+
 async def test_a_wait_that_would_end_after_the_deadline_is_refused_at_once() -> None:
     orders = Orders(budget(limit=2, share=0.5, guard=0.0))
     await asyncio.gather(orders.ask("a", 1.0), orders.ask("b", 1.0),

@@ -146,3 +146,28 @@ def test_the_daily_count_keeps_the_highest_heard_and_starts_again_each_utc_day()
 def test_daily_settings_must_leave_room() -> None:
     with pytest.raises(ValueError, match="margin < limit"):
         DailyOrders(lambda: 0.0, limit=10, margin=10)
+
+
+async def test_an_order_refused_unsent_at_its_deadline_is_not_one_of_the_days_orders() -> None:
+    from genesis.clock import VirtualClock
+    from genesis.domain.orders import OrderRequest, OrderType, Side
+    from genesis.venue.base import PermanentVenueError
+    from genesis.venue.ccxt_order_send import send_within_budget
+    from genesis.venue.order_budget import SEND_DEADLINE_REASON, OrderBudget
+
+    clock = VirtualClock(START)
+    budget = OrderBudget(limit=1, clock=clock)
+    budget.daily = DailyOrders(budget.now, limit=10, margin=0)
+    held = await budget.take()  # the window's one slot: the next order's deadline comes first
+    late = OrderRequest("late-1", "BTC/USDT", Side.BUY, OrderType.LIMIT, D("0.1"), D("95"),
+                        send_by=START + timedelta(seconds=1))
+
+    async def never_called():  # type: ignore[no-untyped-def]
+        raise AssertionError("not sent")
+
+    with pytest.raises(PermanentVenueError, match="deadline"):
+        async with clock.actor():
+            await send_within_budget(late, never_called, budget=budget, clock=clock, headers=lambda: None,
+                                     mapped=lambda exc, _: exc, log=structlog.get_logger())
+    assert budget.daily.count == 0 and SEND_DEADLINE_REASON
+    assert held is not None

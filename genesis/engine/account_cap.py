@@ -36,6 +36,7 @@ it does the parent's cap), though every child order's fills count in the ledger.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections import deque
 from dataclasses import dataclass
@@ -119,6 +120,7 @@ class SymbolLedger:
         a time on, read once at the first capped leg (a restart's or failover's minute)."""
         self.symbol, self.cap, self.clock, self.instrument = symbol, cap, clock, instrument
         self.traded_volume, self.pace, self._recorded_fills = traded_volume, pace, recorded_fills
+        self._seeding: asyncio.Future[None] | None = None  # the one read of the recorded fills
         self._fills: deque[tuple[datetime, Decimal, str]] = deque()  # (when it traded, qty, trade id), by time
         self._seen: set[str] = set()  # the trade ids in ``_fills``: a fill reported again counts once
         self._reserved: dict[int, tuple[datetime, Decimal]] = {}  # key -> (when granted, qty)
@@ -158,7 +160,7 @@ class SymbolLedger:
         if self.cap is None:
             return Reservation(wanted)
         if self._recorded_fills is not None:
-            await self._seed(self._recorded_fills)
+            await self._seeded()
         while True:
             now = self.clock.now()
             start = minute_of(now)
@@ -190,12 +192,24 @@ class SymbolLedger:
         while self._fills and self._fills[0][0] < horizon:
             self._seen.discard(self._fills.popleft()[2])
 
-    async def _seed(self, recorded_fills: Callable[[datetime], Awaitable[list[tuple[datetime, Decimal, str]]]]) -> None:
-        """Count the store's fills since the previous minute began, once (a fill already
-        counted by ``settle`` counts once)."""
-        self._recorded_fills = None
-        for at, qty, trade_id in await recorded_fills(minute_of(self.clock.now()) - MINUTE):
+    async def _seeded(self) -> None:
+        """Count the store's fills since the previous minute began, once: every leg waits for
+        the one read (legs of a restart start together), a failed read is tried again by the
+        next leg, a fill already counted by ``settle`` counts once."""
+        if self._seeding is None:
+            self._seeding = asyncio.ensure_future(self._seed())
+        try:
+            await asyncio.shield(self._seeding)
+        except Exception:
+            if self._seeding.done():
+                self._seeding = None  # read again by the next leg
+            raise
+
+    async def _seed(self) -> None:
+        assert self._recorded_fills is not None
+        for at, qty, trade_id in await self._recorded_fills(minute_of(self.clock.now()) - MINUTE):
             self._count_one(at, qty, trade_id)
+        self._recorded_fills = None  # read: never again
 
     def _count(self, fill: Fill) -> None:
         self._count_one(fill.timestamp, fill.qty, fill.trade_id)

@@ -45,8 +45,15 @@ async def send_within_budget(request: OrderRequest, create: Callable[[], Awaitab
     for resend in range(WINDOW_FULL_RESENDS + 1):
         # the budget's wait (on the venue's clock) ends at the order's deadline
         within = None if request.send_by is None else (request.send_by - clock.now()).total_seconds()
-        slot = await budget.take(request.priority, within=within)
+        try:
+            slot = await budget.take(request.priority, within=within)
+        except BaseException:  # its caller is gone: never sent
+            if resend == 0:
+                budget.daily.unclaim()
+            raise
         if slot is None:
+            if resend == 0:  # never sent: not one of the day's orders (a refused re-send was)
+                budget.daily.unclaim()
             raise PermanentVenueError(SEND_DEADLINE_REASON)  # refused unsent: recorded as rejected
         try:
             order = await create()

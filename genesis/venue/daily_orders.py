@@ -90,6 +90,11 @@ class DailyOrders:
         if day == self.day:
             self.count = max(self.count, int(count))
 
+    def unclaim(self) -> None:
+        """An order claimed but not sent (no budget slot before its deadline, its caller gone,
+        refused for its window's count and not sent again): it does not count."""
+        self.count = max(0, self.count - 1)
+
     def reached(self) -> None:
         """The exchange refused an order for the day's count: no more new orders today."""
         self._roll(self.day_of(self._now()))

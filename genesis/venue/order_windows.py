@@ -43,8 +43,13 @@ class Slot:
             self._windows.adopt(count, self.reached())
 
     def window_full(self, count: int | None = None) -> None:
-        """The exchange refused the order for its window's count (-1015): no more this window."""
-        self._windows.adopt(max(count or 0, self._windows.limit), self.reached())
+        """The exchange refused the order for its window's count (-1015): no more in the
+        windows it may have arrived in up to now, without the guard past ``now``: a refusal
+        answered just before a boundary must not close the whole next window (were the order
+        counted there after all, the next one is refused too and closes it then)."""
+        windows = self._windows
+        self._windows.adopt(max(count or 0, windows.limit),
+                            range(self.first, max(self.first, windows.index(windows.now())) + 1))
 
     def done(self) -> None:
         """The answer came (or the call failed): the order is no longer in flight."""
