@@ -11,6 +11,7 @@ from typing import Any
 from genesis.config import parse_config
 from genesis.domain import events as ev
 from genesis.domain.ids import client_order_id
+from genesis.engine.control import Desire
 from genesis.engine.recovery_gate import RECOVERY_WAIT_SECONDS
 from genesis.engine.venues import build_sim_venue
 from genesis.venue.base import MarketDataUnavailable
@@ -110,6 +111,29 @@ async def test_no_runner_sends_before_every_execution_of_the_pass_has_reconciled
                 break
             await asyncio.sleep(0.05)
         assert await intents(h2.store, fast) > sent_before
+        await h2.supervisor.shutdown(5)
+
+
+async def test_a_cancel_of_an_execution_held_at_the_gate_is_applied_while_the_pass_reconciles(db_path):  # type: ignore[no-untyped-def]
+    (fast, slow), stopped_at, _ = await run_then_stop(
+        db_path, 3, dict(symbol="BTC/USDT", qty="0.05", algo="twap", request_id="fast"),
+        dict(symbol="ETH/USDT", qty="1", algo="vwap", request_id="slow"), intent_on_last=True)
+    venue: list[SlowLookups] = []
+
+    def slow_eth(clock: Any) -> SlowLookups:
+        venue.append(SlowLookups(build_sim_venue(clock, CONFIG), "ETH/USDT"))
+        return venue[0]
+
+    async with harness(db_path, CONFIG, start=stopped_at + timedelta(minutes=2), venue=slow_eth) as h2:
+        await h2.supervisor.recover()
+        runners = {eid: h2.supervisor._entries[eid].runner for eid in (fast, slow)}
+        await asyncio.wait_for(runners[fast].recovered.wait(), 10)
+        assert h2.supervisor.control(fast, Desire.CANCEL, "command cancel")
+        await asyncio.wait_for(h2.supervisor._entries[fast].task, 10)  # ended while the other is held
+        assert not runners[slow].recovered.is_set()
+        assert (await h2.store.load(fast)).state.value == "cancelled"
+        assert venue[0].quotes.get("BTC/USDT", 0) == 0  # no slice was decided on the way
+        venue[0].release.set()
         await h2.supervisor.shutdown(5)
 
 

@@ -12,6 +12,11 @@ deciding anything new, in two steps:
   loop, and a re-spread held by market data that is unavailable does not hold the others
   longer than that.
 
+A cancel or a stop of a waiting execution ends its wait (its control wakes it): it decides no
+slice, so nothing reads the positions. A venue that
+answers one execution's lookups slowly holds the others for as long (their positions would be
+wrong without its fills); new submissions do not wait here.
+
 The supervisor reads the pass's executions in batches; the first batches' re-spreads go to the
 store while the next is read.
 """
