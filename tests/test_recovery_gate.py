@@ -137,6 +137,33 @@ async def test_a_cancel_of_an_execution_held_at_the_gate_is_applied_while_the_pa
         await h2.supervisor.shutdown(5)
 
 
+async def test_an_execution_submitted_while_the_pass_settles_waits_with_it(db_path):  # type: ignore[no-untyped-def]
+    (fast, slow), stopped_at, _ = await run_then_stop(
+        db_path, 3, dict(symbol="BTC/USDT", qty="0.05", algo="twap", request_id="fast"),
+        dict(symbol="ETH/USDT", qty="1", algo="vwap", request_id="slow"), intent_on_last=True)
+    venue: list[SlowLookups] = []
+
+    def slow_eth(clock: Any) -> SlowLookups:
+        venue.append(SlowLookups(build_sim_venue(clock, CONFIG), "ETH/USDT"))
+        return venue[0]
+
+    async with harness(db_path, CONFIG, start=stopped_at + timedelta(minutes=2), venue=slow_eth) as h2:
+        await h2.supervisor.recover()
+        new = await h2.supervisor.submit(h2.request(symbol="BTC/USDT", qty="0.05", request_id="new"))
+        at_submission = venue[0].quotes.get("BTC/USDT", 0)  # the submission's own price look
+        await asyncio.sleep(0.3)  # time enough for its first slice, were it let go
+        assert not h2.supervisor._entries[slow].runner.recovered.is_set()
+        assert venue[0].quotes.get("BTC/USDT", 0) == at_submission  # no slice decided (it asks a quote)
+        assert await intents(h2.store, new) == 0
+        venue[0].release.set()
+        for _ in range(200):  # then it goes on
+            if await intents(h2.store, new) > 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await intents(h2.store, new) > 0
+        await h2.supervisor.shutdown(5)
+
+
 async def test_a_runner_that_ends_before_reconciling_does_not_hold_the_pass(db_path):  # type: ignore[no-untyped-def]
     (eid,), stopped_at, _ = await run_then_stop(db_path, 2, dict(symbol="BTC/USDT", qty="0.05", algo="twap",
                                                                   request_id="one"))

@@ -15,7 +15,7 @@ deciding anything new, in two steps:
 A cancel or a stop of a waiting execution ends its wait (its control wakes it): it decides no
 slice, so nothing reads the positions. A venue that
 answers one execution's lookups slowly holds the others for as long (their positions would be
-wrong without its fills); new submissions do not wait here.
+wrong without its fills). An execution submitted while the pass settles waits at its gate too.
 
 The supervisor reads the pass's executions in batches; the first batches' re-spreads go to the
 store while the next is read.

@@ -63,7 +63,7 @@ class ExecutionRunner:
                  gate: RecoveryGate | None = None):
         """``account_caps``: the engine's account-wide participation caps (None: off).
         ``gate``: the restart recovery pass this runner belongs to (once reconciled it waits
-        there for the others: ``RecoveryGate``); None: a new submission."""
+        there for the others: ``RecoveryGate``), or the pass open when it was submitted; None: none."""
         self.execution_id = execution_id
         self.store, self.venue, self.clock = store, venue, clock
         self.instrument, self.risk, self.positions = instrument, risk, positions

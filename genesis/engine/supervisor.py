@@ -111,7 +111,10 @@ class Supervisor:
         await self.store.append([event], expected_version=0, done_commands=done)
         log.info("execution_submitted", execution_id=execution_id, symbol=req.symbol, side=req.side.value,
                  qty=str(req.qty), algo=algo, execution_style=style, duration_seconds=duration)
-        self._spawn(execution_id, req.symbol, Control())
+        # while a recovery pass settles its child orders, a new execution waits with it: its
+        # risk checks read the positions the pass is still bringing up to date
+        open_gates = [g for g in self._gates if not g.all_settled.is_set()]
+        self._spawn(execution_id, req.symbol, Control(), open_gates[-1] if open_gates else None)
         return execution_id
 
     def _route(self, req: SubmitRequest, price: Decimal) -> RouteDecision:
