@@ -39,6 +39,15 @@ def _market():  # type: ignore[no-untyped-def]
     return lambda c: venue(c, btc)
 
 
+async def traded(symbol, start, end):  # type: ignore[no-untyped-def]
+    """The tape: ``VOLUME`` a minute, evenly (as the simulator trades)."""
+    return VOLUME * D(str((end - max(start, minute_of(end))).total_seconds())) / 60
+
+
+async def pace() -> None:
+    return None
+
+
 async def _fills(h, ids: list[str]) -> list[ev.FillRecorded]:  # type: ignore[no-untyped-def]
     return [x.event for eid in ids for x in await h.store.read(eid) if isinstance(x.event, ev.FillRecorded)]
 
@@ -80,12 +89,6 @@ async def test_a_ledger_starts_from_the_recorded_fills_once():
         reads.append(start)
         return [(START + timedelta(seconds=10), D("0.3"), "old-1"), (START - timedelta(seconds=5), D("1"), "old-0")]
 
-    async def traded(symbol, start, end):  # type: ignore[no-untyped-def]
-        return VOLUME * D(str((end - max(start, minute_of(end))).total_seconds())) / 60
-
-    async def pace() -> None:
-        return None
-
     ledger = SymbolLedger("BTC/USDT", D("0.10"), clock=clock, instrument=BTC, traded_volume=traded, pace=pace,
                           recorded_fills=recorded)
     first = await ledger.reserve(D("0.4"), by=clock.now())
@@ -105,12 +108,6 @@ async def test_legs_of_a_restart_starting_together_all_wait_for_the_one_read_of_
         await asyncio.sleep(0)
         return [(START + timedelta(seconds=10), D("0.3"), "old-1")]
 
-    async def traded(symbol, start, end):  # type: ignore[no-untyped-def]
-        return VOLUME * D(str((end - max(start, minute_of(end))).total_seconds())) / 60
-
-    async def pace() -> None:
-        return None
-
     ledger = SymbolLedger("BTC/USDT", D("0.10"), clock=clock, instrument=BTC, traded_volume=traded, pace=pace,
                           recorded_fills=recorded)
     grants = await asyncio.gather(*(ledger.reserve(D("0.2"), by=clock.now()) for _ in range(3)))
@@ -120,12 +117,6 @@ async def test_legs_of_a_restart_starting_together_all_wait_for_the_one_read_of_
 
 async def test_sighup_turns_the_account_cap_on_for_running_executions_counting_the_minutes_fills():
     clock = VirtualClock(START + timedelta(seconds=30))
-
-    async def traded(symbol, start, end):  # type: ignore[no-untyped-def]
-        return VOLUME * D(str((end - max(start, minute_of(end))).total_seconds())) / 60
-
-    async def pace() -> None:
-        return None
 
     caps = AccountCaps(None, clock=clock, traded_volume=traded, pace=pace)
     port = caps.room("", "BTC/USDT", BTC)  # a running execution's port, the cap off

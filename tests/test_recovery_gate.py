@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
 
 from genesis.config import parse_config
 from genesis.domain import events as ev
@@ -85,7 +86,11 @@ async def run_then_stop(db_path: Any, minutes: int, *requests: dict[str, str], i
         return ids, h.clock.now(), await intents(h.store, ids[0])
 
 
-async def test_no_runner_sends_before_every_execution_of_the_pass_has_reconciled(db_path):  # type: ignore[no-untyped-def]
+@asynccontextmanager
+async def restarted_with_slow_eth(db_path: Any) -> AsyncIterator[tuple[Any, SlowLookups, str, str, int]]:
+    """A BTC TWAP ("fast") and an ETH VWAP ("slow", an intent it never sent) stopped 3 minutes
+    in, restarted 2 minutes later on a venue whose ETH lookups wait for ``release``; recovered.
+    Yields the harness, the venue, the two ids and the fast one's intents before the stop."""
     (fast, slow), stopped_at, sent_before = await run_then_stop(
         db_path, 3, dict(symbol="BTC/USDT", qty="0.05", algo="twap", request_id="fast"),
         dict(symbol="ETH/USDT", qty="1", algo="vwap", request_id="slow"), intent_on_last=True)
@@ -97,14 +102,19 @@ async def test_no_runner_sends_before_every_execution_of_the_pass_has_reconciled
 
     async with harness(db_path, CONFIG, start=stopped_at + timedelta(minutes=2), venue=slow_eth) as h2:
         assert sorted(await h2.supervisor.recover()) == sorted([fast, slow])
+        yield h2, venue[0], fast, slow, sent_before
+
+
+async def test_no_runner_sends_before_every_execution_of_the_pass_has_reconciled(db_path):  # type: ignore[no-untyped-def]
+    async with restarted_with_slow_eth(db_path) as (h2, slow_venue, fast, slow, sent_before):
         runners = {eid: h2.supervisor._entries[eid].runner for eid in (fast, slow)}
         await asyncio.wait_for(runners[fast].recovered.wait(), 10)
         await asyncio.sleep(0.3)  # time enough for the fast one's overdue slice, were it let go
         assert not runners[slow].recovered.is_set()
         # nothing new while the pass reconciles: no slice decided (no quote asked), no order
-        assert venue[0].quotes.get("BTC/USDT", 0) == 0
+        assert slow_venue.quotes.get("BTC/USDT", 0) == 0
         assert await intents(h2.store, fast) == sent_before
-        venue[0].release.set()
+        slow_venue.release.set()
         await asyncio.wait_for(h2.supervisor.wait_recovered(), 10)
         for _ in range(200):  # then it goes on
             if await intents(h2.store, fast) > sent_before:
@@ -115,47 +125,27 @@ async def test_no_runner_sends_before_every_execution_of_the_pass_has_reconciled
 
 
 async def test_a_cancel_of_an_execution_held_at_the_gate_is_applied_while_the_pass_reconciles(db_path):  # type: ignore[no-untyped-def]
-    (fast, slow), stopped_at, _ = await run_then_stop(
-        db_path, 3, dict(symbol="BTC/USDT", qty="0.05", algo="twap", request_id="fast"),
-        dict(symbol="ETH/USDT", qty="1", algo="vwap", request_id="slow"), intent_on_last=True)
-    venue: list[SlowLookups] = []
-
-    def slow_eth(clock: Any) -> SlowLookups:
-        venue.append(SlowLookups(build_sim_venue(clock, CONFIG), "ETH/USDT"))
-        return venue[0]
-
-    async with harness(db_path, CONFIG, start=stopped_at + timedelta(minutes=2), venue=slow_eth) as h2:
-        await h2.supervisor.recover()
+    async with restarted_with_slow_eth(db_path) as (h2, slow_venue, fast, slow, _):
         runners = {eid: h2.supervisor._entries[eid].runner for eid in (fast, slow)}
         await asyncio.wait_for(runners[fast].recovered.wait(), 10)
         assert h2.supervisor.control(fast, Desire.CANCEL, "command cancel")
         await asyncio.wait_for(h2.supervisor._entries[fast].task, 10)  # ended while the other is held
         assert not runners[slow].recovered.is_set()
         assert (await h2.store.load(fast)).state.value == "cancelled"
-        assert venue[0].quotes.get("BTC/USDT", 0) == 0  # no slice was decided on the way
-        venue[0].release.set()
+        assert slow_venue.quotes.get("BTC/USDT", 0) == 0  # no slice was decided on the way
+        slow_venue.release.set()
         await h2.supervisor.shutdown(5)
 
 
 async def test_an_execution_submitted_while_the_pass_settles_waits_with_it(db_path):  # type: ignore[no-untyped-def]
-    (fast, slow), stopped_at, _ = await run_then_stop(
-        db_path, 3, dict(symbol="BTC/USDT", qty="0.05", algo="twap", request_id="fast"),
-        dict(symbol="ETH/USDT", qty="1", algo="vwap", request_id="slow"), intent_on_last=True)
-    venue: list[SlowLookups] = []
-
-    def slow_eth(clock: Any) -> SlowLookups:
-        venue.append(SlowLookups(build_sim_venue(clock, CONFIG), "ETH/USDT"))
-        return venue[0]
-
-    async with harness(db_path, CONFIG, start=stopped_at + timedelta(minutes=2), venue=slow_eth) as h2:
-        await h2.supervisor.recover()
+    async with restarted_with_slow_eth(db_path) as (h2, slow_venue, fast, slow, _):
         new = await h2.supervisor.submit(h2.request(symbol="BTC/USDT", qty="0.05", request_id="new"))
-        at_submission = venue[0].quotes.get("BTC/USDT", 0)  # the submission's own price look
+        at_submission = slow_venue.quotes.get("BTC/USDT", 0)  # the submission's own price look
         await asyncio.sleep(0.3)  # time enough for its first slice, were it let go
         assert not h2.supervisor._entries[slow].runner.recovered.is_set()
-        assert venue[0].quotes.get("BTC/USDT", 0) == at_submission  # no slice decided (it asks a quote)
+        assert slow_venue.quotes.get("BTC/USDT", 0) == at_submission  # no slice decided (it asks a quote)
         assert await intents(h2.store, new) == 0
-        venue[0].release.set()
+        slow_venue.release.set()
         for _ in range(200):  # then it goes on
             if await intents(h2.store, new) > 0:
                 break
