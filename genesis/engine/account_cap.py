@@ -196,14 +196,9 @@ class SymbolLedger:
         """Count the store's fills since the previous minute began, once: every leg waits for
         the one read (legs of a restart start together), a failed read is tried again by the
         next leg, a fill already counted by ``settle`` counts once."""
-        if self._seeding is None:
-            self._seeding = asyncio.ensure_future(self._seed())
-        try:
-            await asyncio.shield(self._seeding)
-        except Exception:
-            if self._seeding.done():
-                self._seeding = None  # read again by the next leg
-            raise
+        if self._seeding is None or self._seeding.done():  # done with the fills still unread: it failed
+            self._seeding = asyncio.create_task(self._seed(), name=f"account-cap-seed-{self.symbol}")
+        await asyncio.shield(self._seeding)
 
     async def _seed(self) -> None:
         assert self._recorded_fills is not None

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from genesis.clock import Clock
-from genesis.venue.daily_orders import DEFAULT_DAILY_LIMIT, DEFAULT_DAILY_MARGIN, DailyOrders
+from genesis.venue.daily_orders import DEFAULT_DAILY_LIMIT, DEFAULT_DAILY_MARGIN
 from genesis.venue.order_budget import (DEFAULT_FOLLOWING_SHARE, DEFAULT_GUARD_SECONDS, DEFAULT_LIMIT,
                                         DEFAULT_WINDOW_SECONDS, OrderBudget, shared_budget)
 
@@ -29,9 +29,5 @@ class BudgetSettings:
     def shared(self, exchange_id: str, api_key: str | None, clock: Clock) -> OrderBudget:
         """The account's process-wide budget on ``clock`` (made with these settings on first
         use; a later venue of the same account shares the first one's)."""
-        budget = shared_budget(exchange_id, api_key, clock, self.limit, self.window_seconds,
-                               self.following_share, self.guard_seconds)
-        if (budget.daily.limit, budget.daily.margin) != (self.daily_limit, self.daily_margin) \
-                and budget.daily.day is None:  # not used yet: take these settings
-            budget.daily = DailyOrders(budget.now, self.daily_limit, self.daily_margin)
-        return budget
+        return shared_budget(exchange_id, api_key, clock, self.limit, self.window_seconds,
+                             self.following_share, self.guard_seconds, self.daily_limit, self.daily_margin)

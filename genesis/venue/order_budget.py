@@ -52,7 +52,7 @@ from datetime import timedelta
 
 from genesis.clock import Clock, WallClock
 from genesis.domain.orders import SendPriority
-from genesis.venue.daily_orders import DailyOrders
+from genesis.venue.daily_orders import DEFAULT_DAILY_LIMIT, DEFAULT_DAILY_MARGIN, DailyOrders
 from genesis.venue.order_windows import OrderWindows, Slot
 
 __all__ = ["DEFAULT_FOLLOWING_SHARE", "DEFAULT_GUARD_SECONDS", "DEFAULT_LIMIT", "DEFAULT_WINDOW_SECONDS",
@@ -81,7 +81,8 @@ class OrderBudget:
 
     def __init__(self, limit: int = DEFAULT_LIMIT, window_seconds: float = DEFAULT_WINDOW_SECONDS,
                  following_share: float = DEFAULT_FOLLOWING_SHARE,
-                 guard_seconds: float = DEFAULT_GUARD_SECONDS, clock: Clock | None = None):
+                 guard_seconds: float = DEFAULT_GUARD_SECONDS, clock: Clock | None = None,
+                 daily_limit: int = DEFAULT_DAILY_LIMIT, daily_margin: int = DEFAULT_DAILY_MARGIN):
         self.windows = OrderWindows(limit, window_seconds, following_share, guard_seconds, clock or WallClock())
         self.limit, self.window_seconds = self.windows.limit, self.windows.window_seconds
         self.following_share, self.guard_seconds = self.windows.following_share, self.windows.guard_seconds
@@ -89,7 +90,7 @@ class OrderBudget:
         self._queues: dict[SendPriority, deque[_Waiter]] = {p: deque() for p in SendPriority}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.waited_seconds = 0.0  # total time callers spent waiting (observability)
-        self.daily = DailyOrders(self.now)  # the account's orders in the exchange's UTC day
+        self.daily = DailyOrders(self.now, daily_limit, daily_margin)  # the account's orders in the UTC day
 
     @property
     def capacity(self) -> float:
@@ -194,7 +195,8 @@ def account_key(exchange_id: str, api_key: str | None) -> str:
 def shared_budget(exchange_id: str, api_key: str | None, clock: Clock | None = None,
                   limit: int = DEFAULT_LIMIT, window_seconds: float = DEFAULT_WINDOW_SECONDS,
                   following_share: float = DEFAULT_FOLLOWING_SHARE,
-                  guard_seconds: float = DEFAULT_GUARD_SECONDS) -> OrderBudget:
+                  guard_seconds: float = DEFAULT_GUARD_SECONDS, daily_limit: int = DEFAULT_DAILY_LIMIT,
+                  daily_margin: int = DEFAULT_DAILY_MARGIN) -> OrderBudget:
     """The process-wide budget of one account on one clock (created on first use with these
     settings). Every wall clock is the same clock; another clock (a paper exchange's, which
     starts again with each exchange) gets a budget of its own."""
@@ -204,5 +206,6 @@ def shared_budget(exchange_id: str, api_key: str | None, clock: Clock | None = N
     key = (account_key(exchange_id, api_key), on)
     budget = _budgets.get(key)
     if budget is None:
-        budget = _budgets[key] = OrderBudget(limit, window_seconds, following_share, guard_seconds, clock)
+        budget = _budgets[key] = OrderBudget(limit, window_seconds, following_share, guard_seconds, clock,
+                                             daily_limit, daily_margin)
     return budget
