@@ -103,7 +103,8 @@ class MarketHub:
                         lambda data, _r: self.user.on_order_cache(list(self.ex.orders or data or [])))
             self._start("user trades", self.user.trades_state, lambda: self.ex.watch_my_trades(),
                         lambda data, _r: self.user.on_trade_cache(list(self.ex.myTrades or data or [])),
-                        on_up=lambda: self._user_back(self.user.trades_state))
+                        on_up=lambda: self._user_back(self.user.trades_state),
+                        on_down=self.user.trades_dropped)
         return self.user
 
     def _user_back(self, state: StreamState) -> None:
