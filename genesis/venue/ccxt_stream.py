@@ -92,14 +92,17 @@ class StreamingCcxtVenue(CcxtVenue):
     # ------------------------------------------------------------------ market data
     async def book_top(self, symbol: str) -> BookTop:
         """Best bid/ask from the ``@bookTicker`` stream; over REST while it is down (and once
-        after subscribing: a quiet book pushes nothing until it changes)."""
+        after subscribing, or subscribing again after a drop, which forgets the stream's last
+        book: a quiet book pushes nothing until it changes)."""
         feed = self.hub.feed(symbol)
         if feed.book_state.up and feed.book is not None:
             return BookTop(feed.book.bid, feed.book.ask, self.clock.now())
         self._check_available(symbol, feed.book_state)
+        drops = feed.book_state.reconnects
         top = await super().book_top(symbol)
-        if feed.book_state.up and feed.book is None:
+        if feed.book_state.up and feed.book is None and feed.book_state.reconnects == drops:
             # subscribed: every change from now on is pushed, so this snapshot holds until then
+            # (not one read across a drop: the stream dropping forgets the book, ``book_dropped``)
             feed.book = top
         return top
 

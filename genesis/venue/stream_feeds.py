@@ -134,6 +134,11 @@ class SymbolFeed:
         self.changed.set()
         self.changed = asyncio.Event()
 
+    def book_dropped(self) -> None:
+        """The book stream dropped: its last book top is forgotten (the book moves on unseen),
+        so the first read after it is back is a REST snapshot or the next push."""
+        self.book = None
+
     def on_bids_asks(self, tickers: dict[str, Any], now_ms: int) -> None:
         t = tickers.get(self.symbol)
         if t and t.get("bid") is not None and t.get("ask") is not None:
