@@ -5,10 +5,10 @@ caller: what the tier gate reads at every submission (``equity_usdt``).
   stream's ``outboundAccountPosition`` events (ccxt.pro ``watch_balance``, on the hub's user
   stream connection) overwrite the assets they name. An asset's total is the last value seen,
   the stream's if it spoke after the snapshot was asked for (an event that lands while the
-  snapshot is in flight is kept over the snapshot's value: it may be the newer one). The snapshot is read again when the stream
-  reconnected since it was taken (it may have missed events), or, while the stream is down,
-  when it is older than ``ttl_seconds`` (REST then, at most once per ``ttl_seconds``). Concurrent
-  callers share one read (single flight).
+  snapshot is in flight is kept over the snapshot's value: it may be the newer one). The
+  snapshot is read again when the stream reconnected since it was taken (it may have missed
+  events), or, while the stream is down, when it is older than ``ttl_seconds`` (REST then, at
+  most once per ``ttl_seconds``). Concurrent callers share one read (single flight).
 * **Prices** (``SharedTickers``): the best bid/ask mid of a symbol the market hub streams, else
   last prices from one ``fetch_tickers`` shared by every caller for ``ttl_seconds``.
 
