@@ -43,7 +43,7 @@ from genesis.venue.ccxt_calls import CcxtCalls
 from genesis.venue.ccxt_errors import describe, map_ccxt_error
 from genesis.venue.ccxt_order_send import send_within_budget
 from genesis.venue.ccxt_support import (build_exchange, dec, dt_to_ms, market_to_instrument,
-                                        ms_to_dt, order_terms, trade_to_fill)
+                                        distinct_trades, ms_to_dt, order_terms, trade_to_fill)
 from genesis.venue.budget_settings import BudgetSettings
 from genesis.venue.credentials import Credentials
 from genesis.venue.exchange_clock import exchange_time
@@ -231,7 +231,9 @@ class CcxtVenue:
         while True:
             page = await self.calls.call("fetch_my_trades", lambda p=dict(params): self.ex.fetch_my_trades(
                 symbol, None, _TRADES_PAGE, p))
-            mine = [t for t in page if str(t.get("order")) == str(venue_order_id)]
+            known = {f.trade_id for f in fills}  # a trade id once, across pages too
+            mine = [t for t in distinct_trades(page) if str(t.get("order")) == str(venue_order_id)
+                    and str(t["id"]) not in known]
             fills += [self.fill_from_trade(t, client_order_id) for t in mine]
             if len(page) < _TRADES_PAGE or not self._binance:
                 return fills
@@ -241,7 +243,7 @@ class CcxtVenue:
                           filled: Decimal) -> list[Fill]:
         """The fills of an order that has ``filled`` executed: those of a placement response
         (its immediate, taker executions) when they add up, else the order's trades (REST)."""
-        fills = [self.fill_from_trade(t, cid) for t in order.get("trades") or [] if t.get("id")]
+        fills = [self.fill_from_trade(t, cid) for t in distinct_trades(order.get("trades"))]
         if sum((f.qty for f in fills), Decimal(0)) != filled:
             fills = await self.fetch_fills(symbol, order["id"], cid)
         return fills
