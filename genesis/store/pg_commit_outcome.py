@@ -2,7 +2,10 @@
 
 The commit process (``genesis.store.pg_commit_process``) sends ``BEGIN`` .. ``COMMIT`` in one
 pipeline. When the connection is lost before the answer is read (server crash or restart,
-network cut, backend terminated), the transaction may have committed or not: reporting a
+network cut, backend terminated), the transaction may have committed or not; so it may after
+any error other than the server refusing a statement on an intact connection
+(``refused_by_server``: a backend terminated right after its ``COMMIT`` can surface as psycopg's
+"cannot exit pipeline mode while busy" on a connection not yet marked broken): reporting a
 refusal could disown committed events (the writer's aggregates would diverge from the
 store; an ``OrderIntended`` would be durable while the engine thinks it is not), and
 reporting success could claim events that are not there. So the commit process finds out,
@@ -99,10 +102,15 @@ def settle(connect: Callable[[], Any], old: Backend | None, ask: Callable[[Any],
         delay = min(delay * 2, MAX_BACKOFF_SECONDS)
 
 
-def connection_lost(conn: Any) -> bool:
-    """After an error on ``conn``: was the connection lost (so a ``COMMIT`` sent may have
-    committed), rather than the server refusing a statement (the transaction rolled back)?"""
-    return bool(conn.broken or conn.closed)
+def refused_by_server(exc: BaseException, conn: Any) -> bool:
+    """After the error ``exc`` on ``conn``: did the server refuse a statement of the transaction
+    (so it rolled back: nothing runs after an error, ``COMMIT`` included) on a connection still
+    intact? Anything else leaves the outcome open: the connection lost, the server going away
+    (``08``, ``57P`` errors: they may follow a ``COMMIT`` that succeeded), an error of the
+    client's pipeline (psycopg reports "cannot exit pipeline mode while busy" in place of
+    the error that left results unread)."""
+    state = getattr(exc, "sqlstate", None)
+    return bool(state) and not state.startswith(("08", "57P")) and not (conn.broken or conn.closed)
 
 
 def first_event_id(appends: list[list[Any]], id_at: int) -> str | None:

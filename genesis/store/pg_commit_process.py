@@ -35,8 +35,8 @@ from typing import Any, Callable
 
 from genesis.store.commit_process import answer, frame, protocol_output
 from genesis.store.pg_commit_faults import CommitFault
-from genesis.store.pg_commit_outcome import (FIND_EVENT, Backend, backend_of, connection_lost, end_backend,
-                                             first_event_id, idempotent, settle, unknown)
+from genesis.store.pg_commit_outcome import (FIND_EVENT, Backend, backend_of, end_backend,
+                                             first_event_id, idempotent, refused_by_server, settle, unknown)
 from genesis.store.pg_fence import hoisted
 from genesis.store.pg_set_rows import merged, set_based
 
@@ -118,7 +118,7 @@ class Commits:
         try:
             return None, self._send(statements, appends)
         except psycopg.Error as exc:
-            if not connection_lost(self.conn):
+            if refused_by_server(exc, self.conn):
                 rollback(self.conn)  # a failed statement: the server skipped the rest, COMMIT too
                 return (type(exc).__name__, str(exc).strip()), 0
             return self._settle(exc, statements, appends)
@@ -148,7 +148,7 @@ class Commits:
 
     def _settle(self, lost: Exception, statements: list[tuple[str, list[Any]]],
                 appends: list[list[Any]]) -> tuple[tuple[str, str] | None, int]:
-        """The connection was lost while committing: find out (``pg_commit_outcome.settle``)."""
+        """The commit's outcome is open (its connection lost...): find out (``pg_commit_outcome``)."""
         import psycopg
 
         self.conn.close()
@@ -171,7 +171,7 @@ class Commits:
             try:  # updates by key only: run them again on the new connection
                 return None, self._send(statements, appends)
             except psycopg.Error as exc:
-                if not connection_lost(self.conn):
+                if refused_by_server(exc, self.conn):
                     rollback(self.conn)
                     return unknown(exc, "the server refused to run it again"), 0
                 self.conn.close()
