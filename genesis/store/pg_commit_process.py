@@ -108,8 +108,8 @@ class Commits:
             self.fault.begun()
         try:
             if self.conn.broken or self.conn.closed:  # lost since the last commit: nothing of this one is sent yet
-                self.conn = self.connect()
-                self.backend = backend_of(self.conn)
+                conn = self.connect()
+                self.conn, self.backend = conn, backend_of(conn)
             if self.unsettled is not None:  # its transaction is over before this one may commit
                 end_backend(self.conn, self.unsettled)
                 self.unsettled = None
