@@ -11,6 +11,7 @@ order executes."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal as D
 from pathlib import Path
@@ -19,18 +20,21 @@ import pytest
 import structlog
 
 from genesis.clock import VirtualClock
+from genesis.config import ConfigError, parse_config
 from genesis.domain import events as ev
 from genesis.domain.orders import OrderReport, OrderRequest, OrderStatus, Side
+from genesis.engine.lease_keeper import LeaseKeeper
 from genesis.engine.recovery import reconcile
 from genesis.engine.slice_executor import RoutingSettings, SliceExecutor
 from genesis.engine.venue_calls import RetryPolicy, VenueCaller
 from genesis.domain.risk import RiskEngine, RiskLimits
 from genesis.engine.positions import PositionBook
 from genesis.paper.faults import Faults
-from genesis.venue.base import UnknownOutcomeError
+from genesis.venue.base import RetryableVenueError, UnknownOutcomeError
 from genesis.venue.instruments import SIM_INSTRUMENTS
 from genesis.venue.send_fence import LeaseLapsed, SendStamps, SendWindow
-from tests.test_fault_matrix import (CID, ccxt_venue, exchange_orders, heal_after, order_posts, place,
+from tests.migrated import migrated_sqlite
+from tests.test_fault_matrix import (CID, SEND_WINDOW, ccxt_venue, exchange_orders, heal_after, order_posts, place,
                                      start_paper)
 from tests.test_slice_executor_ports import EventLog, FixedSize, no_benchmark
 from tests.test_venue_contract import BTC, minute, order
@@ -240,3 +244,41 @@ async def test_a_venue_that_does_not_stamp_is_sent_again_without_a_wait() -> Non
     async with clock.actor():
         await caller.place(order(CID, Side.BUY, "0.5"), clock.now())
     assert venue.sent == 2 and venue.settled == []
+
+
+# ---------------------------------------------------------------------- the stamp on the wire
+async def test_an_order_request_carries_its_own_timestamp_and_recv_window(tmp_path: Path) -> None:
+    """Stamped a second before it is sent with a 300 ms window: the exchange refuses it (-1021),
+    nothing is placed (ccxt's own stamp, or its default 10 s recvWindow, would be accepted)."""
+    clock = VirtualClock(minute(0.5))
+    server = await start_paper(tmp_path, clock)
+    venue = ccxt_venue(server.url, clock)
+    await venue.instruments()
+    try:
+        venue.stamps = SendStamps(SEND_WINDOW, lambda: venue.request_clock_ms() - 1_000)
+        with pytest.raises(RetryableVenueError):
+            await venue.place_order(order(CID, Side.BUY, "0.5"))
+        assert [(s, code) for _, s, code, _ in order_posts(server)] == [(400, -1021)]
+        venue.stamps = SendStamps(SEND_WINDOW, lambda: venue.request_clock_ms() - 200)
+        assert (await venue.place_order(order(CID, Side.BUY, "0.5"))).status is OrderStatus.FILLED
+    finally:
+        await venue.close()
+        await server.stop()
+
+
+def test_the_recv_window_setting_is_validated_naming_the_key() -> None:
+    assert parse_config({}).ccxt.recv_window_ms == 5_000
+    with pytest.raises(ConfigError, match="ccxt.recv_window_ms: Input should be less than or equal to 60000"):
+        parse_config({"ccxt": {"recv_window_ms": 60_001}})
+
+
+async def test_a_daemon_may_send_only_while_its_lease_is_held_by_its_own_reckoning(tmp_path: Path) -> None:
+    keeper = LeaseKeeper(migrated_sqlite(tmp_path / "genesis.db"), ["sim"], lease_seconds=15.0)
+    try:
+        assert not keeper.may_send()  # not claimed yet
+        assert await keeper.wait_claimed(asyncio.Event())
+        assert keeper.may_send()
+        keeper.held_until -= 15.0  # as if no renewal had been sent for a whole lease
+        assert not keeper.may_send()
+    finally:
+        keeper.close()

@@ -78,6 +78,9 @@ class PaperExchange:
                 store.save_balances(balances)
         self.sim = SimulatedVenue(clock, self.series, self.instruments, self.model, balances, seed)
         self._seen_fills = 0
+        # Binance: a filled order's client id is taken again; False refuses every id ever seen
+        # (a test of what happens behind a -2010, which Binance answers only while it is open)
+        self.reuse_filled_ids = True
         self.outbox: list[OrderEvent] = []  # drained by the user data stream
         self._restore_resting_orders()
 
@@ -138,7 +141,7 @@ class PaperExchange:
         stored_id, order_id = cid, self.store.next_order_id()  # under the app's lock: one order at a time
         previous = self.store.latest_by_client_id(cid)
         if previous is not None:
-            if previous.status != "FILLED":  # Binance: only a filled order's id is taken again
+            if previous.status != "FILLED" or not self.reuse_filled_ids:  # Binance: a filled one's is taken again
                 raise bj.duplicate_order()
             stored_id = f"{cid}{REUSE_MARK}{order_id}"
         tif = (TimeInForce.POST_ONLY if kind == "LIMIT_MAKER" else

@@ -186,6 +186,7 @@ class CcxtVenue:
                 params["timeInForce"] = "IOC" if request.time_in_force is TimeInForce.IOC else "GTC"
         if self._binance:
             params["recvWindow"] = self.stamps.window.recv_window_ms
+        self.stamps.check_may_send()  # before the budget counts it (checked again as it is stamped)
         try:
             order = await send_within_budget(
                 request, lambda: self.calls.call("create_order", lambda: self.ex.create_order(
@@ -214,7 +215,8 @@ class CcxtVenue:
     def request_clock_ms(self) -> int:
         """The exchange's request clock now, as ccxt signs with it: the host's time less the
         measured ``timeDifference`` (``FencesResends``)."""
-        return int(self.ex.milliseconds() - float(self.ex.options.get("timeDifference") or 0))
+        options = getattr(self.ex, "options", None) or {}
+        return int(ccxt.Exchange.milliseconds() - float(options.get("timeDifference") or 0))
 
     async def settle_sends(self, client_order_id: str, sent_by_ms: int | None = None) -> None:
         """Once no request under ``client_order_id`` stamped here or by another process no later

@@ -77,11 +77,15 @@ class SendStamps:
         """The ``timestamp`` of a request sending ``client_order_id`` now, remembered for
         ``settle``. ``LeaseLapsed`` (nothing stamped) when this process may no longer send."""
         stamp = self.now_ms()  # first: a pause after the check below only makes it older
-        if self.may_send is not None and not self.may_send():
-            raise LeaseLapsed("the account lease is no longer held: the order was not sent")
+        self.check_may_send()
         self._forget_settled(stamp)
         self._last[client_order_id] = max(stamp, self._last.pop(client_order_id, stamp))
         return stamp
+
+    def check_may_send(self) -> None:
+        """``LeaseLapsed`` when this process may no longer send."""
+        if self.may_send is not None and not self.may_send():
+            raise LeaseLapsed("the account lease is no longer held: the order was not sent")
 
     def settled_after_ms(self, client_order_id: str, sent_by_ms: int | None = None) -> int | None:
         """The exchange's time after which no request under ``client_order_id`` (stamped here,
