@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import structlog
 
+from genesis.chaos.verdict import Verdict, _orders
 from genesis.clock import VirtualClock
 from genesis.config import ConfigError, parse_config
 from genesis.domain import events as ev
@@ -30,6 +31,7 @@ from genesis.engine.venue_calls import RetryPolicy, VenueCaller
 from genesis.domain.risk import RiskEngine, RiskLimits
 from genesis.engine.positions import PositionBook
 from genesis.paper.faults import Faults
+from genesis.paper.store import OrderRow, PaperStore
 from genesis.venue.base import RetryableVenueError, UnknownOutcomeError
 from genesis.venue.instruments import SIM_INSTRUMENTS
 from genesis.venue.send_fence import LeaseLapsed, SendStamps, SendWindow
@@ -282,3 +284,20 @@ async def test_a_daemon_may_send_only_while_its_lease_is_held_by_its_own_reckoni
         assert not keeper.may_send()
     finally:
         keeper.close()
+
+
+def test_the_chaos_verdict_counts_an_id_taken_again_as_a_second_order(tmp_path: Path) -> None:
+    """The paper exchange stores a re-used filled id as ``<id>#<order id>``: the chaos verdict
+    reads it as the id sent, so an order executed twice under one id fails the run."""
+    store = PaperStore(tmp_path / "paper.db")
+    with store.transaction():
+        for order_id, stored in ((1, COID), (2, f"{COID}#2")):
+            store.insert_order(OrderRow(order_id, stored, BTC, "BUY", "MARKET", "GTC", D(0), D("0.5"), D("0.5"),
+                                        D("50"), "FILLED", 0, 0))
+    intents = {"__dupes__": {"ids": []},
+               COID: {"execution_id": EID, "slice_index": 0, "qty": "0.5", "order_type": "market"}}
+    verdict = Verdict()
+    _orders(verdict, store.db, intents)
+    store.close()
+    assert verdict.counts["dup_client_ids"] == 1 and verdict.counts["orders_without_intent"] == 0
+    assert any("more than one exchange order" in f for f in verdict.failures)
