@@ -72,23 +72,26 @@ async def test_a_request_that_executes_after_the_lookup_is_adopted_never_sent_tw
 
 
 # ---------------------------------------------------------------------- failover
-def intended(at: datetime) -> list[ev.Event]:
+def intended(at: datetime, window: timedelta = timedelta(minutes=10)) -> list[ev.Event]:
     return [ev.ExecutionSubmitted(EID, at, "r1", BTC, "buy", D("0.5"), "twap", 600),
-            ev.ExecutionStarted(EID, at, D("100"), at + timedelta(minutes=10), (ev.PlannedSlice(0, at, D("0.5")),)),
+            ev.ExecutionStarted(EID, at, D("100"), at + window, (ev.PlannedSlice(0, at, D("0.5")),)),
             ev.OrderIntended(EID, at, 0, 0, COID, "market", "gtc", D("0.5"), None, D("100"))]
 
 
-async def test_a_new_owner_waits_out_the_old_owners_late_send_and_adopts_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("window", [timedelta(minutes=10), timedelta(milliseconds=500)],
+                         ids=["window-open", "orders-closed"])
+async def test_a_new_owner_waits_out_the_old_owners_late_send_and_adopts_it(tmp_path: Path, window: timedelta) -> None:
     """The old owner recorded its intent and sent it; the request is held up on its way (a
     paused process, a slow network) and the old owner is gone. The new owner's recovery finds
     nothing under the id; before, it sent the order again at once and the late request
-    executed as well. Now it looks again once the late request can no longer be accepted."""
+    executed as well (or, its window closing, closed the intent unfilled while the late request
+    executed untracked). Now it looks again once the late request can no longer be accepted."""
     clock = VirtualClock(minute(0.5))
     server = await start_paper(tmp_path, clock)
     old, new = ccxt_venue(server.url, clock), ccxt_venue(server.url, clock)
     await old.instruments()
     await new.instruments()
-    log = EventLog(intended(clock.now()))
+    log = EventLog(intended(clock.now(), window))
     try:
         server.set_faults(Faults(delay_seconds=0.15, **LATE))
         with pytest.raises(UnknownOutcomeError):

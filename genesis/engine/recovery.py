@@ -26,7 +26,8 @@ async def reconcile(agg: Execution, *, venue: VenuePort, slices: SliceExecutor, 
     its intent stored (never a recomputed one), before anything new is sent; one the venue
     never saw is sent again with the same id (unless orders have closed: the window ends
     within ``ORDER_CUTOFF``), but only after a second lookup made once a request the previous
-    owner may still have had in flight can no longer be accepted (``settled_lookup``): that
+    owner may still have had in flight can no longer be accepted (``settled_lookup``; made
+    too when orders have closed, so such a request's order is found, not left untracked): that
     owner stamped its requests while it held the account lease, which expired before this
     daemon claimed it, so before this pass began (``genesis.venue.send_fence``). Its slice then closes with what was filled (the rest carries forward). An order found under that id
     that is not the one intended fails the execution (``SliceExecutor.refuse_foreign``). Finally
@@ -47,9 +48,9 @@ async def reconcile(agg: Execution, *, venue: VenuePort, slices: SliceExecutor, 
             report = await venue.lookup_intended(request, order.intended_at)
             log.info("order_reconciled", client_order_id=order.client_order_id,
                      status=report.status.value, filled=str(report.filled_qty))
-            if report.status is OrderStatus.NOT_FOUND and not orders_closed:
+            if report.status is OrderStatus.NOT_FOUND:  # look again once nothing in flight can land
                 report = await venue.settled_lookup(request, order.intended_at, sent_by_ms)
-                if report.status is OrderStatus.NOT_FOUND:  # never sent, never will be: send it now, same id
+                if report.status is OrderStatus.NOT_FOUND and not orders_closed:  # never will be: send it, same id
                     report = await venue.place(request, order.intended_at, agg.order_deadline())
         except ForeignOrderError as exc:
             await slices.refuse_foreign(agg, agg.slices[order.slice_index], exc)
