@@ -171,6 +171,8 @@ async def test_settle_returns_once_the_last_stamp_plus_window_and_margin_has_pas
     await stamps.settle("a")
     assert ms.ms > 9_000
     assert stamps.settled_after_ms("b", sent_by_ms=ms.ms) == ms.ms + 6_000  # another process's bound
+    stamps.stamp("b")  # "a" can no longer be accepted: forgotten
+    assert stamps.settled_after_ms("a") is None and stamps.settled_after_ms("b") == ms.ms + 6_000
 
 
 async def test_settle_waits_for_another_processes_bound_and_a_lapsed_lease_stamps_nothing() -> None:

@@ -102,7 +102,8 @@ class SendStamps:
 
     def _forget_settled(self, now_ms: int) -> None:
         """Drop stamps whose requests can no longer be accepted (oldest first)."""
-        for cid, stamp in list(self._last.items()):
+        while self._last:
+            cid, stamp = next(iter(self._last.items()))
             if self.window.settled_after_ms(stamp) >= now_ms:
-                break
+                return
             del self._last[cid]
