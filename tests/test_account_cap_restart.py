@@ -12,7 +12,7 @@ from genesis.clock import VirtualClock
 from genesis.config import parse_config
 from genesis.domain import events as ev
 from genesis.engine.account_cap import AccountCaps, SymbolLedger, minute_of
-from genesis.engine.supervisor import apply_config
+from genesis.engine.supervisor_config import apply_config
 from genesis.store.db import async_engine
 from genesis.store.recorded_fills import RecordedFillsReader
 from genesis.venue.instruments import SIM_INSTRUMENTS
