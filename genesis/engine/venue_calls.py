@@ -19,12 +19,13 @@ from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Awaitable, Callable, ContextManager, Protocol, TypeVar
+from typing import Awaitable, Callable, ContextManager, TypeVar
 
 import structlog
 
 from genesis.clock import Clock
 from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderStatus, foreign_order_reason
+from genesis.engine.venue_call_ports import SlicingHold, UnknownOutcomeAlarm
 from genesis.venue.base import (Candle, DuplicateOrderError, FencesResends, MarketDataUnavailable,
                                 MeasuresTradedVolume, PermanentVenueError, RetryableVenueError, UnknownOutcomeError,
                                 Venue, VenueError, WakesOnTradedVolume)
@@ -47,23 +48,6 @@ class HoldInterrupted(Exception):
     runner decides again. Raised only from reads made before anything was sent."""
 
 
-class SlicingHold(Protocol):
-    """Where a ``VenueCaller`` reports market data unavailable and back
-    (``genesis.engine.market_hold.MarketHold``)."""
-
-    held: bool
-
-    async def hold(self, error: MarketDataUnavailable) -> None: ...
-
-    async def release(self) -> None: ...
-
-    def interrupts(self) -> bool: ...
-
-    async def wait(self, seconds: float) -> None:
-        """Wait ``seconds`` before the next try, less when something interrupts the hold."""
-        ...
-
-
 class ForeignOrderError(Exception):
     """The venue holds an order under our client order id that is not the order this database
     intended (another database, or a copy of this one, sent it): its fills are not ours."""
@@ -72,16 +56,6 @@ class ForeignOrderError(Exception):
         super().__init__(f"client order id {client_order_id} is taken on the venue by an order this "
                          f"database did not intend: {detail}; its fills are not adopted")
         self.client_order_id = client_order_id
-
-
-class UnknownOutcomeAlarm(Protocol):
-    """Where a ``VenueCaller`` reports an order still unknown well past its deadline, and the
-    venue showing it at last (``genesis.engine.outcome_alarm.OutcomeAlarm``)."""
-
-    async def raise_alarm(self, request: OrderRequest, past_deadline_seconds: float, lookups: int,
-                          lookup_every_seconds: float) -> None: ...
-
-    async def clear(self, request: OrderRequest) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
