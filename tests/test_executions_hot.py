@@ -87,4 +87,6 @@ async def test_pause_and_resume_update_executions_in_place_on_postgresql(pg_db: 
     finally:
         engine.dispose()
     assert counted == updates
-    assert hot >= updates * 0.8, f"{hot} of {updates} updates HOT"
+    # alone nearly all are HOT; under a busy server fewer (a page is pruned only when no
+    # snapshot can still see its old versions): 230 of 300 seen. With the index: none, ever.
+    assert hot >= updates // 4, f"{hot} of {updates} updates HOT"

@@ -30,6 +30,7 @@ from typing import Any
 
 from genesis.store.commit_process import answer, frame, protocol_output
 from genesis.store.pg_fence import hoisted
+from genesis.store.pg_pipeline import PreparedPipeline, plan
 from genesis.store.pg_set_rows import merged, set_based
 
 LOCK_EVENTS = "LOCK TABLE events IN EXCLUSIVE MODE"
@@ -97,34 +98,46 @@ def main(argv: list[str]) -> int:
     out.flush()
 
     shifting_sql = shifting_insert(events_sql, seq_at)
+    pipe = PreparedPipeline(conn)
+
+    def one_transaction(statements: list[tuple[str, list[Any]]], first: Any) -> list[tuple[str, list[Any]]]:
+        """``statements`` with the transaction's own: BEGIN, the lock and the shift (when it
+        appends: ``first`` is its first planned sequence number), COMMIT; set-based where it can."""
+        out: list[tuple[str, list[Any]]] = [("BEGIN", [()])]
+        if first is not None:
+            out += [(LOCK_EVENTS, [()]), (SET_SHIFT, [(first,)])]
+        for sql, rows in statements:
+            events = first is not None and sql == events_sql
+            one = set_based(sql, rows, SHIFTED_SEQUENCE if events else ())
+            out.append((one[0], [one[1]]) if one is not None else (shifting_sql if events else sql, rows))
+        return [*out, ("COMMIT", [()])]
 
     def run(statements: list[tuple[str, list[Any]]]) -> tuple[tuple[str, str] | None, int]:
-        nonlocal conn
+        nonlocal conn, pipe
         statements = hoisted(statements)  # the lease fence (genesis.store.pg_fence): once, first
         statements = merged(statements, events_sql)  # one event insert, fewer updates
         appends = [rows for sql, rows in statements if sql == events_sql and rows]
+        transaction = one_transaction(statements, appends[0][0][seq_at] if appends else None)
         try:
-            if conn.broken:
+            if conn.closed:
                 conn = connect()
-            shift, cur = conn.cursor(), conn.cursor()
+                pipe = PreparedPipeline(conn)
+            commands = plan(transaction)
             try:
-                with conn.pipeline():  # one round trip, one sync: nothing waits on a result
-                    cur.execute("BEGIN")
-                    if appends:
-                        cur.execute(LOCK_EVENTS)
-                        shift.execute(SET_SHIFT, (appends[0][0][seq_at],))
-                    for sql, rows in statements:
-                        events = bool(appends) and sql == events_sql
-                        one = set_based(sql, rows, SHIFTED_SEQUENCE if events else ())
-                        if one is not None:
-                            cur.execute(*one)
+                if commands is not None:  # one flush, one sync, prepared statements
+                    results = pipe.run(commands)
+                    return None, int(results[2].get_value(0, 0)) if appends else 0
+                with conn.pipeline():  # psycopg's: one round trip, one sync
+                    cursors = [conn.cursor() for _ in transaction]
+                    for cur, (sql, rows) in zip(cursors, transaction):
+                        if len(rows) == 1:
+                            cur.execute(sql, rows[0] or None)
                         else:
-                            cur.executemany(shifting_sql if events else sql, rows)
-                    cur.execute("COMMIT")
+                            cur.executemany(sql, rows)
             except psycopg.Error:
                 rollback(conn)  # a failed statement: the server skipped the rest, COMMIT too
                 raise
-            return None, int(shift.fetchone()[0]) if appends else 0  # type: ignore[index]
+            return None, int(cursors[2].fetchone()[0]) if appends else 0  # type: ignore[index]
         except psycopg.Error as exc:
             return (type(exc).__name__, str(exc).strip()), 0
 
