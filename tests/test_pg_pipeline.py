@@ -25,6 +25,7 @@ def test_values_go_as_the_text_the_server_reads() -> None:
     assert [text_value(v) for v in ("é", 7, 0.1, True, None, float("inf"))] == \
         ["é".encode(), b"7", b"0.1", b"true", None, b"inf"]
     assert plan([("INSERT INTO t VALUES (%s)", [(b"raw",)])]) is None  # bytes: psycopg's pipeline
+    assert plan([("INSERT INTO t VALUES (%s)", [("a\x00b",)])]) is None  # libpq would cut it at the NUL
 
 
 def _dsn(url: URL) -> str:
@@ -82,6 +83,22 @@ async def test_values_the_pipeline_does_not_carry_go_through_psycopgs(pg_url: UR
         await committer.commit([("INSERT INTO kb (k, v) VALUES (%s, %s)", [("a", b"\x00\xff"), ("b", b"")])])
         with admin.connect() as conn:
             assert dict(conn.exec_driver_sql("SELECT k, v FROM kb").all()) == {"a": b"\x00\xff", "b": b""}
+    finally:
+        await committer.stop()
+        admin.dispose()
+
+
+async def test_a_nul_in_a_text_value_is_refused_not_cut(pg_url: URL) -> None:
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
+    committer = PostgresProcessCommitter(writer_engine(async_engine(pg_url)))
+    await committer.start()
+    try:
+        with pytest.raises(CommitRefused, match="NUL"):
+            await committer.commit([("INSERT INTO kv (k, v) VALUES (%s, %s)", [("a", "x\x00y")])])
+        with admin.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM kv").scalar() == 0
     finally:
         await committer.stop()
         admin.dispose()

@@ -15,8 +15,9 @@ the same class and message as a cursor would raise, e.g. ``UniqueViolation``).
 
 Parameters go as text of unknown type, which the server reads with the type the statement
 gives them (its column, or the cast the SQL writes), as psycopg sends Python ``str``. A
-statement ``plan`` cannot carry exactly (a value other than str/int/float/bool/None, or a
-``%`` the ``format`` paramstyle does not know) is None: the caller uses psycopg's pipeline.
+transaction ``plan`` cannot carry exactly (a value other than str/int/float/bool/None, a
+string with a NUL, which libpq would cut there, or a ``%`` the ``format`` paramstyle does not
+know) is None: the caller uses psycopg's pipeline, which sends it or refuses it by name.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def text_value(value: Any) -> bytes | None:
     if value is None:
         return None
     if kind is str:
+        if "\x00" in value:  # libpq reads text parameters up to a NUL: psycopg refuses them
+            raise ValueError("NUL in a text value")
         return value.encode()
     if kind is bool:
         return b"true" if value else b"false"
