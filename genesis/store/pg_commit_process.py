@@ -122,7 +122,7 @@ def main(argv: list[str]) -> int:
             if conn.closed:
                 conn = connect()
                 pipe = PreparedPipeline(conn)
-            commands = plan(transaction)
+            commands = plan(transaction) if conn.info.encoding == "utf-8" else None  # its text is UTF-8
             try:
                 if commands is not None:  # one flush, one sync, prepared statements
                     results = pipe.run(commands)
