@@ -7,7 +7,7 @@ row's page. So, on PostgreSQL only:
 - ``ix_executions_state`` is dropped: ``state`` changes with pause, resume, start and the end.
   What it served (the live executions at start and failover, ``genesis watch``, the metrics'
   count by state) reads the table sequentially instead: ~14-24 ms at 100,000 executions
-  (docs/performance.md, "PostgreSQL: HOT projection updates"). SQLite keeps the index (no
+  (docs/performance.md, "PostgreSQL append: HOT projection updates..."). SQLite keeps the index (no
   such cost there).
 - ``fillfactor = 80``: inserts leave a fifth of each page free, so the updates of the live
   executions, which are the newest rows, find room on their own page.
