@@ -12,7 +12,7 @@ from genesis.clock import VirtualClock
 from genesis.config import parse_config
 from genesis.domain import events as ev
 from genesis.engine.account_cap import AccountCaps, SymbolLedger, minute_of
-from genesis.engine.supervisor import apply_config
+from genesis.engine.supervisor_config import apply_config
 from genesis.store.db import async_engine
 from genesis.store.recorded_fills import RecordedFillsReader
 from genesis.venue.instruments import SIM_INSTRUMENTS
@@ -136,3 +136,56 @@ async def test_apply_config_hands_the_new_account_cap_to_the_engines_ledgers(db_
         apply_config(h.supervisor, _config("0.05"))
         assert h.supervisor.account_caps.cap == D("0.05")
         assert h.supervisor.account_caps.room("", "BTC/USDT", BTC).cap == D("0.05")  # type: ignore[attr-defined]
+
+
+async def test_a_store_error_reading_the_recorded_fills_holds_the_leg_and_is_retried_after_a_back_off():
+    """PostgreSQL unavailable at the first capped leg: no room is granted (fail closed, not
+    the error up to the execution), and the read is tried again at a later look once its
+    back-off has passed; the fills it then reads are counted."""
+    from sqlalchemy.exc import OperationalError
+
+    from genesis.engine.account_cap import SEED_RETRY_FIRST
+    clock = VirtualClock(START + timedelta(seconds=30))  # 5 BTC traded: 0.5 of room
+    reads: list[object] = []
+
+    async def recorded(start):  # type: ignore[no-untyped-def]
+        reads.append(start)
+        if len(reads) == 1:
+            raise OperationalError("SELECT ...", {}, Exception("server closed the connection unexpectedly"))
+        return [(START + timedelta(seconds=10), D("0.3"), "old-1")]
+
+    ledger = SymbolLedger("BTC/USDT", D("0.10"), clock=clock, instrument=BTC, traded_volume=traded, pace=pace,
+                          recorded_fills=recorded)
+    held = await ledger.reserve(D("0.4"), by=clock.now())
+    assert (held.qty, held.held_back) == (D("0"), True)  # the fills unread: no room
+    again = await ledger.reserve(D("0.4"), by=clock.now())
+    assert again.qty == D("0") and len(reads) == 1  # within the back-off: not read again
+    clock.advance_to(clock.now() + SEED_RETRY_FIRST)
+    granted = await ledger.reserve(D("0.4"), by=clock.now())
+    assert len(reads) == 2
+    # 31 s into the minute: 0.1 x 5.1667 traded - 0.3 recorded, rounded down to the lot
+    assert (granted.qty, granted.held_back) == (D("0.21666"), True)
+
+
+async def test_a_transient_store_error_reading_the_recorded_fills_does_not_fail_the_execution(db_path):
+    """The same through the supervisor: the execution runs (its leg waits, the read is
+    retried) instead of ending ``failed`` with the store's error."""
+    from sqlalchemy.exc import OperationalError
+
+    async with harness(db_path, _config(), start=START, venue=_market()) as h:
+        caps = h.supervisor.account_caps
+        real = caps.recorded_fills
+        calls: list[object] = []
+
+        async def flaky(account, symbol, start):  # type: ignore[no-untyped-def]
+            calls.append(start)
+            if len(calls) == 1:
+                raise OperationalError("SELECT ...", {}, Exception("server closed the connection unexpectedly"))
+            return await real(account, symbol, start)
+
+        caps.recorded_fills = flaky
+        eid = await h.supervisor.submit(h.request(qty="1", duration="40s", slices=1, request_id="x"))
+        await h.supervisor.wait_all()
+        agg = await h.store.load(eid)
+    assert agg.state.value != "failed" and agg.filled_qty > 0
+    assert len(calls) == 2

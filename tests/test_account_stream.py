@@ -157,3 +157,54 @@ async def test_the_snapshot_is_read_again_after_a_reconnect_or_when_stale_while_
     clock.advance_to(minute(5.5))  # still down, the snapshot 30 s old: REST again
     await account.totals()
     assert len(reads) == 3
+
+
+async def test_a_stream_balance_landing_while_the_snapshot_is_read_is_kept_over_it() -> None:
+    """The stream reconnected: a snapshot is read again; while it is in flight an
+    ``outboundAccountPosition`` (through ccxt.pro binance's own ``handle_balance``) says BTC is
+    now 0.5. The snapshot, computed before that sell, says 1: the stream's value stands (it is
+    not told again), the other assets come from the snapshot."""
+    import asyncio
+
+    import ccxt.pro as ccxtpro
+
+    class Client:
+        subscriptions: dict[str, Any] = {"spot": True}  # the user data stream of the spot account
+
+        def resolve(self, *args: Any) -> None:
+            return None
+
+    clock = VirtualClock(minute(0))
+    hub = _Hub()
+    hub.ex = ccxtpro.binance()
+    hub.ex.balance = {"spot": {}}  # as ``watch_balance`` leaves it before the first event
+    asked, answer = asyncio.Event(), asyncio.Event()
+
+    async def fetch() -> dict[str, Any]:
+        asked.set()
+        await answer.wait()
+        return {"total": {"BTC": 1.0, "USDT": 0.0, "ETH": 3.0}}
+
+    def position(**totals: str) -> None:
+        hub.ex.handle_balance(Client(), {"e": "outboundAccountPosition", "E": 1700000000000, "u": 1700000000000,
+                                         "B": [{"a": a, "f": v, "l": "0"} for a, v in totals.items()]})
+        hub.on_data(None, False)
+
+    try:
+        account = AccountBalances(hub, fetch, clock)  # type: ignore[arg-type]
+        answer.set()
+        assert await account.totals() == {"BTC": D(1), "ETH": D(3)}
+        account.state.mark_down("dropped")
+        account.state.mark_up()  # reconnected: the snapshot is read again
+        asked.clear()
+        answer.clear()
+        reader = asyncio.create_task(account.totals())
+        await asked.wait()
+        position(BTC="0.5", USDT="50000")  # a sell filled while the snapshot is in flight
+        answer.set()
+        assert await reader == {"BTC": D("0.5"), "USDT": D(50000), "ETH": D(3)}
+        position(BTC="0.5", USDT="50000")  # told again unchanged: the same
+        assert await account.totals() == {"BTC": D("0.5"), "USDT": D(50000), "ETH": D(3)}
+        assert account.snapshot_reads == 2
+    finally:
+        await hub.ex.close()

@@ -102,8 +102,12 @@ async def test_an_order_found_under_our_client_id_that_we_did_not_intend_is_neve
         paper, tmp_path: Path, later_minutes: int, qty: str, why: str) -> None:  # type: ignore[no-untyped-def]
     """Two databases sharing a namespace (a copied file): the second one's send is answered
     -2010 "Duplicate order sent."; the order found under that id is the first one's, so the
-    child is rejected with the reason, none of its fills recorded, and the execution fails."""
+    child is rejected with the reason, none of its fills recorded, and the execution fails.
+    Binance answers -2010 only while the first order is open (a filled one's id is taken
+    again, as a new order): the paper exchange is told to refuse every id it has seen, to show
+    what the engine does with the answer."""
     server, venue, clock = paper
+    server.exchange.reuse_filled_ids = False
     first = await run_once(tmp_path / "a", clock, venue, "0.6", "two-1")
     await share_namespace(tmp_path / "a", tmp_path / "b")
     clock.advance_to(minute(0.5 + later_minutes))

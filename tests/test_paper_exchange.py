@@ -180,6 +180,7 @@ async def test_orders_trades_and_balances_survive_a_restart(tmp_path: Path) -> N
     venue = ccxt_venue(server, clock)
     await venue.place_order(order("gdddddddddddd-0-0", Side.BUY, "1"))
     await venue.place_order(order("gdddddddddddd-1-0", Side.BUY, "4", "99.90"))
+    await venue.place_order(order("gdddddddddddd-2-0", Side.SELL, "1", "1000"))  # rests throughout
     clock.advance_to(minute(3))
     before = await venue.fetch_order(BTC, "gdddddddddddd-1-0")
     assert before.filled_qty == D("2.5")
@@ -201,8 +202,12 @@ async def test_orders_trades_and_balances_survive_a_restart(tmp_path: Path) -> N
         assert balances["BTC"] == D("105")
         spent = sum(f.qty * f.price + f.fee for f in done.fills) + D("100.05") + D("0.10005")
         assert balances["USDT"] == D("10000000") - spent
-        with pytest.raises(Exception, match="Duplicate order sent"):
-            await venue.place_order(order("gdddddddddddd-0-0", Side.BUY, "1"))
+        with pytest.raises(Exception, match="Duplicate order sent"):  # an open order's id, as on Binance
+            await venue.place_order(order("gdddddddddddd-2-0", Side.SELL, "1", "1000"))
+        first = await venue.fetch_order(BTC, "gdddddddddddd-0-0")
+        again = await venue.place_order(order("gdddddddddddd-0-0", Side.BUY, "1"))  # a filled order's id
+        assert again.status is OrderStatus.FILLED and again.venue_order_id != first.venue_order_id
+        assert [o.public_client_id for o in server.exchange.store.all_orders()].count("gdddddddddddd-0-0") == 2
     finally:
         await venue.close()
         await server.stop()
@@ -215,7 +220,8 @@ async def test_orders_trades_and_balances_survive_a_restart(tmp_path: Path) -> N
         assert resume_start(store, minute(0), 60.0, wall_ms=1_020_000) == minute(26)
         assert resume_start(store, minute(0), 30.0, wall_ms=1_020_000) == minute(6)  # re-anchored
         rows = store.db.execute("SELECT client_order_id, COUNT(*) FROM orders GROUP BY 1").fetchall()
-        assert sorted(rows) == [("gdddddddddddd-0-0", 1), ("gdddddddddddd-1-0", 1)]
+        assert sorted(rows) == [("gdddddddddddd-0-0", 1), ("gdddddddddddd-0-0#4", 1), ("gdddddddddddd-1-0", 1),
+                                ("gdddddddddddd-2-0", 1)]  # the filled order's id taken again: order 4
     finally:
         store.close()
 
@@ -294,9 +300,10 @@ async def test_lost_response_after_accept_is_resolved_by_client_id(tmp_path: Pat
         with pytest.raises(UnknownOutcomeError):
             await venue.place_order(request)
         # the engine's own caller: unknown outcome -> look up by client id -> the accepted order
+        # (never a second send: the exchange takes a filled order's id again, as Binance does)
         caller = VenueCaller(venue, clock, RetryPolicy(base_seconds=0.01), lambda: False,
                              structlog.get_logger("test"))
-        report = await caller.place(request, clock.now())
+        report = await caller.lookup_intended(request, clock.now())
         assert (report.status, report.filled_qty) == (OrderStatus.FILLED, D("0.2"))
         orders = server.exchange.store.all_orders()
         assert [(o.client_order_id, o.executed_qty) for o in orders] == [("gfbbbbbbbbbbb-0-0", D("0.2"))]

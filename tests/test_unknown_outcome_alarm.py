@@ -16,7 +16,7 @@ from genesis.domain import events as ev
 from genesis.domain.execution import ORDER_CUTOFF
 from genesis.engine.outcome_alarm import OutcomeAlarm
 from genesis.engine.slice_executor import RoutingSettings
-from genesis.engine.supervisor import runner_settings
+from genesis.engine.supervisor_config import runner_settings
 from genesis.engine.venue_calls import RetryPolicy, VenueCaller, VenueUnavailable
 from genesis.venue.base import UnknownOutcomeError
 from tests.faulty_venue import FaultyVenue

@@ -67,3 +67,63 @@ async def test_the_streaming_venue_keeps_ccxts_order_cache_small_unless_configur
     finally:
         await venue.close()
         await configured.close()
+
+
+def test_a_trade_told_again_does_not_hide_a_newer_one_behind_it():
+    """ccxt's cache moves a duplicated trade to its end, behind a newer trade not yet taken:
+    the newer one is still taken (by id, not by position), and the duplicate counts once."""
+    cache, feed = ArrayCacheBySymbolById(1000), UserFeed()
+
+    def trade(i: int) -> dict:
+        return {"id": str(i), "order": "42", "symbol": "BTC/USDT", "amount": 0.1, "price": 100.0}
+
+    cache.append(trade(5))
+    feed.on_trade_cache(list(cache))
+    cache.append(trade(6))
+    cache.append(trade(5))  # T5 told again before the next look: moved behind T6
+    assert [t["id"] for t in cache] == ["6", "5"]
+    feed.on_trade_cache(list(cache))
+    cache.append(trade(7))
+    feed.on_trade_cache(list(cache))
+    assert sorted(feed.trades["42"]) == ["5", "6", "7"]
+
+
+async def test_the_reconciliation_reads_trades_from_the_last_id_the_stream_delivered():
+    """While the user stream is down, order A (resting) fills as trade 100 and order B's
+    placement response brings its taker trade 105 (merged into the feed): the reconciliation
+    reads myTrades from one past the last trade the stream itself delivered (50), not past
+    105, so trade 100 is read."""
+    from types import SimpleNamespace
+
+    from genesis.venue.stream_reconcile import StreamReconciler
+
+    feed = UserFeed()
+    cache = ArrayCacheBySymbolById(1000)
+    cache.append({"id": "50", "order": "7", "symbol": "BTC/USDT", "amount": 0.1, "price": 100.0})
+    feed.on_trade_cache(list(cache))
+    feed.trades_dropped()  # the stream drops
+    feed.merge_trades("B", [{"id": "105", "symbol": "BTC/USDT", "amount": 0.1, "price": 100.0}])
+    exchange_trades = [{"id": "100", "order": "A", "symbol": "BTC/USDT", "amount": 1.0, "price": 100.0},
+                       {"id": "105", "order": "B", "symbol": "BTC/USDT", "amount": 0.1, "price": 100.0}]
+    asked: list[str] = []
+
+    async def fetch_my_trades(symbol, since, limit, params):  # type: ignore[no-untyped-def]
+        asked.append(params.get("fromId") or f"order {params.get('orderId')}")
+        start = int(params.get("fromId", 0))
+        return [t for t in exchange_trades if int(t["id"]) >= start]
+
+    async def fetch_order(_id, symbol, params):  # type: ignore[no-untyped-def]
+        return {"id": "A", "clientOrderId": "cA", "symbol": symbol, "status": "closed", "filled": 1.0}
+
+    async def call(_name, fn, **_kw):  # type: ignore[no-untyped-def]
+        return await fn()
+
+    venue = SimpleNamespace(hub=SimpleNamespace(user=feed), calls=SimpleNamespace(call=call),
+                            ex=SimpleNamespace(fetch_my_trades=fetch_my_trades, fetch_order=fetch_order),
+                            _cid_params=lambda cid: {"origClientOrderId": cid}, placed_at_reconnects={})
+    reconciler = StreamReconciler(venue)
+    reconciler.order_placed("A", "BTC/USDT", "cA")
+    await reconciler.run()
+    assert asked == ["51"]
+    assert sorted(feed.trades["A"]) == ["100"]
+    assert feed.reconcile_from("BTC/USDT") == 50  # the gap closed: the stream's own latest again

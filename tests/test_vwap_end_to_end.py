@@ -14,7 +14,7 @@ from genesis.backtest import BacktestError, BacktestSpec, run_backtest
 from genesis.config import parse_config
 from genesis.domain import events as ev
 from genesis.domain.execution import Execution
-from genesis.engine.supervisor import apply_config
+from genesis.engine.supervisor_config import apply_config
 from tests.harness import harness
 
 D = Decimal

@@ -95,10 +95,16 @@ def _intents(d: sqlite3.Connection) -> dict[str, dict[str, Any]]:
     return out
 
 
+# the client order id as sent: an id the paper exchange took again (its order filled, as Binance
+# does) is stored as <id>#<order id> (genesis.paper.store) and counts as a second order under <id>
+_SENT_ID = ("CASE WHEN instr(client_order_id, '#') > 0 THEN substr(client_order_id, 1, instr(client_order_id, '#') - 1) "
+            "ELSE client_order_id END")
+
+
 def _orders(v: Verdict, p: sqlite3.Connection, intents: dict[str, dict[str, Any]]) -> None:
     dupes = intents.pop("__dupes__")["ids"]
     v.none("client order ids intended twice in the daemon's events", dupes)
-    rows = p.execute("SELECT client_order_id, symbol, side, type, orig_qty, price FROM orders").fetchall()
+    rows = p.execute(f"SELECT {_SENT_ID}, symbol, side, type, orig_qty, price FROM orders").fetchall()
     per_id = Counter(r[0] for r in rows)
     v.counts["exchange_orders"] = len(rows)
     twice = [cid for cid, n in per_id.items() if n > 1]
@@ -143,7 +149,7 @@ def _executions(v: Verdict, d: sqlite3.Connection, p: sqlite3.Connection, intent
         v.none("executions still live after the drain", live)
     # what the exchange executed for each execution, from its own orders table
     executed: dict[str, Decimal] = {}
-    for cid, qty in p.execute("SELECT client_order_id, executed_qty FROM orders"):
+    for cid, qty in p.execute(f"SELECT {_SENT_ID}, executed_qty FROM orders"):
         intent = intents.get(cid)
         if intent is not None:
             executed[intent["execution_id"]] = executed.get(intent["execution_id"], ZERO) + Decimal(qty)
@@ -164,7 +170,8 @@ def _executions(v: Verdict, d: sqlite3.Connection, p: sqlite3.Connection, intent
 
 def _fills(v: Verdict, d: sqlite3.Connection, p: sqlite3.Connection, intents: dict[str, dict[str, Any]]) -> None:
     trades = {str(r[0]): (r[1], Decimal(r[2]), Decimal(r[3])) for r in p.execute(
-        "SELECT t.trade_id, o.client_order_id, t.qty, t.price FROM trades t JOIN orders o USING (order_id)")}
+        f"SELECT t.trade_id, {_SENT_ID.replace('client_order_id', 'o.client_order_id')}, t.qty, t.price "
+        "FROM trades t JOIN orders o USING (order_id)")}
     events = Counter(json.loads(data)["trade_id"] for (data,) in d.execute(
         "SELECT event_data FROM events WHERE event_type = 'FillRecorded'"))
     rows = {}

@@ -137,9 +137,16 @@ class CcxtConfig(_Strict):
     """``ccxt``: exchanges through ccxt (``--venue ccxt:<id>``; docs/ccxt.md). The traded volume
     the participation cap is held to is kept ``traded_volume_keep_seconds`` and read over REST
     (klines, aggTrades) at most ``traded_volume_rest_pages`` pages per look. Without
-    ``--streams`` the cap is held to it only with ``rest_traded_volume`` (else to the forecast)."""
+    ``--streams`` the cap is held to it only with ``rest_traded_volume`` (else to the forecast).
+    Every order request carries ``recv_window_ms`` (Binance's ``recvWindow``, at most 60000): the
+    exchange refuses it once that much older than its ``timestamp``; a client order id whose
+    outcome is unknown is sent again only after its last request's ``timestamp + recv_window_ms
+    + resend_clock_margin_ms`` (the margin: how far the host's reading of the exchange's clock
+    may be off; docs/guarantees.md)."""
 
     rest_traded_volume: bool = False
+    recv_window_ms: int = Field(5_000, ge=1, le=60_000)
+    resend_clock_margin_ms: int = Field(1_000, ge=0, le=60_000)
     traded_volume_keep_seconds: float = Field(7200.0, ge=600, le=86_400)
     traded_volume_rest_pages: int = Field(5, ge=1, le=100)
     streams: StreamsConfig = StreamsConfig()

@@ -40,16 +40,18 @@ import asyncio
 import itertools
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Awaitable, Callable, Iterable, Protocol
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from genesis.clock import Clock
 from genesis.domain.instrument import Instrument
 from genesis.domain.orders import Fill
 from genesis.engine.cap_room import next_look
+from genesis.store.errors import StorageError
 
 ZERO = Decimal(0)
 MINUTE = timedelta(minutes=1)
@@ -59,6 +61,10 @@ TradedVolume = Callable[[str, datetime, datetime], Awaitable[Decimal | None]]
 # the fills the store recorded for (account, symbol) from a time on: (when traded, qty, trade id)
 RecordedFills = Callable[[str, str, datetime], Awaitable[list[tuple[datetime, Decimal, str]]]]
 log = structlog.get_logger("genesis.account_cap")
+# what a failed read of the recorded fills raises (the database unreachable or refusing)
+STORE_ERRORS = (SQLAlchemyError, StorageError, OSError)
+SEED_RETRY_FIRST = timedelta(seconds=1)  # back-off between failed reads of the recorded fills
+SEED_RETRY_MAX = timedelta(seconds=30)
 
 
 def minute_of(at: datetime) -> datetime:
@@ -121,6 +127,8 @@ class SymbolLedger:
         self.symbol, self.cap, self.clock, self.instrument = symbol, cap, clock, instrument
         self.traded_volume, self.pace, self._recorded_fills = traded_volume, pace, recorded_fills
         self._seeding: asyncio.Future[None] | None = None  # the one read of the recorded fills
+        self._seed_failures = 0  # reads of the recorded fills the store failed, in a row
+        self._seed_retry_at = datetime.min.replace(tzinfo=timezone.utc)  # no read before then
         self._fills: deque[tuple[datetime, Decimal, str]] = deque()  # (when it traded, qty, trade id), by time
         self._seen: set[str] = set()  # the trade ids in ``_fills``: a fill reported again counts once
         self._reserved: dict[int, tuple[datetime, Decimal]] = {}  # key -> (when granted, qty)
@@ -159,12 +167,12 @@ class SymbolLedger:
         again when the minute should have traded enough (or at its end, where the room renews)."""
         if self.cap is None:
             return Reservation(wanted)
-        if self._recorded_fills is not None:
-            await self._seeded()
         while True:
+            seeded = await self._seeded()
             now = self.clock.now()
             start = minute_of(now)
-            traded = await self._traded(start, now)
+            # the recorded fills unread (the store failed): no room (fail closed), looked at again
+            traded = await self._traded(start, now) if seeded else None
             cap = self.cap
             if cap is None:  # turned off (SIGHUP) while this leg waited
                 return Reservation(wanted)
@@ -192,17 +200,31 @@ class SymbolLedger:
         while self._fills and self._fills[0][0] < horizon:
             self._seen.discard(self._fills.popleft()[2])
 
-    async def _seeded(self) -> None:
-        """Count the store's fills since the previous minute began, once: every leg waits for
-        the one read (legs of a restart start together), a failed read is tried again by the
-        next leg, a fill already counted by ``settle`` counts once."""
-        if self._seeding is None or self._seeding.done():  # done with the fills still unread: it failed
+    async def _seeded(self) -> bool:
+        """Whether the store's fills since the previous minute began are counted: read once,
+        every leg waiting for the one read (legs of a restart start together); a fill already
+        counted by ``settle`` counts once. A read the store failed is tried again at a later
+        look, no sooner than its back-off (``SEED_RETRY_FIRST`` doubling up to
+        ``SEED_RETRY_MAX``); until then the ledger has no room (fail closed)."""
+        if self._recorded_fills is None:
+            return True
+        if self._seeding is None or (self._seeding.done() and self.clock.now() >= self._seed_retry_at):
             self._seeding = asyncio.create_task(self._seed(), name=f"account-cap-seed-{self.symbol}")
         await asyncio.shield(self._seeding)
+        return self._recorded_fills is None
 
     async def _seed(self) -> None:
         assert self._recorded_fills is not None
-        for at, qty, trade_id in await self._recorded_fills(minute_of(self.clock.now()) - MINUTE):
+        try:
+            rows = await self._recorded_fills(minute_of(self.clock.now()) - MINUTE)
+        except STORE_ERRORS as exc:
+            self._seed_failures += 1
+            delay = min(SEED_RETRY_MAX, SEED_RETRY_FIRST * 2 ** min(self._seed_failures - 1, 16))
+            self._seed_retry_at = self.clock.now() + delay
+            log.warning("account_cap_recorded_fills_unread", symbol=self.symbol, error=str(exc),
+                        failures=self._seed_failures, retry_in_seconds=delay.total_seconds())
+            return
+        for at, qty, trade_id in rows:
             self._count_one(at, qty, trade_id)
         self._recorded_fills = None  # read: never again
 

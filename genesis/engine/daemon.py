@@ -151,7 +151,7 @@ class Daemon:
         leases = self.leases
         opened = self._opened = WarmStandby(self.options, lambda: self.config, self.observability,
                                             leases.store_options, lambda: bool(leases.held), self._spawn,
-                                            self.notifier.notify)
+                                            self.notifier.notify, leases.may_send)
         if self.leases.fenced:  # warm standby: everything that writes nothing, before the claim
             await opened.open_store()
             if self.options.venue != "sim":

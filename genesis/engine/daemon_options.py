@@ -80,11 +80,12 @@ async def daemon_clock(options: DaemonOptions, database: AsyncEngine,
                               f"shipped candles ({end.isoformat()}); use a new database")
     return ScaledClock(start, options.speed)
 
-def daemon_venue(options: DaemonOptions, clock: Clock, config: RuntimeConfig) -> Venue:
+def daemon_venue(options: DaemonOptions, clock: Clock, config: RuntimeConfig,
+                 may_send: Callable[[], bool] | None = None) -> Venue:
     try:
         if options.venue.startswith("ccxt:"):
             return build_ccxt_venue(options.venue.split(":", 1)[1], options.exchange_url, clock,
-                                    streams=options.streams, config=config)
+                                    streams=options.streams, config=config, may_send=may_send)
         return build_sim_venue(clock, config)
     except VenueSetupError as exc:
         raise DaemonError(str(exc)) from None

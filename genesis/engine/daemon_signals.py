@@ -19,7 +19,8 @@ import structlog
 
 from genesis.config import ConfigError, RuntimeConfig, load_config
 from genesis.engine.signals import SignalBridge
-from genesis.engine.supervisor import Supervisor, apply_config
+from genesis.engine.supervisor import Supervisor
+from genesis.engine.supervisor_config import apply_config
 from genesis.log import configure_logging
 
 log = structlog.get_logger("genesis.daemon")

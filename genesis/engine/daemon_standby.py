@@ -33,14 +33,16 @@ class WarmStandby:
     one round from standby to stop: the event store (``wired``), then the clock, the venue and
     its markets (``instruments``). ``spawn`` starts the daemon's tasks (their failure stops it),
     ``notify`` speaks to systemd, ``store_options`` are the ``EventStore`` keyword arguments
-    (the lease fence), ``lease_held`` whether the leases are held."""
+    (the lease fence), ``lease_held`` whether the leases are held; ``may_send`` whether an
+    order may be sent now (the leases held and unexpired by the daemon's own reckoning,
+    ``LeaseKeeper.may_send``), checked by the ccxt venue as it stamps each order."""
 
     def __init__(self, options: DaemonOptions, config: Callable[[], RuntimeConfig], observability: Observability,
                  store_options: Callable[[], dict[str, Any]], lease_held: Callable[[], bool],
-                 spawn: Spawn, notify: Callable[..., None]):
+                 spawn: Spawn, notify: Callable[..., None], may_send: Callable[[], bool] | None = None):
         self._options, self._config, self._observability = options, config, observability
         self._store_options, self._lease_held = store_options, lease_held
-        self._spawn, self._notify = spawn, notify
+        self._spawn, self._notify, self._may_send = spawn, notify, may_send
         self.wired: Engine | None = None
         self.venue: Venue | None = None
         self.clock: Clock | None = None
@@ -63,7 +65,7 @@ class WarmStandby:
         continues after the last stored event: built only once the leases are held."""
         assert self.wired is not None
         self.clock, self.venue, self.instruments = await open_daemon_venue(
-            self._options, self.wired.database, sim_window, self._observability, self._config())
+            self._options, self.wired.database, sim_window, self._observability, self._config(), self._may_send)
         log.info("venue_markets_loaded", venue=self.venue.name, markets=len(self.instruments),
                  lease_held=self._lease_held())
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -57,11 +57,12 @@ async def open_daemon_store(options: DaemonOptions, store_options: dict[str, Any
 
 
 async def open_daemon_venue(options: DaemonOptions, database: AsyncEngine, sim_window: tuple[datetime, datetime],
-                            observability: Observability, config: RuntimeConfig
-                            ) -> tuple[Clock, Venue, dict[str, Instrument]]:
-    """The clock, the venue (watched by ``observability``) and its markets."""
+                            observability: Observability, config: RuntimeConfig,
+                            may_send: Callable[[], bool] | None = None) -> tuple[Clock, Venue, dict[str, Instrument]]:
+    """The clock, the venue (watched by ``observability``; ``may_send``: the lease check of
+    its order sends) and its markets."""
     clock = await daemon_clock(options, database, sim_window)
-    venue = observability.watch_venue(daemon_venue(options, clock, config))
+    venue = observability.watch_venue(daemon_venue(options, clock, config, may_send))
     try:
         instruments = await venue.instruments()
     except VenueError as exc:

@@ -11,7 +11,7 @@ from genesis.clock import Clock
 from genesis.domain import events as ev
 from genesis.domain.execution import Execution
 from genesis.engine.log_throttle import LogThrottle
-from genesis.store.eventstore import EventStore, LeaseLostError, StorageError
+from genesis.store.eventstore import CommitOutcomeUnknownError, EventStore, LeaseLostError, StorageError
 
 STORAGE_FAULT_LOG_SECONDS = 10.0  # a storage fault is logged at most once per this (wall time)
 
@@ -30,16 +30,22 @@ class DurableAppend:
 
     async def __call__(self, events: list[ev.Event], commands: list[int] | None = None) -> Execution:
         """Append durably; on a storage fault wait and retry (fail closed: nothing proceeds);
-        ``LeaseLostError`` (the account's lease is gone) is raised: the runner stops.
+        ``LeaseLostError`` (the account's lease is gone) is raised: the runner stops. After a
+        ``CommitOutcomeUnknownError`` nothing proceeds until the store can be read: when the
+        events are its last ones they were committed (no second append, which would double
+        them or, for an ``OrderIntended``, be refused), otherwise they are appended again;
+        either way an intent is acted on only once the store says it is durable.
         The fault is logged when it starts, then at most once per ``STORAGE_FAULT_LOG_SECONDS``
         with the count of retries not logged; ``storage_fault_cleared`` when a retry succeeds."""
         done = [(cid, "accepted", None) for cid in (commands or [])]
         measured, self.measured = self.measured, []
         events = [*measured, *events]
         faults = LogThrottle(STORAGE_FAULT_LOG_SECONDS)  # this call retries until the fault is over
+        unsure = False  # an append's outcome was unknown: only the store can say whether it committed
         while True:
             try:
-                await self._store.append(events, done_commands=done)
+                if not (unsure and await self._store.last_events(self._execution_id, len(events)) == events):
+                    await self._store.append(events, done_commands=done)
                 if faults.active:
                     self._log.warning("storage_fault_cleared", repeats_not_logged=faults.reset())
                 await self._pace()  # one commit wakes many runners: not all in one iteration
@@ -47,6 +53,7 @@ class DurableAppend:
             except LeaseLostError:
                 raise  # another daemon works this account now: stop (never retried, never a failure)
             except StorageError as exc:
+                unsure = unsure or isinstance(exc, CommitOutcomeUnknownError)
                 not_logged = faults.due()
                 if not_logged is not None:
                     self._log.error("storage_fault_trading_halted", error=str(exc), repeats_not_logged=not_logged)

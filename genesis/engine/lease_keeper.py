@@ -3,7 +3,10 @@
 ``LeaseKeeper`` claims every account the daemon works (one transaction: all or none), waits
 in standby while another daemon holds any of them (until the expiry read from the lease row,
 a release notification, or a second at most), renews them every third of the lease, and
-releases them at a graceful stop. ``lost`` is set when a renewal finds a lease gone, when the
+releases them at a graceful stop. ``may_send`` says whether an order may be sent now: the
+leases held and, by this daemon's own monotonic clock, unexpired (counted from the moment each
+claim or renewal was *sent*, so never later than the database's expiry; see
+``genesis.venue.send_fence``). ``lost`` is set when a renewal finds a lease gone, when the
 renewals have failed for a whole lease period (the database unreachable: by now the lease may
 have expired and been claimed), or when the event store's fencing check refused a commit.
 
@@ -37,6 +40,13 @@ EXPIRY_MARGIN_SECONDS = 0.02  # a standby tries again this long after the lease 
 RENEW_RETRY_SECONDS = 0.2  # after a failed renewal, the next attempt (the database may be back)
 
 
+def _elapsed() -> float:
+    """Seconds on a clock that also runs while the host is suspended (Linux ``CLOCK_BOOTTIME``;
+    elsewhere the monotonic clock): the lease runs on in the database meanwhile."""
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    return time.clock_gettime(boottime) if boottime is not None else time.monotonic()
+
+
 def default_account(venue: str) -> str:
     """The account of the daemon's own venue: ``sim``, or ``ccxt:<id>:<key id>`` from its
     configured API key (just ``ccxt:<id>`` while none is configured: the venue refuses to
@@ -62,6 +72,7 @@ class LeaseKeeper:
         self.owner = owner or leases.new_owner()
         self.fenced = is_postgres(db)
         self.held: tuple[HeldLease, ...] = ()
+        self.held_until = 0.0  # _elapsed() before which the leases certainly have not expired
         self.lost = asyncio.Event()
         self._released = asyncio.Event()  # set on a lease release NOTIFY (``leases.release``)
         self._db = db
@@ -73,6 +84,11 @@ class LeaseKeeper:
         if not self.fenced:
             return {}
         return {"fence": leases.SqlFence(lambda: self.held, self._fence_refused)}
+
+    def may_send(self) -> bool:
+        """Whether an order may be sent now: every lease held, not lost, and unexpired by this
+        daemon's own reckoning (``held_until``)."""
+        return bool(self.held) and not self.lost.is_set() and _elapsed() < self.held_until
 
     def _fence_refused(self, reason: str) -> None:
         """A commit was refused by the fence (called from the committer: any thread)."""
@@ -101,13 +117,14 @@ class LeaseKeeper:
         announced = False
         while not stop.is_set():
             self._released.clear()  # before the attempt: a release after it ends the wait at once
+            sent_at = _elapsed()  # the database's expiry is counted from later than this
             try:
                 held, wait = await asyncio.to_thread(self._claim_all)
             except SQLAlchemyError as exc:
                 log.error("lease_claim_failed", error=str(getattr(exc, "orig", None) or exc).strip())
                 held, wait = None, STANDBY_POLL_SECONDS
             if held is not None:
-                self.held = held
+                self.held, self.held_until = held, sent_at + self.lease_seconds
                 log.info("lease_claimed", owner=self.owner,
                          leases={h.account: h.epoch for h in held}, lease_seconds=self.lease_seconds)
                 return True
@@ -155,11 +172,13 @@ class LeaseKeeper:
                 return
             except asyncio.TimeoutError:
                 pass
+            sent_at = _elapsed()
             try:
                 if not await asyncio.to_thread(self._renew_all):
                     self._mark_lost("a renewal found the lease claimed by another owner or gone")
                     return
                 renewed_at, interval = time.monotonic(), self.lease_seconds / 3
+                self.held_until = sent_at + self.lease_seconds
             except SQLAlchemyError as exc:
                 if interval == self.lease_seconds / 3:  # the first failure in a row (the retries: debug)
                     log.error("lease_renew_failed", error=str(getattr(exc, "orig", None) or exc).strip())

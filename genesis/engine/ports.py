@@ -60,6 +60,15 @@ class VenuePort(Protocol):
         """The order held under the request's client id, if it is the one intended."""
         ...
 
+    def sent_by_ms(self) -> int | None:
+        """The venue's request clock now: a bound on any request sent before (None: unstamped)."""
+        ...
+
+    async def settled_lookup(self, request: OrderRequest, intended_at: datetime,
+                             sent_by_ms: int | None = None) -> OrderReport:
+        """``lookup_intended`` once no earlier request under the id can still be accepted."""
+        ...
+
 
 class Append(Protocol):
     """Append events durably (retrying storage faults), then return the folded aggregate."""

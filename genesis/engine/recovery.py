@@ -25,7 +25,11 @@ async def reconcile(agg: Execution, *, venue: VenuePort, slices: SliceExecutor, 
     """Resolve every child order whose outcome the store does not know, by the client order id
     its intent stored (never a recomputed one), before anything new is sent; one the venue
     never saw is sent again with the same id (unless orders have closed: the window ends
-    within ``ORDER_CUTOFF``). Its slice then closes with what was filled (the rest carries forward). An order found under that id
+    within ``ORDER_CUTOFF``), but only after a second lookup made once a request the previous
+    owner may still have had in flight can no longer be accepted (``settled_lookup``; made
+    too when orders have closed, so such a request's order is found, not left untracked): that
+    owner stamped its requests while it held the account lease, which expired before this
+    daemon claimed it, so before this pass began (``genesis.venue.send_fence``). Its slice then closes with what was filled (the rest carries forward). An order found under that id
     that is not the one intended fails the execution (``SliceExecutor.refuse_foreign``). Finally
     the schedule is re-spread over the rest of the window if slices were missed while the
     daemon was down (a window that has ended is not: it expires).
@@ -36,6 +40,7 @@ async def reconcile(agg: Execution, *, venue: VenuePort, slices: SliceExecutor, 
     every child order's outcome is recorded, before the re-spread (which reads market data)."""
     touched: set[int] = set()
     orders_closed = agg.orders_closed(clock.now())
+    sent_by_ms = venue.sent_by_ms()  # no earlier owner's request under any id is stamped later
     for order in agg.unresolved_orders():
         request = order.request(agg.symbol, agg.side)
         assert order.intended_at is not None
@@ -43,8 +48,10 @@ async def reconcile(agg: Execution, *, venue: VenuePort, slices: SliceExecutor, 
             report = await venue.lookup_intended(request, order.intended_at)
             log.info("order_reconciled", client_order_id=order.client_order_id,
                      status=report.status.value, filled=str(report.filled_qty))
-            if report.status is OrderStatus.NOT_FOUND and not orders_closed:  # never sent: send it now, same id
-                report = await venue.place(request, order.intended_at, agg.order_deadline())
+            if report.status is OrderStatus.NOT_FOUND:  # look again once nothing in flight can land
+                report = await venue.settled_lookup(request, order.intended_at, sent_by_ms)
+                if report.status is OrderStatus.NOT_FOUND and not orders_closed:  # never will be: send it, same id
+                    report = await venue.place(request, order.intended_at, agg.order_deadline())
         except ForeignOrderError as exc:
             await slices.refuse_foreign(agg, agg.slices[order.slice_index], exc)
             return

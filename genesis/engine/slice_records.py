@@ -52,13 +52,18 @@ class SliceRecords:
             twap_config=dict(agg.params))
 
     def outcome(self, agg: Execution, s: SliceState, request: OrderRequest, report: OrderReport) -> list[ev.Event]:
-        """The events that record a final order: its new fills (a fill whose trade id is
-        recorded already is dropped), acknowledgement and end."""
+        """The events that record a final order: its new fills (a trade id counts once: a fill
+        whose trade id is recorded already, or came earlier in ``report``, is dropped),
+        acknowledgement and end."""
         coid, now = request.client_order_id, self.clock.now()
-        events: list[ev.Event] = [
-            ev.FillRecorded(self.execution_id, now, f.client_order_id, s.index, f.trade_id, f.qty, f.price, f.fee,
-                            f.fee_asset, f.liquidity.value, f.timestamp)
-            for f in report.fills if f.trade_id not in agg.trade_ids]
+        events: list[ev.Event] = []
+        seen: set[str] = set()  # this report's (the execution's own set is not copied)
+        for f in report.fills:
+            if f.trade_id in agg.trade_ids or f.trade_id in seen:
+                continue
+            seen.add(f.trade_id)
+            events.append(ev.FillRecorded(self.execution_id, now, f.client_order_id, s.index, f.trade_id, f.qty,
+                                          f.price, f.fee, f.fee_asset, f.liquidity.value, f.timestamp))
         events.append(ev.OrderAcknowledged(self.execution_id, now, coid, report.venue_order_id, report.status.value))
         events.append(ev.OrderClosed(self.execution_id, now, coid, report.status.value, report.filled_qty,
                                      report.reason))

@@ -35,7 +35,7 @@ from genesis.tuning import DEFAULT_TUNING, LoopPacer
 from genesis.venue.base import Venue
 
 if TYPE_CHECKING:
-    from genesis.config import RuntimeConfig
+    from genesis.domain.execution import Execution
 
 log = structlog.get_logger("genesis.supervisor")
 
@@ -84,6 +84,7 @@ class Supervisor:
         execution_id = execution_id or new_execution_id(req.request_id)
         existing = await self.store.load(execution_id)
         if existing.version > 0:
+            self._adopt_orphan(existing)
             if command_id is not None:
                 await self.store.mark_commands([(command_id, "duplicate", "execution exists")])
             return execution_id
@@ -174,14 +175,21 @@ class Supervisor:
                     if execution_id in self._entries:
                         continue
                     agg = await self.store.load(execution_id)
-                    control = Control()
-                    if agg.state.value == "paused":
-                        control.desire = Desire.PAUSE
                     gate.expect(execution_id)
-                    self._spawn(execution_id, agg.symbol, control, gate)
+                    self._spawn(execution_id, agg.symbol, _control_for(agg), gate)
         finally:
             gate.seal()
         return ids
+
+    def _adopt_orphan(self, agg: "Execution") -> None:
+        """A live execution of an account this supervisor works, stored but with no runner (its
+        submission's commit landed while the submitter was told the outcome was unknown, and the
+        submission came again): start its runner, as recovery would, rather than leave it idle."""
+        mine = not self.accounts or agg.account in self.accounts or not agg.account
+        if agg.state.is_terminal or agg.execution_id in self._entries or not mine:
+            return
+        open_gates = [g for g in self._gates if not g.all_settled.is_set()]
+        self._spawn(agg.execution_id, agg.symbol, _control_for(agg), open_gates[-1] if open_gates else None)
 
     def _spawn(self, execution_id: str, symbol: str, control: Control, gate: RecoveryGate | None = None) -> None:
         runner = ExecutionRunner(
@@ -269,25 +277,9 @@ class Supervisor:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
-def runner_settings(config: "RuntimeConfig") -> RunnerSettings:
-    from genesis.algorithms.base import VwapSettings
-    from genesis.engine.slice_executor import RoutingSettings
-    from genesis.engine.venue_calls import RetryPolicy
-
-    return RunnerSettings(
-        pause_policy=config.twap.pause_policy,
-        retry=RetryPolicy(base_seconds=config.engine.venue_retry_seconds,
-                          outcome_alarm_seconds=config.engine.outcome_alarm_seconds),
-        routing=RoutingSettings(config.router.maker_first, config.router.maker_timeout_seconds),
-        twap=config.twap.params(),
-        vwap=VwapSettings(config.vwap.interval_seconds, config.vwap.behind_tolerance, config.vwap.intraday_adjustment))
-
-
-def apply_config(supervisor: Supervisor, config: "RuntimeConfig") -> None:
-    """SIGHUP: new limits and settings for slices from now on (running runners keep theirs)."""
-    supervisor.risk.limits = config.risk.limits()
-    supervisor.settings = runner_settings(config)
-    supervisor.router_twap = config.router.twap
-    supervisor.strategist_min_equity_usdt = config.tiers.strategist_min_equity_usdt
-    if supervisor.account_caps is not None:  # every leg from now on, running executions' too
-        supervisor.account_caps.adopt(config.risk.account_participation_cap)
+def _control_for(agg: "Execution") -> Control:
+    """A recovered runner's control: a paused execution stays paused."""
+    control = Control()
+    if agg.state.value == "paused":
+        control.desire = Desire.PAUSE
+    return control

@@ -3,6 +3,11 @@
 The rules (see ``genesis.venue.base``): retry only what certainly did not happen; after an
 unknown outcome look the order up before anything else and re-send with the *same* client
 order id only when the venue says it never saw it; never guess when the venue is unreachable.
+A venue that takes a client order id again once its order is filled (Binance: the id is unique
+among open orders only) cannot refuse the re-send as a duplicate: where the venue stamps its
+requests (``FencesResends``), the id is sent again only once the earlier request can no longer
+be accepted (its ``timestamp + recvWindow`` and a clock margin are past, ``settle_sends``) and a
+second lookup, made then, still does not find it (``genesis.venue.send_fence``).
 An order found by client order id is adopted only if it is the order intended (same terms,
 not created before the intent): otherwise ``ForeignOrderError``, and its fills are not ours.
 """
@@ -14,15 +19,16 @@ from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Awaitable, Callable, ContextManager, Protocol, TypeVar
+from typing import Awaitable, Callable, ContextManager, TypeVar
 
 import structlog
 
 from genesis.clock import Clock
 from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderStatus, foreign_order_reason
-from genesis.venue.base import (Candle, DuplicateOrderError, MarketDataUnavailable, MeasuresTradedVolume,
-                                PermanentVenueError, RetryableVenueError, UnknownOutcomeError, Venue, VenueError,
-                                WakesOnTradedVolume)
+from genesis.engine.venue_call_ports import SlicingHold, UnknownOutcomeAlarm
+from genesis.venue.base import (Candle, DuplicateOrderError, FencesResends, MarketDataUnavailable,
+                                MeasuresTradedVolume, PermanentVenueError, RetryableVenueError, UnknownOutcomeError,
+                                Venue, VenueError, WakesOnTradedVolume)
 
 T = TypeVar("T")
 # how much earlier than our intent the venue may date an order that is ours: its clock against
@@ -42,23 +48,6 @@ class HoldInterrupted(Exception):
     runner decides again. Raised only from reads made before anything was sent."""
 
 
-class SlicingHold(Protocol):
-    """Where a ``VenueCaller`` reports market data unavailable and back
-    (``genesis.engine.market_hold.MarketHold``)."""
-
-    held: bool
-
-    async def hold(self, error: MarketDataUnavailable) -> None: ...
-
-    async def release(self) -> None: ...
-
-    def interrupts(self) -> bool: ...
-
-    async def wait(self, seconds: float) -> None:
-        """Wait ``seconds`` before the next try, less when something interrupts the hold."""
-        ...
-
-
 class ForeignOrderError(Exception):
     """The venue holds an order under our client order id that is not the order this database
     intended (another database, or a copy of this one, sent it): its fills are not ours."""
@@ -67,16 +56,6 @@ class ForeignOrderError(Exception):
         super().__init__(f"client order id {client_order_id} is taken on the venue by an order this "
                          f"database did not intend: {detail}; its fills are not adopted")
         self.client_order_id = client_order_id
-
-
-class UnknownOutcomeAlarm(Protocol):
-    """Where a ``VenueCaller`` reports an order still unknown well past its deadline, and the
-    venue showing it at last (``genesis.engine.outcome_alarm.OutcomeAlarm``)."""
-
-    async def raise_alarm(self, request: OrderRequest, past_deadline_seconds: float, lookups: int,
-                          lookup_every_seconds: float) -> None: ...
-
-    async def clear(self, request: OrderRequest) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +179,23 @@ class VenueCaller:
             raise ForeignOrderError(request.client_order_id, detail)
         return report
 
+    def sent_by_ms(self) -> int | None:
+        """The venue's request clock now (``FencesResends``): a bound on the stamp of any order
+        request another process sent before now; None when the venue does not stamp."""
+        venue = self.venue
+        return venue.request_clock_ms() if isinstance(venue, FencesResends) else None
+
+    async def settled_lookup(self, request: OrderRequest, intended_at: datetime,
+                             sent_by_ms: int | None = None) -> OrderReport:
+        """The order under ``request``'s client order id once no earlier request under it (this
+        process's, or another's stamped no later than ``sent_by_ms``) can still be accepted by
+        the venue (``FencesResends.settle_sends``): ``NOT_FOUND`` then means it never will be,
+        and the id may be sent again. At once on a venue that does not stamp its requests."""
+        venue = self.venue
+        if isinstance(venue, FencesResends):
+            await venue.settle_sends(request.client_order_id, sent_by_ms)
+        return await self.lookup_intended(request, intended_at)
+
     async def place(self, request: OrderRequest, intended_at: datetime,
                     deadline: datetime | None = None) -> OrderReport:
         """Place ``request`` (intended at ``intended_at``) exactly once. Returns the venue's
@@ -209,7 +205,9 @@ class VenueCaller:
         ``ORDER_CUTOFF``): an order the venue certainly did not take by then is ``REJECTED``
         (``WINDOW_ENDED_REASON``); one whose outcome is unknown is only looked up from then on,
         until the venue shows it (never given up as not found: a late fill would be lost; see
-        ``_resolve_by_lookup`` for the alarm)."""
+        ``_resolve_by_lookup`` for the alarm). After an unknown outcome the order is sent again
+        (same id) only when a lookup made once the earlier request can no longer be accepted
+        (``settled_lookup``) does not find it."""
         attempt = 0
         if deadline is not None:  # the venue's own waits (its order budget) end there too
             request = replace(request, send_by=deadline)
@@ -240,6 +238,10 @@ class VenueCaller:
                     report = await self.lookup_intended(request, intended_at)
                     if report.status is not OrderStatus.NOT_FOUND:
                         return report
+                # the first request may still reach the matching engine: look again once it cannot
+                report = await self.settled_lookup(request, intended_at)
+                if report.status is not OrderStatus.NOT_FOUND:
+                    return report
                 await self._backoff(attempt)
                 if self._past(deadline):
                     assert deadline is not None

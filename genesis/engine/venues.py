@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 
 from genesis.clock import Clock, WallClock
 from genesis.config import RuntimeConfig
@@ -35,18 +35,21 @@ def build_sim_venue(clock: Clock, config: RuntimeConfig) -> Venue:
 
 
 def build_ccxt_venue(exchange_id: str, exchange_url: str | None, clock: Clock, streams: bool = False,
-                     config: RuntimeConfig | None = None) -> Venue:
+                     config: RuntimeConfig | None = None, may_send: Callable[[], bool] | None = None) -> Venue:
     """The ccxt venue; ``streams``: the streaming one (``StreamingCcxtVenue``, one market-data hub).
     ``config.ccxt``: the traded volume's memory and REST budget, the streams' settings, the
     account's order budget (``order_budget``). On the wall clock (a real exchange) ccxt measures
     the exchange's time difference at every ``load_markets`` (``adjustForTimeDifference``): the
-    order budget's windows are on the exchange's clock (``genesis.venue.exchange_clock``)."""
+    order budget's windows are on the exchange's clock (``genesis.venue.exchange_clock``).
+    Order requests carry ``config.ccxt.recv_window_ms``; ``may_send``: whether the daemon still
+    holds its account lease (checked as each order is stamped, ``genesis.venue.send_fence``)."""
     from genesis.venue.budget_settings import BudgetSettings
     from genesis.venue.ccxt_rest_volume import TradedVolumeCcxtVenue
     from genesis.venue.ccxt_stream import StreamingCcxtVenue
     from genesis.venue.ccxt_venue import CcxtVenue
     from genesis.venue.stream_feeds import Backoff
     from genesis.venue.credentials import CredentialsError, load_credentials
+    from genesis.venue.send_fence import SendWindow
 
     try:
         credentials = load_credentials(exchange_id)
@@ -60,7 +63,9 @@ def build_ccxt_venue(exchange_id: str, exchange_url: str | None, clock: Clock, s
         # a paper exchange's clock runs --speed times faster: so do its rate limits
         common: dict[str, Any] = {"credentials": credentials, "exchange_url": exchange_url, "clock": clock,
                                   "time_scale": getattr(clock, "speed", 1.0),
-                                  "budget_settings": BudgetSettings(**settings.order_budget.model_dump())}
+                                  "budget_settings": BudgetSettings(**settings.order_budget.model_dump()),
+                                  "send_window": SendWindow(settings.recv_window_ms, settings.resend_clock_margin_ms),
+                                  "may_send": may_send}
         if type(clock) is WallClock:  # the exchange's time, measured (a paper clock already is)
             common["options"] = {"adjustForTimeDifference": True}
         venue: StreamingCcxtVenue | TradedVolumeCcxtVenue

@@ -55,6 +55,7 @@ class PaperApp:
         self._wall_ms = wall_ms or (lambda: int(time.time() * 1000))
         self.speed = speed
         self.lock = asyncio.Lock()
+        self.delayed: set[asyncio.Task[None]] = set()  # orders on their way (the p_delay_order fault)
         self.web = web.Application(middlewares=[self._middleware])
         # the market and user-data streams (genesis.paper.streams, .user_stream): built on this
         # app by genesis.paper.server.build_app, with the endpoints
@@ -76,6 +77,8 @@ class PaperApp:
                 self._check_signature(request, params, body)
             ctx = Ctx(request, params, self.exchange, self)
             async with self.lock:
+                if signed:  # again just before matching: a request held up on the way is refused
+                    self.check_timestamp(params)
                 try:
                     result = await handler(ctx)
                 finally:
@@ -138,6 +141,13 @@ class PaperApp:
             if fault == "5xx":
                 self._audit(request, 503, None, fault)
                 return web.Response(status=503, text="Service Unavailable", headers=limit_headers)
+            if path == "/api/v3/order" and method == "POST" and injector.applies(method, path) and (
+                    injector.delay_order()):
+                self._audit(request, 503, None, "delay_order")
+                task = asyncio.create_task(self._process_later(request, handler, injector.faults.delay_seconds))
+                self.delayed.add(task)
+                task.add_done_callback(self.delayed.discard)
+                return web.Response(status=503, text="Service Unavailable", headers=limit_headers)
             response = await handler(request)
         except bj.BinanceError as exc:
             self._audit(request, exc.http_status, exc.code, fault)
@@ -162,6 +172,22 @@ class PaperApp:
             return response
         self._audit(request, response.status, None, None)
         return response
+
+    async def _process_later(self, request: web.Request, handler: Any, delay_seconds: float) -> None:
+        """A new order whose client was told 503: it reaches the matching engine now (audited
+        as ``delayed``, with the exchange's answer, a -1021 when its recvWindow has passed)."""
+        await asyncio.sleep(delay_seconds)
+        try:
+            response = await handler(request)
+        except bj.BinanceError as exc:
+            self._audit(request, exc.http_status, exc.code, "delayed")
+        else:
+            self._audit(request, response.status, None, "delayed")
+
+    async def settle_delayed(self) -> None:
+        """Until every delayed order has reached the matching engine (tests)."""
+        while self.delayed:
+            await asyncio.gather(*self.delayed)
 
     def _charge_limits(self, request: web.Request, sent: dict[str, str]) -> dict[str, str]:
         """Request weight for the caller's IP, and the order count of a new order."""

@@ -152,7 +152,7 @@ def symbol_id(instrument: Instrument) -> str:
 def order_json(o: OrderRow, instrument: Instrument) -> dict[str, Any]:
     """``GET /api/v3/order`` and ``/openOrders`` entries."""
     return {"symbol": symbol_id(instrument), "orderId": o.order_id, "orderListId": -1,
-            "clientOrderId": o.client_order_id, "price": fmt(o.price), "origQty": fmt(o.orig_qty),
+            "clientOrderId": o.public_client_id, "price": fmt(o.price), "origQty": fmt(o.orig_qty),
             "executedQty": fmt(o.executed_qty), "cummulativeQuoteQty": fmt(o.cumm_quote_qty),
             "status": o.status, "timeInForce": o.time_in_force, "type": o.type, "side": o.side,
             "stopPrice": ZERO8, "icebergQty": ZERO8, "time": o.created_ms,
@@ -164,7 +164,7 @@ def new_order_json(o: OrderRow, instrument: Instrument, trades: list[TradeRow],
                    resp_type: str) -> dict[str, Any]:
     """``POST /api/v3/order`` response for ``newOrderRespType`` ACK, RESULT or FULL."""
     out: dict[str, Any] = {"symbol": symbol_id(instrument), "orderId": o.order_id,
-                           "orderListId": -1, "clientOrderId": o.client_order_id,
+                           "orderListId": -1, "clientOrderId": o.public_client_id,
                            "transactTime": o.created_ms}
     if resp_type == "ACK":
         return out
@@ -183,7 +183,7 @@ def new_order_json(o: OrderRow, instrument: Instrument, trades: list[TradeRow],
 def cancel_json(o: OrderRow, instrument: Instrument, cancel_client_id: str,
                 transact_ms: int) -> dict[str, Any]:
     """``DELETE /api/v3/order`` response."""
-    return {"symbol": symbol_id(instrument), "origClientOrderId": o.client_order_id,
+    return {"symbol": symbol_id(instrument), "origClientOrderId": o.public_client_id,
             "orderId": o.order_id, "orderListId": -1, "clientOrderId": cancel_client_id,
             "transactTime": transact_ms, "price": fmt(o.price), "origQty": fmt(o.orig_qty),
             "executedQty": fmt(o.executed_qty), "origQuoteOrderQty": ZERO8,

@@ -3,7 +3,9 @@
 Matching, prices and fills are the simulated venue's (``genesis.venue.sim`` and
 ``docs/sim-venue.md``); this class adds what Binance has and the simulator does not: integer
 order and trade ids, Binance statuses (``EXPIRED`` for an unfilled IOC, ``CANCELED``), the
-``-2010`` duplicate check on every client id ever seen, LIMIT_MAKER rejection, and the SQLite
+``-2010`` duplicate check of a client id whose order is not filled (Binance's rule: an id is
+unique among open orders; a filled order's id is taken again, as a new order), LIMIT_MAKER
+rejection, and the SQLite
 file (``genesis.paper.store``) that makes all of it survive a restart.
 
 After every call the new simulator fills are written to the store in one transaction with
@@ -24,7 +26,7 @@ from genesis.domain.instrument import Instrument
 from genesis.domain.orders import (Fill, Liquidity, OrderRequest, OrderStatus, OrderType, Side,
                                    TimeInForce)
 from genesis.paper import binance_json as bj
-from genesis.paper.store import OrderRow, PaperStore, TradeRow
+from genesis.paper.store import REUSE_MARK, OrderRow, PaperStore, TradeRow
 from genesis.venue import fill_model as fm
 from genesis.venue.base import DuplicateOrderError, PermanentVenueError
 from genesis.venue.candles import CandleSeries, from_epoch_ms, to_epoch_ms
@@ -76,6 +78,9 @@ class PaperExchange:
                 store.save_balances(balances)
         self.sim = SimulatedVenue(clock, self.series, self.instruments, self.model, balances, seed)
         self._seen_fills = 0
+        # Binance: a filled order's client id is taken again; False refuses every id ever seen
+        # (a test of what happens behind a -2010, which Binance answers only while it is open)
+        self.reuse_filled_ids = True
         self.outbox: list[OrderEvent] = []  # drained by the user data stream
         self._restore_resting_orders()
 
@@ -99,10 +104,10 @@ class PaperExchange:
             raise bj.BinanceError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be "
                                               "sent, but both were empty/null!")
         row = self.store.order_by_id(order_id) if order_id is not None else (
-            self.store.order_by_client_id(cid or ""))
+            self.store.latest_by_client_id(cid or ""))
         if row is None or row.symbol != instrument.symbol:
             return None
-        if cid and row.client_order_id != cid:
+        if cid and row.public_client_id != cid:
             return None
         return row
 
@@ -133,11 +138,15 @@ class PaperExchange:
         cid = params.get("newClientOrderId") or f"paper-{uuid.uuid4().hex[:22]}"
         if not bj.CLIENT_ID_RE.match(cid):
             raise bj.illegal_chars("newClientOrderId", bj.CLIENT_ID_RE.pattern)
-        if self.store.order_by_client_id(cid) is not None:
-            raise bj.duplicate_order()
+        stored_id, order_id = cid, self.store.next_order_id()  # under the app's lock: one order at a time
+        previous = self.store.latest_by_client_id(cid)
+        if previous is not None:
+            if previous.status != "FILLED" or not self.reuse_filled_ids:  # Binance: a filled one's is taken again
+                raise bj.duplicate_order()
+            stored_id = f"{cid}{REUSE_MARK}{order_id}"
         tif = (TimeInForce.POST_ONLY if kind == "LIMIT_MAKER" else
                TimeInForce.IOC if tif_text == "IOC" else TimeInForce.GTC)
-        request = OrderRequest(cid, inst.symbol, Side(side.lower()),
+        request = OrderRequest(stored_id, inst.symbol, Side(side.lower()),
                                OrderType.MARKET if kind == "MARKET" else OrderType.LIMIT, qty, price,
                                tif)
         if kind == "LIMIT_MAKER":
@@ -152,7 +161,7 @@ class PaperExchange:
         except PermanentVenueError as exc:
             raise _binance_error(exc) from None
         now = self.now_ms()
-        row = OrderRow(self.store.next_order_id(), cid, inst.symbol, side, kind,
+        row = OrderRow(order_id, stored_id, inst.symbol, side, kind,
                        tif_text or "GTC", price or Decimal(0), qty, Decimal(0), Decimal(0),
                        "NEW", now, now)
         with self.store.transaction():

@@ -6,6 +6,10 @@ Per API request (admin endpoints excluded; with ``orders_only`` only ``POST``/``
 1. ``p_418``: HTTP 418 IP ban (-1003, ``Retry-After``), nothing processed;
 2. ``p_429``: HTTP 429 rate limit (-1003, ``Retry-After``), nothing processed;
 3. ``p_5xx``: HTTP 503 without a JSON body, nothing processed;
+3b. ``p_delay_order`` (``POST /api/v3/order`` only): HTTP 503 without a JSON body at once, but
+   the order goes on: it reaches the matching engine ``delay_seconds`` (wall clock) later, where
+   its ``timestamp`` is checked against its ``recvWindow`` again (as Binance does before it
+   forwards a request), so the client's lookup may not find it yet and it may still execute;
 4. the request is processed;
 5. ``p_timeout_after_accept`` (``POST /api/v3/order`` only, when the order was accepted):
    the response is held for ``hold_seconds`` (longer than the client's timeout);
@@ -24,7 +28,7 @@ import random
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-PROBABILITIES = ("p_5xx", "p_timeout_after_accept", "p_429", "p_418", "p_drop_response")
+PROBABILITIES = ("p_5xx", "p_timeout_after_accept", "p_429", "p_418", "p_drop_response", "p_delay_order")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +40,10 @@ class Faults:
     p_429: float = 0.0
     p_418: float = 0.0
     p_drop_response: float = 0.0
+    p_delay_order: float = 0.0
     retry_after_seconds: int = 1
     hold_seconds: float = 30.0
+    delay_seconds: float = 1.0
     clock_skew_ms: int = 0
     orders_only: bool = False
     seed: int = 0
@@ -51,6 +57,8 @@ class Faults:
             raise ValueError("retry_after_seconds must be an integer >= 0")
         if not self.hold_seconds >= 0:
             raise ValueError("hold_seconds must be >= 0")
+        if not self.delay_seconds >= 0:
+            raise ValueError("delay_seconds must be >= 0")
         if isinstance(self.clock_skew_ms, bool) or not isinstance(self.clock_skew_ms, int):
             raise ValueError("clock_skew_ms must be an integer (milliseconds)")
 
@@ -123,6 +131,10 @@ class FaultInjector:
             if self._draw(p):
                 return self._count(name)
         return None
+
+    def delay_order(self) -> bool:
+        """Whether this new order reaches the matching engine late, its client told 503 now."""
+        return self._draw(self.faults.p_delay_order) and bool(self._count("delay"))
 
     def hold_after_accept(self) -> bool:
         return self._draw(self.faults.p_timeout_after_accept) and bool(self._count("timeout"))

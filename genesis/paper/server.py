@@ -53,6 +53,9 @@ class PaperServer:
         self.app.stream_faults.set(faults)
 
     async def stop(self) -> None:
+        for task in list(self.app.delayed):  # orders still on their way are lost with the exchange
+            task.cancel()
+        await asyncio.gather(*self.app.delayed, return_exceptions=True)
         await self.runner.cleanup()
         self.app.exchange.store.close()
 

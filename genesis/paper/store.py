@@ -9,6 +9,10 @@ Tables::
     meta(key PRIMARY KEY, value)                  sim_now_ms, credentials, schema version
     orders(order_id PK, client_order_id UNIQUE, symbol, side, type, time_in_force, price,
            orig_qty, executed_qty, cumm_quote_qty, status, created_ms, updated_ms)
+
+A client order id taken again after its order filled (as Binance allows) is stored as
+``<id>#<order id>`` (``#`` is outside Binance's id alphabet): the stored id stays unique (it
+keys the simulator's order too); the API shows ``public_client_id``.
     trades(trade_id PK, order_id, symbol, side, price, qty, quote_qty, commission,
            commission_asset, is_maker, time_ms)
     balances(asset PK, total)
@@ -73,6 +77,7 @@ CREATE TABLE IF NOT EXISTS requests (
 );
 """
 OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
+REUSE_MARK = "#"  # <client order id>#<order id>: an id sent again after its order filled
 
 
 @dataclass(slots=True)
@@ -96,6 +101,11 @@ class OrderRow:
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def public_client_id(self) -> str:
+        """The client order id as sent and shown (the stored one less a reuse's ``#<order id>``)."""
+        return self.client_order_id.split(REUSE_MARK, 1)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +190,14 @@ class PaperStore:
 
     def order_by_client_id(self, client_order_id: str) -> OrderRow | None:
         return self._one_order("client_order_id = ?", client_order_id)
+
+    def latest_by_client_id(self, client_order_id: str) -> OrderRow | None:
+        """The latest order sent under ``client_order_id`` (its first order, or a reuse)."""
+        row = self.db.execute(f"SELECT {_ORDER_COLS} FROM orders WHERE client_order_id = ? OR "
+                              f"substr(client_order_id, 1, ?) = ? ORDER BY order_id DESC LIMIT 1",
+                              (client_order_id, len(client_order_id) + 1,
+                               client_order_id + REUSE_MARK)).fetchone()
+        return None if row is None else _order(row)
 
     def order_by_id(self, order_id: int) -> OrderRow | None:
         return self._one_order("order_id = ?", order_id)

@@ -66,9 +66,9 @@ def execution_report(o: OrderRow, symbol_id: str, execution_type: str, event_ms:
     request's id in ``c`` and the order's own in ``C``, as on Binance."""
     return {
         "e": "executionReport", "E": event_ms, "s": symbol_id,
-        "c": cancel_client_id or o.client_order_id, "S": o.side, "o": o.type,
+        "c": cancel_client_id or o.public_client_id, "S": o.side, "o": o.type,
         "f": o.time_in_force, "q": fmt(o.orig_qty), "p": fmt(o.price), "P": ZERO8, "F": ZERO8,
-        "g": -1, "C": o.client_order_id if cancel_client_id else "", "x": execution_type,
+        "g": -1, "C": o.public_client_id if cancel_client_id else "", "x": execution_type,
         "X": o.status, "r": "NONE", "i": o.order_id,
         "l": fmt(trade.qty) if trade else ZERO8, "z": fmt(o.executed_qty),
         "L": fmt(trade.price) if trade else ZERO8,

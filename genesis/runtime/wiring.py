@@ -26,7 +26,8 @@ from genesis.domain.risk import RiskEngine
 from genesis.engine.account_cap import AccountCaps
 from genesis.engine.hooks import NO_HOOKS, EngineHooks
 from genesis.engine.market_data import MarketData
-from genesis.engine.supervisor import Supervisor, runner_settings
+from genesis.engine.supervisor import Supervisor
+from genesis.engine.supervisor_config import runner_settings
 from genesis.store.candle_cache import CandleCache
 from genesis.store.db import async_engine
 from genesis.store.eventstore import EventStore

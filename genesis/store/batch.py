@@ -153,6 +153,15 @@ def event_insert_sql(dialect: Dialect) -> tuple[str, int | str]:
     marker = -1
     sql, (row,) = driver_rows(dialect, _EVENT_INSERT, [dict.fromkeys(_EVENT_KEYS) | {"sequence_number": marker}])
     return sql, ("sequence_number" if isinstance(row, dict) else list(row).index(marker))
+
+
+def event_id_at(dialect: Dialect) -> int | str:
+    """Where the rows of ``event_insert_sql`` hold ``event_id``: a tuple index, or the key."""
+    marker = "event-id-marker"
+    _, (row,) = driver_rows(dialect, _EVENT_INSERT, [dict.fromkeys(_EVENT_KEYS) | {"event_id": marker}])
+    return "event_id" if isinstance(row, dict) else list(row).index(marker)
+
+
 _CONVERT_PART = 64  # rows converted between two looks at the clock
 
 

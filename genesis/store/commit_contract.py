@@ -8,15 +8,21 @@ import asyncio
 from typing import Any, Protocol
 
 from genesis.store.commit_process import EARLIER_FAILED
+from genesis.store.errors import CommitOutcomeUnknownError, LeaseLostError, StorageError
+from genesis.store.pg_commit_outcome import OUTCOME_UNKNOWN as PG_OUTCOME_UNKNOWN
 from genesis.store.pg_fence import lease_refusal
 
 Transaction = list[tuple[str, list[Any]]]
 
 LEASE_LOST = "LeaseRefused"  # CommitRefused.error_class of a failed fencing check (genesis.store.leases)
+# CommitRefused.error_class when a commit's answer was lost and whether it committed could not
+# be learned (genesis.store.pg_commit_outcome): not a refusal, an unknown outcome
+OUTCOME_UNKNOWN = PG_OUTCOME_UNKNOWN
 
 
 class CommitRefused(Exception):
-    """The database refused the transaction (locked, read-only, full...); nothing was written.
+    """The database refused the transaction (locked, read-only, full...); nothing was written,
+    except with ``error_class == OUTCOME_UNKNOWN`` (it may have committed).
     ``failures``: the committer's refused transactions so far, this one included."""
 
     def __init__(self, error_class: str, message: str, failures: int, driver: str = "sqlite3") -> None:
@@ -32,6 +38,15 @@ def refusal(error_class: str, message: str, failures: int, driver: str = "sqlite
     if lease is not None:
         return CommitRefused(LEASE_LOST, lease, failures, "genesis")
     return CommitRefused(error_class, message, failures, driver)
+
+
+def appenders_error(exc: CommitRefused) -> StorageError:
+    """What the appenders of the refused transaction ``exc`` are told (``genesis.store.errors``)."""
+    if exc.error_class == LEASE_LOST:
+        return LeaseLostError(str(exc))
+    if exc.error_class == OUTCOME_UNKNOWN:
+        return CommitOutcomeUnknownError(f"database commit outcome unknown: {exc}")
+    return StorageError(f"database commit failed: {exc}")
 
 
 class CommitterLost(Exception):

@@ -12,7 +12,9 @@ number of refused transactions the writer had seen when it prepared this one (``
 of the last refusal), and a transaction prepared on a refusal it had not yet seen is refused
 unrun (``CommitRefused`` with ``error_class == EARLIER_FAILED``).
 
-Failures: ``CommitRefused`` when the database refused (nothing of it was written);
+Failures: ``CommitRefused`` when the database refused (nothing of it was written; except
+``error_class == OUTCOME_UNKNOWN``: the connection was lost while committing and the PostgreSQL
+commit process could not learn the outcome in time, ``genesis.store.pg_commit_outcome``);
 ``CommitterLost`` when the outcome cannot be known (the commit process died): the writer then
 stops, and a restart recovers from what the database holds.
 
@@ -31,10 +33,10 @@ every name is importable from here:
 
 from __future__ import annotations
 
-from genesis.store.commit_contract import (EARLIER_FAILED, LEASE_LOST, CommitRefused, Committer, CommitterLost,
-                                           Refusals, Transaction, refusal)
+from genesis.store.commit_contract import (EARLIER_FAILED, LEASE_LOST, OUTCOME_UNKNOWN, CommitRefused, Committer,
+                                           CommitterLost, Refusals, Transaction, appenders_error, refusal)
 from genesis.store.process_committer import STOP_TIMEOUT_SECONDS, ProcessCommitter
 from genesis.store.thread_committer import ThreadCommitter, run_statements
 
-__all__ = ["EARLIER_FAILED", "LEASE_LOST", "STOP_TIMEOUT_SECONDS", "CommitRefused", "Committer", "CommitterLost",
-           "ProcessCommitter", "Refusals", "ThreadCommitter", "Transaction", "refusal", "run_statements"]
+__all__ = ["EARLIER_FAILED", "LEASE_LOST", "OUTCOME_UNKNOWN", "STOP_TIMEOUT_SECONDS", "CommitRefused", "Committer", "CommitterLost",
+           "ProcessCommitter", "Refusals", "ThreadCommitter", "Transaction", "appenders_error", "refusal", "run_statements"]

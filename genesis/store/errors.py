@@ -18,6 +18,14 @@ class LeaseLostError(StorageError):
     (expired, or claimed by another daemon). Nothing was written; stop working the account."""
 
 
+class CommitOutcomeUnknownError(StorageError):
+    """The connection was lost while the commit was in flight and the database could not be
+    asked in time whether it committed (PostgreSQL, ``genesis.store.pg_commit_outcome``): the
+    events may or may not be stored. Neither act on them as durable (never send an order whose
+    intent this is) nor as refused (never append them again blindly): read the aggregate from
+    the store once it answers (``genesis.engine.durable_append``)."""
+
+
 class StoreClosedError(Exception):
     """The store is not running."""
 

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from genesis.bus import EventBus
@@ -28,8 +29,8 @@ from genesis.store import tables as t
 from genesis.store.batch import Pending, StoredEvent
 from genesis.store.committers import Committer, ProcessCommitter, ThreadCommitter
 from genesis.store.db import is_durable, writer_engine
-from genesis.store.errors import (ConcurrencyError, InvalidEventError, LeaseLostError, StorageError,
-                                  StoreClosedError, StoreIdentityError)
+from genesis.store.errors import (CommitOutcomeUnknownError, ConcurrencyError, InvalidEventError, LeaseLostError,
+                                  StorageError, StoreClosedError, StoreIdentityError)
 from genesis.store.leases import SqlFence
 from genesis.store.postgres import PostgresCommitter, PostgresProcessCommitter
 from genesis.store.writer import Writer
@@ -37,7 +38,7 @@ from genesis.tuning import DEFAULT_TUNING, Tuning
 
 _LOAD_BATCH = 500  # aggregates per query (SQLite allows 32,766 bound parameters)
 
-__all__ = ["ConcurrencyError", "EventStore", "InvalidEventError", "LeaseLostError", "StorageError", "StoreClosedError",
+__all__ = ["CommitOutcomeUnknownError", "ConcurrencyError", "EventStore", "InvalidEventError", "LeaseLostError", "StorageError", "StoreClosedError",
            "StoreIdentityError", "StoredEvent"]
 
 
@@ -228,6 +229,18 @@ class EventStore:
                    limit: int | None = None) -> list[StoredEvent]:
         async with self._engine.connect() as conn:
             return await _read(conn, aggregate_id, after_sequence, limit)
+
+    async def last_events(self, aggregate_id: str, count: int) -> list[Event]:
+        """The aggregate's last ``count`` committed events, oldest first, from the database (an
+        append whose outcome was unknown is settled by them, ``genesis.engine.durable_append``).
+        ``StorageError`` when the database cannot be read."""
+        q = (select(t.events.c.event_type, t.events.c.event_data).where(t.events.c.aggregate_id == aggregate_id)
+             .order_by(t.events.c.aggregate_version.desc()).limit(count))
+        try:
+            async with self._engine.connect() as conn:
+                return [decode(etype, data) for etype, data in reversed((await conn.execute(q)).all())]
+        except (DBAPIError, OSError) as exc:
+            raise StorageError(f"database read failed: {exc}") from exc
 
     async def net_positions(self) -> dict[str, Decimal]:
         """Signed net quantity genesis has filled per symbol (buys minus sells), from the projection."""

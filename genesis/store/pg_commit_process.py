@@ -15,7 +15,11 @@ projection updates of a whole transaction; the requests committed together are m
 (``merged``: one event insert per commit, updates of one shape together where that gives the
 same result).
 
-Run as ``python -m genesis.store.pg_commit_process SYNCHRONOUS_COMMIT SEQUENCE_AT`` with the
+A commit whose answer is lost with the connection is settled before it is answered: the
+commit process reconnects and finds out whether it committed (``genesis.store.pg_commit_outcome``).
+
+Run as ``python -m genesis.store.pg_commit_process SYNCHRONOUS_COMMIT SEQUENCE_AT EVENT_ID_AT
+OUTCOME_DEADLINE_SECONDS [FAULT]`` (FAULT: tests only, ``genesis.store.pg_commit_faults``) with the
 connection string in ``$GENESIS_COMMIT_DSN`` (never on the command line: it may hold a
 password) and the SQL of the event insert in ``$GENESIS_EVENTS_SQL``. Row values arrive as
 str/int/float/None (money and times as text: the SQL casts them).
@@ -26,9 +30,13 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import Any
+import time
+from typing import Any, Callable
 
 from genesis.store.commit_process import answer, frame, protocol_output
+from genesis.store.pg_commit_faults import CommitFault
+from genesis.store.pg_commit_outcome import (FIND_EVENT, Backend, backend_of, end_backend,
+                                             first_event_id, idempotent, refused_by_server, settle, unknown)
 from genesis.store.pg_fence import hoisted
 from genesis.store.pg_pipeline import PreparedPipeline, plan
 from genesis.store.pg_set_rows import merged, set_based
@@ -77,74 +85,154 @@ def rollback(conn: Any) -> None:
         pass
 
 
-def main(argv: list[str]) -> int:
-    import psycopg
+class Commits:
+    """The commit process's transactions on its connection (``run`` is ``answer``'s); a commit
+    whose answer was lost is settled before it is answered (``genesis.store.pg_commit_outcome``)."""
 
-    synchronous_commit, seq_at = argv[0], int(argv[1])
-    dsn, events_sql = os.environ.pop("GENESIS_COMMIT_DSN"), os.environ["GENESIS_EVENTS_SQL"]
-    out = protocol_output()
+    def __init__(self, connect: Callable[[], Any], events_sql: str, seq_at: int, id_at: int, deadline_s: float,
+                 fault: CommitFault | None = None) -> None:
+        self.connect, self.events_sql, self.seq_at, self.id_at = connect, events_sql, seq_at, id_at
+        self.shifting_sql = shifting_insert(events_sql, seq_at)
+        self.deadline_s, self.fault = deadline_s, fault
+        self.conn = connect()
+        self.backend = backend_of(self.conn)
+        self.unsettled: Backend | None = None  # ran a commit whose outcome is unknown: ended before the next one
+        self.pipe: PreparedPipeline | None = None  # on ``conn``: its prepared statements
 
-    def connect() -> psycopg.Connection:
-        return psycopg.connect(dsn, options=f"-c synchronous_commit={synchronous_commit}",
-                               application_name="genesis commit process", autocommit=True)  # BEGIN is ours
+    def run(self, statements: list[tuple[str, list[Any]]]) -> tuple[tuple[str, str] | None, int]:
+        """Commit ``statements`` (``None``, shift) or not: ((error class, message), 0)."""
+        import psycopg
 
-    try:
-        conn = connect()
-    except psycopg.Error as exc:
-        out.write(frame(("refused", type(exc).__name__, str(exc).strip(), 0)))
-        out.flush()
-        return 1
-    out.write(frame(("ready", str(conn.info.server_version))))
-    out.flush()
+        statements = hoisted(statements)  # the lease fence (genesis.store.pg_fence): once, first
+        statements = merged(statements, self.events_sql)  # one event insert, fewer updates
+        appends = [rows for sql, rows in statements if sql == self.events_sql and rows]
+        if self.fault is not None:
+            self.fault.begun()
+        try:
+            if self.conn.broken or self.conn.closed:  # lost since the last commit: nothing of this one is sent yet
+                conn = self.connect()
+                self.conn, self.backend = conn, backend_of(conn)
+            if self.unsettled is not None:  # its transaction is over before this one may commit
+                end_backend(self.conn, self.unsettled)
+                self.unsettled = None
+        except psycopg.Error as exc:
+            return (type(exc).__name__, str(exc).strip()), 0
+        try:
+            return None, self._send(statements, appends)
+        except psycopg.Error as exc:
+            if refused_by_server(exc, self.conn):
+                rollback(self.conn)  # a failed statement: the server skipped the rest, COMMIT too
+                return (type(exc).__name__, str(exc).strip()), 0
+            return self._settle(exc, statements, appends)
 
-    shifting_sql = shifting_insert(events_sql, seq_at)
-    pipe = PreparedPipeline(conn)
+    def _send(self, statements: list[tuple[str, list[Any]]], appends: list[list[Any]]) -> int:
+        """One pipeline: BEGIN, the lock and shift (with events), the statements, COMMIT; the shift.
+        libpq's pipeline of prepared statements (``genesis.store.pg_pipeline``) when it carries
+        every value and no fault is injected; psycopg's ``pipeline()`` otherwise."""
+        commands = None
+        if self.fault is None and self.conn.info.encoding == "utf-8":  # its text parameters are UTF-8
+            commands = plan(self._transaction(statements, appends[0][0][self.seq_at] if appends else None))
+        if commands is not None:
+            if self.pipe is None or self.pipe.conn is not self.conn:
+                self.pipe = PreparedPipeline(self.conn)
+            results = self.pipe.run(commands)
+            return int(results[2].get_value(0, 0)) if appends else 0
+        conn, fault = self.conn, self.fault
+        shift, cur = conn.cursor(), conn.cursor()
+        with conn.pipeline() as pipeline:  # one round trip, one sync: nothing waits on a result
+            cur.execute("BEGIN")
+            if appends:
+                cur.execute(LOCK_EVENTS)
+                shift.execute(SET_SHIFT, (appends[0][0][self.seq_at],))
+            for sql, rows in statements:
+                events = bool(appends) and sql == self.events_sql
+                one = set_based(sql, rows, SHIFTED_SEQUENCE if events else ())
+                if one is not None:
+                    cur.execute(*one)
+                else:
+                    cur.executemany(self.shifting_sql if events else sql, rows)
+            if fault is not None:
+                fault.before_commit(conn, pipeline)
+            cur.execute("COMMIT")
+            if fault is not None:
+                fault.after_commit(conn, self.connect)
+        return int(shift.fetchone()[0]) if appends else 0  # type: ignore[index]
 
-    def one_transaction(statements: list[tuple[str, list[Any]]], first: Any) -> list[tuple[str, list[Any]]]:
+    def _transaction(self, statements: list[tuple[str, list[Any]]], first: Any) -> list[tuple[str, list[Any]]]:
         """``statements`` with the transaction's own: BEGIN, the lock and the shift (when it
         appends: ``first`` is its first planned sequence number), COMMIT; set-based where it can."""
         out: list[tuple[str, list[Any]]] = [("BEGIN", [()])]
         if first is not None:
             out += [(LOCK_EVENTS, [()]), (SET_SHIFT, [(first,)])]
         for sql, rows in statements:
-            events = first is not None and sql == events_sql
+            events = first is not None and sql == self.events_sql
             one = set_based(sql, rows, SHIFTED_SEQUENCE if events else ())
-            out.append((one[0], [one[1]]) if one is not None else (shifting_sql if events else sql, rows))
+            out.append((one[0], [one[1]]) if one is not None else (self.shifting_sql if events else sql, rows))
         return [*out, ("COMMIT", [()])]
 
-    def run(statements: list[tuple[str, list[Any]]]) -> tuple[tuple[str, str] | None, int]:
-        nonlocal conn, pipe
-        statements = hoisted(statements)  # the lease fence (genesis.store.pg_fence): once, first
-        statements = merged(statements, events_sql)  # one event insert, fewer updates
-        appends = [rows for sql, rows in statements if sql == events_sql and rows]
-        transaction = one_transaction(statements, appends[0][0][seq_at] if appends else None)
-        try:
-            if conn.closed:
-                conn = connect()
-                pipe = PreparedPipeline(conn)
-            commands = plan(transaction) if conn.info.encoding == "utf-8" else None  # its text is UTF-8
-            try:
-                if commands is not None:  # one flush, one sync, prepared statements
-                    results = pipe.run(commands)
-                    return None, int(results[2].get_value(0, 0)) if appends else 0
-                with conn.pipeline():  # psycopg's: one round trip, one sync
-                    cursors = [conn.cursor() for _ in transaction]
-                    for cur, (sql, rows) in zip(cursors, transaction):
-                        if len(rows) == 1:
-                            cur.execute(sql, rows[0] or None)
-                        else:
-                            cur.executemany(sql, rows)
-            except psycopg.Error:
-                rollback(conn)  # a failed statement: the server skipped the rest, COMMIT too
-                raise
-            return None, int(cursors[2].fetchone()[0]) if appends else 0  # type: ignore[index]
-        except psycopg.Error as exc:
-            return (type(exc).__name__, str(exc).strip()), 0
+    def _settle(self, lost: Exception, statements: list[tuple[str, list[Any]]],
+                appends: list[list[Any]]) -> tuple[tuple[str, str] | None, int]:
+        """The commit's outcome is open (its connection lost...): find out (``pg_commit_outcome``)."""
+        import psycopg
+
+        self.conn.close()
+        event_id = first_event_id(appends, self.id_at)
+        if event_id is None and not idempotent(statements):
+            self.unsettled = self.backend
+            return unknown(lost, "a transaction without events that cannot be run again"), 0
+        end = time.monotonic() + self.deadline_s
+        while True:
+            found = settle(self.connect, self.backend, lambda c: (backend_of(c), _find(c, event_id)),
+                           end - time.monotonic())
+            if found is None:
+                self.unsettled = self.backend
+                return unknown(lost, f"the server could not be asked within {self.deadline_s:g} s"), 0
+            self.conn, (self.backend, row) = found
+            if event_id is not None:  # committed iff its first event row is there
+                if row is None:
+                    return (type(lost).__name__, f"{str(lost).strip()} (it did not commit: nothing was written)"), 0
+                return None, int(row[0]) - int(appends[0][0][self.seq_at])
+            try:  # updates by key only: run them again on the new connection
+                return None, self._send(statements, appends)
+            except psycopg.Error as exc:
+                if refused_by_server(exc, self.conn):
+                    rollback(self.conn)
+                    return unknown(exc, "the server refused to run it again"), 0
+                self.conn.close()
+                lost = exc
+
+
+def _find(conn: Any, event_id: str | None) -> Any:
+    """The row of the event ``event_id`` (its sequence number) if committed; None."""
+    return None if event_id is None else conn.execute(FIND_EVENT, (event_id,)).fetchone()
+
+
+def main(argv: list[str]) -> int:
+    import psycopg
+
+    synchronous_commit, seq_at, id_at, deadline_s = argv[0], int(argv[1]), int(argv[2]), float(argv[3])
+    fault = CommitFault(argv[4]) if len(argv) > 4 else None  # tests only (genesis.store.pg_commit_faults)
+    dsn, events_sql = os.environ.pop("GENESIS_COMMIT_DSN"), os.environ["GENESIS_EVENTS_SQL"]
+    out = protocol_output()
+
+    def connect() -> psycopg.Connection:
+        if fault is not None:
+            fault.connecting()
+        return psycopg.connect(dsn, options=f"-c synchronous_commit={synchronous_commit}",
+                               application_name="genesis commit process", autocommit=True)  # BEGIN is ours
 
     try:
-        answer(run, sys.stdin.fileno(), out)
+        commits = Commits(connect, events_sql, seq_at, id_at, deadline_s, fault)
+    except psycopg.Error as exc:
+        out.write(frame(("refused", type(exc).__name__, str(exc).strip(), 0)))
+        out.flush()
+        return 1
+    out.write(frame(("ready", str(commits.conn.info.server_version))))
+    out.flush()
+    try:
+        answer(commits.run, sys.stdin.fileno(), out)
     finally:
-        conn.close()
+        commits.conn.close()
     return 0
 
 

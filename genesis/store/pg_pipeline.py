@@ -121,11 +121,14 @@ class PreparedPipeline:
         try:
             results = self.conn.wait(generators.pipeline_communicate(pgconn, queue))
             while not results or results[-1][0].status != pq.ExecStatus.PIPELINE_SYNC:
-                results.append(self.conn.wait(generators.fetch_many(pgconn)))
+                more = self.conn.wait(generators.fetch_many(pgconn))
+                if not more:  # the server went away (a terminated backend's FATAL) before the sync
+                    raise errors.OperationalError("the connection ended before the pipeline's results")
+                results.append(more)
+            pgconn.exit_pipeline_mode()
         except BaseException:
             self.conn.close()  # lost, or interrupted with results unread: the caller reconnects
             raise
-        pgconn.exit_pipeline_mode()
         last = [r[-1] for r in results[:-1]]  # one result a command, then the sync
         for at, sql in preparing.items():
             if last[at].status != pq.ExecStatus.COMMAND_OK:  # skipped after a failure: not made

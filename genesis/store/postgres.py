@@ -34,9 +34,10 @@ from typing import Any, Callable
 
 from sqlalchemy.engine import URL, Connection, Engine
 
-from genesis.store.batch import event_insert_sql
+from genesis.store.batch import event_id_at, event_insert_sql
 from genesis.store.committers import LEASE_LOST, CommitRefused, ProcessCommitter, ThreadCommitter, Transaction
 from genesis.store.leases import SqlFence
+from genesis.store.pg_commit_outcome import OUTCOME_DEADLINE_SECONDS
 from genesis.store.pg_commit_process import LOCK_EVENTS, NEXT_SEQUENCE, shift_for, shifted
 from genesis.store.pg_fence import hoisted
 from genesis.store.pg_set_rows import merged, set_based
@@ -105,11 +106,17 @@ class PostgresProcessCommitter(ProcessCommitter):
     Money and times travel as text (the SQL casts them); the ``fence`` goes as SQL; no
     ``precondition`` (Python would have to run in the child: use ``PostgresCommitter``)."""
 
-    def __init__(self, engine: Engine, durable: bool = True, fence: SqlFence | None = None) -> None:
+    driver = "psycopg"
+
+    def __init__(self, engine: Engine, durable: bool = True, fence: SqlFence | None = None,
+                 outcome_deadline_s: float = OUTCOME_DEADLINE_SECONDS, fault: str | None = None) -> None:
         super().__init__("", durable)
         self.fence = fence
+        self.outcome_deadline_s = outcome_deadline_s  # a lost commit's answer: how long to keep asking
+        self.fault = fault  # tests only: a ``genesis.store.pg_commit_faults`` spec the commit process injects
         self.url: URL = engine.url
         self._events_sql, self._seq_at = event_insert_sql(engine.dialect)
+        self._id_at = event_id_at(engine.dialect)
         if not isinstance(self._seq_at, int):
             raise ValueError("the PostgreSQL commit process takes positional rows (paramstyle 'format')")
 
@@ -120,7 +127,8 @@ class PostgresProcessCommitter(ProcessCommitter):
         env = {**os.environ, "GENESIS_COMMIT_DSN": self.url.set(drivername="postgresql").render_as_string(
             hide_password=False), "GENESIS_EVENTS_SQL": self._events_sql}
         return [sys.executable, "-m", "genesis.store.pg_commit_process", "on" if self.durable else "off",
-                str(self._seq_at)], env
+                str(self._seq_at), str(self._id_at), str(self.outcome_deadline_s),
+                *([self.fault] if self.fault else [])], env
 
     def _plain(self, transaction: Transaction) -> Transaction:
         """Rows the fast path could not send as they are (the writer's dialect binds money and

@@ -22,6 +22,8 @@ class ProcessCommitter(Refusals):
     """Runs the transactions in the commit process (``genesis.store.commit_process``), in order.
     ``durable=False`` (throwaway backtest files) commits without fsync."""
 
+    driver = "sqlite3"  # the database driver the commit process uses (named in refusals)
+
     def __init__(self, db_path: str | Path, durable: bool = True) -> None:
         self.db_path = Path(db_path)
         self.durable = durable
@@ -85,7 +87,7 @@ class ProcessCommitter(Refusals):
                     self.commits = reply[2]
                     done.set_result(reply[3])  # the shift of the event rows' sequence numbers
                 else:
-                    done.set_exception(refusal(reply[1], reply[2], reply[3]))
+                    done.set_exception(refusal(reply[1], reply[2], reply[3], self.driver))
         except CommitterLost as exc:
             self._lost = exc
         finally:

@@ -33,8 +33,8 @@ from genesis.bus import EventBus
 from genesis.domain.execution import Execution
 from genesis.store.batch import Chunk, Pending, StoredEvent
 from genesis.store.chunk_planner import ChunkPlanner
-from genesis.store.committers import LEASE_LOST, CommitRefused, Committer
-from genesis.store.errors import InvalidEventError, LeaseLostError, StorageError, StoreClosedError
+from genesis.store.committers import CommitRefused, Committer, appenders_error
+from genesis.store.errors import InvalidEventError, StorageError, StoreClosedError
 from genesis.tuning import DEFAULT_TUNING, Tuning
 
 log = structlog.get_logger("genesis.store")
@@ -179,8 +179,7 @@ class Writer:
                     self._observe_commit(live, False)
                     pending = [c for c in live if not c.failed]  # (the rest failed with an earlier one)
                     if pending:
-                        refusal = (LeaseLostError(str(exc)) if exc.error_class == LEASE_LOST
-                                   else StorageError(f"database commit failed: {exc}"))
+                        refusal = appenders_error(exc)
                         self._lost(pending, refusal, exc.failures)
                         log.error("storage_commit_failed", error=str(exc), events=sum(len(c.rows) for c in pending))
                 except BaseException as exc:

@@ -4,10 +4,11 @@ caller: what the tier gate reads at every submission (``equity_usdt``).
 * **Balances** (``AccountBalances``): one REST snapshot (``fetch_balance``), then the user data
   stream's ``outboundAccountPosition`` events (ccxt.pro ``watch_balance``, on the hub's user
   stream connection) overwrite the assets they name. An asset's total is the last value seen,
-  the stream's if it spoke after the snapshot. The snapshot is read again when the stream
-  reconnected since it was taken (it may have missed events), or, while the stream is down,
-  when it is older than ``ttl_seconds`` (REST then, at most once per ``ttl_seconds``). Concurrent
-  callers share one read (single flight).
+  the stream's if it spoke after the snapshot was asked for (an event that lands while the
+  snapshot is in flight is kept over the snapshot's value: it may be the newer one). The
+  snapshot is read again when the stream reconnected since it was taken (it may have missed
+  events), or, while the stream is down, when it is older than ``ttl_seconds`` (REST then, at
+  most once per ``ttl_seconds``). Concurrent callers share one read (single flight).
 * **Prices** (``SharedTickers``): the best bid/ask mid of a symbol the market hub streams, else
   last prices from one ``fetch_tickers`` shared by every caller for ``ttl_seconds``.
 
@@ -82,6 +83,7 @@ class AccountBalances:
         self.snapshot_reads = 0
         self._totals: dict[str, Decimal] = {}
         self._seen_in_stream: dict[str, Decimal] = {}  # ccxt's cache as last read
+        self._updated_during_read: set[str] | None = None  # assets the stream changed while a snapshot was read
         self._snapshot_reconnects: int | None = None
         self._flight = _SingleFlight(clock, ttl_seconds)
         self._started = False
@@ -102,6 +104,8 @@ class AccountBalances:
             amount = dec(value)
             if self._seen_in_stream.get(asset) != amount:
                 self._seen_in_stream[asset] = amount
+                if self._updated_during_read is not None:
+                    self._updated_during_read.add(asset)
                 if self._snapshot_reconnects is not None:
                     self._totals[asset] = amount
 
@@ -117,10 +121,17 @@ class AccountBalances:
             async with self._flight.lock:
                 if self._needs_snapshot():
                     reconnects = self.state.reconnects
-                    balance = await self._fetch()
+                    self._updated_during_read = set()
+                    try:
+                        balance = await self._fetch()
+                    finally:  # the marker reset with the read, whatever its end
+                        updated, self._updated_during_read = self._updated_during_read, None
                     self.snapshot_reads += 1
-                    self._totals = {a: dec(v) for a, v in (balance.get("total") or {}).items()
-                                    if v is not None}
+                    totals = {a: dec(v) for a, v in (balance.get("total") or {}).items() if v is not None}
+                    # what the stream told while the snapshot was in flight may be newer than
+                    # the snapshot, and is not told again: kept over the snapshot's value
+                    totals.update({a: self._seen_in_stream[a] for a in updated})
+                    self._totals = totals
                     self._snapshot_reconnects = reconnects
                     self._flight.read_at = self.clock.now()
         return {a: v for a, v in self._totals.items() if v}

@@ -139,3 +139,21 @@ class WakesOnTradedVolume(Protocol):
         """An event set, while the ``with`` block lasts, once the volume counted in
         ``[start, now)`` reaches ``volume`` (it may never be: keep a timed look beside it)."""
         ...
+
+
+@runtime_checkable
+class FencesResends(Protocol):
+    """An optional venue capability: its order requests are stamped on the exchange's clock and
+    refused by the exchange once older than their receive window (``genesis.venue.send_fence``),
+    so the engine can know when an earlier request under a client order id can no longer
+    become an order. A venue without it refuses every client order id it has ever seen (the
+    simulated venue): a re-send needs no wait there."""
+
+    def request_clock_ms(self) -> int:
+        """The exchange's request clock now (milliseconds since the epoch)."""
+        ...
+
+    async def settle_sends(self, client_order_id: str, sent_by_ms: int | None = None) -> None:
+        """Return once no request under ``client_order_id`` sent by this venue, or by another
+        process stamping no later than ``sent_by_ms``, can still be accepted by the exchange."""
+        ...

@@ -28,7 +28,8 @@ import ccxt.pro as ccxtpro
 from genesis.domain.orders import BookTop, Fill, OrderReport, OrderRequest
 from genesis.venue.account_stream import AccountBalances, SharedTickers, equity_in_usdt
 from genesis.venue.base import Candle, MarketDataUnavailable
-from genesis.venue.ccxt_support import build_exchange, dec, dt_to_ms, ms_to_dt, point_ccxt_at
+from genesis.venue.ccxt_support import (build_exchange, dec, distinct_trades, dt_to_ms, ms_to_dt,
+                                        point_ccxt_at)
 from genesis.venue.ccxt_venue import CcxtVenue
 from genesis.venue.credentials import Credentials
 from genesis.venue.market_hub import USER_ORDERS_KEPT, Backoff, MarketHub, StreamState, forget_oldest
@@ -91,14 +92,17 @@ class StreamingCcxtVenue(CcxtVenue):
     # ------------------------------------------------------------------ market data
     async def book_top(self, symbol: str) -> BookTop:
         """Best bid/ask from the ``@bookTicker`` stream; over REST while it is down (and once
-        after subscribing: a quiet book pushes nothing until it changes)."""
+        after subscribing, or subscribing again after a drop, which forgets the stream's last
+        book: a quiet book pushes nothing until it changes)."""
         feed = self.hub.feed(symbol)
         if feed.book_state.up and feed.book is not None:
             return BookTop(feed.book.bid, feed.book.ask, self.clock.now())
         self._check_available(symbol, feed.book_state)
+        drops = feed.book_state.reconnects
         top = await super().book_top(symbol)
-        if feed.book_state.up and feed.book is None:
+        if feed.book_state.up and feed.book is None and feed.book_state.reconnects == drops:
             # subscribed: every change from now on is pushed, so this snapshot holds until then
+            # (not one read across a drop: the stream dropping forgets the book, ``book_dropped``)
             feed.book = top
         return top
 
@@ -187,7 +191,7 @@ class StreamingCcxtVenue(CcxtVenue):
         """From the user data stream when it saw this order (placed here) end; else REST."""
         final = self._final_in_stream(client_order_id)
         if final is not None:
-            return await self._report(symbol, client_order_id, final)
+            return await self._stream_report(symbol, client_order_id, final)
         return await super().fetch_order(symbol, client_order_id)
 
     async def cancel_order(self, symbol: str, client_order_id: str) -> OrderReport:
@@ -195,8 +199,17 @@ class StreamingCcxtVenue(CcxtVenue):
         report comes from the stream; otherwise cancelled over REST."""
         final = self._final_in_stream(client_order_id)
         if final is not None:
-            return await self._report(symbol, client_order_id, final)
+            return await self._stream_report(symbol, client_order_id, final)
         return await super().cancel_order(symbol, client_order_id)
+
+    async def _stream_report(self, symbol: str, cid: str, order: dict[str, Any]) -> OrderReport:
+        """The report of an order from the stream's state: its fills are the feed's own trades
+        of the order (by trade id), not ccxt's ``order["trades"]`` (ccxt appends every
+        ``executionReport`` trade to it, a duplicated event twice, and misses what REST read
+        after a gap); ccxt's entries are merged into the feed's first, by trade id."""
+        user, order_id = self.hub.user, str(order["id"])
+        user.merge_trades(order_id, distinct_trades(order.get("trades")))
+        return await self._report(symbol, cid, {**order, "trades": self._stream_trades(order_id)})
 
     def _final_in_stream(self, client_order_id: str) -> dict[str, Any] | None:
         """The stream's last state of an order this venue placed, if final and the stream has
@@ -227,9 +240,10 @@ class StreamingCcxtVenue(CcxtVenue):
         user data stream, awaited until they add up to ``filled``; over REST (merged into the
         stream's by trade id) when the stream is down, had a gap since the order was placed,
         or does not deliver them within ``fill_wait_seconds`` (REST answers the complete set)."""
-        immediate = [self.fill_from_trade(t, cid) for t in order.get("trades") or [] if t.get("id")]
+        trades = distinct_trades(order.get("trades"))  # a trade id once
+        immediate = [self.fill_from_trade(t, cid) for t in trades]
         user, order_id = self.hub.user, str(order["id"])
-        user.merge_trades(order_id, [t for t in order.get("trades") or [] if t.get("id")])
+        user.merge_trades(order_id, trades)
         if sum((f.qty for f in immediate), Decimal(0)) == filled:
             return immediate
         gap = (user.trades_state.reconnects != self.placed_at_reconnects.get(
@@ -246,9 +260,12 @@ class StreamingCcxtVenue(CcxtVenue):
         return await self.fetch_fills(symbol, order_id, cid)  # the complete set, by trade id
 
     def _stream_fills(self, order_id: str, cid: str) -> list[Fill]:
+        return [self.fill_from_trade(t, cid) for t in self._stream_trades(order_id)]
+
+    def _stream_trades(self, order_id: str) -> list[dict[str, Any]]:
+        """The feed's trades of an order (one per trade id), in trade id order."""
         trades = self.hub.user.trades.get(order_id, {})
-        return [self.fill_from_trade(t, cid) for t in sorted(trades.values(),
-                                                             key=lambda t: int(t["id"]))]
+        return sorted(trades.values(), key=lambda t: (len(str(t["id"])), str(t["id"])))
 
     def stream_status(self) -> dict[str, Any]:
         """Per stream: up, seconds down, reconnects, stalls found; the subscriptions started;

@@ -100,6 +100,21 @@ def trade_to_fill(t: dict[str, Any], client_order_id: str, now: datetime) -> Fil
                 timestamp=ms_to_dt(t["timestamp"]) if t.get("timestamp") else now)
 
 
+def distinct_trades(trades: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The trades with an id, each id once (its first occurrence), in their order: ccxt.pro's
+    binance client appends every ``executionReport`` trade to its cached order's ``trades``
+    without dedup, so a duplicated event lists a trade twice."""
+    seen: set[str] = set()
+    out = []
+    for t in trades or []:
+        tid = t.get("id")
+        if tid is None or tid == "" or str(tid) in seen:
+            continue
+        seen.add(str(tid))
+        out.append(t)
+    return out
+
+
 def build_exchange(exchange_id: str, credentials: Credentials | None, exchange_url: str | None,
                    timeout_ms: int = 10_000, options: dict[str, Any] | None = None,
                    config: dict[str, Any] | None = None, time_scale: float = 1.0,

@@ -20,6 +20,10 @@ protocol. See ``docs/ccxt.md``.
   (``X-MBX-ORDER-COUNT-1D``); at its limit less a margin an order is refused unsent. The budget
   reads the exchange's clock (``exchange_time``: live, the wall clock less ccxt's measured
   ``timeDifference``). ccxt's own request limiter stays on.
+* Every new order carries its own ``timestamp`` (taken as it is sent, on the exchange's clock as
+  ccxt reads it) and ``recvWindow`` (``send_window``): the exchange refuses it once older than
+  that, so ``settle_sends`` knows when an earlier request under a client order id can no longer
+  become an order (``genesis.venue.send_fence``; Binance takes a filled order's id again).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable
 
 import ccxt.async_support as ccxt
 import structlog
@@ -43,12 +47,13 @@ from genesis.venue.ccxt_calls import CcxtCalls
 from genesis.venue.ccxt_errors import describe, map_ccxt_error
 from genesis.venue.ccxt_order_send import send_within_budget
 from genesis.venue.ccxt_support import (build_exchange, dec, dt_to_ms, market_to_instrument,
-                                        ms_to_dt, order_terms, trade_to_fill)
+                                        distinct_trades, ms_to_dt, order_terms, trade_to_fill)
 from genesis.venue.budget_settings import BudgetSettings
 from genesis.venue.credentials import Credentials
 from genesis.venue.exchange_clock import exchange_time
 from genesis.venue.order_budget import OrderBudget
 from genesis.venue.request_weight import RequestWeight, shared_weight
+from genesis.venue.send_fence import SendStamps, SendWindow
 
 log = structlog.get_logger("genesis.venue.ccxt")
 
@@ -71,6 +76,8 @@ class CcxtVenue:
     ``clock`` stamps book tops and decides which candles closed.
     ``time_scale``: the exchange's clock runs this many times faster than the wall clock (a
     paper exchange at ``--speed N``); its rate limits, stated in its own time, are scaled too.
+    ``send_window``: the ``recvWindow`` of order requests and the clock margin of a re-send;
+    ``may_send``: whether this process may still send orders (the daemon's account lease).
     """
 
     def __init__(self, exchange_id: str, *, credentials: Credentials | None = None,
@@ -78,7 +85,8 @@ class CcxtVenue:
                  budget: OrderBudget | None = None, timeout_ms: int = 10_000,
                  options: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
                  exchange: ccxt.Exchange | None = None, time_scale: float = 1.0,
-                 budget_settings: BudgetSettings | None = None):
+                 budget_settings: BudgetSettings | None = None, send_window: SendWindow | None = None,
+                 may_send: Callable[[], bool] | None = None):
         self.exchange_id = exchange_id
         self.name = f"ccxt:{exchange_id}"
         self.clock: Clock = clock or WallClock()
@@ -91,6 +99,7 @@ class CcxtVenue:
         self._binance = exchange_id.startswith("binance")
         self._log = log.bind(venue=self.name)
         self.calls = CcxtCalls(self.ex, self.weight, time_scale, self._log)  # every REST request
+        self.stamps = SendStamps(send_window or SendWindow(), self.request_clock_ms, may_send)
 
     # ------------------------------------------------------------------ market data
     async def instruments(self) -> dict[str, Instrument]:
@@ -175,11 +184,14 @@ class CcxtVenue:
                 params["postOnly"] = True
             else:
                 params["timeInForce"] = "IOC" if request.time_in_force is TimeInForce.IOC else "GTC"
+        if self._binance:
+            params["recvWindow"] = self.stamps.window.recv_window_ms
+        self.stamps.check_may_send()  # before the budget counts it (checked again as it is stamped)
         try:
             order = await send_within_budget(
                 request, lambda: self.calls.call("create_order", lambda: self.ex.create_order(
                     request.symbol, request.order_type.value, request.side.value, str(request.qty),
-                    price, params), changes_state=True, raw=True),
+                    price, self._stamped(cid, params)), changes_state=True, raw=True),
                 budget=self.budget, clock=self.clock, headers=self.calls.headers,
                 mapped=self.calls.mapped, log=self._log)
         except ccxt.OrderImmediatelyFillable as exc:
@@ -193,6 +205,23 @@ class CcxtVenue:
             # the order was accepted: whatever failed while completing its report, re-sending
             # is wrong; the engine must look it up
             raise UnknownOutcomeError(f"{cid} accepted, report incomplete: {exc}") from exc
+
+    def _stamped(self, cid: str, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` with the request's ``timestamp``, taken now (after the budget's wait),
+        remembered for ``settle_sends``; ``LeaseLapsed`` (not sent) once the lease is gone."""
+        stamp = self.stamps.stamp(cid)
+        return {**params, "timestamp": stamp} if self._binance else params
+
+    def request_clock_ms(self) -> int:
+        """The exchange's request clock now, as ccxt signs with it: the host's time less the
+        measured ``timeDifference`` (``FencesResends``)."""
+        options = getattr(self.ex, "options", None) or {}
+        return int(ccxt.Exchange.milliseconds() - float(options.get("timeDifference") or 0))
+
+    async def settle_sends(self, client_order_id: str, sent_by_ms: int | None = None) -> None:
+        """Once no request under ``client_order_id`` stamped here or by another process no later
+        than ``sent_by_ms`` can still be accepted (``SendStamps.settle``; ``FencesResends``)."""
+        await self.stamps.settle(client_order_id, sent_by_ms)
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport:
         """The order found by client order id (fills included); ``NOT_FOUND`` when unknown."""
@@ -231,7 +260,9 @@ class CcxtVenue:
         while True:
             page = await self.calls.call("fetch_my_trades", lambda p=dict(params): self.ex.fetch_my_trades(
                 symbol, None, _TRADES_PAGE, p))
-            mine = [t for t in page if str(t.get("order")) == str(venue_order_id)]
+            known = {f.trade_id for f in fills}  # a trade id once, across pages too
+            mine = [t for t in distinct_trades(page) if str(t.get("order")) == str(venue_order_id)
+                    and str(t["id"]) not in known]
             fills += [self.fill_from_trade(t, client_order_id) for t in mine]
             if len(page) < _TRADES_PAGE or not self._binance:
                 return fills
@@ -241,7 +272,7 @@ class CcxtVenue:
                           filled: Decimal) -> list[Fill]:
         """The fills of an order that has ``filled`` executed: those of a placement response
         (its immediate, taker executions) when they add up, else the order's trades (REST)."""
-        fills = [self.fill_from_trade(t, cid) for t in order.get("trades") or [] if t.get("id")]
+        fills = [self.fill_from_trade(t, cid) for t in distinct_trades(order.get("trades"))]
         if sum((f.qty for f in fills), Decimal(0)) != filled:
             fills = await self.fetch_fills(symbol, order["id"], cid)
         return fills

@@ -81,7 +81,8 @@ class MarketHub:
                         lambda: self.ex.watch_bids_asks([symbol]),
                         lambda data, _r: feed.on_bids_asks(
                             {**(getattr(self.ex, "bidsasks", None) or {}), **(data or {})},
-                            self._now_ms()), kind="book", hint=f"bookTicker@{symbol}")
+                            self._now_ms()), kind="book", hint=f"bookTicker@{symbol}",
+                        on_down=feed.book_dropped)
             self._start(f"{symbol} trade", feed.trade_state, lambda: self.ex.watch_trades(symbol),
                         lambda _data, _r: feed.volume.ingest(self._cached_trades(symbol), self._now_ms()),
                         kind="trade", hint=f"trade::{symbol}",
@@ -103,7 +104,8 @@ class MarketHub:
                         lambda data, _r: self.user.on_order_cache(list(self.ex.orders or data or [])))
             self._start("user trades", self.user.trades_state, lambda: self.ex.watch_my_trades(),
                         lambda data, _r: self.user.on_trade_cache(list(self.ex.myTrades or data or [])),
-                        on_up=lambda: self._user_back(self.user.trades_state))
+                        on_up=lambda: self._user_back(self.user.trades_state),
+                        on_down=self.user.trades_dropped)
         return self.user
 
     def _user_back(self, state: StreamState) -> None:

@@ -134,6 +134,11 @@ class SymbolFeed:
         self.changed.set()
         self.changed = asyncio.Event()
 
+    def book_dropped(self) -> None:
+        """The book stream dropped: its last book top is forgotten (the book moves on unseen),
+        so the first read after it is back is a REST snapshot or the next push."""
+        self.book = None
+
     def on_bids_asks(self, tickers: dict[str, Any], now_ms: int) -> None:
         t = tickers.get(self.symbol)
         if t and t.get("bid") is not None and t.get("ask") is not None:
@@ -163,7 +168,9 @@ class UserFeed:
     trades_state: StreamState = field(default_factory=StreamState)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     _order_update: dict[str, Any] = field(default_factory=dict)  # order id -> its last message taken
-    _trade_marker: Any = None  # the newest entry of ccxt's trade cache already taken
+    _stream_last_id: dict[str, int] = field(default_factory=dict)  # symbol -> highest trade id the stream delivered
+    _reconcile_from: dict[str, int] | None = None  # ``_stream_last_id`` as the stream dropped, until reconciled
+    drops: int = 0  # times the trades stream dropped
 
     def on_order_cache(self, cache: list[dict[str, Any]]) -> None:
         """ccxt's order cache (``ArrayCacheBySymbolById``: an updated order moves to its end,
@@ -184,16 +191,24 @@ class UserFeed:
         self.on_orders(fresh[::-1])
 
     def on_trade_cache(self, cache: list[dict[str, Any]]) -> None:
-        """ccxt's trade cache (append-only, newest last): only the trades after the newest one
-        already taken are merged (``on_trades``)."""
-        fresh = []
-        for t in reversed(cache):
-            if t is self._trade_marker:
-                break
+        """ccxt's trade cache (``ArrayCacheBySymbolById``, newest last, but a trade told again
+        moves to its end, behind newer ones): the trades whose id the feed does not hold for
+        their order yet are merged (``on_trades``); one it holds is not read again. Looked up
+        by id: no position in the cache marks where the new trades start."""
+        held, fresh = self.trades, []
+        for t in cache:  # ccxt's ids are strings: one dict look-up per trade held already
+            known = held.get(t.get("order"))  # type: ignore[arg-type]
+            if known is not None and t.get("id") in known:
+                continue
+            oid, tid = t.get("order"), t.get("id")
+            if oid is None or tid is None or str(tid) in held.get(str(oid), ()):
+                continue
             fresh.append(t)
+            if t.get("symbol") and str(tid).isdigit():
+                symbol = t["symbol"]
+                self._stream_last_id[symbol] = max(int(tid), self._stream_last_id.get(symbol, 0))
         if fresh:
-            self._trade_marker = cache[-1]
-            self.on_trades(fresh[::-1])
+            self.on_trades(fresh)
 
     def on_orders(self, orders: list[dict[str, Any]]) -> None:
         """Orders' states from the stream (ccxt's cache) or REST, merged so that an order never
@@ -221,11 +236,26 @@ class UserFeed:
         """Trades read over REST after a gap, merged by trade id (never counted twice)."""
         self.on_trades([{**t, "order": order_id} for t in trades])
 
-    def last_trade_id(self, symbol: str) -> int | None:
-        """The highest trade id seen on ``symbol`` (numeric ids only), None before any."""
-        ids = [int(tid) for trades in self.trades.values() for tid, t in trades.items()
-               if t.get("symbol") == symbol and str(tid).isdigit()]
-        return max(ids, default=None)
+    def trades_dropped(self) -> None:
+        """The trades stream dropped: the highest trade id it delivered per symbol so far is
+        where its gap starts (kept across further drops until ``reconciled``)."""
+        self.drops += 1
+        if self._reconcile_from is None:
+            self._reconcile_from = dict(self._stream_last_id)
+
+    def reconcile_from(self, symbol: str) -> int | None:
+        """The highest trade id (numeric) the stream delivered on ``symbol`` before its gap
+        not yet reconciled (its latest while none is open); None before any. Trades merged
+        from REST (a placement response during the gap) do not count: a lower id may be
+        missing below them."""
+        marks = self._stream_last_id if self._reconcile_from is None else self._reconcile_from
+        return marks.get(symbol)
+
+    def reconciled(self, drops: int) -> None:
+        """A reconciliation that started after ``drops`` drops completed: its gap is closed,
+        unless the stream dropped again since."""
+        if drops == self.drops:
+            self._reconcile_from = None
 
     def _notify(self) -> None:
         self.changed.set()

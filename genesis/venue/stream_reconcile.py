@@ -4,9 +4,11 @@ the ``UserFeed``, so nothing is missed and nothing counted twice:
 
 * every order this venue placed that the stream has not seen end is fetched by client order id
   (``GET /api/v3/order``; its state merged so that it never goes back, ``later_state``);
-* every fill since the last trade id the stream saw on each symbol with such orders
-  (``GET /api/v3/myTrades`` from ``fromId``, paged; by ``orderId`` per order when no trade was
-  seen yet), merged by trade id.
+* every fill since the last trade id the stream itself delivered before it dropped, on each
+  symbol with such orders (``GET /api/v3/myTrades`` from ``fromId``, paged; by ``orderId`` per
+  order when it delivered none yet), merged by trade id. Not from the highest id the feed
+  holds: trades merged from placement responses during the gap can be newer than fills the
+  stream missed.
 
 The stream was subscribed again before these reads, so whatever happens after them arrives on
 it. Once a run completes, the orders count as seen without a gap as of the reconnect it
@@ -66,7 +68,7 @@ class StreamReconciler:
 
     async def _reconcile(self) -> None:
         venue, user = self.venue, self.venue.hub.user
-        as_of = user.trades_state.reconnects
+        as_of, drops = user.trades_state.reconnects, user.drops
         unfinished = [oid for oid in self.placed
                       if (user.orders.get(oid) or {}).get("status") not in FINAL_CCXT_STATUSES]
         for oid in unfinished:
@@ -77,7 +79,7 @@ class StreamReconciler:
         symbols = sorted({self.placed[oid][0] for oid in unfinished})
         fills = 0
         for symbol in symbols:
-            last = user.last_trade_id(symbol)
+            last = user.reconcile_from(symbol)
             if last is None:
                 for oid in (o for o in unfinished if self.placed[o][0] == symbol):
                     trades = await venue.calls.call("fetch_my_trades", lambda s=symbol, o=oid: (
@@ -94,6 +96,7 @@ class StreamReconciler:
                 last = max(ids)
         for oid in self.placed:  # the stream's view of them is whole again as of ``as_of``
             venue.placed_at_reconnects[oid] = max(venue.placed_at_reconnects.get(oid, 0), as_of)
+        user.reconciled(drops)
         self.runs += 1
         log.info("user_stream_reconciled", orders=len(unfinished), symbols=len(symbols),
                  trades=fills, reconnects=as_of)
