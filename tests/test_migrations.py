@@ -53,7 +53,8 @@ def _schema_diff(path: Path | URL, target: MetaData) -> list:
     engine = _engine(path)
     try:
         with engine.connect() as conn:
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            ctx = MigrationContext.configure(conn, opts={
+                "compare_type": True, "include_object": migrate.schema_objects_of(conn.dialect.name)})
             return compare_metadata(ctx, target)
     finally:
         engine.dispose()

@@ -9,6 +9,7 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, make_url
 
+from genesis.store.migrate import schema_objects_of
 from genesis.store.tables import metadata
 
 config = context.config
@@ -39,6 +40,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         target_metadata=metadata,
         render_as_batch=True,
         compare_type=True,
+        include_object=schema_objects_of(connection.dialect.name),  # autogenerate: this dialect's indexes
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -6,7 +6,7 @@ import os
 import re
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine
@@ -154,3 +154,16 @@ def current_revision(db_path: str | Path | Db) -> str | None:
             return MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()
+
+
+def schema_objects_of(dialect_name: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
+    """An Alembic ``include_object`` hook for comparing the code's tables with a database of
+    ``dialect_name``: leaves out the indexes the code creates on other dialects only
+    (``Index(...).ddl_if(dialect=...)``: ``ix_executions_state`` is SQLite's, migration 0014)."""
+    def include(obj: Any, _name: str | None, type_: str, reflected: bool, _compare_to: Any) -> bool:
+        only = getattr(obj, "_ddl_if", None)
+        if type_ != "index" or reflected or only is None or only.dialect is None:
+            return True
+        return dialect_name in ((only.dialect,) if isinstance(only.dialect, str) else only.dialect)
+
+    return include

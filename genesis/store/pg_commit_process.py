@@ -38,6 +38,7 @@ from genesis.store.pg_commit_faults import CommitFault
 from genesis.store.pg_commit_outcome import (FIND_EVENT, Backend, backend_of, end_backend,
                                              first_event_id, idempotent, refused_by_server, settle, unknown)
 from genesis.store.pg_fence import hoisted
+from genesis.store.pg_pipeline import PreparedPipeline, plan
 from genesis.store.pg_set_rows import merged, set_based
 
 LOCK_EVENTS = "LOCK TABLE events IN EXCLUSIVE MODE"
@@ -96,6 +97,7 @@ class Commits:
         self.conn = connect()
         self.backend = backend_of(self.conn)
         self.unsettled: Backend | None = None  # ran a commit whose outcome is unknown: ended before the next one
+        self.pipe: PreparedPipeline | None = None  # on ``conn``: its prepared statements
 
     def run(self, statements: list[tuple[str, list[Any]]]) -> tuple[tuple[str, str] | None, int]:
         """Commit ``statements`` (``None``, shift) or not: ((error class, message), 0)."""
@@ -124,7 +126,17 @@ class Commits:
             return self._settle(exc, statements, appends)
 
     def _send(self, statements: list[tuple[str, list[Any]]], appends: list[list[Any]]) -> int:
-        """One pipeline: BEGIN, the lock and shift (with events), the statements, COMMIT; the shift."""
+        """One pipeline: BEGIN, the lock and shift (with events), the statements, COMMIT; the shift.
+        libpq's pipeline of prepared statements (``genesis.store.pg_pipeline``) when it carries
+        every value and no fault is injected; psycopg's ``pipeline()`` otherwise."""
+        commands = None
+        if self.fault is None and self.conn.info.encoding == "utf-8":  # its text parameters are UTF-8
+            commands = plan(self._transaction(statements, appends[0][0][self.seq_at] if appends else None))
+        if commands is not None:
+            if self.pipe is None or self.pipe.conn is not self.conn:
+                self.pipe = PreparedPipeline(self.conn)
+            results = self.pipe.run(commands)
+            return int(results[2].get_value(0, 0)) if appends else 0
         conn, fault = self.conn, self.fault
         shift, cur = conn.cursor(), conn.cursor()
         with conn.pipeline() as pipeline:  # one round trip, one sync: nothing waits on a result
@@ -145,6 +157,18 @@ class Commits:
             if fault is not None:
                 fault.after_commit(conn, self.connect)
         return int(shift.fetchone()[0]) if appends else 0  # type: ignore[index]
+
+    def _transaction(self, statements: list[tuple[str, list[Any]]], first: Any) -> list[tuple[str, list[Any]]]:
+        """``statements`` with the transaction's own: BEGIN, the lock and the shift (when it
+        appends: ``first`` is its first planned sequence number), COMMIT; set-based where it can."""
+        out: list[tuple[str, list[Any]]] = [("BEGIN", [()])]
+        if first is not None:
+            out += [(LOCK_EVENTS, [()]), (SET_SHIFT, [(first,)])]
+        for sql, rows in statements:
+            events = first is not None and sql == self.events_sql
+            one = set_based(sql, rows, SHIFTED_SEQUENCE if events else ())
+            out.append((one[0], [one[1]]) if one is not None else (self.shifting_sql if events else sql, rows))
+        return [*out, ("COMMIT", [()])]
 
     def _settle(self, lost: Exception, statements: list[tuple[str, list[Any]]],
                 appends: list[list[Any]]) -> tuple[tuple[str, str] | None, int]:

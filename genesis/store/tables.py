@@ -88,8 +88,11 @@ executions = Table(
     Column("hold_reason", String(64)),
     Column("held_seconds", Float, nullable=False, server_default="0"),
     Column("account", String(200), nullable=False, server_default=""),  # 0011; "": not recorded
-    Index("ix_executions_state", "state"),
+    # SQLite only: on PostgreSQL an index on ``state`` would make the updates that change it
+    # non-HOT (migration 0014); the live executions are read there by a sequential scan
+    Index("ix_executions_state", "state").ddl_if(dialect="sqlite"),
     Index("ix_executions_symbol_submitted", "symbol", "submitted_at"),
+    postgresql_with={"fillfactor": 80},  # room on each page for HOT updates (migration 0014)
 )
 
 execution_slices = Table(
