@@ -56,20 +56,51 @@ class Orders:
         return Counter(int(at // 10) for name, at in self.sent if name.startswith(prefix))
 
 
-def budget(limit: int = 97, share: float = 0.4, guard: float = 0.25, window: float = 10.0) -> OrderBudget:
+def budget(limit: int = 97, share: float = 0.15, guard: float = 0.25, window: float = 10.0) -> OrderBudget:
     return OrderBudget(limit, window, share, guard, VirtualClock(START))
+
+
+def pace(elapsed: float, share: float = 0.15) -> float:
+    """Following orders a window of 97 lets out by ``elapsed``: share x 97 x elapsed + 1, and in
+    its last fifth up to 0.4 x 97 more, evenly."""
+    return (share * elapsed + 0.4 * max(0.0, elapsed - 0.8) / 0.2) * 97 + 1
 
 
 async def test_a_clump_of_leading_orders_goes_at_once_while_following_ones_are_paced() -> None:
     orders = Orders(budget())
     await asyncio.gather(*(orders.ask(f"follow-{i}", 0.0, FOLLOWING) for i in range(80)),
-                         *(orders.ask(f"lead-{i}", 8.0) for i in range(35)))
-    assert {orders.at(f"lead-{i}") for i in range(35)} == {8.0}, "the whole clump went when it asked"
+                         *(orders.ask(f"lead-{i}", 7.0) for i in range(35)))
+    assert {orders.at(f"lead-{i}") for i in range(35)} == {7.0}, "the whole clump went when it asked"
     follows = sorted(at for name, at in orders.sent if name.startswith("follow"))
-    for k, at in enumerate(follows[:40]):  # k went before it in the window: k < 0.4 x 97 x elapsed + 1
-        assert k < 0.4 * 97 * (at % 10) / 10 + 1
-    assert orders.per_window("follow")[0] == 40  # by the window's end
-    assert orders.per_window()[0] <= 97 and len(orders.sent) == 115
+    window = [at for at in follows if at < 10.0]
+    for k, at in enumerate(window):  # k went before it in the window
+        assert k < pace(at / 10)
+    assert len([at for at in window if at < 8.0]) == 13  # 0.15 x 97 x 0.8 + 1 = 12.6
+    assert len(window) == 55  # by the window's end: 0.55 x 97 + 1 = 54.35
+    assert orders.per_window()[0] == 90 and len(orders.sent) == 115
+
+
+async def test_a_leading_clump_late_in_a_window_finds_the_room_the_old_pace_gave_away() -> None:
+    """The default pace of following orders, 0.15 x 97 x elapsed + 1 before the window's last
+    fifth, has let 12 of them out by 7.5 s (the old 0.4 let 30 out, leaving 17 for the clump of
+    25); the rest of the window goes to them in its tail."""
+    orders = Orders(OrderBudget(clock=VirtualClock(START)))  # the default settings
+    await asyncio.gather(*(orders.ask(f"lead-{i}", 1.0) for i in range(50)),
+                         *(orders.ask(f"follow-{i}", 1.5, FOLLOWING) for i in range(60)),
+                         *(orders.ask(f"late-{i}", 7.5) for i in range(25)))
+    assert {orders.at(f"late-{i}") for i in range(25)} == {7.5}, "the late clump went when it asked"
+    assert orders.per_window()[0] == 97, "following orders had the rest in the window's tail"
+    assert len(orders.sent) == 135
+
+
+async def test_in_a_windows_last_fifth_following_orders_go_faster_but_evenly() -> None:
+    """0.4 x 97 more over the last fifth (more than the old pace's 0.4 x 97 + 1 a whole window),
+    one every ~0.05 s: not a burst still in flight when the next window begins."""
+    orders = Orders(budget())
+    await asyncio.gather(*(orders.ask(f"follow-{i}", 0.5, FOLLOWING) for i in range(96)))
+    assert orders.per_window()[0] == 55
+    tail = sorted(at for _, at in orders.sent if 8.0 <= at < 10.0)
+    assert len(tail) == 55 - 13 and min(b - a for a, b in zip(tail, tail[1:])) > 0.04
 
 
 async def test_leading_orders_may_use_the_whole_window_then_wait_for_the_next() -> None:

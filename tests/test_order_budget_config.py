@@ -18,7 +18,7 @@ def test_an_account_with_50_orders_per_10_seconds_can_say_so() -> None:
     config = parse_config(budget_config(limit=48, daily_limit=160_000))
     settings = BudgetSettings(**config.ccxt.order_budget.model_dump())
     assert (settings.limit, settings.window_seconds, settings.daily_limit) == (48, 10.0, 160_000)
-    assert (settings.following_share, settings.guard_seconds, settings.daily_margin) == (0.4, 0.25, 100)
+    assert (settings.following_share, settings.guard_seconds, settings.daily_margin) == (0.15, 0.25, 100)
 
 
 @pytest.mark.parametrize("values, named", [

@@ -115,7 +115,7 @@ class OrderBudgetConfig(_Strict):
 
     limit: int = Field(97, ge=1, le=100_000)
     window_seconds: float = Field(10.0, gt=0, le=86_400)
-    following_share: float = Field(0.4, ge=0, le=1)
+    following_share: float = Field(0.15, ge=0, le=1)
     guard_seconds: float = Field(0.25, ge=0, le=60)
     daily_limit: int = Field(200_000, ge=1, le=100_000_000)
     daily_margin: int = Field(100, ge=0)

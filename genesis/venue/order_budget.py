@@ -30,12 +30,16 @@ deadline.
 
 **Who goes first.** A ``SendPriority.LEADING`` order (a slice's first, whose wait is the slice's
 lateness) may use the whole window; leading orders arrive in clumps (one print gives many slices
-room at once), so room is kept for them: ``FOLLOWING`` orders (a taker remainder, a re-send after
-a restart; they have until their interval's end) are paced, at most ``following_share`` x
-``limit`` x (elapsed fraction of the window) + 1 in a window. Each class is first come, first
-served; when both could go, leading orders go first, except a window's first following order,
-which goes before them: following orders are never starved, even when leading ones fill every
-window.
+room at once), at any moment of a window, so room is kept for them: ``FOLLOWING`` orders (a
+taker remainder, a re-send after a restart; they have until their interval's end) are paced, at
+most ``following_share`` x ``limit`` x (elapsed fraction of the window) + 1 in a window, and in
+its last fifth up to 0.4 x ``limit`` more, evenly over it (``FOLLOWING_TAIL``,
+``FOLLOWING_TAIL_SHARE``): the window is not filled early (a leading clump late in it still
+finds room), and following orders still get the room leading ones left, at an even pace the
+exchange keeps up with (not one burst, still in flight when the next window begins). Each class
+is first come, first served; when both could go, leading orders go first, except a window's
+first following order, which goes before them: following orders are never starved, even when
+leading ones fill every window.
 
 **An order's wait ends at its deadline.** ``within`` (seconds of the budget's clock, the time
 left before the order may no longer be sent): when no slot can come by then, none is taken and
@@ -60,7 +64,7 @@ __all__ = ["DEFAULT_FOLLOWING_SHARE", "DEFAULT_GUARD_SECONDS", "DEFAULT_LIMIT", 
 
 DEFAULT_LIMIT = 97  # of Binance spot's 100 new orders per 10 s
 DEFAULT_WINDOW_SECONDS = 10.0
-DEFAULT_FOLLOWING_SHARE = 0.4
+DEFAULT_FOLLOWING_SHARE = 0.15
 DEFAULT_GUARD_SECONDS = 0.25
 # why an order whose budget slot would come after its deadline was not sent
 SEND_DEADLINE_REASON = "no slot in the account's order budget before the order's deadline; not sent"

@@ -16,6 +16,10 @@ from genesis.clock import Clock
 from genesis.domain.orders import SendPriority
 
 _WINDOWS_KEPT = 4
+# following orders' pace quickens in a window's last FOLLOWING_TAIL: by FOLLOWING_TAIL_SHARE x
+# limit more over it (``order_budget``'s module docstring)
+FOLLOWING_TAIL = 0.2
+FOLLOWING_TAIL_SHARE = 0.4
 
 
 @dataclass(slots=True)
@@ -145,11 +149,17 @@ class OrderWindows:
         full = [index for index in range(first, last + 1) if self.count(index, now) >= self.limit]
         return full[-1] if full else None
 
+    def following_pace(self, elapsed: float) -> float:
+        """Following orders a window lets out by ``elapsed`` (a fraction of it): ``following_share``
+        x ``limit`` x ``elapsed`` + 1, and in its last ``FOLLOWING_TAIL`` up to
+        ``FOLLOWING_TAIL_SHARE`` x ``limit`` more, evenly over it."""
+        tail = max(0.0, elapsed - (1 - FOLLOWING_TAIL)) / FOLLOWING_TAIL
+        return (self.following_share * elapsed + FOLLOWING_TAIL_SHARE * tail) * self.limit + 1
+
     def paced(self, now: float) -> bool:
         """Whether the window's pace lets one more following order out at ``now``."""
-        elapsed = now / self.window_seconds - self.index(now)
-        allowed = self.following_share * self.limit * elapsed + 1
-        return self.following_in(self.index(now)) < allowed
+        index = self.index(now)
+        return self.following_in(index) < self.following_pace(now / self.window_seconds - index)
 
     def opens_at(self, priority: SendPriority, now: float) -> float:
         """The earliest instant an order of ``priority`` could be let out (those queued before
@@ -163,12 +173,15 @@ class OrderWindows:
             if priority is SendPriority.LEADING or self.paced(at):
                 return at
             index = self.index(at)
-            next_window = (index + 1) * self.window_seconds
-            if self.following_share == 0:
-                return next_window
-            # the pace allows one more once share * limit * elapsed + 1 > following
-            elapsed = (self._windows[index].following - 1) / (self.following_share * self.limit)
-            return min(next_window, max(at, (index + elapsed) * self.window_seconds))
+            # the pace allows one more once following_pace(elapsed) > following: before the
+            # tail at (following - 1) / (share x limit); in it, on the steeper line
+            needed = (self._windows[index].following - 1) / self.limit
+            tail_from, share = 1 - FOLLOWING_TAIL, self.following_share
+            elapsed = needed / share if share > 0 else math.inf
+            if elapsed > tail_from:
+                steeper = share + FOLLOWING_TAIL_SHARE / FOLLOWING_TAIL
+                elapsed = (needed + FOLLOWING_TAIL_SHARE * tail_from / FOLLOWING_TAIL) / steeper
+            return min((index + 1) * self.window_seconds, max(at, (index + elapsed) * self.window_seconds))
         return at
 
     def _reach(self, now: float) -> tuple[int, int]:
