@@ -115,7 +115,8 @@ class Supervisor:
         # while a recovery pass settles its child orders, a new execution waits with it: its
         # risk checks read the positions the pass is still bringing up to date
         open_gates = [g for g in self._gates if not g.all_settled.is_set()]
-        self._spawn(execution_id, req.symbol, Control(), open_gates[-1] if open_gates else None)
+        if execution_id not in self._entries:  # a second submission of it may have started it meanwhile
+            self._spawn(execution_id, req.symbol, Control(), open_gates[-1] if open_gates else None)
         return execution_id
 
     def _route(self, req: SubmitRequest, price: Decimal) -> RouteDecision:
