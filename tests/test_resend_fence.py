@@ -30,6 +30,7 @@ from genesis.engine.slice_executor import RoutingSettings, SliceExecutor
 from genesis.engine.venue_calls import RetryPolicy, VenueCaller
 from genesis.domain.risk import RiskEngine, RiskLimits
 from genesis.engine.positions import PositionBook
+from genesis.observability.venue_watch import WatchedVenue
 from genesis.paper.faults import Faults
 from genesis.paper.store import OrderRow, PaperStore
 from genesis.venue.base import RetryableVenueError, UnknownOutcomeError
@@ -237,6 +238,21 @@ async def test_after_an_unknown_outcome_the_id_is_looked_up_again_once_settled_n
     clock = VirtualClock(datetime(2026, 1, 5, 12, tzinfo=timezone.utc))
     venue = LateVenue(clock)
     caller = VenueCaller(venue, clock, RetryPolicy(), lambda: False, structlog.get_logger())  # type: ignore[arg-type]
+    async with clock.actor():
+        report = await caller.place(order(CID, Side.BUY, "0.5"), clock.now())
+    assert (report.status, report.filled_qty) == (OrderStatus.FILLED, D("0.5"))
+    assert venue.sent == 1 and venue.executed == [CID] and venue.settled == [(CID, None)]
+
+
+async def test_the_daemons_watched_venue_still_waits_out_the_window_before_a_re_send() -> None:
+    """The daemon wraps its venue (``WatchedVenue``, forwarding through ``__getattr__``): the
+    wrapper has the wrapped venue's capabilities. From Python 3.12 ``isinstance`` against the
+    protocol alone no longer sees them, and the re-send went out at once."""
+    clock = VirtualClock(datetime(2026, 1, 5, 12, tzinfo=timezone.utc))
+    venue = LateVenue(clock)
+    watched = WatchedVenue(venue, [])  # type: ignore[arg-type]
+    caller = VenueCaller(watched, clock, RetryPolicy(), lambda: False, structlog.get_logger())  # type: ignore[arg-type]
+    assert caller.sent_by_ms() == int(clock.now().timestamp() * 1000)
     async with clock.actor():
         report = await caller.place(order(CID, Side.BUY, "0.5"), clock.now())
     assert (report.status, report.filled_qty) == (OrderStatus.FILLED, D("0.5"))

@@ -19,13 +19,14 @@ from genesis.domain.ids import is_execution_id
 from genesis.engine.control import Desire
 from genesis.engine.supervisor import SubmissionRejected, Supervisor
 from genesis.algorithms.registry import submit_options
-from genesis.requests import RequestError, validate_submit
-from genesis.store.eventstore import EventStore, StorageError, StoreClosedError
+from genesis.requests import RequestError, SubmitRequest, validate_submit
+from genesis.store.eventstore import CommitOutcomeUnknownError, EventStore, StorageError, StoreClosedError
 from genesis.store.inbox import Command, claim_commands, pending_commands, unclaim_command, worked_elsewhere
 from genesis.venue.base import PermanentVenueError, VenueError
 
 log = structlog.get_logger("genesis.daemon")
 COMMAND_CHAINS_AT_ONCE = 32  # executions whose commands the poller applies concurrently
+SUBMIT_SETTLE_MAX_SECONDS = 30.0  # the longest wait between submissions whose commit outcome is unknown
 
 
 class CommandPoller:
@@ -105,6 +106,24 @@ class CommandPoller:
             except (StorageError, StoreClosedError):  # storage fault: the next poll retries the command
                 self._delivered.discard(cmd.command_id)
 
+    async def _submit(self, req: SubmitRequest, cmd: Command) -> None:
+        """Submit; when the store cannot tell whether the submission committed (its answer was
+        lost, ``CommitOutcomeUnknownError``), submit again until it answers: either the first
+        one committed (the command is then no longer pending, so no later poll would see it
+        again) and the supervisor starts the stored execution's runner, or it did not and this
+        one records it. Never marked rejected: the execution may well exist."""
+        attempt = 0
+        while True:
+            try:
+                await self.supervisor.submit(req, cmd.execution_id, cmd.command_id)
+                return
+            except CommitOutcomeUnknownError as exc:
+                delay = min(SUBMIT_SETTLE_MAX_SECONDS, 2 ** attempt)
+                log.warning("submission_outcome_unknown", command_id=cmd.command_id,
+                            execution_id=cmd.execution_id, retry_in_seconds=delay, error=str(exc))
+                await asyncio.sleep(delay)
+                attempt += 1
+
     async def _dispatch(self, cmd: Command) -> None:
         bound = log.bind(command_id=cmd.command_id, kind=cmd.kind, execution_id=cmd.execution_id)
         problem = ("payload is not a JSON object" if cmd.payload is None
@@ -129,7 +148,7 @@ class CommandPoller:
                                       options={o.name: p.get(o.name) for o in submit_options()},
                                       account=p.get("account"))
                 self._delivered.add(cmd.command_id)
-                await self.supervisor.submit(req, cmd.execution_id, cmd.command_id)
+                await self._submit(req, cmd)
             except (RequestError, SubmissionRejected, PermanentVenueError, KeyError, TypeError, ValueError) as exc:
                 bound.warning("submission_rejected", reason=str(exc))
                 await self.store.mark_commands([(cmd.command_id, "rejected", str(exc))])

@@ -84,9 +84,12 @@ class Supervisor:
         execution_id = execution_id or new_execution_id(req.request_id)
         existing = await self.store.load(execution_id)
         if existing.version > 0:
-            self._adopt_orphan(existing)
+            if self._adopt_orphan(existing):  # its first submission committed, unanswered
+                outcome = ("accepted", "stored by an earlier delivery whose answer was lost")
+            else:
+                outcome = ("duplicate", "execution exists")
             if command_id is not None:
-                await self.store.mark_commands([(command_id, "duplicate", "execution exists")])
+                await self.store.mark_commands([(command_id, *outcome)])
             return execution_id
         account = req.account if req.account is not None else (self.accounts[0] if self.accounts else "")
         if self.accounts and account not in self.accounts:
@@ -182,15 +185,16 @@ class Supervisor:
             gate.seal()
         return ids
 
-    def _adopt_orphan(self, agg: "Execution") -> None:
+    def _adopt_orphan(self, agg: "Execution") -> bool:
         """A live execution of an account this supervisor works, stored but with no runner (its
         submission's commit landed while the submitter was told the outcome was unknown, and the
         submission came again): start its runner, as recovery would, rather than leave it idle."""
         mine = not self.accounts or agg.account in self.accounts or not agg.account
         if agg.state.is_terminal or agg.execution_id in self._entries or not mine:
-            return
+            return False
         open_gates = [g for g in self._gates if not g.all_settled.is_set()]
         self._spawn(agg.execution_id, agg.symbol, _control_for(agg), open_gates[-1] if open_gates else None)
+        return True
 
     def _spawn(self, execution_id: str, symbol: str, control: Control, gate: RecoveryGate | None = None) -> None:
         runner = ExecutionRunner(

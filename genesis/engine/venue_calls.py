@@ -26,7 +26,7 @@ import structlog
 from genesis.clock import Clock
 from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderStatus, foreign_order_reason
 from genesis.engine.venue_call_ports import SlicingHold, UnknownOutcomeAlarm
-from genesis.venue.base import (Candle, DuplicateOrderError, FencesResends, MarketDataUnavailable,
+from genesis.venue.base import (Candle, capable, DuplicateOrderError, FencesResends, MarketDataUnavailable,
                                 MeasuresTradedVolume, PermanentVenueError, RetryableVenueError, UnknownOutcomeError,
                                 Venue, VenueError, WakesOnTradedVolume)
 
@@ -143,13 +143,13 @@ class VenueCaller:
     @property
     def measures_traded_volume(self) -> bool:
         """Whether the venue reports the volume actually traded (``MeasuresTradedVolume``)."""
-        return isinstance(self.venue, MeasuresTradedVolume)
+        return capable(self.venue, MeasuresTradedVolume) is not None
 
     async def traded_volume(self, symbol: str, start: datetime, end: datetime) -> Decimal | None:
         """Base volume traded in ``[start, min(end, now))``, retried like any read; None when
         the venue does not know it (or cannot report it at all)."""
-        venue = self.venue
-        if not isinstance(venue, MeasuresTradedVolume):
+        venue = capable(self.venue, MeasuresTradedVolume)
+        if venue is None:
             return None
         return await self.call("traded_volume", lambda: venue.traded_volume(symbol, start, end))
 
@@ -157,8 +157,8 @@ class VenueCaller:
                              volume: Decimal) -> ContextManager[asyncio.Event | None]:
         """An event set once the venue has counted ``volume`` traded since ``start``
         (``WakesOnTradedVolume``); None inside the block when the venue cannot tell."""
-        venue = self.venue
-        if not isinstance(venue, WakesOnTradedVolume):
+        venue = capable(self.venue, WakesOnTradedVolume)
+        if venue is None:
             return nullcontext(None)
         return venue.traded_volume_waiter(symbol, start, volume)
 
@@ -182,8 +182,8 @@ class VenueCaller:
     def sent_by_ms(self) -> int | None:
         """The venue's request clock now (``FencesResends``): a bound on the stamp of any order
         request another process sent before now; None when the venue does not stamp."""
-        venue = self.venue
-        return venue.request_clock_ms() if isinstance(venue, FencesResends) else None
+        venue = capable(self.venue, FencesResends)
+        return venue.request_clock_ms() if venue is not None else None
 
     async def settled_lookup(self, request: OrderRequest, intended_at: datetime,
                              sent_by_ms: int | None = None) -> OrderReport:
@@ -191,8 +191,8 @@ class VenueCaller:
         process's, or another's stamped no later than ``sent_by_ms``) can still be accepted by
         the venue (``FencesResends.settle_sends``): ``NOT_FOUND`` then means it never will be,
         and the id may be sent again. At once on a venue that does not stamp its requests."""
-        venue = self.venue
-        if isinstance(venue, FencesResends):
+        venue = capable(self.venue, FencesResends)
+        if venue is not None:
             await venue.settle_sends(request.client_order_id, sent_by_ms)
         return await self.lookup_intended(request, intended_at)
 

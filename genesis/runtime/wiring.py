@@ -34,7 +34,7 @@ from genesis.store.eventstore import EventStore
 from genesis.store.leases import SqlFence
 from genesis.store.recorded_fills import RecordedFillsReader
 from genesis.tuning import DEFAULT_TUNING, Tuning
-from genesis.venue.base import MeasuresTradedVolume, Venue
+from genesis.venue.base import MeasuresTradedVolume, Venue, capable
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +120,7 @@ def build_supervisor(engine: Engine, clock: Clock, venue: Venue, instruments: di
     pacer = options.tuning.pacer()
     # one ledger per account and symbol, shared by every runner of this supervisor
     account_caps = AccountCaps(config.risk.account_participation_cap, clock=clock, pace=pacer.turn,
-                               traded_volume=venue.traded_volume if isinstance(venue, MeasuresTradedVolume) else None,
+                               traded_volume=venue.traded_volume if capable(venue, MeasuresTradedVolume) else None,
                                recorded_fills=RecordedFillsReader(engine.database).since)
     engine.supervisor = Supervisor(
         engine.store, venue, clock, instruments, RiskEngine(config.risk.limits()), runner_settings(config),

@@ -20,7 +20,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import ContextManager, Protocol, runtime_checkable
+from typing import Any, ContextManager, Protocol, runtime_checkable
 
 from genesis.domain.instrument import Instrument
 from genesis.domain.orders import BookTop, OrderReport, OrderRequest
@@ -157,3 +157,14 @@ class FencesResends(Protocol):
         """Return once no request under ``client_order_id`` sent by this venue, or by another
         process stamping no later than ``sent_by_ms``, can still be accepted by the exchange."""
         ...
+
+
+def capable(venue: object, capability: type) -> Any:
+    """``venue`` when it has ``capability`` (one of the optional capabilities above), else None.
+    A wrapper that forwards the venue's calls (``WatchedVenue``: its ``wrapped`` venue) has the
+    capabilities of the venue it wraps: from Python 3.12, ``isinstance`` against a protocol
+    looks attributes up statically and no longer sees what a wrapper's ``__getattr__`` forwards.
+    The wrapper itself is returned, so calls through it are still watched."""
+    if isinstance(venue, capability) or isinstance(getattr(venue, "wrapped", None), capability):
+        return venue
+    return None
