@@ -36,9 +36,9 @@ from typing import Any, Callable
 
 from genesis.store.commit_process import answer, frame, protocol_output
 from genesis.store.pg_commit_faults import CommitFault
-from genesis.store.pg_commit_outcome import (FIND_EVENT, Backend, backend_of, connect_params, end_backend,
-                                             first_event_id, idempotent, refused_by_client, refused_by_server,
-                                             settle, unknown)
+from genesis.store.pg_commit_outcome import (FIND_EVENT, FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, Backend,
+                                             backend_of, connect_params, end_backend, first_event_id, idempotent,
+                                             refused_by_client, refused_by_server, settle, unknown)
 from genesis.store.pg_fence import hoisted
 from genesis.store.pg_pipeline import PreparedPipeline, plan
 from genesis.store.pg_set_rows import merged, set_based
@@ -191,7 +191,7 @@ class Commits:
         if event_id is None and not idempotent(statements):
             self.unsettled = self.backend
             return unknown(lost, "a transaction without events that cannot be run again"), 0
-        end = time.monotonic() + self.deadline_s
+        end, delay = time.monotonic() + self.deadline_s, FIRST_BACKOFF_SECONDS
         try:
             while (left_s := end - time.monotonic()) > 0:  # first: a run again that fails at once must not spin
                 found = settle(self.connect, self.backend, lambda c: (backend_of(c), _find(c, event_id)), left_s)
@@ -208,7 +208,10 @@ class Commits:
                     if self._refused(exc):
                         rollback(self.conn)
                         return unknown(exc, "running it again was refused"), 0
+                    self.conn.close()
                     lost = exc
+                    time.sleep(min(delay, max(0.0, end - time.monotonic())))  # backing off, as settle does
+                    delay = min(delay * 2, MAX_BACKOFF_SECONDS)
             self.unsettled = self.backend
             return unknown(lost, f"the server could not be asked within {self.deadline_s:g} s"), 0
         finally:
