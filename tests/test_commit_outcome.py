@@ -25,8 +25,8 @@ from genesis.store.postgres import PostgresProcessCommitter
 from tests.test_eventstore import T0, paused, resumed, running
 
 
-async def faulty_store(url: URL, fault: str, outcome_deadline_s: float = 30.0) -> EventStore:
-    """A started store on ``url`` whose commit process injects ``fault``."""
+async def faulty_store(url: URL, fault: str | None, outcome_deadline_s: float = 30.0) -> EventStore:
+    """A started store on ``url`` whose commit process injects ``fault`` (None: none)."""
     store = EventStore(async_engine(url))
     store._writer._committer = PostgresProcessCommitter(store.writer_engine, outcome_deadline_s=outcome_deadline_s,
                                                         fault=fault)
@@ -180,3 +180,4 @@ async def test_backends_terminated_at_random_while_appending_never_make_the_stor
         appending = False
         await store.stop()
         admin.dispose()
+

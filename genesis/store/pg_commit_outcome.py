@@ -26,10 +26,27 @@ When the server cannot be reached by the deadline the answer is the refusal
 ``OUTCOME_UNKNOWN`` (its message says so): the events may or may not be stored; the writer
 reports ``genesis.store.errors.CommitOutcomeUnknownError`` and readers find out later
 from the store (the engine: ``genesis.engine.durable_append``).
+
+The deadline bounds the waits too (``connect_params``): a settling connection is made within
+the time left (``connect_timeout``: whole seconds, psycopg takes at least 2) and its statements
+end within it (``statement_timeout``, ``tcp_user_timeout``), so a server that accepts TCP
+but does not answer, or a half-open socket, cannot hold the answer (and every append after
+it) past the deadline. The commit connection is bounded on the network (connecting within
+``CONNECT_TIMEOUT_SECONDS``, TCP keepalives, ``tcp_user_timeout``) but has no
+``statement_timeout``: a commit waiting for the events lock behind another writer is
+legitimate, and cutting it would refuse it for being slow; a dead peer is what the TCP
+bounds are for. (A server process that is alive but never answers, its host still
+acknowledging TCP, is bounded by nothing client-side.)
+
+An error psycopg raises before sending a statement (a ``DataError`` for a NUL in a text
+value, a ``ProgrammingError`` for a parameter count: no SQLSTATE), the ``COMMIT`` not yet
+queued and the connection intact, is a refusal like the server's (``refused_by_client``):
+that transaction cannot have committed, and running it again would fail the same way.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Callable, NamedTuple, TypeVar
 
@@ -40,6 +57,10 @@ OUTCOME_DEADLINE_SECONDS = 30.0  # how long the commit process keeps asking befo
 FIRST_BACKOFF_SECONDS = 0.05
 MAX_BACKOFF_SECONDS = 2.0
 END_WAIT_MS = 5000  # how long one pg_terminate_backend waits for the old backend to exit
+CONNECT_TIMEOUT_SECONDS = 10  # the commit connection: how long one connection attempt may take
+KEEPALIVE_IDLE_SECONDS, KEEPALIVE_INTERVAL_SECONDS, KEEPALIVE_PROBES = 5, 2, 3  # a silent peer: dropped ~11 s on
+TCP_USER_TIMEOUT_MS = 10_000  # data sent and not acknowledged this long: the connection is dropped
+MIN_SETTLE_BOUND_MS = 1000  # a settling connection's bounds when less time is left
 
 FIND_EVENT = "SELECT sequence_number FROM events WHERE event_id = %s"
 _BACKEND = "SELECT pid, backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()"
@@ -78,10 +99,27 @@ def idempotent(statements: list[tuple[str, list[Any]]]) -> bool:
     return all(sql == FENCE_SQL or sql.lstrip()[:6].upper() == "UPDATE" for sql, _ in statements)
 
 
-def settle(connect: Callable[[], Any], old: Backend | None, ask: Callable[[Any], T], deadline_s: float,
+def connect_params(options: str, left_s: float | None = None) -> dict[str, Any]:
+    """``psycopg.connect``'s keyword arguments bounding a connection's waits, with the server
+    settings ``options`` (``-c name=value ...``): the commit connection's (``left_s`` None), or
+    a settling connection's within the ``left_s`` seconds left (at least
+    ``MIN_SETTLE_BOUND_MS``), ``statement_timeout`` included (module docstring)."""
+    params: dict[str, Any] = {"keepalives": 1, "keepalives_idle": KEEPALIVE_IDLE_SECONDS,
+                              "keepalives_interval": KEEPALIVE_INTERVAL_SECONDS, "keepalives_count": KEEPALIVE_PROBES,
+                              "tcp_user_timeout": TCP_USER_TIMEOUT_MS, "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+                              "options": options}
+    if left_s is None:
+        return params
+    bound_ms = max(MIN_SETTLE_BOUND_MS, int(left_s * 1000))
+    return {**params, "connect_timeout": math.ceil(bound_ms / 1000), "tcp_user_timeout": min(TCP_USER_TIMEOUT_MS, bound_ms),
+            "options": f"{options} -c statement_timeout={bound_ms}"}
+
+
+def settle(connect: Callable[[float], Any], old: Backend | None, ask: Callable[[Any], T], deadline_s: float,
            sleep: Callable[[float], None] = time.sleep) -> tuple[Any, T] | None:
-    """Reconnect (``connect``), end ``old`` and ``ask(conn)``, with a bounded back-off until it
-    answers: the new connection and the answer, or None when ``deadline_s`` passed first."""
+    """Reconnect (``connect(seconds left)``: a connection bounded by them, ``connect_params``),
+    end ``old`` and ``ask(conn)``, with a bounded back-off until it answers: the new connection
+    and the answer, or None when ``deadline_s`` passed first."""
     import psycopg
 
     end = time.monotonic() + deadline_s
@@ -89,7 +127,7 @@ def settle(connect: Callable[[], Any], old: Backend | None, ask: Callable[[Any],
     while True:
         conn = None
         try:
-            conn = connect()
+            conn = connect(end - time.monotonic())
             if old is not None:
                 end_backend(conn, old)
             return conn, ask(conn)
@@ -111,6 +149,17 @@ def refused_by_server(exc: BaseException, conn: Any) -> bool:
     the error that left results unread)."""
     state = getattr(exc, "sqlstate", None)
     return bool(state) and not state.startswith(("08", "57P")) and not (conn.broken or conn.closed)
+
+
+def refused_by_client(exc: BaseException, conn: Any, commit_queued: bool) -> bool:
+    """After the error ``exc`` on ``conn``: did psycopg refuse a statement before sending it (a
+    ``DataError`` or ``ProgrammingError`` without SQLSTATE: a NUL in a text value, a wrong
+    parameter count), the transaction's ``COMMIT`` not yet queued (``commit_queued``), on a
+    connection still intact? Then it cannot have committed: a refusal (the caller rolls back)."""
+    import psycopg
+
+    return (not commit_queued and isinstance(exc, (psycopg.DataError, psycopg.ProgrammingError))
+            and getattr(exc, "sqlstate", None) is None and not (conn.broken or conn.closed))
 
 
 def first_event_id(appends: list[list[Any]], id_at: int) -> str | None:

@@ -16,7 +16,8 @@ projection updates of a whole transaction; the requests committed together are m
 same result).
 
 A commit whose answer is lost with the connection is settled before it is answered: the
-commit process reconnects and finds out whether it committed (``genesis.store.pg_commit_outcome``).
+commit process reconnects and finds out whether it committed (``genesis.store.pg_commit_outcome``,
+which also bounds every connection's waits: ``connect_params``).
 
 Run as ``python -m genesis.store.pg_commit_process SYNCHRONOUS_COMMIT SEQUENCE_AT EVENT_ID_AT
 OUTCOME_DEADLINE_SECONDS [FAULT]`` (FAULT: tests only, ``genesis.store.pg_commit_faults``) with the
@@ -35,8 +36,9 @@ from typing import Any, Callable
 
 from genesis.store.commit_process import answer, frame, protocol_output
 from genesis.store.pg_commit_faults import CommitFault
-from genesis.store.pg_commit_outcome import (FIND_EVENT, Backend, backend_of, end_backend,
-                                             first_event_id, idempotent, refused_by_server, settle, unknown)
+from genesis.store.pg_commit_outcome import (FIND_EVENT, FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, Backend,
+                                             backend_of, connect_params, end_backend, first_event_id, idempotent,
+                                             refused_by_client, refused_by_server, settle, unknown)
 from genesis.store.pg_fence import hoisted
 from genesis.store.pg_pipeline import PreparedPipeline, plan
 from genesis.store.pg_set_rows import merged, set_based
@@ -87,9 +89,10 @@ def rollback(conn: Any) -> None:
 
 class Commits:
     """The commit process's transactions on its connection (``run`` is ``answer``'s); a commit
-    whose answer was lost is settled before it is answered (``genesis.store.pg_commit_outcome``)."""
+    whose answer was lost is settled before it is answered (``genesis.store.pg_commit_outcome``).
+    ``connect()``: the commit connection; ``connect(seconds)``: a settling one, bounded by them."""
 
-    def __init__(self, connect: Callable[[], Any], events_sql: str, seq_at: int, id_at: int, deadline_s: float,
+    def __init__(self, connect: Callable[..., Any], events_sql: str, seq_at: int, id_at: int, deadline_s: float,
                  fault: CommitFault | None = None) -> None:
         self.connect, self.events_sql, self.seq_at, self.id_at = connect, events_sql, seq_at, id_at
         self.shifting_sql = shifting_insert(events_sql, seq_at)
@@ -98,6 +101,7 @@ class Commits:
         self.backend = backend_of(self.conn)
         self.unsettled: Backend | None = None  # ran a commit whose outcome is unknown: ended before the next one
         self.pipe: PreparedPipeline | None = None  # on ``conn``: its prepared statements
+        self.commit_queued = False  # the running transaction's COMMIT is queued: it may have been sent
 
     def run(self, statements: list[tuple[str, list[Any]]]) -> tuple[tuple[str, str] | None, int]:
         """Commit ``statements`` (``None``, shift) or not: ((error class, message), 0)."""
@@ -120,21 +124,27 @@ class Commits:
         try:
             return None, self._send(statements, appends)
         except psycopg.Error as exc:
-            if refused_by_server(exc, self.conn):
-                rollback(self.conn)  # a failed statement: the server skipped the rest, COMMIT too
+            if self._refused(exc):
+                rollback(self.conn)  # a failed statement: the rest, COMMIT too, was skipped or never sent
                 return (type(exc).__name__, str(exc).strip()), 0
             return self._settle(exc, statements, appends)
+
+    def _refused(self, exc: Exception) -> bool:
+        """Was the transaction refused (by the server, or by psycopg before its COMMIT was queued)
+        on an intact connection, so that it did not commit? (``genesis.store.pg_commit_outcome``)"""
+        return refused_by_server(exc, self.conn) or refused_by_client(exc, self.conn, self.commit_queued)
 
     def _send(self, statements: list[tuple[str, list[Any]]], appends: list[list[Any]]) -> int:
         """One pipeline: BEGIN, the lock and shift (with events), the statements, COMMIT; the shift.
         libpq's pipeline of prepared statements (``genesis.store.pg_pipeline``) when it carries
         every value and no fault is injected; psycopg's ``pipeline()`` otherwise."""
-        commands = None
+        commands, self.commit_queued = None, False
         if self.fault is None and self.conn.info.encoding == "utf-8":  # its text parameters are UTF-8
             commands = plan(self._transaction(statements, appends[0][0][self.seq_at] if appends else None))
         if commands is not None:
             if self.pipe is None or self.pipe.conn is not self.conn:
                 self.pipe = PreparedPipeline(self.conn)
+            self.commit_queued = True  # the whole transaction goes in one flush
             results = self.pipe.run(commands)
             return int(results[2].get_value(0, 0)) if appends else 0
         conn, fault = self.conn, self.fault
@@ -153,6 +163,7 @@ class Commits:
                     cur.executemany(self.shifting_sql if events else sql, rows)
             if fault is not None:
                 fault.before_commit(conn, pipeline)
+            self.commit_queued = True
             cur.execute("COMMIT")
             if fault is not None:
                 fault.after_commit(conn, self.connect)
@@ -180,26 +191,31 @@ class Commits:
         if event_id is None and not idempotent(statements):
             self.unsettled = self.backend
             return unknown(lost, "a transaction without events that cannot be run again"), 0
-        end = time.monotonic() + self.deadline_s
-        while True:
-            found = settle(self.connect, self.backend, lambda c: (backend_of(c), _find(c, event_id)),
-                           end - time.monotonic())
-            if found is None:
-                self.unsettled = self.backend
-                return unknown(lost, f"the server could not be asked within {self.deadline_s:g} s"), 0
-            self.conn, (self.backend, row) = found
-            if event_id is not None:  # committed iff its first event row is there
-                if row is None:
-                    return (type(lost).__name__, f"{str(lost).strip()} (it did not commit: nothing was written)"), 0
-                return None, int(row[0]) - int(appends[0][0][self.seq_at])
-            try:  # updates by key only: run them again on the new connection
-                return None, self._send(statements, appends)
-            except psycopg.Error as exc:
-                if refused_by_server(exc, self.conn):
-                    rollback(self.conn)
-                    return unknown(exc, "the server refused to run it again"), 0
-                self.conn.close()
-                lost = exc
+        end, delay = time.monotonic() + self.deadline_s, FIRST_BACKOFF_SECONDS
+        try:
+            while (left_s := end - time.monotonic()) > 0:  # first: a run again that fails at once must not spin
+                found = settle(self.connect, self.backend, lambda c: (backend_of(c), _find(c, event_id)), left_s)
+                if found is None:
+                    break
+                self.conn, (self.backend, row) = found
+                if event_id is not None:  # committed iff its first event row is there
+                    if row is None:
+                        return (type(lost).__name__, f"{str(lost).strip()} (it did not commit: nothing was written)"), 0
+                    return None, int(row[0]) - int(appends[0][0][self.seq_at])
+                try:  # updates by key only: run them again on the new connection
+                    return None, self._send(statements, appends)
+                except psycopg.Error as exc:
+                    if self._refused(exc):
+                        rollback(self.conn)
+                        return unknown(exc, "running it again was refused"), 0
+                    self.conn.close()
+                    lost = exc
+                    time.sleep(min(delay, max(0.0, end - time.monotonic())))  # backing off, as settle does
+                    delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+            self.unsettled = self.backend
+            return unknown(lost, f"the server could not be asked within {self.deadline_s:g} s"), 0
+        finally:
+            self.conn.close()  # a settling connection (its statement_timeout): the next commit connects anew
 
 
 def _find(conn: Any, event_id: str | None) -> Any:
@@ -215,10 +231,11 @@ def main(argv: list[str]) -> int:
     dsn, events_sql = os.environ.pop("GENESIS_COMMIT_DSN"), os.environ["GENESIS_EVENTS_SQL"]
     out = protocol_output()
 
-    def connect() -> psycopg.Connection:
+    def connect(left_s: float | None = None) -> psycopg.Connection:
+        """The commit connection, or (``left_s``) a settling one within the seconds left."""
         if fault is not None:
             fault.connecting()
-        return psycopg.connect(dsn, options=f"-c synchronous_commit={synchronous_commit}",
+        return psycopg.connect(dsn, **connect_params(f"-c synchronous_commit={synchronous_commit}", left_s),
                                application_name="genesis commit process", autocommit=True)  # BEGIN is ours
 
     try:
