@@ -144,7 +144,7 @@ async def test_a_store_error_reading_the_recorded_fills_holds_the_leg_and_is_ret
     back-off has passed; the fills it then reads are counted."""
     from sqlalchemy.exc import OperationalError
 
-    from genesis.engine.account_cap import SEED_RETRY_FIRST
+    from genesis.engine.account_cap import SEED_RETRY
     clock = VirtualClock(START + timedelta(seconds=30))  # 5 BTC traded: 0.5 of room
     reads: list[object] = []
 
@@ -160,7 +160,7 @@ async def test_a_store_error_reading_the_recorded_fills_holds_the_leg_and_is_ret
     assert (held.qty, held.held_back) == (D("0"), True)  # the fills unread: no room
     again = await ledger.reserve(D("0.4"), by=clock.now())
     assert again.qty == D("0") and len(reads) == 1  # within the back-off: not read again
-    clock.advance_to(clock.now() + SEED_RETRY_FIRST)
+    clock.advance_to(clock.now() + timedelta(seconds=SEED_RETRY.delay(0)))
     granted = await ledger.reserve(D("0.4"), by=clock.now())
     assert len(reads) == 2
     # 31 s into the minute: 0.1 x 5.1667 traded - 0.3 recorded, rounded down to the lot

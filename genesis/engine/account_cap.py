@@ -51,6 +51,7 @@ from genesis.clock import Clock
 from genesis.domain.instrument import Instrument
 from genesis.domain.orders import Fill
 from genesis.engine.cap_room import next_look
+from genesis.engine.venue_calls import RetryPolicy
 from genesis.store.errors import StorageError
 
 ZERO = Decimal(0)
@@ -63,8 +64,8 @@ RecordedFills = Callable[[str, str, datetime], Awaitable[list[tuple[datetime, De
 log = structlog.get_logger("genesis.account_cap")
 # what a failed read of the recorded fills raises (the database unreachable or refusing)
 STORE_ERRORS = (SQLAlchemyError, StorageError, OSError)
-SEED_RETRY_FIRST = timedelta(seconds=1)  # back-off between failed reads of the recorded fills
-SEED_RETRY_MAX = timedelta(seconds=30)
+# back-off between failed reads of the recorded fills: 1 s doubling up to 30 s
+SEED_RETRY = RetryPolicy(base_seconds=1.0, max_seconds=30.0)
 
 
 def minute_of(at: datetime) -> datetime:
@@ -204,8 +205,8 @@ class SymbolLedger:
         """Whether the store's fills since the previous minute began are counted: read once,
         every leg waiting for the one read (legs of a restart start together); a fill already
         counted by ``settle`` counts once. A read the store failed is tried again at a later
-        look, no sooner than its back-off (``SEED_RETRY_FIRST`` doubling up to
-        ``SEED_RETRY_MAX``); until then the ledger has no room (fail closed)."""
+        look, no sooner than its back-off (``SEED_RETRY``: 1 s doubling up to
+        30 s); until then the ledger has no room (fail closed)."""
         if self._recorded_fills is None:
             return True
         if self._seeding is None or (self._seeding.done() and self.clock.now() >= self._seed_retry_at):
@@ -219,7 +220,7 @@ class SymbolLedger:
             rows = await self._recorded_fills(minute_of(self.clock.now()) - MINUTE)
         except STORE_ERRORS as exc:
             self._seed_failures += 1
-            delay = min(SEED_RETRY_MAX, SEED_RETRY_FIRST * 2 ** min(self._seed_failures - 1, 16))
+            delay = timedelta(seconds=SEED_RETRY.delay(self._seed_failures - 1))
             self._seed_retry_at = self.clock.now() + delay
             log.warning("account_cap_recorded_fills_unread", symbol=self.symbol, error=str(exc),
                         failures=self._seed_failures, retry_in_seconds=delay.total_seconds())

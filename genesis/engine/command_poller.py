@@ -18,6 +18,7 @@ from genesis.config import RuntimeConfig
 from genesis.domain.ids import is_execution_id
 from genesis.engine.control import Desire
 from genesis.engine.supervisor import SubmissionRejected, Supervisor
+from genesis.engine.venue_calls import RetryPolicy
 from genesis.algorithms.registry import submit_options
 from genesis.requests import RequestError, SubmitRequest, validate_submit
 from genesis.store.eventstore import CommitOutcomeUnknownError, EventStore, StorageError, StoreClosedError
@@ -26,7 +27,8 @@ from genesis.venue.base import PermanentVenueError, VenueError
 
 log = structlog.get_logger("genesis.daemon")
 COMMAND_CHAINS_AT_ONCE = 32  # executions whose commands the poller applies concurrently
-SUBMIT_SETTLE_MAX_SECONDS = 30.0  # the longest wait between submissions whose commit outcome is unknown
+# between submissions whose commit outcome is unknown: 1 s doubling up to 30 s
+SUBMIT_SETTLE_BACKOFF = RetryPolicy(base_seconds=1.0, max_seconds=30.0)
 
 
 class CommandPoller:
@@ -118,7 +120,7 @@ class CommandPoller:
                 await self.supervisor.submit(req, cmd.execution_id, cmd.command_id)
                 return
             except CommitOutcomeUnknownError as exc:
-                delay = min(SUBMIT_SETTLE_MAX_SECONDS, 2 ** attempt)
+                delay = SUBMIT_SETTLE_BACKOFF.delay(attempt)
                 log.warning("submission_outcome_unknown", command_id=cmd.command_id,
                             execution_id=cmd.execution_id, retry_in_seconds=delay, error=str(exc))
                 await asyncio.sleep(delay)

@@ -117,9 +117,8 @@ class Supervisor:
                  qty=str(req.qty), algo=algo, execution_style=style, duration_seconds=duration)
         # while a recovery pass settles its child orders, a new execution waits with it: its
         # risk checks read the positions the pass is still bringing up to date
-        open_gates = [g for g in self._gates if not g.all_settled.is_set()]
         if execution_id not in self._entries:  # a second submission of it may have started it meanwhile
-            self._spawn(execution_id, req.symbol, Control(), open_gates[-1] if open_gates else None)
+            self._spawn(execution_id, req.symbol, Control(), self._open_gate())
         return execution_id
 
     def _route(self, req: SubmitRequest, price: Decimal) -> RouteDecision:
@@ -192,9 +191,13 @@ class Supervisor:
         mine = not self.accounts or agg.account in self.accounts or not agg.account
         if agg.state.is_terminal or agg.execution_id in self._entries or not mine:
             return False
-        open_gates = [g for g in self._gates if not g.all_settled.is_set()]
-        self._spawn(agg.execution_id, agg.symbol, _control_for(agg), open_gates[-1] if open_gates else None)
+        self._spawn(agg.execution_id, agg.symbol, _control_for(agg), self._open_gate())
         return True
+
+    def _open_gate(self) -> RecoveryGate | None:
+        """The latest recovery pass still settling its child orders: a runner started now waits
+        with it (its risk checks read the positions the pass is still bringing up to date)."""
+        return next((g for g in reversed(self._gates) if not g.all_settled.is_set()), None)
 
     def _spawn(self, execution_id: str, symbol: str, control: Control, gate: RecoveryGate | None = None) -> None:
         runner = ExecutionRunner(

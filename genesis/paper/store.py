@@ -193,10 +193,11 @@ class PaperStore:
 
     def latest_by_client_id(self, client_order_id: str) -> OrderRow | None:
         """The latest order sent under ``client_order_id`` (its first order, or a reuse)."""
+        reuses = client_order_id + REUSE_MARK  # "<id>#<order id>": the range [<id>#, <id>$)
         row = self.db.execute(f"SELECT {_ORDER_COLS} FROM orders WHERE client_order_id = ? OR "
-                              f"substr(client_order_id, 1, ?) = ? ORDER BY order_id DESC LIMIT 1",
-                              (client_order_id, len(client_order_id) + 1,
-                               client_order_id + REUSE_MARK)).fetchone()
+                              f"(client_order_id >= ? AND client_order_id < ?) ORDER BY order_id DESC LIMIT 1",
+                              (client_order_id, reuses,
+                               client_order_id + chr(ord(REUSE_MARK) + 1))).fetchone()
         return None if row is None else _order(row)
 
     def order_by_id(self, order_id: int) -> OrderRow | None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, Callable
 
 MAX_PREPARED = 500  # distinct statements prepared per connection; any more run unprepared
@@ -33,6 +33,7 @@ _PLACEHOLDER = re.compile(r"%%|%s|%")
 Command = tuple[bytes, list[bytes | None]]  # SQL with $n placeholders, text parameters
 
 
+@lru_cache(maxsize=MAX_PREPARED)  # a few distinct statements, converted once each
 def dollar_sql(sql: str) -> bytes | None:
     """``sql`` (paramstyle ``format``: ``%s``, ``%%``) with ``$1``, ``$2``... placeholders, or
     None when it holds any other ``%``."""

@@ -61,9 +61,17 @@ def is_window_order_limit(exc: BaseException) -> bool:
     """Binance -1015 "Too many new orders; current limit is N orders per 10 SECOND." (HTTP
     429, raised by ccxt as ``DDoSProtection`` or ``RateLimitExceeded``): the order was not
     placed; the next window has room again. The daily count's -1015 ("per 1 DAY") is not."""
-    text = str(exc)
-    return (isinstance(exc, RATE_LIMITED) and ("-1015" in text or ORDER_LIMIT_MARKER in text)
-            and "DAY" not in text)
+    return isinstance(exc, RATE_LIMITED) and _new_order_limit(str(exc)) and "DAY" not in str(exc)
+
+
+def is_daily_order_limit(exc: BaseException) -> bool:
+    """Binance -1015 "Too many new orders; current limit is N orders per 1 DAY." (not placed)."""
+    return _new_order_limit(str(exc)) and "DAY" in str(exc)
+
+
+def _new_order_limit(text: str) -> bool:
+    """A -1015: the account's new orders are at one of their limits (the order was not placed)."""
+    return "-1015" in text or ORDER_LIMIT_MARKER in text
 
 
 def retry_after_seconds(exc: BaseException, headers: Mapping[str, str] | None,

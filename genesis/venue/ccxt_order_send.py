@@ -19,8 +19,8 @@ import structlog
 from genesis.clock import Clock
 from genesis.domain.orders import OrderRequest
 from genesis.venue.base import PermanentVenueError
-from genesis.venue.ccxt_errors import RATE_LIMITED, describe, is_window_order_limit
-from genesis.venue.daily_orders import DailyOrderLimitReached, is_daily_order_limit
+from genesis.venue.ccxt_errors import RATE_LIMITED, describe, is_daily_order_limit, is_window_order_limit
+from genesis.venue.daily_orders import DailyOrderLimitReached
 from genesis.venue.order_budget import SEND_DEADLINE_REASON, OrderBudget, Slot
 from genesis.venue.request_weight import order_count_1d, order_count_10s
 
@@ -45,15 +45,13 @@ async def send_within_budget(request: OrderRequest, create: Callable[[], Awaitab
     for resend in range(WINDOW_FULL_RESENDS + 1):
         # the budget's wait (on the venue's clock) ends at the order's deadline
         within = None if request.send_by is None else (request.send_by - clock.now()).total_seconds()
+        slot = None
         try:
             slot = await budget.take(request.priority, within=within)
-        except BaseException:  # its caller is gone: never sent
-            if resend == 0:
+        finally:  # no slot (the deadline, or its caller gone) on the first try: never sent, not
+            if slot is None and resend == 0:  # one of the day's orders (a refused re-send was)
                 budget.daily.unclaim()
-            raise
         if slot is None:
-            if resend == 0:  # never sent: not one of the day's orders (a refused re-send was)
-                budget.daily.unclaim()
             raise PermanentVenueError(SEND_DEADLINE_REASON)  # refused unsent: recorded as rejected
         try:
             order = await create()

@@ -16,7 +16,7 @@ unsent, at once, with a reason that names the daily limit, the count and when th
 with that reason, exactly as an order whose deadline passed in the 10 s budget. Holding the
 order for hours until the day rolls would be a silent guess about whether it is still wanted;
 a refusal is never sent, so it can never be sent twice. ``margin`` absorbs orders in flight
-and orders sent by hand. An exchange's -1015 for the day (``is_daily_order_limit``: a count
+and orders sent by hand. An exchange's -1015 for the day (``ccxt_errors.is_daily_order_limit``: a count
 this process did not know of, or a ``daily_limit`` set above the account's) makes the day full
 (``reached``): the next orders are refused unsent until the day rolls.
 """
@@ -30,12 +30,6 @@ from typing import Callable
 DEFAULT_DAILY_LIMIT = 200_000  # Binance spot's new orders per account per UTC day
 DEFAULT_DAILY_MARGIN = 100
 DAY_SECONDS = 86_400
-
-
-def is_daily_order_limit(exc: BaseException) -> bool:
-    """Binance -1015 "Too many new orders; current limit is N orders per 1 DAY." (not placed)."""
-    text = str(exc)
-    return ("-1015" in text or "Too many new orders" in text) and "DAY" in text
 
 
 class DailyOrderLimitReached(Exception):

@@ -196,10 +196,7 @@ class UserFeed:
         their order yet are merged (``on_trades``); one it holds is not read again. Looked up
         by id: no position in the cache marks where the new trades start."""
         held, fresh = self.trades, []
-        for t in cache:  # ccxt's ids are strings: one dict look-up per trade held already
-            known = held.get(t.get("order"))  # type: ignore[arg-type]
-            if known is not None and t.get("id") in known:
-                continue
+        for t in cache:
             oid, tid = t.get("order"), t.get("id")
             if oid is None or tid is None or str(tid) in held.get(str(oid), ()):
                 continue
