@@ -40,7 +40,7 @@ from genesis.store.leases import SqlFence
 from genesis.store.pg_commit_outcome import OUTCOME_DEADLINE_SECONDS
 from genesis.store.pg_commit_process import LOCK_EVENTS, NEXT_SEQUENCE, shift_for, shifted
 from genesis.store.pg_fence import hoisted
-from genesis.store.pg_set_rows import merged, set_based
+from genesis.store.pg_set_rows import COLUMN_TYPES_SQL, column_types, merged, set_based
 
 
 def fenced(fence: SqlFence | None, transaction: Transaction, submit: Callable[[Transaction], asyncio.Future[Any]]
@@ -71,6 +71,7 @@ class PostgresCommitter(ThreadCommitter):
         super().__init__(engine, precondition)
         self.fence = fence
         self._events_sql, self._seq_at = event_insert_sql(engine.dialect)
+        self._types: dict[str, dict[str, str]] | None = None  # the tables' column types (set_based), read once
 
     def submit(self, transaction: Transaction, generation: int) -> asyncio.Future[int]:
         return fenced(self.fence, transaction, lambda t: super(PostgresCommitter, self).submit(t, generation))
@@ -89,8 +90,10 @@ class PostgresCommitter(ThreadCommitter):
         if shift:
             transaction = [(sql, shifted(rows, self._seq_at, shift) if sql == self._events_sql else rows)
                            for sql, rows in transaction]
+        if self._types is None:
+            self._types = column_types(conn.exec_driver_sql(COLUMN_TYPES_SQL).all())
         for sql, rows in transaction:  # many rows of one statement: one set-based statement
-            one = set_based(sql, rows)
+            one = set_based(sql, rows, types=self._types)
             if one is not None:
                 conn.exec_driver_sql(*one)
             else:
