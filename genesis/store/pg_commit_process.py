@@ -57,7 +57,9 @@ SET_SHIFT = ("SELECT set_config('genesis.sequence_shift', "
              "(COALESCE(MAX(sequence_number), 0) + 1 - %s::integer)::text, true)::integer FROM events")
 _PARAMETER = re.compile(r"%s")
 # the event insert's sequence number, set-based (``set_based``'s ``replace``): moved by the shift
-SHIFTED_SEQUENCE = (("sequence_number", "v.sequence_number + (SELECT current_setting('genesis.sequence_shift')::integer)"),)
+# (a sub-select: read once a statement, not once a row)
+SHIFTED_SEQUENCE = (("sequence_number",
+                     "v.sequence_number + (SELECT current_setting('genesis.sequence_shift')::integer)"),)
 
 
 def shifting_insert(events_sql: str, seq_at: int) -> str:
