@@ -40,7 +40,7 @@ def table(conn: psycopg.Connection, name: str) -> list[tuple]:
 def test_inserts_and_updates_set_based_equal_them_row_at_a_time(conn: psycopg.Connection) -> None:
     updates = [("42.5", "2026-01-01 00:00:00", "x", "a", 1), (None, None, None, "b", 2)]
     types = types_of(conn)
-    assert types["t"]["q"] == "numeric(38,18)" and types["t"]["f"] == "double precision"
+    assert types["t"]["q"] == "numeric" and types["t"]["f"] == "double precision"  # rounded by the column
     for sql, rows in ((INSERT, ROWS), (UPDATE, updates)):
         one = set_based(sql, rows, types=types)
         assert one is not None and len(one[1]) == len(rows[0])  # one statement, one array a column
@@ -169,3 +169,18 @@ def test_updates_of_one_table_by_other_key_columns_are_not_moved_past_each_other
     by_n = ("UPDATE t SET note=%s::VARCHAR WHERE t.n = %s::INTEGER", [("y", 1)])  # may be the same row
     again_by_k = (by_k[0], [("z", "b")])
     assert merged([by_k, by_n, again_by_k]) == [by_k, by_n, again_by_k]
+
+
+def test_a_value_too_long_for_its_column_is_refused_as_row_at_a_time_refuses_it(conn: psycopg.Connection) -> None:
+    """An uncast parameter's array takes the column's type without its length: the INSERT's
+    assignment refuses a value too long for ``varchar(3)``, as row at a time, instead of an
+    explicit cast cutting it to ``abc``."""
+    conn.execute("CREATE TABLE short (k varchar PRIMARY KEY, code varchar(3))")
+    insert = "INSERT INTO short (k, code) VALUES (%s::VARCHAR, %s)"
+    rows = [("a", "abc"), ("b", "abcdef")]
+    one = set_based(insert, rows, types=types_of(conn))
+    assert one is not None
+    for run_it in (lambda: conn.execute(*one), lambda: conn.cursor().executemany(insert, rows)):
+        with pytest.raises(psycopg.errors.StringDataRightTruncation):
+            run_it()
+    assert conn.execute("SELECT count(*) FROM short").fetchone() == (0,)

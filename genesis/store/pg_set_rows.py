@@ -45,9 +45,11 @@ _SET = re.compile(rf"(\w+)={_PARAM}")
 _KEY = re.compile(rf"(\w+)\.(\w+) = {_PARAM}")
 MIN_ROWS = 2  # one row: the prepared row-at-a-time statement is as good
 
-# the column types, as SQL writes them (``character varying(64)``, ``numeric(38,18)``...), of
-# the tables an unqualified name finds (the search path's): (table, column, type) rows
-COLUMN_TYPES_SQL = ("SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_class AS c "
+# the column types, as SQL writes them, of the tables an unqualified name finds (the search
+# path's): (table, column, type) rows. Without the type modifier (``character varying``, not
+# ``(64)``): the value is then fitted to the column by the INSERT's or SET's assignment, as
+# row at a time (too long: an error), not by an explicit cast to it (too long: cut)
+COLUMN_TYPES_SQL = ("SELECT c.relname, a.attname, format_type(a.atttypid, NULL) FROM pg_class AS c "
                     "JOIN pg_attribute AS a ON a.attrelid = c.oid WHERE c.relkind IN ('r', 'p') "
                     "AND pg_table_is_visible(c.oid) AND a.attnum > 0 AND NOT a.attisdropped")
 
