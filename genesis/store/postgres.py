@@ -41,7 +41,7 @@ from genesis.store.leases import SqlFence
 from genesis.store.pg_commit_outcome import OUTCOME_DEADLINE_SECONDS, refused_by_server
 from genesis.store.pg_commit_process import LOCK_EVENTS, NEXT_SEQUENCE, shift_for, shifted
 from genesis.store.pg_fence import hoisted
-from genesis.store.pg_set_rows import merged, set_based
+from genesis.store.pg_set_rows import COLUMN_TYPES_SQL, column_types, merged, set_based
 from genesis.store.pg_thread_outcome import LostCommits, Planned
 
 
@@ -76,6 +76,7 @@ class PostgresCommitter(ThreadCommitter):
         self._id_at = event_id_at(engine.dialect)
         self._lost = LostCommits(engine, outcome_deadline_s)  # a COMMIT whose answer was lost: settled
         self._planned = Planned(None, None, [])
+        self._types: dict[str, dict[str, str]] | None = None  # the tables' column types (set_based), read once
 
     def _commit(self, transaction: Transaction) -> int:
         """Commit as ``ThreadCommitter`` does; a ``COMMIT`` sent whose answer was lost is settled
@@ -116,8 +117,10 @@ class PostgresCommitter(ThreadCommitter):
         if shift:
             transaction = [(sql, shifted(rows, self._seq_at, shift) if sql == self._events_sql else rows)
                            for sql, rows in transaction]
+        if self._types is None:
+            self._types = column_types(conn.exec_driver_sql(COLUMN_TYPES_SQL).all())
         for sql, rows in transaction:  # many rows of one statement: one set-based statement
-            one = set_based(sql, rows)
+            one = set_based(sql, rows, types=self._types)
             if one is not None:
                 conn.exec_driver_sql(*one)
             else:
