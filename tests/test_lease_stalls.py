@@ -136,13 +136,14 @@ async def test_another_daemon_commits_past_a_daemon_stopped_holding_the_events_l
 
 
 async def test_the_daemon_connections_carry_the_stall_bound_and_the_cli_connections_none(pg_db: URL) -> None:
-    """The daemon's store and lease keeper: ended after the bound idle in a transaction;
+    """The daemon's store (its readers: three stall bounds) and lease keeper (one): ended after
+    that long idle in a transaction;
     ``genesis sql``, ``genesis migrate`` and the CLI: never."""
     database = async_engine(pg_db)
     keeper = LeaseKeeper(pg_db, ["acct"], lease_seconds=LEASE_SECONDS)
     try:
         async with database.connect() as conn:
-            assert (await conn.exec_driver_sql("SHOW idle_in_transaction_session_timeout")).scalar() == "5s"
+            assert (await conn.exec_driver_sql("SHOW idle_in_transaction_session_timeout")).scalar() == "15s"  # readers
         with keeper._engine.connect() as conn:
             assert conn.exec_driver_sql("SHOW idle_in_transaction_session_timeout").scalar() == "1s"
         with sync_engine(pg_db).connect() as conn:
@@ -150,4 +151,18 @@ async def test_the_daemon_connections_carry_the_stall_bound_and_the_cli_connecti
             assert conn.exec_driver_sql("SHOW idle_in_transaction_session_timeout").scalar() == "0"
     finally:
         keeper.close()
+        await database.dispose()
+
+
+async def test_a_read_outlives_an_event_loop_stall_shorter_than_the_lease(pg_db: URL) -> None:
+    """The store's readers hold no lock a daemon waits for: a read whose transaction idles
+    longer than the stall bound (the event loop held up by other work, the lease still held)
+    is not ended by the server."""
+    database = async_engine(pg_db, stall_bound_s=1.0)
+    try:
+        async with database.connect() as conn:
+            assert (await conn.exec_driver_sql("SELECT count(*) FROM events")).scalar() == 0
+            time.sleep(1.5)  # the loop stalls past the stall bound (1 s), within the readers' (3 s)
+            assert (await conn.exec_driver_sql("SELECT 1")).scalar() == 1
+    finally:
         await database.dispose()

@@ -14,7 +14,7 @@ from genesis.store.commit_process import connection_pragmas
 from genesis.store.location import Db, is_postgres
 from genesis.store.migrate import create_private_file, sqlite_url
 from genesis.store.pg_session import (DEFAULT_STALL_BOUND_SECONDS, LEASES_APPLICATION, STORE_APPLICATION,
-                                      session_options)
+                                      readers_bound_seconds, session_options)
 from genesis.store.types import TEXT_BINDS
 
 if TYPE_CHECKING:  # the CLI's short-lived commands never load the asyncio extension
@@ -51,12 +51,13 @@ def async_engine(db_path: str | Path | Db, durable: bool = True,
 
     ``durable=False`` (backtests on a throwaway file) skips fsync: a crash may lose the file,
     which is fine for a simulation and makes it many times faster. ``stall_bound_s``
-    (PostgreSQL): the daemon's stall bound (``genesis.store.pg_session``), for these
-    connections and the thread committer's."""
+    (PostgreSQL): the daemon's stall bound (``genesis.store.pg_session``): the thread
+    committer's; these readers' is three of it (``readers_bound_seconds``)."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
     if is_postgres(db_path):
-        engine = create_async_engine(db_path, connect_args=_postgres_args(durable, stall_bound_s), pool_pre_ping=True)
+        engine = create_async_engine(db_path, connect_args=_postgres_args(durable, readers_bound_seconds(stall_bound_s)),
+                                     pool_pre_ping=True)
         _DURABLE[id(engine)] = durable
         _STALL_BOUND[id(engine)] = stall_bound_s
         return engine

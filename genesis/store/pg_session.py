@@ -9,8 +9,9 @@ the daemon's **stall bound** ``B`` (``stall_bound_seconds``: a third of the leas
 second, never more than the lease):
 
 1. ``idle_in_transaction_session_timeout = B`` on the daemon's connections (``session_options``:
-   the store's readers and thread committer, the lease keeper; the commit process through
-   ``genesis.store.pg_commit_outcome.connect_params``). The server ends a session whose
+   the thread committer, the lease keeper; the commit process through
+   ``genesis.store.pg_commit_outcome.connect_params``; the store's readers, whose locks block
+   no daemon, three of it: ``readers_bound_seconds``). The server ends a session whose
    transaction has waited ``B`` for its client's next statement. It applies only once the
    server has answered everything it was sent (after a Sync): a transaction sent as one
    pipeline whose client stopped half-way through sending it (a pipeline larger than the
@@ -27,8 +28,10 @@ second, never more than the lease):
 Lease claims and renewals wait for a row lock at most ``B`` (``lock_timeout``): a claim that
 waits longer gives up (``LockNotAvailable``) and is tried again, after the holder was ended.
 
-Nothing legitimate is ended: the daemon's transactions are scripted (no human or network wait
-inside one), so ``B`` of silence in one means its process is not running. Sessions of other
+The daemon's transactions are scripted (no human or network wait inside one), so ``B`` of
+silence in one means its process is not running, or its event loop was held up that long:
+then a commit is settled as not committed and appended again, a renewal retried
+(docs/ha.md). Sessions of other
 programs, ``genesis sql``, ``genesis migrate`` and the CLI carry neither bound (another
 ``application_name``, no ``session_options``): a long migration or an open ``genesis sql``
 transaction is never ended by genesis.
@@ -66,6 +69,19 @@ def stall_bound_seconds(lease_seconds: float) -> float:
     ``MIN_STALL_BOUND_SECONDS``, never more than the lease (a standby never waits for a stalled
     holder longer than a lease)."""
     return min(lease_seconds, max(MIN_STALL_BOUND_SECONDS, lease_seconds / 3))
+
+
+READERS_BOUND_FACTOR = 3  # the store's readers: three stall bounds, about a lease (``readers_bound_seconds``)
+
+
+def readers_bound_seconds(stall_bound_s: float) -> float:
+    """How long a transaction of the store's *readers* may wait for the daemon: three stall
+    bounds, about a lease. Their locks block no daemon (a reader's ``AccessShareLock``; the
+    inbox's claimed command rows, which other daemons skip), so they need no tighter bound,
+    and a daemon whose event loop stalls for less than its lease (it keeps its lease) must not
+    have its reads ended: a read ended there would reject a valid submission or fail a
+    recovery. A daemon stopped for longer has lost its lease; its claimed commands are freed."""
+    return READERS_BOUND_FACTOR * stall_bound_s
 
 
 def session_options(stall_bound_s: float) -> str:
