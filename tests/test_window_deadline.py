@@ -121,24 +121,33 @@ async def test_a_dust_remainder_after_early_completion_plans_nothing() -> None:
     assert await algo.continue_after_plan(agg, t0 + timedelta(minutes=6)) == []
 
 
-async def test_a_run_throttled_past_its_window_sends_nothing_late_and_expires(db_path) -> None:  # type: ignore[no-untyped-def]
-    # 1 BTC over 5 minutes; from the fourth minute on the venue answers 429 until 30 s after the end
-    start = T0 + timedelta(days=HISTORY_DAYS, hours=1)
+RUN_START = T0 + timedelta(days=HISTORY_DAYS, hours=1)
+
+
+async def run_five_minutes(db_path, wrap):  # type: ignore[no-untyped-def]
+    """1 BTC over 5 minutes from ``RUN_START`` through the simulated venue wrapped by
+    ``wrap(venue, clock)``: the execution's history, its final state and the wrapped venue."""
     btc = series(HISTORY_DAYS + 1, flat("100000"), flat("50"))
-    throttles: list[Throttled] = []
+    wrapped = []
 
-    def throttled_venue(clock):  # type: ignore[no-untyped-def]
-        throttles.append(Throttled(venue(clock, btc), clock, start + timedelta(minutes=5, seconds=30),
-                                   from_=start + timedelta(minutes=4)))
-        return throttles[-1]
+    def make_venue(clock):  # type: ignore[no-untyped-def]
+        wrapped.append(wrap(venue(clock, btc), clock))
+        return wrapped[-1]
 
-    async with harness(db_path, start=start, venue=throttled_venue) as h:
+    async with harness(db_path, start=RUN_START, venue=make_venue) as h:
         execution_id = await h.supervisor.submit(h.request(qty="1", duration="5m"))
         await h.supervisor.wait_all()
         history = [s.event for s in await h.store.read(execution_id)]
         agg = await h.store.load(execution_id)
+    return history, agg, wrapped[0]
+
+
+async def test_a_run_throttled_past_its_window_sends_nothing_late_and_expires(db_path) -> None:  # type: ignore[no-untyped-def]
+    # from the fourth minute on the venue answers 429 until 30 s after the end
+    history, agg, throttled = await run_five_minutes(db_path, lambda v, clock: Throttled(
+        v, clock, RUN_START + timedelta(minutes=5, seconds=30), from_=RUN_START + timedelta(minutes=4)))
     (started,) = [e for e in history if isinstance(e, ev.ExecutionStarted)]
-    late = [at for _, at in throttles[0].sent_at if at >= started.end_at]
+    late = [at for _, at in throttled.sent_at if at >= started.end_at]
     assert late == []
     assert any(isinstance(e, ev.OrderClosed) and e.reason == "window ended before the venue accepted it"
                for e in history)

@@ -7,7 +7,8 @@ A venue that takes a client order id again once its order is filled (Binance: th
 among open orders only) cannot refuse the re-send as a duplicate: where the venue stamps its
 requests (``FencesResends``), the id is sent again only once the earlier request can no longer
 be accepted (its ``timestamp + recvWindow`` and a clock margin are past, ``settle_sends``) and a
-second lookup, made then, still does not find it (``genesis.venue.send_fence``).
+second lookup, made then, still does not find it (``genesis.venue.send_fence``); past the
+order's deadline such an order is recorded as never sent, not looked up for ever.
 An order found by client order id is adopted only if it is the order intended (same terms,
 not created before the intent): otherwise ``ForeignOrderError``, and its fills are not ours.
 """
@@ -203,11 +204,12 @@ class VenueCaller:
         an order the venue already holds under this client id that is not this intent raises
         ``ForeignOrderError``. Nothing is sent at or after ``deadline`` (a window's end less
         ``ORDER_CUTOFF``): an order the venue certainly did not take by then is ``REJECTED``
-        (``WINDOW_ENDED_REASON``); one whose outcome is unknown is only looked up from then on,
-        until the venue shows it (never given up as not found: a late fill would be lost; see
-        ``_resolve_by_lookup`` for the alarm). After an unknown outcome the order is sent again
-        (same id) only when a lookup made once the earlier request can no longer be accepted
-        (``settled_lookup``) does not find it."""
+        (``WINDOW_ENDED_REASON``), among them one whose settled lookup said ``NOT_FOUND`` on a
+        venue that fences its re-sends (``_proven_never_accepted``); one whose outcome is
+        unknown is only looked up from then on, until the venue shows it (never given up as not
+        found: a late fill would be lost; see ``_resolve_by_lookup`` for the alarm). After an
+        unknown outcome the order is sent again (same id) only when a lookup made once the
+        earlier request can no longer be accepted (``settled_lookup``) does not find it."""
         attempt = 0
         if deadline is not None:  # the venue's own waits (its order budget) end there too
             request = replace(request, send_by=deadline)
@@ -242,11 +244,20 @@ class VenueCaller:
                 report = await self.settled_lookup(request, intended_at)
                 if report.status is not OrderStatus.NOT_FOUND:
                     return report
-                await self._backoff(attempt)
-                if self._past(deadline):
+                if not self._past(deadline):
+                    await self._backoff(attempt)
+                if self._past(deadline) and not self._proven_never_accepted(exc):
                     assert deadline is not None
                     return await self._resolve_by_lookup(request, intended_at, attempt + 1, deadline)
+                # sent again (same id) before the deadline; past it, proven never accepted: not sent
             attempt += 1
+
+    def _proven_never_accepted(self, exc: Exception) -> bool:
+        """Whether a settled lookup's ``NOT_FOUND``, after ``exc`` answered the send, proves that
+        the venue never took the order: it fences its re-sends (no earlier request under the id
+        can be accepted any more) and did not claim to hold the order (``DuplicateOrderError``).
+        A venue that does not fence may show a taken order late: it is only looked up."""
+        return capable(self.venue, FencesResends) is not None and not isinstance(exc, DuplicateOrderError)
 
     def _past(self, deadline: datetime | None) -> bool:
         return deadline is not None and self.clock.now() >= deadline
