@@ -24,6 +24,7 @@ from genesis.domain.events import EVENT_TYPES, PlannedSlice
 from genesis.domain.execution import Execution
 from genesis.domain.fast_encode import compile_encoder
 from genesis.store import batch
+from genesis.store.append_queue import AppendQueue
 from genesis.store.batch import Chunk, Pending, event_rows, fold, plan_events, plan_row_updates, to_sql
 from genesis.store.types import TEXT_BINDS
 from genesis.tuning import NO_TUNING, Slot
@@ -137,3 +138,25 @@ def test_a_slot_is_over_once_its_seconds_have_passed() -> None:
     assert Slot(0).over()
     assert not Slot(3600).over()
     assert list(itertools.islice(batch.uuid4_strings(0), 1)) == []
+
+
+def test_the_append_queue_hands_out_chunks_in_order_and_joins_once_all_are_done() -> None:
+    async def scenario() -> None:
+        queue: AppendQueue[int] = AppendQueue()
+        taker = asyncio.create_task(queue.take(3))
+        await asyncio.sleep(0)
+        assert not taker.done()  # waits for the first item
+        for i in range(5):
+            queue.put_nowait(i)
+        assert await taker == [0, 1, 2] and queue.qsize() == 2
+        assert await queue.take(10) == [3, 4] and queue.empty()
+        joined = asyncio.create_task(queue.join())
+        for _ in range(4):
+            queue.task_done()
+        await asyncio.sleep(0)
+        assert not joined.done()  # one of the five is not done yet
+        queue.task_done()
+        await asyncio.wait_for(joined, 1)
+        with pytest.raises(ValueError):
+            queue.task_done()
+    asyncio.run(scenario())
