@@ -29,6 +29,7 @@ from sqlalchemy.engine import URL, make_url
 from bench.engine_bench import live_recovery
 from bench.store_bench import _eid, bench_execution_row, median_round, store_throughput, toggle
 from genesis.domain.codec import encode
+from genesis.log import configure_logging
 from genesis.store import leases, migrate
 from genesis.store.db import sync_engine
 
@@ -189,5 +190,8 @@ def run(appenders: int = 100, per_appender: int = 200, rounds: int = 3, recovery
 
 
 if __name__ == "__main__":
+    # as `make bench` (bench/run.py) runs it: without this, structlog's default console
+    # renderer printed every engine log line to stdout, ~0.1-0.2 s of the recovery window
+    configure_logging("error")
     sys.setswitchinterval(0.001)  # as the daemon sets it
     print(json.dumps(run(), indent=2))

@@ -12,8 +12,8 @@ from typing import Any, AsyncIterator
 from genesis.config import parse_config
 from genesis.domain import events as ev
 from genesis.domain.ids import client_order_id
-from genesis.engine.control import Desire
-from genesis.engine.recovery_gate import RECOVERY_WAIT_SECONDS
+from genesis.engine.control import Control, Desire
+from genesis.engine.recovery_gate import RECOVERY_WAIT_SECONDS, RecoveryGate
 from genesis.engine.venues import build_sim_venue
 from genesis.venue.base import MarketDataUnavailable
 from tests.harness import harness
@@ -185,3 +185,35 @@ async def test_a_re_spread_without_market_data_holds_the_others_only_for_a_while
         assert not h2.supervisor._entries[slow].runner.recovered.is_set()  # while the other is held
         assert h2.clock.now() - restarted >= timedelta(seconds=RECOVERY_WAIT_SECONDS)
         await h2.supervisor.shutdown(5)
+
+
+def test_waiting_for_a_step_of_the_gate_or_the_control_is_one_event_set_by_either() -> None:
+    """A runner waits at the gate on one event that the gate's step and its control both set
+    (no task per waiting runner relaying each: a restart has every runner of the pass wait);
+    an event whose wait is over is set by neither."""
+    async def main() -> None:
+        gate, control = RecoveryGate(), Control()
+        gate.expect("a")
+        settled, recovered, control_woken, done = (asyncio.Event() for _ in range(4))
+        with gate.wakes(gate.all_settled, done), control.wakes(done):
+            pass  # that wait is over
+        with gate.wakes(gate.all_settled, settled), gate.wakes(gate.all_recovered, recovered), \
+                control.wakes(control_woken):
+            gate.seal()
+            assert not settled.is_set() and not recovered.is_set()
+            gate.settled("a")
+            assert settled.is_set() and not recovered.is_set()
+            control.request_urgency("high", "test")
+            assert control_woken.is_set()
+            gate.recovered("a")
+            assert recovered.is_set()
+        assert not done.is_set()
+        released, paused = asyncio.Event(), asyncio.Event()
+        other = RecoveryGate()
+        other.expect("b")
+        with other.wakes(other.all_recovered, released), control.wakes(paused):
+            other.release()  # shutdown
+            control.request(Desire.PAUSE, "test")
+        assert released.is_set() and paused.is_set()
+
+    asyncio.run(main())

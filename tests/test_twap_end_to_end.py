@@ -7,6 +7,7 @@ from decimal import Decimal
 from genesis.domain import events as ev
 from genesis.domain.execution import Execution
 from genesis.store.projector import execution_row
+from genesis.venue.instruments import SIM_INSTRUMENTS
 from tests.harness import harness
 
 
@@ -25,7 +26,13 @@ async def test_twap_fills_parent_exactly_and_projections_match_events(db_path):
         slices = [e for e in history if isinstance(e, ev.TwapSliceExecuted)]
         assert len(slices) == 15  # one per minute by default
         assert sum(s.filled_qty for s in slices) == Decimal("2.5")
-        assert all(s.status == "filled" for s in slices)
+        # a slice fills, or its maker leg fills all but less than the venue's minimum order (the
+        # slice sizes vary with a seed drawn from the execution id): that dust is carried forward
+        instrument = SIM_INSTRUMENTS[req.symbol]
+        for s in slices:
+            assert s.status == "filled" or (
+                s.status == "partial" and s.taker_qty == 0
+                and s.planned_qty - s.filled_qty < instrument.min_qty_at(s.reference_price)), s
         fills = [e for e in history if isinstance(e, ev.FillRecorded)]
         assert sum(f.qty for f in fills) == Decimal("2.5")
         # the window is respected on the virtual clock: every slice scheduled inside it, each

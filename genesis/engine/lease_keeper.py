@@ -24,13 +24,14 @@ import time
 from typing import Any, Callable, Sequence
 
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from genesis.engine.command_listener import listen_for_lease_releases
 from genesis.store import leases
 from genesis.store.db import sync_engine
 from genesis.store.leases import HeldLease
 from genesis.store.location import Db, is_postgres
+from genesis.store.pg_session import bounded_lock_wait, end_stalled_holders, stall_bound_seconds
 
 log = structlog.get_logger("genesis.leases")
 
@@ -62,6 +63,11 @@ def default_account(venue: str) -> str:
     return leases.account_name(venue, credentials.api_key if credentials else None)
 
 
+def _lock_timeout(exc: OperationalError) -> bool:
+    """Whether ``exc`` is PostgreSQL's ``lock_timeout`` (SQLSTATE 55P03, ``LockNotAvailable``)."""
+    return getattr(exc.orig, "sqlstate", None) == "55P03"
+
+
 class LeaseKeeper:
     """Claims, renews and releases the leases of ``accounts`` for this daemon start."""
 
@@ -76,14 +82,16 @@ class LeaseKeeper:
         self.lost = asyncio.Event()
         self._released = asyncio.Event()  # set on a lease release NOTIFY (``leases.release``)
         self._db = db
-        self._engine = sync_engine(db)
+        self.stall_bound_s = stall_bound_seconds(lease_seconds)  # genesis.store.pg_session
+        self._engine = sync_engine(db, self.stall_bound_s)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def store_options(self) -> dict[str, Any]:
-        """``EventStore`` keyword arguments: the lease fence on PostgreSQL."""
+        """``EngineOptions`` keyword arguments: on PostgreSQL the lease fence and the stall
+        bound of this lease (``genesis.store.pg_session``)."""
         if not self.fenced:
             return {}
-        return {"fence": leases.SqlFence(lambda: self.held, self._fence_refused)}
+        return {"fence": leases.SqlFence(lambda: self.held, self._fence_refused), "stall_bound_s": self.stall_bound_s}
 
     def may_send(self) -> bool:
         """Whether an order may be sent now: every lease held, not lost, and unexpired by this
@@ -147,11 +155,23 @@ class LeaseKeeper:
                 w.cancel()
 
     def _claim_all(self) -> tuple[tuple[HeldLease, ...] | None, float]:
-        """Every lease claimed (and no wait), or None and how long until the leases it waits for expire."""
+        """Every lease claimed (and no wait), or None and how long until the leases it waits for
+        expire. On PostgreSQL a stalled session holding what the claim needs is ended first, and
+        the claim waits for a row lock at most the stall bound (then it is tried again)."""
+        self._end_stalled_holders()
         with self._engine.connect() as conn:
             with conn.begin() as tx:
-                epochs = [leases.claim(conn, a, self.owner, self.lease_seconds, takeover=not self.fenced)
-                          for a in self.accounts]
+                try:
+                    if self.fenced:
+                        bounded_lock_wait(conn, self.stall_bound_s)
+                    epochs = [leases.claim(conn, a, self.owner, self.lease_seconds, takeover=not self.fenced)
+                              for a in self.accounts]
+                except OperationalError as exc:
+                    if not _lock_timeout(exc):
+                        raise
+                    log.info("lease_claim_waited", error=str(exc.orig).strip(), stall_bound_s=self.stall_bound_s)
+                    tx.rollback()
+                    return None, 0.0  # the holder is ended by the next attempt once stalled for the bound
                 if any(e is None for e in epochs):
                     tx.rollback()
             if any(e is None for e in epochs):
@@ -190,8 +210,25 @@ class LeaseKeeper:
                     return
 
     def _renew_all(self) -> bool:
+        self._end_stalled_holders()  # a stalled session blocking this daemon's commits or renewals
         with self._engine.begin() as conn:
+            if self.fenced:
+                bounded_lock_wait(conn, self.stall_bound_s)  # a lock timeout: retried as a failed renewal
             return all(leases.renew(conn, h, self.lease_seconds) for h in self.held)
+
+    def _end_stalled_holders(self) -> None:
+        """PostgreSQL: end the genesis sessions stalled in a transaction that blocks others
+        (``genesis.store.pg_session.end_stalled_holders``); a failure is logged, not raised."""
+        if not self.fenced:
+            return
+        try:
+            with self._engine.begin() as conn:
+                ended = end_stalled_holders(conn, self.stall_bound_s)
+        except SQLAlchemyError as exc:
+            log.warning("stalled_holders_not_ended", error=str(getattr(exc, "orig", None) or exc).strip())
+            return
+        if ended:
+            log.warning("stalled_holders_ended", pids=ended, stall_bound_s=self.stall_bound_s)
 
     async def release(self) -> None:
         """Expire the held leases now (graceful stop): a standby claims them without waiting."""

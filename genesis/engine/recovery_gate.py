@@ -24,6 +24,8 @@ store while the next is read.
 from __future__ import annotations
 
 import asyncio
+from contextlib import contextmanager
+from typing import Iterator
 
 RECOVERY_WAIT_SECONDS = 10.0  # the longest a runner waits for the other executions' re-spreads
 
@@ -41,6 +43,7 @@ class RecoveryGate:
         self._unsettled: set[str] = set()
         self._unrecovered: set[str] = set()
         self._sealed = False
+        self._wakes: dict[asyncio.Event, set[asyncio.Event]] = {}  # by step: set when it opens (``wakes``)
 
     def expect(self, execution_id: str) -> None:
         self._unsettled.add(execution_id)
@@ -61,8 +64,20 @@ class RecoveryGate:
 
     def release(self) -> None:
         """Open at once (shutdown: the runners waiting here must see their stop)."""
-        self.all_settled.set()
-        self.all_recovered.set()
+        self._open(self.all_settled)
+        self._open(self.all_recovered)
+
+    @contextmanager
+    def wakes(self, step: asyncio.Event, event: asyncio.Event) -> Iterator[None]:
+        """Within the block, ``event`` is set when ``step`` (``all_settled`` or
+        ``all_recovered``) opens: a runner waits for the gate or its control on one event,
+        without a task per wait relaying each (a restart has every runner wait here)."""
+        wakes = self._wakes.setdefault(step, set())
+        wakes.add(event)
+        try:
+            yield
+        finally:
+            wakes.discard(event)
 
     @property
     def open(self) -> bool:
@@ -70,6 +85,11 @@ class RecoveryGate:
 
     def _check(self) -> None:
         if self._sealed and not self._unsettled:
-            self.all_settled.set()
+            self._open(self.all_settled)
         if self._sealed and not self._unrecovered:
-            self.all_recovered.set()
+            self._open(self.all_recovered)
+
+    def _open(self, step: asyncio.Event) -> None:
+        step.set()
+        for event in self._wakes.get(step, ()):
+            event.set()

@@ -95,23 +95,21 @@ class ExecutionRunner:
         (at most ``RECOVERY_WAIT_SECONDS``) until every one has reconciled; a cancel or a stop
         of this execution ends the wait (it decides no slice: nothing reads the positions)."""
         gate.recovered(self.execution_id)
-        await self._gate_or_stop(gate.all_settled, None)
-        await self._gate_or_stop(gate.all_recovered, self.clock.now() + timedelta(seconds=RECOVERY_WAIT_SECONDS))
+        await self._gate_or_stop(gate, gate.all_settled, None)
+        await self._gate_or_stop(gate, gate.all_recovered,
+                                 self.clock.now() + timedelta(seconds=RECOVERY_WAIT_SECONDS))
 
-    async def _gate_or_stop(self, opened: asyncio.Event, until: datetime | None) -> None:
-        """Wait for ``opened`` until ``until`` (None: no end), or for a cancel or a stop of
-        this execution (its control's wake; the desire is read again here and by ``_decide``)."""
+    async def _gate_or_stop(self, gate: RecoveryGate, opened: asyncio.Event, until: datetime | None) -> None:
+        """Wait for ``opened`` (a step of ``gate``) until ``until`` (None: no end), or for a
+        cancel or a stop of this execution (its control's wake; the desire is read again here
+        and by ``_decide``): both set the one event waited on (``RecoveryGate.wakes``,
+        ``Control.wakes``)."""
         while not opened.is_set() and not self._stopping():
             self.control.wake.clear()
             either = asyncio.Event()
-            relays = [asyncio.create_task(_relay(source, either), name=f"gate-{name}-{self.execution_id}")
-                      for name, source in (("open", opened), ("control", self.control.wake))]
-            try:
+            with gate.wakes(opened, either), self.control.wakes(either):
                 if not await self.clock.wait_event(either, until=until):
                     return  # ``until`` came first
-            finally:
-                for relay in relays:
-                    relay.cancel()
 
     def _stopping(self) -> bool:
         return self.control.desire in (Desire.STOP, Desire.CANCEL)
@@ -264,8 +262,3 @@ class ExecutionRunner:
         if self.control.command_ids:
             await self.store.mark_commands([(c, "noop", detail) for c in self.control.take_commands()])
 
-
-async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
-    """Set ``target`` once ``source`` is set."""
-    await source.wait()
-    target.set()

@@ -257,8 +257,10 @@ class Supervisor:
         return sum(self.control(eid, Desire.RUN, reason) for eid in list(self._entries))
 
     async def wait_recovered(self) -> None:
-        """Until every live runner has loaded and reconciled its execution."""
-        await asyncio.gather(*(e.runner.recovered.wait() for e in list(self._entries.values())))
+        """Until every live runner has loaded and reconciled its execution (one after the
+        other: a task per runner would cost more than the waits)."""
+        for entry in list(self._entries.values()):
+            await entry.runner.recovered.wait()
 
     @property
     def active_ids(self) -> list[str]:

@@ -32,6 +32,7 @@ from genesis.store.candle_cache import CandleCache
 from genesis.store.db import async_engine
 from genesis.store.eventstore import EventStore
 from genesis.store.leases import SqlFence
+from genesis.store.pg_session import DEFAULT_STALL_BOUND_SECONDS
 from genesis.store.recorded_fills import RecordedFillsReader
 from genesis.tuning import DEFAULT_TUNING, Tuning
 from genesis.venue.base import MeasuresTradedVolume, Venue, capable
@@ -48,7 +49,10 @@ class EngineOptions:
     ``hooks``: chaos and bench hooks (``genesis.engine.hooks``; by default none).
     ``precondition``: run inside every commit transaction (a check in Python; it needs
     ``commit_in="thread"``). ``fence``: the daemon's account-lease fence on PostgreSQL, SQL
-    sent with every commit (``genesis.engine.lease_keeper``; either committer)."""
+    sent with every commit (``genesis.engine.lease_keeper``; either committer).
+    ``stall_bound_s``: on PostgreSQL, how long a transaction of the store's connections may
+    wait for the daemon before the server ends it (``genesis.store.pg_session``: the lease
+    keeper's, from the lease)."""
 
     durable: bool = True
     commit_in: str | None = None  # None: the backend's own (EventStore)
@@ -57,6 +61,7 @@ class EngineOptions:
     hooks: EngineHooks = field(default_factory=lambda: NO_HOOKS)
     precondition: Callable[[Connection], None] | None = None  # run in every commit (thread committer)
     fence: SqlFence | None = None  # the daemon's lease fence on PostgreSQL
+    stall_bound_s: float = DEFAULT_STALL_BOUND_SECONDS
 
 
 @dataclass(slots=True)
@@ -96,7 +101,7 @@ class Engine:
 async def open_store(db_path: Path, options: EngineOptions = EngineOptions(),
                      bus: EventBus | None = None) -> Engine:
     """The database (already migrated), a bus and the started event store."""
-    database = async_engine(db_path, durable=options.durable)
+    database = async_engine(db_path, durable=options.durable, stall_bound_s=options.stall_bound_s)
     bus = bus or EventBus()
     store = EventStore(database, bus, commit_in=options.commit_in, tuning=options.tuning,
                        precondition=options.precondition, fence=options.fence)

@@ -13,6 +13,8 @@ from sqlalchemy.engine import Engine
 from genesis.store.commit_process import connection_pragmas
 from genesis.store.location import Db, is_postgres
 from genesis.store.migrate import create_private_file, sqlite_url
+from genesis.store.pg_session import (DEFAULT_STALL_BOUND_SECONDS, LEASES_APPLICATION, STORE_APPLICATION,
+                                      session_options)
 from genesis.store.types import TEXT_BINDS
 
 if TYPE_CHECKING:  # the CLI's short-lived commands never load the asyncio extension
@@ -31,22 +33,32 @@ def _sqlite_pragmas(durable: bool):  # type: ignore[no-untyped-def]
     return apply
 
 
-def _postgres_args(durable: bool) -> dict[str, object]:
-    """psycopg connect arguments: ``durable=False`` commits without waiting for the WAL flush."""
-    return {} if durable else {"options": "-c synchronous_commit=off"}
+def _postgres_args(durable: bool, stall_bound_s: float | None = None,
+                   application: str = STORE_APPLICATION) -> dict[str, object]:
+    """psycopg connect arguments: ``durable=False`` commits without waiting for the WAL flush;
+    ``stall_bound_s``: a transaction left waiting that long for its client is ended
+    (``genesis.store.pg_session``; None: no bound)."""
+    options = [] if durable else ["-c synchronous_commit=off"]
+    if stall_bound_s is not None:
+        options.append(session_options(stall_bound_s))
+    return {"application_name": application, **({"options": " ".join(options)} if options else {})}
 
 
-def async_engine(db_path: str | Path | Db, durable: bool = True) -> AsyncEngine:
+def async_engine(db_path: str | Path | Db, durable: bool = True,
+                 stall_bound_s: float = DEFAULT_STALL_BOUND_SECONDS) -> AsyncEngine:
     """Async engine (aiosqlite, or psycopg 3 on PostgreSQL) for the daemon: the writer and
     the readers.
 
     ``durable=False`` (backtests on a throwaway file) skips fsync: a crash may lose the file,
-    which is fine for a simulation and makes it many times faster."""
+    which is fine for a simulation and makes it many times faster. ``stall_bound_s``
+    (PostgreSQL): the daemon's stall bound (``genesis.store.pg_session``), for these
+    connections and the thread committer's."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
     if is_postgres(db_path):
-        engine = create_async_engine(db_path, connect_args=_postgres_args(durable), pool_pre_ping=True)
+        engine = create_async_engine(db_path, connect_args=_postgres_args(durable, stall_bound_s), pool_pre_ping=True)
         _DURABLE[id(engine)] = durable
+        _STALL_BOUND[id(engine)] = stall_bound_s
         return engine
     create_private_file(db_path)
     engine = create_async_engine(sqlite_url(db_path, "aiosqlite"))
@@ -56,6 +68,7 @@ def async_engine(db_path: str | Path | Db, durable: bool = True) -> AsyncEngine:
 
 
 _DURABLE: dict[int, bool] = {}
+_STALL_BOUND: dict[int, float] = {}
 
 
 def is_durable(engine: AsyncEngine) -> bool:
@@ -68,7 +81,7 @@ def writer_engine(engine: AsyncEngine) -> Engine:
     thread committer (``EventStore(commit_in="thread")``); its dialect compiles the writer's SQL."""
     if engine.dialect.name == "postgresql":  # positional rows of plain values: the commit process' protocol
         sync = create_engine(engine.url, pool_size=1, max_overflow=0, paramstyle="format",
-                             connect_args=_postgres_args(is_durable(engine)))
+                             connect_args=_postgres_args(is_durable(engine), _STALL_BOUND.get(id(engine))))
         setattr(sync.dialect, TEXT_BINDS, True)  # money and times as text (the SQL casts them)
         return sync
     url = engine.url.set(drivername="sqlite+pysqlite")
@@ -77,10 +90,15 @@ def writer_engine(engine: AsyncEngine) -> Engine:
     return sync
 
 
-def sync_engine(db_path: str | Path | Db) -> Engine:
-    """Blocking engine for short-lived CLI commands (never used on the daemon's event loop)."""
+def sync_engine(db_path: str | Path | Db, stall_bound_s: float | None = None) -> Engine:
+    """Blocking engine for short-lived CLI commands (never used on the daemon's event loop),
+    and the lease keeper's (``stall_bound_s``: its stall bound, ``genesis.store.pg_session``;
+    None, the CLI's: no bound, so a migration or a ``genesis sql`` session is never ended)."""
     if is_postgres(db_path):
-        return create_engine(db_path, pool_pre_ping=True)
+        if stall_bound_s is None:
+            return create_engine(db_path, pool_pre_ping=True)
+        return create_engine(db_path, pool_pre_ping=True,
+                             connect_args=_postgres_args(True, stall_bound_s, LEASES_APPLICATION))
     create_private_file(db_path)
     engine = create_engine(sqlite_url(db_path))
     event.listen(engine, "connect", _sqlite_pragmas(durable=True))

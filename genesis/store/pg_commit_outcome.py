@@ -51,6 +51,7 @@ import time
 from typing import Any, Callable, NamedTuple, TypeVar
 
 from genesis.store.pg_fence import FENCE_SQL
+from genesis.store.pg_session import DEFAULT_STALL_BOUND_SECONDS, session_options
 
 OUTCOME_UNKNOWN = "CommitOutcomeUnknown"  # the refusal's error class when the outcome cannot be learned
 OUTCOME_DEADLINE_SECONDS = 30.0  # how long the commit process keeps asking before it answers OUTCOME_UNKNOWN
@@ -107,12 +108,12 @@ def connect_params(options: str, left_s: float | None = None) -> dict[str, Any]:
     params: dict[str, Any] = {"keepalives": 1, "keepalives_idle": KEEPALIVE_IDLE_SECONDS,
                               "keepalives_interval": KEEPALIVE_INTERVAL_SECONDS, "keepalives_count": KEEPALIVE_PROBES,
                               "tcp_user_timeout": TCP_USER_TIMEOUT_MS, "connect_timeout": CONNECT_TIMEOUT_SECONDS,
-                              "options": options}
+                              "options": f"{options} {session_options(DEFAULT_STALL_BOUND_SECONDS)}"}
     if left_s is None:
         return params
     bound_ms = max(MIN_SETTLE_BOUND_MS, int(left_s * 1000))
     return {**params, "connect_timeout": math.ceil(bound_ms / 1000), "tcp_user_timeout": min(TCP_USER_TIMEOUT_MS, bound_ms),
-            "options": f"{options} -c statement_timeout={bound_ms}"}
+            "options": f"{params['options']} -c statement_timeout={bound_ms}"}
 
 
 def settle(connect: Callable[[float], Any], old: Backend | None, ask: Callable[[Any], T], deadline_s: float,

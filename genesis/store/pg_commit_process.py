@@ -28,6 +28,7 @@ str/int/float/None (money and times as text: the SQL casts them).
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import sys
@@ -41,10 +42,13 @@ from genesis.store.pg_commit_outcome import (FIND_EVENT, FIRST_BACKOFF_SECONDS, 
                                              refused_by_client, refused_by_server, settle, unknown)
 from genesis.store.pg_fence import hoisted
 from genesis.store.pg_pipeline import PreparedPipeline, plan
-from genesis.store.pg_set_rows import merged, set_based
+from genesis.store.pg_set_rows import COLUMN_TYPES_SQL, column_types, merged, set_based
 
 LOCK_EVENTS = "LOCK TABLE events IN EXCLUSIVE MODE"
 NEXT_SEQUENCE = "SELECT COALESCE(MAX(sequence_number), 0) + 1 FROM events"
+# the cyclic garbage collector's first threshold once started: the rows of a commit (tuples by
+# the thousand, freed by reference counting) no longer set off a collection every 700
+GC_FIRST_THRESHOLD = 50_000
 
 
 # under the lock: how far the planned numbers (the first is the parameter) must move to follow
@@ -53,7 +57,9 @@ SET_SHIFT = ("SELECT set_config('genesis.sequence_shift', "
              "(COALESCE(MAX(sequence_number), 0) + 1 - %s::integer)::text, true)::integer FROM events")
 _PARAMETER = re.compile(r"%s")
 # the event insert's sequence number, set-based (``set_based``'s ``replace``): moved by the shift
-SHIFTED_SEQUENCE = (("sequence_number", "v.sequence_number + current_setting('genesis.sequence_shift')::integer"),)
+# (a sub-select: read once a statement, not once a row)
+SHIFTED_SEQUENCE = (("sequence_number",
+                     "v.sequence_number + (SELECT current_setting('genesis.sequence_shift')::integer)"),)
 
 
 def shifting_insert(events_sql: str, seq_at: int) -> str:
@@ -102,6 +108,8 @@ class Commits:
         self.unsettled: Backend | None = None  # ran a commit whose outcome is unknown: ended before the next one
         self.pipe: PreparedPipeline | None = None  # on ``conn``: its prepared statements
         self.commit_queued = False  # the running transaction's COMMIT is queued: it may have been sent
+        # the tables' column types, read once (set_based; a table or column made later: row at a time)
+        self.types = column_types(self.conn.execute(COLUMN_TYPES_SQL).fetchall())
 
     def run(self, statements: list[tuple[str, list[Any]]]) -> tuple[tuple[str, str] | None, int]:
         """Commit ``statements`` (``None``, shift) or not: ((error class, message), 0)."""
@@ -156,7 +164,7 @@ class Commits:
                 shift.execute(SET_SHIFT, (appends[0][0][self.seq_at],))
             for sql, rows in statements:
                 events = bool(appends) and sql == self.events_sql
-                one = set_based(sql, rows, SHIFTED_SEQUENCE if events else ())
+                one = set_based(sql, rows, SHIFTED_SEQUENCE if events else (), self.types)
                 if one is not None:
                     cur.execute(*one)
                 else:
@@ -177,7 +185,7 @@ class Commits:
             out += [(LOCK_EVENTS, [()]), (SET_SHIFT, [(first,)])]
         for sql, rows in statements:
             events = first is not None and sql == self.events_sql
-            one = set_based(sql, rows, SHIFTED_SEQUENCE if events else ())
+            one = set_based(sql, rows, SHIFTED_SEQUENCE if events else (), self.types)
             out.append((one[0], [one[1]]) if one is not None else (self.shifting_sql if events else sql, rows))
         return [*out, ("COMMIT", [()])]
 
@@ -244,6 +252,8 @@ def main(argv: list[str]) -> int:
         out.write(frame(("refused", type(exc).__name__, str(exc).strip(), 0)))
         out.flush()
         return 1
+    gc.freeze()  # the modules and the connection live as long as the process: never traversed again
+    gc.set_threshold(GC_FIRST_THRESHOLD, *gc.get_threshold()[1:])
     out.write(frame(("ready", str(commits.conn.info.server_version))))
     out.flush()
     try:

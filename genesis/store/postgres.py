@@ -33,14 +33,16 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from genesis.store.batch import event_id_at, event_insert_sql
 from genesis.store.committers import LEASE_LOST, CommitRefused, ProcessCommitter, ThreadCommitter, Transaction
 from genesis.store.leases import SqlFence
-from genesis.store.pg_commit_outcome import OUTCOME_DEADLINE_SECONDS
+from genesis.store.pg_commit_outcome import OUTCOME_DEADLINE_SECONDS, refused_by_server
 from genesis.store.pg_commit_process import LOCK_EVENTS, NEXT_SEQUENCE, shift_for, shifted
 from genesis.store.pg_fence import hoisted
-from genesis.store.pg_set_rows import merged, set_based
+from genesis.store.pg_set_rows import COLUMN_TYPES_SQL, column_types, merged, set_based
+from genesis.store.pg_thread_outcome import LostCommits, Planned
 
 
 def fenced(fence: SqlFence | None, transaction: Transaction, submit: Callable[[Transaction], asyncio.Future[Any]]
@@ -67,10 +69,34 @@ class PostgresCommitter(ThreadCommitter):
     lock so that sequence numbers follow commit order (module docstring)."""
 
     def __init__(self, engine: Engine, precondition: Callable[[Connection], None] | None = None,
-                 fence: SqlFence | None = None) -> None:
+                 fence: SqlFence | None = None, outcome_deadline_s: float = OUTCOME_DEADLINE_SECONDS) -> None:
         super().__init__(engine, precondition)
         self.fence = fence
         self._events_sql, self._seq_at = event_insert_sql(engine.dialect)
+        self._id_at = event_id_at(engine.dialect)
+        self._lost = LostCommits(engine, outcome_deadline_s)  # a COMMIT whose answer was lost: settled
+        self._planned = Planned(None, None, [])
+        self._types: dict[str, dict[str, str]] | None = None  # the tables' column types (set_based), read once
+
+    def _commit(self, transaction: Transaction) -> int:
+        """Commit as ``ThreadCommitter`` does; a ``COMMIT`` sent whose answer was lost is settled
+        (``genesis.store.pg_thread_outcome``) instead of being reported refused."""
+        with self.engine.connect() as conn:
+            self._lost.end_unsettled(conn)
+            committing = False
+            try:
+                with conn.begin():
+                    shift = self._execute(conn, transaction)
+                    planned, old, driver = self._planned, self._lost.backend(conn), conn.connection.driver_connection
+                    committing = True  # leaving the block sends COMMIT
+            except DBAPIError as exc:
+                if not committing or refused_by_server(exc.orig, driver):
+                    raise
+                lost: BaseException = exc.orig
+            else:
+                return shift
+        self.engine.dispose()  # the next commit connects anew
+        return self._lost.settle(lost, old, planned, lambda: ThreadCommitter._commit(self, transaction))
 
     def submit(self, transaction: Transaction, generation: int) -> asyncio.Future[int]:
         return fenced(self.fence, transaction, lambda t: super(PostgresCommitter, self).submit(t, generation))
@@ -78,6 +104,8 @@ class PostgresCommitter(ThreadCommitter):
     def _execute(self, conn: Connection, transaction: Transaction) -> int:
         transaction = merged(hoisted(transaction), self._events_sql)  # one check, one event insert
         event_rows = [rows for sql, rows in transaction if sql == self._events_sql and rows]
+        self._planned = Planned(str(event_rows[0][0][self._id_at]), event_rows[0][0][self._seq_at], transaction
+                                ) if event_rows else Planned(None, None, transaction)
         shift = 0
         if event_rows:
             conn.exec_driver_sql(LOCK_EVENTS)
@@ -89,8 +117,10 @@ class PostgresCommitter(ThreadCommitter):
         if shift:
             transaction = [(sql, shifted(rows, self._seq_at, shift) if sql == self._events_sql else rows)
                            for sql, rows in transaction]
+        if self._types is None:
+            self._types = column_types(conn.exec_driver_sql(COLUMN_TYPES_SQL).all())
         for sql, rows in transaction:  # many rows of one statement: one set-based statement
-            one = set_based(sql, rows)
+            one = set_based(sql, rows, types=self._types)
             if one is not None:
                 conn.exec_driver_sql(*one)
             else:

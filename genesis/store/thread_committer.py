@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from genesis.store.commit_contract import (EARLIER_FAILED, LEASE_LOST, CommitRefused, Refusals, Transaction,
                                            refusal)
 from genesis.store.leases import LeaseRefused
+from genesis.store.pg_thread_outcome import SettledRefusal
 
 
 class ThreadCommitter(Refusals):
@@ -62,8 +63,7 @@ class ThreadCommitter(Refusals):
 
     def _run(self, transaction: Transaction) -> int:
         try:
-            with self.engine.begin() as conn:
-                shift = self._execute(conn, transaction)
+            shift = self._commit(transaction)
         except DBAPIError as exc:
             self._failed += 1
             raise refusal(type(exc.orig).__name__, str(exc.orig).strip(), self._failed,
@@ -71,11 +71,19 @@ class ThreadCommitter(Refusals):
         except LeaseRefused as exc:
             self._failed += 1
             raise CommitRefused(LEASE_LOST, str(exc), self._failed, "genesis") from exc
+        except SettledRefusal as exc:  # a lost commit that did not commit, or may have
+            self._failed += 1
+            raise refusal(exc.error_class, exc.message, self._failed, "psycopg") from exc
         except BaseException:
             self._failed += 1  # whatever it was, what was prepared on it must not run
             raise
         self.commits += 1
         return shift
+
+    def _commit(self, transaction: Transaction) -> int:
+        """Run ``transaction`` in one database transaction and commit it: its sequence shift."""
+        with self.engine.begin() as conn:
+            return self._execute(conn, transaction)
 
     def _execute(self, conn: Connection, transaction: Transaction) -> int:
         """Check the precondition and run the statements inside the open transaction; the

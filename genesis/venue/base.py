@@ -17,6 +17,7 @@ Error classes tell the engine what it may do next:
 from __future__ import annotations
 
 import asyncio
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -159,12 +160,30 @@ class FencesResends(Protocol):
         ...
 
 
+# what ``capable`` found, per venue object and capability: a protocol ``isinstance`` walks the
+# protocol's members every time (~10 us each on 3.11), and it is asked per execution and per slice
+_CAPABILITIES: "weakref.WeakKeyDictionary[object, dict[type, bool]]" = weakref.WeakKeyDictionary()
+
+
 def capable(venue: object, capability: type) -> Any:
     """``venue`` when it has ``capability`` (one of the optional capabilities above), else None.
     A wrapper that forwards the venue's calls (``WatchedVenue``: its ``wrapped`` venue) has the
     capabilities of the venue it wraps: from Python 3.12, ``isinstance`` against a protocol
     looks attributes up statically and no longer sees what a wrapper's ``__getattr__`` forwards.
-    The wrapper itself is returned, so calls through it are still watched."""
-    if isinstance(venue, capability) or isinstance(getattr(venue, "wrapped", None), capability):
-        return venue
-    return None
+    The wrapper itself is returned, so calls through it are still watched. A venue's
+    capabilities are looked up once per venue object (its methods do not come and go); one
+    that cannot be weakly referenced is looked up every time."""
+    try:
+        known = _CAPABILITIES.get(venue)
+        if known is None:
+            known = _CAPABILITIES[venue] = {}
+    except TypeError:  # not hashable, or not weakly referenceable
+        return venue if _has_capability(venue, capability) else None
+    has = known.get(capability)
+    if has is None:
+        has = known[capability] = _has_capability(venue, capability)
+    return venue if has else None
+
+
+def _has_capability(venue: object, capability: type) -> bool:
+    return isinstance(venue, capability) or isinstance(getattr(venue, "wrapped", None), capability)

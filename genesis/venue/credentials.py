@@ -23,6 +23,7 @@ import stat
 import sys
 import traceback
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, MutableMapping
 
@@ -176,11 +177,18 @@ def redact_text(text: str) -> str:
     for secret in sorted(_known_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, REDACTED)
+    if "signature=" not in text:  # what the pattern starts with: nothing to mask (every log line)
+        return text
     return _SIGNATURE_IN_TEXT_RE.sub(r"\1" + REDACTED, text)
 
 
+@lru_cache(maxsize=1024)
+def _names_a_secret(key: str) -> bool:
+    return _SECRET_KEY_RE.search(key) is not None
+
+
 def _redact(key: Any, value: Any) -> Any:
-    if isinstance(key, str) and _SECRET_KEY_RE.search(key) and value not in (None, ""):
+    if isinstance(key, str) and _names_a_secret(key) and value not in (None, ""):
         return REDACTED
     if isinstance(value, str):
         return redact_text(value)
