@@ -16,12 +16,12 @@ import typing
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from functools import cache
-from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
 from typing import Any, Callable
 
 from genesis.clock import utc
 from genesis.domain.events import EVENT_TYPES, Event
 from genesis.domain.fast_decode import compile_decoder
+from genesis.domain.fast_encode import compile_encoder
 
 try:
     from orjson import loads as _fast_loads
@@ -45,38 +45,20 @@ _dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 @cache
 def _encoder(cls: type) -> Callable[[Any], str]:
     """``_dumps(_to_plain(event))`` for events of ``cls``, built once per class: the flat
-    fields (text, numbers, decimals, times) are written directly, tuples item by item (each
-    item by its class's encoder: the same text), the rest through ``_dumps``. Events are
-    encoded on the writer's hot path."""
+    fields (text, numbers, decimals, times) are written directly by generated code
+    (``genesis.domain.fast_encode``), tuples item by item (each item by its class's encoder:
+    the same text), the rest through ``_dumps``. Events are encoded on the writer's hot path."""
     names = _field_names(cls)
     if not names:
         return lambda value: _dumps(_to_plain(value))
-    fields = [(n, ("{" if i == 0 else ",") + _quote(n) + ":") for i, n in enumerate(sorted(names))]
+    return compile_encoder(names, _encode_other)
 
-    def encode_fields(value: Any) -> str:
-        parts = []
-        for name, prefix in fields:
-            parts.append(prefix)
-            v = getattr(value, name)
-            tp = type(v)
-            if tp is str:
-                parts.append(_quote(v))
-            elif tp is Decimal:
-                parts.append(f'"{v}"')  # a Decimal's text needs no escaping
-            elif tp is datetime:
-                parts.append(f'"{(v if v.tzinfo is timezone.utc else utc(v)).isoformat()}"')
-            elif tp is int:
-                parts.append(int.__repr__(v))
-            elif v is None:
-                parts.append("null")
-            elif tp is tuple:  # a re-plan's slices: each item by its own class's encoder
-                parts.append("[" + ",".join([_encoder(type(item))(item) for item in v]) + "]")
-            else:
-                parts.append(_dumps(_to_plain(v)))
-        parts.append("}")
-        return "".join(parts)
 
-    return encode_fields
+def _encode_other(v: Any) -> str:
+    """The JSON text of a field value the generated encoders do not write inline."""
+    if type(v) is tuple:  # a re-plan's slices: each item by its own class's encoder
+        return "[" + ",".join([_encoder(type(item))(item) for item in v]) + "]"
+    return _dumps(_to_plain(v))
 
 
 def decode(event_type: str, data: str | dict[str, Any]) -> Event:

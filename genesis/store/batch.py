@@ -12,8 +12,8 @@ import asyncio
 import itertools
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Iterator
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator
 
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.engine import Dialect
@@ -25,6 +25,7 @@ from genesis.domain.state import IllegalTransition
 from genesis.store import tables as t
 from genesis.store.bulk import bulk, driver_rows
 from genesis.store.errors import ConcurrencyError, InvalidEventError
+from genesis.store.types import utc_text
 from genesis.store.projector import Statement, grouped, state_columns, statements, update_executions
 from genesis.tuning import Slot
 
@@ -62,6 +63,7 @@ class Chunk:
     transaction: list[tuple[str, list[Any]]] = field(default_factory=list)  # rows and planned, as SQL
     failed: bool = False  # its appends were failed (it must not be delivered)
     touched: set[str] = field(default_factory=set)
+    converted: dict[int, dict[int, Any]] = field(default_factory=dict)  # the memo of driver_rows: values converted once
 
 
 def fold(agg: Execution, item: Pending) -> list[int] | Exception:
@@ -81,31 +83,45 @@ def fold(agg: Execution, item: Pending) -> list[int] | Exception:
 
 
 def plan_events(chunk: Chunk, folded: list[tuple[Pending, Execution, list[int]]], first_seq: int,
-                row_updates: dict[str, Execution]) -> int:
+                row_updates: dict[str, Execution], layout: EventRows | None = None) -> int:
     """Add the event rows and projection statements of ``folded`` appends (events numbered
     from ``first_seq``) to ``chunk``; returns the next free sequence number. The aggregates
     whose ``executions`` row must be updated are collected in ``row_updates`` (one UPDATE per
     aggregate per transaction: ``plan_row_updates``). May be called for a chunk's appends in
-    several parts, in order, once every append of the chunk has been folded."""
+    several parts, in order, once every append of the chunk has been folded. With a
+    ``layout`` (``event_rows``) the rows are its DBAPI tuples already, else dicts for ``to_sql``."""
     seq = first_seq
     ids = uuid4_strings(sum(len(item.events) for item, _, _ in folded))
     now = chunk.created_at
+    add_row, add_accepted, add_planned = chunk.rows.append, chunk.accepted.append, chunk.planned.extend
+    if layout is not None:  # times as text, each converted once per chunk (its projections reuse them)
+        times = chunk.converted.setdefault(id(layout.time_text), {})
+        time_text = layout.time_text
+        created = times.get(id(now)) or times.setdefault(id(now), time_text(now))
     for item, agg, versions in folded:
+        agg_id, events = item.aggregate_id, item.events
         stored = []
-        for version, e in zip(versions, item.events):
+        for version, e in zip(versions, events):
             stored.append(StoredEvent(seq, version, e))
-            chunk.rows.append({  # the keys of _EVENT_KEYS, written out: this is the hot path
-                "event_id": next(ids), "sequence_number": seq, "event_type": e.event_type,
-                "aggregate_id": item.aggregate_id, "aggregate_version": version,
-                "event_data": encode(e), "occurred_at": e.occurred_at, "created_at": now,
-            })
+            if layout is not None:
+                at = e.occurred_at
+                at_text = times.get(id(at))
+                if at_text is None:
+                    at_text = times[id(at)] = time_text(at)
+                add_row((next(ids), seq, e.event_type, agg_id, version, encode(e), at_text, created))
+            else:
+                add_row({  # the keys of _EVENT_KEYS, written out: this is the hot path
+                    "event_id": next(ids), "sequence_number": seq, "event_type": e.event_type,
+                    "aggregate_id": agg_id, "aggregate_version": version,
+                    "event_data": encode(e), "occurred_at": e.occurred_at, "created_at": now,
+                })
             seq += 1
-        chunk.accepted.append((item, stored))
-        chunk.planned.extend(statements(agg, item.events, execution_row_update=False))
-        if isinstance(item.events[0], ExecutionSubmitted):
-            chunk.written[item.aggregate_id] = state_columns(agg)
+        add_accepted((item, stored))
+        add_planned(statements(agg, events, execution_row_update=False))
+        if isinstance(events[0], ExecutionSubmitted):
+            chunk.written[agg_id] = state_columns(agg)
         else:
-            row_updates[item.aggregate_id] = agg
+            row_updates[agg_id] = agg
     return seq
 
 
@@ -131,15 +147,43 @@ def plan_commands(chunk: Chunk, item: Pending, now: datetime) -> None:
 _COMMAND_DONE = bulk(update(t.commands).where(t.commands.c.command_id == bindparam("_command_id")))
 
 
-async def to_sql(chunk: Chunk, dialect: Dialect, slot: Slot) -> None:
+async def to_sql(chunk: Chunk, dialect: Dialect, slot: Slot, layout: EventRows | None = None) -> None:
     """Fill the chunk's ``transaction``: its rows and planned statements as SQL for
-    ``dialect`` with plain parameters, converted a part at a time between looks at the clock."""
-    memo: dict = {}  # values converted once per chunk (the chunk keeps them alive)
-    events = [(_EVENT_INSERT, chunk.rows)] if chunk.rows else []
+    ``dialect`` with plain parameters, converted a part at a time between looks at the clock.
+    ``layout``: the one ``plan_events`` wrote the event rows with (they are DBAPI rows already)."""
+    memo = chunk.converted  # values converted once per chunk (the chunk keeps them alive)
+    if layout is not None:
+        for start in range(0, len(chunk.rows), _CONVERT_PART):
+            chunk.transaction.append((layout.sql, chunk.rows[start:start + _CONVERT_PART]))
+    events = [(_EVENT_INSERT, chunk.rows)] if chunk.rows and layout is None else []
     for stmt, rows in itertools.chain(events, grouped(chunk.planned)):
         for start in range(0, len(rows), _CONVERT_PART):
-            await slot.share()
+            if slot.over():
+                await slot.share()
             chunk.transaction.append(driver_rows(dialect, stmt, rows[start:start + _CONVERT_PART], memo))
+
+
+@dataclass(frozen=True, slots=True)
+class EventRows:
+    """How ``plan_events`` writes event rows straight as the DBAPI tuples of a dialect's insert
+    (the values in ``_EVENT_KEYS`` order, both times through ``time_text``), without a dict
+    per row converted again by ``to_sql``: ``event_rows``."""
+
+    sql: str
+    time_text: Callable[[Any], Any]
+
+
+def event_rows(dialect: Dialect) -> EventRows | None:
+    """The ``EventRows`` of ``dialect`` when ``driver_rows`` makes exactly those tuples of the
+    event insert (positional parameters in ``_EVENT_KEYS`` order, only the two times converted,
+    to naive-UTC text: SQLite, and the PostgreSQL writer's text binds); None otherwise."""
+    at, created = datetime(2000, 1, 2, 3, 4, 5, 6, timezone.utc), datetime(2001, 1, 1, tzinfo=timezone.utc)
+    values = ("event-id", 7, "event-type", "aggregate", 3, "{}", at, created)
+    sql, (row,) = driver_rows(dialect, _EVENT_INSERT, [dict(zip(_EVENT_KEYS, values))])
+    expected = (*values[:6], utc_text(at), utc_text(created))
+    if not isinstance(row, tuple) or row != expected:
+        return None
+    return EventRows(sql, utc_text)
 
 
 _EVENT_INSERT = bulk(insert(t.events))
@@ -168,8 +212,8 @@ _CONVERT_PART = 64  # rows converted between two looks at the clock
 def uuid4_strings(n: int) -> Iterator[str]:
     """``n`` random (version 4) UUIDs as strings, from one ``os.urandom`` call."""
     raw = bytearray(os.urandom(16 * n))
-    for i in range(0, 16 * n, 16):
-        raw[i + 6] = (raw[i + 6] & 0x0F) | 0x40  # version 4
-        raw[i + 8] = (raw[i + 8] & 0x3F) | 0x80  # RFC 4122 variant
-        h = raw[i:i + 16].hex()
-        yield f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    raw[6::16] = bytes(b & 0x0F | 0x40 for b in raw[6::16])  # version 4
+    raw[8::16] = bytes(b & 0x3F | 0x80 for b in raw[8::16])  # RFC 4122 variant
+    h = raw.hex()  # one conversion for all of them
+    for i in range(0, 32 * n, 32):
+        yield f"{h[i:i + 8]}-{h[i + 8:i + 12]}-{h[i + 12:i + 16]}-{h[i + 16:i + 20]}-{h[i + 20:i + 32]}"

@@ -68,18 +68,18 @@ def _compile(stmt: Executable, keys: tuple[str, ...], dialect: Dialect) -> _Comp
 
 
 def execute_bulk(conn: Connection, stmt: Executable, rows: list[dict[str, Any]],
-                 memo: dict[tuple[int, int], Any] | None = None) -> None:
+                 memo: dict[int, dict[int, Any]] | None = None) -> None:
     """Run a registered statement once per row (one executemany). All rows have the same keys.
     ``memo``: see ``driver_rows``."""
     conn.exec_driver_sql(*driver_rows(conn.dialect, stmt, rows, memo))
 
 
 def driver_rows(dialect: Dialect, stmt: Executable, rows: list[dict[str, Any]],
-                memo: dict[tuple[int, int], Any] | None = None) -> tuple[str, list[Any]]:
+                memo: dict[int, dict[int, Any]] | None = None) -> tuple[str, list[Any]]:
     """A registered statement's SQL for ``dialect`` and its rows as DBAPI parameters (plain
     str/int/float/None values for SQLite), ready for ``cursor.executemany``.
 
-    ``memo`` caches processed values by (processor, object) identity across the calls of one
+    ``memo`` caches processed values by processor and object identity across the calls of one
     transaction: a commit time shared by every row, or the same datetime in an event and in
     its projection, is converted once. The caller keeps the rows alive while it uses the memo."""
     keys = tuple(rows[0])
@@ -91,21 +91,25 @@ def driver_rows(dialect: Dialect, stmt: Executable, rows: list[dict[str, Any]],
         variant = _VARIANTS.get((id(stmt), dialect.name), stmt)
         c = _COMPILED[cache_key] = _compile(variant, keys, dialect)
     memo = {} if memo is None else memo
-    names, get_values, converted = c.names, c.values, c.converted
+    names, get_values, positional = c.names, c.values, c.positional
+    # (position, processor, its memo: object id -> processed value)
+    converted = [(i, p, memo.setdefault(pid, {})) for i, pid, p in c.converted]
     params: list[Any] = []
+    append = params.append
     for row in rows:
         values = get_values(row)
         if converted:
             values = list(values)
-            for i, pid, p in converted:
+            for i, p, seen in converted:
                 v = values[i]
                 if v is not None:
-                    key = (pid, id(v))
-                    out = memo.get(key, _MISSING)
+                    out = seen.get(id(v), _MISSING)
                     if out is _MISSING:
-                        out = memo[key] = p(v)
+                        out = seen[id(v)] = p(v)
                     values[i] = out
-        params.append(tuple(values) if c.positional else dict(zip(names, values)))
+            append(tuple(values) if positional else dict(zip(names, values)))
+        else:
+            append(values if positional else dict(zip(names, values)))
     return c.sql, params
 
 

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from genesis.domain.execution import Execution
 from genesis.store import tables as t
-from genesis.store.batch import Chunk, Pending, fold, plan_commands, plan_events, plan_row_updates, to_sql
+from genesis.store.batch import (Chunk, Pending, event_rows, fold, plan_commands, plan_events, plan_row_updates,
+                                 to_sql)
 from genesis.store.errors import InvalidEventError
 from genesis.tuning import Slot
 
@@ -34,6 +35,7 @@ class ChunkPlanner:
                  load: Callable[[str], Awaitable[Execution]]) -> None:
         self._engine = engine
         self._dialect = dialect
+        self._event_rows = event_rows(dialect)  # event rows made as DBAPI tuples at once, if it can
         self._aggregates = aggregates
         self._load = load
         self._rows: dict[str, tuple] = {}  # executions state columns as last planned: update only changes
@@ -56,7 +58,8 @@ class ChunkPlanner:
         folded: list[tuple[Pending, Execution, list[int]]] = []
         poisoned: set[str] = set()
         for item in items:
-            await slot.share()
+            if slot.over():
+                await slot.share()
             if not item.events:
                 continue
             agg = self._aggregates.get(item.aggregate_id) or await self._load(item.aggregate_id)
@@ -69,23 +72,32 @@ class ChunkPlanner:
                     poisoned.add(item.aggregate_id)
             else:
                 folded.append((item, agg, versions))
+        if poisoned:
+            folded = self._unpoisoned(folded, poisoned)
+        row_updates: dict[str, Execution] = {}
+        for start in range(0, len(folded), _PLAN_PART):
+            if slot.over():
+                await slot.share()
+            next_seq = plan_events(chunk, folded[start:start + _PLAN_PART], next_seq, row_updates, self._event_rows)
+        plan_row_updates(chunk, row_updates, self._rows)
+        chunk.accepted += [(item, []) for item in items if not item.events]
+        for item, _ in chunk.accepted:
+            if item.command_ids:
+                plan_commands(chunk, item, chunk.created_at)
+        await to_sql(chunk, self._dialect, slot, self._event_rows)
+        return next_seq
+
+    def _unpoisoned(self, folded: list[tuple[Pending, Execution, list[int]]], poisoned: set[str]
+                    ) -> list[tuple[Pending, Execution, list[int]]]:
+        """``folded`` without the appends to aggregates an invalid append of the chunk left
+        unreliable (they are refused, and those aggregates evicted)."""
         for agg_id in poisoned:  # a later item may have re-cached it with refused events
             self._aggregates.pop(agg_id, None)
         for item, _, _ in folded:
             if item.aggregate_id in poisoned:
                 item.future.set_exception(InvalidEventError(
                     "refused with an invalid append to the same aggregate in one batch; retry"))
-        folded = [f for f in folded if f[0].aggregate_id not in poisoned]
-        row_updates: dict[str, Execution] = {}
-        for start in range(0, len(folded), _PLAN_PART):
-            await slot.share()
-            next_seq = plan_events(chunk, folded[start:start + _PLAN_PART], next_seq, row_updates)
-        plan_row_updates(chunk, row_updates, self._rows)
-        chunk.accepted += [(item, []) for item in items if not item.events]
-        for item, _ in chunk.accepted:
-            plan_commands(chunk, item, chunk.created_at)
-        await to_sql(chunk, self._dialect, slot)
-        return next_seq
+        return [f for f in folded if f[0].aggregate_id not in poisoned]
 
     def planned_on(self, chunk: Chunk, next_seq: int) -> None:
         """``chunk`` goes to the committer: the next chunk is planned on top of it."""

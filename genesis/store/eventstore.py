@@ -133,7 +133,7 @@ class EventStore:
         if not events:
             raise ValueError("append needs at least one event")
         agg_id = events[0].execution_id
-        if any(e.execution_id != agg_id for e in events):
+        if len(events) > 1 and any(e.execution_id != agg_id for e in events):
             raise ValueError("one append takes the events of one aggregate")
         return await self._writer.submit(Pending(agg_id, list(events), expected_version, tuple(done_commands)))
 

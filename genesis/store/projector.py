@@ -9,6 +9,8 @@ them new) built per dialect with SQLite's and PostgreSQL's ``INSERT ... ON CONFL
 from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
+from itertools import compress
+from operator import is_not
 from typing import Any, Iterator
 
 from sqlalchemy import bindparam, delete, insert, select, update
@@ -99,6 +101,9 @@ _EXECUTION_INSERT = bulk(insert(t.executions))
 _EXECUTION_UPDATE = bulk(update(t.executions).where(t.executions.c.execution_id == bindparam("_execution_id")))
 
 
+_STATE_INDEXES = range(len(STATE_COLUMNS))
+
+
 def update_executions(agg: Execution, previous: tuple[Any, ...] | None = None
                       ) -> tuple[Statement, tuple[Any, ...]]:
     """The ``executions`` row UPDATE of one aggregate, and the ``state_columns`` it writes.
@@ -108,18 +113,20 @@ def update_executions(agg: Execution, previous: tuple[Any, ...] | None = None
     if previous is None:
         changed = dict(zip(STATE_COLUMNS, now))
     else:
-        changed = {k: a for k, a, b in zip(STATE_COLUMNS, now, previous) if a is not b and a != b}
+        # the columns whose objects differ (found in C), then those whose values differ
+        changed = {STATE_COLUMNS[i]: now[i] for i in compress(_STATE_INDEXES, map(is_not, now, previous))
+                   if now[i] != previous[i]}
     return (_EXECUTION_UPDATE, {"_execution_id": agg.execution_id, **changed}), now
 
 
-def execute(conn: Connection, planned: list[Statement], memo: dict[tuple[int, int], Any] | None = None) -> None:
+def execute(conn: Connection, planned: list[Statement], memo: dict[int, dict[int, Any]] | None = None) -> None:
     """Run ``planned`` in order on ``conn``. ``memo``: see ``bulk.driver_rows``."""
     for sql, params in driver_statements(conn.dialect, planned, memo):
         conn.exec_driver_sql(sql, params)
 
 
 def driver_statements(dialect: Dialect, planned: list[Statement],
-                      memo: dict[tuple[int, int], Any] | None = None) -> list[tuple[str, list[Any]]]:
+                      memo: dict[int, dict[int, Any]] | None = None) -> list[tuple[str, list[Any]]]:
     """``planned`` as SQL for ``dialect`` with DBAPI parameters, in order (``grouped``). Every
     statement must be registered with ``bulk``."""
     memo = {} if memo is None else memo

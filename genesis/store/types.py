@@ -62,7 +62,7 @@ class UtcDateTime(TypeDecorator[datetime]):
     def bind_processor(self, dialect: Any) -> Any:
         if dialect.name != "sqlite" and not text_binds(dialect):
             return super().bind_processor(dialect)
-        return _utc_text  # one function for every column: the writer's memo converts a time once
+        return utc_text  # one function for every column: the writer's memo converts a time once
 
     def result_processor(self, dialect: Any, coltype: Any) -> Any:
         if dialect.name != "sqlite":
@@ -89,7 +89,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=timezone.utc)
 
 
-def _utc_text(value: Any) -> str | None:
+def utc_text(value: Any) -> str | None:
     """An aware datetime as naive-UTC text, "2025-06-10 13:00:01.000000" (SQLite, and the
     PostgreSQL event writer)."""
     if value is None:
@@ -98,7 +98,5 @@ def _utc_text(value: Any) -> str | None:
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r}: use aware UTC datetimes")
         value = value.astimezone(timezone.utc)
-    # isoformat() without arguments is "YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00" here: slicing it costs
-    # half of replace(tzinfo=None).isoformat(" ", "microseconds") (the writer's hot path)
-    text = value.isoformat()
-    return f"{text[:10]} {text[11:19]}.{value.microsecond:06d}"
+    # "YYYY-MM-DD HH:MM:SS.ffffff+00:00" in one C call, cut before the offset (the writer's hot path)
+    return value.isoformat(" ", "microseconds")[:26]

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genesis.bus import EventBus
 from genesis.domain.execution import Execution
+from genesis.store.append_queue import AppendQueue
 from genesis.store.batch import Chunk, Pending, StoredEvent
 from genesis.store.chunk_planner import ChunkPlanner
 from genesis.store.committers import CommitRefused, Committer, appenders_error
@@ -58,7 +59,7 @@ class Writer:
         self._committer = committer
         self._bus = bus
         self._chunk_size = chunk_size
-        self._queue: asyncio.Queue[Pending] = asyncio.Queue()
+        self._queue: AppendQueue[Pending] = AppendQueue()
         self._ready: asyncio.Queue[Chunk] = asyncio.Queue()
         self._sent: collections.deque[tuple[list[Chunk], asyncio.Future[int | None]]] = collections.deque()
         self._to_confirm: asyncio.Queue[tuple[list[Chunk], asyncio.Future[int | None]]] = asyncio.Queue()
@@ -137,9 +138,7 @@ class Writer:
     async def _prepare_loop(self) -> None:
         try:
             while True:
-                items = [await self._queue.get()]
-                while len(items) < self._chunk_size and not self._queue.empty():
-                    items.append(self._queue.get_nowait())
+                items = await self._queue.take(self._chunk_size)
                 chunk = await self._prepare(items)
                 if chunk is not None:
                     self._ready.put_nowait(chunk)
@@ -207,7 +206,8 @@ class Writer:
                 committed, delivered = await self._committed.get(), 0
                 slot = self._tuning.slot()
                 for item, stored in committed:
-                    await slot.share()
+                    if slot.over():
+                        await slot.share()
                     self._deliver(item, stored)
                     delivered += 1
         finally:  # what is committed is delivered, whatever stops the writer
