@@ -155,7 +155,9 @@ def test_the_standby_completes_the_execution_after_the_leader_is_killed(cluster:
     wait_for(lambda: c.logged("leader", "daemon_ready"), "the leader ready", READY_TIMEOUT)
     standby = c.daemon("standby", lease_seconds="3")
     wait_for(lambda: c.logged("standby", "lease_standby"), "the standby waiting", READY_TIMEOUT)
-    execution_id = c.submit("1.5", "10m")
+    # 16 minutes at the paper clock's 60x: 16 s, so that the lease's expiry (3 s) and the
+    # standby's recovery on a loaded machine leave the rest of the window for its slices
+    execution_id = c.submit("1.5", "16m")
     wait_for(lambda: len(_intents(c)) >= 3, "the leader to send three slices", 60)
     leader.send_signal(signal.SIGKILL)
     leader.wait(10)
