@@ -259,10 +259,11 @@ async def test_the_daemons_watched_venue_still_waits_out_the_window_before_a_re_
     assert venue.sent == 1 and venue.executed == [CID] and venue.settled == [(CID, None)]
 
 
-async def test_a_venue_that_does_not_stamp_is_sent_again_without_a_wait() -> None:
+async def test_a_venue_that_refuses_every_seen_id_is_sent_again_without_a_wait() -> None:
     """The simulated venue refuses every id it has seen: no window to wait out."""
     clock = VirtualClock(datetime(2026, 1, 5, 12, tzinfo=timezone.utc))
     venue = LateVenue(clock, stamps=False)
+    venue.refuses_seen_client_ids = True  # type: ignore[attr-defined]  # ``RefusesSeenClientIds``
     caller = VenueCaller(venue, clock, RetryPolicy(), lambda: False, structlog.get_logger())  # type: ignore[arg-type]
     async with clock.actor():
         await caller.place(order(CID, Side.BUY, "0.5"), clock.now())

@@ -3,12 +3,14 @@
 The rules (see ``genesis.venue.base``): retry only what certainly did not happen; after an
 unknown outcome look the order up before anything else and re-send with the *same* client
 order id only when the venue says it never saw it; never guess when the venue is unreachable.
-A venue that takes a client order id again once its order is filled (Binance: the id is unique
-among open orders only) cannot refuse the re-send as a duplicate: where the venue stamps its
-requests (``FencesResends``), the id is sent again only once the earlier request can no longer
-be accepted (its ``timestamp + recvWindow`` and a clock margin are past, ``settle_sends``) and a
-second lookup, made then, still does not find it (``genesis.venue.send_fence``); past the
-order's deadline such an order is recorded as never sent, not looked up for ever.
+By kind of venue (``_may_resend``): one that refuses every client order id it has seen
+(``RefusesSeenClientIds``: the simulated venue) takes a re-send at once. One that stamps its
+requests (``FencesResends``: ccxt on Binance, which takes a filled order's id again) has the id
+sent again only once the earlier request can no longer be accepted (its ``timestamp +
+recvWindow`` and a clock margin are past, ``settle_sends``) and a second lookup, made then,
+still does not find it (``genesis.venue.send_fence``); past the order's deadline such an order
+is recorded as never sent. Any other (ccxt on another exchange) may take or show an earlier
+request late: the order is never sent again, only looked up until shown (``_resolve_by_lookup``).
 An order found by client order id is adopted only if it is the order intended (same terms,
 not created before the intent): otherwise ``ForeignOrderError``, and its fills are not ours.
 """
@@ -28,8 +30,8 @@ from genesis.clock import Clock
 from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderStatus, foreign_order_reason
 from genesis.engine.venue_call_ports import SlicingHold, UnknownOutcomeAlarm
 from genesis.venue.base import (Candle, capable, DuplicateOrderError, FencesResends, MarketDataUnavailable,
-                                MeasuresTradedVolume, PermanentVenueError, RetryableVenueError, UnknownOutcomeError,
-                                Venue, VenueError, WakesOnTradedVolume)
+                                MeasuresTradedVolume, PermanentVenueError, RefusesSeenClientIds, RetryableVenueError,
+                                UnknownOutcomeError, Venue, VenueError, WakesOnTradedVolume)
 
 T = TypeVar("T")
 # how much earlier than our intent the venue may date an order that is ours: its clock against
@@ -191,11 +193,19 @@ class VenueCaller:
         """The order under ``request``'s client order id once no earlier request under it (this
         process's, or another's stamped no later than ``sent_by_ms``) can still be accepted by
         the venue (``FencesResends.settle_sends``): ``NOT_FOUND`` then means it never will be,
-        and the id may be sent again. At once on a venue that does not stamp its requests."""
+        and the id may be sent again. At once on a venue that refuses every id it has seen; on a
+        venue that can do neither (``_may_resend``) never ``NOT_FOUND``: looked up until shown."""
         venue = capable(self.venue, FencesResends)
         if venue is not None:
             await venue.settle_sends(request.client_order_id, sent_by_ms)
+        elif not self._may_resend():
+            return await self._resolve_by_lookup(request, intended_at, 0, None)
         return await self.lookup_intended(request, intended_at)
+
+    def _may_resend(self) -> bool:
+        """Whether an order of unknown outcome that a settled lookup does not find may be sent
+        again under its id: the venue refuses every id it has seen, or fences its re-sends."""
+        return capable(self.venue, RefusesSeenClientIds) is not None or capable(self.venue, FencesResends) is not None
 
     async def place(self, request: OrderRequest, intended_at: datetime,
                     deadline: datetime | None = None) -> OrderReport:
@@ -209,7 +219,8 @@ class VenueCaller:
         unknown is only looked up from then on, until the venue shows it (never given up as not
         found: a late fill would be lost; see ``_resolve_by_lookup`` for the alarm). After an
         unknown outcome the order is sent again (same id) only when a lookup made once the
-        earlier request can no longer be accepted (``settled_lookup``) does not find it."""
+        earlier request can no longer be accepted (``settled_lookup``) does not find it, and
+        never on a venue that neither refuses seen ids nor fences re-sends (only looked up)."""
         attempt = 0
         if deadline is not None:  # the venue's own waits (its order budget) end there too
             request = replace(request, send_by=deadline)
@@ -231,6 +242,8 @@ class VenueCaller:
                 # any other venue error may have reached the venue: treat it as unknown
                 self._log.warning("order_outcome_unknown", client_order_id=request.client_order_id,
                                   error=f"{type(exc).__name__}: {exc}", attempt=attempt)
+                if not self._may_resend():  # an earlier request may be taken or shown late
+                    return await self._resolve_by_lookup(request, intended_at, attempt + 1, deadline)
                 report = await self.lookup_intended(request, intended_at)
                 if report.status is not OrderStatus.NOT_FOUND:
                     return report
@@ -247,7 +260,6 @@ class VenueCaller:
                 if not self._past(deadline):
                     await self._backoff(attempt)
                 if self._past(deadline) and not self._proven_never_accepted(exc):
-                    assert deadline is not None
                     return await self._resolve_by_lookup(request, intended_at, attempt + 1, deadline)
                 # sent again (same id) before the deadline; past it, proven never accepted: not sent
             attempt += 1
@@ -263,14 +275,14 @@ class VenueCaller:
         return deadline is not None and self.clock.now() >= deadline
 
     async def _resolve_by_lookup(self, request: OrderRequest, intended_at: datetime, attempt: int,
-                                 deadline: datetime) -> OrderReport:
-        """An order of unknown outcome that may no longer be sent: looked up (with back-off)
+                                 deadline: datetime | None) -> OrderReport:
+        """An order of unknown outcome that may not be sent (again): looked up (with back-off)
         until the venue shows it. Still not shown ``policy.outcome_alarm_seconds`` after
-        ``deadline``: the alarm is raised once (recorded on the execution, naming the order and
-        what to check) and the lookups go on; when the venue shows it, the alarm is cleared
-        before the report is returned (its fills are recorded as usual). Never sent again; a
-        stop or cancel request ends the waiting (``VenueUnavailable``)."""
-        lookups, alarmed = 0, False
+        ``deadline`` (None: after the first lookup): the alarm is raised once (recorded on the
+        execution, naming the order and what to check) and the lookups go on; when the venue
+        shows it, the alarm is cleared before the report is returned (its fills are recorded as
+        usual). Never sent again; a stop or cancel request ends the waiting (``VenueUnavailable``)."""
+        lookups, alarmed, alarm_from = 0, False, deadline or self.clock.now()
         while True:
             report = await self.lookup_intended(request, intended_at)
             lookups += 1
@@ -278,9 +290,9 @@ class VenueCaller:
                 if alarmed and self.alarm is not None:
                     await self.alarm.clear(request)
                 return report
-            self._log.warning("order_unknown_after_deadline", client_order_id=request.client_order_id,
-                              attempt=attempt)
-            past = (self.clock.now() - deadline).total_seconds()
+            self._log.warning("order_unknown_looked_up_only", client_order_id=request.client_order_id,
+                              attempt=attempt, past_deadline=self._past(deadline))
+            past = (self.clock.now() - alarm_from).total_seconds()
             if not alarmed and past >= self.policy.outcome_alarm_seconds:
                 alarmed = True
                 if self.alarm is not None:

@@ -147,8 +147,7 @@ class FencesResends(Protocol):
     """An optional venue capability: its order requests are stamped on the exchange's clock and
     refused by the exchange once older than their receive window (``genesis.venue.send_fence``),
     so the engine can know when an earlier request under a client order id can no longer
-    become an order. A venue without it refuses every client order id it has ever seen (the
-    simulated venue): a re-send needs no wait there."""
+    become an order (``CcxtVenue`` on a Binance-family exchange: the only one sent the stamp)."""
 
     def request_clock_ms(self) -> int:
         """The exchange's request clock now (milliseconds since the epoch)."""
@@ -158,6 +157,18 @@ class FencesResends(Protocol):
         """Return once no request under ``client_order_id`` sent by this venue, or by another
         process stamping no later than ``sent_by_ms``, can still be accepted by the exchange."""
         ...
+
+
+@runtime_checkable
+class RefusesSeenClientIds(Protocol):
+    """An optional venue capability: the venue refuses every client order id it has ever seen,
+    open or final (``DuplicateOrderError``; the simulated venue), so a re-send under the same id
+    can never become a second order and needs no wait. A venue with neither this nor
+    ``FencesResends`` (most real exchanges refuse an id among open orders only) may still take,
+    or show, an earlier request late: an order of unknown outcome is only looked up there
+    (``genesis.engine.venue_calls``)."""
+
+    refuses_seen_client_ids: bool  # declared True by the venue; its presence is the capability
 
 
 # what ``capable`` found, per venue object and capability: a protocol ``isinstance`` walks the

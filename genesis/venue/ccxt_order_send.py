@@ -1,4 +1,5 @@
-"""A new order sent through the account's ``OrderBudget`` (``genesis.venue.order_budget``).
+"""A new order's ccxt parameters (``order_params``), and its send through the account's
+``OrderBudget`` (``genesis.venue.order_budget``).
 
 The order first takes a slot in the budget (waiting, on the venue's clock, no later than the
 order's deadline), holds it until the exchange answers and hands the budget the window's count
@@ -11,13 +12,14 @@ exchange's -1015 for the day makes the rest of the day full.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Awaitable, Callable
 
 import ccxt.async_support as ccxt
 import structlog
 
 from genesis.clock import Clock
-from genesis.domain.orders import OrderRequest
+from genesis.domain.orders import OrderRequest, OrderType, TimeInForce
 from genesis.venue.base import PermanentVenueError
 from genesis.venue.ccxt_errors import RATE_LIMITED, describe, is_daily_order_limit, is_window_order_limit
 from genesis.venue.daily_orders import DailyOrderLimitReached
@@ -25,6 +27,32 @@ from genesis.venue.order_budget import SEND_DEADLINE_REASON, OrderBudget, Slot
 from genesis.venue.request_weight import order_count_1d, order_count_10s
 
 WINDOW_FULL_RESENDS = 3  # an order refused for its window's count asks the budget again this often
+BINANCE_CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
+
+
+def order_params(request: OrderRequest, binance: bool, recv_window_ms: int) -> tuple[str | None, dict[str, Any]]:
+    """The limit price and the ccxt ``params`` of ``request``'s ``create_order``: its client order
+    id (Binance's ``newClientOrderId``, checked against Binance's rule; ``clientOrderId``
+    elsewhere), time in force or post-only, and on Binance the ``recvWindow`` its stamp is
+    refused after (the ``timestamp`` is added as it is sent). ``PermanentVenueError`` (not sent)
+    for a client order id Binance would refuse or a limit order without a price."""
+    cid = request.client_order_id
+    if binance and not BINANCE_CLIENT_ID_RE.match(cid):
+        raise PermanentVenueError(f"client order id {cid!r} breaks Binance's rule "
+                                  f"{BINANCE_CLIENT_ID_RE.pattern}")
+    params: dict[str, Any] = {"newClientOrderId" if binance else "clientOrderId": cid}
+    price = None
+    if request.order_type is OrderType.LIMIT:
+        if request.limit_price is None:
+            raise PermanentVenueError("limit order without a limit price")
+        price = str(request.limit_price)
+        if request.time_in_force is TimeInForce.POST_ONLY:
+            params["postOnly"] = True
+        else:
+            params["timeInForce"] = "IOC" if request.time_in_force is TimeInForce.IOC else "GTC"
+    if binance:
+        params["recvWindow"] = recv_window_ms
+    return price, params
 
 
 async def send_within_budget(request: OrderRequest, create: Callable[[], Awaitable[dict[str, Any]]], *,

@@ -150,6 +150,13 @@ def build_exchange(exchange_id: str, credentials: Credentials | None, exchange_u
     return exchange
 
 
+def request_clock_ms(exchange: Any) -> int:
+    """The exchange's request clock now, as ccxt signs with it: the host's time less the
+    measured ``timeDifference`` (milliseconds since the epoch)."""
+    options = getattr(exchange, "options", None) or {}
+    return int(ccxt.Exchange.milliseconds() - float(options.get("timeDifference") or 0))
+
+
 def ws_urls(base_url: str) -> dict[str, Any]:
     """The WebSocket URLs of a paper exchange at ``base_url`` (``http://127.0.0.1:8765``), in
     the shape of ccxt.pro binance's ``urls['api']['ws']`` entries for spot."""

@@ -20,15 +20,17 @@ protocol. See ``docs/ccxt.md``.
   (``X-MBX-ORDER-COUNT-1D``); at its limit less a margin an order is refused unsent. The budget
   reads the exchange's clock (``exchange_time``: live, the wall clock less ccxt's measured
   ``timeDifference``). ccxt's own request limiter stays on.
-* Every new order carries its own ``timestamp`` (taken as it is sent, on the exchange's clock as
+* On a Binance-family exchange (``binance*``; the paper exchange is reached as ``binance``)
+  every new order carries its own ``timestamp`` (taken as it is sent, on the exchange's clock as
   ccxt reads it) and ``recvWindow`` (``send_window``): the exchange refuses it once older than
   that, so ``settle_sends`` knows when an earlier request under a client order id can no longer
-  become an order (``genesis.venue.send_fence``; Binance takes a filled order's id again).
+  become an order (``genesis.venue.send_fence``; Binance takes a filled order's id again). Only
+  such a venue has ``FencesResends``: any other exchange is sent no stamp, so an order of unknown
+  outcome is only looked up there, never sent again (``genesis.engine.venue_calls``).
 """
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Callable
@@ -38,16 +40,15 @@ import structlog
 
 from genesis.clock import Clock, WallClock
 from genesis.domain.instrument import Instrument
-from genesis.domain.orders import (BookTop, Fill, OrderReport, OrderRequest, OrderStatus,
-                                   OrderType, TimeInForce)
+from genesis.domain.orders import BookTop, Fill, OrderReport, OrderRequest, OrderStatus, TimeInForce
 from genesis.venue.account_stream import equity_in_usdt, ticker_price
 from genesis.venue.base import (Candle, PermanentVenueError, RetryableVenueError,
                                 UnknownOutcomeError)
 from genesis.venue.ccxt_calls import CcxtCalls
 from genesis.venue.ccxt_errors import describe, map_ccxt_error
-from genesis.venue.ccxt_order_send import send_within_budget
-from genesis.venue.ccxt_support import (build_exchange, dec, dt_to_ms, market_to_instrument,
-                                        distinct_trades, ms_to_dt, order_terms, trade_to_fill)
+from genesis.venue.ccxt_order_send import order_params, send_within_budget
+from genesis.venue.ccxt_support import (build_exchange, dec, dt_to_ms, market_to_instrument, distinct_trades,
+                                        ms_to_dt, order_terms, request_clock_ms, trade_to_fill)
 from genesis.venue.budget_settings import BudgetSettings
 from genesis.venue.credentials import Credentials
 from genesis.venue.exchange_clock import exchange_time
@@ -57,7 +58,6 @@ from genesis.venue.send_fence import SendStamps, SendWindow
 
 log = structlog.get_logger("genesis.venue.ccxt")
 
-BINANCE_CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 _OHLCV_PAGE = 1000
 _TRADES_PAGE = 1000
 _STATUS = {"closed": OrderStatus.FILLED, "canceled": OrderStatus.CANCELLED,
@@ -99,7 +99,13 @@ class CcxtVenue:
         self._binance = exchange_id.startswith("binance")
         self._log = log.bind(venue=self.name)
         self.calls = CcxtCalls(self.ex, self.weight, time_scale, self._log)  # every REST request
-        self.stamps = SendStamps(send_window or SendWindow(), self.request_clock_ms, may_send)
+        self.stamps = SendStamps(send_window or SendWindow(), self._request_clock_ms, may_send)
+        if self._binance:  # ``FencesResends``, on this venue object only: the exchange gets the stamp
+            self.request_clock_ms, self.settle_sends = self._request_clock_ms, self._settle_sends
+        else:
+            self._log.warning("unknown_outcomes_resolved_by_lookup_only", reason=(
+                "this exchange is sent no request stamp: an order whose send got no answer is looked up "
+                "by its client order id until it is shown, never sent again (docs/guarantees.md)"))
 
     # ------------------------------------------------------------------ market data
     async def instruments(self) -> dict[str, Instrument]:
@@ -171,21 +177,7 @@ class CcxtVenue:
 
         A post-only order that would take comes back as a ``REJECTED`` report."""
         cid = request.client_order_id
-        if self._binance and not BINANCE_CLIENT_ID_RE.match(cid):
-            raise PermanentVenueError(f"client order id {cid!r} breaks Binance's rule "
-                                      f"{BINANCE_CLIENT_ID_RE.pattern}")
-        params: dict[str, Any] = {"newClientOrderId" if self._binance else "clientOrderId": cid}
-        price = None
-        if request.order_type is OrderType.LIMIT:
-            if request.limit_price is None:
-                raise PermanentVenueError("limit order without a limit price")
-            price = str(request.limit_price)
-            if request.time_in_force is TimeInForce.POST_ONLY:
-                params["postOnly"] = True
-            else:
-                params["timeInForce"] = "IOC" if request.time_in_force is TimeInForce.IOC else "GTC"
-        if self._binance:
-            params["recvWindow"] = self.stamps.window.recv_window_ms
+        price, params = order_params(request, self._binance, self.stamps.window.recv_window_ms)
         self.stamps.check_may_send()  # before the budget counts it (checked again as it is stamped)
         try:
             order = await send_within_budget(
@@ -212,15 +204,14 @@ class CcxtVenue:
         stamp = self.stamps.stamp(cid)
         return {**params, "timestamp": stamp} if self._binance else params
 
-    def request_clock_ms(self) -> int:
-        """The exchange's request clock now, as ccxt signs with it: the host's time less the
-        measured ``timeDifference`` (``FencesResends``)."""
-        options = getattr(self.ex, "options", None) or {}
-        return int(ccxt.Exchange.milliseconds() - float(options.get("timeDifference") or 0))
+    def _request_clock_ms(self) -> int:
+        """The exchange's request clock now (``request_clock_ms`` on a Binance venue)."""
+        return request_clock_ms(self.ex)
 
-    async def settle_sends(self, client_order_id: str, sent_by_ms: int | None = None) -> None:
-        """Once no request under ``client_order_id`` stamped here or by another process no later
-        than ``sent_by_ms`` can still be accepted (``SendStamps.settle``; ``FencesResends``)."""
+    async def _settle_sends(self, client_order_id: str, sent_by_ms: int | None = None) -> None:
+        """``settle_sends`` on a Binance venue (``FencesResends``): once no request under
+        ``client_order_id`` stamped here or by another process no later than ``sent_by_ms`` can
+        still be accepted (``SendStamps.settle``)."""
         await self.stamps.settle(client_order_id, sent_by_ms)
 
     async def fetch_order(self, symbol: str, client_order_id: str) -> OrderReport:

@@ -47,6 +47,8 @@ class SimulatedVenue:
     """
 
     name = "sim"
+    # ``RefusesSeenClientIds``: an id it has seen, open or final, is refused (``place_order``)
+    refuses_seen_client_ids = True
 
     def __init__(self, clock: Clock, series: dict[str, CandleSeries],
                  instruments: dict[str, Instrument] | None = None,
