@@ -27,8 +27,8 @@ def unknown_outcome_detail(request: OrderRequest, past_deadline_seconds: float, 
     """What the operator reads: the order, how long it has been looked for, what to check."""
     return (f"client order id {request.client_order_id} ({request.side.value} {request.qty} {request.symbol}, "
             f"{request.order_type.value}): the send got no answer and the venue has not shown the order "
-            f"after {lookups} lookups, {past_deadline_seconds:g}s past its deadline (on a venue that cannot "
-            f"fence a re-send: since its first lookup); check the venue's orders "
+            f"after {lookups} lookups, {past_deadline_seconds:g}s past its deadline (where it may never be sent "
+            f"again: since its first lookup); check the venue's orders "
             f"and trades for that client order id. genesis looks it up every {lookup_every_seconds:g}s and records "
             f"it (fills included) once the venue shows it; it is never sent again. `genesis cancel` ends "
             f"the wait, leaving the order unrecorded")

@@ -29,9 +29,9 @@ import structlog
 from genesis.clock import Clock
 from genesis.domain.orders import BookTop, OrderReport, OrderRequest, OrderStatus, foreign_order_reason
 from genesis.engine.venue_call_ports import SlicingHold, UnknownOutcomeAlarm
-from genesis.venue.base import (Candle, capable, DuplicateOrderError, FencesResends, MarketDataUnavailable,
-                                MeasuresTradedVolume, PermanentVenueError, RefusesSeenClientIds, RetryableVenueError,
-                                UnknownOutcomeError, Venue, VenueError, WakesOnTradedVolume)
+from genesis.venue.base import (AcceptedUnreportedError, Candle, capable, DuplicateOrderError, FencesResends,
+                                MarketDataUnavailable, MeasuresTradedVolume, PermanentVenueError, RetryableVenueError,
+                                UnknownOutcomeError, Venue, VenueError, WakesOnTradedVolume, refuses_seen_ids)
 
 T = TypeVar("T")
 # how much earlier than our intent the venue may date an order that is ours: its clock against
@@ -205,7 +205,7 @@ class VenueCaller:
     def _may_resend(self) -> bool:
         """Whether an order of unknown outcome that a settled lookup does not find may be sent
         again under its id: the venue refuses every id it has seen, or fences its re-sends."""
-        return capable(self.venue, RefusesSeenClientIds) is not None or capable(self.venue, FencesResends) is not None
+        return refuses_seen_ids(self.venue) or capable(self.venue, FencesResends) is not None
 
     async def place(self, request: OrderRequest, intended_at: datetime,
                     deadline: datetime | None = None) -> OrderReport:
@@ -221,7 +221,7 @@ class VenueCaller:
         unknown outcome the order is sent again (same id) only when a lookup made once the
         earlier request can no longer be accepted (``settled_lookup``) does not find it, and
         never on a venue that neither refuses seen ids nor fences re-sends (only looked up)."""
-        attempt = 0
+        attempt, claimed = 0, False  # claimed: the venue said it holds the order (any attempt)
         if deadline is not None:  # the venue's own waits (its order budget) end there too
             request = replace(request, send_by=deadline)
         while True:
@@ -242,34 +242,31 @@ class VenueCaller:
                 # any other venue error may have reached the venue: treat it as unknown
                 self._log.warning("order_outcome_unknown", client_order_id=request.client_order_id,
                                   error=f"{type(exc).__name__}: {exc}", attempt=attempt)
-                if not self._may_resend():  # an earlier request may be taken or shown late
+                claimed = claimed or isinstance(exc, (DuplicateOrderError, AcceptedUnreportedError))
+                if claimed or not self._may_resend():
+                    # the venue holds it but cannot show it yet, or an earlier request may be
+                    # taken or shown late: looked up only, never sent again
                     return await self._resolve_by_lookup(request, intended_at, attempt + 1, deadline)
                 report = await self.lookup_intended(request, intended_at)
                 if report.status is not OrderStatus.NOT_FOUND:
                     return report
-                if isinstance(exc, DuplicateOrderError):
-                    # the venue says it exists but cannot show it yet: look again, never re-send
-                    await self._backoff(attempt)
-                    report = await self.lookup_intended(request, intended_at)
-                    if report.status is not OrderStatus.NOT_FOUND:
-                        return report
                 # the first request may still reach the matching engine: look again once it cannot
                 report = await self.settled_lookup(request, intended_at)
                 if report.status is not OrderStatus.NOT_FOUND:
                     return report
                 if not self._past(deadline):
                     await self._backoff(attempt)
-                if self._past(deadline) and not self._proven_never_accepted(exc):
+                if self._past(deadline) and not self._proven_never_accepted():
                     return await self._resolve_by_lookup(request, intended_at, attempt + 1, deadline)
                 # sent again (same id) before the deadline; past it, proven never accepted: not sent
             attempt += 1
 
-    def _proven_never_accepted(self, exc: Exception) -> bool:
-        """Whether a settled lookup's ``NOT_FOUND``, after ``exc`` answered the send, proves that
-        the venue never took the order: it fences its re-sends (no earlier request under the id
-        can be accepted any more) and did not claim to hold the order (``DuplicateOrderError``).
-        A venue that does not fence may show a taken order late: it is only looked up."""
-        return capable(self.venue, FencesResends) is not None and not isinstance(exc, DuplicateOrderError)
+    def _proven_never_accepted(self) -> bool:
+        """Whether a settled lookup's ``NOT_FOUND`` proves that the venue never took the order
+        (the venue never said it holds it: ``place`` looks those up only): it fences its
+        re-sends, so no earlier request under the id can be accepted any more. A venue that
+        refuses seen ids but does not fence may show a taken order late: it is only looked up."""
+        return capable(self.venue, FencesResends) is not None
 
     def _past(self, deadline: datetime | None) -> bool:
         return deadline is not None and self.clock.now() >= deadline
@@ -278,11 +275,15 @@ class VenueCaller:
                                  deadline: datetime | None) -> OrderReport:
         """An order of unknown outcome that may not be sent (again): looked up (with back-off)
         until the venue shows it. Still not shown ``policy.outcome_alarm_seconds`` after
-        ``deadline`` (None: after the first lookup): the alarm is raised once (recorded on the
+        ``deadline`` (None, or a venue where it may never be sent again: after the first
+        lookup): the alarm is raised once (recorded on the
         execution, naming the order and what to check) and the lookups go on; when the venue
         shows it, the alarm is cleared before the report is returned (its fills are recorded as
         usual). Never sent again; a stop or cancel request ends the waiting (``VenueUnavailable``)."""
-        lookups, alarmed, alarm_from = 0, False, deadline or self.clock.now()
+        # the alarm counts from the deadline where the order could have been sent again until
+        # then; on a venue where it never may (``_may_resend``), from the first lookup
+        from_deadline = deadline is not None and self._may_resend()
+        lookups, alarmed, alarm_from = 0, False, deadline if from_deadline else self.clock.now()
         while True:
             report = await self.lookup_intended(request, intended_at)
             lookups += 1

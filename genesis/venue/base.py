@@ -53,6 +53,11 @@ class UnknownOutcomeError(VenueError):
     """The request may or may not have taken effect: resolve by client order id first."""
 
 
+class AcceptedUnreportedError(UnknownOutcomeError):
+    """The venue accepted the order, but its report could not be completed: it exists, so it
+    is only looked up (never sent again, never taken as not found)."""
+
+
 class DuplicateOrderError(VenueError):
     """An order with this client order id already exists on the venue."""
 
@@ -168,12 +173,18 @@ class RefusesSeenClientIds(Protocol):
     or show, an earlier request late: an order of unknown outcome is only looked up there
     (``genesis.engine.venue_calls``)."""
 
-    refuses_seen_client_ids: bool  # declared True by the venue; its presence is the capability
+    refuses_seen_client_ids: bool  # declared True by the venue (``refuses_seen_ids``)
 
 
 # what ``capable`` found, per venue object and capability: a protocol ``isinstance`` walks the
 # protocol's members every time (~10 us each on 3.11), and it is asked per execution and per slice
 _CAPABILITIES: "weakref.WeakKeyDictionary[object, dict[type, bool]]" = weakref.WeakKeyDictionary()
+
+
+def refuses_seen_ids(venue: object) -> bool:
+    """Whether ``venue`` declares ``RefusesSeenClientIds`` (the attribute present and True)."""
+    found = capable(venue, RefusesSeenClientIds)
+    return found is not None and found.refuses_seen_client_ids is True
 
 
 def capable(venue: object, capability: type) -> Any:

@@ -42,7 +42,7 @@ from genesis.clock import Clock, WallClock
 from genesis.domain.instrument import Instrument
 from genesis.domain.orders import BookTop, Fill, OrderReport, OrderRequest, OrderStatus, TimeInForce
 from genesis.venue.account_stream import equity_in_usdt, ticker_price
-from genesis.venue.base import (Candle, PermanentVenueError, RetryableVenueError,
+from genesis.venue.base import (AcceptedUnreportedError, Candle, PermanentVenueError, RetryableVenueError,
                                 UnknownOutcomeError)
 from genesis.venue.ccxt_calls import CcxtCalls
 from genesis.venue.ccxt_errors import describe, map_ccxt_error
@@ -196,7 +196,7 @@ class CcxtVenue:
         except (RetryableVenueError, PermanentVenueError) as exc:
             # the order was accepted: whatever failed while completing its report, re-sending
             # is wrong; the engine must look it up
-            raise UnknownOutcomeError(f"{cid} accepted, report incomplete: {exc}") from exc
+            raise AcceptedUnreportedError(f"{cid} accepted, report incomplete: {exc}") from exc
 
     def _stamped(self, cid: str, params: dict[str, Any]) -> dict[str, Any]:
         """``params`` with the request's ``timestamp``, taken now (after the budget's wait),
