@@ -172,3 +172,13 @@ def unknown(exc: BaseException, why: str) -> tuple[str, str]:
     """The ``OUTCOME_UNKNOWN`` refusal after ``exc`` lost the connection (``why``: why asking failed)."""
     return OUTCOME_UNKNOWN, (f"the connection was lost while committing ({str(exc).strip()}) and {why}: "
                              "the transaction may or may not have committed")
+
+
+def not_committed(exc: BaseException) -> tuple[str, str]:
+    """The refusal of a commit whose answer ``exc`` lost, settled as not committed."""
+    return type(exc).__name__, f"{str(exc).strip()} (it did not commit: nothing was written)"
+
+
+def find_event(conn: Any, event_id: str | None) -> Any:
+    """The committed row of the event ``event_id`` (its sequence number), or None."""
+    return None if event_id is None else conn.execute(FIND_EVENT, (event_id,)).fetchone()

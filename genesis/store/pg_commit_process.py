@@ -37,9 +37,9 @@ from typing import Any, Callable
 
 from genesis.store.commit_process import answer, frame, protocol_output
 from genesis.store.pg_commit_faults import CommitFault
-from genesis.store.pg_commit_outcome import (FIND_EVENT, FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, Backend,
-                                             backend_of, connect_params, end_backend, first_event_id, idempotent,
-                                             refused_by_client, refused_by_server, settle, unknown)
+from genesis.store.pg_commit_outcome import (FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, Backend, backend_of,
+                                             connect_params, end_backend, find_event, first_event_id, idempotent,
+                                             not_committed, refused_by_client, refused_by_server, settle, unknown)
 from genesis.store.pg_fence import hoisted
 from genesis.store.pg_pipeline import PreparedPipeline, plan
 from genesis.store.pg_set_rows import COLUMN_TYPES_SQL, column_types, merged, set_based
@@ -202,13 +202,13 @@ class Commits:
         end, delay = time.monotonic() + self.deadline_s, FIRST_BACKOFF_SECONDS
         try:
             while (left_s := end - time.monotonic()) > 0:  # first: a run again that fails at once must not spin
-                found = settle(self.connect, self.backend, lambda c: (backend_of(c), _find(c, event_id)), left_s)
+                found = settle(self.connect, self.backend, lambda c: (backend_of(c), find_event(c, event_id)), left_s)
                 if found is None:
                     break
                 self.conn, (self.backend, row) = found
                 if event_id is not None:  # committed iff its first event row is there
                     if row is None:
-                        return (type(lost).__name__, f"{str(lost).strip()} (it did not commit: nothing was written)"), 0
+                        return not_committed(lost), 0
                     return None, int(row[0]) - int(appends[0][0][self.seq_at])
                 try:  # updates by key only: run them again on the new connection
                     return None, self._send(statements, appends)
@@ -224,11 +224,6 @@ class Commits:
             return unknown(lost, f"the server could not be asked within {self.deadline_s:g} s"), 0
         finally:
             self.conn.close()  # a settling connection (its statement_timeout): the next commit connects anew
-
-
-def _find(conn: Any, event_id: str | None) -> Any:
-    """The row of the event ``event_id`` (its sequence number) if committed; None."""
-    return None if event_id is None else conn.execute(FIND_EVENT, (event_id,)).fetchone()
 
 
 def main(argv: list[str]) -> int:

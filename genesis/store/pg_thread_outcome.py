@@ -23,8 +23,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from genesis.store.pg_commit_outcome import (FIND_EVENT, OUTCOME_DEADLINE_SECONDS, Backend, backend_of,
-                                             connect_params, end_backend, idempotent, settle, unknown)
+from genesis.store.pg_commit_outcome import (OUTCOME_DEADLINE_SECONDS, Backend, backend_of, connect_params,
+                                             end_backend, find_event, idempotent, not_committed, settle, unknown)
 
 _BACKEND_KEY = "genesis_backend"  # in a pooled connection's ``info``: its ``Backend``
 
@@ -83,7 +83,7 @@ class LostCommits:
         if old is None or (planned.event_id is None and not idempotent(planned.statements)):
             self.unsettled = old
             raise SettledRefusal(*unknown(lost, "a transaction without events that cannot be run again"))
-        found = settle(self._connect, old, lambda c: _find(c, planned.event_id), self.deadline_s)
+        found = settle(self._connect, old, lambda c: find_event(c, planned.event_id), self.deadline_s)
         if found is None:
             self.unsettled = old
             raise SettledRefusal(*unknown(lost, f"the server could not be asked within {self.deadline_s:g} s"))
@@ -96,7 +96,7 @@ class LostCommits:
                 why = getattr(exc, "orig", None) or exc
                 raise SettledRefusal(*unknown(lost, f"running it again failed ({str(why).strip()})")) from exc
         if row is None:
-            raise SettledRefusal(type(lost).__name__, f"{str(lost).strip()} (it did not commit: nothing was written)")
+            raise SettledRefusal(*not_committed(lost))
         return int(row[0]) - int(planned.first_sequence)  # type: ignore[arg-type]
 
     def _connect(self, left_s: float) -> Any:
@@ -109,7 +109,3 @@ class LostCommits:
 def _remember_backend(dbapi_conn: Any, record: Any) -> None:
     record.info[_BACKEND_KEY] = backend_of(dbapi_conn)
     dbapi_conn.rollback()  # the query began a transaction (the driver's, not autocommit)
-
-
-def _find(conn: Any, event_id: str | None) -> Any:
-    return None if event_id is None else conn.execute(FIND_EVENT, (event_id,)).fetchone()
