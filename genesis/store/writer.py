@@ -129,7 +129,7 @@ class Writer:
 
     async def submit(self, item: Pending) -> list[StoredEvent]:
         """Queue ``item`` and wait until it is committed (or refused)."""
-        if not self.running():
+        if not self._alive:  # (``running()``, on every append)
             raise StoreClosedError("the event store writer is not running")
         item.future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(item)
