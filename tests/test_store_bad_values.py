@@ -12,6 +12,7 @@ with a replay.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -152,3 +153,44 @@ async def test_a_value_the_driver_cannot_bind_refuses_its_transaction_not_the_co
         await _assert_log_cache_and_projections_are_a_replay(store, engine)
     finally:
         await store.stop()
+
+
+@pytest.mark.parametrize("account", ["acct\udcff", "acct\x00", "acct\n"])
+def test_a_submission_account_that_is_not_storable_text_is_refused_naming_it(account: str) -> None:
+    """The account is the one free text of a submission (the CLI's argv can hold a lone
+    surrogate: undecodable bytes); the other fields were refused already, naming them."""
+    from genesis.config import RuntimeConfig
+    from genesis.requests import RequestError, validate_submit
+    from genesis.venue.instruments import SIM_INSTRUMENTS
+
+    def submit(**fields: str) -> None:
+        validate_submit(**{"symbol": "BTC/USDT", "side": "buy", "qty": "1", "algo": "twap", "duration": "10m",
+                           "slices": None, "limit_price": None, "request_id": None, **fields},  # type: ignore[arg-type]
+                        instruments=SIM_INSTRUMENTS, config=RuntimeConfig())
+
+    with pytest.raises(RequestError, match=r"^account: .* is not an account name \(1-200 printable characters\)"):
+        submit(account=account)
+    for field, value, says in [("qty", "1E+999999", "too large"), ("qty", "NaN", "not a finite number"),
+                               ("limit_price", "-Infinity", "not a finite number"), ("symbol", "BTC/\ud800", "unknown"),
+                               ("request_id", "r\ud800", "use 1-128 characters")]:
+        with pytest.raises(RequestError, match=says):
+            submit(**{field: value})
+    submit(account="binance-main")
+
+
+def test_the_writer_finds_what_is_not_text_in_the_event_json_the_codec_writes() -> None:
+    """``check_event_texts`` relies on the codec writing ASCII JSON (a lone surrogate or NUL
+    is a ``\\u`` escape there); a character beyond the BMP (a surrogate pair) is text."""
+    from genesis.domain.codec import encode
+    from genesis.store.value_checks import UnstorableValueError, check_event_texts
+
+    def check(reason: str) -> None:
+        text = encode(ev.ExecutionPaused("a", T0, reason))
+        assert text.isascii()
+        check_event_texts([("ExecutionPaused", text)], 0, 1)
+
+    check("rocket \U0001f680 é")
+    for bad, says in [("x\ud800", "lone surrogate '\\ud800'"), ("\udfffx", "lone surrogate '\\udfff'"),
+                      ("a\x00b", "NUL character")]:
+        with pytest.raises(UnstorableValueError, match=f"^ExecutionPaused.reason: {re.escape(says)}"):
+            check(bad)
