@@ -245,7 +245,8 @@ class Writer:
         except _VALUE_ERRORS as exc:
             if len(items) == 1:
                 self._settle(items[0], InvalidEventError(f"cannot store these events: {describe(items[0].events, exc)}"))
-            for item in items if len(items) > 1 else ():
+                return
+            for item in items:
                 if item.future.done():  # refused by its fold already
                     self._settle(item, InvalidEventError("refused"))
                 else:
