@@ -183,8 +183,10 @@ def validate_submit(*, symbol: str, side: str, qty: str | Decimal, algo: str, du
             raise RequestError("limit_price", f"{price_v} is not on the {symbol} tick size {instrument.tick_size}")
     if request_id is not None and not _REQUEST_ID_RE.fullmatch(request_id):
         raise RequestError("id", "use 1-128 characters from A-Z a-z 0-9 . _ : -")
-    if account is not None and not (isinstance(account, str) and 1 <= len(account) <= MAX_ACCOUNT_CHARS):
-        raise RequestError("account", f"{shown(account)} is not an account name (1-{MAX_ACCOUNT_CHARS} characters)")
+    if account is not None and not (isinstance(account, str) and 1 <= len(account) <= MAX_ACCOUNT_CHARS
+                                    and account.isprintable()):  # no NUL, control or lone surrogate (not storable)
+        raise RequestError("account", f"{shown(account)} is not an account name (1-{MAX_ACCOUNT_CHARS} "
+                                      "printable characters)")
     if algorithm is not None and algorithm.accepts_urgency:
         given["urgency"] = urgency or "low"
     return SubmitRequest(symbol, side_v, qty_v, algo, duration_s, slices, price_v, request_id, urgency or "low",

@@ -36,10 +36,13 @@ async def _commit_backends(store: EventStore) -> list[int]:
                                         "'genesis commit process' AND datname = current_database()")).scalars())
 
 
-async def test_updates_psycopg_refuses_to_send_are_refused_by_name_on_the_same_connection(pg_db: URL) -> None:
+async def test_updates_psycopg_refuses_to_send_are_refused_by_name_on_the_same_connection(
+        pg_db: URL, monkeypatch: pytest.MonkeyPatch) -> None:
     """A NUL in a text value of a transaction without events: psycopg refuses it before its
     COMMIT is sent, so it did not commit. (The old code took it for a lost answer and ran it
-    again, reconnecting and ending its own backend, in a loop that never reached its deadline.)"""
+    again, reconnecting and ending its own backend, in a loop that never reached its deadline.)
+    The store's own check of command details, which refuses a NUL first, is bypassed here."""
+    monkeypatch.setattr("genesis.store.eventstore._check_commands", lambda done_commands: None)
     store = await faulty_store(pg_db, None, outcome_deadline_s=2.0)
     try:
         with store.writer_engine.begin() as conn:

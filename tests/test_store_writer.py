@@ -28,7 +28,7 @@ from genesis.store import tables as t
 from genesis.store.batch import uuid4_strings
 from genesis.store.bulk import bulk, execute_bulk
 from genesis.store.db import async_engine, sync_engine
-from genesis.store.eventstore import ConcurrencyError, EventStore, StorageError
+from genesis.store.eventstore import ConcurrencyError, EventStore, InvalidEventError, StorageError
 from genesis.store.projector import rebuild
 from genesis.tuning import Tuning
 from tests.test_eventstore import T0, paused, resumed, running, submitted
@@ -238,7 +238,7 @@ async def test_a_value_its_column_cannot_store_refuses_that_chunk_and_the_writer
         await store.append(running("good"))
         float_slice = ev.PlannedSlice(0, T0, 0.5)  # type: ignore[arg-type]
         bad = ev.ExecutionStarted("bad", T0, Decimal("100000"), T0 + timedelta(minutes=15), (float_slice,))
-        with pytest.raises(StorageError, match="Money columns take Decimal, got float"):
+        with pytest.raises(InvalidEventError, match="execution_slices.planned_qty: Money columns take Decimal, got float"):
             await store.append([submitted("bad"), bad])
         await store.append(running("also-good"))
         assert [s.event.execution_id for s in await store.read()] == ["good", "good", "also-good", "also-good"]

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import Executable
 
 from genesis.store.types import text_binds
+from genesis.store.value_checks import UnstorableValueError
 
 E = TypeVar("E", bound=Executable)
 
@@ -96,21 +97,37 @@ def driver_rows(dialect: Dialect, stmt: Executable, rows: list[dict[str, Any]],
     converted = [(i, p, memo.setdefault(pid, {})) for i, pid, p in c.converted]
     params: list[Any] = []
     append = params.append
-    for row in rows:
-        values = get_values(row)
-        if converted:
-            values = list(values)
-            for i, p, seen in converted:
-                v = values[i]
-                if v is not None:
-                    out = seen.get(id(v), _MISSING)
-                    if out is _MISSING:
-                        out = seen[id(v)] = p(v)
-                    values[i] = out
-            append(tuple(values) if positional else dict(zip(names, values)))
-        else:
-            append(values if positional else dict(zip(names, values)))
+    try:
+        for row in rows:
+            values = get_values(row)
+            if converted:
+                values = list(values)
+                for i, p, seen in converted:
+                    v = values[i]
+                    if v is not None:
+                        out = seen.get(id(v), _MISSING)
+                        if out is _MISSING:
+                            out = seen[id(v)] = p(v)
+                        values[i] = out
+                append(tuple(values) if positional else dict(zip(names, values)))
+            else:
+                append(values if positional else dict(zip(names, values)))
+    except (TypeError, ValueError, ArithmeticError) as exc:  # a value its column's type refuses: name the column
+        refusal = TypeError if isinstance(exc, TypeError) else UnstorableValueError
+        raise refusal(f"{_refused_column(stmt, c, get_values(row))}: {exc}") from exc
     return c.sql, params
+
+
+def _refused_column(stmt: Executable, c: _Compiled, values: tuple[Any, ...]) -> str:
+    """``table.column`` of the first of a row's ``values`` its column's type refuses."""
+    table = getattr(getattr(stmt, "table", None), "name", "?")
+    for i, _, p in c.converted:
+        try:
+            if values[i] is not None:
+                p(values[i])
+        except (TypeError, ValueError, ArithmeticError):
+            return f"{table}.{c.names[i].lstrip('_')}"
+    return table
 
 
 _MISSING = object()

@@ -62,7 +62,7 @@ def run_transaction(conn: sqlite3.Connection, statements: list[tuple[str, list[A
         for sql, rows in statements:
             conn.executemany(sql, rows)
         conn.execute("COMMIT")
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, ValueError, OverflowError) as exc:  # (a value it cannot bind: not UTF-8, too big)
         if conn.in_transaction:
             try:
                 conn.execute("ROLLBACK")

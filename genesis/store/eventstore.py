@@ -33,6 +33,7 @@ from genesis.store.errors import (CommitOutcomeUnknownError, ConcurrencyError, I
                                   StorageError, StoreClosedError, StoreIdentityError)
 from genesis.store.leases import SqlFence
 from genesis.store.postgres import PostgresCommitter, PostgresProcessCommitter
+from genesis.store.value_checks import UnstorableValueError, check_strings
 from genesis.store.writer import Writer
 from genesis.tuning import DEFAULT_TUNING, Tuning
 
@@ -135,11 +136,14 @@ class EventStore:
         agg_id = events[0].execution_id
         if len(events) > 1 and any(e.execution_id != agg_id for e in events):
             raise ValueError("one append takes the events of one aggregate")
+        if done_commands:
+            _check_commands(done_commands)
         return await self._writer.submit(Pending(agg_id, list(events), expected_version, tuple(done_commands)))
 
     async def mark_commands(self, done_commands: Sequence[tuple[int, str, str | None]]) -> None:
         """Mark commands processed without events (e.g. a rejected command), through the writer."""
         if done_commands:
+            _check_commands(done_commands)
             await self._writer.submit(Pending("", [], None, tuple(done_commands)))
 
     # -- reading ---------------------------------------------------------------------------
@@ -261,6 +265,16 @@ class EventStore:
         async with self._engine.connect() as conn:
             rows = await conn.execute(select(e.execution_id).where(live).order_by(e.submitted_at))
             return [r[0] for r in rows]
+
+
+def _check_commands(done_commands: Sequence[tuple[int, str, str | None]]) -> None:
+    """``InvalidEventError`` if a command's outcome or detail is not storable text (a lone
+    surrogate would stop the commit process: ``genesis.store.value_checks``)."""
+    try:
+        check_strings([outcome for _, outcome, _ in done_commands], "commands.outcome")
+        check_strings([detail for _, _, detail in done_commands], "commands.detail")
+    except UnstorableValueError as exc:
+        raise InvalidEventError(f"cannot store these events: {exc}") from None
 
 
 def _committer(commit_in: str, engine: AsyncEngine, sync: Engine,

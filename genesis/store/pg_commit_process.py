@@ -136,6 +136,9 @@ class Commits:
                 rollback(self.conn)  # a failed statement: the rest, COMMIT too, was skipped or never sent
                 return (type(exc).__name__, str(exc).strip()), 0
             return self._settle(exc, statements, appends)
+        except (ValueError, OverflowError) as exc:  # a value psycopg cannot send (not UTF-8...): not committed
+            rollback(self.conn)  # (the writer refuses such values first: genesis.store.value_checks)
+            return (type(exc).__name__, str(exc)), 0
 
     def _refused(self, exc: Exception) -> bool:
         """Was the transaction refused (by the server, or by psycopg before its COMMIT was queued)

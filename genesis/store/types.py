@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import DateTime, Numeric, String
 from sqlalchemy.types import TypeDecorator
 
+from genesis.store.value_checks import MONEY_INTEGER_DIGITS
+
 
 TEXT_BINDS = "genesis_text_binds"
 
@@ -41,6 +43,8 @@ class Money(TypeDecorator[Decimal]):
             raise TypeError(f"Money columns take Decimal, got {type(value).__name__}: {value!r}")
         if not value.is_finite():
             raise ValueError(f"Money columns take finite values, got {value}")
+        if value.adjusted() >= MONEY_INTEGER_DIGITS and value:  # NUMERIC(38,18) on PostgreSQL, both alike
+            raise ValueError(f"Money columns take values below 1E+{MONEY_INTEGER_DIGITS} in magnitude, got {value}")
         return value if dialect.name == "postgresql" and not text_binds(dialect) else format(value, "f")
 
     def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:

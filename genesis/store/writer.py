@@ -32,15 +32,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from genesis.bus import EventBus
 from genesis.domain.execution import Execution
 from genesis.store.append_queue import AppendQueue
-from genesis.store.batch import Chunk, Pending, StoredEvent
+from genesis.store.batch import _EVENT_KEYS, Chunk, Pending, StoredEvent
 from genesis.store.chunk_planner import ChunkPlanner
 from genesis.store.committers import CommitRefused, Committer, appenders_error
 from genesis.store.errors import InvalidEventError, StorageError, StoreClosedError
+from genesis.store.value_checks import check_event_texts, describe
 from genesis.tuning import DEFAULT_TUNING, Tuning
 
 log = structlog.get_logger("genesis.store")
 
 _DB_ERRORS = (DBAPIError, SQLAlchemyError, OSError)
+# what planning raises for a value the store cannot take: a value its column's type refuses
+# (``UnstorableValueError`` is a ValueError), a Decimal whose arithmetic fails
+_VALUE_ERRORS = (TypeError, ValueError, ArithmeticError)
+# where the event rows of a chunk hold their type and JSON text: tuples (``EventRows``), or dicts
+_EVENT_TEXT_AT = ((_EVENT_KEYS.index("event_type"), _EVENT_KEYS.index("event_data")), ("event_type", "event_data"))
 
 
 class Writer:
@@ -65,6 +71,7 @@ class Writer:
         self._to_confirm: asyncio.Queue[tuple[list[Chunk], asyncio.Future[int | None]]] = asyncio.Queue()
         self._committed: asyncio.Queue[list[tuple[Pending, list[StoredEvent]]]] = asyncio.Queue()
         self._generation = 0  # refused transactions so far (the committer's count, as last seen)
+        self._stale: set[str] = set()  # aggregates of a plan failed on a value: ``_refresh`` them
         self._tasks: list[asyncio.Task[None]] = []
         self._alive = False  # every writer task running (checked on every append)
         self._failure: asyncio.Future[BaseException] | None = None  # set if the writer ends on its own
@@ -141,11 +148,7 @@ class Writer:
     async def _prepare_loop(self) -> None:
         try:
             while True:
-                items = await self._queue.take(self._chunk_size)
-                chunk = await self._prepare(items)
-                if chunk is not None:
-                    self._ready.put_nowait(chunk)
-                    await asyncio.sleep(0)  # let the committer start on it if the disk is idle
+                await self._prepare(await self._queue.take(self._chunk_size))
         finally:
             # whatever ends the writer, nobody may wait forever on a queued append (or in stop())
             while not self._queue.empty():
@@ -233,18 +236,49 @@ class Writer:
                 item.future.set_result(result)
         self._queue.task_done()
 
-    async def _prepare(self, items: list[Pending]) -> Chunk | None:
-        """Fold and plan ``items`` into a chunk (``ChunkPlanner``); refused items are settled here."""
+    async def _prepare(self, items: list[Pending]) -> None:
+        """Fold and plan ``items`` into a chunk (``ChunkPlanner``) and hand it to the committer;
+        refused items are settled here. A value the store cannot take (``_VALUE_ERRORS`` while
+        planning: a column's type refusing it, a string that is not text, arithmetic that
+        fails) fails the plan of the whole chunk: its appends are then planned again one by
+        one, so that only the append that holds it is refused (``InvalidEventError`` naming
+        the field), and the others go on."""
+        try:
+            chunk = await self._plan(items)
+        except _VALUE_ERRORS as exc:
+            if len(items) == 1:
+                self._settle(items[0], InvalidEventError(f"cannot store these events: {describe(items[0].events, exc)}"))
+                return
+            for item in items:
+                if item.future.done():  # refused by its fold already
+                    self._settle(item, InvalidEventError("refused"))
+                else:
+                    await self._prepare([item])
+            return
+        if chunk is not None:
+            self._ready.put_nowait(chunk)
+            await asyncio.sleep(0)  # let the committer start on it if the disk is idle
+
+    async def _plan(self, items: list[Pending]) -> Chunk | None:
+        """``items`` folded and planned into a chunk, or None (they are settled). Raises one of
+        ``_VALUE_ERRORS`` when planning them failed on a value (nothing settled, the aggregates
+        they touched forgotten: ``_refresh`` before the next plan)."""
+        if self._stale:
+            await self._refresh()
         chunk = Chunk(self._generation, datetime.now(timezone.utc))
         slot = self._tuning.slot()
         try:
             next_seq = await self._planner.plan(chunk, items, slot)
+            if chunk.rows:  # a string of an event that is not text (lone surrogate, NUL): its JSON shows it
+                check_event_texts(chunk.rows, *_EVENT_TEXT_AT[type(chunk.rows[0]) is dict])
         except _DB_ERRORS as exc:  # loading an aggregate failed
             self._fail_chunk(chunk, items, StorageError(f"database read failed: {exc}"))
             return None
-        except (TypeError, ValueError) as exc:  # a value its column cannot store: nothing was written
-            self._fail_chunk(chunk, items, StorageError(f"cannot store these events: {exc}"))
-            return None
+        except _VALUE_ERRORS:  # a value the store cannot take: nothing was written
+            chunk.failed = True
+            self._planner.forget(chunk.touched)
+            self._stale |= chunk.touched
+            raise
         except BaseException as exc:
             self._fail_chunk(chunk, items, StorageError(f"event store writer failed: {exc!r}"))
             raise
@@ -257,6 +291,18 @@ class Writer:
             if id(item) not in accepted:  # refused: its future holds the reason already
                 self._settle(item, InvalidEventError("refused"))
         return chunk
+
+    async def _refresh(self) -> None:
+        """After a plan failed on a value: its aggregates, forgotten, may have had events in
+        chunks still being committed, which a reload now would miss. Wait until nothing is
+        in the committer's hands, then forget them again (a reader may have loaded one
+        meanwhile), so that they are reloaded from what was committed."""
+        while self._sent or not self._ready.empty():
+            if self._sent:
+                await asyncio.wait([self._sent[-1][1]])
+            await asyncio.sleep(0)  # the committer and confirmer take their turn
+        self._planner.forget(self._stale)
+        self._stale = set()
 
     def _deliver(self, item: Pending, stored: list[StoredEvent]) -> None:
         """A committed append: settle its caller, then publish its events."""
