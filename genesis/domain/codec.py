@@ -54,6 +54,18 @@ def _encoder(cls: type) -> Callable[[Any], str]:
     return compile_encoder(names, _encode_other)
 
 
+@cache
+def timed_encoder(cls: type) -> Callable[[Any, str], str]:
+    """``encode`` for events of ``cls`` given their ``occurred_at`` as naive-UTC text
+    (``genesis.store.types.utc_text``, which the store writer makes anyway), built once per
+    class: ``timed_encoder(type(e))(e, utc_text(e.occurred_at)) == encode(e)``."""
+    names = _field_names(cls)
+    if not names or "occurred_at" not in names:
+        untimed = _encoder(cls)
+        return lambda value, at: untimed(value)
+    return compile_encoder(names, _encode_other, timed=True)
+
+
 def _encode_other(v: Any) -> str:
     """The JSON text of a field value the generated encoders do not write inline."""
     if type(v) is tuple:  # a re-plan's slices: each item by its own class's encoder

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+from operator import itemgetter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
@@ -18,7 +19,7 @@ from typing import Any, Callable, Iterator
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.engine import Dialect
 
-from genesis.domain.codec import encode
+from genesis.domain.codec import encode, timed_encoder
 from genesis.domain.events import Event, ExecutionSubmitted
 from genesis.domain.execution import Execution
 from genesis.domain.state import IllegalTransition
@@ -26,7 +27,8 @@ from genesis.store import tables as t
 from genesis.store.bulk import bulk, driver_rows
 from genesis.store.errors import ConcurrencyError, InvalidEventError
 from genesis.store.types import utc_text
-from genesis.store.projector import Statement, grouped, state_columns, statements, update_executions
+from genesis.store.projector import Statement, grouped, state_columns, statements
+from genesis.store.row_changes import Steps, merged, steps_of, update_changed
 from genesis.tuning import Slot
 
 
@@ -35,6 +37,27 @@ class StoredEvent:
     sequence_number: int
     aggregate_version: int
     event: Event
+
+
+def _stored_event_maker() -> Callable[[int, int, Event], StoredEvent]:
+    """``StoredEvent(sequence_number, aggregate_version, event)`` without the frozen
+    dataclass' ``__init__`` (an ``object.__setattr__`` call per field): its slots set directly.
+    The writer makes one per event."""
+    new = object.__new__
+    set_sequence = StoredEvent.sequence_number.__set__  # type: ignore[attr-defined]
+    set_version = StoredEvent.aggregate_version.__set__  # type: ignore[attr-defined]
+    set_event = StoredEvent.event.__set__  # type: ignore[attr-defined]
+
+    def stored_event(sequence_number: int, aggregate_version: int, event: Event) -> StoredEvent:
+        stored = new(StoredEvent)
+        set_sequence(stored, sequence_number)
+        set_version(stored, aggregate_version)
+        set_event(stored, event)
+        return stored
+    return stored_event
+
+
+stored_event = _stored_event_maker()
 
 
 @dataclass(slots=True)
@@ -83,13 +106,15 @@ def fold(agg: Execution, item: Pending) -> list[int] | Exception:
 
 
 def plan_events(chunk: Chunk, folded: list[tuple[Pending, Execution, list[int]]], first_seq: int,
-                row_updates: dict[str, Execution], layout: EventRows | None = None) -> int:
+                row_updates: dict[str, tuple[Execution, Steps | None]], layout: EventRows | None = None) -> int:
     """Add the event rows and projection statements of ``folded`` appends (events numbered
     from ``first_seq``) to ``chunk``; returns the next free sequence number. The aggregates
-    whose ``executions`` row must be updated are collected in ``row_updates`` (one UPDATE per
-    aggregate per transaction: ``plan_row_updates``). May be called for a chunk's appends in
-    several parts, in order, once every append of the chunk has been folded. With a
-    ``layout`` (``event_rows``) the rows are its DBAPI tuples already, else dicts for ``to_sql``."""
+    whose ``executions`` row must be updated are collected in ``row_updates``, with the state
+    columns their events can change (one UPDATE per aggregate per transaction:
+    ``plan_row_updates``). May be called for a chunk's appends in several parts, in order,
+    once every append of the chunk has been folded. With a ``layout`` (``event_rows``) the rows
+    are its DBAPI tuples already (the event text encoded with the ``occurred_at`` text of its
+    column: ``codec.timed_encoder``), else dicts for ``to_sql``."""
     seq = first_seq
     ids = uuid4_strings(sum(len(item.events) for item, _, _ in folded))
     now = chunk.created_at
@@ -102,13 +127,14 @@ def plan_events(chunk: Chunk, folded: list[tuple[Pending, Execution, list[int]]]
         agg_id, events = item.aggregate_id, item.events
         stored = []
         for version, e in zip(versions, events):
-            stored.append(StoredEvent(seq, version, e))
+            stored.append(stored_event(seq, version, e))
             if layout is not None:
                 at = e.occurred_at
                 at_text = times.get(id(at))
                 if at_text is None:
                     at_text = times[id(at)] = time_text(at)
-                add_row((next(ids), seq, e.event_type, agg_id, version, encode(e), at_text, created))
+                add_row((next(ids), seq, e.event_type, agg_id, version, timed_encoder(type(e))(e, at_text),
+                         at_text, created))
             else:
                 add_row({  # the keys of _EVENT_KEYS, written out: this is the hot path
                     "event_id": next(ids), "sequence_number": seq, "event_type": e.event_type,
@@ -121,17 +147,22 @@ def plan_events(chunk: Chunk, folded: list[tuple[Pending, Execution, list[int]]]
         if isinstance(events[0], ExecutionSubmitted):
             chunk.written[agg_id] = state_columns(agg)
         else:
-            row_updates[agg_id] = agg
+            prior = row_updates.get(agg_id)
+            if prior is not None:  # another append to it in this transaction
+                row_updates[agg_id] = (agg, merged(prior[1], steps_of(events)))
+            else:  # (inserted in this transaction: its row as last written is not the one to diff)
+                row_updates[agg_id] = (agg, None if agg_id in chunk.written else steps_of(events))
     return seq
 
 
-def plan_row_updates(chunk: Chunk, row_updates: dict[str, Execution], last_rows: dict[str, tuple[Any, ...]]) -> None:
+def plan_row_updates(chunk: Chunk, row_updates: dict[str, tuple[Execution, Steps | None]],
+                     last_rows: dict[str, tuple[Any, ...]]) -> None:
     """One ``executions`` UPDATE per aggregate of ``row_updates``, after the chunk's other
     statements. ``last_rows`` are the state columns as last written: only those that changed
-    are set."""
+    are set (of those the aggregate's events can change: ``row_changes``)."""
     updates = []
-    for agg_id, agg in row_updates.items():
-        stmt, chunk.written[agg_id] = update_executions(agg, last_rows.get(agg_id))
+    for agg_id, (agg, steps) in row_updates.items():
+        stmt, chunk.written[agg_id] = update_changed(agg, last_rows.get(agg_id), steps)
         updates.append(stmt)
     updates.sort(key=lambda st: tuple(st[1]))  # same column sets side by side: executemany
     chunk.planned.extend(updates)
@@ -212,8 +243,12 @@ _CONVERT_PART = 64  # rows converted between two looks at the clock
 def uuid4_strings(n: int) -> Iterator[str]:
     """``n`` random (version 4) UUIDs as strings, from one ``os.urandom`` call."""
     raw = bytearray(os.urandom(16 * n))
-    raw[6::16] = bytes(b & 0x0F | 0x40 for b in raw[6::16])  # version 4
-    raw[8::16] = bytes(b & 0x3F | 0x80 for b in raw[8::16])  # RFC 4122 variant
-    h = raw.hex()  # one conversion for all of them
-    for i in range(0, 32 * n, 32):
-        yield f"{h[i:i + 8]}-{h[i + 8:i + 12]}-{h[i + 12:i + 16]}-{h[i + 16:i + 20]}-{h[i + 20:i + 32]}"
+    raw[6::16] = raw[6::16].translate(_VERSION_4)
+    raw[8::16] = raw[8::16].translate(_RFC_4122)
+    h = raw.hex()  # one conversion for all of them, then cut and joined in C
+    return iter(list(map("-".join, map(_UUID_GROUPS, [h[i:i + 32] for i in range(0, 32 * n, 32)]))))
+
+
+_VERSION_4 = bytes(b & 0x0F | 0x40 for b in range(256))  # byte 6: version 4
+_RFC_4122 = bytes(b & 0x3F | 0x80 for b in range(256))  # byte 8: the RFC 4122 variant
+_UUID_GROUPS = itemgetter(slice(0, 8), slice(8, 12), slice(12, 16), slice(16, 20), slice(20, 32))

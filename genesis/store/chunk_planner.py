@@ -21,6 +21,7 @@ from genesis.store import tables as t
 from genesis.store.batch import (Chunk, Pending, event_rows, fold, plan_commands, plan_events, plan_row_updates,
                                  to_sql)
 from genesis.store.errors import InvalidEventError
+from genesis.store.row_changes import Steps
 from genesis.tuning import Slot
 
 _PLAN_PART = 8  # appends planned between two looks at the clock
@@ -74,7 +75,7 @@ class ChunkPlanner:
                 folded.append((item, agg, versions))
         if poisoned:
             folded = self._unpoisoned(folded, poisoned)
-        row_updates: dict[str, Execution] = {}
+        row_updates: dict[str, tuple[Execution, Steps | None]] = {}
         for start in range(0, len(folded), _PLAN_PART):
             if slot.over():
                 await slot.share()

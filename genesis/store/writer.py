@@ -75,6 +75,8 @@ class Writer:
         self._tasks: list[asyncio.Task[None]] = []
         self._alive = False  # every writer task running (checked on every append)
         self._failure: asyncio.Future[BaseException] | None = None  # set if the writer ends on its own
+        # the loop the writer runs on (asyncio.get_running_loop() costs a getpid() system call: not per append)
+        self._loop: asyncio.AbstractEventLoop | None = None
         # observability: called with (seconds from a transaction's first chunk prepared to its outcome,
         # committed or refused) for every transaction the committer answers
         self.on_commit: Callable[[float, bool], None] | None = None
@@ -82,7 +84,8 @@ class Writer:
     async def start(self) -> None:
         await self._planner.read_next_sequence()
         await self._committer.start()
-        self._failure = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self._failure = self._loop.create_future()
         self._tasks = [asyncio.create_task(self._prepare_loop(), name="eventstore-preparer"),
                        asyncio.create_task(self._commit_loop(), name="eventstore-committer"),
                        asyncio.create_task(self._confirm_loop(), name="eventstore-confirmer"),
@@ -136,9 +139,9 @@ class Writer:
 
     async def submit(self, item: Pending) -> list[StoredEvent]:
         """Queue ``item`` and wait until it is committed (or refused)."""
-        if not self.running():
+        if not self._alive:  # (``running()``, on every append)
             raise StoreClosedError("the event store writer is not running")
-        item.future = asyncio.get_running_loop().create_future()
+        item.future = self._loop.create_future()  # type: ignore[union-attr]  # (set while running)
         self._queue.put_nowait(item)
         return await item.future
 
