@@ -153,7 +153,7 @@ def has_eventsourcing() -> bool:
     return True
 
 
-def run(appenders: int = 100, per_appender: int = 200, rounds: int = 3, recovery_executions: int = 1000
+def run(appenders: int = 100, per_appender: int = 200, rounds: int = 5, recovery_executions: int = 1000
         ) -> dict[str, object]:
     """``rounds`` rounds of the store, raw psycopg, raw psycopg with the projection updates
     and the store as the daemon runs it (``fenced``), each on a fresh database, and in the
