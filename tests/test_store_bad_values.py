@@ -141,7 +141,7 @@ async def test_a_value_the_driver_cannot_bind_refuses_its_transaction_not_the_co
         engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
     """Defence in depth: a string that is not UTF-8 reaching the commit process (the writer's
     check bypassed) refuses its transaction; the commit process keeps serving."""
-    monkeypatch.setattr("genesis.store.writer.check_event_texts", lambda *args: None)
+    monkeypatch.setattr("genesis.store.value_replan.check_event_texts", lambda *args: None)
     store = EventStore(engine)
     await store.start()
     try:

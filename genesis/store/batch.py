@@ -86,6 +86,7 @@ class Chunk:
     transaction: list[tuple[str, list[Any]]] = field(default_factory=list)  # rows and planned, as SQL
     failed: bool = False  # its appends were failed (it must not be delivered)
     touched: set[str] = field(default_factory=set)
+    poisoned: set[str] = field(default_factory=set)  # evicted: an invalid append of the chunk left them unreliable
     converted: dict[int, dict[int, Any]] = field(default_factory=dict)  # the memo of driver_rows: values converted once
 
 

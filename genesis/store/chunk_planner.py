@@ -41,6 +41,7 @@ class ChunkPlanner:
         self._load = load
         self._rows: dict[str, tuple] = {}  # executions state columns as last planned: update only changes
         self._next_seq: int | None = None
+        self.evictions = 0  # aggregates evicted from the cache so far (``EventStore`` loads watch it)
 
     async def read_next_sequence(self) -> None:
         """Read the next sequence number from the database (at start, and after a failed commit)."""
@@ -57,7 +58,7 @@ class ChunkPlanner:
             await self.read_next_sequence()
         next_seq = self._next_seq
         folded: list[tuple[Pending, Execution, list[int]]] = []
-        poisoned: set[str] = set()
+        poisoned = chunk.poisoned
         for item in items:
             if slot.over():
                 await slot.share()
@@ -67,9 +68,10 @@ class ChunkPlanner:
             chunk.touched.add(item.aggregate_id)
             versions = fold(agg, item)
             if isinstance(versions, Exception):
-                item.future.set_exception(versions)
+                if not item.future.done():  # (its caller may have cancelled it)
+                    item.future.set_exception(versions)
                 if isinstance(versions, InvalidEventError):  # possibly half-applied: forget it
-                    self._aggregates.pop(item.aggregate_id, None)
+                    self._evict(item.aggregate_id)
                     poisoned.add(item.aggregate_id)
             else:
                 folded.append((item, agg, versions))
@@ -93,9 +95,9 @@ class ChunkPlanner:
         """``folded`` without the appends to aggregates an invalid append of the chunk left
         unreliable (they are refused, and those aggregates evicted)."""
         for agg_id in poisoned:  # a later item may have re-cached it with refused events
-            self._aggregates.pop(agg_id, None)
+            self._evict(agg_id)
         for item, _, _ in folded:
-            if item.aggregate_id in poisoned:
+            if item.aggregate_id in poisoned and not item.future.done():
                 item.future.set_exception(InvalidEventError(
                     "refused with an invalid append to the same aggregate in one batch; retry"))
         return [f for f in folded if f[0].aggregate_id not in poisoned]
@@ -113,8 +115,12 @@ class ChunkPlanner:
         """What was folded and planned for these aggregates is unreliable (their chunk failed):
         they are reloaded from what was committed."""
         for agg_id in aggregate_ids:
-            self._aggregates.pop(agg_id, None)
+            self._evict(agg_id)
             self._rows.pop(agg_id, None)
+
+    def _evict(self, aggregate_id: str) -> None:
+        self._aggregates.pop(aggregate_id, None)
+        self.evictions += 1
 
 
 async def _next_sequence(conn: AsyncConnection) -> int:

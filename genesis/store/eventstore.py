@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from decimal import Decimal
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
@@ -193,12 +193,13 @@ class EventStore:
 
     async def _fetch(self, aggregate_ids: list[str]) -> dict[str, Execution]:
         """The aggregates ``aggregate_ids`` from the cache, or replayed from one query (and
-        cached)."""
-        e = t.events.c
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(select(e.aggregate_id, e.event_type, e.event_data)
-                                       .where(e.aggregate_id.in_(aggregate_ids))
-                                       .order_by(e.aggregate_id, e.aggregate_version))).all()
+        cached). Read again if the writer evicted an aggregate while the query ran: it may
+        have read one before a commit the eviction waited for (``genesis.store.value_replan``)."""
+        while True:
+            evictions = self._writer.evictions
+            rows = await self._histories(aggregate_ids)
+            if self._writer.evictions == evictions:
+                break
         history: dict[str, list[Event]] = {a: [] for a in aggregate_ids}
         for agg_id, etype, data in rows:
             history[agg_id].append(decode(etype, data))
@@ -209,6 +210,14 @@ class EventStore:
                 agg = self._aggregates[agg_id] = Execution.replay(agg_id, events)
             loaded[agg_id] = agg
         return loaded
+
+    async def _histories(self, aggregate_ids: list[str]) -> list[Any]:
+        """(aggregate id, event type, event JSON) of every event of ``aggregate_ids``, in order."""
+        e = t.events.c
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(select(e.aggregate_id, e.event_type, e.event_data)
+                                            .where(e.aggregate_id.in_(aggregate_ids))
+                                            .order_by(e.aggregate_id, e.aggregate_version))).all())
 
     async def preload(self, aggregate_ids: Sequence[str]) -> None:
         """Load many aggregates with one query per 500 ids (restart recovery of many executions)."""

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import DateTime, Numeric, String
 from sqlalchemy.types import TypeDecorator
 
-from genesis.store.value_checks import MONEY_INTEGER_DIGITS
+from genesis.store.value_checks import MONEY_FRACTION_DIGITS, MONEY_INTEGER_DIGITS, money_text_problem
 
 
 TEXT_BINDS = "genesis_text_binds"
@@ -43,9 +43,13 @@ class Money(TypeDecorator[Decimal]):
             raise TypeError(f"Money columns take Decimal, got {type(value).__name__}: {value!r}")
         if not value.is_finite():
             raise ValueError(f"Money columns take finite values, got {value}")
-        if value.adjusted() >= MONEY_INTEGER_DIGITS and value:  # NUMERIC(38,18) on PostgreSQL, both alike
-            raise ValueError(f"Money columns take values below 1E+{MONEY_INTEGER_DIGITS} in magnitude, got {value}")
-        return value if dialect.name == "postgresql" and not text_binds(dialect) else format(value, "f")
+        text = format(value, "f")
+        # what NUMERIC(38,18) cannot take is refused on SQLite too; looked at closer only if near a bound
+        if value.adjusted() >= MONEY_INTEGER_DIGITS - 1 or len(text) > MONEY_FRACTION_DIGITS + 2:
+            problem = money_text_problem(value, text)
+            if problem is not None:
+                raise ValueError(f"Money columns cannot store it: {problem}")
+        return value if dialect.name == "postgresql" and not text_binds(dialect) else text
 
     def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
         if value is None:

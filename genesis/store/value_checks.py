@@ -4,7 +4,8 @@ A value its column cannot hold must refuse its own append, not the store: a lone
 (``'\\ud800'``) has no UTF-8 form, so SQLite's and psycopg's drivers raise while binding it,
 in the commit process, which then dies and takes every append with it; a Decimal beyond
 ``NUMERIC(38,18)`` makes PostgreSQL refuse the whole group commit; a NaN or an absurd
-exponent makes the fold's or the projection's arithmetic raise ``ArithmeticError``.
+exponent makes the fold's or the projection's arithmetic raise ``ArithmeticError``; a Decimal
+with thousands of digits after the point (``1E-20000``) overflows PostgreSQL's NUMERIC text.
 
 The writer checks on its hot path only what is cheap: ``check_event_texts`` looks at each
 event's JSON text once (the codec writes ASCII JSON, so a surrogate or NUL in any string of
@@ -21,6 +22,11 @@ from decimal import Decimal
 from typing import Any, Iterable, Iterator, Sequence
 
 MONEY_INTEGER_DIGITS = 20  # NUMERIC(38,18): below 1E+20 in magnitude (``genesis.store.types.Money``)
+# ... once rounded to its 18 decimal places (PostgreSQL rounds half away from zero): below this
+MONEY_ROUNDS_OUT = Decimal("99999999999999999999.9999999999999999995")
+# digits after the point stored at most: PostgreSQL refuses a NUMERIC text of more than 16,383
+# (the whole group commit with it); no amount needs a thousand (NUMERIC(38,18) keeps 18)
+MONEY_FRACTION_DIGITS = 1000
 
 
 class UnstorableValueError(ValueError):
@@ -52,7 +58,7 @@ def check_strings(values: Iterable[Any], where: str) -> None:
 
 def describe(events: Sequence[Any], error: BaseException) -> str:
     """Why ``events`` (one append) cannot be stored, naming the field when one of their values
-    is the cause (a string that is not text, a Decimal not finite or out of range); else
+    is the cause (a string that is not text, a Decimal ``money_problem`` refuses); else
     ``error``, what planning them raised."""
     for event in events:
         for path, problem in _field_problems(event, type(event).__name__):
@@ -62,6 +68,23 @@ def describe(events: Sequence[Any], error: BaseException) -> str:
         detail = f"arithmetic on their values failed ({type(error).__name__})"
     detail = detail or type(error).__name__
     return f"{', '.join(type(e).__name__ for e in events)}: {detail}" if events else detail
+
+
+def money_problem(value: Decimal) -> str | None:
+    """Why no money column can store ``value`` (not finite, out of range, absurdly many digits
+    after the point), or None. Its exact text is ``format(value, "f")``."""
+    return money_text_problem(value, format(value, "f")) if value.is_finite() else f"{value} is not a finite number"
+
+
+def money_text_problem(value: Decimal, text: str) -> str | None:
+    """``money_problem`` of a finite ``value`` whose exact text is ``text``. Exact:
+    ``copy_abs``, not ``abs``, which rounds to the context's 28 digits."""
+    if value.adjusted() >= MONEY_INTEGER_DIGITS - 1 and value.copy_abs() >= MONEY_ROUNDS_OUT:
+        return (f"{value} is out of range (numbers stored are below 1E+{MONEY_INTEGER_DIGITS} in magnitude "
+                f"once rounded to 18 decimal places)")
+    if len(text) > MONEY_FRACTION_DIGITS + 2 and len(text.partition(".")[2]) > MONEY_FRACTION_DIGITS:
+        return f"{str(value)[:40]} has more than {MONEY_FRACTION_DIGITS} digits after the point"
+    return None
 
 
 def _text_problem(value: str) -> str | None:
@@ -98,10 +121,9 @@ def _field_problems(value: Any, path: str) -> Iterator[tuple[str, str]]:
         if problem is not None:
             yield path, problem
     elif isinstance(value, Decimal):
-        if not value.is_finite():
-            yield path, f"{value} is not a finite number"
-        elif value and value.adjusted() >= MONEY_INTEGER_DIGITS:
-            yield path, f"{value} is out of range (numbers stored are below 1E+{MONEY_INTEGER_DIGITS} in magnitude)"
+        problem = money_problem(value)
+        if problem is not None:
+            yield path, problem
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         for f in dataclasses.fields(value):
             yield from _field_problems(getattr(value, f.name), f"{path}.{f.name}")

@@ -8,13 +8,14 @@ chunk ready to a ``Committer`` (by default a separate process, see ``genesis.sto
 at once; the committer runs everything waiting for it as one transaction, so the next one is in
 its hands the moment the previous one is durable, and under load transactions grow instead of
 queues. The *confirmer* takes the outcomes in order, and the *deliverer* settles the callers'
-futures and publishes their events in commit order. The loop's Python work overlaps the
-database's.
+futures and publishes their events in commit order (``genesis.store.delivery``). The loop's
+Python work overlaps the database's.
 
 A refused transaction fails its chunks and every chunk prepared on top of them: those handed
 over behind it (which the committer refuses unrun: their ``generation`` is older than its
 refusal) and those ready or being prepared. The aggregates they touched are evicted from the
-cache and reloaded from what was committed.
+cache and reloaded from what was committed. A chunk whose plan fails on a value the store
+cannot take is planned again append by append (``genesis.store.value_replan``).
 """
 
 from __future__ import annotations
@@ -32,21 +33,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from genesis.bus import EventBus
 from genesis.domain.execution import Execution
 from genesis.store.append_queue import AppendQueue
-from genesis.store.batch import _EVENT_KEYS, Chunk, Pending, StoredEvent
+from genesis.store.batch import Chunk, Pending, StoredEvent
 from genesis.store.chunk_planner import ChunkPlanner
 from genesis.store.committers import CommitRefused, Committer, appenders_error
+from genesis.store.delivery import Delivery, shifted
 from genesis.store.errors import InvalidEventError, StorageError, StoreClosedError
-from genesis.store.value_checks import check_event_texts, describe
+from genesis.store.value_replan import VALUE_ERRORS, check_chunk_texts, drain, replan_one_by_one
 from genesis.tuning import DEFAULT_TUNING, Tuning
 
 log = structlog.get_logger("genesis.store")
 
 _DB_ERRORS = (DBAPIError, SQLAlchemyError, OSError)
-# what planning raises for a value the store cannot take: a value its column's type refuses
-# (``UnstorableValueError`` is a ValueError), a Decimal whose arithmetic fails
-_VALUE_ERRORS = (TypeError, ValueError, ArithmeticError)
-# where the event rows of a chunk hold their type and JSON text: tuples (``EventRows``), or dicts
-_EVENT_TEXT_AT = ((_EVENT_KEYS.index("event_type"), _EVENT_KEYS.index("event_data")), ("event_type", "event_data"))
 
 
 class Writer:
@@ -63,15 +60,15 @@ class Writer:
         self._planner = ChunkPlanner(engine, dialect, aggregates, load)  # folds and plans the chunks
         self._tuning = tuning  # its writer slot: how long the writer works before it yields
         self._committer = committer
-        self._bus = bus
         self._chunk_size = chunk_size
         self._queue: AppendQueue[Pending] = AppendQueue()
         self._ready: asyncio.Queue[Chunk] = asyncio.Queue()
         self._sent: collections.deque[tuple[list[Chunk], asyncio.Future[int | None]]] = collections.deque()
         self._to_confirm: asyncio.Queue[tuple[list[Chunk], asyncio.Future[int | None]]] = asyncio.Queue()
-        self._committed: asyncio.Queue[list[tuple[Pending, list[StoredEvent]]]] = asyncio.Queue()
+        self._delivery = Delivery(self._queue, bus, tuning)  # settles and publishes what was committed
         self._generation = 0  # refused transactions so far (the committer's count, as last seen)
-        self._stale: set[str] = set()  # aggregates of a plan failed on a value: ``_refresh`` them
+        # aggregates forgotten while they may have had events in the committer's hands: ``_refresh`` them
+        self._stale: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._alive = False  # every writer task running (checked on every append)
         self._failure: asyncio.Future[BaseException] | None = None  # set if the writer ends on its own
@@ -89,7 +86,7 @@ class Writer:
         self._tasks = [asyncio.create_task(self._prepare_loop(), name="eventstore-preparer"),
                        asyncio.create_task(self._commit_loop(), name="eventstore-committer"),
                        asyncio.create_task(self._confirm_loop(), name="eventstore-confirmer"),
-                       asyncio.create_task(self._deliver_loop(), name="eventstore-deliverer")]
+                       asyncio.create_task(self._delivery.run(), name="eventstore-deliverer")]
         for task in self._tasks:
             task.add_done_callback(self._ended)
         self._alive = True
@@ -116,6 +113,12 @@ class Writer:
         """Read-only, for metrics: appends queued and not yet prepared, and transactions handed
         to the committer and not yet confirmed."""
         return self._queue.qsize(), len(self._sent)
+
+    @property
+    def evictions(self) -> int:
+        """Aggregates evicted from the cache so far: a load whose query ran while this changed
+        may have read an aggregate before a commit of it, and must not be cached."""
+        return self._planner.evictions
 
     @property
     def commits(self) -> int:
@@ -151,6 +154,7 @@ class Writer:
                 await self._prepare(await self._queue.take(self._chunk_size))
         finally:
             # whatever ends the writer, nobody may wait forever on a queued append (or in stop())
+            self._fail_ready(StoreClosedError("the event store writer stopped"))
             while not self._queue.empty():
                 self._settle(self._queue.get_nowait(), StoreClosedError("the event store writer stopped"))
 
@@ -192,7 +196,7 @@ class Writer:
                     raise
                 else:
                     self._observe_commit(live, True)
-                    self._committed.put_nowait([(item, _shifted(stored, shift)) for chunk in live
+                    self._delivery.committed.put_nowait([(item, shifted(stored, shift)) for chunk in live
                                                 for item, stored in chunk.accepted])
                 finally:
                     self._sent.popleft()
@@ -201,27 +205,6 @@ class Writer:
                 for chunk in live:
                     if not chunk.failed:
                         self._fail_chunk(chunk, [], StoreClosedError("the event store writer stopped"))
-
-    async def _deliver_loop(self) -> None:
-        """Settle and publish what was committed, in commit order, while the committer has
-        already handed the next transaction over."""
-        committed: list[tuple[Pending, list[StoredEvent]]] = []
-        delivered = 0
-        try:
-            while True:
-                committed, delivered = await self._committed.get(), 0
-                slot = self._tuning.slot()
-                for item, stored in committed:
-                    if slot.over():
-                        await slot.share()
-                    self._deliver(item, stored)
-                    delivered += 1
-        finally:  # what is committed is delivered, whatever stops the writer
-            for item, stored in committed[delivered:]:
-                self._deliver(item, stored)
-            while not self._committed.empty():
-                for item, stored in self._committed.get_nowait():
-                    self._deliver(item, stored)
 
     def _observe_commit(self, live: list[Chunk], committed: bool) -> None:
         if self.on_commit is not None and live:
@@ -238,22 +221,12 @@ class Writer:
 
     async def _prepare(self, items: list[Pending]) -> None:
         """Fold and plan ``items`` into a chunk (``ChunkPlanner``) and hand it to the committer;
-        refused items are settled here. A value the store cannot take (``_VALUE_ERRORS`` while
-        planning: a column's type refusing it, a string that is not text, arithmetic that
-        fails) fails the plan of the whole chunk: its appends are then planned again one by
-        one, so that only the append that holds it is refused (``InvalidEventError`` naming
-        the field), and the others go on."""
+        refused items are settled here. A value the store cannot take fails the plan of the
+        whole chunk: only the append that holds it is refused (``genesis.store.value_replan``)."""
         try:
             chunk = await self._plan(items)
-        except _VALUE_ERRORS as exc:
-            if len(items) == 1:
-                self._settle(items[0], InvalidEventError(f"cannot store these events: {describe(items[0].events, exc)}"))
-                return
-            for item in items:
-                if item.future.done():  # refused by its fold already
-                    self._settle(item, InvalidEventError("refused"))
-                else:
-                    await self._prepare([item])
+        except VALUE_ERRORS as exc:
+            await replan_one_by_one(items, exc, self._prepare, self._settle)
             return
         if chunk is not None:
             self._ready.put_nowait(chunk)
@@ -261,20 +234,21 @@ class Writer:
 
     async def _plan(self, items: list[Pending]) -> Chunk | None:
         """``items`` folded and planned into a chunk, or None (they are settled). Raises one of
-        ``_VALUE_ERRORS`` when planning them failed on a value (nothing settled, the aggregates
+        ``VALUE_ERRORS`` when planning them failed on a value (nothing settled, the aggregates
         they touched forgotten: ``_refresh`` before the next plan)."""
-        if self._stale:
-            await self._refresh()
         chunk = Chunk(self._generation, datetime.now(timezone.utc))
         slot = self._tuning.slot()
         try:
+            if self._stale:  # (in the try: should the writer end meanwhile, the items are failed)
+                await self._refresh()
+                chunk = Chunk(self._generation, datetime.now(timezone.utc))
             next_seq = await self._planner.plan(chunk, items, slot)
-            if chunk.rows:  # a string of an event that is not text (lone surrogate, NUL): its JSON shows it
-                check_event_texts(chunk.rows, *_EVENT_TEXT_AT[type(chunk.rows[0]) is dict])
+            check_chunk_texts(chunk)
         except _DB_ERRORS as exc:  # loading an aggregate failed
             self._fail_chunk(chunk, items, StorageError(f"database read failed: {exc}"))
+            self._stale |= chunk.touched
             return None
-        except _VALUE_ERRORS:  # a value the store cannot take: nothing was written
+        except VALUE_ERRORS:  # a value the store cannot take: nothing was written
             chunk.failed = True
             self._planner.forget(chunk.touched)
             self._stale |= chunk.touched
@@ -282,6 +256,8 @@ class Writer:
         except BaseException as exc:
             self._fail_chunk(chunk, items, StorageError(f"event store writer failed: {exc!r}"))
             raise
+        if chunk.poisoned:  # evicted for an invalid append: maybe with events being committed
+            self._stale |= chunk.poisoned
         if chunk.generation != self._generation:  # a commit failed meanwhile: folded on lost state
             self._fail_chunk(chunk, items, StorageError("an earlier commit failed; nothing was written"))
             return None
@@ -293,23 +269,13 @@ class Writer:
         return chunk
 
     async def _refresh(self) -> None:
-        """After a plan failed on a value: its aggregates, forgotten, may have had events in
-        chunks still being committed, which a reload now would miss. Wait until nothing is
-        in the committer's hands, then forget them again (a reader may have loaded one
-        meanwhile), so that they are reloaded from what was committed."""
-        while self._sent or not self._ready.empty():
-            if self._sent:
-                await asyncio.wait([self._sent[-1][1]])
-            await asyncio.sleep(0)  # the committer and confirmer take their turn
+        """Aggregates forgotten (``_stale``) may have had events in chunks still being
+        committed, which a reload now would miss. Wait until nothing is in the committer's
+        hands, then forget them again (a reader may have loaded one meanwhile), so that they
+        are reloaded from what was committed."""
+        await drain(self._sent, self._ready)
         self._planner.forget(self._stale)
         self._stale = set()
-
-    def _deliver(self, item: Pending, stored: list[StoredEvent]) -> None:
-        """A committed append: settle its caller, then publish its events."""
-        self._settle(item, stored)
-        if self._bus is not None:
-            for s in stored:
-                self._bus.publish(s.event)
 
     def _lost(self, live: list[Chunk], exc: Exception, failures: int | None = None) -> None:
         """A commit failed (the committer's ``failures`` so far): its chunks and every chunk
@@ -337,12 +303,4 @@ class Writer:
         self._planner.forget(chunk.touched)
         for item in items or [item for item, _ in chunk.accepted]:
             self._settle(item, exc)
-
-
-def _shifted(stored: list[StoredEvent], shift: int | None) -> list[StoredEvent]:
-    """``stored`` as committed: the committer moved their sequence numbers by ``shift`` when
-    another writer had appended since they were planned (PostgreSQL, ``genesis.store.postgres``)."""
-    if not shift:
-        return stored
-    return [StoredEvent(s.sequence_number + shift, s.aggregate_version, s.event) for s in stored]
 
