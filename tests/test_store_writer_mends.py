@@ -174,3 +174,28 @@ async def test_a_decimal_numeric_38_18_cannot_take_refuses_its_own_append(any_db
     assert sorted(s.event.execution_id for s in await store.read()) == sorted(good)
     await store.stop()
     await engine.dispose()
+
+
+async def test_an_append_from_another_threads_loop_is_refused_and_nothing_is_queued(tmp_path: Path) -> None:
+    """Its caller could not await the outcome (the future is the writer's loop's): the append
+    is refused before it is queued, so a retry cannot store the same event twice."""
+    store = EventStore(async_engine(migrated_sqlite(tmp_path / "g.db")))
+    await store.start()
+    await store.append(running("a"))
+    outcome: list[str] = []
+
+    def other_thread() -> None:
+        async def append() -> None:
+            try:
+                await store.append([paused("a")])
+                outcome.append("appended")
+            except RuntimeError as exc:
+                outcome.append(str(exc))
+        asyncio.run(append())
+
+    await asyncio.to_thread(other_thread)
+    await store.append([paused("a")])  # the writer still serves its own loop
+    assert outcome == ["the event store takes appends on its own event loop only (not from another thread)"]
+    assert [s.event.event_type for s in await store.read("a")] == ["ExecutionSubmitted", "ExecutionStarted",
+                                                                   "ExecutionPaused"]
+    await store.stop()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import threading
 from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
@@ -74,6 +75,7 @@ class Writer:
         self._failure: asyncio.Future[BaseException] | None = None  # set if the writer ends on its own
         # the loop the writer runs on (asyncio.get_running_loop() costs a getpid() system call: not per append)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = 0  # the thread of the loop the writer runs on (``submit`` checks it)
         # observability: called with (seconds from a transaction's first chunk prepared to its outcome,
         # committed or refused) for every transaction the committer answers
         self.on_commit: Callable[[float, bool], None] | None = None
@@ -82,6 +84,7 @@ class Writer:
         await self._planner.read_next_sequence()
         await self._committer.start()
         self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()  # appends come from this thread's loop only
         self._failure = self._loop.create_future()
         self._tasks = [asyncio.create_task(self._prepare_loop(), name="eventstore-preparer"),
                        asyncio.create_task(self._commit_loop(), name="eventstore-committer"),
@@ -141,9 +144,13 @@ class Writer:
             other.cancel()
 
     async def submit(self, item: Pending) -> list[StoredEvent]:
-        """Queue ``item`` and wait until it is committed (or refused)."""
+        """Queue ``item`` and wait until it is committed (or refused). Only from the event loop
+        the writer runs on: from another thread nothing is queued (``RuntimeError``), since its
+        caller could not await the outcome and might append the same events again."""
         if not self._alive:  # (``running()``, on every append)
             raise StoreClosedError("the event store writer is not running")
+        if threading.get_ident() != self._thread:
+            raise RuntimeError("the event store takes appends on its own event loop only (not from another thread)")
         item.future = self._loop.create_future()  # type: ignore[union-attr]  # (set while running)
         self._queue.put_nowait(item)
         return await item.future
