@@ -147,3 +147,27 @@ async def test_sql_finds_the_slices_the_account_cap_held_back(db_path):
             held = (await conn.execute(select(t.execution_slices.c.slice_index).where(
                 t.execution_slices.c.reason == ACCOUNT_CAP_REASON))).all()
     assert held
+
+
+def test_fills_reported_out_of_time_order_are_counted_in_their_minute_and_forgotten_in_time():
+    """Fills of many orders arrive in any order: each counts once, in the minute it traded, and
+    the ledger forgets them by time (a regression guard for the in-place insertion, which
+    replaced a full sort on every late fill: quadratic with a thousand parents on one symbol)."""
+    import random
+
+    from genesis.clock import VirtualClock
+
+    clock = VirtualClock(START + timedelta(minutes=1, seconds=30))
+    ledger = _ledger(clock)
+    times = [START + timedelta(seconds=s) for s in range(0, 90, 3)]  # two minutes' fills, 0.001 each
+    order = list(range(len(times)))
+    random.Random(7).shuffle(order)
+    for n in order:
+        ledger.settle(None, [_fill(f"t{n}", "0.001", times[n])])
+    ledger.settle(None, [_fill(f"t{order[0]}", "0.001", times[order[0]])])  # reported again: once
+    assert [at for at, _, _ in ledger._fills] == times  # in time order, ties as they came
+    assert ledger.filled_since(START + timedelta(minutes=1)) == D("0.010")  # seconds 60..87
+    assert ledger.filled_since(START) == D("0.030")
+    clock.advance_to(START + timedelta(minutes=2, seconds=1))  # the first minute is now two minutes back
+    ledger.settle(None, ())
+    assert ledger.filled_since(START) == D("0.010")

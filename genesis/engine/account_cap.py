@@ -38,7 +38,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from bisect import bisect_right
 from collections import deque
+from operator import itemgetter
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -58,6 +60,7 @@ ZERO = Decimal(0)
 MINUTE = timedelta(minutes=1)
 # the reason recorded on a slice's event when the account's room held part of it back
 ACCOUNT_CAP_REASON = "account_participation_cap"
+_traded_at = itemgetter(0)  # a counted fill's time (``SymbolLedger._fills``)
 TradedVolume = Callable[[str, datetime, datetime], Awaitable[Decimal | None]]
 # the fills the store recorded for (account, symbol) from a time on: (when traded, qty, trade id)
 RecordedFills = Callable[[str, str, datetime], Awaitable[list[tuple[datetime, Decimal, str]]]]
@@ -236,9 +239,10 @@ class SymbolLedger:
         if trade_id in self._seen:
             return
         self._seen.add(trade_id)
-        self._fills.append((at, qty, trade_id))
-        if len(self._fills) > 1 and self._fills[-2][0] > at:
-            self._fills = deque(sorted(self._fills, key=lambda x: x[0]))
+        if not self._fills or self._fills[-1][0] <= at:
+            self._fills.append((at, qty, trade_id))
+        else:  # reported out of time order (fills of many orders): put in place, after the same time's
+            self._fills.insert(bisect_right(self._fills, at, key=_traded_at), (at, qty, trade_id))
 
     def rest_until(self, deadline: datetime) -> datetime:
         """See ``AccountRoom.rest_until``: no later than the current minute's end (cap on)."""
