@@ -63,7 +63,7 @@ def describe(events: Sequence[Any], error: BaseException) -> str:
     for event in events:
         for path, problem in _field_problems(event, type(event).__name__):
             return f"{path}: {problem}"
-    detail = str(error) if isinstance(error, (UnstorableValueError, TypeError, ValueError)) else ""
+    detail = str(error) if isinstance(error, (TypeError, ValueError)) else ""  # (UnstorableValueError is one)
     if isinstance(error, ArithmeticError):
         detail = f"arithmetic on their values failed ({type(error).__name__})"
     detail = detail or type(error).__name__
